@@ -1,0 +1,139 @@
+"""`ml-assets`: run the demo and inspect the control plane. Every command has ``--json``."""
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from ml_assets.lib.paths import DATA_DIR_ENV, DataPaths, default_data_dir
+
+
+def _print(payload, as_json: bool, render) -> None:
+    if as_json:
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        render(payload)
+
+
+def _models_rows(models: list[dict], aliases: dict) -> None:
+    by_version = {v: a for a, v in aliases.items() if v}
+    for m in models:
+        held, ref = m["metrics"]["held_out"], m["metrics"]["frozen_reference"]
+        w = m["training_window"]
+        print(f"{m['version']:<12} {by_version.get(m['version'], ''):<11} "
+              f"window {w['start'][:10]}..{w['end'][:10]}  cutoff {m['label_cutoff'][:10]}  "
+              f"seed {m['seed']}  held-out AUC {held['auc'] or float('nan'):.4f}  "
+              f"frozen-ref AUC {ref['auc'] or float('nan'):.4f}  artifact {m['artifact_sha256'][:12]}")
+
+
+def cmd_demo(args, spec, paths) -> int:
+    from ml_assets.definitions import build_definitions
+    from ml_assets.demo import DemoStepFailed, run_demo
+    from ml_assets.lib.synthetic import SyntheticConfig
+
+    log = (lambda *_: None) if args.json else print
+    try:
+        report = run_demo(spec, paths, SyntheticConfig(days=args.days, scale=args.scale,
+                                                       seed=args.seed),
+                          build_definitions(spec, str(paths.root)), log=log)
+    except DemoStepFailed as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    payload = {**report.__dict__, "models": [
+        {"version": m["version"], "held_out_auc": m["metrics"]["held_out"]["auc"],
+         "frozen_reference_auc": m["metrics"]["frozen_reference"]["auc"]} for m in report.models]}
+
+    def render(p):
+        print(f"\nDemo finished in {p['seconds']:.0f}s. Data directory: {p['data_dir']}")
+        print(f"  events {p['events']:,}, labels known {p['labels']:,}")
+        for asset, rng in p["partitions"].items():
+            print(f"  {asset:<13} {rng}")
+        print("Models:")
+        _models_rows(report.models, report.aliases)
+        print(f"Outputs: {paths.lake} (Parquet per partition), {paths.artifacts} (models), "
+              f"{paths.control_db} (registry)")
+        print("Next: `make ui` (Dagster UI with everything materialized), "
+              "`.venv/bin/ml-assets status`, `.venv/bin/ml-assets models`")
+
+    _print(payload, args.json, render)
+    return 0
+
+
+def cmd_status(args, spec, paths) -> int:
+    from ml_assets.definitions import build_definitions
+    from ml_assets.status import status
+
+    payload = status(spec, paths, build_definitions(spec, str(paths.root)))
+
+    def render(p):
+        print(f"dataset {p['dataset']} (feature schema {p['feature_schema_version']}), "
+              f"data in {p['data_dir']}")
+        print("aliases: " + ", ".join(f"{a}={v or '-'}" for a, v in p["aliases"].items()))
+        print(f"kill switch: {p['kill_switch']}   rollout stage: {p['rollout_stage']}")
+        for asset, info in p["lake"].items():
+            print(f"  {asset:<15} {info['partitions']:>5} partitions, latest {info['latest']}")
+        failing = p["failing_checks"]
+        print(f"checks: {len(p['checks'])} evaluated, {len(failing)} failing")
+        for c in failing:
+            print(f"  FAILING {c['asset']}:{c['check']} - {c['description']}")
+        if p["champion"] is None:
+            print("No champion yet: run `make demo` or materialize candidate_model.")
+
+    _print(payload, args.json, render)
+    return 0
+
+
+def cmd_models(args, spec, paths) -> int:
+    from ml_assets.lib.registry import Registry
+
+    registry = Registry(paths.control_db)
+    models = registry.list_models(spec.model_name)
+    aliases = registry.aliases(spec.model_name)
+    payload = [{**m, "aliases": [a for a, v in aliases.items() if v == m["version"]]}
+               for m in models]
+
+    def render(p):
+        if not p:
+            print("No models registered yet: run `make demo` or materialize candidate_model.")
+        _models_rows(models, aliases)
+
+    _print(payload, args.json, render)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
+    parser.add_argument("--data-dir", help=f"runtime state directory (default ${DATA_DIR_ENV} "
+                                           "or ./data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="generate demo data and materialize the whole graph")
+    demo.add_argument("--days", type=int, default=120)
+    demo.add_argument("--scale", type=float, default=1.0,
+                      help="1.0 is about 1M events over 120 days; 20 is about 20M")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=cmd_demo)
+    sub.add_parser("status", help="aliases, kill switch, partitions, failing checks") \
+        .set_defaults(func=cmd_status)
+    sub.add_parser("models", help="registered versions with their model cards") \
+        .set_defaults(func=cmd_models)
+    for p in sub.choices.values():
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    args = build_parser().parse_args(argv)
+    if args.data_dir:
+        os.environ[DATA_DIR_ENV] = str(Path(args.data_dir).resolve())
+    from ml_assets.specs import active_spec
+
+    paths = DataPaths(default_data_dir())
+    return args.func(args, active_spec(), paths)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

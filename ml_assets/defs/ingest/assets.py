@@ -1,0 +1,119 @@
+"""Ingest: landing files -> validated Parquet partitions + quarantine."""
+
+
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets.defs.partitions import daily, day_key, hour_key, hourly
+from ml_assets.defs.resources import Project
+from ml_assets.lib.contracts import ContractError
+from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.ingest import ingest_events, ingest_labels
+from ml_assets.lib.lake import days_between, hours_between
+from ml_assets.lib.paths import DAY_FILE_FORMAT, HOUR_FILE_FORMAT
+from ml_assets.lib.quarantine import read_quarantine, write_quarantine
+
+IO_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
+
+
+@contextmanager
+def contract_failures():
+    """A broken file fails the run at once with its message: retrying cannot fix it."""
+    try:
+        yield
+    except ContractError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+
+def _reason_table(quarantined: pd.DataFrame, limit: int = 10) -> str:
+    if quarantined.empty:
+        return "No rows quarantined."
+    counts = quarantined["reason"].value_counts().head(limit)
+    lines = ["| reason | rows |", "|---|---|"]
+    lines += [f"| {reason} | {n} |" for reason, n in counts.items()]
+    return "\n".join(lines)
+
+
+def build_ingest_assets(spec: DatasetSpec) -> list:
+    owners = [spec.owner]
+
+    @dg.asset(
+        name="raw_events",
+        group_name="ingest",
+        partitions_def=hourly(spec),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"parquet", "pandera"},
+        owners=owners,
+        retry_policy=IO_RETRY,
+        description=f"{spec.description} Hourly landing files validated against the event "
+                    "contract; broken rows go to quarantine with a reason, a broken file fails.",
+    )
+    def raw_events(context: dg.AssetExecutionContext, project: Project) -> dict[str, pd.DataFrame]:
+        start, end = context.partition_time_window
+        hours = hours_between(start, end)
+        with contract_failures():
+            valid, quarantined = ingest_events(project.paths, spec, hours, datetime.now(UTC))
+        write_quarantine(project.paths, "raw_events", quarantined,
+                         [h.strftime(HOUR_FILE_FORMAT) for h in hours])
+        rows = sum(len(df) for df in valid.values())
+        context.add_output_metadata({
+            "valid_rows": rows,
+            "quarantined_rows": len(quarantined),
+            "quarantine_share": float(len(quarantined) / max(rows + len(quarantined), 1)),
+            "quarantine_reasons": dg.MetadataValue.md(_reason_table(quarantined)),
+        })
+        return {hour_key(h): df for h, df in valid.items()}
+
+    @dg.asset(
+        name="raw_labels",
+        group_name="ingest",
+        partitions_def=daily(spec),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["raw_events"],
+        kinds={"parquet", "pandera"},
+        owners=owners,
+        retry_policy=IO_RETRY,
+        description="Daily label files (labels that became known that day, by label_ts), "
+                    "joined to their event's time and entity keys. Unknown events, labels "
+                    "dated before their event and conflicting duplicates are quarantined.",
+    )
+    def raw_labels(context: dg.AssetExecutionContext, project: Project) -> dict[str, pd.DataFrame]:
+        start, end = context.partition_time_window
+        days = days_between(start, end)
+        with contract_failures():
+            valid, quarantined = ingest_labels(project.paths, spec, days, datetime.now(UTC))
+        write_quarantine(project.paths, "raw_labels", quarantined,
+                         [d.strftime(DAY_FILE_FORMAT) for d in days])
+        rows = sum(len(df) for df in valid.values())
+        positives = int(sum(df[spec.label].sum() for df in valid.values()))
+        context.add_output_metadata({
+            "valid_rows": rows,
+            "positives": positives,
+            "quarantined_rows": len(quarantined),
+            "quarantine_reasons": dg.MetadataValue.md(_reason_table(quarantined)),
+        })
+        return {day_key(d): df for d, df in valid.items()}
+
+    @dg.asset(
+        name="quarantine",
+        group_name="ingest",
+        deps=["raw_events", "raw_labels"],
+        kinds={"parquet"},
+        owners=owners,
+        description="Every row that failed a contract, with its source file, row number, "
+                    "reason and the original record (JSON). Nothing is silently dropped.",
+    )
+    def quarantine(context: dg.AssetExecutionContext, project: Project) -> pd.DataFrame:
+        rows = read_quarantine(project.paths)
+        by_asset = rows.groupby("asset").size().to_dict() if len(rows) else {}
+        context.add_output_metadata({
+            "rows": len(rows),
+            **{f"rows_{k}": int(v) for k, v in by_asset.items()},
+            "reasons": dg.MetadataValue.md(_reason_table(rows, limit=25)),
+        })
+        return rows
+
+    return [raw_events, raw_labels, quarantine]

@@ -1,0 +1,63 @@
+"""Partition definitions and the time window a run (or a check inside it) covers."""
+
+
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+
+from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.paths import partition_file_stem
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+
+
+def hourly(spec: DatasetSpec) -> dg.HourlyPartitionsDefinition:
+    return dg.HourlyPartitionsDefinition(start_date=spec.start_utc.strftime("%Y-%m-%d-%H:%M"),
+                                         timezone="UTC")
+
+
+def daily(spec: DatasetSpec) -> dg.DailyPartitionsDefinition:
+    return dg.DailyPartitionsDefinition(start_date=spec.start_utc.strftime("%Y-%m-%d"),
+                                        timezone="UTC")
+
+
+def run_window(tags: dict, partitions_def: dg.TimeWindowPartitionsDefinition,
+               ) -> tuple[datetime, datetime] | None:
+    """The [start, end) a run covers, from its partition tags; None for unpartitioned runs."""
+    if PARTITION_TAG in tags:
+        w = partitions_def.time_window_for_partition_key(tags[PARTITION_TAG])
+        return w.start, w.end
+    if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
+        return (partitions_def.time_window_for_partition_key(tags[RANGE_START_TAG]).start,
+                partitions_def.time_window_for_partition_key(tags[RANGE_END_TAG]).end)
+    return None
+
+
+def range_tags(start_key: str, end_key: str) -> dict[str, str]:
+    return {RANGE_START_TAG: start_key, RANGE_END_TAG: end_key}
+
+
+def hour_key(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%d-%H:%M")
+
+
+def day_key(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%d")
+
+
+def checked_window(context, partitions_def: dg.TimeWindowPartitionsDefinition,
+                   asset_dir: Path) -> tuple[datetime, datetime]:
+    """The window a check should cover: its run's partitions, or - when the check runs on its
+    own - the latest partition written to the lake."""
+    window = run_window(context.run.tags, partitions_def)
+    if window is not None:
+        return window
+    stems = sorted(p.stem for p in asset_dir.glob("*.parquet"))
+    if not stems:
+        raise dg.Failure(f"{asset_dir.name} has no materialized partitions to check yet")
+    keys = {partition_file_stem(k): k for k in partitions_def.get_partition_keys()}
+    w = partitions_def.time_window_for_partition_key(keys[stems[-1]])
+    return w.start, w.end

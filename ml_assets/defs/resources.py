@@ -1,0 +1,94 @@
+"""Resources shared by every domain: the Parquet lake IO manager and the project context
+(data paths, control plane, dataset spec)."""
+
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from upath import UPath
+
+from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.paths import DataPaths, partition_file_stem, write_parquet_atomic
+from ml_assets.lib.registry import Registry
+from ml_assets.specs import active_spec, available_specs
+
+
+class LakeIOManager(dg.UPathIOManager):
+    """Parquet per asset partition under ``lake/<asset>/<partition>.parquet``, written atomically.
+
+    Unlike the stock ``UPathIOManager`` it accepts one output covering many partitions (a
+    ``{partition_key: DataFrame}`` dict), which single-run backfills over ranges produce."""
+
+    extension = ".parquet"
+
+    def get_path_for_partition(self, context, path: UPath, partition: str) -> UPath:
+        return self.make_safe_partition_path(path, partition_file_stem(partition))
+
+    def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
+        if isinstance(path, UPath) and path.protocol not in ("", "file", "local"):
+            with path.open("wb") as fh:  # object stores are atomic per PUT
+                obj.to_parquet(fh, index=False)
+        else:
+            write_parquet_atomic(obj, path)
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
+        return pd.read_parquet(path)
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        if not context.has_asset_partitions or not isinstance(obj, dict):
+            return super().handle_output(context, obj)
+        paths = self._get_paths_for_partitions(context)
+        unknown = set(obj) - set(paths)
+        if unknown:
+            raise dg.DagsterInvariantViolationError(
+                f"{context.asset_key.to_user_string()}: output has partitions {sorted(unknown)[:3]} "
+                "outside this run's partition range")
+        missing = set(paths) - set(obj)
+        if missing:
+            raise dg.DagsterInvariantViolationError(
+                f"{context.asset_key.to_user_string()}: output lacks {len(missing)} partition(s) "
+                f"of the run, e.g. {sorted(missing)[:3]}")
+        for key, path in paths.items():
+            self.make_directory(path.parent)
+            self.dump_to_path(context, obj[key], path)
+        rows = sum(len(df) for df in obj.values())
+        context.add_output_metadata({"partitions_written": len(paths), "rows": rows,
+                                     "path": dg.MetadataValue.path(str(next(iter(paths.values())).parent))})
+
+
+class LakeIOManagerFactory(dg.ConfigurableIOManagerFactory):
+    data_dir: str
+
+    def create_io_manager(self, context) -> LakeIOManager:
+        return LakeIOManager(base_path=UPath(self.data_dir) / "lake")
+
+
+class Project(dg.ConfigurableResource):
+    """Where the data lives and which dataset spec is active; opens the control plane."""
+
+    data_dir: str
+    spec_name: str
+
+    @property
+    def paths(self) -> DataPaths:
+        return DataPaths(Path(self.data_dir))
+
+    @property
+    def spec(self) -> DatasetSpec:
+        return available_specs()[self.spec_name]
+
+    @property
+    def registry(self) -> Registry:
+        return Registry(self.paths.control_db)
+
+
+def default_resources(data_dir: str, spec: DatasetSpec | None = None) -> dict:
+    spec = spec or active_spec()
+    return {
+        "io_manager": LakeIOManagerFactory(data_dir=data_dir),
+        "project": Project(data_dir=data_dir, spec_name=spec.name),
+    }

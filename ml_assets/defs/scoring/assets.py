@@ -1,0 +1,65 @@
+"""Batch scores: every live model scores every event, each row tagged with its version."""
+
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets.defs.partitions import hour_key, hourly
+from ml_assets.defs.resources import Project
+from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.feature_build import MissingUpstreamError, split_by_hour
+from ml_assets.lib.lake import hours_between, hourly_files, read_parquet_files
+from ml_assets.lib.scoring import (
+    check_features_computable,
+    live_versions,
+    load_live_model,
+    score_frame,
+)
+
+
+def build_scoring_assets(spec: DatasetSpec) -> list:
+    @dg.asset(
+        name="batch_scores",
+        group_name="scoring",
+        partitions_def=hourly(spec),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["event_features", "candidate_model"],
+        kinds={"scikitlearn", "parquet"},
+        owners=[spec.owner],
+        description="Champion, challenger and previous model all score every event, so a kill "
+                    "switch flip or promotion needs no recompute. Every row has model_version, "
+                    "role, score, decision and acted (only the champion's decision acts).",
+    )
+    def batch_scores(context: dg.AssetExecutionContext, project: Project) -> dict[str, pd.DataFrame]:
+        start, end = context.partition_time_window
+        registry = project.registry
+        live = live_versions(registry, spec)
+        if not any(role == "champion" for role, _ in live):
+            raise dg.Failure("no champion model registered: materialize candidate_model first")
+        models = []
+        for role, version in live:
+            card = registry.get_model(version)
+            check_features_computable(card, spec)
+            models.append((role, card, load_live_model(project.paths, card)))
+        files, missing = hourly_files(project.paths.lake / "event_features", start, end)
+        if missing:
+            raise MissingUpstreamError(
+                f"event_features lacks {len(missing)} partition(s) of this run (first: "
+                f"{missing[0]:%Y-%m-%d-%H:00}); materialize event_features for them first")
+        features = read_parquet_files(files)
+        scores = score_frame(features, spec, models, datetime.now(UTC),
+                             features_ref=f"event_features/{hour_key(start)}..{hour_key(end)}")
+        champion = scores[scores["role"] == "champion"]
+        context.add_output_metadata({
+            "rows": len(scores),
+            "events": len(features),
+            "versions": dg.MetadataValue.json({r: v for r, v in live}),
+            "champion_mean_score": float(champion["score"].mean()) if len(champion) else 0.0,
+            "champion_decision_rate": float(champion["decision"].mean()) if len(champion) else 0.0,
+        })
+        by_hour = split_by_hour(scores, spec.event_ts, hours_between(start, end))
+        return {hour_key(h): df for h, df in by_hour.items()}
+
+    return [batch_scores]

@@ -1,0 +1,118 @@
+"""Dataset specs: the domain as configuration. Nothing in ``lib/`` knows about fraud."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from .feature_defs import (
+    Categorical,
+    FeatureDef,
+    feature_schema_version,
+    max_lookback,
+    validate_features,
+)
+from .identifiers import SpecError, check_identifier
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A raw event column besides id, timestamp and entity keys, with its contract."""
+
+    name: str
+    kind: str  # "numeric" | "categorical"
+    nullable: bool = False
+    min_value: float | None = None
+    max_value: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    seed: int = 20260701
+    max_iter: int = 200
+    learning_rate: float = 0.08
+    max_leaf_nodes: int = 31
+    l2_regularization: float = 1.0
+    decision_threshold: float = 0.5
+    split_salt: str = "splits-v1"
+    split_fractions: tuple[float, float] = (0.7, 0.15)  # train, valid; test is the rest
+    training_window_days: int = 60
+    frozen_reference_rows: int = 20_000
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    model_name: str
+    event_id: str
+    event_ts: str
+    entity_keys: tuple[str, ...]
+    attributes: tuple[Attribute, ...]
+    label: str
+    label_ts: str
+    features: tuple[FeatureDef, ...]
+    start: datetime
+    owner: str
+    id_type: str = "int64"  # "int64" | "string"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_identifier(self.name, "dataset name")
+        check_identifier(self.model_name, "model name")
+        for col, what in [(self.event_id, "event_id column"), (self.event_ts, "event_ts column"),
+                          (self.label, "label column"), (self.label_ts, "label_ts column")]:
+            check_identifier(col, what)
+        for key in self.entity_keys:
+            check_identifier(key, "entity key")
+        for attr in self.attributes:
+            check_identifier(attr.name, "attribute")
+            if attr.kind not in ("numeric", "categorical"):
+                raise SpecError(f"attribute {attr.name!r}: kind {attr.kind!r} is not "
+                                "'numeric' or 'categorical'")
+        if self.id_type not in ("int64", "string"):
+            raise SpecError(f"id_type {self.id_type!r} is not 'int64' or 'string'")
+        names = [self.event_id, self.event_ts, *self.entity_keys, *(a.name for a in self.attributes)]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise SpecError(f"dataset {self.name!r}: column(s) {sorted(dupes)} declared twice")
+        if self.start.tzinfo is None:
+            raise SpecError(f"dataset {self.name!r}: start must be timezone-aware (UTC)")
+        validate_features(
+            self.features,
+            numeric_columns=self.numeric_attributes,
+            categorical_columns=self.categorical_attributes,
+            entity_columns=set(self.entity_keys),
+        )
+
+    @property
+    def numeric_attributes(self) -> set[str]:
+        return {a.name for a in self.attributes if a.kind == "numeric"}
+
+    @property
+    def categorical_attributes(self) -> set[str]:
+        return {a.name for a in self.attributes if a.kind == "categorical"}
+
+    @property
+    def event_columns(self) -> list[str]:
+        return [self.event_id, self.event_ts, *self.entity_keys, *(a.name for a in self.attributes)]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def categorical_feature_mask(self) -> list[bool]:
+        return [isinstance(f, Categorical) for f in self.features]
+
+    @property
+    def schema_version(self) -> str:
+        return feature_schema_version(self.features)
+
+    @property
+    def lookback(self):
+        return max_lookback(self.features)
+
+    @property
+    def start_utc(self) -> datetime:
+        return self.start.astimezone(UTC)

@@ -1,0 +1,29 @@
+"""Hash splits: a row's split is a pure function of its id and a salt. Same row, same split,
+forever - whatever else is added, whichever process or pandas version computes it."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+BUCKETS = 10_000
+
+
+def bucket_sql(id_sql: str, salt: str) -> str:
+    """md5(salt:id) -> first 32 bits -> bucket in [0, BUCKETS). md5 is the same everywhere."""
+    salt_lit = "'" + salt.replace("'", "''") + ":'"
+    return f"(('0x' || substr(md5({salt_lit} || CAST({id_sql} AS VARCHAR)), 1, 8))::UBIGINT % {BUCKETS})"
+
+
+def assign_splits(ids: pd.Series, salt: str, fractions: tuple[float, float]) -> pd.Series:
+    train, valid = fractions
+    if not (0 < train < 1 and 0 <= valid < 1 and train + valid < 1):
+        raise ValueError(f"split fractions {fractions} must be positive and sum below 1")
+    con = duckdb.connect()
+    con.register("ids", pd.DataFrame({"id": ids.to_numpy()}))
+    buckets = con.execute(f"SELECT {bucket_sql('id', salt)} AS b FROM ids").df()["b"].to_numpy()
+    t, v = int(train * BUCKETS), int((train + valid) * BUCKETS)
+    out = pd.Series("test", index=ids.index, dtype="object")
+    out[buckets < v] = "valid"
+    out[buckets < t] = "train"
+    return out.astype("str")

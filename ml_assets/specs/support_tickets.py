@@ -1,0 +1,37 @@
+"""A second, non-fraud spec: will a support ticket escalate? String ids, one entity, and a
+label known days later. It proves ``lib/`` holds no fraud knowledge."""
+
+from datetime import UTC, datetime
+
+from ml_assets.lib.datasets import Attribute, DatasetSpec, ModelConfig
+from ml_assets.lib.feature_defs import Categorical, LabelAgg, Numeric, Ratio, TimeSincePrevious, WindowAgg
+
+SUPPORT_TICKETS_SPEC = DatasetSpec(
+    name="support_tickets",
+    model_name="escalation",
+    description="Support tickets; label = escalated to engineering, known days later.",
+    event_id="ticket_id",
+    event_ts="opened_at",
+    entity_keys=("customer_id",),
+    attributes=(
+        Attribute("priority", "categorical"),
+        Attribute("message_chars", "numeric", min_value=0, max_value=1_000_000),
+    ),
+    label="escalated",
+    label_ts="resolved_at",
+    features=(
+        Numeric("message_chars", column="message_chars"),
+        Categorical("priority", column="priority", vocabulary=("low", "normal", "high")),
+        WindowAgg("customer_tickets_7d", entity="customer_id", agg="count", window="7d"),
+        WindowAgg("customer_chars_mean_7d", entity="customer_id", agg="mean",
+                  column="message_chars", window="7d"),
+        TimeSincePrevious("customer_seconds_since_prev", entity="customer_id", within="7d"),
+        LabelAgg("customer_escalations_14d", entity="customer_id", agg="positives", window="14d"),
+        Ratio("chars_vs_customer_mean", numerator="message_chars",
+              denominator="customer_chars_mean_7d"),
+    ),
+    start=datetime(2026, 3, 1, tzinfo=UTC),
+    owner="team:support-analytics",
+    id_type="string",
+    model=ModelConfig(seed=11, max_iter=30, training_window_days=10, frozen_reference_rows=500),
+)
