@@ -51,6 +51,18 @@ CREATE TABLE IF NOT EXISTS audit (
     reason TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS drills (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    time_to_effect_ms REAL,
+    champion_version TEXT,
+    previous_version TEXT,
+    detail TEXT NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -174,6 +186,28 @@ class Registry:
         found = {r["alias"]: r["version"] for r in rows}
         return {a: found.get(a) for a in ALIASES}
 
+    def move_aliases(self, model_name: str, changes: dict[str, str | None], actor: str,
+                     action: str, reason: str, settings: dict[str, str] | None = None,
+                     expect: dict[str, str | None] | None = None) -> dict[str, str | None]:
+        """Set several aliases (and settings) in one audited transaction. ``expect`` guards
+        against a concurrent change: the move aborts if an alias no longer has that value."""
+        with self._tx() as con:
+            for alias, version in (expect or {}).items():
+                if self._alias(con, model_name, alias) != version:
+                    raise RegistryError(f"{action} aborted: {alias} changed concurrently "
+                                        f"(expected {version}); re-check and retry")
+            before = {a: self._alias(con, model_name, a) for a in ALIASES}
+            for alias, version in changes.items():
+                self._set_alias(con, model_name, alias, version)
+            for key, value in (settings or {}).items():
+                con.execute("INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) "
+                            "ON CONFLICT (key) DO UPDATE SET value=excluded.value, "
+                            "updated_at=excluded.updated_at", (key, value, _now()))
+            target = changes.get("champion") or next((v for v in changes.values() if v), "-")
+            self._audit(con, actor, action, target, reason,
+                        {"before": before, "changes": changes, "settings": settings or {}})
+            return {a: self._alias(con, model_name, a) for a in ALIASES}
+
     # -- settings (kill switch, rollout stage) --------------------------------------------
     def get_setting(self, key: str, default: str | None = None) -> str | None:
         with self._read() as con:
@@ -207,6 +241,28 @@ class Registry:
             self._audit(con, actor, "freeze_reference_set", sha256, "first training run",
                         {"rows": rows})
         return self.reference_set(model_name)
+
+    # -- rollback drills -------------------------------------------------------------------
+    def record_drill(self, model_name: str, kind: str, actor: str, ok: bool,
+                     time_to_effect_ms: float | None, champion: str | None,
+                     previous: str | None, detail: dict) -> int:
+        with self._tx() as con:
+            cur = con.execute(
+                "INSERT INTO drills (ts, model_name, kind, actor, ok, time_to_effect_ms, "
+                "champion_version, previous_version, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_now(), model_name, kind, actor, int(ok), time_to_effect_ms, champion, previous,
+                 json.dumps(detail, sort_keys=True, default=str)))
+            self._audit(con, actor, f"drill:{kind}", previous or "-",
+                        "passed" if ok else "FAILED", {"drill_id": cur.lastrowid,
+                                                       "time_to_effect_ms": time_to_effect_ms})
+            return int(cur.lastrowid)
+
+    def drills(self, model_name: str, limit: int = 20, only_ok: bool = False) -> list[dict]:
+        with self._read() as con:
+            rows = con.execute("SELECT * FROM drills WHERE model_name=? AND (ok=1 OR ?=0) "
+                               "ORDER BY id DESC LIMIT ?",
+                               (model_name, int(only_ok), limit)).fetchall()
+        return [{**dict(r), "ok": bool(r["ok"]), "detail": json.loads(r["detail"])} for r in rows]
 
     # -- audit -----------------------------------------------------------------------------
     def audit_log(self, limit: int = 50) -> list[dict]:

@@ -1,0 +1,399 @@
+"""The serving read path in plain Python (the HTTP app is a thin shell around it).
+
+- Precomputed scores are served from an in-memory index (a dict from event id to a row, one
+  score array per model version), rebuilt in the background when new score files land and
+  swapped in with one reference assignment, so a lookup never waits for a reload.
+- Which version answers is decided per request from the control plane: the ``champion`` alias,
+  or ``previous`` while the kill switch is on (one SQLite read, tens of microseconds).
+- Models are cached by version and loaded only through SHA-256 verification. A version whose
+  artifact fails verification is refused; the last good model keeps answering and every
+  response says so (``degraded``).
+- Realtime requests share model calls: a worker thread scores every request queued while the
+  previous batch ran, so concurrency costs one ``predict_proba`` per batch, not per request.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sqlite3
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .artifacts import ArtifactIntegrityError, load_model, sha256_file
+from .datasets import DatasetSpec
+from .identifiers import quote
+from .lake import connect, read_parquet_files
+from .online_features import OnlineState
+from .paths import HOUR_FILE_FORMAT, DataPaths
+from .registry import Registry, RegistryError
+
+SCORE_SOURCES = ("batch_scores", "microbatch_scores")
+RETRY_FAILED_LOAD = timedelta(seconds=30)
+
+
+class NoServableModel(RuntimeError):
+    """Neither the resolved version nor any earlier verified model can be served."""
+
+
+# -- control plane, read on every request -----------------------------------------------------
+class ControlReader:
+    """Aliases and kill switch in one read-only query; one connection per thread."""
+
+    _SQL = ("SELECT alias, version FROM aliases WHERE model_name = ? "
+            "UNION ALL SELECT key, value FROM settings WHERE key = 'kill_switch'")
+
+    def __init__(self, db: Path, model_name: str):
+        self.db, self.model_name = db, model_name
+        self._local = threading.local()
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5,
+                                  check_same_thread=False)
+            self._local.con = con
+        return con
+
+    def read(self) -> tuple[dict[str, str], bool]:
+        rows = dict(self._con().execute(self._SQL, (self.model_name,)).fetchall())
+        return rows, rows.pop("kill_switch", "off") == "on"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    version: str
+    role: str
+    kill_switch: bool
+    bundle: dict
+    degraded: str | None = None
+
+
+# -- model cache ------------------------------------------------------------------------------
+class ModelCache:
+    """Verified model bundles by version; refuses tampered artifacts, keeps the last good."""
+
+    def __init__(self, paths: DataPaths, registry: Registry):
+        self.paths, self.registry = paths, registry
+        self._models: dict[str, tuple[dict, dict]] = {}  # version -> (card, bundle)
+        self._failed: dict[str, tuple[datetime, str]] = {}
+        self._lock = threading.Lock()
+        self.last_good: str | None = None
+
+    def get(self, version: str) -> tuple[dict | None, str | None]:
+        """(bundle, None) or (None, why it cannot be served)."""
+        hit = self._models.get(version)
+        if hit is not None:
+            return hit[1], None
+        failed = self._failed.get(version)
+        if failed and datetime.now(UTC) - failed[0] < RETRY_FAILED_LOAD:
+            return None, failed[1]
+        with self._lock:
+            if version in self._models:
+                return self._models[version][1], None
+            try:
+                card = self.registry.get_model(version)
+                bundle = load_model(self.paths.root / Path(card["artifact_path"]),
+                                    card["artifact_sha256"])
+            except (ArtifactIntegrityError, RegistryError) as exc:
+                self._failed[version] = (datetime.now(UTC), str(exc))
+                return None, str(exc)
+            self._models[version] = (card, bundle)
+            self._failed.pop(version, None)
+            return bundle, None
+
+    def mark_good(self, version: str) -> None:
+        self.last_good = version
+
+    def verify_on_disk(self) -> dict[str, str]:
+        """Re-hash the artifacts of cached models: a changed file is reported (the verified
+        copy in memory keeps serving; it will not be reloaded from the bad bytes)."""
+        problems = {}
+        for version, (card, _) in list(self._models.items()):
+            path = self.paths.root / Path(card["artifact_path"])
+            if not path.exists():
+                problems[version] = f"artifact {card['artifact_path']} is missing on disk"
+            elif sha256_file(path) != card["artifact_sha256"]:
+                problems[version] = (f"artifact {card['artifact_path']} no longer matches its "
+                                     "sha256 (tampered); serving the verified in-memory copy")
+        return problems
+
+    def failures(self) -> dict[str, str]:
+        return {v: why for v, (_, why) in self._failed.items()}
+
+
+# -- precomputed scores -----------------------------------------------------------------------
+class ScoreIndex:
+    """Event id -> row; per version a score and a decision array aligned with the rows."""
+
+    def __init__(self, spec: DatasetSpec, df: pd.DataFrame, signature: tuple = ()):
+        self.signature = signature
+        self.loaded_at = datetime.now(UTC)
+        eid = spec.event_id
+        codes, uniques = pd.factorize(df[eid])
+        n = len(uniques)
+        self.rows: dict = dict(zip(uniques.tolist(), range(n), strict=True))
+        self.event_ts = np.empty(n, dtype="datetime64[us]")
+        self.event_ts[codes] = df[spec.event_ts].dt.tz_convert("UTC").dt.tz_localize(None) \
+            .to_numpy(dtype="datetime64[us]")
+        self.source = np.empty(n, dtype=object)
+        self.source[codes] = df["source"].to_numpy(dtype=object)
+        self.scores: dict[str, np.ndarray] = {}
+        self.decisions: dict[str, np.ndarray] = {}
+        for version, idx in df.groupby("model_version", sort=False).indices.items():
+            score = np.full(n, np.nan)
+            decision = np.zeros(n, dtype=bool)
+            score[codes[idx]] = df["score"].to_numpy(dtype="float64")[idx]
+            decision[codes[idx]] = df["decision"].to_numpy(dtype=bool)[idx]
+            self.scores[str(version)], self.decisions[str(version)] = score, decision
+        latest = df.assign(_row=codes).sort_values(spec.event_ts, kind="stable")
+        self.latest_by_entity = {
+            key: dict(zip(*(lambda d: (d[key].tolist(), d["_row"].tolist()))(
+                latest.drop_duplicates(key, keep="last")), strict=True))
+            for key in spec.entity_keys}
+        self.ids = uniques.tolist()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def lookup(self, row: int, version: str) -> dict | None:
+        scores = self.scores.get(version)
+        if scores is None or np.isnan(scores[row]):
+            return None
+        return {"score": float(scores[row]), "decision": bool(self.decisions[version][row]),
+                "event_ts": pd.Timestamp(self.event_ts[row], tz="UTC").isoformat(),
+                "source": "batch" if self.source[row] == "batch_scores" else "microbatch"}
+
+
+def score_files(paths: DataPaths) -> list[Path]:
+    return [p for src in SCORE_SOURCES for p in sorted((paths.lake / src).glob("*.parquet"))]
+
+
+def files_signature(files: list[Path]) -> tuple:
+    return tuple((p.name, p.stat().st_mtime_ns) for p in files)
+
+
+def load_score_index(paths: DataPaths, spec: DatasetSpec) -> ScoreIndex:
+    files = score_files(paths)
+    cols = [spec.event_id, spec.event_ts, *spec.entity_keys, "model_version", "score", "decision"]
+    if not files:
+        empty = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
+        empty[spec.event_ts] = pd.Series(dtype="datetime64[us, UTC]")
+        return ScoreIndex(spec, empty.assign(source=pd.Series(dtype="object")))
+    select = ", ".join(quote(c) for c in cols)  # validated spec identifiers, paths we built
+    listed = ", ".join(_lit(p) for p in files)
+    sql = (f"SELECT {select}, regexp_extract(filename, '(batch_scores|microbatch_scores)') "  # noqa: S608
+           f"AS source FROM read_parquet([{listed}], union_by_name = true, filename = true)")
+    df = connect().execute(sql).df()
+    return ScoreIndex(spec, df, files_signature(files))
+
+
+def _lit(p: Path) -> str:
+    return "'" + str(p).replace("'", "''") + "'"
+
+
+# -- online state from the lake ---------------------------------------------------------------
+class OnlineStateLoader:
+    """Feeds the online state the latest look-back of raw events and labels, and then each
+    newly landed partition (the state skips event ids it already holds)."""
+
+    def __init__(self, paths: DataPaths, spec: DatasetSpec, state: OnlineState):
+        self.paths, self.spec, self.state = paths, spec, state
+        self._loaded: set[Path] = set()
+
+    def refresh(self) -> int:
+        lake = self.paths.lake
+        raw = sorted((lake / "raw_events").glob("*.parquet"))
+        labels = sorted((lake / "raw_labels").glob("*.parquet"))
+        if raw:  # only the look-back before the newest partition matters
+            newest = datetime.strptime(raw[-1].stem, HOUR_FILE_FORMAT)
+            cutoff = (newest - self.spec.lookback - timedelta(days=1)).strftime("%Y-%m-%d")
+            raw = [p for p in raw if p.stem[:10] >= cutoff]
+            labels = [p for p in labels if p.stem[:10] >= cutoff]
+        events = raw + sorted((lake / "microbatch_events").glob("*.parquet"))
+        new_ev = [p for p in events if p not in self._loaded]
+        new_lb = [p for p in labels if p not in self._loaded]
+        added = self.state.add_events(read_parquet_files(new_ev)) if new_ev else 0
+        if new_lb:
+            self.state.add_labels(read_parquet_files(new_lb))
+        self._loaded.update(new_ev + new_lb)
+        return added
+
+
+# -- shared model calls for realtime requests -------------------------------------------------
+class PredictBatcher:
+    """One worker thread; every request queued while a batch runs joins the next batch."""
+
+    def __init__(self, max_batch: int = 128):
+        self.max_batch = max_batch
+        self._q: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="predict-batcher", daemon=True)
+        self.batches = 0
+        self.rows = 0
+
+    def start(self) -> PredictBatcher:
+        self._thread.start()
+        return self
+
+    def submit(self, model, x: np.ndarray) -> Future:
+        fut: Future = Future()
+        self._q.put((model, x, fut))
+        return fut
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            first = self._q.get()
+            if first is None:
+                return
+            items = [first]
+            while len(items) < self.max_batch:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._q.put(None)
+                    break
+                items.append(nxt)
+            self._score(items)
+
+    def _score(self, items: list) -> None:
+        by_model: dict[int, list] = {}
+        for item in items:
+            by_model.setdefault(id(item[0]), []).append(item)
+        for group in by_model.values():
+            try:
+                scores = group[0][0].predict_proba(np.vstack([x for _, x, _ in group]))[:, 1]
+            except Exception as exc:  # the requests get the error, the worker keeps running
+                for _, _, fut in group:
+                    fut.set_exception(exc)
+                continue
+            for (_, _, fut), s in zip(group, scores.tolist(), strict=True):
+                fut.set_result(s)
+            self.batches += 1
+            self.rows += len(group)
+
+
+# -- the service ------------------------------------------------------------------------------
+class ScoringService:
+    def __init__(self, paths: DataPaths, spec: DatasetSpec, reload_seconds: float = 2.0):
+        self.paths, self.spec = paths, spec
+        self.registry = Registry(paths.control_db)
+        self.control = ControlReader(paths.control_db, spec.model_name)
+        self.models = ModelCache(paths, self.registry)
+        self.state = OnlineState(spec)
+        self.state_loader = OnlineStateLoader(paths, spec, self.state)
+        self.index = ScoreIndex(spec, _empty_scores(spec))
+        self.batcher = PredictBatcher()
+        self.reload_seconds = reload_seconds
+        self.integrity: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._reload_loop, name="reloader", daemon=True)
+
+    def start(self) -> ScoringService:
+        self.index = load_score_index(self.paths, self.spec)
+        self.state_loader.refresh()
+        aliases, _ = self.control.read()
+        for version in aliases.values():  # warm: a flip must not wait for a model load
+            self.models.get(version)
+        self.batcher.start()
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self.batcher.close()
+
+    def _reload_loop(self) -> None:
+        last_verify = time.monotonic()
+        while not self._stop.wait(self.reload_seconds):
+            try:
+                self.reload()
+                if time.monotonic() - last_verify > 30:
+                    self.integrity = self.models.verify_on_disk()
+                    last_verify = time.monotonic()
+            except Exception as exc:  # keep serving the current index
+                self.integrity["reload"] = f"{type(exc).__name__}: {exc}"
+
+    def reload(self) -> bool:
+        """Swap in a new index if score files changed; feed new partitions to the state."""
+        self.state_loader.refresh()
+        if files_signature(score_files(self.paths)) == self.index.signature:
+            return False
+        self.index = load_score_index(self.paths, self.spec)  # one atomic reference swap
+        return True
+
+    def resolve(self) -> Resolved:
+        aliases, kill = self.control.read()
+        role = "previous" if kill and aliases.get("previous") else "champion"
+        version = aliases.get(role)
+        if version is None:
+            raise NoServableModel("no champion is registered; train and register a model")
+        bundle, why = self.models.get(version)
+        if bundle is not None:
+            self.models.mark_good(version)
+            return Resolved(version, role, kill, bundle)
+        last = self.models.last_good
+        fallback, _ = self.models.get(last) if last and last != version else (None, None)
+        if fallback is None:
+            raise NoServableModel(f"{version} cannot be served ({why}) and no earlier model "
+                                  "was verified")
+        return Resolved(last, "last_good", kill, fallback,
+                        degraded=f"{version} ({role}) refused: {why}; serving last good {last}")
+
+    def lookup(self, event_id) -> dict | None:
+        r = self.resolve()
+        index = self.index
+        row = index.rows.get(event_id)
+        hit = index.lookup(row, r.version) if row is not None else None
+        return None if hit is None else self._answer(r, event_id, hit)
+
+    def lookup_entity(self, key: str, value) -> dict | None:
+        r = self.resolve()
+        index = self.index
+        row = index.latest_by_entity.get(key, {}).get(value)
+        hit = index.lookup(row, r.version) if row is not None else None
+        return None if hit is None else self._answer(r, index.ids[row], hit)
+
+    @staticmethod
+    def _answer(r: Resolved, event_id, hit: dict) -> dict:
+        return {"event_id": event_id, "model_version": r.version, "role": r.role, **hit,
+                "kill_switch": r.kill_switch, "degraded": r.degraded}
+
+    def features_row(self, event: dict) -> tuple[np.ndarray, dict, list[str]]:
+        feats = self.state.features(event)
+        x = np.array([[feats[n] for n in self.spec.feature_names]], dtype="float64")
+        return x, feats, self.state.unknown_entities(event)
+
+    def health(self) -> dict:
+        aliases, kill = self.control.read()
+        r = self.resolve()
+        return {"status": "degraded" if r.degraded or self.integrity else "ok",
+                "model_version": r.version, "role": r.role, "kill_switch": kill,
+                "aliases": aliases, "degraded": r.degraded,
+                "integrity_problems": {**self.models.failures(), **self.integrity},
+                "index": {"events": len(self.index), "versions": sorted(self.index.scores),
+                          "loaded_at": self.index.loaded_at.isoformat()},
+                "online_state_events": self.state.events_held,
+                "batcher": {"batches": self.batcher.batches, "rows": self.batcher.rows},
+                "pid": os.getpid()}
+
+
+def _empty_scores(spec: DatasetSpec) -> pd.DataFrame:
+    df = pd.DataFrame({c: pd.Series(dtype="object")
+                       for c in [spec.event_id, *spec.entity_keys, "model_version", "score",
+                                 "decision", "source"]})
+    df[spec.event_ts] = pd.Series(dtype="datetime64[us, UTC]")
+    return df
+

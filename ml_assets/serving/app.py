@@ -1,0 +1,212 @@
+"""The HTTP serving app: precomputed lookups and realtime scoring, validated against the
+interface contract. The kill switch and aliases are read from the control plane on every
+request, so a flip takes effect on the next request.
+
+    GET  /health               served version, kill switch, index and integrity status
+    GET  /contract             the interface contract (schema, SLOs, ownership, authority)
+    GET  /scores/{event_id}    precomputed score of one event (batch or microbatch)
+    GET  /entities/{key}/{v}   latest precomputed score of an entity (e.g. a card)
+    POST /predict              realtime: one event as the contract's input schema
+"""
+
+import asyncio
+import contextlib
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from threadpoolctl import threadpool_limits
+
+from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.interface_contract import InterfaceContract, RequestError, load_contract
+from ml_assets.lib.paths import DataPaths
+from ml_assets.lib.prediction_log import PredictionLogger
+from ml_assets.lib.serving import NoServableModel, ScoringService
+
+DEFAULT_HOST = "127.0.0.1"
+
+
+def _error(exc: RequestError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+def _unavailable(exc: NoServableModel) -> JSONResponse:
+    return JSONResponse({"error": "no_servable_model", "field": None, "detail": str(exc)},
+                        status_code=503)
+
+
+def _typed(contract: InterfaceContract, name: str, kind: str, raw: str):
+    """Path parameters arrive as text; convert to the contract's type or name the field."""
+    if kind != "integer":
+        return raw
+    if not raw.lstrip("-").isdigit() or len(raw) > 20:
+        raise RequestError(422, "invalid_field", f"{name} must be an integer", field=name)
+    return int(raw)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """Read at most ``limit + 1`` bytes: a huge body is refused without buffering all of it."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, "payload_too_large",
+                           f"body is {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, "payload_too_large", f"body exceeds {limit} bytes")
+    return b"".join(chunks)
+
+
+def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract | None = None,
+               log_predictions: bool = True, reload_seconds: float = 2.0) -> Starlette:
+    contract = contract or load_contract(spec)
+    service = ScoringService(paths, spec, reload_seconds=reload_seconds)
+    logger = PredictionLogger(paths)
+    id_kind = contract.input_schema()[spec.event_id]["type"]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        # One OpenMP thread per model call: on 2 cores more threads only fight the server.
+        limits = threadpool_limits(limits=1, user_api="openmp")
+        service.start()
+        if log_predictions:
+            logger.start()
+        app.state.service, app.state.logger = service, logger
+        try:
+            yield
+        finally:
+            service.close()
+            if log_predictions:
+                logger.close()
+            limits.restore_original_limits()
+
+    async def health(request: Request) -> JSONResponse:
+        try:
+            body = service.health()
+        except NoServableModel as exc:
+            return _unavailable(exc)
+        return JSONResponse({**body, "prediction_log": logger.stats()})
+
+    async def contract_doc(request: Request) -> JSONResponse:
+        return JSONResponse(contract.as_dict())
+
+    async def score(request: Request) -> JSONResponse:
+        try:
+            event_id = _typed(contract, spec.event_id, id_kind, request.path_params["event_id"])
+            found = service.lookup(event_id)
+        except RequestError as exc:
+            return _error(exc)
+        except NoServableModel as exc:
+            return _unavailable(exc)
+        if found is None:
+            return JSONResponse({"error": "unknown_event", "field": spec.event_id,
+                                 "detail": f"no precomputed score for {spec.event_id}="
+                                           f"{event_id}; POST /predict scores it in realtime"},
+                                status_code=404)
+        return JSONResponse(found)
+
+    async def entity(request: Request) -> JSONResponse:
+        key = request.path_params["key"]
+        if key not in spec.entity_keys:
+            return JSONResponse({"error": "unknown_entity_key", "field": key,
+                                 "detail": f"entity keys are {list(spec.entity_keys)}"},
+                                status_code=404)
+        try:
+            value = _typed(contract, key, contract.entity_types[key], request.path_params["value"])
+            found = service.lookup_entity(key, value)
+        except RequestError as exc:
+            return _error(exc)
+        except NoServableModel as exc:
+            return _unavailable(exc)
+        if found is None:
+            return JSONResponse({"error": "unknown_entity", "field": key,
+                                 "detail": f"no precomputed score for {key}={value}"},
+                                status_code=404)
+        return JSONResponse(found)
+
+    async def predict(request: Request) -> JSONResponse:
+        t0 = time.perf_counter()
+        try:
+            payload = contract.parse_body(await _read_body(request, contract.max_body_bytes))
+            event = contract.validate_event(payload)
+            resolved = service.resolve()
+        except RequestError as exc:
+            return _error(exc)
+        except NoServableModel as exc:
+            return _unavailable(exc)
+        x, feats, unknown = service.features_row(event)
+        value = await asyncio.wrap_future(service.batcher.submit(resolved.bundle["model"], x))
+        if not math.isfinite(value):  # never hand out NaN/inf as a score
+            return _unavailable(NoServableModel(f"{resolved.version} returned a non-finite "
+                                                "score"))
+        decision = value >= resolved.bundle["decision_threshold"]
+        service.state.add_event(event)  # after scoring: an event never sees itself
+        eid = event[spec.event_id]
+        body = {"event_id": eid, "model_version": resolved.version, "role": resolved.role,
+                "score": value, "decision": bool(decision), "source": "realtime",
+                "kill_switch": resolved.kill_switch, "unknown_entities": unknown,
+                "feature_schema_version": spec.schema_version, "degraded": resolved.degraded}
+        if log_predictions:
+            logger.log({spec.event_id: eid, spec.event_ts: event[spec.event_ts],
+                        **{k: event[k] for k in spec.entity_keys},
+                        "model_version": resolved.version, "role": resolved.role,
+                        "score": value, "decision": bool(decision),
+                        "kill_switch": resolved.kill_switch,
+                        "served_at": datetime.now(UTC),
+                        "latency_ms": (time.perf_counter() - t0) * 1e3,
+                        "feature_schema_version": spec.schema_version,
+                        **{f"feature__{k}": v for k, v in feats.items()}})
+        return JSONResponse(body)
+
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "internal_error", "field": None,
+                             "detail": type(exc).__name__}, status_code=500)
+
+    return Starlette(
+        routes=[Route("/health", health), Route("/contract", contract_doc),
+                Route("/scores/{event_id}", score), Route("/entities/{key}/{value}", entity),
+                Route("/predict", predict, methods=["POST"])],
+        lifespan=lifespan, exception_handlers={Exception: internal_error})
+
+
+def serve(paths: DataPaths, spec: DatasetSpec, host: str = DEFAULT_HOST, port: int = 8000) -> None:
+    uvicorn.run(create_app(paths, spec), host=host, port=port, log_level="warning",
+                access_log=False)
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(paths: DataPaths, spec: DatasetSpec, host: str = DEFAULT_HOST,
+                   port: int | None = None, **app_kwargs) -> Iterator[str]:
+    """A real uvicorn server on localhost in a background thread; yields its base URL."""
+    port = port or free_port(host)
+    config = uvicorn.Config(create_app(paths, spec, **app_kwargs), host=host, port=port,
+                            log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"serving app did not start on {host}:{port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
