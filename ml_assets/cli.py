@@ -1,6 +1,7 @@
 """`ml-assets`: run the demo and inspect the control plane. Every command has ``--json``."""
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -103,6 +104,78 @@ def cmd_models(args, spec, paths) -> int:
     return 0
 
 
+def _control_result(args, action) -> int:
+    """Run a control-plane action; refusals print why and exit 1 (JSON: ok false + error)."""
+    from ml_assets.lib.registry import RegistryError
+
+    try:
+        payload = {"ok": True, **action()}
+    except RegistryError as exc:
+        payload = {"ok": False, "error": str(exc)}
+    if args.json:
+        print(json.dumps(payload, indent=2, default=str))
+    elif payload["ok"]:
+        print(", ".join(f"{k}={v}" for k, v in payload.items() if k != "ok"))
+    else:
+        print(f"refused: {payload['error']}", file=sys.stderr)
+    return 0 if payload["ok"] else 1
+
+
+def cmd_kill_switch(args, spec, paths) -> int:
+    from ml_assets.lib import rollback
+    from ml_assets.lib.registry import Registry
+
+    registry = Registry(paths.control_db)
+    return _control_result(args, lambda: rollback.set_kill_switch(
+        registry, paths, spec, args.state == "on", args.actor, args.reason))
+
+
+def cmd_promote(args, spec, paths) -> int:
+    from ml_assets.lib import rollback
+    from ml_assets.lib.registry import Registry
+
+    registry = Registry(paths.control_db)
+    return _control_result(args, lambda: rollback.promote(
+        registry, paths, spec, args.version, args.actor, args.reason))
+
+
+def cmd_rollback(args, spec, paths) -> int:
+    from ml_assets.lib import rollback
+    from ml_assets.lib.registry import Registry
+
+    registry = Registry(paths.control_db)
+    return _control_result(args, lambda: rollback.rollback(
+        registry, paths, spec, args.actor, args.reason))
+
+
+def cmd_drill(args, spec, paths) -> int:
+    from ml_assets.lib.registry import Registry
+    from ml_assets.lib.rollback import run_rollback_drill
+    from ml_assets.serving.app import running_server
+
+    registry = Registry(paths.control_db)
+
+    def drill() -> dict:
+        if args.url:
+            return run_rollback_drill(registry, paths, spec, args.url, args.actor)
+        with running_server(paths, spec, log_predictions=False) as url:  # the real HTTP path
+            return run_rollback_drill(registry, paths, spec, url, args.actor)
+
+    return _control_result(args, drill)  # exit 1 unless the drill passed
+
+
+def cmd_serve(args, spec, paths) -> int:
+    from ml_assets.serving.app import serve
+
+    if args.json:
+        print(json.dumps({"url": f"http://{args.host}:{args.port}", "data_dir": str(paths.root)}))
+    else:
+        print(f"serving {spec.name} from {paths.root} on http://{args.host}:{args.port} "
+              "(GET /health, GET /scores/{event_id}, POST /predict)")
+    serve(paths, spec, host=args.host, port=args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     parser.add_argument("--data-dir", help=f"runtime state directory (default ${DATA_DIR_ENV} "
@@ -119,6 +192,29 @@ def build_parser() -> argparse.ArgumentParser:
         .set_defaults(func=cmd_status)
     sub.add_parser("models", help="registered versions with their model cards") \
         .set_defaults(func=cmd_models)
+    serve = sub.add_parser("serve", help="HTTP serving: precomputed lookups + realtime scoring")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default localhost only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+    actor = os.environ.get("USER") or getpass.getuser()
+    kill = sub.add_parser("kill-switch", help="on: serve the previous model from the next request")
+    kill.add_argument("state", choices=["on", "off"])
+    kill.add_argument("--reason", required=True, help="why (recorded in the audit log)")
+    kill.set_defaults(func=cmd_kill_switch)
+    promote = sub.add_parser("promote", help="make VERSION champion if the current champion "
+                                             "is rollback-ready (it becomes previous)")
+    promote.add_argument("version")
+    promote.add_argument("--reason", default="promoted from the CLI")
+    promote.set_defaults(func=cmd_promote)
+    back = sub.add_parser("rollback", help="make the previous model champion again")
+    back.add_argument("--reason", default="rollback from the CLI")
+    back.set_defaults(func=cmd_rollback)
+    drill = sub.add_parser("drill", help="exercise the rollback through the HTTP serving path")
+    drill.add_argument("kind", choices=["rollback"])
+    drill.add_argument("--url", help="a running server (default: start one on localhost)")
+    drill.set_defaults(func=cmd_drill)
+    for p in (kill, promote, back, drill):
+        p.add_argument("--actor", default=actor, help="who (default $USER), for the audit log")
     for p in sub.choices.values():
         p.add_argument("--json", action="store_true", help="machine-readable output")
     return parser

@@ -1,6 +1,7 @@
 """Headless demo: generate landing data and materialize the whole graph through Dagster, with
 the same instance the UI reads (``DAGSTER_HOME`` under the data directory)."""
 
+import getpass
 import os
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from ml_assets.defs.partitions import day_key, hour_key, range_tags
 from ml_assets.lib.datasets import DatasetSpec
 from ml_assets.lib.paths import DataPaths
 from ml_assets.lib.registry import Registry
+from ml_assets.lib.rollback import promote
 from ml_assets.lib.synthetic import SyntheticConfig, write_landing
 
 
@@ -120,6 +122,11 @@ def run_pipeline(spec: DatasetSpec, paths: DataPaths, defs: dg.Definitions, star
         log(f"{name}: {seconds:.1f}s")
 
     registry = Registry(paths.control_db)
+    later = registry.aliases(spec.model_name)["challenger"]
+    if later:  # the first model becomes `previous`: a rollback target that already has scores
+        promote(registry, paths, spec, later, actor=getpass.getuser(),
+                reason="demo: later model promoted so the kill switch has a previous model")
+        log(f"promoted {later} to champion; the first model is now previous")
     report.models = registry.list_models(spec.model_name)
     report.aliases = registry.aliases(spec.model_name)
     report.partitions = {
