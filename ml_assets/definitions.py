@@ -11,6 +11,11 @@ from ml_assets.defs.ingest.checks import build_ingest_checks
 from ml_assets.defs.resources import default_resources
 from ml_assets.defs.scoring.assets import build_scoring_assets
 from ml_assets.defs.scoring.checks import build_scoring_checks
+from ml_assets.defs.serving.assets import build_serving_assets
+from ml_assets.defs.serving.checks import build_serving_checks
+from ml_assets.defs.serving.jobs import build_serving_jobs
+from ml_assets.defs.serving.schedules import build_serving_schedules
+from ml_assets.defs.serving.sensors import build_serving_sensors
 from ml_assets.defs.training.assets import build_training_assets
 from ml_assets.lib.datasets import DatasetSpec
 from ml_assets.lib.paths import default_data_dir
@@ -20,13 +25,16 @@ from ml_assets.specs import active_spec
 def build_definitions(spec: DatasetSpec | None = None, data_dir: str | None = None) -> dg.Definitions:
     spec = spec or active_spec()
     jobs, schedules = build_automation(spec)
+    drill_job, microbatch_job = build_serving_jobs()
     return dg.Definitions(
         assets=[*build_ingest_assets(spec), *build_feature_assets(spec),
-                *build_training_assets(spec), *build_scoring_assets(spec)],
+                *build_training_assets(spec), *build_scoring_assets(spec),
+                *build_serving_assets(spec)],
         asset_checks=[*build_ingest_checks(spec), *build_feature_checks(spec),
-                      *build_scoring_checks(spec)],
-        jobs=jobs,
-        schedules=schedules,
+                      *build_scoring_checks(spec), *build_serving_checks(spec)],
+        jobs=[*jobs, drill_job, microbatch_job],
+        schedules=[*schedules, *build_serving_schedules(drill_job)],
+        sensors=build_serving_sensors(microbatch_job),
         resources=default_resources(data_dir or str(default_data_dir()), spec),
     )
 
