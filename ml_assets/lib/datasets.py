@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from .business import BusinessMetric
 from .feature_defs import (
     Categorical,
     FeatureDef,
@@ -41,6 +42,26 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    """Drift, prediction-shift and delayed-evaluation thresholds (see ``lib/drift.py`` and
+    ``lib/evaluation.py``)."""
+
+    psi_warn: float = 0.1
+    psi_error: float = 0.25
+    psi_bins: int = 10
+    noise_margin: float = 2.0  # error threshold >= this times a feature's clean day-to-day PSI
+    prediction_psi_warn: float = 0.1
+    prediction_psi_error: float = 0.25
+    baseline_days: int = 7
+    label_maturity_days: int = 30  # a prediction day is never final before this many days
+    min_label_coverage: float = 0.9
+    min_positives: int = 5  # fewer labeled positives and AUC stays "pending"
+    calibration_days: int = 28
+    auc_drop_warn: float = 0.03
+    auc_drop_error: float = 0.08
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     model_name: str
@@ -56,6 +77,8 @@ class DatasetSpec:
     id_type: str = "int64"  # "int64" | "string"
     model: ModelConfig = field(default_factory=ModelConfig)
     description: str = ""
+    business_metric: BusinessMetric | None = None
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
     def __post_init__(self) -> None:
         check_identifier(self.name, "dataset name")

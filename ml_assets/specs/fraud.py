@@ -1,6 +1,7 @@
 """The card-fraud demo: one dataset spec among possible many."""
 
 from ml_assets.features import feature_definitions
+from ml_assets.lib.business import BusinessMetric
 from ml_assets.lib.datasets import Attribute, DatasetSpec
 from ml_assets.lib.synthetic import DEFAULT_START
 
@@ -23,4 +24,11 @@ FRAUD_SPEC = DatasetSpec(
     features=feature_definitions,
     start=DEFAULT_START,
     owner="team:fraud-ml",
+    # Declining a fraudulent transaction prevents the loss of its amount; declining a good one
+    # loses the margin plus goodwill (assumed 10% of the amount) and a $2 support contact.
+    business_metric=BusinessMetric(
+        name="net_fraud_savings", unit="USD", decision_rate_name="decline_rate",
+        description="Fraud losses prevented minus the cost of declined good transactions.",
+        value_column="amount", tp_rate=1.0, fp_rate=0.10, fp_fixed=2.0,
+        max_decision_rate=0.05, decision_rate_change=0.5, min_value_per_1k=0.0),
 )

@@ -3,8 +3,16 @@ label known days later. It proves ``lib/`` holds no fraud knowledge."""
 
 from datetime import UTC, datetime
 
+from ml_assets.lib.business import BusinessMetric
 from ml_assets.lib.datasets import Attribute, DatasetSpec, ModelConfig
-from ml_assets.lib.feature_defs import Categorical, LabelAgg, Numeric, Ratio, TimeSincePrevious, WindowAgg
+from ml_assets.lib.feature_defs import (
+    Categorical,
+    LabelAgg,
+    Numeric,
+    Ratio,
+    TimeSincePrevious,
+    WindowAgg,
+)
 
 SUPPORT_TICKETS_SPEC = DatasetSpec(
     name="support_tickets",
@@ -34,4 +42,10 @@ SUPPORT_TICKETS_SPEC = DatasetSpec(
     owner="team:support-analytics",
     id_type="string",
     model=ModelConfig(seed=11, max_iter=30, training_window_days=10, frozen_reference_rows=500),
+    # Routing a ticket to engineering early saves ~3 engineer-hours when it would have
+    # escalated anyway and wastes half an hour when it would not.
+    business_metric=BusinessMetric(
+        name="engineer_hours_saved", unit="hours", decision_rate_name="early_escalation_rate",
+        description="Hours saved by early escalation minus hours wasted on needless ones.",
+        tp_fixed=3.0, fp_fixed=0.5, max_decision_rate=0.3, min_value_per_1k=0.0),
 )

@@ -1,0 +1,140 @@
+"""Daily monitoring assets: business metric first, then the diagnostics that explain it.
+
+Each asset computes a whole partition range in one pass (``lib/monitoring.py``), writes one
+Parquet file per day, and records per-day numbers as plain int/float metadata so the UI plots
+them over partitions, plus a short Markdown summary."""
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets.defs.partitions import daily, day_key
+from ml_assets.defs.resources import Project
+from ml_assets.lib import monitoring
+from ml_assets.lib.datasets import DatasetSpec
+
+MONITORING_ASSETS = ("business_metric", "feature_drift", "prediction_drift", "delayed_evaluation")
+LABEL_DRIVEN_ASSETS = ("business_metric", "delayed_evaluation")
+
+
+def _num(value) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _table(df: pd.DataFrame, columns: list[str]) -> str:
+    if df.empty:
+        return "_no rows_"
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in df[columns].itertuples(index=False):
+        lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v)
+                                       for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _emit(context: dg.AssetExecutionContext, by_day: dict, metadata_of) -> dict[str, pd.DataFrame]:
+    """Per-partition metadata, then the ``{partition_key: frame}`` the lake IO manager writes."""
+    out = {}
+    for day, frame in by_day.items():
+        key = day_key(day)
+        numbers, summary = metadata_of(frame)
+        context.add_asset_metadata(
+            {k: v for k, v in numbers.items() if v is not None}
+            | {"summary": dg.MetadataValue.md(summary)}, partition_key=key)
+        out[key] = frame
+    return out
+
+
+def _business_meta(spec: DatasetSpec):
+    metric = spec.business_metric
+
+    def meta(df: pd.DataFrame):
+        r = df.iloc[0]
+        shown = r["value"] if r["status"] == "final" else r["estimated_value"]
+        label = "realized" if r["status"] == "final" else "ESTIMATE (labels pending)"
+        return ({metric.decision_rate_name: _num(r[metric.decision_rate_name]),
+                 "decisions": int(r["decisions"]), "events": int(r["events"]),
+                 metric.name: _num(r["value"]), f"estimated_{metric.name}": _num(r["estimated_value"]),
+                 "value_per_1k": _num(r["value_per_1k"]), "label_coverage": _num(r["label_coverage"]),
+                 "final": int(r["status"] == "final")},
+                f"**{metric.name}** ({label}): {shown:,.2f} {metric.unit}  \n"
+                f"{metric.decision_rate_name}: {r[metric.decision_rate_name]:.3%} "
+                f"({int(r['decisions'])} of {int(r['events'])})  \n"
+                f"status: {r['status']} - {r['status_reason']}  \n"
+                f"alert: {r['severity']} {r['alert_message'] or ''}")
+    return meta
+
+
+def _drift_meta(df: pd.DataFrame):
+    numbers = {f"psi/{r.feature}": float(r.psi) for r in df.itertuples()}
+    numbers |= {f"ks/{r.feature}": float(r.ks_stat) for r in df.itertuples()
+                if r.kind == "continuous" and pd.notna(r.ks_stat)}
+    numbers |= {"max_psi": float(df["psi"].max()) if len(df) else 0.0,
+                "features_warn": int((df["severity"] == "warn").sum()),
+                "features_error": int((df["severity"] == "error").sum())}
+    top = df.sort_values("psi", ascending=False).head(5)
+    return numbers, (f"Champion `{df['model_version'].iloc[0]}` vs its reference profile "
+                     f"`{df['profile_sha256'].iloc[0][:12]}`\n\n"
+                     + _table(top, ["feature", "psi", "ks_stat", "missing_share_cur", "severity"]))
+
+
+def _prediction_meta(df: pd.DataFrame):
+    numbers = {}
+    for r in df.itertuples():
+        numbers |= {f"{r.role}/p10": float(r.p10), f"{r.role}/p50": float(r.p50),
+                    f"{r.role}/p90": float(r.p90), f"{r.role}/mean": float(r.mean),
+                    f"{r.role}/decision_share": float(r.decision_share),
+                    f"{r.role}/psi_vs_baseline": _num(r.psi)}
+    cols = ["model_version", "role", "p10", "p50", "p90", "decision_share", "psi", "severity"]
+    return numbers, _table(df, cols) if len(df) else "_no scores_"
+
+
+def _evaluation_meta(df: pd.DataFrame):
+    numbers = {}
+    for r in df.itertuples():
+        numbers |= {f"{r.role}/label_coverage": float(r.label_coverage),
+                    f"{r.role}/estimated_auc": _num(r.estimated_auc),
+                    f"{r.role}/auc": _num(r.auc), f"{r.role}/pr_auc": _num(r.pr_auc),
+                    f"{r.role}/brier": _num(r.brier), f"{r.role}/final": int(r.status == "final")}
+    cols = ["model_version", "role", "status", "label_coverage", "auc", "estimated_auc"]
+    shown = df.assign(auc=df["auc"].astype("float64"),
+                      estimated_auc=df["estimated_auc"].astype("float64"))
+    return numbers, ("`estimated_auc` is a confidence-based ESTIMATE from calibrated scores; "
+                     "`auc` appears only once labels are mature.\n\n" + _table(shown, cols))
+
+
+def build_monitoring_assets(spec: DatasetSpec) -> list:
+    common = {"group_name": "monitoring", "owners": [spec.owner], "partitions_def": daily(spec),
+              "backfill_policy": dg.BackfillPolicy.single_run()}
+    all_labels = dg.AssetDep("raw_labels", partition_mapping=dg.AllPartitionMapping())
+
+    def asset_fn(name, compute, meta, deps, kinds, description):
+        @dg.asset(name=name, deps=deps, kinds=kinds, description=description, **common)
+        def _asset(context: dg.AssetExecutionContext, project: Project) -> dict[str, pd.DataFrame]:
+            start, end = context.partition_time_window
+            return _emit(context, compute(project.paths, spec, start, end), meta)
+        return _asset
+
+    assets = [
+        asset_fn("feature_drift", monitoring.feature_drift, _drift_meta,
+                 ["event_features", "batch_scores", "candidate_model"], {"scipy", "duckdb"},
+                 "Daily PSI per feature (reference-quantile bins, explicit missing bin, "
+                 "categories with an 'other' bin) and two-sample KS for continuous features, "
+                 "against the acting champion's training-window profile (built once per "
+                 "version, content-addressed)."),
+        asset_fn("prediction_drift", monitoring.prediction_drift, _prediction_meta,
+                 ["batch_scores"], {"duckdb"},
+                 "Daily p10/p50/p90, mean and decision share of each live version's scores, "
+                 "with the PSI against the same version's trailing baseline."),
+        asset_fn("delayed_evaluation", monitoring.delayed_evaluation, _evaluation_meta,
+                 ["batch_scores", all_labels], {"scikitlearn", "duckdb"},
+                 "By prediction date: AUC, PR-AUC, Brier and calibration error of each version "
+                 "once the day's labels are mature; 'pending' with coverage and a clearly "
+                 "marked confidence-based AUC estimate before that. Pending never alarms."),
+    ]
+    if spec.business_metric is not None:
+        m = spec.business_metric
+        assets.insert(0, asset_fn(
+            "business_metric", monitoring.business_metric, _business_meta(spec),
+            ["batch_scores", "raw_events", all_labels], {"duckdb"},
+            f"The first dashboard: {m.name} ({m.unit}) - {m.description} Plus "
+            f"{m.decision_rate_name}. Realized once labels are mature, an estimate before."))
+    return assets

@@ -1,0 +1,118 @@
+"""Monitoring checks: per-feature PSI, score shift, delayed AUC and business thresholds.
+
+Each check reads what its asset wrote for the run's days (the latest day when run alone) and
+reports the worst one: WARN and ERROR map to Dagster severities; a pending evaluation day can
+never fail. None blocks: they are alarms, not contracts."""
+
+import json
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets.defs.partitions import checked_window, daily
+from ml_assets.defs.resources import Project
+from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.lake import daily_files, read_parquet_files
+
+SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
+RANK = {"ok": 0, "warn": 1, "error": 2}
+
+
+def _read(context, project: Project, asset: str, daily_def) -> pd.DataFrame:
+    asset_dir = project.paths.lake / asset
+    files, _ = daily_files(asset_dir, *checked_window(context, daily_def, asset_dir))
+    return read_parquet_files(files) if files else pd.DataFrame()
+
+
+def _result(asset: str, check: str, rows: pd.DataFrame, describe, metadata) -> dg.AssetCheckResult:
+    """Worst row decides: passed when "ok", else WARN/ERROR with that row described."""
+    if rows.empty:
+        return dg.AssetCheckResult(asset_key=asset, check_name=check, passed=True,
+                                   description="nothing to check in this window",
+                                   metadata={"days": 0})
+    ranked = rows.assign(_rank=rows["severity"].map(RANK))
+    worst = ranked.sort_values(["_rank", "day"], ascending=[False, True]).iloc[0]
+    level = str(worst["severity"])
+    counts = {f"days_{lv}": int(ranked.loc[ranked["severity"] == lv, "day"].nunique())
+              for lv in ("warn", "error")}
+    return dg.AssetCheckResult(
+        asset_key=asset, check_name=check, passed=bool(level == "ok"),
+        severity=SEVERITY.get(level, dg.AssetCheckSeverity.WARN),
+        description=describe(worst),
+        metadata={"day": str(pd.Timestamp(worst["day"]).date()),
+                  "days": int(rows["day"].nunique()), **counts, **metadata(worst)})
+
+
+def build_monitoring_checks(spec: DatasetSpec) -> list:
+    daily_def = daily(spec)
+    features = spec.feature_names
+
+    @dg.multi_asset_check(
+        specs=[dg.AssetCheckSpec(f"psi_{f}", asset="feature_drift",
+                                 description=f"PSI of {f} vs the champion's reference: WARN above "
+                                             f"{spec.monitoring.psi_warn}, ERROR above "
+                                             f"{spec.monitoring.psi_error} (raised to the "
+                                             "feature's clean day-to-day noise)")
+               for f in features],
+        can_subset=True)
+    def feature_psi_checks(context: dg.AssetCheckExecutionContext, project: Project):
+        df = _read(context, project, "feature_drift", daily_def)
+        wanted = {k.name for k in context.selected_asset_check_keys}
+        for f in features:
+            if f"psi_{f}" not in wanted:
+                continue
+            rows = df[df["feature"] == f] if len(df) else df
+            yield _result(
+                "feature_drift", f"psi_{f}", rows,
+                lambda w, f=f: f"{f}: PSI {w['psi']:.3f} on {pd.Timestamp(w['day']).date()} "
+                               f"({w['severity']}; warn>{w['warn_threshold']:.3f}, "
+                               f"error>{w['error_threshold']:.3f})",
+                lambda w, f=f: {"feature": f, "psi": float(w["psi"]),
+                                "ks_stat": float(w["ks_stat"]) if pd.notna(w["ks_stat"]) else -1.0,
+                                "missing_share": float(w["missing_share_cur"]),
+                                "warn_threshold": float(w["warn_threshold"]),
+                                "error_threshold": float(w["error_threshold"]),
+                                "top_bins": dg.MetadataValue.json(json.loads(w["top_bins"]))})
+
+    @dg.asset_check(asset="prediction_drift", name="score_shift",
+                    description="PSI of each live version's daily scores vs its trailing baseline.")
+    def score_shift(context: dg.AssetCheckExecutionContext, project: Project):
+        rows = _read(context, project, "prediction_drift", daily_def)
+        return _result("prediction_drift", "score_shift", rows,
+                       lambda w: f"{w['model_version']} ({w['role']}): score PSI {w['psi']:.3f} vs "
+                                 f"baseline, p50 {w['p50']:.4g}",
+                       lambda w: {"model_version": str(w["model_version"]),
+                                  "psi": float(w["psi"]) if pd.notna(w["psi"]) else 0.0,
+                                  "p50": float(w["p50"])})
+
+    @dg.asset_check(asset="delayed_evaluation", name="auc_vs_held_out",
+                    description="Realized AUC on mature days vs the version's held-out AUC. "
+                                "Days whose labels are pending never fail.")
+    def auc_vs_held_out(context: dg.AssetCheckExecutionContext, project: Project):
+        rows = _read(context, project, "delayed_evaluation", daily_def)
+        return _result("delayed_evaluation", "auc_vs_held_out", rows,
+                       lambda w: f"{w['model_version']}: {w['alert_message']}",
+                       lambda w: {"model_version": str(w["model_version"]),
+                                  "status": str(w["status"]),
+                                  "label_coverage": float(w["label_coverage"]),
+                                  "pending_days": int((rows["status"] == "pending").sum())})
+
+    checks = [feature_psi_checks, score_shift, auc_vs_held_out]
+    if spec.business_metric is not None:
+        metric = spec.business_metric
+
+        @dg.asset_check(asset="business_metric", name="business_thresholds",
+                        description=f"{metric.decision_rate_name} above "
+                                    f"{metric.max_decision_rate:.1%} or realized {metric.name} "
+                                    "below its floor: ERROR (pages); an unusual move of the "
+                                    "decision rate vs its trailing baseline: WARN.")
+        def business_thresholds(context: dg.AssetCheckExecutionContext, project: Project):
+            rows = _read(context, project, "business_metric", daily_def)
+            return _result("business_metric", "business_thresholds", rows,
+                           lambda w: w["alert_message"] or "within thresholds",
+                           lambda w: {metric.decision_rate_name:
+                                      float(w[metric.decision_rate_name]),
+                                      "status": str(w["status"])})
+
+        checks.insert(0, business_thresholds)
+    return checks

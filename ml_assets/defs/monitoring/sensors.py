@@ -1,0 +1,94 @@
+"""Monitoring automation: the daily monitoring job and schedule, the label-arrival sensor that
+re-evaluates exactly the prediction days new labels touch, and the alert sensor that turns
+failed checks into structured alert records (and calls the configured hooks)."""
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from ml_assets.defs.monitoring.assets import LABEL_DRIVEN_ASSETS, MONITORING_ASSETS
+from ml_assets.defs.partitions import daily, day_key, range_tags
+from ml_assets.defs.resources import Project
+from ml_assets.lib import alerts, monitoring
+from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.lake import day_floor, hourly_files
+
+
+def build_monitoring_automation(spec: DatasetSpec) -> tuple[list, list, list]:
+    present = set(MONITORING_ASSETS) if spec.business_metric else set(MONITORING_ASSETS) - {
+        "business_metric"}
+    monitoring_job = dg.define_asset_job(
+        "daily_monitoring_job", selection=dg.AssetSelection.assets(*sorted(present)),
+        partitions_def=daily(spec),
+        description="Business metric, feature and prediction drift and delayed evaluation "
+                    "for one day (with their checks).")
+    label_job = dg.define_asset_job(
+        "label_evaluation_job",
+        selection=dg.AssetSelection.assets(*sorted(present & set(LABEL_DRIVEN_ASSETS))),
+        partitions_def=daily(spec),
+        description="Re-evaluate prediction days whose labels just landed.")
+
+    @dg.schedule(job=monitoring_job, cron_schedule="45 1 * * *", execution_timezone="UTC",
+                 default_status=dg.DefaultScheduleStatus.RUNNING)
+    def daily_monitoring_schedule(context: dg.ScheduleEvaluationContext, project: Project):
+        day = day_floor(context.scheduled_execution_time) - timedelta(days=1)
+        missing = hourly_files(project.paths.lake / "batch_scores", day, day + timedelta(days=1))[1]
+        if missing:
+            return dg.SkipReason(f"batch_scores for {day_key(day)} lack {len(missing)} hour(s)")
+        return dg.RunRequest(run_key=day_key(day), partition_key=day_key(day))
+
+    @dg.sensor(job=label_job, minimum_interval_seconds=300,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Watches ingested label partitions; requests evaluation runs for "
+                           "exactly the prediction days whose labels changed.")
+    def label_arrival_sensor(context: dg.SensorEvaluationContext, project: Project):
+        seen = json.loads(context.cursor)["files"] if context.cursor else {}
+        current = monitoring.label_file_state(project.paths)
+        new = sorted(n for n, sig in current.items() if seen.get(n) != sig)
+        if not new:
+            return dg.SkipReason("no new or changed raw_labels partitions")
+        days = monitoring.affected_days(project.paths, spec, new)
+        # Same files seen -> same run keys, so a re-evaluated tick never launches twice.
+        key = hashlib.sha256(json.dumps([[n, current[n]] for n in new]).encode()).hexdigest()[:16]
+        requests = [dg.RunRequest(run_key=f"labels-{key}-{day_key(a)}..{day_key(b)}",
+                                  tags=range_tags(day_key(a), day_key(b)))
+                    for a, b in monitoring.contiguous_ranges(days)]
+        return dg.SensorResult(run_requests=requests,
+                               cursor=json.dumps({"files": current}, sort_keys=True))
+
+    @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Writes a structured alert record for every failed check (business "
+                           "vs diagnostic vs pipeline, warn vs error) and calls the alert "
+                           f"hooks (${alerts.WEBHOOK_ENV} posts to a webhook).")
+    def check_alert_sensor(context: dg.SensorEvaluationContext, project: Project):
+        after = json.loads(context.cursor)["after_id"] if context.cursor else 0
+        storage = context.instance.event_log_storage
+        failed = {AssetCheckExecutionRecordStatus.FAILED}
+        records = [r for key in context.repository_def.asset_graph.asset_check_keys
+                   for r in storage.get_asset_check_execution_history(key, limit=100, status=failed)
+                   if r.id > after and r.event is not None]
+        if not records:
+            return dg.SkipReason("no new failed checks")
+        directory, hooks, written = alerts.alerts_dir(project.paths.root), alerts.configured_hooks(), 0
+        for r in sorted(records, key=lambda r: r.id):
+            ev = r.event.dagster_event.event_specific_data
+            alert = alerts.make_alert(
+                r.key.asset_key.to_user_string(), r.key.name, ev.severity.value.lower(),
+                bool(ev.blocking), ev.description or "", r.run_id, r.partition,
+                datetime.fromtimestamp(r.create_timestamp, UTC).isoformat(),
+                {k: getattr(v, "value", v) for k, v in ev.metadata.items()
+                 if isinstance(getattr(v, "value", v), int | float | str)}, r.id)
+            if alerts.write_alert(directory, alert):
+                written += 1
+                for hook in hooks:
+                    try:
+                        hook(alert)
+                    except Exception as exc:  # the record is kept; delivery is retried by ops
+                        context.log.warning(f"alert hook failed for {alert.alert_id}: {exc}")
+        return dg.SensorResult(cursor=json.dumps({"after_id": max(r.id for r in records)}))
+
+    return ([monitoring_job, label_job], [daily_monitoring_schedule],
+            [label_arrival_sensor, check_alert_sensor])

@@ -1,0 +1,92 @@
+"""The business metric: what the model's acted decisions are worth, defined in the dataset spec.
+
+A definition prices each acted decision by its outcome: acting on a positive earns
+``tp_fixed + tp_rate * value``, acting on a negative costs ``fp_fixed + fp_rate * value``, where
+``value`` is an event attribute (e.g. the transaction amount). The decision rate is known the
+moment scores land; realized value needs labels, so until a day's labels are mature the value
+is an *estimate* from calibrated probabilities and never raises an alarm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class BusinessMetric:
+    name: str
+    unit: str
+    description: str
+    decision_rate_name: str = "decision_rate"
+    value_column: str | None = None  # numeric event attribute scaling the values; None = 1
+    tp_fixed: float = 0.0
+    tp_rate: float = 0.0
+    fp_fixed: float = 0.0
+    fp_rate: float = 0.0
+    max_decision_rate: float = 1.0  # ERROR: acting on more than this share of events
+    decision_rate_change: float = 0.5  # WARN: relative move vs the trailing baseline
+    min_value_per_1k: float | None = None  # ERROR: realized value per 1,000 events (final days)
+
+
+def value_per_row(frame: pd.DataFrame, metric: BusinessMetric) -> tuple[np.ndarray, np.ndarray]:
+    """(gain if positive, cost if negative) of acting on each row."""
+    v = (frame["value"].to_numpy(dtype="float64") if metric.value_column
+         else np.ones(len(frame)))
+    v = np.nan_to_num(v)
+    return metric.tp_fixed + metric.tp_rate * v, metric.fp_fixed + metric.fp_rate * v
+
+
+def compute_business(frame: pd.DataFrame, metric: BusinessMetric, final: bool,
+                     calibrated: np.ndarray | None = None) -> dict:
+    """``frame``: one row per event with ``decision`` (acted on), ``label`` (NaN when unknown)
+    and ``value``. ``calibrated``: probabilities for the estimate (defaults to the scores)."""
+    acted = frame["decision"].to_numpy(dtype=bool)
+    label = frame["label"].to_numpy(dtype="float64")
+    gain, cost = value_per_row(frame, metric)
+    p = frame["score"].to_numpy(dtype="float64") if calibrated is None else calibrated
+    known = ~np.isnan(label)
+    pos, neg = known & (label == 1), known & (label == 0)
+    n = len(frame)
+    realized = float(gain[acted & pos].sum() - cost[acted & neg].sum())
+    out = {
+        "metric": metric.name,
+        "unit": metric.unit,
+        "status": "final" if final else "pending",
+        "events": int(n),
+        "decisions": int(acted.sum()),
+        metric.decision_rate_name: float(acted.mean()) if n else 0.0,
+        "decided_label_coverage": float(known[acted].mean()) if acted.any() else 1.0,
+        "estimated_value": float((p * gain - (1 - p) * cost)[acted].sum()),
+        "value_prevented": float(gain[acted & pos].sum()),
+        "cost_of_false_decisions": float(cost[acted & neg].sum()),
+        "missed_positive_value": float(gain[~acted & pos].sum()),
+    }
+    # Realized value is reported only once the day's labels are mature.
+    out["value"] = realized if final else None
+    out["value_per_1k"] = realized / n * 1000 if final and n else None
+    return out
+
+
+def business_alerts(result: dict, metric: BusinessMetric, baseline_rate: float | None,
+                    ) -> list[tuple[str, str]]:
+    """[(level, message)]: decision-rate limits always; realized value only on final days."""
+    rate, n = result[metric.decision_rate_name], result["events"]
+    alerts = []
+    if rate > metric.max_decision_rate:
+        alerts.append(("error", f"{metric.decision_rate_name} {rate:.2%} above the "
+                                f"{metric.max_decision_rate:.2%} limit"))
+    expected = (baseline_rate or 0.0) * n
+    # A relative move counts only beyond Poisson noise (3 sigma) of the expected decisions.
+    if baseline_rate and abs(rate / baseline_rate - 1) > metric.decision_rate_change \
+            and abs(result["decisions"] - expected) > 3 * np.sqrt(expected):
+        alerts.append(("warn", f"{metric.decision_rate_name} {rate:.2%} vs {baseline_rate:.2%} "
+                               f"over the trailing baseline (> {metric.decision_rate_change:.0%} move)"))
+    per_1k = result.get("value_per_1k")
+    if per_1k is not None and metric.min_value_per_1k is not None \
+            and per_1k < metric.min_value_per_1k:
+        alerts.append(("error", f"{metric.name} {per_1k:,.2f} {metric.unit} per 1k events below "
+                                f"the {metric.min_value_per_1k:,.2f} floor"))
+    return alerts

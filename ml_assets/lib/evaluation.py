@@ -1,0 +1,109 @@
+"""Delayed, label-coverage-gated evaluation of each model version by prediction date.
+
+Labels arrive days or weeks after a prediction. A prediction day is "final" only once it is
+older than the maturity window *and* its label coverage reaches the threshold; before that it
+is "pending": coverage and a clearly marked estimate are reported, and no alarm is possible.
+The estimate is confidence-based: with calibrated probabilities p, each row counts as a
+positive with weight p and a negative with weight 1 - p, and the expected AUC is the weighted
+share of correctly ordered (positive, negative) pairs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+FINAL, PENDING = "final", "pending"
+
+
+def label_status(day_end: datetime, horizon: datetime, coverage: float, maturity_days: int,
+                 min_coverage: float) -> tuple[str, str]:
+    """(status, why) for a prediction day whose labels are known up to ``horizon``."""
+    matures = day_end + timedelta(days=maturity_days)
+    if horizon < matures:
+        return PENDING, f"labels mature on {matures:%Y-%m-%d} (known up to {horizon:%Y-%m-%d})"
+    if coverage < min_coverage:
+        return PENDING, f"label coverage {coverage:.1%} below {min_coverage:.0%}"
+    return FINAL, f"label coverage {coverage:.1%}, matured {matures:%Y-%m-%d}"
+
+
+def expected_auc(scores: np.ndarray, p: np.ndarray) -> float | None:
+    """AUC expected if each label were Bernoulli(p): ties count one half, self-pairs excluded."""
+    scores, p = np.asarray(scores, dtype="float64"), np.asarray(p, dtype="float64")
+    if len(scores) < 2:
+        return None
+    q = 1 - p
+    order = np.argsort(scores, kind="stable")
+    s, ps, qs = scores[order], p[order], q[order]
+    uniq, start = np.unique(s, return_index=True)
+    q_group = np.add.reduceat(qs, start)
+    q_below = np.concatenate([[0.0], np.cumsum(q_group)[:-1]])  # negatives strictly below
+    group = np.repeat(np.arange(len(uniq)), np.diff(np.append(start, len(s))))
+    # Same-score partners count one half; a row is never its own partner.
+    wins = ps * (q_below[group] + 0.5 * (q_group[group] - qs))
+    pairs = p.sum() * q.sum() - (p * q).sum()
+    return float(wins.sum() / pairs) if pairs > 0 else None
+
+
+def fit_calibrator(scores: np.ndarray, labels: np.ndarray, min_positives: int):
+    """Isotonic map from score to observed positive rate, or None with too few positives."""
+    labels = np.asarray(labels)
+    if len(labels) == 0 or labels.sum() < min_positives or labels.sum() == len(labels):
+        return None
+    return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, labels)
+
+
+def calibrate(calibrator, scores: np.ndarray) -> np.ndarray:
+    return np.asarray(scores, dtype="float64") if calibrator is None \
+        else calibrator.predict(np.asarray(scores, dtype="float64"))
+
+
+def calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
+    """Expected calibration error over equal-count score bins."""
+    order = np.argsort(p, kind="stable")
+    bins = np.array_split(order, min(n_bins, len(p)))
+    return float(sum(abs(y[b].mean() - p[b].mean()) * len(b) for b in bins) / len(p))
+
+
+def evaluate_day(labels: np.ndarray, scores: np.ndarray, status: str, calibrator,
+                 min_positives: int) -> dict:
+    """Metrics for one model version on one prediction day. ``labels`` holds NaN where the
+    label is not known yet. AUC-type metrics are reported only when the day is final."""
+    labels, scores = np.asarray(labels, dtype="float64"), np.asarray(scores, dtype="float64")
+    known = ~np.isnan(labels)
+    y, s = labels[known].astype(int), scores[known]
+    out = {
+        "status": status,
+        "rows": int(len(labels)),
+        "labeled_rows": int(known.sum()),
+        "label_coverage": float(known.mean()) if len(labels) else 0.0,
+        "positives": int(y.sum()),
+        "estimated_auc": expected_auc(scores, calibrate(calibrator, scores)),
+        "estimate_calibrated": calibrator is not None,
+        "auc": None, "pr_auc": None, "brier": None, "calibration_error": None,
+        "mean_score": float(scores.mean()) if len(scores) else None,
+        "positive_rate": None,
+    }
+    if status == FINAL and len(y):
+        both = 0 < y.sum() < len(y)
+        out |= {
+            "auc": float(roc_auc_score(y, s)) if both and y.sum() >= min_positives else None,
+            "pr_auc": float(average_precision_score(y, s)) if both else None,
+            "brier": float(brier_score_loss(y, s)),
+            "calibration_error": calibration_error(y, s),
+            "positive_rate": float(y.mean()),
+        }
+    return out
+
+
+def auc_alert(result: dict, reference_auc: float | None, warn_drop: float, error_drop: float,
+              ) -> tuple[str, str]:
+    """(level, message). A pending day, or one without a realized AUC, can never alarm."""
+    if result["status"] != FINAL or result["auc"] is None or reference_auc is None:
+        return "ok", f"no alarm: {result['status']}, label coverage {result['label_coverage']:.1%}"
+    drop = reference_auc - result["auc"]
+    level = "error" if drop > error_drop else "warn" if drop > warn_drop else "ok"
+    return level, f"AUC {result['auc']:.4f} vs held-out {reference_auc:.4f} (drop {drop:+.4f})"
