@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from ml_assets.defs.partitions import daily, day_key, hour_key, hourly
+from ml_assets.defs.partitions import day_key, hour_key
 from ml_assets.defs.resources import Project
 from ml_assets.lib.datasets import DatasetSpec
 from ml_assets.lib.lake import day_floor, hour_floor
@@ -20,12 +20,11 @@ TRAINING_ASSETS = ("training_set", "data_splits", "frozen_reference_set", "candi
 def build_automation(spec: DatasetSpec) -> tuple[list, list]:
     hourly_job = dg.define_asset_job(
         "hourly_scoring_job", selection=dg.AssetSelection.assets(*HOURLY_ASSETS),
-        partitions_def=hourly(spec),
         description="Ingest one hour of events, build its features and score it with every "
                     "live model. Contract checks block downstream steps.")
     labels_job = dg.define_asset_job(
         "daily_labels_job", selection=dg.AssetSelection.assets("raw_labels"),
-        partitions_def=daily(spec), description="Ingest one day of label files.")
+        description="Ingest one day of label files.")
     training_job = dg.define_asset_job(
         "nightly_training_job", selection=dg.AssetSelection.assets(*TRAINING_ASSETS),
         description="Rebuild the as-of training set, retrain with the recorded seed and "

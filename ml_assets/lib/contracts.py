@@ -114,6 +114,7 @@ def validate_events(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a batch of landing event rows into (valid rows, quarantined rows with reasons)."""
     batch = batch.reset_index(drop=True)
+    raw = batch.copy(deep=False)  # quarantine keeps values as they arrived, before coercion
     reasons = pd.Series("", index=batch.index, dtype="object")
     for col in spec.numeric_attributes:
         reasons[_coerce_numeric(batch, col)] += f"{col}: not a number; "
@@ -138,7 +139,7 @@ def validate_events(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
     valid = batch.loc[reasons == ""]
     if spec.id_type == "int64":
         valid = valid.astype({c: "int64" for c in int_cols})
-    return valid.reset_index(drop=True), quarantine_rows(batch, reasons)
+    return valid.reset_index(drop=True), quarantine_rows(raw, reasons)
 
 
 def validate_labels(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
@@ -146,6 +147,7 @@ def validate_labels(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
     """Labels: id not null, label in {0, 1}, label_ts inside the file's day and not in the
     future. Conflicting labels for one event are all quarantined; exact repeats keep the first."""
     batch = batch.reset_index(drop=True)
+    raw = batch.copy(deep=False)
     reasons = pd.Series("", index=batch.index, dtype="object")
     reasons[_coerce_numeric(batch, spec.label)] += f"{spec.label}: not a number; "
     schema = pa.DataFrameSchema({
@@ -161,4 +163,4 @@ def validate_labels(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
     reasons[conflicting] += "conflicting labels for the same event_id; "
     _duplicate_reasons(batch[~conflicting], spec.event_id, reasons)
     valid = batch.loc[reasons == ""].astype({spec.label: "int8"})
-    return valid.reset_index(drop=True), quarantine_rows(batch, reasons)
+    return valid.reset_index(drop=True), quarantine_rows(raw, reasons)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from .datasets import DatasetSpec
 from .feature_sql import chunk_ranges, compute_features
+from .identifiers import quote
 from .lake import connect, daily_files, hourly_files, parquet_relation
 from .paths import DataPaths
 
@@ -39,9 +40,11 @@ def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: da
         label_files, _ = daily_files(paths.lake / "raw_labels", hist_lo, hi)
         labels = None
         if label_files:
+            keys = ", ".join(quote(k) for k in spec.entity_keys)
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE lb_chunk AS SELECT * FROM "
-                f"{parquet_relation(label_files)} WHERE label_ts < ?", [hi])
+                f"CREATE OR REPLACE TEMP TABLE lb_chunk AS SELECT {keys}, "
+                f"{quote(spec.label_ts)} AS label_ts, {quote(spec.label)} AS label "
+                f"FROM {parquet_relation(label_files)} WHERE {quote(spec.label_ts)} < ?", [hi])
             labels = "lb_chunk"
         yield lo, hi, compute_features(con, spec, parquet_relation(files), labels, lo, hi)
 

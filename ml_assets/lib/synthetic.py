@@ -109,7 +109,7 @@ def generate_frames(cfg: SyntheticConfig) -> tuple[pa.Table, pa.Table]:
     fraud = rng.random(n_legit) < 1 / (1 + np.exp(-z))
 
     # Compromised cards: bursts of 2-8 transactions minutes apart at new merchants.
-    n_comp = max(3, int(n_cards * 0.04 * cfg.days / 120))
+    n_comp = max(3, int(n_cards * 0.04))  # cards already scale with days: ~0.8% fraud
     comp_card = rng.choice(n_cards, n_comp, p=activity / activity.sum())
     comp_start_us = rng.integers(0, span_s - 86_400, n_comp) * 1_000_000
     burst_len = rng.integers(2, 9, n_comp)
