@@ -45,14 +45,16 @@ def brute_force_features(events: pd.DataFrame, labels: pd.DataFrame, spec, event
                 out[f.name] = ((t - hist[spec.event_ts].max()) / timedelta(seconds=1)
                                if len(hist) else float("nan"))
                 continue
-            col = hist[f.column] if f.column else None
-            out[f.name] = {
-                "count": lambda: float(len(hist)),
-                "sum": lambda: float(col.sum()) if len(hist) else 0.0,
-                "mean": lambda: float(col.mean()) if col.notna().any() else float("nan"),
-                "max": lambda: float(col.max()) if col.notna().any() else float("nan"),
-                "distinct": lambda: float(col.nunique()),
-            }[f.agg]()
+            col = hist[f.column] if f.column else hist[spec.event_id]
+            if f.agg == "count":
+                out[f.name] = float(len(hist))
+            elif f.agg == "sum":
+                out[f.name] = float(col.sum()) if len(hist) else 0.0
+            elif f.agg == "distinct":
+                out[f.name] = float(col.nunique())
+            else:  # mean / max over an empty or all-null window is null
+                value = col.mean() if f.agg == "mean" else col.max()
+                out[f.name] = float(value) if col.notna().any() else float("nan")
         elif isinstance(f, LabelAgg):
             w = parse_window(f.window, f.name)
             known = labels[_same_entity(labels, event_row, f.entities)

@@ -17,7 +17,8 @@ SALT, FRACTIONS = "splits-v1", (0.7, 0.15)
 
 def independent_split(event_id) -> str:
     """The documented rule, computed with hashlib instead of DuckDB."""
-    bucket = int(hashlib.md5(f"{SALT}:{event_id}".encode()).hexdigest()[:8], 16) % BUCKETS
+    digest = hashlib.md5(f"{SALT}:{event_id}".encode(), usedforsecurity=False).hexdigest()
+    bucket = int(digest[:8], 16) % BUCKETS
     return "train" if bucket < 7000 else "valid" if bucket < 8500 else "test"
 
 

@@ -2,6 +2,7 @@
 
 
 import dagster as dg
+
 from ml_assets.defs.partitions import checked_window, hourly
 from ml_assets.defs.resources import Project
 from ml_assets.lib.datasets import DatasetSpec

@@ -10,7 +10,7 @@ from ml_assets.defs.partitions import hour_key, hourly
 from ml_assets.defs.resources import Project
 from ml_assets.lib.datasets import DatasetSpec
 from ml_assets.lib.feature_build import MissingUpstreamError, split_by_hour
-from ml_assets.lib.lake import hours_between, hourly_files, read_parquet_files
+from ml_assets.lib.lake import hourly_files, hours_between, read_parquet_files
 from ml_assets.lib.scoring import (
     check_features_computable,
     live_versions,
