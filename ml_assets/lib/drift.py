@@ -145,7 +145,7 @@ def _plain(value):
 
 def _categorical_bins(fp: FeatureProfile, values) -> np.ndarray:
     s = pd.Series(values)
-    codes = pd.Categorical(s, categories=fp.categories).codes.astype("int64")
+    codes = pd.Index(fp.categories, dtype=object).get_indexer(s.astype(object)).astype("int64")
     k = len(fp.categories)
     codes = np.where(codes < 0, k, codes)  # unseen or rare -> other
     return np.where(s.isna().to_numpy(), k + 1, codes)
