@@ -62,7 +62,9 @@ class DriftProfile:
                      "ref_counts": fp.ref_counts.astype(int).tolist()}
             if fp.kind == "continuous":
                 entry["edges"] = fp.edges.tolist()
-                for part in ("values", "counts"):
+                # Counts are stored only when values repeat: all-distinct data halves its size.
+                parts = ("values",) if (fp.counts == 1).all() else ("values", "counts")
+                for part in parts:
                     arr = getattr(fp, part).astype("float64")
                     entry[part] = [offset, len(arr)]
                     blobs.append(arr.tobytes())
@@ -85,8 +87,9 @@ class DriftProfile:
             if fp.kind == "continuous":
                 fp.edges = np.asarray(e["edges"], dtype="float64")
                 fp.values = blob[e["values"][0]:e["values"][0] + e["values"][1]]
-                start, length = e["counts"]
-                fp.counts = blob[start:start + length].astype("int64")
+                start, length = e.get("counts", (0, 0))
+                fp.counts = (blob[start:start + length].astype("int64") if "counts" in e
+                             else np.ones(len(fp.values), dtype="int64"))
             else:
                 fp.categories = e["categories"]
             features[fp.name] = fp

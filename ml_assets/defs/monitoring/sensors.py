@@ -10,7 +10,7 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from ml_assets.defs.monitoring.assets import LABEL_DRIVEN_ASSETS, MONITORING_ASSETS
-from ml_assets.defs.partitions import daily, day_key, range_tags
+from ml_assets.defs.partitions import day_key, range_tags
 from ml_assets.defs.resources import Project
 from ml_assets.lib import alerts, monitoring
 from ml_assets.lib.datasets import DatasetSpec
@@ -22,13 +22,11 @@ def build_monitoring_automation(spec: DatasetSpec) -> tuple[list, list, list]:
         "business_metric"}
     monitoring_job = dg.define_asset_job(
         "daily_monitoring_job", selection=dg.AssetSelection.assets(*sorted(present)),
-        partitions_def=daily(spec),
         description="Business metric, feature and prediction drift and delayed evaluation "
                     "for one day (with their checks).")
     label_job = dg.define_asset_job(
         "label_evaluation_job",
         selection=dg.AssetSelection.assets(*sorted(present & set(LABEL_DRIVEN_ASSETS))),
-        partitions_def=daily(spec),
         description="Re-evaluate prediction days whose labels just landed.")
 
     @dg.schedule(job=monitoring_job, cron_schedule="45 1 * * *", execution_timezone="UTC",
