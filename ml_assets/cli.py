@@ -176,6 +176,33 @@ def cmd_serve(args, spec, paths) -> int:
     return 0
 
 
+def cmd_monitor(args, spec, paths) -> int:
+    from ml_assets.monitor import monitor
+
+    payload = monitor(spec, paths, args.days)
+
+    def render(p):
+        for d in p["days"]:
+            b = d["business_metric"] or {}
+            value = b.get("value") if b.get("status") == "final" else b.get("estimated_value")
+            rate = next((b[k] for k in b if k.endswith("_rate") and k != "baseline_decision_rate"),
+                        None)
+            evals = ", ".join(f"{v}: {e['status']} cov {e['label_coverage']:.0%} "
+                              + (f"AUC {e['auc']:.3f}" if e.get("auc") is not None else
+                                 f"est. AUC {e.get('estimated_auc') or float('nan'):.3f}")
+                              for v, e in d["evaluation"].items())
+            worst = max(d["psi"].items(), key=lambda kv: kv[1], default=("-", 0.0))
+            print(f"{d['day']}  {b.get('metric', '-')} {value or 0:,.0f} {b.get('unit', '')} "
+                  f"({b.get('status', '-')})  rate {rate or 0:.2%}  max PSI {worst[0]} "
+                  f"{worst[1]:.3f}  {evals}  checks: "
+                  + (", ".join(f"{c['check']}={c['severity']}" for c in d["checks"]) or "ok"))
+        if p["hint"]:
+            print(p["hint"])
+
+    _print(payload, args.json, render)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     parser.add_argument("--data-dir", help=f"runtime state directory (default ${DATA_DIR_ENV} "
@@ -213,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("kind", choices=["rollback"])
     drill.add_argument("--url", help="a running server (default: start one on localhost)")
     drill.set_defaults(func=cmd_drill)
+    mon = sub.add_parser("monitor", help="per day: business metric, drift, prediction "
+                                         "quantiles, delayed evaluation and failing checks")
+    mon.add_argument("--days", type=int, default=7)
+    mon.set_defaults(func=cmd_monitor)
     for p in (kill, promote, back, drill):
         p.add_argument("--actor", default=actor, help="who (default $USER), for the audit log")
     for p in sub.choices.values():

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 
 from ml_assets.defs.automation import TRAINING_ASSETS
+from ml_assets.defs.monitoring.assets import monitoring_asset_names
 from ml_assets.defs.partitions import day_key, hour_key, range_tags
 from ml_assets.lib.datasets import DatasetSpec
 from ml_assets.lib.paths import DataPaths
@@ -51,8 +52,10 @@ def dagster_instance(paths: DataPaths) -> dg.DagsterInstance:
 
 
 def materialize(defs: dg.Definitions, instance: dg.DagsterInstance, selection: list[str],
-                tags: dict | None = None, run_config: dict | None = None) -> float:
-    """One run over the selection (and its checks); raises with the failing step's message."""
+                tags: dict | None = None, run_config: dict | None = None,
+                fail_on_checks: bool = True) -> float:
+    """One run over the selection (and its checks); raises with the failing step's message.
+    ``fail_on_checks=False`` is for monitoring: its alarms are findings, not failures."""
     t0 = time.perf_counter()
     result = dg.materialize(
         assets=[*defs.assets, *(defs.asset_checks or [])],
@@ -63,7 +66,8 @@ def materialize(defs: dg.Definitions, instance: dg.DagsterInstance, selection: l
         run_config={**QUIET_LOGS, **(run_config or {})},
         raise_on_error=False,
     )
-    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    failed_checks = [e for e in result.get_asset_check_evaluations()
+                     if not e.passed and fail_on_checks]
     if not result.success or failed_checks:
         failures = [step_failure_message(e) for e in result.all_events if e.is_step_failure]
         failures += [f"check {e.check_name} failed: {e.description}" for e in failed_checks]
@@ -123,6 +127,11 @@ def run_pipeline(spec: DatasetSpec, paths: DataPaths, defs: dg.Definitions, star
         seconds = materialize(defs, instance, selection, tags, run_config)
         report.steps.append({"step": name, "seconds": seconds})
         log(f"{name}: {seconds:.1f}s")
+    name = "monitor every scored day"
+    seconds = materialize(defs, instance, monitoring_asset_names(spec),
+                          range_tags(day_key(v1_as_of), day_key(last_day)), fail_on_checks=False)
+    report.steps.append({"step": name, "seconds": seconds})
+    log(f"{name}: {seconds:.1f}s (`ml-assets monitor` shows the days and their alarms)")
 
     registry = Registry(paths.control_db)
     later = registry.aliases(spec.model_name)["challenger"]

@@ -16,6 +16,10 @@ MONITORING_ASSETS = ("business_metric", "feature_drift", "prediction_drift", "de
 LABEL_DRIVEN_ASSETS = ("business_metric", "delayed_evaluation")
 
 
+def monitoring_asset_names(spec: DatasetSpec) -> list[str]:
+    return [a for a in MONITORING_ASSETS if a != "business_metric" or spec.business_metric]
+
+
 def _num(value) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
