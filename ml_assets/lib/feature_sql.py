@@ -26,6 +26,7 @@ from .feature_defs import (
 from .identifiers import quote
 
 STRICTLY_BEFORE = "INTERVAL 1 MICROSECOND PRECEDING"
+EXACT_DECIMAL = "DECIMAL(38, 9)"  # |values| < 1e29, nine decimals
 
 
 def _interval(window: str, feature: str) -> str:
@@ -46,10 +47,14 @@ def _sql_string(value: str) -> str:
 def _window_expr(f: WindowAgg, ts: str) -> str:
     frame = _frame(f.entities, ts, f.window, f.name)
     col = quote(f.column) if f.column else None
+    # Sums and means add exact decimals: DuckDB's windowed SUM/AVG over DOUBLE rounds
+    # differently depending on where the partition starts and ends, so features built hourly,
+    # in ranges or in a from-raw rebuild would differ in the last bits (no bit-identical rerun).
+    exact = f"CAST({col} AS {EXACT_DECIMAL})"
     return {
         "count": f"COUNT(*) OVER {frame}",
-        "sum": f"COALESCE(SUM({col}) OVER {frame}, 0)",
-        "mean": f"AVG({col}) OVER {frame}",
+        "sum": f"COALESCE(SUM({exact}) OVER {frame}, 0)",
+        "mean": f"AVG({exact}) OVER {frame}",
         "max": f"MAX({col}) OVER {frame}",
         "distinct": f"COUNT(DISTINCT {col}) OVER {frame}",
     }[f.agg]
