@@ -134,11 +134,7 @@ def run_pipeline(spec: DatasetSpec, paths: DataPaths, defs: dg.Definitions, star
     log(f"{name}: {seconds:.1f}s (`ml-assets monitor` shows the days and their alarms)")
 
     registry = Registry(paths.control_db)
-    later = registry.aliases(spec.model_name)["challenger"]
-    if later:  # the first model becomes `previous`: a rollback target that already has scores
-        promote(registry, paths, spec, later, actor=getpass.getuser(),
-                reason="demo: later model promoted so the kill switch has a previous model")
-        log(f"promoted {later} to champion; the first model is now previous")
+    _promote_if_not_worse(registry, paths, spec, log)
     report.models = registry.list_models(spec.model_name)
     report.aliases = registry.aliases(spec.model_name)
     report.partitions = {
@@ -148,6 +144,23 @@ def run_pipeline(spec: DatasetSpec, paths: DataPaths, defs: dg.Definitions, star
     }
     report.seconds = time.perf_counter() - t_start
     return report
+
+
+def _promote_if_not_worse(registry: Registry, paths: DataPaths, spec: DatasetSpec, log) -> None:
+    """Promote the later model when it is at least as good on the frozen reference set; the
+    first model then becomes `previous`, a rollback target that already has batch scores."""
+    aliases = registry.aliases(spec.model_name)
+    if not aliases["challenger"]:
+        return
+    auc = {a: registry.get_model(aliases[a])["metrics"]["frozen_reference"]["auc"] or 0.0
+           for a in ("champion", "challenger")}
+    if auc["challenger"] < auc["champion"]:
+        log(f"kept {aliases['champion']}: {aliases['challenger']} is worse on the frozen "
+            f"reference set (AUC {auc['challenger']:.4f} < {auc['champion']:.4f})")
+        return
+    promote(registry, paths, spec, aliases["challenger"], actor=getpass.getuser(),
+            reason="demo: later model not worse on the frozen reference set")
+    log(f"promoted {aliases['challenger']} to champion; {aliases['champion']} is now previous")
 
 
 def _training_config(as_of, spec: DatasetSpec) -> dict:

@@ -120,8 +120,10 @@ def score_files(paths: DataPaths, spec: DatasetSpec, registry: Registry, names: 
         con.register("hist", _history(paths, spec, lo, hi, chunk))
         label_files, _ = daily_files(paths.lake / "raw_labels", lookback_start(spec, lo), hi)
         labels = None
-        if label_files:
-            con.register("labels_df", read_parquet_files(label_files))
+        if label_files:  # the feature SQL reads labels as (entity keys, label_ts, label)
+            lab = read_parquet_files(label_files).rename(
+                columns={spec.label_ts: "label_ts", spec.label: "label"})
+            con.register("labels_df", lab[lab["label_ts"] < hi])
             labels = "labels_df"
         feats = compute_features(con, spec, "hist", labels, lo, hi)
         feats = feats[feats[spec.event_id].isin(chunk[spec.event_id])]

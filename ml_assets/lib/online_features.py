@@ -149,11 +149,11 @@ class OnlineState:
             return len(fresh)
 
     def add_labels(self, df: pd.DataFrame) -> None:
-        """Add label rows carrying the entity keys, ``label_ts`` and ``label``."""
-        if df.empty:
+        """Add label rows (as in ``raw_labels``: entity keys, the spec's label and label time)."""
+        if df.empty or not self._label_groups:
             return
-        ts = to_micros(df["label_ts"])
-        frame = df.assign(label=df["label"].astype("float64"))
+        ts = to_micros(df[self.spec.label_ts])
+        frame = df.assign(label=df[self.spec.label].astype("float64"))
         with self._lock:
             for g in self._label_groups.values():
                 for key, s in _bulk_series(frame, g.keys, ts, g.columns).items():

@@ -307,6 +307,8 @@ class ScoringService:
         aliases, _ = self.control.read()
         for version in aliases.values():  # warm: a flip must not wait for a model load
             self.models.get(version)
+        if aliases.get("champion") and self.models.get(aliases["champion"])[0] is not None:
+            self.models.mark_good(aliases["champion"])  # the fallback until something serves
         self.batcher.start()
         self._thread.start()
         return self
