@@ -1,6 +1,8 @@
 """What `ml-assets monitor` reports: the last N monitored days, business metric first, read from
 the monitoring tables in the lake (the same rows the Dagster checks judge)."""
 
+import numbers
+
 import pandas as pd
 
 from ml_assets.lib.datasets import DatasetSpec
@@ -11,6 +13,13 @@ ASSETS = ("business_metric", "feature_drift", "prediction_drift", "delayed_evalu
 
 def _num(v):
     return None if v is None or pd.isna(v) else float(v)
+
+
+def _plain(v):
+    """numpy scalars -> JSON-native values (NaN -> None)."""
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return int(v)
+    return _num(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else v
 
 
 def _read(paths: DataPaths, asset: str, days: list[str]) -> pd.DataFrame:
@@ -42,8 +51,7 @@ def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
         out.append({
             "day": day,
             "business_metric": None if biz.empty else {
-                k: (_num(v) if isinstance(v, float | int) and not isinstance(v, bool) else v)
-                for k, v in biz.drop(columns=["day", "_day"]).iloc[0].items()},
+                k: _plain(v) for k, v in biz.drop(columns=["day", "_day"]).iloc[0].items()},
             "psi": {r.feature: float(r.psi) for r in drift.itertuples()},
             "ks": {r.feature: {"statistic": float(r.ks_stat), "pvalue": float(r.ks_pvalue)}
                    for r in drift.itertuples() if r.kind == "continuous" and pd.notna(r.ks_stat)},
