@@ -7,6 +7,7 @@ from datetime import timedelta
 import dagster as dg
 import pandas as pd
 
+from ml_assets.defs.freshness import HOURLY_FRESHNESS
 from ml_assets.defs.partitions import hour_key, hourly
 from ml_assets.defs.resources import Project
 from ml_assets.lib.datasets import DatasetSpec
@@ -23,6 +24,7 @@ def build_feature_assets(spec: DatasetSpec) -> list:
         group_name="features",
         partitions_def=hourly(spec),
         backfill_policy=dg.BackfillPolicy.single_run(),
+        freshness_policy=HOURLY_FRESHNESS,
         deps=[
             dg.AssetDep("raw_events", partition_mapping=dg.TimeWindowPartitionMapping(
                 start_offset=-lookback_hours, allow_nonexistent_upstream_partitions=True)),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from ml_assets.defs.freshness import DAILY_LABELS_FRESHNESS, HOURLY_FRESHNESS
 from ml_assets.defs.partitions import daily, day_key, hour_key, hourly
 from ml_assets.defs.resources import Project
 from ml_assets.lib.contracts import ContractError
@@ -48,6 +49,7 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
         kinds={"parquet", "pandera"},
         owners=owners,
         retry_policy=IO_RETRY,
+        freshness_policy=HOURLY_FRESHNESS,
         description=f"{spec.description} Hourly landing files validated against the event "
                     "contract; broken rows go to quarantine with a reason, a broken file fails.",
     )
@@ -76,6 +78,7 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
         kinds={"parquet", "pandera"},
         owners=owners,
         retry_policy=IO_RETRY,
+        freshness_policy=DAILY_LABELS_FRESHNESS,
         description="Daily label files (labels that became known that day, by label_ts), "
                     "joined to their event's time and entity keys. Unknown events, labels "
                     "dated before their event and conflicting duplicates are quarantined.",

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from ml_assets.defs.freshness import HOURLY_FRESHNESS
 from ml_assets.defs.partitions import hour_key, hourly
 from ml_assets.defs.resources import Project
 from ml_assets.lib.datasets import DatasetSpec
@@ -25,6 +26,7 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
         group_name="scoring",
         partitions_def=hourly(spec),
         backfill_policy=dg.BackfillPolicy.single_run(),
+        freshness_policy=HOURLY_FRESHNESS,
         deps=["event_features", "candidate_model"],
         kinds={"scikitlearn", "parquet"},
         owners=[spec.owner],

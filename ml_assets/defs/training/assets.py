@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import pandas as pd
 
+from ml_assets.defs.freshness import NIGHTLY_TRAINING_FRESHNESS
 from ml_assets.defs.resources import Project
 from ml_assets.lib import artifacts
 from ml_assets.lib.datasets import DatasetSpec
@@ -45,7 +46,8 @@ def resolve_window(project: Project, spec: DatasetSpec, cfg: TrainingConfig) -> 
 
 def build_training_assets(spec: DatasetSpec) -> list:
     owners = [spec.owner]
-    common = {"group_name": "training", "owners": owners}
+    common = {"group_name": "training", "owners": owners,
+              "freshness_policy": NIGHTLY_TRAINING_FRESHNESS}
 
     @dg.asset(name="training_set", deps=["event_features", "raw_labels"], kinds={"duckdb", "parquet"},
               description="Feature rows of the training window joined to labels known at the "
