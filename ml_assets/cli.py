@@ -203,6 +203,46 @@ def cmd_monitor(args, spec, paths) -> int:
     return 0
 
 
+def cmd_bench(args, spec, paths) -> int:
+    from ml_assets.bench.runner import run_bench
+
+    result = run_bench(size=args.size, factors=tuple(args.factors), days=args.days,
+                       threads=args.threads, out=Path(args.out).resolve(),
+                       cache=paths.root / "bench" / "worlds",
+                       pandas_max_events=args.pandas_max_events, with_demo=args.with_demo,
+                       sections=tuple(args.sections), data_dir=paths.root,
+                       log=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
+    payload = {**result["headline"], "goals": result["goals"], "report_files": result["files"]}
+
+    def render(p):
+        for g in p["goals"]:
+            met = "n/a " if g["met"] is None else ("met " if g["met"] else "MISS")
+            print(f"{met} {g['goal']:<36} target {g['target']:<28} measured {g['value']}")
+        print(f"Report: {p['report_files']['markdown']} (JSON: {p['report_files']['json']})")
+
+    _print(payload, args.json, render)
+    return 0
+
+
+def _bench_parser(sub) -> None:
+    bench = sub.add_parser("bench", help="side-by-side performance report (JSON + Markdown)")
+    bench.add_argument("--size", type=float, default=1.0,
+                       help="base demo scale (1.0 is about 1M events); runs size x each factor")
+    bench.add_argument("--factors", type=float, nargs="+", default=[1, 4, 16])
+    bench.add_argument("--days", type=int, default=120)
+    bench.add_argument("--threads", type=int, help="DuckDB and OpenMP threads (default: 2)")
+    bench.add_argument("--out", default="bench_results", help="report directory")
+    bench.add_argument("--pandas-max-events", type=int, default=5_000_000,
+                       help="skip the pandas baseline above this many events")
+    bench.add_argument("--with-demo", action="store_true",
+                       help="also time `ml-assets demo` into a temp dir (minutes) and use it "
+                            "for the serving, kill switch and reproduce sections")
+    bench.add_argument("--sections", nargs="*", default=["drift", "scoring", "serving",
+                                                          "reproduce"],
+                       choices=["drift", "scoring", "serving", "reproduce"])
+    bench.set_defaults(func=cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     parser.add_argument("--data-dir", help=f"runtime state directory (default ${DATA_DIR_ENV} "
@@ -244,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "quantiles, delayed evaluation and failing checks")
     mon.add_argument("--days", type=int, default=7)
     mon.set_defaults(func=cmd_monitor)
+    _bench_parser(sub)
     for p in (kill, promote, back, drill):
         p.add_argument("--actor", default=actor, help="who (default $USER), for the audit log")
     for p in sub.choices.values():

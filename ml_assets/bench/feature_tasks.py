@@ -1,0 +1,81 @@
+"""The two sides of the feature-build comparison, each run in its own subprocess, and the value
+comparison of their outputs. Both sides read the same lake and write their features to Parquet.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.feature_build import build_features
+from ml_assets.lib.paths import DataPaths, write_parquet_atomic
+from ml_assets.lib.synthetic import SyntheticConfig
+
+from .pandas_features import pandas_features
+
+TOLERANCE = 1e-9  # |a - b| <= TOLERANCE * max(1, |b|)
+
+
+def ml_assets_side(root: Path, cfg: SyntheticConfig, spec: DatasetSpec, out: Path,
+                   threads: int) -> dict:
+    """lib.feature_build over the lake: 30-day chunks with look-back, one Parquet per chunk."""
+    out.mkdir(parents=True, exist_ok=True)
+    t0, rows, chunks = time.perf_counter(), 0, 0
+    for _lo, _hi, df in build_features(DataPaths(root), spec, cfg.start, cfg.end,
+                                       threads=threads):
+        write_parquet_atomic(df, out / f"chunk-{chunks:04d}.parquet")
+        rows, chunks = rows + len(df), chunks + 1
+    return {"rows": rows, "chunks": chunks, "seconds": time.perf_counter() - t0}
+
+
+def pandas_side(root: Path, spec: DatasetSpec, out: Path) -> dict:
+    """The whole history read into pandas, features computed, one Parquet written."""
+    t0 = time.perf_counter()
+    lake = DataPaths(root).lake
+    events = pd.read_parquet(lake / "raw_events")
+    labels = pd.read_parquet(lake / "raw_labels").rename(
+        columns={spec.label_ts: "label_ts", spec.label: "label"})
+    features, per_feature = pandas_features(events, labels, spec)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet_atomic(features, out)
+    return {"rows": len(features), "seconds": time.perf_counter() - t0,
+            "feature_seconds": per_feature}
+
+
+def _null_if_nan(expr: str) -> str:
+    return f"CASE WHEN isnan({expr}) THEN NULL ELSE {expr} END"
+
+
+def compare_outputs(ours: list[Path], theirs: Path, spec: DatasetSpec) -> dict:
+    """Join both outputs on the event id; per feature: rows out of tolerance (a null on one
+    side only counts), the largest absolute difference, and whether the row sets match."""
+    con = duckdb.connect()
+    eid = spec.event_id
+    listed = ", ".join(f"'{p}'" for p in ours)
+    con.execute(f"CREATE TEMP VIEW a AS SELECT * FROM read_parquet([{listed}])")
+    con.execute(f"CREATE TEMP VIEW b AS SELECT * FROM read_parquet('{theirs}')")
+    parts = []
+    for name in spec.feature_names:
+        x, y = _null_if_nan(f'a."{name}"'), _null_if_nan(f'b."{name}"')
+        parts.append(
+            f"SUM(CASE WHEN ({x}) IS NULL AND ({y}) IS NULL THEN 0 "
+            f"WHEN ({x}) IS NULL OR ({y}) IS NULL THEN 1 "
+            f"WHEN abs(({x}) - ({y})) <= {TOLERANCE} * greatest(1, abs({y})) THEN 0 ELSE 1 END)")
+        parts.append(f"COALESCE(MAX(abs(({x}) - ({y}))), 0)")
+    row = con.execute(
+        f"SELECT (SELECT COUNT(*) FROM a), (SELECT COUNT(*) FROM b), COUNT(*), {', '.join(parts)} "
+        f'FROM a JOIN b USING ("{eid}")').fetchone()
+    n_a, n_b, joined = row[:3]
+    per_feature = {name: {"mismatched_rows": int(row[3 + 2 * i]),
+                          "max_abs_diff": float(row[4 + 2 * i])}
+                   for i, name in enumerate(spec.feature_names)}
+    identical = n_a == n_b == joined and all(v["mismatched_rows"] == 0
+                                             for v in per_feature.values())
+    return {"identical": bool(identical), "tolerance": TOLERANCE, "rows_ml_assets": int(n_a),
+            "rows_pandas": int(n_b), "rows_joined": int(joined),
+            "max_abs_diff": max(v["max_abs_diff"] for v in per_feature.values()),
+            "features": per_feature}
