@@ -107,7 +107,8 @@ def _duplicate_reasons(batch: pd.DataFrame, column: str, reasons: pd.Series) -> 
         first = batch.drop_duplicates(column).set_index(column)
         where = batch.loc[dup, column].map(
             lambda v: f"{first.at[v, '_source']} row {first.at[v, '_row']}")
-        reasons[dup] += "duplicate " + column + " (first seen in " + where + "); "
+        # by label, not by mask: ``batch`` may be a subset of the rows ``reasons`` covers
+        reasons.loc[where.index] += "duplicate " + column + " (first seen in " + where + "); "
 
 
 def validate_events(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
@@ -123,6 +124,8 @@ def validate_events(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
     for col in int_cols:
         if not pd.api.types.is_integer_dtype(batch[col].dtype):
             reasons[_coerce_numeric(batch, col)] += f"{col}: not an integer; "
+            # 1.5 would otherwise be truncated to 1 by the int64 cast below: another entity.
+            reasons[batch[col].notna() & (batch[col] % 1 != 0)] += f"{col}: not an integer; "
     columns = {c: pa.Column(nullable=False) for c in (spec.event_id, spec.event_ts, *spec.entity_keys)}
     for attr in spec.attributes:
         checks = []

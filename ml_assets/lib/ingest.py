@@ -29,6 +29,11 @@ def read_landing_table(path: Path, root: Path) -> pa.Table:
     if not path.resolve().is_relative_to(root.resolve()):
         raise ContractError(f"{path}: resolves outside the data directory; refusing to read it")
     if not path.exists():
+        others = sorted(p.name for p in path.parent.glob(f"{path.stem}.*") if p != path)
+        if others:  # e.g. a CSV export: refuse it by name rather than report "no file"
+            raise ContractError(f"{path}: not found, but {others} is there; landing files must "
+                                "be Parquet (CSV and other formats are refused: they lose "
+                                "types and time zones). Convert it and re-deliver.")
         raise ContractError(f"{path}: no landing file for this partition. If the period truly "
                             "had no data, land an empty file with the contract's columns.")
     if path.stat().st_size == 0:
@@ -84,6 +89,31 @@ def ingest_events(paths: DataPaths, spec: DatasetSpec, hours: list[datetime], no
     return _by_window(valid, hours), quarantined
 
 
+def _already_labeled(paths: DataPaths, spec: DatasetSpec, days: list[datetime],
+                     joined: pd.DataFrame, reasons: pd.Series) -> None:
+    """A label for an event that already has one in another day's partition (a re-sent or
+    contradicting label in a later file) is quarantined naming that partition: the first
+    ingested label stands, and the training set never holds an event twice."""
+    rewritten = {d.strftime("%Y-%m-%d") for d in days}
+    others = [p for p in sorted((paths.lake / "raw_labels").glob("*.parquet"))
+              if p.stem not in rewritten]
+    if not others or not len(joined):
+        return
+    con = connect()
+    con.register("lab", joined[[spec.event_id]])
+    eid = quote(spec.event_id)
+    listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in others)
+    seen = con.execute(
+        f"SELECT {eid}, min(parse_filename(filename, true)) AS part FROM read_parquet([{listed}], "
+        f"union_by_name = true, filename = true) WHERE {eid} IN (SELECT {eid} FROM lab) "
+        f"GROUP BY {eid}").df()
+    where = joined[spec.event_id].map(dict(zip(seen[spec.event_id], seen["part"], strict=True)))
+    hit = where.notna()
+    if hit.any():
+        reasons[hit] += ("event_id already labeled in raw_labels/" + where[hit].astype("str")
+                         + " (duplicate or conflicting label; the first one stands); ")
+
+
 def ingest_labels(paths: DataPaths, spec: DatasetSpec, days: list[datetime], now: datetime,
                   ) -> tuple[dict[datetime, pd.DataFrame], pd.DataFrame]:
     """Validate label files and attach each label's event time and entity keys, so feature
@@ -112,6 +142,7 @@ def ingest_labels(paths: DataPaths, spec: DatasetSpec, days: list[datetime], now
     reasons[joined[spec.event_ts].isna()] += "unknown event_id (not in raw_events); "
     before = (joined[spec.label_ts] <= joined[spec.event_ts]).fillna(False).astype(bool)
     reasons[before] += "label_ts not after the event's event_ts; "
+    _already_labeled(paths, spec, days, joined, reasons)
     valid = joined.loc[reasons == ""]
     quarantined = pd.concat([q for q in (bad, quarantine_rows(joined, reasons)) if len(q)]
                             or [bad], ignore_index=True)
