@@ -123,7 +123,8 @@ def run_bench(size: float = 1.0, factors: tuple[float, ...] = (1, 4, 16), days: 
     with tempfile.TemporaryDirectory(prefix="ml_assets_bench_") as work:
         ctx = {"base_size": size, "sizes": [size * f for f in factors], "days": days,
                "threads": threads, "work": work, "cache": str(cache or out / "worlds"),
-               "pandas_max_events": pandas_max_events, "pandas_timeout": pandas_timeout}
+               "pandas_max_events": pandas_max_events, "pandas_timeout": pandas_timeout,
+               "serving_requests": 2000}
         r: dict = {"started_at": started, "noise_note": NOISE_NOTE, "versions": _versions(),
                    "threads": {"duckdb": threads, "openmp": threads, "pandas": 1},
                    "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
@@ -145,7 +146,7 @@ def run_bench(size: float = 1.0, factors: tuple[float, ...] = (1, 4, 16), days: 
             log("serving and kill switch ...")
             r["serving"] = serving_section(ctx, copy) if "serving" in sections else skipped
             log("reproduce ...")
-            r["reproduce"] = reproduce_section(copy) if "reproduce" in sections else skipped
+            r["reproduce"] = reproduce_section(copy, threads) if "reproduce" in sections else skipped
     r["machine"].update(_meminfo(), load_average_at_end=os.getloadavg())
     r["headline"] = headline(r)
     r["goals"] = goals(r)

@@ -6,7 +6,6 @@ A section whose machinery does not exist yet (or whose prerequisites are missing
 from __future__ import annotations
 
 import contextlib
-import getpass
 import importlib
 import json
 import shutil
@@ -71,8 +70,8 @@ def demo_section(ctx: dict, data_dir: Path) -> dict:
 
 @contextlib.contextmanager
 def demo_copy(data_dir: Path | None) -> Iterator[Path | None]:
-    """A throwaway copy of a demo data dir (the drill flips its kill switch and records a
-    drill), or None when there is no demo state with a champion and a previous model."""
+    """A throwaway copy of a demo data dir (the load test flips its kill switch, reproduce
+    writes scratch state), or None when there is no demo state with a champion and a previous model."""
     from ml_assets.lib.registry import Registry
     from ml_assets.specs import active_spec
 
@@ -85,8 +84,7 @@ def demo_copy(data_dir: Path | None) -> Iterator[Path | None]:
         return
     with tempfile.TemporaryDirectory(prefix="ml_assets_bench_") as tmp:
         copy = Path(tmp) / "data"
-        shutil.copytree(data_dir, copy, ignore=shutil.ignore_patterns(
-            "landing", "dagster_home", "bench", "docs"))
+        shutil.copytree(data_dir, copy, ignore=shutil.ignore_patterns("dagster_home", "bench"))
         yield copy
 
 
@@ -97,44 +95,41 @@ def _optional(module: str, attr: str):
         return None
 
 
-SERVING_KEYS = ("lookup_p99_ms", "realtime_p99_ms_50_clients")
+def _at(levels: list[dict], clients: int) -> float | None:
+    return next((x["p99_ms"] for x in levels if x["clients"] == clients), None)
 
 
 def serving_section(ctx: dict, demo_dir: Path | None) -> dict:
-    """Kill switch time to effect via the real rollback drill over HTTP; lookup/realtime
-    latency via the serving package's load test when it exists."""
+    """Lookup/realtime p50/p95/p99 at 1, 10 and 50 clients and the kill switch's time to effect,
+    from the serving package's load test (its own server process, over HTTP)."""
     from ml_assets.lib.paths import DataPaths
-    from ml_assets.lib.registry import Registry
-    from ml_assets.lib.rollback import run_rollback_drill
-    from ml_assets.serving.app import running_server
     from ml_assets.specs import active_spec
 
-    empty = dict.fromkeys((*SERVING_KEYS, "kill_switch_effect_ms"))
+    empty = dict.fromkeys(("lookup_p99_ms", "realtime_p99_ms_50_clients",
+                           "kill_switch_effect_ms"))
+    load_test = _optional("ml_assets.serving.loadtest", "run_bench")
+    if load_test is None:
+        return {**empty, "reason": "ml_assets.serving.loadtest.run_bench does not exist "
+                                   "(the serving load test is not merged)"}
     if demo_dir is None:
         return {**empty, "reason": "no demo state with a champion and a previous model: run "
                                    "`make demo` first or pass --with-demo"}
-    spec, paths = active_spec(), DataPaths(demo_dir)
-    out: dict = dict(empty)
-    load_test = _optional("ml_assets.serving.load_test", "run_load_test")
-    if load_test is None:
-        out["reason"] = ("lookup/realtime latency: ml_assets.serving.load_test.run_load_test "
-                         "does not exist yet (serving's load test is not merged)")
-    else:
-        out["load_test"] = load_test(paths, spec, clients=(1, 10, 50))
-        out.update({k: out["load_test"].get(k) for k in SERVING_KEYS})
-    with running_server(paths, spec, log_predictions=False) as url:
-        drill = run_rollback_drill(Registry(paths.control_db), paths, spec, url,
-                                   getpass.getuser())
-    out["kill_switch_effect_ms"] = drill["time_to_effect_ms"] if drill["ok"] else None
-    out["drill"] = {k: drill[k] for k in ("ok", "time_to_effect_ms", "restore_ms", "errors")}
-    return out
+    report = load_test(DataPaths(demo_dir), active_spec(), concurrency=(1, 10, 50),
+                       requests=ctx["serving_requests"])
+    return {"lookup_p99_ms": max(x["p99_ms"] for x in report["lookup"]),
+            "realtime_p99_ms_50_clients": _at(report["predict"], 50),
+            "kill_switch_effect_ms": report["kill_switch"].get("time_to_effect_ms"),
+            "threads": {"server_openmp": report.get("server_omp_threads")},
+            "note": "lookup_p99_ms is the worst p99 over 1, 10 and 50 clients",
+            "load_test": report}
 
 
-def reproduce_section(demo_dir: Path | None) -> dict:
-    reproduce = _optional("ml_assets.lib.reproduce", "reproduce_version")
+def reproduce_section(demo_dir: Path | None, threads: int) -> dict:
+    """Retrain the demo champion from raw landing data and time it."""
+    reproduce = _optional("ml_assets.lib.reproduce", "reproduce")
     if reproduce is None:
         return {"reproduce_seconds": None,
-                "reason": "ml_assets.lib.reproduce does not exist yet (reproduce is not merged)"}
+                "reason": "ml_assets.lib.reproduce does not exist (reproduce is not merged)"}
     if demo_dir is None:
         return {"reproduce_seconds": None, "reason": "no demo state: run `make demo` or pass "
                                                      "--with-demo"}
@@ -145,6 +140,8 @@ def reproduce_section(demo_dir: Path | None) -> dict:
     spec, paths = active_spec(), DataPaths(demo_dir)
     champion = Registry(paths.control_db).aliases(spec.model_name)["champion"]
     t0 = time.perf_counter()
-    result = reproduce(paths, spec, champion)
+    result = reproduce(paths, spec, champion, threads=threads).as_dict()
     return {"reproduce_seconds": time.perf_counter() - t0, "version": champion,
-            "result": result}
+            "identical": result["identical"], "threads": threads,
+            "result": {k: result[k] for k in ("identical", "dataset_sha256_match",
+                                              "artifact_sha256_match", "seconds", "causes")}}
