@@ -8,18 +8,16 @@
 - Models are cached by version and loaded only through SHA-256 verification. A version whose
   artifact fails verification is refused; the last good model keeps answering and every
   response says so (``degraded``).
-- Realtime requests share model calls: a worker thread scores every request queued while the
-  previous batch ran, so concurrency costs one ``predict_proba`` per batch, not per request.
+- Realtime requests share model calls: requests that arrive together are scored with one
+  ``predict_proba`` per model, so concurrency costs one model call per batch, not per request.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import sqlite3
 import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +32,7 @@ from .lake import connect, read_parquet_files
 from .online_features import OnlineState
 from .paths import HOUR_FILE_FORMAT, DataPaths
 from .registry import Registry, RegistryError
+from .tree_predictor import compile_trees
 
 SCORE_SOURCES = ("batch_scores", "microbatch_scores")
 RETRY_FAILED_LOAD = timedelta(seconds=30)
@@ -105,6 +104,7 @@ class ModelCache:
             except (ArtifactIntegrityError, RegistryError) as exc:
                 self._failed[version] = (datetime.now(UTC), str(exc))
                 return None, str(exc)
+            bundle = {**bundle, "compiled": compile_trees(bundle["model"])}
             self._models[version] = (card, bundle)
             self._failed.pop(version, None)
             return bundle, None
@@ -124,6 +124,9 @@ class ModelCache:
                 problems[version] = (f"artifact {card['artifact_path']} no longer matches its "
                                      "sha256 (tampered); serving the verified in-memory copy")
         return problems
+
+    def loaded(self) -> dict[str, tuple[dict, dict]]:
+        return dict(self._models)
 
     def failures(self) -> dict[str, str]:
         return {v: why for v, (_, why) in self._failed.items()}
@@ -228,61 +231,39 @@ class OnlineStateLoader:
 
 
 # -- shared model calls for realtime requests -------------------------------------------------
-class PredictBatcher:
-    """One worker thread; every request queued while a batch runs joins the next batch."""
-
-    def __init__(self, max_batch: int = 128):
-        self.max_batch = max_batch
-        self._q: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="predict-batcher", daemon=True)
+class BatchStats:
+    def __init__(self):
         self.batches = 0
         self.rows = 0
+        self.largest = 0
 
-    def start(self) -> PredictBatcher:
-        self._thread.start()
-        return self
 
-    def submit(self, model, x: np.ndarray) -> Future:
-        fut: Future = Future()
-        self._q.put((model, x, fut))
-        return fut
+FAST_MAX_ROWS = 32  # above this, predict_proba's fixed cost is amortized and it is as fast
 
-    def close(self) -> None:
-        self._q.put(None)
-        self._thread.join(timeout=5)
 
-    def _run(self) -> None:
-        while True:
-            first = self._q.get()
-            if first is None:
-                return
-            items = [first]
-            while len(items) < self.max_batch:
-                try:
-                    nxt = self._q.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._q.put(None)
-                    break
-                items.append(nxt)
-            self._score(items)
-
-    def _score(self, items: list) -> None:
-        by_model: dict[int, list] = {}
-        for item in items:
-            by_model.setdefault(id(item[0]), []).append(item)
-        for group in by_model.values():
-            try:
-                scores = group[0][0].predict_proba(np.vstack([x for _, x, _ in group]))[:, 1]
-            except Exception as exc:  # the requests get the error, the worker keeps running
-                for _, _, fut in group:
-                    fut.set_exception(exc)
-                continue
-            for (_, _, fut), s in zip(group, scores.tolist(), strict=True):
-                fut.set_result(s)
-            self.batches += 1
-            self.rows += len(group)
+def predict_grouped(items: list[tuple[dict, np.ndarray]], stats: BatchStats) -> list:
+    """Score many single-row requests with one model call per model bundle. Small batches use
+    the compiled tree evaluator (bit-identical to ``predict_proba``, verified when loaded).
+    Returns a score or the exception per item, in order."""
+    out: list = [None] * len(items)
+    by_model: dict[int, list[int]] = {}
+    for i, (bundle, _) in enumerate(items):
+        by_model.setdefault(id(bundle), []).append(i)
+    for idx in by_model.values():
+        bundle = items[idx[0]][0]
+        fast = bundle.get("compiled")
+        model = fast if fast is not None and len(idx) <= FAST_MAX_ROWS else bundle["model"]
+        try:
+            scores = model.predict_proba(np.vstack([items[i][1] for i in idx]))[:, 1]
+            for i, s in zip(idx, scores.tolist(), strict=True):
+                out[i] = s
+        except Exception as exc:  # each request gets the error; the server keeps running
+            for i in idx:
+                out[i] = exc
+        stats.batches += 1
+        stats.rows += len(idx)
+        stats.largest = max(stats.largest, len(idx))
+    return out
 
 
 # -- the service ------------------------------------------------------------------------------
@@ -295,7 +276,7 @@ class ScoringService:
         self.state = OnlineState(spec)
         self.state_loader = OnlineStateLoader(paths, spec, self.state)
         self.index = ScoreIndex(spec, _empty_scores(spec))
-        self.batcher = PredictBatcher()
+        self.batch_stats = BatchStats()
         self.reload_seconds = reload_seconds
         self.integrity: dict[str, str] = {}
         self._stop = threading.Event()
@@ -309,13 +290,11 @@ class ScoringService:
             self.models.get(version)
         if aliases.get("champion") and self.models.get(aliases["champion"])[0] is not None:
             self.models.mark_good(aliases["champion"])  # the fallback until something serves
-        self.batcher.start()
         self._thread.start()
         return self
 
     def close(self) -> None:
         self._stop.set()
-        self.batcher.close()
 
     def _reload_loop(self) -> None:
         last_verify = time.monotonic()
@@ -388,7 +367,11 @@ class ScoringService:
                 "index": {"events": len(self.index), "versions": sorted(self.index.scores),
                           "loaded_at": self.index.loaded_at.isoformat()},
                 "online_state_events": self.state.events_held,
-                "batcher": {"batches": self.batcher.batches, "rows": self.batcher.rows},
+                "compiled_evaluator": {v: b.get("compiled") is not None
+                                       for v, (_, b) in self.models.loaded().items()},
+                "predict_batches": {"batches": self.batch_stats.batches,
+                                    "rows": self.batch_stats.rows,
+                                    "largest": self.batch_stats.largest},
                 "pid": os.getpid()}
 
 

@@ -29,7 +29,7 @@ from ml_assets.lib.datasets import DatasetSpec
 from ml_assets.lib.interface_contract import InterfaceContract, RequestError, load_contract
 from ml_assets.lib.paths import DataPaths
 from ml_assets.lib.prediction_log import PredictionLogger
-from ml_assets.lib.serving import NoServableModel, ScoringService
+from ml_assets.lib.serving import NoServableModel, ScoringService, predict_grouped
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -73,6 +73,26 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
     service = ScoringService(paths, spec, reload_seconds=reload_seconds)
     logger = PredictionLogger(paths)
     id_kind = contract.input_schema()[spec.event_id]["type"]
+    pending: list[tuple[dict, object, asyncio.Future]] = []
+
+    def flush() -> None:
+        # Runs once per event-loop pass: every request parsed in this pass shares one model
+        # call. No thread, no timer: an idle server scores a lone request at once.
+        batch = pending[:]
+        pending.clear()
+        results = predict_grouped([(m, x) for m, x, _ in batch], service.batch_stats)
+        for (_, _, fut), result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+
+    def submit(bundle: dict, x) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        if not pending:
+            asyncio.get_running_loop().call_soon(flush)
+        pending.append((bundle, x, fut))
+        return fut
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -145,7 +165,7 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
         except NoServableModel as exc:
             return _unavailable(exc)
         x, feats, unknown = service.features_row(event)
-        value = await asyncio.wrap_future(service.batcher.submit(resolved.bundle["model"], x))
+        value = await submit(resolved.bundle, x)
         if not math.isfinite(value):  # never hand out NaN/inf as a score
             return _unavailable(NoServableModel(f"{resolved.version} returned a non-finite "
                                                 "score"))

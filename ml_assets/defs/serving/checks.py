@@ -10,6 +10,7 @@ from ml_assets.lib.lake import hourly_files
 from ml_assets.lib.parity import replay_parity
 from ml_assets.lib.rollback import drill_status, rollback_readiness
 from ml_assets.lib.scoring import live_versions, load_live_model
+from ml_assets.lib.tree_predictor import compile_trees
 
 
 def parity_day(project: Project) -> datetime | None:
@@ -58,8 +59,10 @@ def build_serving_checks(spec: DatasetSpec) -> list:
             return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
                                        description="no complete day of features and scores yet")
         registry = project.registry
-        models = {v: load_live_model(project.paths, registry.get_model(v))["model"]
-                  for _, v in live_versions(registry, spec)}
+        models = {}  # scored the way the serving app scores: compiled trees when verified
+        for _, version in live_versions(registry, spec):
+            model = load_live_model(project.paths, registry.get_model(version))["model"]
+            models[version] = compile_trees(model) or model
         report = replay_parity(project.paths, spec, day, models)
         skewed = {k: v for k, v in report.feature_differences.items() if v}
         description = "zero differences" if report.ok else (
