@@ -112,6 +112,15 @@ def _demo_times(r: dict) -> dict:
     }
 
 
+def _guarded(section, *args) -> dict:
+    """Sections built on other teams' machinery report their failure instead of losing the
+    whole run's figures."""
+    try:
+        return section(*args)
+    except Exception as exc:  # any failure becomes the reason its figures are null
+        return {"reason": f"section failed: {type(exc).__name__}: {exc}"}
+
+
 def run_bench(size: float = 1.0, factors: tuple[float, ...] = (1, 4, 16), days: int = 120,
               threads: int | None = None, out: Path = Path("bench_results"),
               cache: Path | None = None, pandas_max_events: int = 5_000_000,
@@ -144,9 +153,11 @@ def run_bench(size: float = 1.0, factors: tuple[float, ...] = (1, 4, 16), days: 
             "skipped": "not asked (pass --with-demo; it takes minutes)", "wall_seconds": None}
         with demo_copy(demo_dir if with_demo else data_dir) as copy:
             log("serving and kill switch ...")
-            r["serving"] = serving_section(ctx, copy) if "serving" in sections else skipped
+            r["serving"] = (_guarded(serving_section, ctx, copy) if "serving" in sections
+                            else skipped)
             log("reproduce ...")
-            r["reproduce"] = reproduce_section(copy, threads) if "reproduce" in sections else skipped
+            r["reproduce"] = (_guarded(reproduce_section, copy, threads)
+                              if "reproduce" in sections else skipped)
     r["machine"].update(_meminfo(), load_average_at_end=os.getloadavg())
     r["headline"] = headline(r)
     r["goals"] = goals(r)
