@@ -4,6 +4,7 @@
 import dagster as dg
 
 from ml_assets.defs.automation import build_automation
+from ml_assets.defs.docs.assets import build_docs_assets
 from ml_assets.defs.features.assets import build_feature_assets
 from ml_assets.defs.features.checks import build_feature_checks
 from ml_assets.defs.ingest.assets import build_ingest_assets
@@ -12,6 +13,7 @@ from ml_assets.defs.monitoring.assets import build_monitoring_assets
 from ml_assets.defs.monitoring.checks import build_monitoring_checks
 from ml_assets.defs.monitoring.sensors import build_monitoring_automation
 from ml_assets.defs.resources import default_resources
+from ml_assets.defs.rollout.assets import build_rollout_assets, build_rollout_checks
 from ml_assets.defs.scoring.assets import build_scoring_assets
 from ml_assets.defs.scoring.checks import build_scoring_checks
 from ml_assets.defs.serving.assets import build_serving_assets
@@ -33,10 +35,11 @@ def build_definitions(spec: DatasetSpec | None = None, data_dir: str | None = No
     return dg.Definitions(
         assets=[*build_ingest_assets(spec), *build_feature_assets(spec),
                 *build_training_assets(spec), *build_scoring_assets(spec),
-                *build_serving_assets(spec), *build_monitoring_assets(spec)],
+                *build_serving_assets(spec), *build_monitoring_assets(spec),
+                *build_rollout_assets(spec), *build_docs_assets(spec)],
         asset_checks=[*build_ingest_checks(spec), *build_feature_checks(spec),
                       *build_scoring_checks(spec), *build_serving_checks(spec),
-                      *build_monitoring_checks(spec)],
+                      *build_monitoring_checks(spec), *build_rollout_checks(spec)],
         jobs=[*jobs, drill_job, microbatch_job, *mon_jobs],
         schedules=[*schedules, *build_serving_schedules(drill_job), *mon_schedules],
         sensors=[*build_serving_sensors(microbatch_job), *mon_sensors],

@@ -50,9 +50,13 @@ def load_live_model(paths: DataPaths, card: dict) -> dict:
 
 def score_frame(features: pd.DataFrame, spec: DatasetSpec,
                 models: list[tuple[str, dict, dict]], scored_at: datetime,
-                features_ref: str, threads: int = 1) -> pd.DataFrame:
-    """Long format: one row per (event, live model). ``models`` is [(role, card, bundle)]."""
+                features_ref: str, threads: int = 1,
+                challenger_arm: np.ndarray | None = None) -> pd.DataFrame:
+    """Long format: one row per (event, live model). ``models`` is [(role, card, bundle)].
+    ``challenger_arm`` (bool per event, from ``rollout.in_challenger_arm``) marks the events
+    on which the challenger's decision acts during a staged rollout."""
     base = features[[spec.event_id, spec.event_ts, *spec.entity_keys]]
+    arm = np.zeros(len(base), bool) if challenger_arm is None else np.asarray(challenger_arm)
     frames = []
     for role, card, bundle in models:
         scores = predict(bundle["model"], spec, features, threads)
@@ -63,8 +67,8 @@ def score_frame(features: pd.DataFrame, spec: DatasetSpec,
             role=role,
             score=scores.astype("float64"),
             decision=scores >= bundle["decision_threshold"],
-            acted=role == "champion",
-            rollout_arm=None,
+            acted=arm if role == "challenger" else (~arm if role == "champion" else False),
+            rollout_arm=np.where(arm, "challenger", "champion"),
             scored_at=pd.Timestamp(scored_at),
             feature_schema_version=card["feature_schema_version"],
             features_ref=features_ref,

@@ -12,6 +12,7 @@ from ml_assets.defs.resources import Project
 from ml_assets.lib.datasets import DatasetSpec
 from ml_assets.lib.feature_build import MissingUpstreamError, split_by_hour
 from ml_assets.lib.lake import hourly_files, hours_between, read_parquet_files
+from ml_assets.lib.rollout import acting_arm
 from ml_assets.lib.scoring import (
     check_features_computable,
     live_versions,
@@ -52,7 +53,8 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
                 f"{missing[0]:%Y-%m-%d-%H:00}); materialize event_features for them first")
         features = read_parquet_files(files)
         scores = score_frame(features, spec, models, datetime.now(UTC),
-                             features_ref=f"event_features/{hour_key(start)}..{hour_key(end)}")
+                             features_ref=f"event_features/{hour_key(start)}..{hour_key(end)}",
+                             challenger_arm=acting_arm(registry, spec, features))
         champion = scores[scores["role"] == "champion"]
         context.add_output_metadata({
             "rows": len(scores),

@@ -1,0 +1,145 @@
+"""Rollout group: the daily shadow report of the challenger and the staged-rollout state.
+
+Both wrap ``lib/shadow.py`` and ``lib/rollout.py``; a range run computes every day in one
+pass, and ``rollout_state`` walks all stages the new data allows in one run (not one run per
+day)."""
+
+import getpass
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets.defs.partitions import daily, day_key
+from ml_assets.defs.resources import Project
+from ml_assets.lib import rollout, shadow
+from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.monitoring import label_horizon
+
+DAILY_NUMBERS = ("events", "paired_events", "disagreement_rate", "score_psi", "rank_correlation",
+                 "champion_decision_rate", "challenger_decision_rate", "error_rate",
+                 "nan_inf_rate")
+
+
+def checklist_md(report: dict) -> str:
+    lines = [f"**{report['challenger']}** vs champion **{report['champion']}**, "
+             f"{report['days_of_data']} days of shadow data, gate "
+             f"**{'PASSED' if report['gate_passed'] else 'FAILED'}**", "",
+             "| item | measured | threshold | status |", "|---|---|---|---|"]
+    for i in report["checklist"]:
+        value = f"{i['value']:.4g}" if isinstance(i["value"], float) else str(i["value"])
+        lines.append(f"| {i['item']} | {value} | {i['threshold']} | {i['status']} |")
+    return "\n".join(lines)
+
+
+def _pair(registry, spec: DatasetSpec) -> tuple[str, str] | None:
+    aliases = registry.aliases(spec.model_name)
+    if not aliases["challenger"]:
+        return None
+    return aliases["champion"], aliases["challenger"]
+
+
+def _number(value) -> float:
+    return float(value) if value is not None and pd.notna(value) else -1.0
+
+
+def build_rollout_assets(spec: DatasetSpec) -> list:
+    owners = [spec.owner]
+
+    @dg.asset(
+        name="shadow_report", group_name="rollout", owners=owners, partitions_def=daily(spec),
+        backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb", "scipy"},
+        deps=["batch_scores", "event_features",
+              dg.AssetDep("raw_labels", partition_mapping=dg.AllPartitionMapping())],
+        description="Challenger vs champion on the same traffic, per day and cumulative from "
+                    "the challenger's cutoff: disagreement at the decision threshold, score "
+                    "PSI and rank correlation, offline-vs-online match (possible leakage), "
+                    "latency p50/p95/p99, error and NaN/inf rate, edge cases. The cumulative "
+                    "report and its promotion-gate checklist are recorded for the gate and docs.")
+    def shadow_report(context: dg.AssetExecutionContext, project: Project) -> dict[str, pd.DataFrame]:
+        start, end = context.partition_time_window
+        days = pd.date_range(start, end, freq="D", inclusive="left")
+        empty = {day_key(d): pd.DataFrame({"day": pd.Series(dtype="datetime64[us, UTC]")})
+                 for d in days}
+        pair = _pair(project.registry, spec)
+        if pair is None:
+            context.log.info("no challenger registered: nothing to shadow")
+            return empty
+        paths = project.paths
+        try:
+            report = shadow.shadow_report(paths, spec, project.registry, *pair, end,
+                                          label_horizon(paths))
+        except shadow.ShadowDataMissing as exc:
+            context.log.info(str(exc))
+            return empty
+        shadow.record(paths, report)
+        daily_rows = pd.DataFrame(report["daily"])
+        daily_rows["day"] = pd.to_datetime(daily_rows["day"], utc=True)
+        out = dict(empty)
+        for d, row in daily_rows.groupby("day"):
+            if not start <= d.to_pydatetime() < end:
+                continue
+            key = day_key(d)
+            out[key] = row.assign(champion=pair[0], challenger=pair[1])
+            numbers = {k: _number(row[k].iloc[0]) for k in DAILY_NUMBERS}
+            context.add_asset_metadata(numbers, partition_key=key)
+        last = day_key(days[-1])
+        context.add_asset_metadata({
+            "gate_passed": int(report["gate_passed"]),
+            "cumulative_days": float(report["days_of_data"]),
+            "checklist": dg.MetadataValue.md(checklist_md(report)),
+        }, partition_key=last)
+        return out
+
+    @dg.asset(
+        name="rollout_state", group_name="rollout", owners=owners, kinds={"sqlite"},
+        deps=["shadow_report", "batch_scores"],
+        description="Walks the challenger's staged rollout (1 -> 5 -> 25 -> 50 -> 100% of "
+                    "entities by stable hash) through the data scored so far: each stage "
+                    "dwells its minimum, compares the business metric per arm, pauses on a "
+                    "regression and promotes at 100%. Transitions are audited in the control "
+                    "plane; `ml-assets rollout 1` starts a rollout once the gate passes.")
+    def rollout_state(context: dg.AssetExecutionContext, project: Project) -> dg.MaterializeResult:
+        paths, registry = project.paths, project.registry
+        until = rollout.data_end(paths)
+        st = rollout.advance(registry, paths, spec, f"dagster:{getpass.getuser()}", until,
+                             label_horizon(paths)) if until else rollout.current(registry, spec)
+        walk = st.get("walk", [])
+        rows = ["| stage | outcome | measurable | dwell h | challenger arm | control arm |"
+                " adjusted delta per 1k |", "|---|---|---|---|---|---|---|"]
+        for e in walk:
+            if "challenger_arm" not in e:
+                rows.append(f"| {e['stage']} | {e['outcome']} | - | - | - | - | {e['reason']} |")
+                continue
+            rows.append(f"| {e['stage']} | {e['outcome']} | {e['measurable']} | "
+                        f"{e['dwell_hours']:.0f} | {e['challenger_arm']['value_per_1k']} | "
+                        f"{e['control_arm']['value_per_1k']} | {e['adjusted_delta_per_1k']:.2f} |")
+        return dg.MaterializeResult(metadata={
+            "version": str(st.get("version")), "stage": str(st["stage"]),
+            "percent": rollout.pct(st["stage"]), "evaluations": len(walk),
+            "walk": dg.MetadataValue.md("\n".join(rows) if walk else
+                                        f"stage {st['stage']}: nothing to evaluate yet"),
+            "aliases": dg.MetadataValue.json(registry.aliases(spec.model_name)),
+        })
+
+    return [shadow_report, rollout_state]
+
+
+def build_rollout_checks(spec: DatasetSpec) -> list:
+    @dg.asset_check(asset="shadow_report", name="promotion_gate",
+                    description="Every shadow checklist item of the current challenger passes "
+                                "(duration, errors, disagreement, overlap, offline-vs-online, "
+                                "latency, edge cases). WARN: it blocks `rollout 1`, not runs.")
+    def promotion_gate(project: Project) -> dg.AssetCheckResult:
+        challenger = project.registry.aliases(spec.model_name)["challenger"]
+        report = shadow.recorded(project.paths, challenger) if challenger else None
+        if report is None:
+            return dg.AssetCheckResult(passed=True, description="no challenger report to gate",
+                                       metadata={"items": 0})
+        failed = [i["item"] for i in report["checklist"] if not i["passed"]]
+        return dg.AssetCheckResult(
+            passed=bool(report["gate_passed"]), severity=dg.AssetCheckSeverity.WARN,
+            description="all items pass" if not failed else "failing: " + ", ".join(failed),
+            metadata={"challenger": challenger, "items": len(report["checklist"]),
+                      "failed_items": len(failed)})
+
+    return [promotion_gate]
