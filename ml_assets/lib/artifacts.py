@@ -74,7 +74,12 @@ def dataset_sha256(df: pd.DataFrame) -> str:
         h.update(f"{col}|{series.dtype}|".encode())
         if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_datetime64_any_dtype(
                 series.dtype):
-            values = series.to_numpy()
+            if isinstance(series.dtype, pd.DatetimeTZDtype):  # to_numpy() would give objects,
+                series = series.dt.tz_convert("UTC").dt.tz_localize(None)  # hashed by address
+            # tz-aware timestamps leave to_numpy() as Timestamp objects, whose bytes would be
+            # memory addresses (a different hash in every process): hash their integer ticks.
+            values = series.array.asi8 if isinstance(series.dtype, pd.DatetimeTZDtype) \
+                else series.to_numpy()
             if values.dtype.kind == "f":
                 values = np.where(np.isnan(values), np.nan, values)  # one canonical NaN
             elif values.dtype.kind == "M":
