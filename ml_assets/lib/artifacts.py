@@ -76,10 +76,7 @@ def dataset_sha256(df: pd.DataFrame) -> str:
                 series.dtype):
             if isinstance(series.dtype, pd.DatetimeTZDtype):  # to_numpy() would give objects,
                 series = series.dt.tz_convert("UTC").dt.tz_localize(None)  # hashed by address
-            # tz-aware timestamps leave to_numpy() as Timestamp objects, whose bytes would be
-            # memory addresses (a different hash in every process): hash their integer ticks.
-            values = series.array.asi8 if isinstance(series.dtype, pd.DatetimeTZDtype) \
-                else series.to_numpy()
+            values = series.to_numpy()
             if values.dtype.kind == "f":
                 values = np.where(np.isnan(values), np.nan, values)  # one canonical NaN
             elif values.dtype.kind == "M":
