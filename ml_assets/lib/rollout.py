@@ -250,7 +250,7 @@ def step(registry: Registry, paths: DataPaths, spec: DatasetSpec, target: str, a
     st = current(registry, spec)
     if st["version"] is None:
         raise RolloutRefused("no challenger to roll out")
-    if target == PAUSED:
+    if target in ("pause", PAUSED):
         if st["stage"] in ("shadow", PAUSED, "100"):
             raise RolloutRefused(f"nothing to pause: {st['version']} is at {st['stage']}")
         return _transition(registry, spec, {**st, "paused_from": st["stage"]}, PAUSED, as_of,
