@@ -107,6 +107,8 @@ class OnlineState:
         self._event_groups: dict[tuple[str, ...], _Group] = {}
         self._label_groups: dict[tuple[str, ...], _Group] = {}
         self._seen: set = set()
+        self._window = {f.name: _window_us(f) for f in spec.features
+                        if isinstance(f, WindowAgg | TimeSincePrevious | LabelAgg)}
         for f in spec.features:
             if isinstance(f, WindowAgg | TimeSincePrevious):
                 cols = (f.column,) if isinstance(f, WindowAgg) and f.column else ()
@@ -217,7 +219,7 @@ class OnlineState:
             return num / den if den == den and den != 0 and num == num else float("nan")
         groups = self._label_groups if isinstance(f, LabelAgg) else self._event_groups
         s = groups[f.entities].series.get(tuple(event[k] for k in f.entities))
-        lo_t = t - _window_us(f)
+        lo_t = t - self._window[f.name]
         if s is None:
             lo = hi = 0
         else:

@@ -43,7 +43,7 @@ def _unavailable(exc: NoServableModel) -> JSONResponse:
                         status_code=503)
 
 
-def _typed(contract: InterfaceContract, name: str, kind: str, raw: str):
+def _typed(name: str, kind: str, raw: str):
     """Path parameters arrive as text; convert to the contract's type or name the field."""
     if kind != "integer":
         return raw
@@ -73,6 +73,7 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
     service = ScoringService(paths, spec, reload_seconds=reload_seconds)
     logger = PredictionLogger(paths)
     id_kind = contract.input_schema()[spec.event_id]["type"]
+    schema_version = spec.schema_version  # a hash over the declarations: compute it once
     pending: list[tuple[dict, object, asyncio.Future]] = []
 
     def flush() -> None:
@@ -122,7 +123,7 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
 
     async def score(request: Request) -> JSONResponse:
         try:
-            event_id = _typed(contract, spec.event_id, id_kind, request.path_params["event_id"])
+            event_id = _typed(spec.event_id, id_kind, request.path_params["event_id"])
             found = service.lookup(event_id)
         except RequestError as exc:
             return _error(exc)
@@ -142,7 +143,7 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
                                  "detail": f"entity keys are {list(spec.entity_keys)}"},
                                 status_code=404)
         try:
-            value = _typed(contract, key, contract.entity_types[key], request.path_params["value"])
+            value = _typed(key, contract.entity_types[key], request.path_params["value"])
             found = service.lookup_entity(key, value)
         except RequestError as exc:
             return _error(exc)
@@ -175,7 +176,7 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
         body = {"event_id": eid, "model_version": resolved.version, "role": resolved.role,
                 "score": value, "decision": bool(decision), "source": "realtime",
                 "kill_switch": resolved.kill_switch, "unknown_entities": unknown,
-                "feature_schema_version": spec.schema_version, "degraded": resolved.degraded}
+                "feature_schema_version": schema_version, "degraded": resolved.degraded}
         if log_predictions:
             logger.log({spec.event_id: eid, spec.event_ts: event[spec.event_ts],
                         **{k: event[k] for k in spec.entity_keys},
@@ -184,7 +185,7 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
                         "kill_switch": resolved.kill_switch,
                         "served_at": datetime.now(UTC),
                         "latency_ms": (time.perf_counter() - t0) * 1e3,
-                        "feature_schema_version": spec.schema_version,
+                        "feature_schema_version": schema_version,
                         **{f"feature__{k}": v for k, v in feats.items()}})
         return JSONResponse(body)
 
