@@ -63,7 +63,9 @@ class InterfaceContract:
         return {
             "event_id": {"type": self.input_schema()[self.spec.event_id]["type"]},
             "model_version": {"type": "string", "example": f"{self.spec.model_name}-v3"},
-            "role": {"type": "string", "enum": ["champion", "previous", "last_good"]},
+            "role": {"type": "string", "enum": ["champion", "challenger", "previous",
+                                                 "last_good"],
+                     "meaning": "challenger only for entities in its rollout arm"},
             "score": {"type": "number", "minimum": 0.0, "maximum": 1.0, "nullable": False},
             "decision": {"type": "boolean"},
             "source": {"type": "string", "enum": ["batch", "microbatch", "realtime"]},

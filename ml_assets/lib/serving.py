@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sqlite3
 import threading
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import rollout
 from .artifacts import ArtifactIntegrityError, load_model, sha256_file
 from .datasets import DatasetSpec
 from .identifiers import quote
@@ -32,6 +35,8 @@ from .lake import connect, read_parquet_files
 from .online_features import OnlineState
 from .paths import HOUR_FILE_FORMAT, DataPaths
 from .registry import Registry, RegistryError
+from .rollback import KILL_SWITCH
+from .splits import BUCKETS
 from .tree_predictor import compile_trees
 
 SCORE_SOURCES = ("batch_scores", "microbatch_scores")
@@ -47,11 +52,13 @@ class ControlReader:
     """Aliases and kill switch in one read-only query; one connection per thread."""
 
     _SQL = ("SELECT alias, version FROM aliases WHERE model_name = ? "
-            "UNION ALL SELECT key, value FROM settings WHERE key = 'kill_switch'")
+            "UNION ALL SELECT key, value FROM settings WHERE key IN (?, ?)")
 
     def __init__(self, db: Path, model_name: str):
         self.db, self.model_name = db, model_name
         self._local = threading.local()
+        self._rollout_raw: str | None = None
+        self._rollout: dict | None = None
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
@@ -61,9 +68,29 @@ class ControlReader:
             self._local.con = con
         return con
 
-    def read(self) -> tuple[dict[str, str], bool]:
-        rows = dict(self._con().execute(self._SQL, (self.model_name,)).fetchall())
-        return rows, rows.pop("kill_switch", "off") == "on"
+    def read(self) -> tuple[dict[str, str], bool, dict | None]:
+        """(aliases, kill switch on?, rollout state or None)."""
+        rows = dict(self._con().execute(
+            self._SQL, (self.model_name, KILL_SWITCH, rollout.STATE_KEY)).fetchall())
+        raw = rows.pop(rollout.STATE_KEY, None)
+        if raw != self._rollout_raw:  # parse the JSON only when it changed
+            self._rollout_raw, self._rollout = raw, json.loads(raw) if raw else None
+        return rows, rows.pop(KILL_SWITCH, "off") == "on", self._rollout
+
+
+def challenger_share(state: dict | None, challenger: str | None) -> float:
+    """Percent of entities the challenger answers for (as ``rollout.challenger_share``)."""
+    if not state or not challenger or state.get("version") != challenger:
+        return 0.0
+    stage = state.get("stage", "shadow")
+    return 0.0 if stage in ("shadow", rollout.PAUSED, "100") else float(rollout.pct(stage))
+
+
+def in_challenger_arm(entity, percent: float, salt: str) -> bool:
+    """The rollout's stable arm for one entity: md5(salt:entity) -> first 32 bits ->
+    bucket (the same hash as ``splits.bucket_sql``, computed without a database)."""
+    digest = hashlib.md5(f"{salt}:{entity}".encode()).hexdigest()  # noqa: S324 (not security)
+    return int(digest[:8], 16) % BUCKETS < percent / 100 * BUCKETS
 
 
 @dataclass(frozen=True)
@@ -162,6 +189,11 @@ class ScoreIndex:
                 latest.drop_duplicates(key, keep="last")), strict=True))
             for key in spec.entity_keys}
         self.ids = uniques.tolist()
+        # The rollout arm is decided by the first entity key (``rollout.entity_key``).
+        arm_key = spec.entity_keys[0]
+        arm = np.empty(n, dtype=object)
+        arm[codes] = df[arm_key].to_numpy(dtype=object)
+        self.arm_entity = arm.tolist()
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -285,7 +317,7 @@ class ScoringService:
     def start(self) -> ScoringService:
         self.index = load_score_index(self.paths, self.spec)
         self.state_loader.refresh()
-        aliases, _ = self.control.read()
+        aliases, _, _ = self.control.read()
         for version in aliases.values():  # warm: a flip must not wait for a model load
             self.models.get(version)
         if aliases.get("champion") and self.models.get(aliases["champion"])[0] is not None:
@@ -315,15 +347,25 @@ class ScoringService:
         self.index = load_score_index(self.paths, self.spec)  # one atomic reference swap
         return True
 
-    def resolve(self) -> Resolved:
-        aliases, kill = self.control.read()
-        role = "previous" if kill and aliases.get("previous") else "champion"
+    def resolve(self, entity=None) -> Resolved:
+        """Which version answers this request: ``previous`` while the kill switch is on; else
+        the challenger for entities in its rollout arm; else the champion."""
+        aliases, kill, state = self.control.read()
+        role = "champion"
+        if kill and aliases.get("previous"):
+            role = "previous"
+        elif entity is not None:
+            share = challenger_share(state, aliases.get("challenger"))
+            if share and in_challenger_arm(entity, share,
+                                           state.get("salt", rollout.RolloutConfig().salt)):
+                role = "challenger"
         version = aliases.get(role)
         if version is None:
             raise NoServableModel("no champion is registered; train and register a model")
         bundle, why = self.models.get(version)
         if bundle is not None:
-            self.models.mark_good(version)
+            if role == "champion" or role == "previous":
+                self.models.mark_good(version)
             return Resolved(version, role, kill, bundle)
         last = self.models.last_good
         fallback, _ = self.models.get(last) if last and last != version else (None, None)
@@ -334,16 +376,16 @@ class ScoringService:
                         degraded=f"{version} ({role}) refused: {why}; serving last good {last}")
 
     def lookup(self, event_id) -> dict | None:
-        r = self.resolve()
         index = self.index
         row = index.rows.get(event_id)
+        r = self.resolve(index.arm_entity[row] if row is not None else None)
         hit = index.lookup(row, r.version) if row is not None else None
         return None if hit is None else self._answer(r, event_id, hit)
 
     def lookup_entity(self, key: str, value) -> dict | None:
-        r = self.resolve()
         index = self.index
         row = index.latest_by_entity.get(key, {}).get(value)
+        r = self.resolve(index.arm_entity[row] if row is not None else None)
         hit = index.lookup(row, r.version) if row is not None else None
         return None if hit is None else self._answer(r, index.ids[row], hit)
 
@@ -358,11 +400,13 @@ class ScoringService:
         return x, feats, self.state.unknown_entities(event)
 
     def health(self) -> dict:
-        aliases, kill = self.control.read()
+        aliases, kill, state = self.control.read()
         r = self.resolve()
         return {"status": "degraded" if r.degraded or self.integrity else "ok",
                 "model_version": r.version, "role": r.role, "kill_switch": kill,
                 "aliases": aliases, "degraded": r.degraded,
+                "rollout": {"challenger": aliases.get("challenger"),
+                            "percent": challenger_share(state, aliases.get("challenger"))},
                 "integrity_problems": {**self.models.failures(), **self.integrity},
                 "index": {"events": len(self.index), "versions": sorted(self.index.scores),
                           "loaded_at": self.index.loaded_at.isoformat()},

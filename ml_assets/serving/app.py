@@ -160,7 +160,7 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
         try:
             payload = contract.parse_body(await _read_body(request, contract.max_body_bytes))
             event = contract.validate_event(payload)
-            resolved = service.resolve()
+            resolved = service.resolve(event[spec.entity_keys[0]])  # rollout arm by entity
         except RequestError as exc:
             return _error(exc)
         except NoServableModel as exc:
