@@ -96,6 +96,12 @@ class Child:
         self.proc.wait(timeout=30)
         assert self.proc.returncode == -signal.SIGKILL
 
+    def stop(self) -> None:
+        """Kill the child if it is still running (cleanup after a failed assertion)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
     def finish(self, timeout: float = 120) -> tuple[int, str, str]:
         out, err = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, "\n".join(self.lines) + out, err
