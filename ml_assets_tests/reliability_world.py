@@ -118,3 +118,12 @@ def shifted_hour(paths: DataPaths, src_hour: datetime, dst_hour: datetime, id_of
 
 def hours(start: datetime, n: int) -> list[datetime]:
     return [start + timedelta(hours=i) for i in range(n)]
+
+
+def spec_with(**overrides):
+    """The fraud spec with some fields replaced (validation runs on construction)."""
+    from ml_assets.lib.datasets import DatasetSpec
+    from ml_assets.specs.fraud import FRAUD_SPEC
+
+    fields = {f: getattr(FRAUD_SPEC, f) for f in FRAUD_SPEC.__dataclass_fields__}
+    return DatasetSpec(**{**fields, **overrides})

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ml_assets.lib.contracts import ContractError
-from ml_assets.lib.datasets import Attribute, DatasetSpec
+from ml_assets.lib.datasets import Attribute
 from ml_assets.lib.feature_build import MissingUpstreamError, build_features
 from ml_assets.lib.feature_defs import Categorical, LabelAgg, Ratio, TimeSincePrevious, WindowAgg
 from ml_assets.lib.identifiers import SpecError
@@ -19,7 +19,7 @@ from ml_assets.lib.paths import DataPaths, write_parquet_atomic
 from ml_assets.lib.synthetic import DEVICES
 from ml_assets.specs import active_spec
 from ml_assets.specs.fraud import FRAUD_SPEC
-from ml_assets_tests.reliability_world import HOUR, NOW, good_events, hours
+from ml_assets_tests.reliability_world import HOUR, NOW, good_events, hours, spec_with
 
 SPEC = FRAUD_SPEC
 DAY = HOUR.replace(hour=0)
@@ -270,11 +270,6 @@ def test_C01_unknown_categories_go_to_the_unknown_bucket_offline_and_online(tmp_
 
 
 # -- specs and feature definitions --------------------------------------------------------------
-def spec_with(**overrides) -> DatasetSpec:
-    fields = {f: getattr(SPEC, f) for f in SPEC.__dataclass_fields__}
-    return DatasetSpec(**{**fields, **overrides})
-
-
 @pytest.mark.parametrize("name", ["Card Count", "1h_count", "card-count", 'x"; DROP TABLE t; --',
                                   "", "a" * 64, None])
 def test_S01_feature_with_an_invalid_name_is_refused_naming_it(name):
