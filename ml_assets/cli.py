@@ -243,6 +243,15 @@ def _bench_parser(sub) -> None:
     bench.set_defaults(func=cmd_bench)
 
 
+def _criteria_cmd(name: str, fallback=None):
+    """Success-criteria commands live in ``ml_assets.criteria_cli`` (imported when used)."""
+    def run(args, spec, paths) -> int:
+        from ml_assets import criteria_cli
+
+        return getattr(criteria_cli, name)(args, spec, paths, fallback)
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     parser.add_argument("--data-dir", help=f"runtime state directory (default ${DATA_DIR_ENV} "
@@ -255,8 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="1.0 is about 1M events over 120 days; 20 is about 20M")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo)
-    sub.add_parser("status", help="aliases, kill switch, partitions, failing checks") \
-        .set_defaults(func=cmd_status)
+    status = sub.add_parser("status", help="aliases, kill switch, partitions, failing checks")
+    status.add_argument("--criteria", action="store_true",
+                        help="the playbook's success criteria as measured (reproduce, drills)")
+    status.set_defaults(func=_criteria_cmd("status", cmd_status))
+    rep = sub.add_parser("reproduce", help="retrain VERSION from raw landing data; identical?")
+    rep.add_argument("version")
+    rep.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    rep.set_defaults(func=_criteria_cmd("reproduce"))
     sub.add_parser("models", help="registered versions with their model cards") \
         .set_defaults(func=cmd_models)
     serve = sub.add_parser("serve", help="HTTP serving: precomputed lookups + realtime scoring")
@@ -277,9 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--reason", default="rollback from the CLI")
     back.set_defaults(func=cmd_rollback)
     drill = sub.add_parser("drill", help="exercise the rollback through the HTTP serving path")
-    drill.add_argument("kind", choices=["rollback"])
+    drill.add_argument("kind", choices=["rollback", "incidents", "six-weeks"],
+                       help="rollback: kill switch via HTTP; incidents: replay the incident "
+                            "timeline; six-weeks: nightly retraining, then reproduce the "
+                            "champion of 42 days before the end")
+    drill.add_argument("--scale", type=float, default=None,
+                       help="data scale (incidents: 0.05, six-weeks: 1.0)")
+    drill.add_argument("--days", type=int, default=120, help="six-weeks: days of data")
+    drill.add_argument("--every", type=int, default=1, help="six-weeks: days between retrains")
+    drill.add_argument("--world", help="six-weeks: data directory to build the world in")
     drill.add_argument("--url", help="a running server (default: start one on localhost)")
-    drill.set_defaults(func=cmd_drill)
+    drill.set_defaults(func=_criteria_cmd("drill", cmd_drill))
     mon = sub.add_parser("monitor", help="per day: business metric, drift, prediction "
                                          "quantiles, delayed evaluation and failing checks")
     mon.add_argument("--days", type=int, default=7)

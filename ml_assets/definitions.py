@@ -12,6 +12,9 @@ from ml_assets.defs.ingest.checks import build_ingest_checks
 from ml_assets.defs.monitoring.assets import build_monitoring_assets
 from ml_assets.defs.monitoring.checks import build_monitoring_checks
 from ml_assets.defs.monitoring.sensors import build_monitoring_automation
+from ml_assets.defs.reproduce.assets import build_criteria_assets
+from ml_assets.defs.reproduce.checks import build_landing_checks
+from ml_assets.defs.reproduce.jobs import reproduce_training
 from ml_assets.defs.resources import default_resources
 from ml_assets.defs.rollout.assets import build_rollout_assets, build_rollout_checks
 from ml_assets.defs.scoring.assets import build_scoring_assets
@@ -34,13 +37,15 @@ def build_definitions(spec: DatasetSpec | None = None, data_dir: str | None = No
     mon_jobs, mon_schedules, mon_sensors = build_monitoring_automation(spec)
     return dg.Definitions(
         assets=[*build_ingest_assets(spec), *build_feature_assets(spec),
-                *build_training_assets(spec), *build_scoring_assets(spec),
+                *build_training_assets(spec), *build_criteria_assets(spec),
+                *build_scoring_assets(spec),
                 *build_serving_assets(spec), *build_monitoring_assets(spec),
                 *build_rollout_assets(spec), *build_docs_assets(spec)],
-        asset_checks=[*build_ingest_checks(spec), *build_feature_checks(spec),
+        asset_checks=[*build_ingest_checks(spec), *build_landing_checks(spec),
+                      *build_feature_checks(spec),
                       *build_scoring_checks(spec), *build_serving_checks(spec),
                       *build_monitoring_checks(spec), *build_rollout_checks(spec)],
-        jobs=[*jobs, drill_job, microbatch_job, *mon_jobs],
+        jobs=[*jobs, drill_job, microbatch_job, reproduce_training, *mon_jobs],
         schedules=[*schedules, *build_serving_schedules(drill_job), *mon_schedules],
         sensors=[*build_serving_sensors(microbatch_job), *mon_sensors],
         resources=default_resources(data_dir or str(default_data_dir()), spec),

@@ -1,0 +1,44 @@
+"""Landing data is append-only: each ingest run records the SHA-256 of the landing files it
+read; a file whose bytes differ from its first recorded checksum fails the check (ERROR)."""
+
+import getpass
+
+import dagster as dg
+
+from ml_assets.defs.partitions import checked_window, daily, hourly
+from ml_assets.defs.resources import Project
+from ml_assets.lib import landing_integrity
+from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.lake import days_between, hours_between
+
+
+def _result(problems, files: int) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
+        description="landing files unchanged since first seen" if not problems else
+        "; ".join(p.describe() for p in problems[:5]),
+        metadata={"files_checked": int(files), "rewritten_files": len(problems)})
+
+
+def build_landing_checks(spec: DatasetSpec) -> list:
+    hourly_def, daily_def = hourly(spec), daily(spec)
+
+    @dg.asset_check(asset="raw_events", name="landing_events_append_only",
+                    description="Records the checksum of every event landing file ingested; "
+                                "fails if one was rewritten after it first landed.")
+    def landing_events_append_only(context: dg.AssetCheckExecutionContext, project: Project):
+        paths = project.paths
+        lo, hi = checked_window(context, hourly_def, paths.lake / "raw_events")
+        files = [paths.landing_events_file(h) for h in hours_between(lo, hi)]
+        return _result(landing_integrity.record(paths, files, getpass.getuser()), len(files))
+
+    @dg.asset_check(asset="raw_labels", name="landing_labels_append_only",
+                    description="Records the checksum of every label landing file ingested; "
+                                "fails if one was rewritten after it first landed.")
+    def landing_labels_append_only(context: dg.AssetCheckExecutionContext, project: Project):
+        paths = project.paths
+        lo, hi = checked_window(context, daily_def, paths.lake / "raw_labels")
+        files = [paths.landing_labels_file(d) for d in days_between(lo, hi)]
+        return _result(landing_integrity.record(paths, files, getpass.getuser()), len(files))
+
+    return [landing_events_append_only, landing_labels_append_only]
