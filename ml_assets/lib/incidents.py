@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from . import monitoring, shadow
+from . import artifacts, monitoring, shadow
 from .artifacts import dataset_sha256
 from .contracts import ContractError
 from .datasets import DatasetSpec
@@ -208,16 +208,16 @@ def run_label_monitors(state: DrillState, today: int) -> None:
     """What the label-arrival sensor triggers: business metric and delayed evaluation over
     every scored day. A (day, check) alarms once, on the first day it fires."""
     spec, paths = state.spec, state.paths
-    days = sorted(state.scored)
-    lo, hi = state.day(days[0]), state.day(days[-1] + 1)
     seen = {(a.data_day, a.check) for a in state.alarms}
     before = len(state.alarms)
-    business = {k: v for k, v in monitoring.business_metric(paths, spec, lo, hi).items()
-                if state.index(k) in state.scored}
+    business, evaluation = {}, {}
+    # Runs of consecutive scored days: a day stopped by a contract has no scores to judge.
+    for a, b in monitoring.contiguous_ranges([state.day(d) for d in state.scored]):
+        lo, hi = a, b + timedelta(days=1)
+        business |= monitoring.business_metric(paths, spec, lo, hi)
+        evaluation |= {k: v[v["role"] == "champion"] for k, v in
+                       monitoring.delayed_evaluation(paths, spec, lo, hi).items()}
     _rows_to_alarms(state, business, "business_metric:business_thresholds", 0, fired=today)
-    evaluation = {k: v[v["role"] == "champion"] for k, v in
-                  monitoring.delayed_evaluation(paths, spec, lo, hi).items()
-                  if state.index(k) in state.scored}
     maturity = spec.monitoring.label_maturity_days
     for day, df in evaluation.items():
         early = (df["status"] != "final") | (today - state.index(day) < maturity)
@@ -274,11 +274,10 @@ def train_at(state: DrillState, day: int, shuffle_labels: bool = False) -> str:
     registry = Registry(paths.control_db)
     if registry.reference_set(spec.model_name) is None:
         ref = reference_rows(split_frame(ts, splits, spec)["test"], spec)
-        path = paths.artifacts / "frozen_reference.parquet"
-        write_parquet_atomic(ref, path)
-        registry.freeze_reference_set(spec.model_name, dataset_sha256(ref),
-                                      str(path.relative_to(paths.root)), len(ref),
-                                      getpass.getuser())
+        sha, path = artifacts.store(paths.artifacts, artifacts.frame_to_parquet_bytes(ref),
+                                    "parquet")
+        registry.freeze_reference_set(spec.model_name, sha, str(path.relative_to(paths.root)),
+                                      len(ref), getpass.getuser())
     ref = pd.read_parquet(paths.root / registry.reference_set(spec.model_name)["path"])
     card = train_candidate(paths, spec, ts, splits, ref, window, dataset_sha256(ts))
     version, _ = registry.register_model(spec.model_name, card, getpass.getuser())
