@@ -78,6 +78,8 @@ def test_A01_A02_broken_landing_file_fails_the_hourly_job_clearly_and_keeps_ever
     # only the raw step ran: features and scores never started on a broken hour
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert started == {"raw_events"}
+    # a broken file is not retried (RetryPolicy is for IO errors; retrying cannot fix a file)
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert tree_digest(paths.root) == before  # every earlier output intact, nothing half-written
 
     good.to_parquet(landing, index=False)  # the file is re-delivered

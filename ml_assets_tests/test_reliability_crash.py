@@ -68,7 +68,7 @@ def replace(src, dst, *args, **kwargs):
 pd.DataFrame.to_parquet, os.replace = to_parquet, replace
 defs = build_definitions(FRAUD_SPEC, data_dir)
 print("READY", flush=True)
-result = dg.materialize([*defs.assets, *defs.asset_checks], selection=[asset],
+result = dg.materialize(defs.assets, selection=[asset],  # checks are not the point here
                         instance=dg.DagsterInstance.ephemeral(), resources=defs.resources,
                         tags=range_tags(first, last), raise_on_error=False)
 print("FINISHED", result.success, flush=True)
@@ -90,7 +90,7 @@ def _same_content(new: pd.DataFrame, old: pd.DataFrame, spec) -> None:
 
 def _materialize(root, spec, asset: str, first: str, last: str) -> None:
     defs = build_definitions(spec, str(root))
-    result = dg.materialize([*defs.assets, *defs.asset_checks], selection=[asset],
+    result = dg.materialize(defs.assets, selection=[asset],  # checks are not the point here
                             instance=dg.DagsterInstance.ephemeral(), resources=defs.resources,
                             tags=range_tags(first, last), raise_on_error=False)
     assert result.success
@@ -109,6 +109,7 @@ def test_K01_K04_kill9_mid_write_leaves_old_or_new_partitions_and_a_rerun_comple
     first, last = hour_key(end - timedelta(hours=12)), hour_key(end - timedelta(hours=1))
     asset_dir = paths.lake / asset
     before = tree_digest(asset_dir)
+    inodes = {p.name: p.stat().st_ino for p in asset_dir.glob("*.parquet")}
     old = _frames(sorted(asset_dir.glob("*.parquet")))
 
     child = Child(write_script(tmp_path, "child.py", MATERIALIZE_CHILD), str(paths.root), asset,
@@ -120,8 +121,11 @@ def test_K01_K04_kill9_mid_write_leaves_old_or_new_partitions_and_a_rerun_comple
     leftovers = [p for p in asset_dir.iterdir() if p.name.endswith(".tmp")]
     assert leftovers, where
     after = tree_digest(asset_dir)
-    changed = {k for k in before if after.get(k) != before[k]}
-    assert len(changed) == expect_new and set(before) <= set(after)
+    # replaced files are new inodes (features are deterministic: their bytes may not change)
+    changed = {p.name for p in asset_dir.glob("*.parquet") if p.stat().st_ino != inodes[p.name]}
+    assert len(changed) == expect_new
+    assert set(after) - set(before) == {p.name for p in leftovers}  # nothing else appeared
+    assert all(after[k] == before[k] for k in before if k not in changed)
     files = sorted(asset_dir.glob("*.parquet"))
     for f in files:  # every file a reader can see is a whole Parquet file
         df = pd.read_parquet(f)
