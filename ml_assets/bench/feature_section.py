@@ -36,12 +36,13 @@ def _one_size(size: float, ctx: dict, work: Path) -> dict:
     ours = run_task("features_ml_assets", {**base, "out": str(ours_dir),
                                            "threads": ctx["threads"]}, ctx["threads"])
     entry["ml_assets"] = _side(ours, ctx["threads"])
-    if size == ctx["sizes"][0] and ctx["threads"] > 1:  # the same build on one thread
+    pandas_runs = world["events"] <= ctx["pandas_max_events"]
+    if size == ctx["sizes"][0] and ctx["threads"] > 1 and pandas_runs:  # pandas has one thread
         one = run_task("features_ml_assets", {**base, "out": str(work / "one-thread"),
                                               "threads": 1}, 1)
         entry["ml_assets_one_thread"] = _side(one, 1)
         shutil.rmtree(work / "one-thread")
-    if world["events"] > ctx["pandas_max_events"]:
+    if not pandas_runs:
         entry["pandas"] = {"skipped": f"capped: {world['events']:,} events is above "
                                       f"--pandas-max-events {ctx['pandas_max_events']:,}"}
         return entry

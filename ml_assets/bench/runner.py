@@ -62,7 +62,7 @@ def goals(r: dict) -> list[dict]:
     return [
         _goal("feature build vs pandas", ">= 10x", speed, None if speed is None else speed >= 10,
               "at the largest size where pandas ran"),
-        _goal("feature values identical", f"|diff| <= {1e-9} x max(1,|v|)",
+        _goal("feature values identical", "abs diff <= 1e-9 x max(1, abs value)",
               h["feature_values_identical"], h["feature_values_identical"]),
         _goal("feature build grows linearly", "exponent <= 1.2", growth, _le(growth, 1.2),
               sizes_note),
