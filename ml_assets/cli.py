@@ -92,8 +92,10 @@ def cmd_models(args, spec, paths) -> int:
     registry = Registry(paths.control_db)
     models = registry.list_models(spec.model_name)
     aliases = registry.aliases(spec.model_name)
-    payload = [{**m, "aliases": [a for a, v in aliases.items() if v == m["version"]]}
-               for m in models]
+    from ml_assets.lib.rollout import history
+
+    payload = [{**m, "aliases": [a for a, v in aliases.items() if v == m["version"]],
+                "rollout_history": history(registry, m["version"])} for m in models]
 
     def render(p):
         if not p:
@@ -162,6 +164,65 @@ def cmd_drill(args, spec, paths) -> int:
             return run_rollback_drill(registry, paths, spec, url, args.actor)
 
     return _control_result(args, drill)  # exit 1 unless the drill passed
+
+
+def cmd_shadow(args, spec, paths) -> int:
+    """The shadow report of the current challenger (computed now and recorded), or the last
+    recorded one when no challenger is registered."""
+    from ml_assets.lib import rollout, shadow
+    from ml_assets.lib.monitoring import label_horizon
+    from ml_assets.lib.registry import Registry
+
+    registry = Registry(paths.control_db)
+    aliases = registry.aliases(spec.model_name)
+    end = rollout.data_end(paths)
+    if aliases["challenger"] and end:
+        try:
+            report = rollout.gate(paths, spec, registry, end, label_horizon(paths))
+        except shadow.ShadowDataMissing as exc:
+            print(f"no shadow report: {exc}", file=sys.stderr)
+            return 1
+    else:
+        report = shadow.last_recorded(paths)
+    if report is None:
+        print("no challenger and no recorded shadow report: train a candidate and score",
+              file=sys.stderr)
+        return 1
+
+    def render(r):
+        print(f"{r['challenger']} vs {r['champion']}: {r['days_of_data']} days of shadow data "
+              f"({r['window']['start'][:16]} .. {r['window']['end'][:16]}), gate "
+              f"{'PASSED' if r['gate_passed'] else 'FAILED'}")
+        for i in r["checklist"]:
+            value = f"{i['value']:.4g}" if isinstance(i["value"], float) else i["value"]
+            print(f"  {i['status'].upper():<8} {i['item']:<30} {value}  (threshold "
+                  f"{i['threshold']})")
+
+    _print(report, args.json, render)
+    return 0
+
+
+def cmd_rollout(args, spec, paths) -> int:
+    from ml_assets.lib import rollout
+    from ml_assets.lib.monitoring import label_horizon
+    from ml_assets.lib.registry import Registry
+
+    registry = Registry(paths.control_db)
+    as_of, horizon = rollout.data_end(paths), label_horizon(paths)
+
+    def act() -> dict:
+        if as_of is None:
+            raise rollout.RolloutRefused("no batch_scores yet: nothing has been shadowed")
+        if args.stage == "1":
+            st = rollout.start(registry, paths, spec, args.actor, as_of, horizon,
+                               override=args.override, reason=args.reason or "")
+        else:
+            st = rollout.step(registry, paths, spec, args.stage, args.actor, as_of, horizon,
+                              override=args.override, reason=args.reason or "")
+        return {"version": st["version"], "stage": st["stage"], "since": st["since"],
+                **registry.aliases(spec.model_name)}
+
+    return _control_result(args, act)
 
 
 def cmd_serve(args, spec, paths) -> int:
@@ -308,7 +369,17 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("--days", type=int, default=7)
     mon.set_defaults(func=cmd_monitor)
     _bench_parser(sub)
-    for p in (kill, promote, back, drill):
+    sub.add_parser("shadow", help="shadow report of the current (or last) challenger with "
+                                  "every gate item, its measured value and passed") \
+        .set_defaults(func=cmd_shadow)
+    roll = sub.add_parser("rollout", help="move the challenger's staged rollout (1 needs the "
+                                          "shadow gate; later stages need their dwell)")
+    roll.add_argument("stage", choices=["shadow", "1", "5", "25", "50", "100", "pause"])
+    roll.add_argument("--override", action="store_true",
+                      help="go ahead although the gate or the stage evidence says no (audited)")
+    roll.add_argument("--reason", help="why (required with --override; in the audit log)")
+    roll.set_defaults(func=cmd_rollout)
+    for p in (kill, promote, back, drill, roll):
         p.add_argument("--actor", default=actor, help="who (default $USER), for the audit log")
     for p in sub.choices.values():
         p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -12,10 +12,14 @@ import dagster as dg
 from ml_assets.defs.automation import TRAINING_ASSETS
 from ml_assets.defs.monitoring.assets import monitoring_asset_names
 from ml_assets.defs.partitions import day_key, hour_key, range_tags
+from ml_assets.lib import rollout
 from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.documents import DOCUMENTS
+from ml_assets.lib.monitoring import label_horizon
 from ml_assets.lib.paths import DataPaths
 from ml_assets.lib.registry import Registry
 from ml_assets.lib.rollback import promote
+from ml_assets.lib.shadow import DEFAULT as SHADOW
 from ml_assets.lib.synthetic import SyntheticConfig, write_landing
 
 
@@ -91,7 +95,7 @@ def run_demo(spec: DatasetSpec, paths: DataPaths, cfg: SyntheticConfig, defs: dg
     seconds = time.perf_counter() - t0
     log(f"generated {manifest['events']:,} events and {manifest['labels']:,} labels "
         f"({cfg.days} days from {cfg.start:%Y-%m-%d}) in {seconds:.1f}s")
-    report = run_pipeline(spec, paths, defs, cfg.start, cfg.end, log=log)
+    report = run_pipeline(spec, paths, defs, cfg.start, cfg.end, challenger_at=0.75, log=log)
     report.events, report.labels = manifest["events"], manifest["labels"]
     report.steps.insert(0, {"step": "generate landing data", "seconds": seconds})
     report.seconds += seconds
@@ -99,10 +103,13 @@ def run_demo(spec: DatasetSpec, paths: DataPaths, cfg: SyntheticConfig, defs: dg
 
 
 def run_pipeline(spec: DatasetSpec, paths: DataPaths, defs: dg.Definitions, start: datetime,
-                 end: datetime, first_model_at: float = 0.5, log=print) -> DemoReport:
+                 end: datetime, first_model_at: float = 0.5, challenger_at: float = 1.0,
+                 log=print) -> DemoReport:
     """Materialize the graph over landing data in [start, end): ingest, features, a first model
-    trained as of ``first_model_at`` of the period (champion), a later one as of the end
-    (challenger), and batch scores from the first model's cutoff on."""
+    trained as of ``first_model_at`` of the period (champion), a later one as of
+    ``challenger_at`` (challenger), and batch scores from the first model's cutoff on. When the
+    challenger has traffic after its cutoff it is shadowed, gated and rolled out stage by
+    stage; otherwise it is promoted only if not worse on the frozen reference set."""
     t_start = time.perf_counter()
     report = DemoReport(data_dir=str(paths.root))
     paths.ensure()
@@ -112,14 +119,15 @@ def run_pipeline(spec: DatasetSpec, paths: DataPaths, defs: dg.Definitions, star
     hours = range_tags(hour_key(first_hour), hour_key(last_hour))
     days = range_tags(day_key(first_day), day_key(last_day))
     v1_as_of = start + timedelta(days=round((end - start).days * first_model_at))
+    v2_as_of = start + timedelta(days=round((end - start).days * challenger_at))
     plan = [
         ("ingest events", ["raw_events"], hours, None),
         ("ingest labels", ["raw_labels", "quarantine"], days, None),
         ("build features", ["event_features"], hours, None),
         (f"train first model as of {v1_as_of:%Y-%m-%d}", list(TRAINING_ASSETS), None,
          _training_config(v1_as_of, spec)),
-        (f"train later model as of {end:%Y-%m-%d}", list(TRAINING_ASSETS), None,
-         _training_config(end, spec)),
+        (f"train later model as of {v2_as_of:%Y-%m-%d}", list(TRAINING_ASSETS), None,
+         _training_config(v2_as_of, spec)),
         ("score with every live model", ["batch_scores"],
          range_tags(hour_key(v1_as_of), hour_key(last_hour)), None),
     ]
@@ -134,7 +142,10 @@ def run_pipeline(spec: DatasetSpec, paths: DataPaths, defs: dg.Definitions, star
     log(f"{name}: {seconds:.1f}s (`ml-assets monitor` shows the days and their alarms)")
 
     registry = Registry(paths.control_db)
-    _promote_if_not_worse(registry, paths, spec, log)
+    if v2_as_of + SHADOW.min_days * timedelta(days=1) < end:
+        _shadow_and_roll_out(defs, instance, registry, paths, spec, v2_as_of, report, log)
+    else:
+        _promote_if_not_worse(registry, paths, spec, log)
     report.models = registry.list_models(spec.model_name)
     report.aliases = registry.aliases(spec.model_name)
     report.partitions = {
@@ -144,6 +155,34 @@ def run_pipeline(spec: DatasetSpec, paths: DataPaths, defs: dg.Definitions, star
     }
     report.seconds = time.perf_counter() - t_start
     return report
+
+
+def _shadow_and_roll_out(defs, instance, registry: Registry, paths: DataPaths,
+                         spec: DatasetSpec, cutoff: datetime, report: DemoReport, log) -> None:
+    """Shadow the challenger for the minimum duration, start the rollout if the gate passes
+    (as `ml-assets rollout 1` would), let `rollout_state` walk the stages through the rest of
+    the data (all in lib, one run), then render the documents."""
+    gate_at = cutoff + SHADOW.min_days * timedelta(days=1)
+    steps = [("shadow the challenger", ["shadow_report"],
+              range_tags(day_key(cutoff), day_key(gate_at - timedelta(days=1))))]
+    for name, selection, tags in steps:
+        seconds = materialize(defs, instance, selection, tags, fail_on_checks=False)
+        report.steps.append({"step": name, "seconds": seconds})
+        log(f"{name}: {seconds:.1f}s")
+    challenger = registry.aliases(spec.model_name)["challenger"]
+    try:
+        rollout.start(registry, paths, spec, getpass.getuser(), gate_at, label_horizon(paths),
+                      reason="demo: promotion gate passed")
+        log(f"{challenger}: promotion gate passed after {SHADOW.min_days:g} days; rollout at 1%")
+    except rollout.RolloutRefused as exc:
+        log(f"{challenger} stays in shadow: {exc}")
+    for name, selection in (("walk the rollout stages", ["rollout_state"]),
+                            ("render the documents", list(DOCUMENTS))):
+        seconds = materialize(defs, instance, selection, fail_on_checks=False)
+        report.steps.append({"step": name, "seconds": seconds})
+        log(f"{name}: {seconds:.1f}s")
+    for h in rollout.history(registry, challenger):
+        log(f"  {h['action']:<16} {h['reason']}")
 
 
 def _promote_if_not_worse(registry: Registry, paths: DataPaths, spec: DatasetSpec, log) -> None:
