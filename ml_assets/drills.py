@@ -48,8 +48,11 @@ def nightly_retraining(spec: DatasetSpec, paths: DataPaths, defs, start: datetim
                     reason=f"nightly retraining {night:%Y-%m-%d}")
         champion = registry.aliases(spec.model_name)["champion"]
         until = min(night + timedelta(days=every_days), end)
+        # Monitoring-style checks on the scores (parity, drift) are findings here, not stops;
+        # a blocking contract still fails the step.
         materialize(defs, instance, ["batch_scores"],
-                    range_tags(hour_key(night), hour_key(until - timedelta(hours=1))))
+                    range_tags(hour_key(night), hour_key(until - timedelta(hours=1))),
+                    fail_on_checks=False)
         nights.append({"night": day_key(night), "champion": champion,
                        "seconds": round(time.perf_counter() - t0, 2)})
         log(f"night {day_key(night)}: champion {champion} ({nights[-1]['seconds']:.1f}s)")
