@@ -31,12 +31,13 @@ def _render_reproduce(p: dict) -> None:
 
 def reproduce(args, spec, paths, _fallback=None) -> int:
     from ml_assets.lib import criteria
+    from ml_assets.lib.artifacts import ArtifactIntegrityError
     from ml_assets.lib.registry import RegistryError
     from ml_assets.lib.reproduce import reproduce as run
 
     try:
         result = run(paths, spec, args.version, keep=args.keep)
-    except RegistryError as exc:
+    except (RegistryError, ArtifactIntegrityError, FileNotFoundError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1
     criteria.record_result(paths, "reproduce", result.version, result.identical, result.as_dict())

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from . import artifacts, monitoring, shadow
 from .artifacts import dataset_sha256
@@ -39,6 +40,7 @@ from .training import TrainingWindow, build_training_set, reference_rows, split_
 
 DATA_INCIDENTS = ("schema_break", "nan_spike", "covariate_drift", "concept_drift")
 DRILL_INCIDENTS = (*DATA_INCIDENTS, "late_labels", "bad_challenger")
+SCHEMA_BREAK_RENAMES = {"amount_usd": "amount"}  # what the generator's schema break renames
 MIN_LABEL_DELAY_DAYS = 7  # the earliest a chargeback lands after its transaction
 LEVELS = {"warn": 1, "error": 2}
 
@@ -111,6 +113,16 @@ def _label_held(plan: DrillPlan, d: int, today: int) -> bool:
     """Late label files: those of the incident's days arrive when it ends."""
     return any(i.kind == "late_labels" and i.day <= d < i.day + i.days and today < i.day + i.days
                for i in plan.incidents)
+
+
+def redeliver(state: DrillState, d: int) -> None:
+    """The upstream fixes its schema break: day ``d``'s files again carry the contract's
+    column names (the values were never wrong, only renamed)."""
+    for h in hours_between(state.day(d), state.day(d + 1)):
+        path = state.paths.landing_events_file(h)
+        table = pq.read_table(path)
+        table = table.rename_columns([SCHEMA_BREAK_RENAMES.get(c, c) for c in table.column_names])
+        pq.write_table(table, path, compression="zstd")
 
 
 # -- the hourly and daily work of one day ---------------------------------------------------
@@ -294,10 +306,6 @@ def build_world(root, spec: DatasetSpec, plan: DrillPlan) -> DrillState:
     write_landing(cfg, source)
     paths = DataPaths(root / "world").ensure()
     state = DrillState(plan, spec, paths, source, cfg.start)
-    fixed = [i for i in data if i.kind == "schema_break"]
-    if fixed:  # the upstream's corrected re-delivery of the broken files
-        write_landing(SyntheticConfig(seed=plan.seed, days=plan.days, scale=plan.scale),
-                      DataPaths(root / "redelivered"))
     b = plan.champion_day
     for h in hours_between(state.day(0), state.day(b)):
         _copy(state, "landing/events", f"{h.strftime(HOUR_FILE_FORMAT)}.parquet")
@@ -324,9 +332,7 @@ def replay(state: DrillState, log=print) -> dict:
         for h in hours_between(state.day(d), state.day(d + 1)):
             _copy(state, "landing/events", f"{h.strftime(HOUR_FILE_FORMAT)}.parquet")
         if d - 1 in broken:  # yesterday's broken files arrive corrected today
-            for h in hours_between(state.day(d - 1), state.day(d)):
-                _copy(state, "landing/events", f"{h.strftime(HOUR_FILE_FORMAT)}.parquet",
-                      DataPaths(state.paths.root.parent / "redelivered"))
+            redeliver(state, d - 1)
         if any(i.kind == "bad_challenger" and i.day == d for i in plan.incidents):
             train_at(state, d, shuffle_labels=True)  # deployed in shadow before the day's traffic
         # Catch up stopped days first (oldest first), then today; a stop holds later days.
