@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 def _hourly_job(root, spec, hour):
     defs = build_definitions(spec, str(root))
-    return defs.get_job_def("hourly_scoring_job").execute_in_process(
+    return defs.resolve_job_def("hourly_scoring_job").execute_in_process(
         partition_key=hour_key(hour), instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False)
 

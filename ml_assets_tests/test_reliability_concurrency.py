@@ -52,7 +52,7 @@ if role in ("hourly", "backfill", "labels"):
     wait_go()
     try:
         if role == "hourly":
-            result = defs.get_job_def("hourly_scoring_job").execute_in_process(
+            result = defs.resolve_job_def("hourly_scoring_job").execute_in_process(
                 partition_key=arg1, instance=instance, raise_on_error=False)
         else:
             selection = (["event_features", "batch_scores"] if role == "backfill"
