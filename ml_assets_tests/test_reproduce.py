@@ -129,7 +129,7 @@ def test_landing_ledger_keeps_the_first_checksum_and_refuses_rewrites(tmp_path):
 
 
 def test_six_weeks_ago_the_champion_of_then_reproduces_after_later_models(tmp_path):
-    """The scenario at small scale: weekly retrain-and-promote through Dagster for 62 days,
+    """The scenario at small scale: retrain-and-promote every 14 days through Dagster for 62 days,
     then the model that served 42 days before the end is rebuilt from raw."""
     from ml_assets.definitions import build_definitions
     from ml_assets.drills import six_weeks_ago
@@ -139,8 +139,8 @@ def test_six_weeks_ago_the_champion_of_then_reproduces_after_later_models(tmp_pa
     paths = DataPaths(tmp_path).ensure()
     out = six_weeks_ago(paths, FRAUD_SPEC, SyntheticConfig(seed=5, days=62, scale=0.1),
                         build_definitions(FRAUD_SPEC, str(tmp_path)), first_model_day=20,
-                        every_days=7, log=lambda *_: None)
+                        every_days=14, log=lambda *_: None)
     assert out["champion_on"] == "2026-07-21" and out["version"] == "fraud-v1"
-    assert out["later_models"] >= 4 and out["current_champion"] != out["version"]
+    assert out["later_models"] >= 2 and out["current_champion"] != out["version"]
     assert out["identical"], out["causes"]
     assert out["frozen_reference_max_abs_diff"] == 0.0
