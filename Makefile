@@ -22,7 +22,9 @@ test: $(STAMP)
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 ui: $(STAMP)
-	DAGSTER_HOME=$${ML_ASSETS_DATA_DIR:-$(CURDIR)/data}/dagster_home $(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$${ML_ASSETS_DATA_DIR:-$(CURDIR)/data}/dagster_home \
+	DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 \
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1
 
 bench: $(STAMP)
 	$(BIN)/ml-assets bench
