@@ -22,6 +22,7 @@ test: $(STAMP)
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 ui: $(STAMP)
+	mkdir -p $${ML_ASSETS_DATA_DIR:-$(CURDIR)/data}/dagster_home
 	DAGSTER_HOME=$${ML_ASSETS_DATA_DIR:-$(CURDIR)/data}/dagster_home \
 	DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1
