@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+
+from ml_assets.lib.paths import atomic_write_bytes
 
 from .feature_section import base_output, feature_build_section
 from .measure import peak_rss_mb
@@ -112,6 +115,12 @@ def _demo_times(r: dict) -> dict:
     }
 
 
+def _checkpoint(r: dict, out: Path) -> None:
+    """Figures so far, so a run killed late (it takes long) still leaves its numbers."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "bench.partial.json", json.dumps(r, indent=1, default=str).encode())
+
+
 def _guarded(section, *args) -> dict:
     """Sections built on other teams' machinery report their failure instead of losing the
     whole run's figures."""
@@ -140,17 +149,21 @@ def run_bench(size: float = 1.0, factors: tuple[float, ...] = (1, 4, 16), days: 
                                "load_average_at_start": os.getloadavg(), **_meminfo()},
                    "sizes": {"base": size, "factors": list(factors), "days": days}}
         r["feature_build"] = feature_build_section(ctx, log)
+        _checkpoint(r, out)
         r["sizes"]["events"] = [x["events"] for x in r["feature_build"]["runs"]]
         skipped = {"skipped": "section not selected"}
         log("drift ...")
         r["drift"] = drift_section(ctx) if "drift" in sections else skipped
+        _checkpoint(r, out)
         log("batch scoring ...")
         features = [str(p) for p in sorted(base_output(ctx).glob("*.parquet"))]
         r["scoring"] = scoring_section(ctx, features) if "scoring" in sections else skipped
+        _checkpoint(r, out)
         demo_dir = Path(work) / "demo"
         log("demo ..." if with_demo else "demo: skipped (pass --with-demo)")
         r["demo"] = demo_section(ctx, demo_dir) if with_demo else {
             "skipped": "not asked (pass --with-demo; it takes minutes)", "wall_seconds": None}
+        _checkpoint(r, out)
         with demo_copy(demo_dir if with_demo else data_dir) as copy:
             log("serving and kill switch ...")
             r["serving"] = (_guarded(serving_section, ctx, copy) if "serving" in sections
