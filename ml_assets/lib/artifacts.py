@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,30 @@ def read_verified(path: Path, expected_sha256: str) -> bytes:
 
 
 def store_model(directory: Path, bundle: dict) -> tuple[str, Path]:
-    return store(directory, pickle.dumps(bundle, protocol=5), "pkl")
+    return store(directory, pickle.dumps(_interned(bundle, set()), protocol=5), "pkl")
+
+
+def _interned(obj, seen: set):
+    """Make equal strings one object throughout the graph. Pickle memoizes by identity, and
+    whether e.g. sklearn's default ``scoring="loss"`` is the very object used as a dict key
+    elsewhere depends on what the process imported first - so without this the same model
+    pickles to different bytes (and SHA-256) in a Dagster run and in a CLI rerun."""
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if id(obj) in seen or isinstance(obj, (bytes, int, float, bool, np.ndarray)) or obj is None:
+        return obj
+    seen.add(id(obj))
+    if isinstance(obj, dict):
+        items = [(_interned(k, seen), _interned(v, seen)) for k, v in obj.items()]
+        obj.clear()
+        obj.update(items)
+    elif isinstance(obj, list):
+        obj[:] = [_interned(v, seen) for v in obj]
+    elif isinstance(obj, tuple):
+        return type(obj)(_interned(v, seen) for v in obj) if type(obj) is tuple else obj
+    elif hasattr(obj, "__dict__"):
+        _interned(vars(obj), seen)
+    return obj
 
 
 def load_model(path: Path, expected_sha256: str) -> dict:
