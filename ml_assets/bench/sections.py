@@ -141,7 +141,10 @@ def reproduce_section(demo_dir: Path | None, threads: int) -> dict:
     champion = Registry(paths.control_db).aliases(spec.model_name)["champion"]
     t0 = time.perf_counter()
     result = reproduce(paths, spec, champion, threads=threads).as_dict()
-    return {"reproduce_seconds": time.perf_counter() - t0, "version": champion,
+    seconds = time.perf_counter() - t0
+    failed = [c["detail"] for c in result["causes"] if c["kind"] == "rerun_failed"]
+    return {"reproduce_seconds": None if failed else seconds, "version": champion,
             "identical": result["identical"], "threads": threads,
+            "reason": f"the rerun failed after {seconds:.1f}s: {failed[0]}" if failed else None,
             "result": {k: result[k] for k in ("identical", "dataset_sha256_match",
                                               "artifact_sha256_match", "seconds", "causes")}}
