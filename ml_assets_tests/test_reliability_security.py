@@ -140,9 +140,9 @@ def test_X06_servers_bind_localhost_unless_told_otherwise(tmp_path):
     import inspect
     assert inspect.signature(serving_app.serve).parameters["host"].default == "127.0.0.1"
     assert inspect.signature(serving_app.running_server).parameters["host"].default == "127.0.0.1"
-    # the Dagster UI: `make ui` runs `dagster dev` (127.0.0.1 by default) without a host flag
+    # the Dagster UI: `make ui` runs `dagster dev` bound explicitly to 127.0.0.1
     ui = re.search(r"^ui:.*?\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M).group(1)
-    assert "dagster dev" in ui and "0.0.0.0" not in ui and " -h " not in ui  # noqa: S104
+    assert "dagster dev" in ui and "-h 127.0.0.1" in ui and "0.0.0.0" not in ui  # noqa: S104
     # and a real `ml-assets serve` with no --host listens on 127.0.0.1 only
     if not __import__("os").path.exists("/proc/net/tcp"):
         pytest.skip("no /proc/net/tcp on this platform")
