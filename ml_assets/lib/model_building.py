@@ -13,7 +13,6 @@ from .datasets import DatasetSpec
 from .feature_defs import feature_fingerprint
 from .paths import DataPaths
 from .provenance import code_commit, lockfile_sha256
-from .registry import Registry
 from .training import TrainingWindow, evaluate, fit_model, predict, split_frame
 
 
@@ -67,7 +66,3 @@ def train_candidate(paths: DataPaths, spec: DatasetSpec, training_set: pd.DataFr
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
-
-def register_candidate(registry: Registry, spec: DatasetSpec, card: dict, actor: str) -> str:
-    version, _ = registry.register_model(spec.model_name, card, actor)
-    return version
