@@ -69,7 +69,18 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def read_parquet_files(files: list[Path], columns: list[str] | None = None) -> pd.DataFrame:
-    """Read many partition files in one DuckDB scan (much faster than one pandas read each)."""
+def read_parquet_files(files: list[Path], columns: list[str] | None = None,
+                       attempts: int = 3) -> pd.DataFrame:
+    """Read many partition files in one DuckDB scan (much faster than one pandas read each).
+
+    DuckDB opens each file at bind time (to unify schemas) and again for the scan; a partition
+    atomically replaced in between makes the scan fail ("Invalid data") though both versions
+    are whole. Re-reading then sees one consistent version, so such a failure is retried."""
     cols = "*" if columns is None else ", ".join(f'"{c}"' for c in columns)
-    return connect().execute(f"SELECT {cols} FROM {parquet_relation(files)}").df()
+    sql = f"SELECT {cols} FROM {parquet_relation(files)}"
+    for _ in range(attempts - 1):
+        try:
+            return connect().execute(sql).df()
+        except duckdb.Error:
+            continue
+    return connect().execute(sql).df()
