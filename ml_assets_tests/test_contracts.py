@@ -1,7 +1,7 @@
 """Landing contracts: a broken file fails loudly naming file and column; broken rows go to
 quarantine with a reason; valid + quarantined always equals what arrived."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -12,22 +12,7 @@ from ml_assets.lib.ingest import ingest_events
 from ml_assets.lib.paths import DataPaths
 from ml_assets.specs.fraud import FRAUD_SPEC
 
-HOUR = datetime(2026, 7, 1, 10, tzinfo=UTC)
-NOW = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def good_events(n: int = 5) -> pd.DataFrame:
-    return pd.DataFrame({
-        "event_id": np.arange(1, n + 1, dtype="int64"),
-        "event_ts": pd.date_range(HOUR, periods=n, freq="7min", tz="UTC").astype("datetime64[us, UTC]"),
-        "card_id": np.arange(n, dtype="int64") % 2,
-        "merchant_id": np.arange(n, dtype="int64"),
-        "amount": np.linspace(1, 100, n),
-        "merchant_category": "grocery",
-        "country": "US",
-        "device": "web",
-        "distance_km": 3.0,
-    })
+from .reliability_world import HOUR, NOW, good_events
 
 
 def land(tmp_path, df: pd.DataFrame) -> DataPaths:
