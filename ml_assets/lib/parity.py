@@ -77,6 +77,22 @@ def replay_parity(paths: DataPaths, spec: DatasetSpec, day: datetime,
     for the events of ``[day, day + 1d)``. ``online_spec`` lets a test serve skewed
     declarations; by default both paths use the same spec."""
     t0 = pd.Timestamp.now()
+    online, batch = online_and_batch(paths, spec, day, online_spec)
+    counts, examples = differences(online, batch, spec.feature_names, spec.event_id)
+    report = ParityReport(day=f"{day:%Y-%m-%d}", events=len(online),
+                          features_compared=len(online) * len(spec.feature_names),
+                          feature_differences=counts, examples=examples,
+                          missing_in_batch=int((~online[spec.event_id].isin(
+                              batch[spec.event_id])).sum()))
+    if models:
+        _compare_scores(paths, spec, day, day + timedelta(days=1), online, models, report)
+    report.seconds = float((pd.Timestamp.now() - t0).total_seconds())
+    return report
+
+
+def online_and_batch(paths: DataPaths, spec: DatasetSpec, day: datetime,
+                     online_spec: DatasetSpec | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The day's features replayed through the realtime path, and as the batch built them."""
     end = day + timedelta(days=1)
     hist_files, _ = hourly_files(paths.lake / "raw_events", lookback_start(spec, day), end)
     feat_files, _ = hourly_files(paths.lake / "event_features", day, end)
@@ -90,17 +106,7 @@ def replay_parity(paths: DataPaths, spec: DatasetSpec, day: datetime,
     labels = read_parquet_files(label_files) if label_files else None
     state = state_from_frames(online_spec or spec, history, labels)
     online = replay_online(state, today)
-    batch = read_parquet_files(feat_files, [spec.event_id, *spec.feature_names])
-    counts, examples = differences(online, batch, spec.feature_names, spec.event_id)
-    report = ParityReport(day=f"{day:%Y-%m-%d}", events=len(online),
-                          features_compared=len(online) * len(spec.feature_names),
-                          feature_differences=counts, examples=examples,
-                          missing_in_batch=int((~online[spec.event_id].isin(
-                              batch[spec.event_id])).sum()))
-    if models:
-        _compare_scores(paths, spec, day, end, online, models, report)
-    report.seconds = float((pd.Timestamp.now() - t0).total_seconds())
-    return report
+    return online, read_parquet_files(feat_files, [spec.event_id, *spec.feature_names])
 
 
 def _compare_scores(paths: DataPaths, spec: DatasetSpec, day: datetime, end: datetime,
