@@ -29,6 +29,8 @@ def test_realized_value_is_prevented_losses_minus_false_decline_costs():
     assert r["missed_positive_value"] == pytest.approx(30)
     assert r["value_per_1k"] == pytest.approx(93 / 11 * 1000)
     assert r["decided_label_coverage"] == pytest.approx(2 / 3)
+    per_event = np.array([100, -7] + [0] * 9)
+    assert r["value_per_1k_se"] == pytest.approx(per_event.std(ddof=1) / np.sqrt(11) * 1000)
 
 
 def test_pending_day_reports_only_an_estimate():
@@ -47,8 +49,10 @@ def test_alerts_decline_rate_limit_poisson_aware_move_and_floor_on_final_days_on
     assert business_alerts(noisy, METRIC, 0.01) == []  # doubled, but 2 vs 1 expected is noise
     moved = {"decline_rate": 0.02, "events": 10_000, "decisions": 200, "value_per_1k": 5.0}
     assert [a for a, _ in business_alerts(moved, METRIC, 0.01)] == ["warn"]
-    losing = {**calm, "value_per_1k": -3.0}
+    losing = {**calm, "value_per_1k": -3.0, "value_per_1k_se": 1.0}
     assert [a for a, _ in business_alerts(losing, METRIC, 0.012)] == ["error"]
+    unlucky = {**losing, "value_per_1k_se": 2.0}  # -3 + 2 x 2 > 0: a small day's noise
+    assert [a for a, _ in business_alerts(unlucky, METRIC, 0.012)] == ["warn"]
     assert business_alerts({**losing, "value_per_1k": None}, METRIC, 0.012) == []
 
 

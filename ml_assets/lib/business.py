@@ -29,6 +29,7 @@ class BusinessMetric:
     max_decision_rate: float = 1.0  # ERROR: acting on more than this share of events
     decision_rate_change: float = 0.5  # WARN: relative move vs the trailing baseline
     min_value_per_1k: float | None = None  # ERROR: realized value per 1,000 events (final days)
+    floor_noise_sigmas: float = 2.0  # ... when below the floor by more than this many std errors
 
 
 def value_per_row(frame: pd.DataFrame, metric: BusinessMetric) -> tuple[np.ndarray, np.ndarray]:
@@ -64,9 +65,13 @@ def compute_business(frame: pd.DataFrame, metric: BusinessMetric, final: bool,
         "cost_of_false_decisions": float(cost[acted & neg].sum()),
         "missed_positive_value": float(gain[~acted & pos].sum()),
     }
-    # Realized value is reported only once the day's labels are mature.
+    # Realized value is reported only once the day's labels are mature, with its standard
+    # error (per-event contributions), so a small day's bad luck is not read as a loss.
+    per_event = np.where(acted & pos, gain, 0.0) - np.where(acted & neg, cost, 0.0)
     out["value"] = realized if final else None
     out["value_per_1k"] = realized / n * 1000 if final and n else None
+    out["value_per_1k_se"] = (float(per_event.std(ddof=1) / np.sqrt(n) * 1000)
+                              if final and n > 1 else None)
     return out
 
 
@@ -84,9 +89,13 @@ def business_alerts(result: dict, metric: BusinessMetric, baseline_rate: float |
             and abs(result["decisions"] - expected) > 3 * np.sqrt(expected):
         alerts.append(("warn", f"{metric.decision_rate_name} {rate:.2%} vs {baseline_rate:.2%} "
                                f"over the trailing baseline (> {metric.decision_rate_change:.0%} move)"))
-    per_1k = result.get("value_per_1k")
-    if per_1k is not None and metric.min_value_per_1k is not None \
-            and per_1k < metric.min_value_per_1k:
-        alerts.append(("error", f"{metric.name} {per_1k:,.2f} {metric.unit} per 1k events below "
-                                f"the {metric.min_value_per_1k:,.2f} floor"))
+    per_1k, floor = result.get("value_per_1k"), metric.min_value_per_1k
+    if per_1k is not None and floor is not None and per_1k < floor:
+        # ERROR (pages) only when below the floor beyond noise; within noise it is a WARN.
+        se = result.get("value_per_1k_se") or 0.0
+        beyond = per_1k + metric.floor_noise_sigmas * se < floor
+        alerts.append(("error" if beyond else "warn",
+                       f"{metric.name} {per_1k:,.2f} {metric.unit} per 1k events below the "
+                       f"{floor:,.2f} floor ({'beyond' if beyond else 'within'} "
+                       f"{metric.floor_noise_sigmas:g} standard errors of {se:,.2f})"))
     return alerts
