@@ -15,6 +15,7 @@ from ml_assets.defs.partitions import day_key, hour_key, range_tags
 from ml_assets.lib import rollout
 from ml_assets.lib.datasets import DatasetSpec
 from ml_assets.lib.documents import DOCUMENTS
+from ml_assets.lib.ingest import label_feeds
 from ml_assets.lib.monitoring import label_horizon
 from ml_assets.lib.paths import DataPaths
 from ml_assets.lib.registry import Registry
@@ -122,7 +123,7 @@ def run_pipeline(spec: DatasetSpec, paths: DataPaths, defs: dg.Definitions, star
     v2_as_of = start + timedelta(days=round((end - start).days * challenger_at))
     plan = [
         ("ingest events", ["raw_events"], hours, None),
-        ("ingest labels", ["raw_labels", "quarantine"], days, None),
+        ("ingest labels", [*label_feeds(spec), "quarantine"], days, None),
         ("build features", ["event_features"], hours, None),
         (f"train first model as of {v1_as_of:%Y-%m-%d}", list(TRAINING_ASSETS), None,
          _training_config(v1_as_of, spec)),

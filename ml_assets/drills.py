@@ -9,6 +9,7 @@ from ml_assets.defs.automation import TRAINING_ASSETS
 from ml_assets.defs.partitions import day_key, hour_key, range_tags
 from ml_assets.demo import _training_config, dagster_instance, materialize
 from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.ingest import label_feeds
 from ml_assets.lib.paths import DataPaths
 from ml_assets.lib.registry import Registry
 from ml_assets.lib.reproduce import reproduce
@@ -33,7 +34,7 @@ def nightly_retraining(spec: DatasetSpec, paths: DataPaths, defs, start: datetim
     last_hour, last_day = end - timedelta(hours=1), end - timedelta(days=1)
     for name, selection, tags in [
         ("ingest events", ["raw_events"], range_tags(hour_key(start), hour_key(last_hour))),
-        ("ingest labels", ["raw_labels"], range_tags(day_key(start), day_key(last_day))),
+        ("ingest labels", label_feeds(spec), range_tags(day_key(start), day_key(last_day))),
         ("build features", ["event_features"], range_tags(hour_key(start), hour_key(last_hour))),
     ]:
         log(f"{name}: {materialize(defs, instance, selection, tags):.1f}s")

@@ -8,7 +8,8 @@ import pandas as pd
 from ml_assets.lib.datasets import DatasetSpec
 from ml_assets.lib.paths import DataPaths
 
-ASSETS = ("business_metric", "feature_drift", "prediction_drift", "delayed_evaluation")
+ASSETS = ("business_metric", "feature_drift", "prediction_drift", "early_label_watch",
+          "delayed_evaluation")
 
 
 def _num(v):
@@ -40,12 +41,15 @@ def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
         preds = tables["prediction_drift"].query("_day == @day")
         evals = tables["delayed_evaluation"].query("_day == @day")
         biz = tables["business_metric"].query("_day == @day")
+        early = tables["early_label_watch"].query("_day == @day")
         checks = [{"check": f"psi_{r.feature}", "severity": r.severity, "value": float(r.psi)}
                   for r in drift.itertuples() if r.severity != "ok"]
         checks += [{"check": f"score_shift/{r.model_version}", "severity": r.severity,
                     "value": _num(r.psi)} for r in preds.itertuples() if r.severity != "ok"]
         checks += [{"check": f"auc_vs_held_out/{r.model_version}", "severity": r.severity,
                     "message": r.alert_message} for r in evals.itertuples() if r.severity != "ok"]
+        checks += [{"check": "missed_positive_reports", "severity": r.severity,
+                    "message": r.alert_message} for r in early.itertuples() if r.severity != "ok"]
         checks += [{"check": "business_thresholds", "severity": r.severity,
                     "message": r.alert_message} for r in biz.itertuples() if r.severity != "ok"]
         out.append({
@@ -63,6 +67,10 @@ def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
                 **({"auc": _num(r.auc)} if r.status == "final" else
                    {"estimated_auc": _num(r.estimated_auc), "estimate": True})}
                 for r in evals.itertuples()},
+            "early_labels": None if early.empty else {
+                k: _plain(early.iloc[0][k]) for k in ("status", "label_age_hours", "passed",
+                                                      "reported_positives", "expected_positives",
+                                                      "p_value")},
             "checks": checks,
         })
     return {"dataset": spec.name, "data_dir": str(paths.root), "days": out,

@@ -19,23 +19,24 @@ from ml_assets.lib.paths import DAY_FILE_FORMAT, HOUR_FILE_FORMAT, DataPaths
 from ml_assets.lib.registry import Registry
 from ml_assets.lib.scoring import load_live_model, score_frame
 from ml_assets.lib.splits import assign_splits
-from ml_assets.lib.synthetic import SyntheticConfig, generate_frames
+from ml_assets.lib.synthetic import SyntheticConfig, generate_all
 from ml_assets.lib.training import TrainingWindow, reference_rows, split_frame
 
 
 def synthetic_features(spec: DatasetSpec, cfg: SyntheticConfig) -> tuple[pd.DataFrame, pd.DataFrame,
                                                                        pd.DataFrame]:
-    """(events, labels with event time and keys, point-in-time features) for the whole config."""
-    events, labels = generate_frames(cfg)
+    """(events, labels and early reports with event time and keys, point-in-time features)
+    for the whole config."""
+    events, labels, reports = generate_all(cfg)
     con = connect(1)
     con.register("events_t", events)
     con.register("labels_t", labels)
     lb = f"({labels_with_entities_sql(spec, 'events_t', 'labels_t')})"
     features = compute_features(con, spec, "events_t", lb, cfg.start, cfg.end)
     ev = events.to_pandas()
-    lab = labels.to_pandas().merge(ev[[spec.event_id, spec.event_ts, *spec.entity_keys]],
-                                   on=spec.event_id)
-    return ev, lab, features
+    lab, rep = (t.to_pandas().merge(ev[[spec.event_id, spec.event_ts, *spec.entity_keys]],
+                                    on=spec.event_id) for t in (labels, reports))
+    return ev, lab, rep, features
 
 
 def _write_by(df: pd.DataFrame, directory: Path, ts: str, freq: str, fmt: str,
@@ -66,14 +67,15 @@ def build_world(root: Path, spec: DatasetSpec, cfg: SyntheticConfig, train_days:
     """Champion trained on ``train_days`` [a, b) with labels known at day b; every later day
     scored. Label files are written up to day ``labels_until`` (default: the end)."""
     paths = DataPaths(root).ensure()
-    events, labels, features = synthetic_features(spec, cfg)
+    events, labels, reports, features = synthetic_features(spec, cfg)
     a, b = (cfg.start + timedelta(days=d) for d in train_days)
     end, ts = cfg.end, spec.event_ts
     label_end = cfg.start + timedelta(days=labels_until) if labels_until is not None else end
     _write_by(features, paths.lake / "event_features", ts, "h", HOUR_FILE_FORMAT, a, end)
     _write_by(events[events[ts] >= b], paths.lake / "raw_events", ts, "h", HOUR_FILE_FORMAT, b, end)
-    _write_by(labels[labels[spec.label_ts] < label_end], paths.lake / "raw_labels", spec.label_ts,
-              "D", DAY_FILE_FORMAT, cfg.start, label_end)
+    for feed, rows in (("raw_labels", labels), ("raw_early_reports", reports)):
+        _write_by(rows[rows[spec.label_ts] < label_end], paths.lake / feed, spec.label_ts, "D",
+                  DAY_FILE_FORMAT, cfg.start, label_end)
 
     window = TrainingWindow(a, b, b)
     known = labels[labels[spec.label_ts] < b][[spec.event_id, spec.label, spec.label_ts]]

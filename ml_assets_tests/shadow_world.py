@@ -97,7 +97,7 @@ def _repackaged(paths: DataPaths, registry: Registry, version: str) -> str:
 
 def build(root: Path) -> dict[str, str]:
     paths = DataPaths(root).ensure()
-    events, labels, features = synthetic_features(SPEC, CFG)
+    events, labels, _, features = synthetic_features(SPEC, CFG)
     ts = SPEC.event_ts
     lo = day(CHAMPION_CUTOFF)
     _write_by(features, paths.lake / "event_features", ts, "h", HOUR_FILE_FORMAT, lo, CFG.end)

@@ -110,7 +110,7 @@ def daily_severity():
     spec = FRAUD_SPEC
     cfg = SyntheticConfig(seed=7, days=160, scale=0.05, incidents=(
         Incident("nan_spike", day=NAN_SPIKE_DAY), Incident("covariate_drift", DRIFT_DAY, days=0)))
-    _, _, features = synthetic_features(spec, cfg)
+    *_, features = synthetic_features(spec, cfg)
     day = ((features[spec.event_ts] - pd.Timestamp(cfg.start)).dt.days).to_numpy()
     cats = [f.name for f in spec.features if isinstance(f, Categorical)]
     cont = [f.name for f in spec.features if f.name not in cats]

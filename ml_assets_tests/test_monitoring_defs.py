@@ -19,7 +19,8 @@ from ml_assets_tests.monitoring_world import build_world, corrupt_features
 # Short label maturity so one small world has final and pending days.
 SPEC = replace(FRAUD_SPEC, monitoring=replace(FRAUD_SPEC.monitoring, label_maturity_days=8,
                                               min_label_coverage=0.05))
-MONITORING = ["business_metric", "feature_drift", "prediction_drift", "delayed_evaluation"]
+MONITORING = ["business_metric", "feature_drift", "prediction_drift", "early_label_watch",
+              "delayed_evaluation"]
 FIRST, LAST, LABELS_UNTIL = 25, 39, 38  # scored days; label files stop one day early
 
 
@@ -73,6 +74,16 @@ def test_checks_flag_the_nan_spike_and_never_the_pending_days(world, materialize
     assert statuses[day_key(w.day(FIRST))] == "final"
     assert statuses[day_key(w.day(LAST))] == "pending"
     assert results["auc_vs_held_out"].passed  # a good model; pending days cannot fail it
+    early_check = results["missed_positive_reports"]
+    assert early_check.passed, early_check.description
+    early = pd.read_parquet(w.paths.lake / "early_label_watch")
+    status = early.set_index(early["day"].dt.strftime("%Y-%m-%d"))["status"]
+    # Labels are known up to the end of day 37: it is judged at label age 0 against the
+    # reference days at age 0, not against mature days; days 38-39 cannot have labels yet.
+    assert status[day_key(w.day(37))] == status[day_key(w.day(31))] == "early"
+    assert status[day_key(w.day(38))] == "no labels can exist yet"
+    assert status[day_key(w.day(FIRST))] == "past early window"
+    assert (early["severity"] == "ok").all()
 
 
 def test_pending_days_cannot_alarm_even_when_the_model_ranks_backwards(world, materialized):
@@ -114,7 +125,7 @@ def test_label_sensor_requests_exactly_the_days_new_labels_touch(world, material
     again = sensor(dg.build_sensor_context(instance=instance, definitions=defs,
                                            cursor=first.cursor, resources=defs.resources))
     assert [r.run_key for r in again.run_requests] == [r.run_key for r in result.run_requests]
-    assert json.loads(result.cursor)["files"][f"{new_day:%Y-%m-%d}.parquet"]
+    assert json.loads(result.cursor)["files"][f"raw_labels/{new_day:%Y-%m-%d}.parquet"]
 
 
 def test_alert_sensor_writes_each_failed_check_once(world, materialized):
@@ -131,3 +142,29 @@ def test_alert_sensor_writes_each_failed_check_once(world, materialized):
                                   resources=defs.resources)
     assert isinstance(sensor(ctx), dg.SkipReason)
     assert len(read_alerts(w.paths.root / "alerts")) == len(alerts)
+
+
+def test_a_surge_of_early_reports_among_passed_events_fails_the_early_label_watch(world,
+                                                                                 materialized):
+    """Concept drift: events the model let through on day 37 start being reported as fraud
+    within hours (the early reports feed). Nothing in the features moves; the early label
+    watch flags the day."""
+    w, defs, instance = world
+    day = w.day(37)
+    scores = pd.concat(pd.read_parquet(p) for p in
+                       (w.paths.lake / "batch_scores").glob(f"{day:%Y-%m-%d}T*.parquet"))
+    reported = pd.read_parquet(w.paths.lake / "raw_early_reports")
+    passed = scores[scores["acted"] & ~scores["decision"]
+                    & ~scores[SPEC.event_id].isin(reported[SPEC.event_id])].head(12)
+    path = w.paths.lake / "raw_early_reports" / f"{day:%Y-%m-%d}.parquet"
+    day_labels = pd.read_parquet(path)
+    events = pd.read_parquet(w.paths.lake / "raw_events")
+    reports = events[events[SPEC.event_id].isin(passed[SPEC.event_id])].assign(**{
+        SPEC.label: 1, SPEC.label_ts: lambda e: e[SPEC.event_ts] + pd.Timedelta(minutes=30)})
+    reports = reports[reports[SPEC.label_ts] < day + pd.Timedelta(days=1)][day_labels.columns]
+    pd.concat([day_labels, reports.astype(day_labels.dtypes)]).to_parquet(path, index=False)
+    result = run(defs, instance, ["early_label_watch"], {"dagster/partition": day_key(day)})
+    check = result.get_asset_check_evaluations()[0]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR, check.description
+    assert check.metadata["reported_positives"].value >= len(reports) >= 10
+    assert check.metadata["expected_positives"].value < 3

@@ -11,6 +11,7 @@ import dagster as dg
 from ml_assets.defs.partitions import day_key, hour_key
 from ml_assets.defs.resources import Project
 from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.ingest import label_feeds
 from ml_assets.lib.lake import day_floor, hour_floor
 
 HOURLY_ASSETS = ("raw_events", "event_features", "batch_scores")
@@ -23,8 +24,8 @@ def build_automation(spec: DatasetSpec) -> tuple[list, list]:
         description="Ingest one hour of events, build its features and score it with every "
                     "live model. Contract checks block downstream steps.")
     labels_job = dg.define_asset_job(
-        "daily_labels_job", selection=dg.AssetSelection.assets("raw_labels"),
-        description="Ingest one day of label files.")
+        "daily_labels_job", selection=dg.AssetSelection.assets(*label_feeds(spec)),
+        description="Ingest one day of label files (and early reports, if the dataset has them).")
     training_job = dg.define_asset_job(
         "nightly_training_job", selection=dg.AssetSelection.assets(*TRAINING_ASSETS),
         description="Rebuild the as-of training set, retrain with the recorded seed and "

@@ -59,6 +59,12 @@ class MonitoringConfig:
     calibration_days: int = 28
     auc_drop_warn: float = 0.03
     auc_drop_error: float = 0.08
+    # Early label watch (lib/early_labels.py): positives reported early among passed events.
+    early_label_days: int = 7  # days after a prediction day its early labels are watched
+    early_reference_days: int = 28
+    early_min_count: int = 3  # and at least twice the expected count
+    early_warn_p: float = 1e-3
+    early_error_p: float = 1e-6
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,8 @@ class DatasetSpec:
     model: ModelConfig = field(default_factory=ModelConfig)
     description: str = ""
     business_metric: BusinessMetric | None = None
+    # A daily feed of early positive reports (landing/reports/) watched by early_label_watch.
+    early_reports: bool = False
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
     def __post_init__(self) -> None:

@@ -3,6 +3,8 @@ before anything is written, so a batch is applied whole or not at all."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -89,13 +91,37 @@ def ingest_events(paths: DataPaths, spec: DatasetSpec, hours: list[datetime], no
     return _by_window(valid, hours), quarantined
 
 
+@dataclass(frozen=True)
+class LabelFeed:
+    """A daily feed of (event id, label, label time) rows: its landing files and lake asset."""
+
+    asset: str
+    landing_file: Callable[[DataPaths, datetime], Path]
+
+
+LABELS = LabelFeed("raw_labels", DataPaths.landing_labels_file)
+# Early positive reports (e.g. card networks' fraud reports): partial and fast, never used as
+# training labels - only to watch what the model let through (lib/early_labels.py).
+EARLY_REPORTS = LabelFeed("raw_early_reports", DataPaths.landing_reports_file)
+
+
+def feeds_of(spec: DatasetSpec) -> list[LabelFeed]:
+    """The label feeds this dataset has."""
+    return [LABELS] + ([EARLY_REPORTS] if spec.early_reports else [])
+
+
+def label_feeds(spec: DatasetSpec) -> list[str]:
+    """The label-feed asset names this dataset has."""
+    return [f.asset for f in feeds_of(spec)]
+
+
 def _already_labeled(paths: DataPaths, spec: DatasetSpec, days: list[datetime],
-                     joined: pd.DataFrame, reasons: pd.Series) -> None:
+                     joined: pd.DataFrame, reasons: pd.Series, feed: LabelFeed) -> None:
     """A label for an event that already has one in another day's partition (a re-sent or
     contradicting label in a later file) is quarantined naming that partition: the first
     ingested label stands, and the training set never holds an event twice."""
     rewritten = {d.strftime("%Y-%m-%d") for d in days}
-    others = [p for p in sorted((paths.lake / "raw_labels").glob("*.parquet"))
+    others = [p for p in sorted((paths.lake / feed.asset).glob("*.parquet"))
               if p.stem not in rewritten]
     if not others or not len(joined):
         return
@@ -110,16 +136,16 @@ def _already_labeled(paths: DataPaths, spec: DatasetSpec, days: list[datetime],
     where = joined[spec.event_id].map(dict(zip(seen[spec.event_id], seen["part"], strict=True)))
     hit = where.notna()
     if hit.any():
-        reasons[hit] += ("event_id already labeled in raw_labels/" + where[hit].astype("str")
+        reasons[hit] += (f"event_id already labeled in {feed.asset}/" + where[hit].astype("str")
                          + " (duplicate or conflicting label; the first one stands); ")
 
 
 def ingest_labels(paths: DataPaths, spec: DatasetSpec, days: list[datetime], now: datetime,
-                  ) -> tuple[dict[datetime, pd.DataFrame], pd.DataFrame]:
+                  feed: LabelFeed = LABELS) -> tuple[dict[datetime, pd.DataFrame], pd.DataFrame]:
     """Validate label files and attach each label's event time and entity keys, so feature
     builds never scan all events. Labels for unknown events, or not after their event, are
     quarantined."""
-    files = [(paths.landing_labels_file(d), d, d + timedelta(days=1)) for d in days]
+    files = [(feed.landing_file(paths, d), d, d + timedelta(days=1)) for d in days]
     batch = read_landing_batch(paths, files, [spec.event_id, spec.label, spec.label_ts],
                                spec.label_ts)
     ok, bad = validate_labels(batch, spec, now)
@@ -142,7 +168,7 @@ def ingest_labels(paths: DataPaths, spec: DatasetSpec, days: list[datetime], now
     reasons[joined[spec.event_ts].isna()] += "unknown event_id (not in raw_events); "
     before = (joined[spec.label_ts] <= joined[spec.event_ts]).fillna(False).astype(bool)
     reasons[before] += "label_ts not after the event's event_ts; "
-    _already_labeled(paths, spec, days, joined, reasons)
+    _already_labeled(paths, spec, days, joined, reasons, feed)
     valid = joined.loc[reasons == ""]
     quarantined = pd.concat([q for q in (bad, quarantine_rows(joined, reasons)) if len(q)]
                             or [bad], ignore_index=True)

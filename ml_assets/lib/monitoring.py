@@ -44,9 +44,9 @@ def _files(paths: DataPaths, asset: str, lo: datetime, hi: datetime, strict: boo
     return files
 
 
-def label_horizon(paths: DataPaths) -> datetime | None:
-    """Labels are known up to the end of the latest ingested raw_labels day."""
-    stems = sorted(p.stem for p in (paths.lake / "raw_labels").glob("*.parquet"))
+def label_horizon(paths: DataPaths, asset: str = "raw_labels") -> datetime | None:
+    """Labels are known up to the end of the latest ingested day of this label feed."""
+    stems = sorted(p.stem for p in (paths.lake / asset).glob("*.parquet"))
     if not stems:
         return None
     last = datetime.strptime(stems[-1], DAY_FILE_FORMAT).replace(tzinfo=UTC)
@@ -265,21 +265,26 @@ def business_metric(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datet
 
 
 # -- label arrival ------------------------------------------------------------------------
+LABEL_FEEDS = ("raw_labels", "raw_early_reports")
+
+
 def label_file_state(paths: DataPaths) -> dict[str, str]:
-    """Ingested label partitions with a signature (size and mtime) that changes on rewrite."""
+    """Ingested label-feed partitions ("asset/file") with a signature (size and mtime) that
+    changes on rewrite."""
     out = {}
-    for p in sorted((paths.lake / "raw_labels").glob("*.parquet")):
-        st = p.stat()
-        out[p.name] = f"{st.st_size}:{st.st_mtime_ns}"
+    for asset in LABEL_FEEDS:
+        for p in sorted((paths.lake / asset).glob("*.parquet")):
+            st = p.stat()
+            out[f"{asset}/{p.name}"] = f"{st.st_size}:{st.st_mtime_ns}"
     return out
 
 
 def affected_days(paths: DataPaths, spec: DatasetSpec, names: list[str]) -> list[datetime]:
-    """Prediction days whose labels are in these raw_labels files and whose scores are all
-    in the lake (only those can be evaluated)."""
+    """Prediction days whose labels are in these label-feed files ("asset/file") and whose
+    scores are all in the lake (only those can be evaluated)."""
     if not names:
         return []
-    files = [paths.lake / "raw_labels" / n for n in names]
+    files = [paths.lake / n for n in names]
     days = connect().execute(
         f"SELECT DISTINCT date_trunc('day', {quote(spec.event_ts)}) AS d "
         f"FROM {parquet_relation(files)} ORDER BY d").df()["d"]

@@ -56,6 +56,9 @@ class DataPaths:
     def landing_labels_file(self, day: datetime) -> Path:
         return self.landing / "labels" / f"{day.strftime(DAY_FILE_FORMAT)}.parquet"
 
+    def landing_reports_file(self, day: datetime) -> Path:
+        return self.landing / "reports" / f"{day.strftime(DAY_FILE_FORMAT)}.parquet"
+
     def lake_file(self, asset: str, partition_key: str | None = None) -> Path:
         """The Parquet file of one asset partition (or of an unpartitioned asset)."""
         if partition_key is None:
@@ -63,7 +66,8 @@ class DataPaths:
         return self.lake / asset / f"{partition_file_stem(partition_key)}.parquet"
 
     def ensure(self) -> DataPaths:
-        for p in (self.landing / "events", self.landing / "labels", self.lake, self.artifacts,
+        for p in (self.landing / "events", self.landing / "labels", self.landing / "reports",
+                  self.lake, self.artifacts,
                   self.docs, self.dagster_home):
             p.mkdir(parents=True, exist_ok=True)
         return self

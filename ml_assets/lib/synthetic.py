@@ -1,8 +1,10 @@
 """Seeded synthetic card transactions with time-dependent fraud and delayed chargebacks.
 
 Fraud here depends on behaviour over time, so point-in-time features matter: compromised
-cards show bursts at new merchants with amounts far above the card's history. Labels land
-7-60 days after the event. An incident timeline (schema break, NaN spike, covariate drift,
+cards show bursts at new merchants with amounts far above the card's history. Labels
+(chargebacks and confirmations) land 7-60 days after the event; half the fraud is also
+reported early by the cardholder or issuer (a separate, fraud-only feed, hours after the
+event, as card networks' fraud reports are). An incident timeline (schema break, NaN spike, covariate drift,
 concept drift, late files) can be switched on by config. Same config, same bytes.
 """
 
@@ -28,6 +30,8 @@ DEVICES = ("web", "ios", "android")
 INCIDENT_KINDS = ("schema_break", "nan_spike", "covariate_drift", "concept_drift", "late_files")
 DEFAULT_START = datetime(2026, 7, 1, tzinfo=UTC)
 EVENTS_PER_DAY_AT_SCALE_1 = 8_400  # ~1M events over the default 120 days
+EARLY_REPORT_SHARE = 0.5  # of fraud, reported by the cardholder/issuer before any chargeback
+EARLY_REPORT_MEAN_HOURS = 6.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,12 @@ def _in_incident(day_idx: np.ndarray, inc: Incident) -> np.ndarray:
 
 def generate_frames(cfg: SyntheticConfig) -> tuple[pa.Table, pa.Table]:
     """Return (events, labels) tables; labels hold only what is known by ``cfg.end``."""
+    events, labels, _ = generate_all(cfg)
+    return events, labels
+
+
+def generate_all(cfg: SyntheticConfig) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """(events, labels, early reports); each holds only what is known by ``cfg.end``."""
     rng = np.random.default_rng(cfg.seed)
     n_legit = int(EVENTS_PER_DAY_AT_SCALE_1 * cfg.days * cfg.scale)
     n_cards = max(50, n_legit // 25)
@@ -184,7 +194,23 @@ def generate_frames(cfg: SyntheticConfig) -> tuple[pa.Table, pa.Table]:
         "label": pa.array(fraud[order][known].astype(np.int8)),
         "label_ts": pa.array(label_ts[known], pa.timestamp("us", tz="UTC")),
     }).sort_by([("label_ts", "ascending"), ("event_id", "ascending")])
-    return events, labels
+    return events, labels, _early_reports(cfg, ts_us, fraud[order])
+
+
+def _early_reports(cfg: SyntheticConfig, ts_us: np.ndarray, fraud: np.ndarray) -> pa.Table:
+    """A minute to a few days after a fraud event, for half of them. Drawn from a stream of
+    their own, so events and labels are the same bytes with or without this feed."""
+    rng = np.random.default_rng([cfg.seed, 1])
+    n = len(ts_us)
+    reported = fraud & (rng.random(n) < EARLY_REPORT_SHARE)
+    delay_us = ((60 + rng.exponential(EARLY_REPORT_MEAN_HOURS * 3_600, n)) * 1e6).astype(np.int64)
+    report_ts = ts_us + delay_us
+    keep = reported & (report_ts < int(cfg.end.timestamp() * 1_000_000))
+    return pa.table({
+        "event_id": pa.array(np.arange(1, n + 1, dtype=np.int64)[keep]),
+        "label": pa.array(np.ones(int(keep.sum()), np.int8)),
+        "label_ts": pa.array(report_ts[keep], pa.timestamp("us", tz="UTC")),
+    }).sort_by([("label_ts", "ascending"), ("event_id", "ascending")])
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
@@ -202,12 +228,13 @@ def _slices(ts: pa.ChunkedArray, start: datetime, step: timedelta, count: int):
 
 
 def write_landing(cfg: SyntheticConfig, paths: DataPaths) -> dict:
-    """Write hourly event files and daily label files into ``landing/``; return a manifest.
+    """Write hourly event files and daily label and early-report files into ``landing/``;
+    return a manifest.
 
     Files already present with identical bytes are left alone, so re-running is a no-op and
     landing data stays append-only."""
     paths.ensure()
-    events, labels = generate_frames(cfg)
+    events, labels, reports = generate_all(cfg)
     schema_break_days = {d for inc in cfg.active("schema_break")
                          for d in range(inc.day, inc.day + max(inc.days, 1))}
     late_days = {inc.day: max(inc.days, 1) for inc in cfg.active("late_files")}
@@ -222,16 +249,20 @@ def write_landing(cfg: SyntheticConfig, paths: DataPaths) -> dict:
         arrival = hour + timedelta(hours=1, minutes=5) + timedelta(days=late_days.get(day_i, 0))
         files[str(path.relative_to(paths.root))] = _write_if_changed(path, _parquet_bytes(part))
         arrivals[str(path.relative_to(paths.root))] = arrival.isoformat()
-    for day, lo, hi in _slices(labels["label_ts"], cfg.start, timedelta(days=1), cfg.days):
-        path = paths.landing_labels_file(day)
-        files[str(path.relative_to(paths.root))] = _write_if_changed(
-            path, _parquet_bytes(labels.slice(lo, hi - lo)))
-        arrivals[str(path.relative_to(paths.root))] = (day + timedelta(days=1, hours=2)).isoformat()
+    for table, file_of in ((labels, paths.landing_labels_file),
+                           (reports, paths.landing_reports_file)):
+        for day, lo, hi in _slices(table["label_ts"], cfg.start, timedelta(days=1), cfg.days):
+            path = file_of(day)
+            files[str(path.relative_to(paths.root))] = _write_if_changed(
+                path, _parquet_bytes(table.slice(lo, hi - lo)))
+            arrivals[str(path.relative_to(paths.root))] = (
+                day + timedelta(days=1, hours=2)).isoformat()
     manifest = {
         "config": {**asdict(cfg), "start": cfg.start.isoformat(),
                    "incidents": [asdict(i) for i in cfg.incidents]},
         "events": events.num_rows,
         "labels": labels.num_rows,
+        "early_reports": reports.num_rows,
         "fraud_rate_of_known_labels": float(pa.compute.mean(labels["label"]).as_py() or 0.0),
         "files": files,
         "arrivals": arrivals,

@@ -12,7 +12,7 @@ from ml_assets.defs.partitions import daily, day_key, hour_key, hourly
 from ml_assets.defs.resources import Project
 from ml_assets.lib.contracts import ContractError
 from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.ingest import ingest_events, ingest_labels
+from ml_assets.lib.ingest import EARLY_REPORTS, LABELS, LabelFeed, ingest_events, ingest_labels
 from ml_assets.lib.lake import days_between, hours_between
 from ml_assets.lib.paths import DAY_FILE_FORMAT, HOUR_FILE_FORMAT
 from ml_assets.lib.quarantine import read_quarantine, write_quarantine
@@ -69,41 +69,53 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
         })
         return {hour_key(h): df for h, df in valid.items()}
 
-    @dg.asset(
-        name="raw_labels",
-        group_name="ingest",
-        partitions_def=daily(spec),
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=["raw_events"],
-        kinds={"parquet", "pandera"},
-        owners=owners,
-        retry_policy=IO_RETRY,
-        freshness_policy=DAILY_LABELS_FRESHNESS,
-        description="Daily label files (labels that became known that day, by label_ts), "
-                    "joined to their event's time and entity keys. Unknown events, labels "
-                    "dated before their event and conflicting duplicates are quarantined.",
-    )
-    def raw_labels(context: dg.AssetExecutionContext, project: Project) -> dict[str, pd.DataFrame]:
-        start, end = context.partition_time_window
-        days = days_between(start, end)
-        with contract_failures():
-            valid, quarantined = ingest_labels(project.paths, spec, days, datetime.now(UTC))
-        write_quarantine(project.paths, "raw_labels", quarantined,
-                         [d.strftime(DAY_FILE_FORMAT) for d in days])
-        rows = sum(len(df) for df in valid.values())
-        positives = int(sum(df[spec.label].sum() for df in valid.values()))
-        context.add_output_metadata({
-            "valid_rows": rows,
-            "positives": positives,
-            "quarantined_rows": len(quarantined),
-            "quarantine_reasons": dg.MetadataValue.md(_reason_table(quarantined)),
-        })
-        return {day_key(d): df for d, df in valid.items()}
+    def label_feed_asset(feed: LabelFeed, description: str):
+        @dg.asset(
+            name=feed.asset,
+            group_name="ingest",
+            partitions_def=daily(spec),
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            deps=["raw_events"],
+            kinds={"parquet", "pandera"},
+            owners=owners,
+            retry_policy=IO_RETRY,
+            freshness_policy=DAILY_LABELS_FRESHNESS,
+            description=description,
+        )
+        def _asset(context: dg.AssetExecutionContext, project: Project) -> dict[str, pd.DataFrame]:
+            start, end = context.partition_time_window
+            days = days_between(start, end)
+            with contract_failures():
+                valid, quarantined = ingest_labels(project.paths, spec, days, datetime.now(UTC),
+                                                   feed)
+            write_quarantine(project.paths, feed.asset, quarantined,
+                             [d.strftime(DAY_FILE_FORMAT) for d in days])
+            rows = sum(len(df) for df in valid.values())
+            positives = int(sum(df[spec.label].sum() for df in valid.values()))
+            context.add_output_metadata({
+                "valid_rows": rows,
+                "positives": positives,
+                "quarantined_rows": len(quarantined),
+                "quarantine_reasons": dg.MetadataValue.md(_reason_table(quarantined)),
+            })
+            return {day_key(d): df for d, df in valid.items()}
+        return _asset
+
+    feeds = [label_feed_asset(
+        LABELS, "Daily label files (labels that became known that day, by label_ts), joined to "
+                "their event's time and entity keys. Unknown events, labels dated before their "
+                "event and conflicting duplicates are quarantined.")]
+    if spec.early_reports:
+        feeds.append(label_feed_asset(
+            EARLY_REPORTS, "Daily early positive reports (e.g. cardholder/issuer fraud reports, "
+                           "hours after the event; label_ts = report time). Partial and fast: "
+                           "never training labels, only watched by early_label_watch. Same "
+                           "contract and quarantine as raw_labels."))
 
     @dg.asset(
         name="quarantine",
         group_name="ingest",
-        deps=["raw_events", "raw_labels"],
+        deps=["raw_events", *(f.key for f in feeds)],
         kinds={"parquet"},
         owners=owners,
         description="Every row that failed a contract, with its source file, row number, "
@@ -119,4 +131,4 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
         })
         return rows
 
-    return [raw_events, raw_labels, quarantine]
+    return [raw_events, *feeds, quarantine]

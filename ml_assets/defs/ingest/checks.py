@@ -7,6 +7,7 @@ import pandas as pd
 from ml_assets.defs.partitions import checked_window, daily, hourly
 from ml_assets.defs.resources import Project
 from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.ingest import label_feeds
 from ml_assets.lib.lake import daily_files, hourly_files
 from ml_assets.lib.quarantine import quarantine_dir
 
@@ -49,13 +50,14 @@ def build_ingest_checks(spec: DatasetSpec) -> list:
         return _contract_result("raw_events", window, files, missing,
                                 *_share(project, "raw_events", files))
 
-    @dg.asset_check(asset="raw_labels", name="label_contract", blocking=True,
-                    description="Quarantine share of the run's label partitions is at most "
-                                f"{MAX_QUARANTINE_SHARE:.0%}.")
-    def label_contract(context: dg.AssetCheckExecutionContext, project: Project):
-        window = checked_window(context, daily_def, project.paths.lake / "raw_labels")
-        files, missing = daily_files(project.paths.lake / "raw_labels", *window)
-        return _contract_result("raw_labels", window, files, missing,
-                                *_share(project, "raw_labels", files))
+    def feed_contract(asset: str):
+        @dg.asset_check(asset=asset, name="label_contract", blocking=True,
+                        description="Quarantine share of the run's label partitions is at most "
+                                    f"{MAX_QUARANTINE_SHARE:.0%}.")
+        def _check(context: dg.AssetCheckExecutionContext, project: Project):
+            window = checked_window(context, daily_def, project.paths.lake / asset)
+            files, missing = daily_files(project.paths.lake / asset, *window)
+            return _contract_result(asset, window, files, missing, *_share(project, asset, files))
+        return _check
 
-    return [event_contract, label_contract]
+    return [event_contract, *(feed_contract(a) for a in label_feeds(spec))]

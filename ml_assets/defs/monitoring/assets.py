@@ -11,13 +11,18 @@ from ml_assets.defs.partitions import daily, day_key
 from ml_assets.defs.resources import Project
 from ml_assets.lib import monitoring
 from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.early_labels import early_label_watch
 
-MONITORING_ASSETS = ("business_metric", "feature_drift", "prediction_drift", "delayed_evaluation")
-LABEL_DRIVEN_ASSETS = ("business_metric", "delayed_evaluation")
+MONITORING_ASSETS = ("business_metric", "feature_drift", "prediction_drift", "early_label_watch",
+                     "delayed_evaluation")
+LABEL_DRIVEN_ASSETS = ("business_metric", "early_label_watch", "delayed_evaluation")
 
 
 def monitoring_asset_names(spec: DatasetSpec) -> list[str]:
-    return [a for a in MONITORING_ASSETS if a != "business_metric" or spec.business_metric]
+    """The monitoring assets this dataset has (some need a business metric or early reports)."""
+    needs = {"business_metric": spec.business_metric is not None,
+             "early_label_watch": spec.early_reports}
+    return [a for a in MONITORING_ASSETS if needs.get(a, True)]
 
 
 def _num(value) -> float | None:
@@ -57,7 +62,9 @@ def _business_meta(spec: DatasetSpec):
         return ({metric.decision_rate_name: _num(r[metric.decision_rate_name]),
                  "decisions": int(r["decisions"]), "events": int(r["events"]),
                  metric.name: _num(r["value"]), f"estimated_{metric.name}": _num(r["estimated_value"]),
-                 "value_per_1k": _num(r["value_per_1k"]), "label_coverage": _num(r["label_coverage"]),
+                 "value_per_1k": _num(r["value_per_1k"]),
+                 "value_per_1k_se": _num(r["value_per_1k_se"]),
+                 "label_coverage": _num(r["label_coverage"]),
                  "final": int(r["status"] == "final")},
                 f"**{metric.name}** ({label}): {shown:,.2f} {metric.unit}  \n"
                 f"{metric.decision_rate_name}: {r[metric.decision_rate_name]:.3%} "
@@ -105,6 +112,14 @@ def _evaluation_meta(df: pd.DataFrame):
                      "`auc` appears only once labels are mature.\n\n" + _table(shown, cols))
 
 
+def _early_meta(df: pd.DataFrame):
+    r = df.iloc[0]
+    return ({"label_age_hours": float(r["label_age_hours"]), "passed": int(r["passed"]),
+             "reported_positives": int(r["reported_positives"]),
+             "expected_positives": _num(r["expected_positives"]), "p_value": _num(r["p_value"])},
+            f"status: {r['status']}  \nalert: {r['severity']} {r['alert_message']}")
+
+
 def build_monitoring_assets(spec: DatasetSpec) -> list:
     common = {"group_name": "monitoring", "owners": [spec.owner], "partitions_def": daily(spec),
               "backfill_policy": dg.BackfillPolicy.single_run()}
@@ -128,12 +143,22 @@ def build_monitoring_assets(spec: DatasetSpec) -> list:
                  ["batch_scores"], {"duckdb"},
                  "Daily p10/p50/p90, mean and decision share of each live version's scores, "
                  "with the PSI against the same version's trailing baseline."),
+        asset_fn("early_label_watch", early_label_watch, _early_meta,
+                 ["batch_scores", dg.AssetDep("raw_early_reports",
+                                              partition_mapping=dg.AllPartitionMapping())],
+                 {"scipy", "duckdb"},
+                 "For the first days of a prediction day's labels: positives already reported "
+                 "among the events the acting model let through, vs the count the trailing "
+                 "reference days had at the same label age (quasi-Poisson p-value). Catches a "
+                 "change in what is positive days before chargebacks and AUC can."),
         asset_fn("delayed_evaluation", monitoring.delayed_evaluation, _evaluation_meta,
                  ["batch_scores", all_labels], {"scikitlearn", "duckdb"},
                  "By prediction date: AUC, PR-AUC, Brier and calibration error of each version "
                  "once the day's labels are mature; 'pending' with coverage and a clearly "
                  "marked confidence-based AUC estimate before that. Pending never alarms."),
     ]
+    if not spec.early_reports:
+        assets = [a for a in assets if a.key.path[-1] != "early_label_watch"]
     if spec.business_metric is not None:
         m = spec.business_metric
         assets.insert(0, asset_fn(

@@ -1,4 +1,5 @@
-"""Monitoring checks: per-feature PSI, score shift, delayed AUC and business thresholds.
+"""Monitoring checks: per-feature PSI, score shift, early label reports, delayed AUC and
+business thresholds.
 
 Each check reads what its asset wrote for the run's days (the latest day when run alone) and
 reports the worst one: WARN and ERROR map to Dagster severities; a pending evaluation day can
@@ -97,7 +98,22 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                                   "label_coverage": float(w["label_coverage"]),
                                   "pending_days": int((rows["status"] == "pending").sum())})
 
+    @dg.asset_check(asset="early_label_watch", name="missed_positive_reports",
+                    description="Positives reported early among passed events vs the reference "
+                                f"at the same label age: WARN at p<{spec.monitoring.early_warn_p:g}, "
+                                f"ERROR at p<{spec.monitoring.early_error_p:g} (and at least "
+                                f"{spec.monitoring.early_min_count} and twice the expected).")
+    def missed_positive_reports(context: dg.AssetCheckExecutionContext, project: Project):
+        rows = _read(context, project, "early_label_watch", daily_def)
+        return _result("early_label_watch", "missed_positive_reports", rows,
+                       lambda w: str(w["alert_message"]),
+                       lambda w: {"reported_positives": int(w["reported_positives"]),
+                                  "expected_positives": float(w["expected_positives"]) if pd.notna(w["expected_positives"]) else 0.0,
+                                  "label_age_hours": float(w["label_age_hours"])})
+
     checks = [feature_psi_checks, score_shift, auc_vs_held_out]
+    if spec.early_reports:
+        checks.insert(2, missed_positive_reports)
     if spec.business_metric is not None:
         metric = spec.business_metric
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from ml_assets.defs.monitoring.assets import LABEL_DRIVEN_ASSETS, MONITORING_ASSETS
+from ml_assets.defs.monitoring.assets import LABEL_DRIVEN_ASSETS, monitoring_asset_names
 from ml_assets.defs.partitions import day_key, range_tags
 from ml_assets.defs.resources import Project
 from ml_assets.lib import alerts, monitoring
@@ -18,8 +18,7 @@ from ml_assets.lib.lake import day_floor, hourly_files
 
 
 def build_monitoring_automation(spec: DatasetSpec) -> tuple[list, list, list]:
-    present = set(MONITORING_ASSETS) if spec.business_metric else set(MONITORING_ASSETS) - {
-        "business_metric"}
+    present = set(monitoring_asset_names(spec))
     monitoring_job = dg.define_asset_job(
         "daily_monitoring_job", selection=dg.AssetSelection.assets(*sorted(present)),
         description="Business metric, feature and prediction drift and delayed evaluation "

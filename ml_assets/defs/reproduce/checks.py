@@ -9,6 +9,7 @@ from ml_assets.defs.partitions import checked_window, daily, hourly
 from ml_assets.defs.resources import Project
 from ml_assets.lib import landing_integrity
 from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.ingest import LabelFeed, feeds_of
 from ml_assets.lib.lake import days_between, hours_between
 
 
@@ -32,13 +33,16 @@ def build_landing_checks(spec: DatasetSpec) -> list:
         files = [paths.landing_events_file(h) for h in hours_between(lo, hi)]
         return _result(landing_integrity.record(paths, files, getpass.getuser()), len(files))
 
-    @dg.asset_check(asset="raw_labels", name="landing_labels_append_only",
-                    description="Records the checksum of every label landing file ingested; "
-                                "fails if one was rewritten after it first landed.")
-    def landing_labels_append_only(context: dg.AssetCheckExecutionContext, project: Project):
-        paths = project.paths
-        lo, hi = checked_window(context, daily_def, paths.lake / "raw_labels")
-        files = [paths.landing_labels_file(d) for d in days_between(lo, hi)]
-        return _result(landing_integrity.record(paths, files, getpass.getuser()), len(files))
+    def feed_append_only(feed: LabelFeed):
+        @dg.asset_check(asset=feed.asset, name="landing_labels_append_only",
+                        description="Records the checksum of every landing file of this feed "
+                                    "ingested; fails if one was rewritten after it first landed.")
+        def _check(context: dg.AssetCheckExecutionContext, project: Project):
+            paths = project.paths
+            lo, hi = checked_window(context, daily_def, paths.lake / feed.asset)
+            files = [feed.landing_file(paths, d) for d in days_between(lo, hi)]
+            return _result(landing_integrity.record(paths, files, getpass.getuser()), len(files))
+        return _check
 
-    return [landing_events_append_only, landing_labels_append_only]
+    return [landing_events_append_only, *(feed_append_only(f) for f in feeds_of(spec))]
+
