@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "timeline; six-weeks: nightly retraining, then reproduce the "
                             "champion of 42 days before the end")
     drill.add_argument("--scale", type=float, default=None,
-                       help="data scale (incidents: 0.05, six-weeks: 1.0)")
+                       help="data scale (incidents: 0.25, six-weeks: 1.0)")
     drill.add_argument("--days", type=int, default=120, help="six-weeks: days of data")
     drill.add_argument("--every", type=int, default=1, help="six-weeks: days between retrains")
     drill.add_argument("--world", help="six-weeks: data directory to build the world in")

@@ -56,8 +56,8 @@ def _render_incidents(p: dict) -> None:
     print(f"clean days {p['clean_days']}: ERROR alarms {p['clean_day_error_alarms']}, WARN "
           f"{p['clean_day_warn_alarms']}; evaluation alarms before labels matured: "
           f"{p['evaluation_alarms_before_labels_mature']}  ({p['seconds']:.0f}s)")
-    print("days are day indices of the simulated timeline; 'early' = alarms before any label "
-          "of the incident could exist")
+    print("days are day indices of the simulated timeline; 'early' = alarms from checks that "
+          "read no labels, fired before the incident's first chargeback could land")
 
 
 def drill(args, spec, paths, fallback) -> int:
@@ -69,17 +69,20 @@ def drill(args, spec, paths, fallback) -> int:
 def _incidents(args, spec, paths) -> int:
     import time
 
+    from ml_assets.incident_replay import run_drill
     from ml_assets.lib import criteria
-    from ml_assets.lib.incidents import DrillPlan, build_world, replay
+    from ml_assets.lib.incidents import DrillPlan
 
     t0 = time.perf_counter()
     plan = DrillPlan(scale=args.scale or DrillPlan.scale)
     root = Path(tempfile.mkdtemp(prefix="incident-drill-"))
     log = (lambda *_: None) if args.json else (lambda m: print(m, file=sys.stderr))
-    result = replay(build_world(root, spec, plan), log=log)
+    result = run_drill(root, spec, plan, log=log)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["world"] = str(root)
-    ok = result["summary"]["detected_before_business"] and not result["clean_day_error_alarms"]
+    ok = (result["summary"]["detected_before_business"] and not result["clean_day_error_alarms"]
+          and result["summary"]["all_detected_by_next_day"]
+          and not result["evaluation_alarms_before_labels_mature"])
     criteria.record_result(paths, "incident_drill", spec.model_name, ok,
                            {k: v for k, v in result.items() if k != "alarms"})
     _emit({k: v for k, v in result.items() if k != "alarms" or args.json}, args.json,

@@ -1,13 +1,11 @@
-"""Incident drill: replay an incident timeline through the pipeline in simulated time.
+"""Incident drill: the timeline, the simulated world and the scorecard.
 
-Day by day, landing files "arrive" (label files can be held back), the hourly work runs (contract
-+ ingest, point-in-time features, feature contract, scoring by every live model, score
-contract), label files are ingested, and the daily monitors run (feature drift, prediction
-drift, the business metric, and - as labels land - delayed evaluation), plus the shadow gate
-when a challenger is live. Every step is the function the scheduled asset runs; a blocking
-failure stops that day's scoring exactly as the blocking checks do. Each alarm is stamped with
-the simulated day it would have fired (daily monitors run after midnight, so the day after the
-data day) and attributed to the incident whose effect window holds its data day.
+The generator writes the whole timeline's landing files into ``source/``; the replay
+(``ml_assets/incident_replay.py``) lets them "arrive" day by day and runs the scheduled
+Dagster pipeline on them. Every alarm is stamped with the simulated day it fired and the day
+of data it is about; ``summarize`` attributes alarms to the incident whose effect window holds
+their data day and scores detection day, detecting check, business alert, clean-day alarms and
+the automatic responses.
 """
 
 from __future__ import annotations
@@ -21,19 +19,14 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from . import artifacts, monitoring, shadow
+from . import artifacts
 from .artifacts import dataset_sha256
-from .contracts import ContractError
 from .datasets import DatasetSpec
-from .feature_build import MissingUpstreamError, build_features
-from .feature_contract import feature_contract_problems
-from .ingest import ingest_events, ingest_labels
 from .lake import hours_between
 from .model_building import train_candidate
-from .paths import DAY_FILE_FORMAT, HOUR_FILE_FORMAT, DataPaths, write_parquet_atomic
+from .paths import DAY_FILE_FORMAT, HOUR_FILE_FORMAT, DataPaths
 from .registry import Registry
 from .rollback import promote, readiness
-from .scoring import live_versions, load_live_model, score_contract_problems, score_frame
 from .splits import assign_splits
 from .synthetic import Incident, SyntheticConfig, write_landing
 from .training import TrainingWindow, build_training_set, reference_rows, split_frame
@@ -42,7 +35,10 @@ DATA_INCIDENTS = ("schema_break", "nan_spike", "covariate_drift", "concept_drift
 DRILL_INCIDENTS = (*DATA_INCIDENTS, "late_labels", "bad_challenger")
 SCHEMA_BREAK_RENAMES = {"amount_usd": "amount"}  # what the generator's schema break renames
 MIN_LABEL_DELAY_DAYS = 7  # the earliest a chargeback lands after its transaction
+# Checks that read labels: an alarm from these is not "before labels could exist".
+LABEL_CHECKS = ("early_label_watch", "delayed_evaluation", "business_metric")
 LEVELS = {"warn": 1, "error": 2}
+RINGING_DAYS = 3  # an earlier incident's alarm this recent is not a new detection
 
 
 @dataclass(frozen=True)
@@ -51,7 +47,7 @@ class DrillPlan:
     (labels land up to 60 days late, windows are 30 days), so scoring starts after that."""
 
     days: int = 150
-    scale: float = 0.05
+    scale: float = 0.25  # ~2,100 events a day: enough for a day's early reports to be telling
     seed: int = 7
     previous_day: int = 75  # a first model, kept as the rollback target
     champion_day: int = 90  # the acting champion; scoring and monitoring start here
@@ -59,8 +55,6 @@ class DrillPlan:
         Incident("nan_spike", 98), Incident("schema_break", 101), Incident("late_labels", 104, 3),
         Incident("bad_challenger", 108), Incident("covariate_drift", 112, 2),
         Incident("concept_drift", 116, 0))
-    label_eval_every: int = 1  # days between label-driven evaluations (the label sensor)
-    max_quarantine_share: float = 0.02
 
     def effect_end(self, inc: Incident) -> int:
         """First day no longer affected: windowed features carry a drift for 30 more days;
@@ -99,20 +93,29 @@ class DrillState:
     def index(self, ts) -> int:
         return int((pd.Timestamp(ts) - pd.Timestamp(self.start)).days)
 
+    def arrive(self, rel_dir: str, name: str) -> None:
+        """A landing file the generator wrote into ``source/`` lands in the world."""
+        src = self.source.root / rel_dir / name
+        if src.exists():
+            dst = self.paths.root / rel_dir / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+
+    def arrive_labels(self, d: int) -> None:
+        """Day ``d``'s label file and its early-report file (if the dataset has one)."""
+        for rel_dir in ("landing/labels", "landing/reports"):
+            self.arrive(rel_dir, f"{self.day(d).strftime(DAY_FILE_FORMAT)}.parquet")
+
+    def arrive_events(self, lo: int, hi: int) -> None:
+        for h in hours_between(self.day(lo), self.day(hi)):
+            self.arrive("landing/events", f"{h.strftime(HOUR_FILE_FORMAT)}.parquet")
+
 
 # -- arrivals -------------------------------------------------------------------------------
-def _copy(state: DrillState, rel_dir: str, name: str, source: DataPaths | None = None) -> None:
-    src = (source or state.source).root / rel_dir / name
-    if src.exists():
-        dst = state.paths.root / rel_dir / name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
-
-
-def _label_held(plan: DrillPlan, d: int, today: int) -> bool:
+def held_label_days(state: DrillState, today: int) -> set[int]:
     """Late label files: those of the incident's days arrive when it ends."""
-    return any(i.kind == "late_labels" and i.day <= d < i.day + i.days and today < i.day + i.days
-               for i in plan.incidents)
+    return {d for i in state.plan.incidents if i.kind == "late_labels" and today < i.day + i.days
+            for d in range(i.day, i.day + i.days)}
 
 
 def redeliver(state: DrillState, d: int) -> None:
@@ -125,149 +128,48 @@ def redeliver(state: DrillState, d: int) -> None:
         pq.write_table(table, path, compression="zstd")
 
 
-# -- the hourly and daily work of one day ---------------------------------------------------
-def _write(frames: dict, directory, fmt: str) -> None:
-    for stamp, df in frames.items():
-        write_parquet_atomic(df, directory / f"{stamp.strftime(fmt)}.parquet")
+# -- alarms ---------------------------------------------------------------------------------
+def alarm(state: DrillState, fired: int, data_day: int, check: str, level: str, detail: str,
+          blocking: bool = False) -> None:
+    """Record an alarm once per (data day, check): the first day it fires."""
+    if level in LEVELS and (data_day, check) not in {(a.data_day, a.check) for a in state.alarms}:
+        state.alarms.append(Alarm(fired, data_day, check, level, detail, blocking))
 
 
-def run_hours(state: DrillState, d: int, fired: int) -> bool:
-    """Ingest, featurize and score day ``d``; False when a blocking contract stopped it."""
-    paths, spec = state.paths, state.spec
-    lo, hi = state.day(d), state.day(d + 1)
-    hours = hours_between(lo, hi)
-    try:
-        valid, quarantined = ingest_events(paths, spec, hours, hi)
-    except ContractError as exc:
-        state.alarms.append(Alarm(fired, d, "raw_events:contract", "error", str(exc), True))
-        return False
-    rows = sum(len(v) for v in valid.values())
-    share = len(quarantined) / max(rows + len(quarantined), 1)
-    _write({h: df for h, df in valid.items()}, paths.lake / "raw_events", HOUR_FILE_FORMAT)
-    if share > state.plan.max_quarantine_share:
-        state.alarms.append(Alarm(fired, d, "raw_events:event_contract", "error",
-                                  f"quarantine share {share:.2%}", True))
-        return False
-    try:
-        features = pd.concat([c for _, _, c in build_features(paths, spec, lo, hi)])
-    except MissingUpstreamError as exc:
-        state.alarms.append(Alarm(fired, d, "event_features:upstream", "error", str(exc), True))
-        return False
-    problems = feature_contract_problems(features, spec)
-    if problems:
-        state.alarms.append(Alarm(fired, d, "event_features:feature_contract", "error",
-                                  "; ".join(problems), True))
-        return False
-    registry = Registry(paths.control_db)
-    models = [(role, card, load_live_model(paths, card)) for role, version in
-              live_versions(registry, spec) for card in [registry.get_model(version)]]
-    scores = score_frame(features, spec, models, hi, features_ref="incident-drill")
-    problems = score_contract_problems(scores, spec)
-    if problems:
-        state.alarms.append(Alarm(fired, d, "batch_scores:score_contract", "error",
-                                  "; ".join(problems), True))
-        return False
-    by_hour = {h: g for h, g in scores.groupby(scores[spec.event_ts].dt.floor("h"))}
-    empty = scores.iloc[0:0]
-    _write({h: by_hour.get(pd.Timestamp(h), empty) for h in hours}, paths.lake / "batch_scores",
-           HOUR_FILE_FORMAT)
-    _write({h: features[features[spec.event_ts].dt.floor("h") == pd.Timestamp(h)]
-            for h in hours}, paths.lake / "event_features", HOUR_FILE_FORMAT)
-    state.scored.add(d)
-    return True
+# Per monitoring table: the check that judges its rows, the column naming a sub-check, and
+# whether only the champion's rows count.
+MONITORING_CHECKS = {
+    "feature_drift": ("psi_{}", "feature", False),
+    "prediction_drift": ("score_shift", None, True),
+    "business_metric": ("business_thresholds", None, False),
+    "early_label_watch": ("missed_positive_reports", None, False),
+    "delayed_evaluation": ("auc_vs_held_out", None, True),
+}
 
 
-def run_labels(state: DrillState, today: int) -> None:
-    """Ingest every label file that has arrived and is not ingested yet; a file due yesterday
-    that is absent raises a freshness WARN (the daily labels schedule would skip)."""
-    due = [d for d in range(today) if d not in state.ingested_labels]
-    arrived = [d for d in due if not _label_held(state.plan, d, today)]
-    for d in due:
-        if d not in arrived and d == today - 1:
-            state.alarms.append(Alarm(today, d, "raw_labels:freshness", "warn",
-                                      f"label file for day {d} not delivered by 02:30"))
-    for d in arrived:
-        _copy(state, "landing/labels", f"{state.day(d).strftime(DAY_FILE_FORMAT)}.parquet")
-    if arrived:
-        valid, _ = ingest_labels(state.paths, state.spec, [state.day(d) for d in arrived],
-                                 state.day(today))
-        _write(valid, state.paths.lake / "raw_labels", DAY_FILE_FORMAT)
-        state.ingested_labels.update(arrived)
+def record_monitoring_rows(state: DrillState, assets, days, fired: int) -> None:
+    """Alarms from the per-day rows the monitoring checks judge (a check result names only
+    its worst day; counting clean-day alarms needs every day)."""
+    maturity = state.spec.monitoring.label_maturity_days
+    for asset in assets:
+        check, name_col, champion_only = MONITORING_CHECKS[asset]
+        for d in days:
+            path = state.paths.lake / asset / f"{state.day(d).strftime(DAY_FILE_FORMAT)}.parquet"
+            if not path.exists():
+                continue
+            rows = pd.read_parquet(path)
+            if champion_only and len(rows):
+                rows = rows[rows["role"] == "champion"]
+            if asset == "delayed_evaluation" and len(rows):
+                early = (rows["status"] != "final") | (fired - d < maturity)
+                state.evaluation_alarms_before_maturity += int(
+                    ((rows["severity"] != "ok") & early).sum())
+            for r in rows.itertuples():
+                name = check.format(getattr(r, name_col)) if name_col else check
+                detail = getattr(r, "alert_message", "") or (
+                    f"PSI {r.psi:.3f}" if pd.notna(getattr(r, "psi", None)) else r.severity)
+                alarm(state, fired, d, f"{asset}:{name}", r.severity, str(detail))
 
-
-def _rows_to_alarms(state: DrillState, frames: dict, check: str, fired_offset: int,
-                    fired: int | None = None, name_col: str | None = None) -> None:
-    for day, df in frames.items():
-        d = state.index(day)
-        for r in df.itertuples():
-            level = getattr(r, "severity", "ok")
-            if level in LEVELS:
-                name = f"{check}:{getattr(r, name_col)}" if name_col else check
-                state.alarms.append(Alarm(d + fired_offset if fired is None else fired, d, name,
-                                          level, str(getattr(r, "alert_message", "") or level)))
-
-
-def run_daily_monitors(state: DrillState, d: int) -> None:
-    paths, spec, lo, hi = state.paths, state.spec, state.day(d), state.day(d + 1)
-    _rows_to_alarms(state, monitoring.feature_drift(paths, spec, lo, hi), "feature_drift:psi", 1,
-                    name_col="feature")
-    pred = {k: v[v["role"] == "champion"] for k, v in
-            monitoring.prediction_drift(paths, spec, lo, hi).items()}
-    _rows_to_alarms(state, pred, "prediction_drift:score_shift", 1)
-
-
-def run_label_monitors(state: DrillState, today: int) -> None:
-    """What the label-arrival sensor triggers: business metric and delayed evaluation over
-    every scored day. A (day, check) alarms once, on the first day it fires."""
-    spec, paths = state.spec, state.paths
-    seen = {(a.data_day, a.check) for a in state.alarms}
-    before = len(state.alarms)
-    business, evaluation = {}, {}
-    # Runs of consecutive scored days: a day stopped by a contract has no scores to judge.
-    for a, b in monitoring.contiguous_ranges([state.day(d) for d in state.scored]):
-        lo, hi = a, b + timedelta(days=1)
-        business |= monitoring.business_metric(paths, spec, lo, hi)
-        evaluation |= {k: v[v["role"] == "champion"] for k, v in
-                       monitoring.delayed_evaluation(paths, spec, lo, hi).items()}
-    _rows_to_alarms(state, business, "business_metric:business_thresholds", 0, fired=today)
-    maturity = spec.monitoring.label_maturity_days
-    for day, df in evaluation.items():
-        early = (df["status"] != "final") | (today - state.index(day) < maturity)
-        state.evaluation_alarms_before_maturity += int(((df["severity"] != "ok") & early).sum())
-    _rows_to_alarms(state, evaluation, "delayed_evaluation:auc_vs_held_out", 0, fired=today)
-    new = state.alarms[before:]
-    del state.alarms[before:]
-    for a in new:
-        if (a.data_day, a.check) not in seen:
-            seen.add((a.data_day, a.check))
-            state.alarms.append(a)
-
-
-def run_shadow_gate(state: DrillState, today: int, since: int) -> None:
-    """A live challenger must pass the shadow gate's hard limits every day; a failure keeps
-    it out of traffic (the staged rollout is paused before its first step)."""
-    registry = Registry(state.paths.control_db)
-    aliases = registry.aliases(state.spec.model_name)
-    if not aliases["challenger"]:
-        return
-    cfg = shadow.DEFAULT
-    pairs = shadow.load_pairs(state.paths, state.spec, aliases["champion"], aliases["challenger"],
-                              state.day(since), state.day(today), None)
-    c = shadow.compare(pairs)
-    failed = [f"disagreement {c['disagreement_rate']:.1%} > {cfg.max_disagreement:.0%}"
-              if c["disagreement_rate"] > cfg.max_disagreement else "",
-              f"score PSI {c['score_psi']:.2f} > {cfg.max_score_psi}"
-              if c["score_psi"] > cfg.max_score_psi else "",
-              f"rank correlation {c['rank_correlation']:.2f} < {cfg.min_rank_correlation}"
-              if c["rank_correlation"] < cfg.min_rank_correlation else ""]
-    failed = [f for f in failed if f]
-    if failed:
-        state.alarms.append(Alarm(today, today - 1, "shadow:promotion_gate", "error",
-                                  f"{aliases['challenger']}: " + "; ".join(failed), True))
-        registry.move_aliases(state.spec.model_name, {"challenger": None}, getpass.getuser(),
-                              "rollout:pause", "incident drill: shadow gate failed")
-        state.responses.setdefault(today, []).append(
-            f"rollout paused: {aliases['challenger']} kept out of traffic")
 
 
 # -- models ---------------------------------------------------------------------------------
@@ -296,66 +198,23 @@ def train_at(state: DrillState, day: int, shuffle_labels: bool = False) -> str:
     return version
 
 
-# -- the drill ------------------------------------------------------------------------------
-def build_world(root, spec: DatasetSpec, plan: DrillPlan) -> DrillState:
-    """Landing files for the whole timeline wait in ``source/``; history up to the champion's
-    day is ingested and featurized in one range (as a backfill would), two models trained."""
+# -- the world ------------------------------------------------------------------------------
+def new_world(root, spec: DatasetSpec, plan: DrillPlan) -> DrillState:
+    """Landing files for the whole timeline wait in ``source/`` until they "arrive"."""
     data = [i for i in plan.incidents if i.kind in DATA_INCIDENTS]
     cfg = SyntheticConfig(seed=plan.seed, days=plan.days, scale=plan.scale, incidents=tuple(data))
     source = DataPaths(root / "source")
     write_landing(cfg, source)
-    paths = DataPaths(root / "world").ensure()
-    state = DrillState(plan, spec, paths, source, cfg.start)
-    b = plan.champion_day
-    for h in hours_between(state.day(0), state.day(b)):
-        _copy(state, "landing/events", f"{h.strftime(HOUR_FILE_FORMAT)}.parquet")
-    events, _ = ingest_events(paths, spec, hours_between(state.day(0), state.day(b)), state.day(b))
-    _write(events, paths.lake / "raw_events", HOUR_FILE_FORMAT)
-    run_labels(state, b)
-    for lo, hi, chunk in build_features(paths, spec, state.day(0), state.day(b)):
-        groups = dict(tuple(chunk.groupby(chunk[spec.event_ts].dt.floor("h"))))
-        _write({h: groups.get(pd.Timestamp(h), chunk.iloc[0:0]) for h in hours_between(lo, hi)},
-               paths.lake / "event_features", HOUR_FILE_FORMAT)
-    first = train_at(state, plan.previous_day)
-    second = train_at(state, b)
-    promote(Registry(paths.control_db), paths, spec, second, getpass.getuser(),
-            "incident drill: champion")
-    assert Registry(paths.control_db).aliases(spec.model_name)["previous"] == first
-    return state
+    return DrillState(plan, spec, DataPaths(root / "world").ensure(), source, cfg.start)
 
 
-def replay(state: DrillState, log=print) -> dict:
-    plan = state.plan
-    broken = {i.day for i in plan.incidents if i.kind == "schema_break"}
-    pending: list[int] = []
-    for d in range(plan.champion_day, plan.days):
-        for h in hours_between(state.day(d), state.day(d + 1)):
-            _copy(state, "landing/events", f"{h.strftime(HOUR_FILE_FORMAT)}.parquet")
-        if d - 1 in broken:  # yesterday's broken files arrive corrected today
-            redeliver(state, d - 1)
-        if any(i.kind == "bad_challenger" and i.day == d for i in plan.incidents):
-            train_at(state, d, shuffle_labels=True)  # deployed in shadow before the day's traffic
-        # Catch up stopped days first (oldest first), then today; a stop holds later days.
-        done = []
-        for day in [*pending, d]:
-            if not run_hours(state, day, d):
-                pending = sorted({*pending, day, d})
-                state.responses.setdefault(d, []).append(
-                    f"scoring of day {day} stopped by a blocking contract")
-                break
-            done.append(day)
-            pending = [p for p in pending if p != day]
-        run_labels(state, d + 1)
-        for day in done:
-            run_daily_monitors(state, day)
-        gate_since = next((i.day for i in plan.incidents if i.kind == "bad_challenger"
-                           and i.day <= d), None)
-        if gate_since is not None:
-            run_shadow_gate(state, d + 1, gate_since)
-        if (d - plan.champion_day) % plan.label_eval_every == 0 or d == plan.days - 1:
-            run_label_monitors(state, d + 1)
-        log(f"day {d}: {sum(a.fired_day == d + 1 for a in state.alarms)} alarm(s)")
-    return summarize(state)
+def deploy_models(state: DrillState) -> None:
+    """A first model (the rollback target) and the acting champion, trained as of their days."""
+    first = train_at(state, state.plan.previous_day)
+    second = train_at(state, state.plan.champion_day)
+    registry = Registry(state.paths.control_db)
+    promote(registry, state.paths, state.spec, second, getpass.getuser(), "incident drill: champion")
+    assert registry.aliases(state.spec.model_name)["previous"] == first
 
 
 def summarize(state: DrillState) -> dict:
@@ -368,10 +227,19 @@ def summarize(state: DrillState) -> dict:
         live = [i for i in incidents if i.day <= data_day < plan.effect_end(i)]
         return live[-1] if live else None
 
+    def alarms_of(inc: Incident) -> list[Alarm]:
+        """Alarms about the incident's effect window - except checks still ringing from an
+        earlier incident (alarming on one of the days just before this one started): the
+        tail of a drift in a 7-day window is not the detection of what comes next."""
+        ringing = {a.check for a in state.alarms
+                   if inc.day - RINGING_DAYS <= a.data_day < inc.day and owner(a.data_day)}
+        return sorted((a for a in state.alarms if inc.day <= a.data_day < plan.effect_end(inc)
+                       and a.fired_day >= inc.day and a.check not in ringing),
+                      key=lambda a: (a.fired_day, -LEVELS[a.level]))
+
     rows = []
     for inc in incidents:
-        mine = sorted((a for a in state.alarms if owner(a.data_day) == inc
-                       and a.fired_day >= inc.day), key=lambda a: (a.fired_day, -LEVELS[a.level]))
+        mine = alarms_of(inc)
         business = [a for a in mine if a.check.startswith("business_metric")
                     and a.level == "error"]
         early = [a for a in mine if not a.check.startswith("business_metric")]
@@ -390,7 +258,7 @@ def summarize(state: DrillState) -> dict:
             "lead_days": (business[0].fired_day - first.fired_day) if business and first
             else None,
             "alarms_before_labels": sum(a.fired_day < inc.day + MIN_LABEL_DELAY_DAYS
-                                        for a in early),
+                                        and not a.check.startswith(LABEL_CHECKS) for a in early),
             "automatic_response": responses or ["alert only"],
         })
     clean = [a for a in state.alarms if owner(a.data_day) is None]
@@ -398,6 +266,8 @@ def summarize(state: DrillState) -> dict:
     detected_first = all(r["detected_day"] is not None and (
         r["business_alert_day"] is None or r["detected_day"] <= r["business_alert_day"])
         for r in rows)
+    next_day = all(r["detected_day"] is not None and r["detected_day"] <= r["injected_day"] + 1
+                   for r in rows)
     clean_days = [d for d in state.scored if owner(d) is None]
     return {
         "incidents": rows,
@@ -410,6 +280,7 @@ def summarize(state: DrillState) -> dict:
         "evaluation_alarms_before_labels_mature": state.evaluation_alarms_before_maturity,
         "summary": {"min_lead_days": min(leads) if leads else None,
                     "detected_before_business": detected_first,
+                    "all_detected_by_next_day": next_day,
                     "clean_day_error_alarms": sum(a.level == "error" for a in clean)},
         "alarms": [asdict(a) for a in state.alarms],
     }

@@ -51,6 +51,9 @@ class ShadowConfig:
 
 
 DEFAULT = ShadowConfig()
+# Items that must pass on every day of shadow, not only at the end: failing one means the
+# challenger is a different model, so its rollout is paused at once.
+HARD_LIMITS = ("disagreement_rate", "score_psi", "rank_correlation")
 
 
 class ShadowDataMissing(RuntimeError):
