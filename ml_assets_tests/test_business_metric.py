@@ -31,6 +31,7 @@ def test_realized_value_is_prevented_losses_minus_false_decline_costs():
     assert r["decided_label_coverage"] == pytest.approx(2 / 3)
     per_event = np.array([100, -7] + [0] * 9)
     assert r["value_per_1k_se"] == pytest.approx(per_event.std(ddof=1) / np.sqrt(11) * 1000)
+    assert r["missed_value_per_1k"] == pytest.approx(30 / 11 * 1000)  # the approved fraud
 
 
 def test_pending_day_reports_only_an_estimate():
@@ -60,3 +61,18 @@ def test_every_spec_defines_its_own_business_metric():
     metrics = {name: s.business_metric for name, s in available_specs().items()}
     assert metrics["card_fraud"].unit == "USD" and metrics["card_fraud"].value_column == "amount"
     assert metrics["support_tickets"].unit == "hours"
+
+
+def test_missed_value_pages_only_when_it_jumps_beyond_noise_on_a_final_day():
+    metric = BusinessMetric(name="net", unit="USD", description="", value_column="amount",
+                            tp_rate=1.0, max_missed_value_change=1.0)
+    day = {"decision_rate": 0.01, "events": 10_000, "decisions": 100, "value_per_1k": 5.0}
+    jumped = {**day, "missed_value_per_1k": 250.0, "missed_value_per_1k_se": 10.0}
+    assert [a for a, _ in business_alerts(jumped, metric, 0.01, missed_baseline=100.0)] == ["error"]
+    noisy = {**jumped, "missed_value_per_1k_se": 60.0}  # 250 - 2 x 60 is within +100%
+    assert business_alerts(noisy, metric, 0.01, missed_baseline=100.0) == []
+    usual = {**jumped, "missed_value_per_1k": 150.0}
+    assert business_alerts(usual, metric, 0.01, missed_baseline=100.0) == []
+    assert business_alerts(jumped, metric, 0.01, missed_baseline=None) == []  # no final baseline
+    pending = {**day, "missed_value_per_1k": None}
+    assert business_alerts(pending, metric, 0.01, missed_baseline=100.0) == []

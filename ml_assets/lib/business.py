@@ -30,6 +30,9 @@ class BusinessMetric:
     decision_rate_change: float = 0.5  # WARN: relative move vs the trailing baseline
     min_value_per_1k: float | None = None  # ERROR: realized value per 1,000 events (final days)
     floor_noise_sigmas: float = 2.0  # ... when below the floor by more than this many std errors
+    # ERROR: value of positives the model did not act on (missed fraud), per 1,000 events, up
+    # by more than this share over the trailing final days (and beyond the noise above).
+    max_missed_value_change: float | None = None
 
 
 def value_per_row(frame: pd.DataFrame, metric: BusinessMetric) -> tuple[np.ndarray, np.ndarray]:
@@ -68,16 +71,26 @@ def compute_business(frame: pd.DataFrame, metric: BusinessMetric, final: bool,
     # Realized value is reported only once the day's labels are mature, with its standard
     # error (per-event contributions), so a small day's bad luck is not read as a loss.
     per_event = np.where(acted & pos, gain, 0.0) - np.where(acted & neg, cost, 0.0)
+    missed = np.where(~acted & pos, gain, 0.0)
     out["value"] = realized if final else None
-    out["value_per_1k"] = realized / n * 1000 if final and n else None
-    out["value_per_1k_se"] = (float(per_event.std(ddof=1) / np.sqrt(n) * 1000)
-                              if final and n > 1 else None)
+    for name, x in (("value_per_1k", per_event), ("missed_value_per_1k", missed)):
+        out[name] = float(x.mean() * 1000) if final and n else None
+        out[f"{name}_se"] = float(x.std(ddof=1) / np.sqrt(n) * 1000) if final and n > 1 else None
     return out
 
 
+def missed_value_per_1k(frame: pd.DataFrame, metric: BusinessMetric) -> pd.Series:
+    """Per ``day``: value of the positives not acted on, per 1,000 events (labels as known)."""
+    gain, _ = value_per_row(frame, metric)
+    missed = ~frame["decision"].to_numpy(dtype=bool) & (frame["label"].to_numpy() == 1)
+    return pd.Series(np.where(missed, gain, 0.0), index=frame.index).groupby(
+        frame["day"]).mean() * 1000
+
+
 def business_alerts(result: dict, metric: BusinessMetric, baseline_rate: float | None,
-                    ) -> list[tuple[str, str]]:
-    """[(level, message)]: decision-rate limits always; realized value only on final days."""
+                    missed_baseline: float | None = None) -> list[tuple[str, str]]:
+    """[(level, message)]: decision-rate limits always; realized and missed value only on
+    final days (``missed_baseline``: missed value per 1k on the trailing final days)."""
     rate, n = result[metric.decision_rate_name], result["events"]
     alerts = []
     if rate > metric.max_decision_rate:
@@ -98,4 +111,12 @@ def business_alerts(result: dict, metric: BusinessMetric, baseline_rate: float |
                        f"{metric.name} {per_1k:,.2f} {metric.unit} per 1k events below the "
                        f"{floor:,.2f} floor ({'beyond' if beyond else 'within'} "
                        f"{metric.floor_noise_sigmas:g} standard errors of {se:,.2f})"))
+    missed, change = result.get("missed_value_per_1k"), metric.max_missed_value_change
+    if missed is not None and change is not None and missed_baseline:
+        limit = missed_baseline * (1 + change)
+        se = result.get("missed_value_per_1k_se") or 0.0
+        if missed - metric.floor_noise_sigmas * se > limit:
+            alerts.append(("error", f"missed positives worth {missed:,.2f} {metric.unit} per 1k "
+                                    f"events vs {missed_baseline:,.2f} on the trailing final days "
+                                    f"(limit +{change:.0%}, beyond noise of {se:,.2f})"))
     return alerts

@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import drift
 from .artifacts import read_verified
-from .business import business_alerts, compute_business
+from .business import business_alerts, compute_business, missed_value_per_1k
 from .datasets import DatasetSpec
 from .evaluation import FINAL, auc_alert, calibrate, evaluate_day, fit_calibrator, label_status
 from .feature_build import MissingUpstreamError
@@ -243,6 +243,10 @@ def business_metric(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datet
     scores, horizon = _load_labeled(paths, spec, lo, hi)
     acted = scores[scores["acted"]]
     daily_rate = acted.groupby("day")["decision"].mean()
+    # Missed value per 1k on days whose labels are mature: the baseline a final day is held to.
+    matured = acted[acted["day"] + pd.Timedelta(days=1 + cfg.label_maturity_days)
+                    <= pd.Timestamp(horizon)]
+    daily_missed = missed_value_per_1k(matured, metric)
     out = {}
     for day in pd.date_range(lo, hi, freq="D", inclusive="left"):
         g = acted[acted["day"] == day]
@@ -255,11 +259,15 @@ def business_metric(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datet
         prior = daily_rate[(daily_rate.index >= day - pd.Timedelta(days=cfg.baseline_days))
                            & (daily_rate.index < day)]
         baseline = float(prior.mean()) if len(prior) else None
-        alerts = business_alerts(res, metric, baseline)
+        missed_prior = daily_missed[(daily_missed.index >= day - pd.Timedelta(
+            days=cfg.calibration_days)) & (daily_missed.index < day)]
+        missed_baseline = float(missed_prior.mean()) if len(missed_prior) >= 7 else None
+        alerts = business_alerts(res, metric, baseline, missed_baseline)
         level = "error" if any(a == "error" for a, _ in alerts) else "warn" if alerts else "ok"
         out[day.to_pydatetime()] = pd.DataFrame([{
             "day": day, "model_version": version, **res, "label_coverage": coverage,
-            "status_reason": why, "baseline_decision_rate": baseline, "severity": level,
+            "status_reason": why, "baseline_decision_rate": baseline,
+            "baseline_missed_value_per_1k": missed_baseline, "severity": level,
             "alert_message": "; ".join(m for _, m in alerts)}])
     return out
 

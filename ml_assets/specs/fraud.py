@@ -30,7 +30,8 @@ FRAUD_SPEC = DatasetSpec(
         name="net_fraud_savings", unit="USD", decision_rate_name="decline_rate",
         description="Fraud losses prevented minus the cost of declined good transactions.",
         value_column="amount", tp_rate=1.0, fp_rate=0.10, fp_fixed=2.0,
-        max_decision_rate=0.05, decision_rate_change=0.5, min_value_per_1k=0.0),
+        max_decision_rate=0.05, decision_rate_change=0.5, min_value_per_1k=0.0,
+        max_missed_value_change=1.0),
     # Cardholder/issuer fraud reports arrive within hours, weeks before the chargeback.
     early_reports=True,
 )
