@@ -176,7 +176,8 @@ def backfill_history(state: DrillState, pipe: Pipeline) -> None:
 def run_drill(root, spec: DatasetSpec, plan: DrillPlan, log=print) -> dict:
     """Build the world, backfill its history, replay the timeline day by day, score it."""
     state = new_world(root, spec, plan)
-    pipe = Pipeline(build_definitions(spec, str(state.paths.root)), dg.DagsterInstance.ephemeral())
+    pipe = Pipeline(build_definitions(state.spec, str(state.paths.root)),
+                    dg.DagsterInstance.ephemeral())
     backfill_history(state, pipe)
     log(f"history to day {plan.champion_day} backfilled; champion deployed")
     broken = {i.day for i in plan.incidents if i.kind == "schema_break"}

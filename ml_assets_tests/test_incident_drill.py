@@ -4,10 +4,12 @@ metric; clean days raise no ERROR; delayed evaluation never alarms before labels
 Concept drift changes only what is fraud, so it is caught from labels - the early fraud
 reports among approved transactions - not from features."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from ml_assets.incident_replay import run_drill
-from ml_assets.lib.incidents import DrillPlan
+from ml_assets.lib.incidents import DRILL_START, DrillPlan, drill_start
 from ml_assets.lib.synthetic import Incident
 from ml_assets.specs.fraud import FRAUD_SPEC
 
@@ -53,3 +55,13 @@ def test_clean_days_raise_no_error_and_evaluation_waits_for_mature_labels(drill)
     early_eval = [a for a in drill["alarms"] if a["check"].startswith("delayed_evaluation")
                   and a["fired_day"] - a["data_day"] < FRAUD_SPEC.monitoring.label_maturity_days]
     assert early_eval == []
+
+
+def test_the_simulated_timeline_always_ends_in_the_past():
+    """A 150-day timeline from July 2026 ran into the real "now" on 2026-11-26: Dagster had no
+    partitions for those days and every run of them failed."""
+    now = datetime(2026, 11, 26, 0, 30, tzinfo=UTC)
+    assert drill_start(150, now) == DRILL_START
+    late = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert drill_start(150, late) + timedelta(days=150) <= late
+    assert drill_start(150, late) + timedelta(days=151) > late

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import getpass
 import shutil
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from . import artifacts
 from .artifacts import dataset_sha256
 from .datasets import DatasetSpec
-from .lake import hours_between
+from .lake import day_floor, hours_between
 from .model_building import train_candidate
 from .paths import DAY_FILE_FORMAT, HOUR_FILE_FORMAT, DataPaths
 from .registry import Registry
@@ -39,6 +39,7 @@ MIN_LABEL_DELAY_DAYS = 7  # the earliest a chargeback lands after its transactio
 LABEL_CHECKS = ("early_label_watch", "delayed_evaluation", "business_metric")
 LEVELS = {"warn": 1, "error": 2}
 RINGING_DAYS = 3  # an earlier incident's alarm this recent is not a new detection
+DRILL_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -199,13 +200,24 @@ def train_at(state: DrillState, day: int, shuffle_labels: bool = False) -> str:
 
 
 # -- the world ------------------------------------------------------------------------------
+def drill_start(days: int, now: datetime) -> datetime:
+    """A fixed date far enough back that the timeline's last simulated day is in the past:
+    Dagster has no partitions after "now", and ingestion rejects future timestamps."""
+    if DRILL_START + timedelta(days=days) <= now:
+        return DRILL_START
+    return day_floor(now) - timedelta(days=days)
+
+
 def new_world(root, spec: DatasetSpec, plan: DrillPlan) -> DrillState:
     """Landing files for the whole timeline wait in ``source/`` until they "arrive"."""
     data = [i for i in plan.incidents if i.kind in DATA_INCIDENTS]
-    cfg = SyntheticConfig(seed=plan.seed, days=plan.days, scale=plan.scale, incidents=tuple(data))
+    start = drill_start(plan.days, datetime.now(UTC))
+    cfg = SyntheticConfig(seed=plan.seed, start=start, days=plan.days, scale=plan.scale,
+                          incidents=tuple(data))
     source = DataPaths(root / "source")
     write_landing(cfg, source)
-    return DrillState(plan, spec, DataPaths(root / "world").ensure(), source, cfg.start)
+    return DrillState(plan, replace(spec, start=start), DataPaths(root / "world").ensure(),
+                      source, cfg.start)
 
 
 def deploy_models(state: DrillState) -> None:
