@@ -10,6 +10,7 @@ from ml_assets.lib.evaluation import (
     FINAL,
     PENDING,
     auc_alert,
+    auc_standard_error,
     evaluate_day,
     expected_auc,
     fit_calibrator,
@@ -71,3 +72,21 @@ def test_calibrator_maps_scores_to_observed_rates_and_declines_without_positives
     cal = fit_calibrator(raw, y, 5)
     assert cal.predict([0.5])[0] == pytest.approx(0.125, abs=0.05)
     assert fit_calibrator(raw[:100], np.zeros(100), 5) is None
+
+
+def test_an_auc_drop_pages_only_beyond_the_days_sampling_noise():
+    """17 positives: the SE of a day's AUC is ~0.05, so a 0.09 drop is a WARN, not a page;
+    with 700 positives the same drop pages."""
+    small = {"status": FINAL, "auc": 0.865, "label_coverage": 1.0,
+             "auc_se": auc_standard_error(0.865, 17, 2000)}
+    assert 0.045 < small["auc_se"] < 0.065
+    assert auc_alert(small, 0.9515, 0.03, 0.08)[0] == "warn"
+    large = {**small, "auc_se": auc_standard_error(0.865, 700, 80_000)}
+    assert auc_alert(large, 0.9515, 0.03, 0.08)[0] == "error"
+    # The formula against a simulation: the spread of AUCs of equally good models.
+    rng = np.random.default_rng(5)
+    aucs = [roc_auc_score(np.r_[np.ones(40), np.zeros(400)],
+                          np.r_[rng.normal(1.5, 1, 40), rng.normal(0, 1, 400)])
+            for _ in range(400)]
+    assert auc_standard_error(float(np.mean(aucs)), 40, 400) == pytest.approx(np.std(aucs),
+                                                                               rel=0.25)

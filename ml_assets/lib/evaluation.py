@@ -86,6 +86,7 @@ def evaluate_day(labels: np.ndarray, scores: np.ndarray, status: str, calibrator
         "auc": None, "pr_auc": None, "brier": None, "calibration_error": None,
         "mean_score": float(scores.mean()) if len(scores) else None,
         "positive_rate": None,
+        "auc_se": None,
     }
     if status == FINAL and len(y):
         both = 0 < y.sum() < len(y)
@@ -96,14 +97,31 @@ def evaluate_day(labels: np.ndarray, scores: np.ndarray, status: str, calibrator
             "calibration_error": calibration_error(y, s),
             "positive_rate": float(y.mean()),
         }
+        if out["auc"] is not None:
+            out["auc_se"] = auc_standard_error(out["auc"], int(y.sum()), int(len(y) - y.sum()))
     return out
 
 
+def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
+    """Hanley & McNeil (1982): the sampling error of an AUC from this many positives and
+    negatives. A day with 17 fraud cases has an SE near 0.05 - as large as the alarm's drop."""
+    q1, q2 = auc / (2 - auc), 2 * auc ** 2 / (1 + auc)
+    var = (auc * (1 - auc) + (positives - 1) * (q1 - auc ** 2)
+           + (negatives - 1) * (q2 - auc ** 2)) / (positives * negatives)
+    return float(np.sqrt(max(var, 0.0)))
+
+
 def auc_alert(result: dict, reference_auc: float | None, warn_drop: float, error_drop: float,
-              ) -> tuple[str, str]:
-    """(level, message). A pending day, or one without a realized AUC, can never alarm."""
+              noise_sigmas: float = 2.0) -> tuple[str, str]:
+    """(level, message). A pending day, or one without a realized AUC, can never alarm. A
+    drop past ``error_drop`` pages only if it is also beyond ``noise_sigmas`` standard errors
+    of the day's AUC; within that noise it is a WARN."""
     if result["status"] != FINAL or result["auc"] is None or reference_auc is None:
         return "ok", f"no alarm: {result['status']}, label coverage {result['label_coverage']:.1%}"
     drop = reference_auc - result["auc"]
-    level = "error" if drop > error_drop else "warn" if drop > warn_drop else "ok"
-    return level, f"AUC {result['auc']:.4f} vs held-out {reference_auc:.4f} (drop {drop:+.4f})"
+    se = result.get("auc_se") or 0.0
+    level = "warn" if drop > warn_drop else "ok"
+    if drop > error_drop and drop > noise_sigmas * se:
+        level = "error"
+    return level, (f"AUC {result['auc']:.4f} vs held-out {reference_auc:.4f} (drop {drop:+.4f}, "
+                   f"standard error {se:.4f})")

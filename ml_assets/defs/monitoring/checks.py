@@ -87,8 +87,10 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                                   "p50": float(w["p50"])})
 
     @dg.asset_check(asset="delayed_evaluation", name="auc_vs_held_out",
-                    description="Realized AUC on mature days vs the version's held-out AUC. "
-                                "Days whose labels are pending never fail.")
+                    description="Realized AUC on mature days vs the version's held-out AUC: "
+                                "WARN on a drop past the warn threshold, ERROR past the error "
+                                "threshold and beyond 2 standard errors of the day's AUC. Days "
+                                "whose labels are pending never fail.")
     def auc_vs_held_out(context: dg.AssetCheckExecutionContext, project: Project):
         rows = _read(context, project, "delayed_evaluation", daily_def)
         return _result("delayed_evaluation", "auc_vs_held_out", rows,
