@@ -66,16 +66,18 @@ class Pipeline:
 
 
 def _verdicts(state: DrillState, result: dg.ExecuteInProcessResult, fired: int, d: int,
-              checks: bool = True) -> None:
+              with_checks: bool = True) -> None:
     """Failed checks and failed steps of one run become alarms about data day ``d``
-    (``checks=False``: monitoring runs, whose day-by-day rows are recorded instead)."""
-    checks = [e for e in result.get_asset_check_evaluations() if not e.passed] if checks else []
-    for e in checks:
+    (``with_checks=False``: monitoring runs, whose day-by-day rows are recorded instead)."""
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed] \
+        if with_checks else []
+    for e in failed:
         alarm(state, fired, d, f"{e.asset_key.to_user_string()}:{e.check_name}",
               e.severity.value.lower(), e.description or "", bool(e.blocking))
+    # A failed blocking check also fails its own step; that failure is already an alarm.
+    check_steps = {f"{e.asset_key.to_python_identifier()}_{e.check_name}" for e in failed}
     for e in result.all_events:
-        # A failed blocking check also fails its step; that failure is already an alarm.
-        if e.is_step_failure and not (checks and "check" in step_failure_message(e)):
+        if e.is_step_failure and e.step_key not in check_steps:
             alarm(state, fired, d, f"{e.step_key}:step_failed", "error", step_failure_message(e),
                   True)
 
@@ -96,7 +98,7 @@ def run_monitoring(state: DrillState, pipe: Pipeline, d: int) -> None:
     if isinstance(request, dg.RunRequest):
         result = pipe.run(monitoring_asset_names(state.spec),
                           {"dagster/partition": request.partition_key})
-        _verdicts(state, result, d + 1, d, checks=False)
+        _verdicts(state, result, d + 1, d, with_checks=False)
         record_monitoring_rows(state, monitoring_asset_names(state.spec), [d], d + 1)
 
 
@@ -128,7 +130,7 @@ def run_label_sensor(state: DrillState, pipe: Pipeline, today: int) -> None:
     for request in result.run_requests:
         lo, hi = (state.index(pd.Timestamp(request.tags[t], tz="UTC"))
                   for t in (RANGE_START_TAG, RANGE_END_TAG))
-        _verdicts(state, pipe.run(selection, request.tags), today, hi, checks=False)
+        _verdicts(state, pipe.run(selection, request.tags), today, hi, with_checks=False)
         record_monitoring_rows(state, selection, range(lo, hi + 1), today)
 
 

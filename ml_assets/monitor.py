@@ -6,10 +6,10 @@ import numbers
 import pandas as pd
 
 from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.monitoring import MONITORING_TABLES
 from ml_assets.lib.paths import DataPaths
 
-ASSETS = ("business_metric", "feature_drift", "prediction_drift", "early_label_watch",
-          "delayed_evaluation")
+ASSETS = MONITORING_TABLES
 
 
 def _num(v):

@@ -71,7 +71,7 @@ def compute_business(frame: pd.DataFrame, metric: BusinessMetric, final: bool,
     # Realized value is reported only once the day's labels are mature, with its standard
     # error (per-event contributions), so a small day's bad luck is not read as a loss.
     per_event = np.where(acted & pos, gain, 0.0) - np.where(acted & neg, cost, 0.0)
-    missed = np.where(~acted & pos, gain, 0.0)
+    missed = missed_per_event(frame, metric)
     out["value"] = realized if final else None
     for name, x in (("value_per_1k", per_event), ("missed_value_per_1k", missed)):
         out[name] = float(x.mean() * 1000) if final and n else None
@@ -79,11 +79,16 @@ def compute_business(frame: pd.DataFrame, metric: BusinessMetric, final: bool,
     return out
 
 
-def missed_value_per_1k(frame: pd.DataFrame, metric: BusinessMetric) -> pd.Series:
-    """Per ``day``: value of the positives not acted on, per 1,000 events (labels as known)."""
+def missed_per_event(frame: pd.DataFrame, metric: BusinessMetric) -> np.ndarray:
+    """Per row: the value of a positive the model did not act on (missed fraud), else 0."""
     gain, _ = value_per_row(frame, metric)
     missed = ~frame["decision"].to_numpy(dtype=bool) & (frame["label"].to_numpy() == 1)
-    return pd.Series(np.where(missed, gain, 0.0), index=frame.index).groupby(
+    return np.where(missed, gain, 0.0)
+
+
+def missed_value_per_1k(frame: pd.DataFrame, metric: BusinessMetric) -> pd.Series:
+    """Per ``day``: value of the positives not acted on, per 1,000 events (labels as known)."""
+    return pd.Series(missed_per_event(frame, metric), index=frame.index).groupby(
         frame["day"]).mean() * 1000
 
 

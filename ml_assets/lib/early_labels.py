@@ -42,16 +42,18 @@ def _passed_and_reports(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: d
     if not score_files:
         return pd.Series(dtype="int64"), pd.DataFrame(columns=["day", "age_h"])
     eid, ets = quote(spec.event_id), quote(spec.event_ts)
-    passed_sql = (f"SELECT {eid} AS event_id, date_trunc('day', {ets}) AS day "
-                  f"FROM {parquet_relation(score_files)} WHERE acted AND NOT decision")
     con = connect()
-    passed = con.execute(f"SELECT day, count(*) AS n FROM ({passed_sql}) GROUP BY day").df()
+    # Read the score files once: the counts and the join below both use this table.
+    con.execute(f"CREATE TEMP TABLE passed AS SELECT {eid} AS event_id, "
+                f"date_trunc('day', {ets}) AS day FROM {parquet_relation(score_files)} "
+                "WHERE acted AND NOT decision")
+    passed = con.execute("SELECT day, count(*) AS n FROM passed GROUP BY day").df()
     label_files, _ = daily_files(paths.lake / EARLY_REPORTS.asset, lo, horizon)
     if not label_files:
         return passed.set_index("day")["n"], pd.DataFrame(columns=["day", "age_h"])
     reports = con.execute(
         f"SELECT p.day, epoch(l.{quote(spec.label_ts)} - (p.day + INTERVAL 1 DAY)) / 3600.0 "
-        f"AS age_h FROM ({passed_sql}) p JOIN {parquet_relation(label_files)} l "
+        f"AS age_h FROM passed p JOIN {parquet_relation(label_files)} l "
         f"ON l.{eid} = p.event_id WHERE l.{quote(spec.label)} = 1 "
         f"AND l.{quote(spec.label_ts)} < $horizon", {"horizon": horizon}).df()
     return passed.set_index("day")["n"], reports

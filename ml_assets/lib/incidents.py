@@ -14,6 +14,7 @@ import getpass
 import shutil
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,9 +23,10 @@ import pyarrow.parquet as pq
 from . import artifacts
 from .artifacts import dataset_sha256
 from .datasets import DatasetSpec
+from .ingest import feeds_of
 from .lake import day_floor, hours_between
 from .model_building import train_candidate
-from .paths import DAY_FILE_FORMAT, HOUR_FILE_FORMAT, DataPaths
+from .paths import DAY_FILE_FORMAT, DataPaths
 from .registry import Registry
 from .rollback import promote, readiness
 from .splits import assign_splits
@@ -32,7 +34,6 @@ from .synthetic import Incident, SyntheticConfig, write_landing
 from .training import TrainingWindow, build_training_set, reference_rows, split_frame
 
 DATA_INCIDENTS = ("schema_break", "nan_spike", "covariate_drift", "concept_drift")
-DRILL_INCIDENTS = (*DATA_INCIDENTS, "late_labels", "bad_challenger")
 SCHEMA_BREAK_RENAMES = {"amount_usd": "amount"}  # what the generator's schema break renames
 MIN_LABEL_DELAY_DAYS = 7  # the earliest a chargeback lands after its transaction
 # Checks that read labels: an alarm from these is not "before labels could exist".
@@ -94,22 +95,21 @@ class DrillState:
     def index(self, ts) -> int:
         return int((pd.Timestamp(ts) - pd.Timestamp(self.start)).days)
 
-    def arrive(self, rel_dir: str, name: str) -> None:
+    def arrive(self, source_file: Path) -> None:
         """A landing file the generator wrote into ``source/`` lands in the world."""
-        src = self.source.root / rel_dir / name
-        if src.exists():
-            dst = self.paths.root / rel_dir / name
+        if source_file.exists():
+            dst = self.paths.root / source_file.relative_to(self.source.root)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+            shutil.copyfile(source_file, dst)
 
     def arrive_labels(self, d: int) -> None:
-        """Day ``d``'s label file and its early-report file (if the dataset has one)."""
-        for rel_dir in ("landing/labels", "landing/reports"):
-            self.arrive(rel_dir, f"{self.day(d).strftime(DAY_FILE_FORMAT)}.parquet")
+        """Day ``d``'s file of every label feed the dataset has."""
+        for feed in feeds_of(self.spec):
+            self.arrive(feed.landing_file(self.source, self.day(d)))
 
     def arrive_events(self, lo: int, hi: int) -> None:
         for h in hours_between(self.day(lo), self.day(hi)):
-            self.arrive("landing/events", f"{h.strftime(HOUR_FILE_FORMAT)}.parquet")
+            self.arrive(self.source.landing_events_file(h))
 
 
 # -- arrivals -------------------------------------------------------------------------------
@@ -170,7 +170,6 @@ def record_monitoring_rows(state: DrillState, assets, days, fired: int) -> None:
                 detail = getattr(r, "alert_message", "") or (
                     f"PSI {r.psi:.3f}" if pd.notna(getattr(r, "psi", None)) else r.severity)
                 alarm(state, fired, d, f"{asset}:{name}", r.severity, str(detail))
-
 
 
 # -- models ---------------------------------------------------------------------------------

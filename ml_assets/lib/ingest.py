@@ -97,12 +97,21 @@ class LabelFeed:
 
     asset: str
     landing_file: Callable[[DataPaths, datetime], Path]
+    description: str
 
 
-LABELS = LabelFeed("raw_labels", DataPaths.landing_labels_file)
+LABELS = LabelFeed(
+    "raw_labels", DataPaths.landing_labels_file,
+    "Daily label files (labels that became known that day, by label_ts), joined to their "
+    "event's time and entity keys. Unknown events, labels dated before their event and "
+    "conflicting duplicates are quarantined.")
 # Early positive reports (e.g. card networks' fraud reports): partial and fast, never used as
 # training labels - only to watch what the model let through (lib/early_labels.py).
-EARLY_REPORTS = LabelFeed("raw_early_reports", DataPaths.landing_reports_file)
+EARLY_REPORTS = LabelFeed(
+    "raw_early_reports", DataPaths.landing_reports_file,
+    "Daily early positive reports (e.g. cardholder/issuer fraud reports, hours after the "
+    "event; label_ts = report time). Partial and fast: never training labels, only watched by "
+    "early_label_watch. Same contract and quarantine as raw_labels.")
 
 
 def feeds_of(spec: DatasetSpec) -> list[LabelFeed]:

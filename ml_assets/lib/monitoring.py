@@ -21,6 +21,7 @@ from .evaluation import FINAL, auc_alert, calibrate, evaluate_day, fit_calibrato
 from .feature_build import MissingUpstreamError
 from .feature_defs import UNKNOWN_CATEGORY, Categorical
 from .identifiers import quote
+from .ingest import EARLY_REPORTS, LABELS
 from .lake import (
     connect,
     daily_files,
@@ -33,6 +34,9 @@ from .paths import DAY_FILE_FORMAT, DataPaths, atomic_write_bytes
 from .registry import Registry
 
 QUANTILES = (0.1, 0.5, 0.9)
+# The daily monitoring tables (one asset each), business metric first.
+MONITORING_TABLES = ("business_metric", "feature_drift", "prediction_drift", "early_label_watch",
+                     "delayed_evaluation")
 
 
 def _files(paths: DataPaths, asset: str, lo: datetime, hi: datetime, strict: bool) -> list[Path]:
@@ -273,14 +277,11 @@ def business_metric(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datet
 
 
 # -- label arrival ------------------------------------------------------------------------
-LABEL_FEEDS = ("raw_labels", "raw_early_reports")
-
-
 def label_file_state(paths: DataPaths) -> dict[str, str]:
     """Ingested label-feed partitions ("asset/file") with a signature (size and mtime) that
     changes on rewrite."""
     out = {}
-    for asset in LABEL_FEEDS:
+    for asset in (LABELS.asset, EARLY_REPORTS.asset):
         for p in sorted((paths.lake / asset).glob("*.parquet")):
             st = p.stat()
             out[f"{asset}/{p.name}"] = f"{st.st_size}:{st.st_mtime_ns}"

@@ -12,7 +12,7 @@ from ml_assets.defs.partitions import daily, day_key, hour_key, hourly
 from ml_assets.defs.resources import Project
 from ml_assets.lib.contracts import ContractError
 from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.ingest import EARLY_REPORTS, LABELS, LabelFeed, ingest_events, ingest_labels
+from ml_assets.lib.ingest import LabelFeed, feeds_of, ingest_events, ingest_labels
 from ml_assets.lib.lake import days_between, hours_between
 from ml_assets.lib.paths import DAY_FILE_FORMAT, HOUR_FILE_FORMAT
 from ml_assets.lib.quarantine import read_quarantine, write_quarantine
@@ -69,7 +69,7 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
         })
         return {hour_key(h): df for h, df in valid.items()}
 
-    def label_feed_asset(feed: LabelFeed, description: str):
+    def label_feed_asset(feed: LabelFeed):
         @dg.asset(
             name=feed.asset,
             group_name="ingest",
@@ -80,7 +80,7 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
             owners=owners,
             retry_policy=IO_RETRY,
             freshness_policy=DAILY_LABELS_FRESHNESS,
-            description=description,
+            description=feed.description,
         )
         def _asset(context: dg.AssetExecutionContext, project: Project) -> dict[str, pd.DataFrame]:
             start, end = context.partition_time_window
@@ -101,16 +101,7 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
             return {day_key(d): df for d, df in valid.items()}
         return _asset
 
-    feeds = [label_feed_asset(
-        LABELS, "Daily label files (labels that became known that day, by label_ts), joined to "
-                "their event's time and entity keys. Unknown events, labels dated before their "
-                "event and conflicting duplicates are quarantined.")]
-    if spec.early_reports:
-        feeds.append(label_feed_asset(
-            EARLY_REPORTS, "Daily early positive reports (e.g. cardholder/issuer fraud reports, "
-                           "hours after the event; label_ts = report time). Partial and fast: "
-                           "never training labels, only watched by early_label_watch. Same "
-                           "contract and quarantine as raw_labels."))
+    feeds = [label_feed_asset(f) for f in feeds_of(spec)]
 
     @dg.asset(
         name="quarantine",

@@ -13,8 +13,7 @@ from ml_assets.lib import monitoring
 from ml_assets.lib.datasets import DatasetSpec
 from ml_assets.lib.early_labels import early_label_watch
 
-MONITORING_ASSETS = ("business_metric", "feature_drift", "prediction_drift", "early_label_watch",
-                     "delayed_evaluation")
+MONITORING_ASSETS = monitoring.MONITORING_TABLES
 LABEL_DRIVEN_ASSETS = ("business_metric", "early_label_watch", "delayed_evaluation")
 
 
@@ -157,8 +156,7 @@ def build_monitoring_assets(spec: DatasetSpec) -> list:
                  "once the day's labels are mature; 'pending' with coverage and a clearly "
                  "marked confidence-based AUC estimate before that. Pending never alarms."),
     ]
-    if not spec.early_reports:
-        assets = [a for a in assets if a.key.path[-1] != "early_label_watch"]
+    assets = [a for a in assets if a.key.path[-1] in monitoring_asset_names(spec)]
     if spec.business_metric is not None:
         m = spec.business_metric
         assets.insert(0, asset_fn(

@@ -110,7 +110,8 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
         return _result("early_label_watch", "missed_positive_reports", rows,
                        lambda w: str(w["alert_message"]),
                        lambda w: {"reported_positives": int(w["reported_positives"]),
-                                  "expected_positives": float(w["expected_positives"]) if pd.notna(w["expected_positives"]) else 0.0,
+                                  "expected_positives": float(w["expected_positives"])
+                                  if pd.notna(w["expected_positives"]) else 0.0,
                                   "label_age_hours": float(w["label_age_hours"])})
 
     checks = [feature_psi_checks, score_shift, auc_vs_held_out]
