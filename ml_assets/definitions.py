@@ -25,8 +25,8 @@ from ml_assets.defs.serving.jobs import build_serving_jobs
 from ml_assets.defs.serving.schedules import build_serving_schedules
 from ml_assets.defs.serving.sensors import build_serving_sensors
 from ml_assets.defs.training.assets import build_training_assets
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.paths import default_data_dir
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.paths import default_data_dir
 from ml_assets.specs import active_spec
 
 

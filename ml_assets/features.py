@@ -1,11 +1,11 @@
 """The card-fraud demo's feature definitions: declared once, imported by training AND serving.
 
-Each line is one feature. ``lib/feature_sql.py`` compiles them to DuckDB SQL for backfills,
-training and batch scoring; ``lib/online_features.py`` evaluates the same declarations per
+Each line is one feature. ``lib/features/sql.py`` compiles them to DuckDB SQL for backfills,
+training and batch scoring; ``lib/features/online.py`` evaluates the same declarations per
 request. Windows are strictly before the event; label features use only labels already known.
 """
 
-from ml_assets.lib.feature_defs import (
+from ml_assets.lib.features.definitions import (
     Categorical,
     LabelAgg,
     Numeric,
@@ -13,7 +13,7 @@ from ml_assets.lib.feature_defs import (
     TimeSincePrevious,
     WindowAgg,
 )
-from ml_assets.lib.synthetic import CATEGORIES, COUNTRIES, DEVICES
+from ml_assets.scenarios.synthetic import CATEGORIES, COUNTRIES, DEVICES
 
 feature_definitions = (
     Numeric("amount", column="amount"),

@@ -11,8 +11,8 @@ from datetime import timedelta  # noqa: E402
 
 import pytest  # noqa: E402
 
-from ml_assets.lib.paths import DataPaths  # noqa: E402
-from ml_assets.lib.synthetic import SyntheticConfig, write_landing  # noqa: E402
+from ml_assets.lib.core.paths import DataPaths  # noqa: E402
+from ml_assets.scenarios.synthetic import SyntheticConfig, write_landing  # noqa: E402
 
 SMALL_WORLD = SyntheticConfig(seed=3, days=30, scale=0.15)
 
@@ -21,7 +21,7 @@ SMALL_WORLD = SyntheticConfig(seed=3, days=30, scale=0.15)
 def fraud_world(tmp_path_factory):
     """A whole small fraud world, built once through Dagster: landing -> lake -> models -> scores."""
     from ml_assets.definitions import build_definitions
-    from ml_assets.demo import run_pipeline
+    from ml_assets.scenarios.demo import run_pipeline
     from ml_assets.specs.fraud import FRAUD_SPEC
 
     root = tmp_path_factory.mktemp("fraud_world")

@@ -10,10 +10,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.feature_build import build_features
-from ml_assets.lib.paths import DataPaths, write_parquet_atomic
-from ml_assets.lib.synthetic import SyntheticConfig
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
+from ml_assets.lib.features.build import build_features
+from ml_assets.scenarios.synthetic import SyntheticConfig
 
 from .pandas_features import pandas_features
 

@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.feature_defs import (
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.features.definitions import (
     Categorical,
     LabelAgg,
     Numeric,

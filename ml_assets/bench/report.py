@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from ml_assets.lib.paths import atomic_write_bytes
+from ml_assets.lib.core.paths import atomic_write_bytes
 
 
 def _fmt(value) -> str:

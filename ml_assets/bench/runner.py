@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from ml_assets.lib.paths import atomic_write_bytes
+from ml_assets.lib.core.paths import atomic_write_bytes
 
 from .feature_section import base_output, feature_build_section
 from .measure import peak_rss_mb

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.feature_build import split_by_hour
-from ml_assets.lib.lake import connect, hours_between, parquet_relation, read_parquet_files
-from ml_assets.lib.paths import HOUR_FILE_FORMAT, DataPaths, write_parquet_atomic
-from ml_assets.lib.scoring import score_frame
-from ml_assets.lib.synthetic import SyntheticConfig
-from ml_assets.lib.training import fit_model
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import connect, hours_between, parquet_relation, read_parquet_files
+from ml_assets.lib.core.paths import HOUR_FILE_FORMAT, DataPaths, write_parquet_atomic
+from ml_assets.lib.features.build import split_by_hour
+from ml_assets.lib.scoring.batch import score_frame
+from ml_assets.lib.training.train import fit_model
+from ml_assets.scenarios.synthetic import SyntheticConfig
 
 
 def _training_rows(root: Path, feature_files: list[Path], spec: DatasetSpec,

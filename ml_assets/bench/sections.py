@@ -54,7 +54,7 @@ def scoring_section(ctx: dict, feature_files: list[str]) -> dict:
 
 def demo_section(ctx: dict, data_dir: Path) -> dict:
     """`ml-assets demo` (what `make demo` runs) timed end to end in a subprocess."""
-    cmd = [sys.executable, "-m", "ml_assets.cli", "--data-dir", str(data_dir), "demo", "--json",
+    cmd = [sys.executable, "-m", "ml_assets.cli.main", "--data-dir", str(data_dir), "demo", "--json",
            "--scale", str(ctx["base_size"]), "--days", str(ctx["days"])]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=thread_env(ctx["threads"]))
@@ -72,7 +72,7 @@ def demo_section(ctx: dict, data_dir: Path) -> dict:
 def demo_copy(data_dir: Path | None) -> Iterator[Path | None]:
     """A throwaway copy of a demo data dir (the load test flips its kill switch, reproduce
     writes scratch state), or None when there is no demo state with a champion and a previous model."""
-    from ml_assets.lib.registry import Registry
+    from ml_assets.lib.core.registry import Registry
     from ml_assets.specs import active_spec
 
     if data_dir is None or not (data_dir / "control.sqlite").exists():
@@ -102,14 +102,14 @@ def _at(levels: list[dict], clients: int) -> float | None:
 def serving_section(ctx: dict, demo_dir: Path | None) -> dict:
     """Lookup/realtime p50/p95/p99 at 1, 10 and 50 clients and the kill switch's time to effect,
     from the serving package's load test (its own server process, over HTTP)."""
-    from ml_assets.lib.paths import DataPaths
+    from ml_assets.lib.core.paths import DataPaths
     from ml_assets.specs import active_spec
 
     empty = dict.fromkeys(("lookup_p99_ms", "realtime_p99_ms_50_clients",
                            "kill_switch_effect_ms"))
-    load_test = _optional("ml_assets.serving.loadtest", "run_bench")
+    load_test = _optional("ml_assets.bench.serving_load", "run_bench")
     if load_test is None:
-        return {**empty, "reason": "ml_assets.serving.loadtest.run_bench does not exist "
+        return {**empty, "reason": "ml_assets.bench.serving_load.run_bench does not exist "
                                    "(the serving load test is not merged)"}
     if demo_dir is None:
         return {**empty, "reason": "no demo state with a champion and a previous model: run "
@@ -126,15 +126,15 @@ def serving_section(ctx: dict, demo_dir: Path | None) -> dict:
 
 def reproduce_section(demo_dir: Path | None, threads: int) -> dict:
     """Retrain the demo champion from raw landing data and time it."""
-    reproduce = _optional("ml_assets.lib.reproduce", "reproduce")
+    reproduce = _optional("ml_assets.lib.training.reproduce", "reproduce")
     if reproduce is None:
         return {"reproduce_seconds": None,
-                "reason": "ml_assets.lib.reproduce does not exist (reproduce is not merged)"}
+                "reason": "ml_assets.lib.training.reproduce does not exist (reproduce is not merged)"}
     if demo_dir is None:
         return {"reproduce_seconds": None, "reason": "no demo state: run `make demo` or pass "
                                                      "--with-demo"}
-    from ml_assets.lib.paths import DataPaths
-    from ml_assets.lib.registry import Registry
+    from ml_assets.lib.core.paths import DataPaths
+    from ml_assets.lib.core.registry import Registry
     from ml_assets.specs import active_spec
 
     spec, paths = active_spec(), DataPaths(demo_dir)

@@ -54,7 +54,7 @@ def task_scoring(a: dict) -> dict:
 
 
 def task_drift(a: dict) -> dict:
-    from ml_assets.lib.drift_bench import run_drift_bench
+    from ml_assets.bench.drift_bench import run_drift_bench
 
     return run_drift_bench(n_ref=a["n_ref"], n_cur=a["n_cur"], n_features=a["n_features"],
                            repeats=a["repeats"])

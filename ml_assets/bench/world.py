@@ -9,11 +9,16 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.ingest import ingest_events, ingest_labels
-from ml_assets.lib.lake import days_between, hours_between
-from ml_assets.lib.paths import DAY_FILE_FORMAT, HOUR_FILE_FORMAT, DataPaths, write_parquet_atomic
-from ml_assets.lib.synthetic import SyntheticConfig, write_landing
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import days_between, hours_between
+from ml_assets.lib.core.paths import (
+    DAY_FILE_FORMAT,
+    HOUR_FILE_FORMAT,
+    DataPaths,
+    write_parquet_atomic,
+)
+from ml_assets.lib.ingest.landing import ingest_events, ingest_labels
+from ml_assets.scenarios.synthetic import SyntheticConfig, write_landing
 
 MARKER = "_bench_world.json"
 INGEST_BATCH = timedelta(days=30)

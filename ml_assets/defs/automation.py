@@ -10,9 +10,9 @@ import dagster as dg
 
 from ml_assets.defs.partitions import day_key, hour_key
 from ml_assets.defs.resources import Project
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.ingest import label_feeds
-from ml_assets.lib.lake import day_floor, hour_floor
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import day_floor, hour_floor
+from ml_assets.lib.ingest.landing import label_feeds
 
 HOURLY_ASSETS = ("raw_events", "event_features", "batch_scores")
 TRAINING_ASSETS = ("training_set", "data_splits", "frozen_reference_set", "candidate_model")

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ml_assets.defs.partitions import checked_window
 from ml_assets.defs.resources import Project
-from ml_assets.lib.lake import hourly_files, read_parquet_files
+from ml_assets.lib.core.lake import hourly_files, read_parquet_files
 
 
 def hourly_contract_result(context: dg.AssetCheckExecutionContext, project: Project,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.paths import partition_file_stem
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.paths import partition_file_stem
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"

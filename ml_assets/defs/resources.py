@@ -9,9 +9,9 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.paths import DataPaths, partition_file_stem, write_parquet_atomic
-from ml_assets.lib.registry import Registry
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.paths import DataPaths, partition_file_stem, write_parquet_atomic
+from ml_assets.lib.core.registry import Registry
 from ml_assets.specs import active_spec, available_specs
 
 

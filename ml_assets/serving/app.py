@@ -25,11 +25,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from threadpoolctl import threadpool_limits
 
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.interface_contract import InterfaceContract, RequestError, load_contract
-from ml_assets.lib.paths import DataPaths
-from ml_assets.lib.prediction_log import PredictionLogger
-from ml_assets.lib.serving import NoServableModel, ScoringService, predict_grouped
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.docs.interface_contract import InterfaceContract, RequestError, load_contract
+from ml_assets.lib.scoring.prediction_log import PredictionLogger
+from ml_assets.lib.serving.read_path import NoServableModel, ScoringService, predict_grouped
 
 DEFAULT_HOST = "127.0.0.1"
 

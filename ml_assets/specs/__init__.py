@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.identifiers import SpecError
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.identifiers import SpecError
 
 SPEC_ENV = "ML_ASSETS_SPEC"
 

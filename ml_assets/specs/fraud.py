@@ -1,9 +1,9 @@
 """The card-fraud demo: one dataset spec among possible many."""
 
 from ml_assets.features import feature_definitions
-from ml_assets.lib.business import BusinessMetric
-from ml_assets.lib.datasets import Attribute, DatasetSpec
-from ml_assets.lib.synthetic import DEFAULT_START
+from ml_assets.lib.core.datasets import Attribute, DatasetSpec
+from ml_assets.lib.monitoring.business import BusinessMetric
+from ml_assets.scenarios.synthetic import DEFAULT_START
 
 FRAUD_SPEC = DatasetSpec(
     name="card_fraud",

@@ -3,9 +3,8 @@ label known days later. It proves ``lib/`` holds no fraud knowledge."""
 
 from datetime import UTC, datetime
 
-from ml_assets.lib.business import BusinessMetric
-from ml_assets.lib.datasets import Attribute, DatasetSpec, ModelConfig
-from ml_assets.lib.feature_defs import (
+from ml_assets.lib.core.datasets import Attribute, DatasetSpec, ModelConfig
+from ml_assets.lib.features.definitions import (
     Categorical,
     LabelAgg,
     Numeric,
@@ -13,6 +12,7 @@ from ml_assets.lib.feature_defs import (
     TimeSincePrevious,
     WindowAgg,
 )
+from ml_assets.lib.monitoring.business import BusinessMetric
 
 SUPPORT_TICKETS_SPEC = DatasetSpec(
     name="support_tickets",

@@ -1,11 +1,11 @@
 """Docs group: the four documents of the serving versions, rendered from recorded facts by
-``lib/documents.py``, written under ``docs/<model>/<version>/`` and shown in the UI."""
+``lib/docs/documents.py``, written under ``docs/<model>/<version>/`` and shown in the UI."""
 
 import dagster as dg
 
 from ml_assets.defs.resources import Project
-from ml_assets.lib import documents
-from ml_assets.lib.datasets import DatasetSpec
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.docs import documents
 
 DESCRIPTIONS = {
     "model_card": "Model card: dataset SHA, window, seed, schema, commit, lockfile, held-out "

@@ -10,9 +10,9 @@ import pandas as pd
 from ml_assets.defs.freshness import HOURLY_FRESHNESS
 from ml_assets.defs.partitions import hour_key, hourly
 from ml_assets.defs.resources import Project
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.feature_build import build_features, split_by_hour
-from ml_assets.lib.lake import hours_between
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import hours_between
+from ml_assets.lib.features.build import build_features, split_by_hour
 
 
 def build_feature_assets(spec: DatasetSpec) -> list:

@@ -6,8 +6,8 @@ import dagster as dg
 from ml_assets.defs.contract_checks import hourly_contract_result
 from ml_assets.defs.partitions import hourly
 from ml_assets.defs.resources import Project
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.feature_contract import feature_contract_problems
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.features.contract import feature_contract_problems
 
 
 def build_feature_checks(spec: DatasetSpec) -> list:

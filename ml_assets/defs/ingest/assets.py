@@ -10,12 +10,12 @@ import pandas as pd
 from ml_assets.defs.freshness import DAILY_LABELS_FRESHNESS, HOURLY_FRESHNESS
 from ml_assets.defs.partitions import daily, day_key, hour_key, hourly
 from ml_assets.defs.resources import Project
-from ml_assets.lib.contracts import ContractError
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.ingest import LabelFeed, feeds_of, ingest_events, ingest_labels
-from ml_assets.lib.lake import days_between, hours_between
-from ml_assets.lib.paths import DAY_FILE_FORMAT, HOUR_FILE_FORMAT
-from ml_assets.lib.quarantine import read_quarantine, write_quarantine
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import days_between, hours_between
+from ml_assets.lib.core.paths import DAY_FILE_FORMAT, HOUR_FILE_FORMAT
+from ml_assets.lib.ingest.contracts import ContractError
+from ml_assets.lib.ingest.landing import LabelFeed, feeds_of, ingest_events, ingest_labels
+from ml_assets.lib.ingest.quarantine import read_quarantine, write_quarantine
 
 IO_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
 

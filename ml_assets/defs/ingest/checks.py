@@ -6,10 +6,10 @@ import pandas as pd
 
 from ml_assets.defs.partitions import checked_window, daily, hourly
 from ml_assets.defs.resources import Project
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.ingest import label_feeds
-from ml_assets.lib.lake import daily_files, hourly_files
-from ml_assets.lib.quarantine import quarantine_dir
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import daily_files, hourly_files
+from ml_assets.lib.ingest.landing import label_feeds
+from ml_assets.lib.ingest.quarantine import quarantine_dir
 
 MAX_QUARANTINE_SHARE = 0.02  # above this a partition is too broken to build on
 

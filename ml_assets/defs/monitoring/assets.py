@@ -1,6 +1,6 @@
 """Daily monitoring assets: business metric first, then the diagnostics that explain it.
 
-Each asset computes a whole partition range in one pass (``lib/monitoring.py``), writes one
+Each asset computes a whole partition range in one pass (``lib/monitoring/tables.py``), writes one
 Parquet file per day, and records per-day numbers as plain int/float metadata so the UI plots
 them over partitions, plus a short Markdown summary."""
 
@@ -9,9 +9,9 @@ import pandas as pd
 
 from ml_assets.defs.partitions import daily, day_key
 from ml_assets.defs.resources import Project
-from ml_assets.lib import monitoring
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.early_labels import early_label_watch
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.monitoring import tables as monitoring
+from ml_assets.lib.monitoring.early_labels import early_label_watch
 
 MONITORING_ASSETS = monitoring.MONITORING_TABLES
 LABEL_DRIVEN_ASSETS = ("business_metric", "early_label_watch", "delayed_evaluation")

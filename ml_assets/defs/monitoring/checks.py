@@ -12,8 +12,8 @@ import pandas as pd
 
 from ml_assets.defs.partitions import checked_window, daily
 from ml_assets.defs.resources import Project
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.lake import daily_files, read_parquet_files
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import daily_files, read_parquet_files
 
 SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
 RANK = {"ok": 0, "warn": 1, "error": 2}

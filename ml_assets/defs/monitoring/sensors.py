@@ -12,9 +12,10 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from ml_assets.defs.monitoring.assets import LABEL_DRIVEN_ASSETS, monitoring_asset_names
 from ml_assets.defs.partitions import day_key, range_tags
 from ml_assets.defs.resources import Project
-from ml_assets.lib import alerts, monitoring
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.lake import day_floor, hourly_files
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import day_floor, hourly_files
+from ml_assets.lib.monitoring import alerts
+from ml_assets.lib.monitoring import tables as monitoring
 
 
 def build_monitoring_automation(spec: DatasetSpec) -> tuple[list, list, list]:

@@ -5,10 +5,10 @@ import dagster as dg
 
 from ml_assets.defs.reproduce.jobs import record_reproduction
 from ml_assets.defs.resources import Project
-from ml_assets.lib import criteria
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.paths import atomic_write_bytes
-from ml_assets.lib.reproduce import reproduce
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.paths import atomic_write_bytes
+from ml_assets.lib.release import criteria
+from ml_assets.lib.training.reproduce import reproduce
 
 
 def build_criteria_assets(spec: DatasetSpec) -> list:

@@ -7,10 +7,10 @@ import dagster as dg
 
 from ml_assets.defs.partitions import checked_window, daily, hourly
 from ml_assets.defs.resources import Project
-from ml_assets.lib import landing_integrity
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.ingest import LabelFeed, feeds_of
-from ml_assets.lib.lake import days_between, hours_between
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import days_between, hours_between
+from ml_assets.lib.ingest import integrity as landing_integrity
+from ml_assets.lib.ingest.landing import LabelFeed, feeds_of
 
 
 def _result(problems, files: int) -> dg.AssetCheckResult:

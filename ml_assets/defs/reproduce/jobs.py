@@ -4,8 +4,8 @@ the rerun is bit-identical (dataset, artifact, frozen-reference predictions) and
 import dagster as dg
 
 from ml_assets.defs.resources import Project
-from ml_assets.lib import criteria
-from ml_assets.lib.reproduce import reproduce
+from ml_assets.lib.release import criteria
+from ml_assets.lib.training.reproduce import reproduce
 
 
 class ReproduceConfig(dg.Config):

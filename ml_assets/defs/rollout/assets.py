@@ -1,6 +1,6 @@
 """Rollout group: the daily shadow report of the challenger and the staged-rollout state.
 
-Both wrap ``lib/shadow.py`` and ``lib/rollout.py``; a range run computes every day in one
+Both wrap ``lib/release/shadow.py`` and ``lib/release/rollout.py``; a range run computes every day in one
 pass, and ``rollout_state`` walks all stages the new data allows in one run (not one run per
 day)."""
 
@@ -11,9 +11,9 @@ import pandas as pd
 
 from ml_assets.defs.partitions import daily, day_key
 from ml_assets.defs.resources import Project
-from ml_assets.lib import rollout, shadow
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.monitoring import label_horizon
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.monitoring.tables import label_horizon
+from ml_assets.lib.release import rollout, shadow
 
 DAILY_NUMBERS = ("events", "paired_events", "disagreement_rate", "score_psi", "rank_correlation",
                  "champion_decision_rate", "challenger_decision_rate", "error_rate",

@@ -9,11 +9,11 @@ import pandas as pd
 from ml_assets.defs.freshness import HOURLY_FRESHNESS
 from ml_assets.defs.partitions import hour_key, hourly
 from ml_assets.defs.resources import Project
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.feature_build import MissingUpstreamError, split_by_hour
-from ml_assets.lib.lake import hourly_files, hours_between, read_parquet_files
-from ml_assets.lib.rollout import acting_arm
-from ml_assets.lib.scoring import (
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import hourly_files, hours_between, read_parquet_files
+from ml_assets.lib.features.build import MissingUpstreamError, split_by_hour
+from ml_assets.lib.release.rollout import acting_arm
+from ml_assets.lib.scoring.batch import (
     check_features_computable,
     live_versions,
     load_live_model,

@@ -7,8 +7,8 @@ import dagster as dg
 from ml_assets.defs.contract_checks import hourly_contract_result
 from ml_assets.defs.partitions import hourly
 from ml_assets.defs.resources import Project
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.scoring import score_contract_problems
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.scoring.batch import score_contract_problems
 
 
 def build_scoring_checks(spec: DatasetSpec) -> list:

@@ -5,9 +5,9 @@ import getpass
 import dagster as dg
 
 from ml_assets.defs.resources import Project
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.microbatch import score_files
-from ml_assets.lib.rollback import run_rollback_drill
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.release.rollback import run_rollback_drill
+from ml_assets.lib.scoring.microbatch import score_files
 from ml_assets.serving.app import running_server
 
 

@@ -5,12 +5,12 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from ml_assets.defs.resources import Project
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.lake import hourly_files
-from ml_assets.lib.parity import replay_parity
-from ml_assets.lib.rollback import drill_status, rollback_readiness
-from ml_assets.lib.scoring import live_versions, load_live_model
-from ml_assets.lib.tree_predictor import compile_trees
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import hourly_files
+from ml_assets.lib.features.parity import replay_parity
+from ml_assets.lib.release.rollback import drill_status, rollback_readiness
+from ml_assets.lib.scoring.batch import live_versions, load_live_model
+from ml_assets.lib.serving.tree_predictor import compile_trees
 
 
 def parity_day(project: Project) -> datetime | None:

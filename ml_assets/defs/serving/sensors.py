@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from ml_assets.defs.resources import Project
-from ml_assets.lib.microbatch import batch_id, pending_files, plan_batches
+from ml_assets.lib.scoring.microbatch import batch_id, pending_files, plan_batches
 
 
 def build_serving_sensors(microbatch_job) -> list:

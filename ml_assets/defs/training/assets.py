@@ -10,11 +10,16 @@ import pandas as pd
 
 from ml_assets.defs.freshness import NIGHTLY_TRAINING_FRESHNESS
 from ml_assets.defs.resources import Project
-from ml_assets.lib import artifacts
-from ml_assets.lib.datasets import DatasetSpec
-from ml_assets.lib.model_building import train_candidate
-from ml_assets.lib.splits import assign_splits
-from ml_assets.lib.training import TrainingWindow, build_training_set, reference_rows, split_frame
+from ml_assets.lib.core import artifacts
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.training.candidate import train_candidate
+from ml_assets.lib.training.splits import assign_splits
+from ml_assets.lib.training.train import (
+    TrainingWindow,
+    build_training_set,
+    reference_rows,
+    split_frame,
+)
 
 
 class TrainingConfig(dg.Config):

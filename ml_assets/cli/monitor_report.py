@@ -1,0 +1,78 @@
+"""What `ml-assets monitor` reports: the last N monitored days, business metric first, read from
+the monitoring tables in the lake (the same rows the Dagster checks judge)."""
+
+import numbers
+
+import pandas as pd
+
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.monitoring.tables import MONITORING_TABLES
+
+ASSETS = MONITORING_TABLES
+
+
+def _num(v):
+    return None if v is None or pd.isna(v) else float(v)
+
+
+def _plain(v):
+    """numpy scalars -> JSON-native values (NaN -> None)."""
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return int(v)
+    return _num(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else v
+
+
+def _read(paths: DataPaths, asset: str, days: list[str]) -> pd.DataFrame:
+    files = [paths.lake / asset / f"{d}.parquet" for d in days]
+    frames = [pd.read_parquet(f) for f in files if f.exists()]
+    if not frames:
+        return pd.DataFrame({"_day": pd.Series(dtype=str)})
+    df = pd.concat(frames, ignore_index=True)
+    return df.assign(_day=df["day"].dt.strftime("%Y-%m-%d"))
+
+
+def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
+    stems = sorted({p.stem for a in ASSETS for p in (paths.lake / a).glob("*.parquet")})[-days:]
+    tables = {a: _read(paths, a, stems) for a in ASSETS}
+    out = []
+    for day in stems:
+        drift = tables["feature_drift"].query("_day == @day")
+        preds = tables["prediction_drift"].query("_day == @day")
+        evals = tables["delayed_evaluation"].query("_day == @day")
+        biz = tables["business_metric"].query("_day == @day")
+        early = tables["early_label_watch"].query("_day == @day")
+        checks = [{"check": f"psi_{r.feature}", "severity": r.severity, "value": float(r.psi)}
+                  for r in drift.itertuples() if r.severity != "ok"]
+        checks += [{"check": f"score_shift/{r.model_version}", "severity": r.severity,
+                    "value": _num(r.psi)} for r in preds.itertuples() if r.severity != "ok"]
+        checks += [{"check": f"auc_vs_held_out/{r.model_version}", "severity": r.severity,
+                    "message": r.alert_message} for r in evals.itertuples() if r.severity != "ok"]
+        checks += [{"check": "missed_positive_reports", "severity": r.severity,
+                    "message": r.alert_message} for r in early.itertuples() if r.severity != "ok"]
+        checks += [{"check": "business_thresholds", "severity": r.severity,
+                    "message": r.alert_message} for r in biz.itertuples() if r.severity != "ok"]
+        out.append({
+            "day": day,
+            "business_metric": None if biz.empty else {
+                k: _plain(v) for k, v in biz.drop(columns=["day", "_day"]).iloc[0].items()},
+            "psi": {r.feature: float(r.psi) for r in drift.itertuples()},
+            "ks": {r.feature: {"statistic": float(r.ks_stat), "pvalue": float(r.ks_pvalue)}
+                   for r in drift.itertuples() if r.kind == "continuous" and pd.notna(r.ks_stat)},
+            "prediction_quantiles": {r.model_version: {"role": r.role, "p10": float(r.p10),
+                                                       "p50": float(r.p50), "p90": float(r.p90)}
+                                     for r in preds.itertuples()},
+            "evaluation": {r.model_version: {
+                "role": r.role, "status": r.status, "label_coverage": float(r.label_coverage),
+                **({"auc": _num(r.auc)} if r.status == "final" else
+                   {"estimated_auc": _num(r.estimated_auc), "estimate": True})}
+                for r in evals.itertuples()},
+            "early_labels": None if early.empty else {
+                k: _plain(early.iloc[0][k]) for k in ("status", "label_age_hours", "passed",
+                                                      "reported_positives", "expected_positives",
+                                                      "p_value")},
+            "checks": checks,
+        })
+    return {"dataset": spec.name, "data_dir": str(paths.root), "days": out,
+            "hint": None if out else "no monitoring partitions yet: run `make demo` or "
+                                     "materialize the monitoring group"}

@@ -1,0 +1,61 @@
+"""What `ml-assets status` reports: aliases, kill switch, rollout stage, lake partitions and
+the latest result of every asset check."""
+
+import os
+
+import dagster as dg
+
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.core.registry import Registry
+
+LAKE_ASSETS = ("raw_events", "raw_labels", "event_features", "batch_scores")
+
+
+def lake_partitions(paths: DataPaths) -> dict:
+    out = {}
+    for asset in LAKE_ASSETS:
+        stems = sorted(p.stem for p in (paths.lake / asset).glob("*.parquet"))
+        out[asset] = {"partitions": len(stems), "first": stems[0] if stems else None,
+                      "latest": stems[-1] if stems else None,
+                      "path": str(paths.lake / asset)}
+    return out
+
+
+def latest_checks(paths: DataPaths, defs: dg.Definitions) -> list[dict]:
+    """Latest evaluation per check from the Dagster instance under the data directory."""
+    if not (paths.dagster_home / "history").exists():
+        return []
+    os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))
+    instance = dg.DagsterInstance.from_config(str(paths.dagster_home))
+    out = []
+    for checks_def in defs.asset_checks or []:
+        for key in checks_def.check_keys:
+            history = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
+            if not history or history[0].event is None:
+                continue
+            evaluation = history[0].event.dagster_event.event_specific_data
+            out.append({"asset": key.asset_key.to_user_string(), "check": key.name,
+                        "passed": bool(getattr(evaluation, "passed", False)),
+                        "severity": getattr(getattr(evaluation, "severity", None), "value", None),
+                        "description": getattr(evaluation, "description", None)})
+    return out
+
+
+def status(spec: DatasetSpec, paths: DataPaths, defs: dg.Definitions) -> dict:
+    registry = Registry(paths.control_db)
+    aliases = registry.aliases(spec.model_name)
+    checks = latest_checks(paths, defs)
+    return {
+        "dataset": spec.name,
+        "model_name": spec.model_name,
+        "data_dir": str(paths.root),
+        "champion": aliases["champion"],
+        "aliases": aliases,
+        "kill_switch": registry.get_setting("kill_switch", "off"),
+        "rollout_stage": registry.get_setting("rollout_stage", "none"),
+        "feature_schema_version": spec.schema_version,
+        "lake": lake_partitions(paths),
+        "checks": checks,
+        "failing_checks": [c for c in checks if not c["passed"]],
+    }

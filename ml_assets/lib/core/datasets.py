@@ -1,0 +1,149 @@
+"""Dataset specs: the domain as configuration. Nothing in ``lib/`` knows about fraud."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ml_assets.lib.core.identifiers import SpecError, check_identifier
+from ml_assets.lib.features.definitions import (
+    Categorical,
+    FeatureDef,
+    feature_schema_version,
+    max_lookback,
+    validate_features,
+)
+from ml_assets.lib.monitoring.business import BusinessMetric
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A raw event column besides id, timestamp and entity keys, with its contract."""
+
+    name: str
+    kind: str  # "numeric" | "categorical"
+    nullable: bool = False
+    min_value: float | None = None
+    max_value: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    seed: int = 20260701
+    max_iter: int = 200
+    learning_rate: float = 0.08
+    max_leaf_nodes: int = 31
+    l2_regularization: float = 1.0
+    decision_threshold: float = 0.5
+    split_salt: str = "splits-v1"
+    split_fractions: tuple[float, float] = (0.7, 0.15)  # train, valid; test is the rest
+    training_window_days: int = 60
+    frozen_reference_rows: int = 20_000
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Drift, prediction-shift and delayed-evaluation thresholds (see ``lib/monitoring/drift.py`` and
+    ``lib/monitoring/evaluation.py``)."""
+
+    psi_warn: float = 0.1
+    psi_error: float = 0.25
+    psi_bins: int = 10
+    noise_margin: float = 2.0  # error threshold >= this times a feature's clean day-to-day PSI
+    prediction_psi_warn: float = 0.1
+    prediction_psi_error: float = 0.25
+    baseline_days: int = 7
+    label_maturity_days: int = 30  # a prediction day is never final before this many days
+    min_label_coverage: float = 0.9
+    min_positives: int = 5  # fewer labeled positives and AUC stays "pending"
+    calibration_days: int = 28
+    auc_drop_warn: float = 0.03
+    auc_drop_error: float = 0.08
+    # Early label watch (lib/monitoring/early_labels.py): positives reported early among passed events.
+    early_label_days: int = 7  # days after a prediction day its early labels are watched
+    early_reference_days: int = 28
+    early_min_count: int = 3  # and at least twice the expected count
+    early_warn_p: float = 1e-3
+    early_error_p: float = 1e-6
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    model_name: str
+    event_id: str
+    event_ts: str
+    entity_keys: tuple[str, ...]
+    attributes: tuple[Attribute, ...]
+    label: str
+    label_ts: str
+    features: tuple[FeatureDef, ...]
+    start: datetime
+    owner: str
+    id_type: str = "int64"  # "int64" | "string"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    description: str = ""
+    business_metric: BusinessMetric | None = None
+    # A daily feed of early positive reports (landing/reports/) watched by early_label_watch.
+    early_reports: bool = False
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+
+    def __post_init__(self) -> None:
+        check_identifier(self.name, "dataset name")
+        check_identifier(self.model_name, "model name")
+        for col, what in [(self.event_id, "event_id column"), (self.event_ts, "event_ts column"),
+                          (self.label, "label column"), (self.label_ts, "label_ts column")]:
+            check_identifier(col, what)
+        for key in self.entity_keys:
+            check_identifier(key, "entity key")
+        for attr in self.attributes:
+            check_identifier(attr.name, "attribute")
+            if attr.kind not in ("numeric", "categorical"):
+                raise SpecError(f"attribute {attr.name!r}: kind {attr.kind!r} is not "
+                                "'numeric' or 'categorical'")
+        if self.id_type not in ("int64", "string"):
+            raise SpecError(f"id_type {self.id_type!r} is not 'int64' or 'string'")
+        names = [self.event_id, self.event_ts, *self.entity_keys, *(a.name for a in self.attributes)]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise SpecError(f"dataset {self.name!r}: column(s) {sorted(dupes)} declared twice")
+        if self.start.tzinfo is None:
+            raise SpecError(f"dataset {self.name!r}: start must be timezone-aware (UTC)")
+        validate_features(
+            self.features,
+            numeric_columns=self.numeric_attributes,
+            categorical_columns=self.categorical_attributes,
+            entity_columns=set(self.entity_keys),
+        )
+
+    @property
+    def numeric_attributes(self) -> set[str]:
+        return {a.name for a in self.attributes if a.kind == "numeric"}
+
+    @property
+    def categorical_attributes(self) -> set[str]:
+        return {a.name for a in self.attributes if a.kind == "categorical"}
+
+    @property
+    def event_columns(self) -> list[str]:
+        return [self.event_id, self.event_ts, *self.entity_keys, *(a.name for a in self.attributes)]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def categorical_feature_mask(self) -> list[bool]:
+        return [isinstance(f, Categorical) for f in self.features]
+
+    @property
+    def schema_version(self) -> str:
+        return feature_schema_version(self.features)
+
+    @property
+    def lookback(self):
+        return max_lookback(self.features)
+
+    @property
+    def start_utc(self) -> datetime:
+        return self.start.astimezone(UTC)

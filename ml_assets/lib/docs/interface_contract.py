@@ -1,0 +1,190 @@
+"""The eng/DS interface contract as data: the API schema generated from the dataset spec plus
+SLOs, error budget, ownership and rollback authority from a TOML file. The serving app
+validates every request against it, and the benchmark reports against its SLOs."""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from ml_assets.lib.core.datasets import DatasetSpec
+
+CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "specs"
+_JSON_TYPES = {"integer": int, "string": str}
+
+
+class RequestError(ValueError):
+    """A request the contract rejects: HTTP status, a stable error code and the field."""
+
+    def __init__(self, status: int, code: str, detail: str, field: str | None = None):
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.field = status, code, detail, field
+
+    def body(self) -> dict:
+        return {"error": self.code, "field": self.field, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class InterfaceContract:
+    spec: DatasetSpec
+    config: dict
+
+    # -- schema --------------------------------------------------------------------------
+    @property
+    def entity_types(self) -> dict[str, str]:
+        return self.config["input"]["entity_types"]
+
+    def input_schema(self) -> dict:
+        spec, fields = self.spec, {}
+        fields[spec.event_id] = {"type": "integer" if spec.id_type == "int64" else "string",
+                                 "required": True, "nullable": False}
+        fields[spec.event_ts] = {"type": "string", "format": "ISO-8601 with timezone",
+                                 "required": not self.config["input"]["event_ts_optional"],
+                                 "nullable": False}
+        for key in spec.entity_keys:
+            fields[key] = {"type": self.entity_types[key], "required": True, "nullable": False}
+        for a in spec.attributes:
+            f = {"type": "number" if a.kind == "numeric" else "string",
+                 "required": not a.nullable, "nullable": a.nullable}
+            if a.min_value is not None:
+                f["minimum"] = a.min_value
+            if a.max_value is not None:
+                f["maximum"] = a.max_value
+            fields[a.name] = f
+        return fields
+
+    def output_schema(self) -> dict:
+        return {
+            "event_id": {"type": self.input_schema()[self.spec.event_id]["type"]},
+            "model_version": {"type": "string", "example": f"{self.spec.model_name}-v3"},
+            "role": {"type": "string", "enum": ["champion", "challenger", "previous",
+                                                 "last_good"],
+                     "meaning": "challenger only for entities in its rollout arm"},
+            "score": {"type": "number", "minimum": 0.0, "maximum": 1.0, "nullable": False},
+            "decision": {"type": "boolean"},
+            "source": {"type": "string", "enum": ["batch", "microbatch", "realtime"]},
+            "kill_switch": {"type": "boolean"},
+            "unknown_entities": {"type": "array", "items": "string", "only": "realtime"},
+            "degraded": {"type": "string", "nullable": True,
+                         "meaning": "set when the resolved model failed verification and the "
+                                    "last good model answered instead"},
+        }
+
+    def errors(self) -> dict:
+        return {
+            "400 invalid_json": "body is not a JSON object",
+            "413 payload_too_large": f"body over {self.max_body_bytes} bytes",
+            "422 invalid_field": "a field is missing, null where not allowed, of the wrong type, "
+                                 "NaN/infinite, out of range or not in the schema; `field` names it",
+            "404 unknown_event": "no precomputed score for this event id",
+            "503 no_servable_model": "no model could be loaded and verified",
+        }
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.config["input"]["max_body_bytes"])
+
+    def slo(self, path: str) -> dict[str, float]:
+        return dict(self.config["slo"]["latency_ms"][path])
+
+    def as_dict(self) -> dict:
+        return {**self.config, "input_schema": self.input_schema(),
+                "output_schema": self.output_schema(), "errors": self.errors(),
+                "feature_schema_version": self.spec.schema_version}
+
+    # -- validation ----------------------------------------------------------------------
+    def parse_body(self, raw: bytes) -> dict:
+        if len(raw) > self.max_body_bytes:
+            raise RequestError(413, "payload_too_large",
+                               f"body is {len(raw)} bytes; the limit is {self.max_body_bytes}")
+        try:
+            # NaN/Infinity literals parse to floats so validation can name the field.
+            payload = json.loads(raw, parse_constant=float)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RequestError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
+        if not isinstance(payload, dict):
+            raise RequestError(400, "invalid_json", "body must be one JSON object (one event)")
+        return payload
+
+    def validate_event(self, payload: dict, now: datetime | None = None) -> dict:
+        """The event as the feature code expects it, or a RequestError naming the field."""
+        schema = self.input_schema()
+        unknown = sorted(set(payload) - set(schema))
+        if unknown and self.config["input"]["unknown_fields"] == "reject":
+            raise RequestError(422, "invalid_field", f"unexpected field(s) {unknown}; the "
+                               "input schema is at GET /contract", field=unknown[0])
+        event = {}
+        for name, f in schema.items():
+            value = payload.get(name)
+            if value is None:
+                if f["required"] and name not in payload:
+                    raise RequestError(422, "invalid_field", f"{name} is required", field=name)
+                if not f["nullable"] and name in payload:
+                    raise RequestError(422, "invalid_field", f"{name} may not be null", field=name)
+                event[name] = None
+                continue
+            event[name] = self._check_value(name, f, value)
+        return self._with_timestamp(event, now or datetime.now(UTC))
+
+    @staticmethod
+    def _check_value(name: str, f: dict, value):
+        kind = f["type"]
+        if kind == "number":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise RequestError(422, "invalid_field", f"{name} must be a number, got "
+                                   f"{type(value).__name__}", field=name)
+            if not math.isfinite(value):
+                raise RequestError(422, "invalid_field", f"{name} must be a finite number "
+                                   "(NaN and infinity are refused)", field=name)
+            if "minimum" in f and value < f["minimum"] or "maximum" in f and value > f["maximum"]:
+                raise RequestError(422, "invalid_field", f"{name}={value} is outside "
+                                   f"[{f.get('minimum')}, {f.get('maximum')}]", field=name)
+            return float(value)
+        expected = _JSON_TYPES[kind]
+        if isinstance(value, bool) or not isinstance(value, expected):
+            article = "an" if kind == "integer" else "a"
+            raise RequestError(422, "invalid_field", f"{name} must be {article} {kind}, got "
+                               f"{type(value).__name__}", field=name)
+        if kind == "integer" and not -(2**63) <= value < 2**63:
+            raise RequestError(422, "invalid_field", f"{name} is out of the int64 range",
+                               field=name)
+        return value
+
+    def _with_timestamp(self, event: dict, now: datetime) -> dict:
+        name = self.spec.event_ts
+        raw = event.get(name)
+        if raw is None:
+            event[name] = pd.Timestamp(now)
+            return event
+        try:
+            ts = pd.Timestamp(datetime.fromisoformat(raw))
+        except ValueError as exc:
+            raise RequestError(422, "invalid_field", f"{name} is not ISO-8601: {exc}",
+                               field=name) from exc
+        if ts.tzinfo is None:
+            raise RequestError(422, "invalid_field", f"{name} needs a timezone, e.g. "
+                               "'2026-08-01T12:00:00+00:00'", field=name)
+        tolerance = timedelta(seconds=self.config["input"]["future_tolerance_seconds"])
+        if ts > pd.Timestamp(now) + tolerance:
+            raise RequestError(422, "invalid_field", f"{name} is in the future", field=name)
+        event[name] = ts.tz_convert("UTC")
+        return event
+
+
+def load_contract(spec: DatasetSpec, path: Path | None = None) -> InterfaceContract:
+    path = path or CONTRACTS_DIR / f"{spec.model_name}_contract.toml"
+    with open(path, "rb") as fh:
+        config = tomllib.load(fh)
+    if config["contract"]["dataset"] != spec.name:
+        raise ValueError(f"{path} is the contract of {config['contract']['dataset']!r}, "
+                         f"not of {spec.name!r}")
+    missing = set(spec.entity_keys) - set(config["input"]["entity_types"])
+    if missing:
+        raise ValueError(f"{path}: [input] entity_types lacks {sorted(missing)}")
+    return InterfaceContract(spec, config)

@@ -1,0 +1,57 @@
+"""Build point-in-time features over the lake, chunk by chunk, so memory stays bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.identifiers import quote
+from ml_assets.lib.core.lake import connect, daily_files, hourly_files, parquet_relation
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.features.sql import chunk_ranges, compute_features
+
+DEFAULT_CHUNK = timedelta(days=30)
+
+
+class MissingUpstreamError(RuntimeError):
+    """Features would be computed on incomplete history; the message says what to run."""
+
+
+def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: datetime,
+                   chunk: timedelta = DEFAULT_CHUNK, threads: int | None = None,
+                   ) -> Iterator[tuple[datetime, datetime, pd.DataFrame]]:
+    """Yield ``(lo, hi, features of events in [lo, hi))`` chunk by chunk over [start, end)."""
+    con = connect(threads)
+    con.execute("SET enable_progress_bar = false")
+    lookback = spec.lookback
+    for lo, hi in chunk_ranges(start, end, chunk):
+        hist_lo = max(lo - lookback, spec.start_utc)
+        files, missing = hourly_files(paths.lake / "raw_events", hist_lo, hi)
+        if missing:
+            shown = ", ".join(h.strftime("%Y-%m-%d-%H:00") for h in missing[:3])
+            raise MissingUpstreamError(
+                f"raw_events is missing {len(missing)} partition(s) needed for features of "
+                f"[{lo:%Y-%m-%d %H:00}, {hi:%Y-%m-%d %H:00}) (e.g. {shown}); materialize "
+                "raw_events for those hours first (features need the full look-back window)."
+            )
+        label_files, _ = daily_files(paths.lake / "raw_labels", hist_lo, hi)
+        labels = None
+        if label_files:
+            keys = ", ".join(quote(k) for k in spec.entity_keys)
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE lb_chunk AS SELECT {keys}, "
+                f"{quote(spec.label_ts)} AS label_ts, {quote(spec.label)} AS label "
+                f"FROM {parquet_relation(label_files)} WHERE {quote(spec.label_ts)} < ?", [hi])
+            labels = "lb_chunk"
+        yield lo, hi, compute_features(con, spec, parquet_relation(files), labels, lo, hi)
+
+
+def split_by_hour(df: pd.DataFrame, ts_column: str, hours: list[datetime]) -> dict[datetime, pd.DataFrame]:
+    """Split a frame into one frame per hour (every listed hour gets a frame, maybe empty)."""
+    floor = df[ts_column].dt.floor("h")
+    groups = {k: g.reset_index(drop=True) for k, g in df.groupby(floor, sort=False)}
+    empty = df.iloc[0:0]
+    return {h: groups.get(pd.Timestamp(h), empty) for h in hours}

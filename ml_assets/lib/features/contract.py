@@ -1,0 +1,62 @@
+"""The feature table's contract: right columns, doubles, no infinities, sane ranges, and nulls
+only where the declaration allows them (e.g. a mean over an empty window)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.features.definitions import (
+    Categorical,
+    LabelAgg,
+    Numeric,
+    Ratio,
+    TimeSincePrevious,
+    WindowAgg,
+)
+
+
+def _nullable(f, spec: DatasetSpec) -> bool:
+    if isinstance(f, Numeric):
+        return next(a.nullable for a in spec.attributes if a.name == f.column)
+    if isinstance(f, WindowAgg):
+        return f.agg in ("mean", "max")
+    return isinstance(f, TimeSincePrevious | Ratio) or (isinstance(f, LabelAgg) and f.agg == "rate")
+
+
+def _checks(f) -> list[pa.Check]:
+    finite = pa.Check(lambda s: s.isna() | np.isfinite(s), error="not finite")
+    checks = [finite]
+    if isinstance(f, Categorical):
+        checks.append(pa.Check.in_range(0, len(f.vocabulary)))
+    elif isinstance(f, LabelAgg) and f.agg == "rate":
+        checks.append(pa.Check.in_range(0, 1))
+    elif isinstance(f, WindowAgg | TimeSincePrevious | LabelAgg) and getattr(f, "agg", "") in (
+            "count", "distinct", "positives", ""):
+        checks.append(pa.Check.ge(0))
+    return checks
+
+
+def feature_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
+    columns = {
+        spec.event_id: pa.Column(nullable=False, unique=True),
+        spec.event_ts: pa.Column("datetime64[us, UTC]", nullable=False),
+        **{k: pa.Column(nullable=False) for k in spec.entity_keys},
+        **{f.name: pa.Column("float64", nullable=_nullable(f, spec), checks=_checks(f))
+           for f in spec.features},
+    }
+    return pa.DataFrameSchema(columns, strict=True, ordered=True)
+
+
+def feature_contract_problems(df: pd.DataFrame, spec: DatasetSpec, limit: int = 10) -> list[str]:
+    """Human-readable contract violations (empty when the table is fine)."""
+    try:
+        feature_schema(spec).validate(df, lazy=True)
+    except SchemaErrors as err:
+        fc = err.failure_cases
+        grouped = fc.groupby(["column", "check"], dropna=False).size().head(limit)
+        return [f"{col}: {chk} ({n} row(s))" for (col, chk), n in grouped.items()]
+    return []

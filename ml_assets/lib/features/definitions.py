@@ -1,0 +1,174 @@
+"""Feature declarations: the one definition that training, batch scoring and serving share.
+
+A declaration says *what* a feature is; ``feature_sql`` compiles it to DuckDB SQL and
+``online_features`` evaluates it per request. Every window is strictly before the event
+time: an event at ``t`` sees history in ``[t - window, t)`` and labels with ``label_ts < t``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from ml_assets.lib.core.identifiers import SpecError, check_identifier
+
+_WINDOW = re.compile(r"^(\d{1,4})(m|h|d)$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+WINDOW_AGGS = ("count", "sum", "mean", "max", "distinct")
+LABEL_AGGS = ("positives", "count", "rate")
+UNKNOWN_CATEGORY = "__unknown__"
+
+
+def parse_window(window: str, feature: str) -> timedelta:
+    match = _WINDOW.match(window) if isinstance(window, str) else None
+    if not match or int(match.group(1)) == 0:
+        raise SpecError(
+            f"feature {feature!r}: window {window!r} is invalid; use a positive number and a "
+            "unit m/h/d, e.g. '1h', '24h', '7d', '30d'"
+        )
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _entity_tuple(entity: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (entity,) if isinstance(entity, str) else tuple(entity)
+
+
+@dataclass(frozen=True)
+class Numeric:
+    """A raw numeric attribute of the event itself, passed through."""
+
+    name: str
+    column: str
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """A categorical attribute encoded against a fixed vocabulary; anything else (and null)
+    falls into an explicit unknown bucket so a new value never breaks scoring."""
+
+    name: str
+    column: str
+    vocabulary: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WindowAgg:
+    """count/sum/mean/max/distinct of ``column`` over the entity's events in ``[t-window, t)``."""
+
+    name: str
+    entity: str | tuple[str, ...]
+    agg: str
+    window: str
+    column: str | None = None
+
+    @property
+    def entities(self) -> tuple[str, ...]:
+        return _entity_tuple(self.entity)
+
+
+@dataclass(frozen=True)
+class TimeSincePrevious:
+    """Seconds since the entity's previous event within ``within``; null when there is none."""
+
+    name: str
+    entity: str | tuple[str, ...]
+    within: str = "30d"
+
+    @property
+    def entities(self) -> tuple[str, ...]:
+        return _entity_tuple(self.entity)
+
+
+@dataclass(frozen=True)
+class LabelAgg:
+    """Labels of the entity's past events that became known in ``[t-window, t)`` (by label_ts):
+    ``positives`` (sum of labels), ``count`` (labels known) or ``rate`` (null when none)."""
+
+    name: str
+    entity: str | tuple[str, ...]
+    agg: str
+    window: str
+
+    @property
+    def entities(self) -> tuple[str, ...]:
+        return _entity_tuple(self.entity)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """``numerator / denominator`` of two other features or numeric columns; null on 0/null."""
+
+    name: str
+    numerator: str
+    denominator: str
+
+
+FeatureDef = Numeric | Categorical | WindowAgg | TimeSincePrevious | LabelAgg | Ratio
+
+
+def feature_fingerprint(feature: FeatureDef) -> str:
+    """Hash of one declaration: two features with the same fingerprint compute the same thing."""
+    payload = json.dumps({"type": type(feature).__name__, **asdict(feature)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def feature_schema_version(features: tuple[FeatureDef, ...]) -> str:
+    payload = json.dumps([[f.name, feature_fingerprint(f)] for f in features])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def validate_features(
+    features: tuple[FeatureDef, ...],
+    numeric_columns: set[str],
+    categorical_columns: set[str],
+    entity_columns: set[str],
+) -> None:
+    """Fail with a message naming the feature and the field that is wrong."""
+    seen: set[str] = set()
+    for f in features:
+        check_identifier(getattr(f, "name", None), "feature name")
+        if f.name in seen:
+            raise SpecError(f"feature {f.name!r} is declared twice")
+        if isinstance(f, Numeric) and f.column not in numeric_columns:
+            raise SpecError(f"feature {f.name!r}: column {f.column!r} is not a numeric attribute")
+        if isinstance(f, Categorical):
+            if f.column not in categorical_columns | entity_columns:
+                raise SpecError(f"feature {f.name!r}: column {f.column!r} is not categorical")
+            if not f.vocabulary or UNKNOWN_CATEGORY in f.vocabulary:
+                raise SpecError(f"feature {f.name!r}: vocabulary must be non-empty")
+        if isinstance(f, WindowAgg | TimeSincePrevious | LabelAgg):
+            for key in f.entities:
+                if key not in entity_columns:
+                    raise SpecError(f"feature {f.name!r}: entity {key!r} is not an entity key")
+            parse_window(f.within if isinstance(f, TimeSincePrevious) else f.window, f.name)
+        if isinstance(f, WindowAgg):
+            if f.agg not in WINDOW_AGGS:
+                raise SpecError(f"feature {f.name!r}: agg {f.agg!r} is not one of {WINDOW_AGGS}")
+            if f.agg != "count" and f.column not in (
+                numeric_columns | categorical_columns | entity_columns
+            ):
+                raise SpecError(f"feature {f.name!r}: agg {f.agg!r} needs a column to aggregate")
+            if f.agg in ("sum", "mean", "max") and f.column not in numeric_columns:
+                raise SpecError(f"feature {f.name!r}: {f.agg} needs a numeric column")
+        if isinstance(f, LabelAgg) and f.agg not in LABEL_AGGS:
+            raise SpecError(f"feature {f.name!r}: agg {f.agg!r} is not one of {LABEL_AGGS}")
+        if isinstance(f, Ratio):
+            for part in (f.numerator, f.denominator):
+                if part not in seen and part not in numeric_columns:
+                    raise SpecError(
+                        f"feature {f.name!r}: {part!r} is neither an earlier feature nor a "
+                        "numeric column"
+                    )
+        seen.add(f.name)
+
+
+def max_lookback(features: tuple[FeatureDef, ...]) -> timedelta:
+    windows = [
+        parse_window(f.within if isinstance(f, TimeSincePrevious) else f.window, f.name)
+        for f in features
+        if isinstance(f, WindowAgg | TimeSincePrevious | LabelAgg)
+    ]
+    return max(windows, default=timedelta(0))

@@ -1,0 +1,322 @@
+"""Daily monitoring tables computed from the lake: feature drift against the acting champion's
+reference profile, prediction drift against a trailing baseline, delayed evaluation gated on
+label coverage, and the business metric. One DuckDB read per range; loops only over days,
+versions and features."""
+
+# ruff: noqa: S608  (identifiers pass through quote(), file lists through parquet_relation())
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.lib.core.artifacts import read_verified
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.identifiers import quote
+from ml_assets.lib.core.lake import (
+    connect,
+    daily_files,
+    day_floor,
+    hourly_files,
+    parquet_relation,
+    read_parquet_files,
+)
+from ml_assets.lib.core.paths import DAY_FILE_FORMAT, DataPaths, atomic_write_bytes
+from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.features.build import MissingUpstreamError
+from ml_assets.lib.features.definitions import UNKNOWN_CATEGORY, Categorical
+from ml_assets.lib.ingest.landing import EARLY_REPORTS, LABELS
+from ml_assets.lib.monitoring import drift
+from ml_assets.lib.monitoring.business import business_alerts, compute_business, missed_value_per_1k
+from ml_assets.lib.monitoring.evaluation import (
+    FINAL,
+    auc_alert,
+    calibrate,
+    evaluate_day,
+    fit_calibrator,
+    label_status,
+)
+
+QUANTILES = (0.1, 0.5, 0.9)
+# The daily monitoring tables (one asset each), business metric first.
+MONITORING_TABLES = ("business_metric", "feature_drift", "prediction_drift", "early_label_watch",
+                     "delayed_evaluation")
+
+
+def _files(paths: DataPaths, asset: str, lo: datetime, hi: datetime, strict: bool) -> list[Path]:
+    files, missing = hourly_files(paths.lake / asset, lo, hi)
+    if strict and missing:
+        raise MissingUpstreamError(
+            f"{asset} lacks {len(missing)} hourly partition(s) in [{lo:%Y-%m-%d}, {hi:%Y-%m-%d}) "
+            f"(first: {missing[0]:%Y-%m-%d-%H:00}); materialize {asset} for those hours first")
+    return files
+
+
+def label_horizon(paths: DataPaths, asset: str = "raw_labels") -> datetime | None:
+    """Labels are known up to the end of the latest ingested day of this label feed."""
+    stems = sorted(p.stem for p in (paths.lake / asset).glob("*.parquet"))
+    if not stems:
+        return None
+    last = datetime.strptime(stems[-1], DAY_FILE_FORMAT).replace(tzinfo=UTC)
+    return last + timedelta(days=1)
+
+
+def load_scores(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
+                horizon: datetime | None, strict_lo: datetime | None = None) -> pd.DataFrame:
+    """batch_scores rows in [lo, hi) with ``label`` (NaN unless known before ``horizon``),
+    ``value`` (the business metric's value column) and ``day``. Hours from ``strict_lo`` on
+    must all exist; earlier ones (baselines, calibration) may be missing."""
+    strict_lo = strict_lo or lo
+    files = _files(paths, "batch_scores", lo, strict_lo, False) + \
+        _files(paths, "batch_scores", strict_lo, hi, True)
+    eid, ets = quote(spec.event_id), quote(spec.event_ts)
+    con = connect()
+    sql = (f"SELECT s.{eid} AS event_id, s.{ets} AS event_ts, s.model_version, s.role, s.score, "
+           f"s.decision, s.acted FROM {parquet_relation(files)} s")
+    label_files = daily_files(paths.lake / "raw_labels", lo, horizon)[0] if horizon else []
+    if label_files:
+        sql = (f"SELECT x.*, CAST(l.{quote(spec.label)} AS DOUBLE) AS label FROM ({sql}) x "
+               f"LEFT JOIN (SELECT {eid}, {quote(spec.label)} FROM {parquet_relation(label_files)} "
+               f"WHERE {quote(spec.label_ts)} < $horizon) l ON l.{eid} = x.event_id")
+    else:
+        sql = f"SELECT *, CAST(NULL AS DOUBLE) AS label FROM ({sql})"
+    metric = spec.business_metric
+    if metric and metric.value_column:
+        event_files = _files(paths, "raw_events", strict_lo, hi, True)
+        sql = (f"SELECT y.*, e.{quote(metric.value_column)} AS value FROM ({sql}) y LEFT JOIN "
+               f"(SELECT {eid}, {quote(metric.value_column)} FROM {parquet_relation(event_files)}) e "
+               f"ON e.{eid} = y.event_id")
+    else:
+        sql = f"SELECT *, 1.0 AS value FROM ({sql})"
+    df = con.execute(sql, {"horizon": horizon} if label_files else {}).df()
+    df["day"] = df["event_ts"].dt.floor("D")
+    return df
+
+
+def champion_of(day_scores: pd.DataFrame) -> str | None:
+    """The version whose decisions acted that day (most champion rows)."""
+    champ = day_scores.loc[day_scores["role"] == "champion", "model_version"]
+    return None if champ.empty else str(champ.value_counts().idxmax())
+
+
+# -- feature drift ------------------------------------------------------------------------
+def _profile_pointer(paths: DataPaths, version: str, spec: DatasetSpec) -> Path:
+    return paths.artifacts / "drift_profiles" / f"{version}-{spec.monitoring.psi_bins}bins.json"
+
+
+def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[drift.DriftProfile, str]:
+    """The version's profile: built once from its training window, then loaded (verified)."""
+    pointer = _profile_pointer(paths, card["version"], spec)
+    if pointer.exists():
+        ref = json.loads(pointer.read_text())
+        return drift.DriftProfile.from_bytes(read_verified(paths.root / ref["path"],
+                                                           ref["sha256"])), ref["sha256"]
+    w = card["training_window"]
+    lo, hi = datetime.fromisoformat(w["start"]), datetime.fromisoformat(w["end"])
+    # Rows whose look-back reaches before the data starts have truncated windows; they are
+    # not what steady-state traffic looks like, so the reference skips them when it can.
+    warm = spec.start_utc + spec.lookback
+    lo = warm if warm < hi and warm > lo else lo
+    frame = read_parquet_files(_files(paths, "event_features", lo, hi, True))
+    cats = [f for f in spec.features if isinstance(f, Categorical)]
+    profile = drift.build_profile(
+        frame, [f.name for f in spec.features if not isinstance(f, Categorical)],
+        [f.name for f in cats], n_bins=spec.monitoring.psi_bins,
+        category_labels={f.name: dict(enumerate([*f.vocabulary, UNKNOWN_CATEGORY])) for f in cats},
+        period=frame[spec.event_ts].dt.floor("D").to_numpy(),
+        meta={"model_version": card["version"], "window_start": lo.isoformat(),
+              "window_end": hi.isoformat(), "feature_schema_version": spec.schema_version})
+    sha, path = drift.store_profile(paths.artifacts, profile)
+    atomic_write_bytes(pointer, json.dumps({"sha256": sha, "path": str(path.relative_to(
+        paths.root))}).encode())
+    return profile, sha
+
+
+def feature_drift(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
+                  ) -> dict[datetime, pd.DataFrame]:
+    """Per day: one row per feature with PSI, KS, thresholds and severity."""
+    cfg = spec.monitoring
+    features = read_parquet_files(_files(paths, "event_features", lo, hi, True))
+    scores = load_scores(paths, spec, lo, hi, None)
+    registry, profiles, out = Registry(paths.control_db), {}, {}
+    feat_day = features[spec.event_ts].dt.floor("D")
+    for day, day_scores in scores.groupby("day"):
+        version = champion_of(day_scores)
+        if version not in profiles:
+            profiles[version] = reference_profile(paths, spec, registry.get_model(version))
+        profile, sha = profiles[version]
+        rows = drift.compare(profile, features[feat_day == day])
+        limits = [drift.effective_thresholds(cfg.psi_warn, cfg.psi_error, n, cfg.noise_margin)
+                  for n in rows["noise_psi"]]
+        rows["warn_threshold"] = [w for w, _ in limits]
+        rows["error_threshold"] = [e for _, e in limits]
+        rows["severity"] = [drift.severity(p, w, e) for p, (w, e) in zip(rows["psi"], limits,
+                                                                          strict=True)]
+        out[day.to_pydatetime()] = rows.assign(day=day, model_version=version, profile_sha256=sha)
+    return out
+
+
+# -- prediction drift ---------------------------------------------------------------------
+def prediction_drift(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
+                     ) -> dict[datetime, pd.DataFrame]:
+    """Per day and live version: score quantiles, mean and decision share, and the PSI of the
+    day's scores against the same version's trailing ``baseline_days``."""
+    cfg = spec.monitoring
+    base_lo = lo - timedelta(days=cfg.baseline_days)
+    scores = load_scores(paths, spec, base_lo, hi, None, strict_lo=lo)
+    out = {}
+    for day in pd.date_range(lo, hi, freq="D", inclusive="left"):
+        today = scores[scores["day"] == day]
+        base = scores[(scores["day"] >= day - pd.Timedelta(days=cfg.baseline_days))
+                      & (scores["day"] < day)]
+        rows = []
+        for (version, role), g in today.groupby(["model_version", "role"]):
+            s = g["score"].to_numpy()
+            b = base.loc[base["model_version"] == version, "score"].to_numpy()
+            row = {"model_version": version, "role": role, "rows": len(s),
+                   **{f"p{int(q * 100)}": float(v) for q, v in zip(QUANTILES, np.quantile(s, QUANTILES),
+                                                                   strict=True)},
+                   "mean": float(s.mean()), "decision_share": float(g["decision"].mean()),
+                   "baseline_rows": len(b), "baseline_days": int(base.loc[
+                       base["model_version"] == version, "day"].nunique())}
+            if len(b):
+                fp = drift.continuous_profile("score", b, cfg.psi_bins)
+                cur = np.bincount(drift._continuous_bins(fp.edges, s), minlength=len(fp.bins))
+                row |= {f"baseline_p{int(q * 100)}": float(v) for q, v in
+                        zip(QUANTILES, np.quantile(b, QUANTILES), strict=True)}
+                row["psi"] = float(drift.psi(fp.ref_share, cur / len(s)).sum())
+            rows.append(row)
+        frame = pd.DataFrame(rows)
+        if len(frame):
+            frame["psi"] = frame.get("psi", pd.Series(np.nan, index=frame.index))
+            frame["severity"] = [drift.severity(p, cfg.prediction_psi_warn, cfg.prediction_psi_error)
+                                 for p in frame["psi"]]
+        out[day.to_pydatetime()] = frame.assign(day=day)
+    return out
+
+
+# -- delayed evaluation and business metric -------------------------------------------------
+def _calibration_window(day: pd.Timestamp, horizon: datetime, cfg) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Mature days before ``day``: labels there are (nearly) complete, so they can calibrate."""
+    hi = min(day, pd.Timestamp(day_floor(horizon)) - pd.Timedelta(days=cfg.label_maturity_days))
+    return hi - pd.Timedelta(days=cfg.calibration_days), hi
+
+
+def _calibrator(scores: pd.DataFrame, version: str, day: pd.Timestamp, horizon, cfg):
+    lo, hi = _calibration_window(day, horizon, cfg)
+    cal = scores[(scores["model_version"] == version) & (scores["day"] >= lo)
+                 & (scores["day"] < hi) & scores["label"].notna()]
+    return fit_calibrator(cal["score"].to_numpy(), cal["label"].to_numpy(), cfg.min_positives)
+
+
+def _load_labeled(paths, spec, lo, hi) -> tuple[pd.DataFrame, datetime]:
+    horizon = label_horizon(paths)
+    if horizon is None:
+        raise MissingUpstreamError("no raw_labels partitions yet: materialize raw_labels first")
+    cfg = spec.monitoring
+    cal_lo = lo - timedelta(days=cfg.calibration_days + cfg.label_maturity_days)
+    return load_scores(paths, spec, max(cal_lo, spec.start_utc), hi, horizon, strict_lo=lo), horizon
+
+
+def delayed_evaluation(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
+                       ) -> dict[datetime, pd.DataFrame]:
+    cfg = spec.monitoring
+    scores, horizon = _load_labeled(paths, spec, lo, hi)
+    registry, out = Registry(paths.control_db), {}
+    for day in pd.date_range(lo, hi, freq="D", inclusive="left"):
+        rows = []
+        for (version, role), g in scores[scores["day"] == day].groupby(["model_version", "role"]):
+            labels = g["label"].to_numpy()
+            coverage = float(np.mean(~np.isnan(labels))) if len(labels) else 0.0
+            status, why = label_status(day.to_pydatetime() + timedelta(days=1), horizon, coverage,
+                                       cfg.label_maturity_days, cfg.min_label_coverage)
+            res = evaluate_day(labels, g["score"].to_numpy(), status,
+                               _calibrator(scores, version, day, horizon, cfg), cfg.min_positives)
+            ref_auc = registry.get_model(version)["metrics"]["held_out"]["auc"]
+            level, message = auc_alert(res, ref_auc, cfg.auc_drop_warn, cfg.auc_drop_error)
+            rows.append({"day": day, "model_version": version, "role": role, **res,
+                         "status_reason": why, "reference_auc": ref_auc,
+                         "label_horizon": pd.Timestamp(horizon), "severity": level,
+                         "alert_message": message})
+        out[day.to_pydatetime()] = pd.DataFrame(rows)
+    return out
+
+
+def business_metric(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
+                    ) -> dict[datetime, pd.DataFrame]:
+    """Per day: the spec's business metric over acted decisions, with its own alert levels."""
+    metric, cfg = spec.business_metric, spec.monitoring
+    if metric is None:
+        raise ValueError(f"dataset {spec.name!r} defines no business_metric")
+    scores, horizon = _load_labeled(paths, spec, lo, hi)
+    acted = scores[scores["acted"]]
+    daily_rate = acted.groupby("day")["decision"].mean()
+    # Missed value per 1k on days whose labels are mature: the baseline a final day is held to.
+    matured = acted[acted["day"] + pd.Timedelta(days=1 + cfg.label_maturity_days)
+                    <= pd.Timestamp(horizon)]
+    daily_missed = missed_value_per_1k(matured, metric)
+    out = {}
+    for day in pd.date_range(lo, hi, freq="D", inclusive="left"):
+        g = acted[acted["day"] == day]
+        coverage = float(g["label"].notna().mean()) if len(g) else 0.0
+        status, why = label_status(day.to_pydatetime() + timedelta(days=1), horizon, coverage,
+                                   cfg.label_maturity_days, cfg.min_label_coverage)
+        version = champion_of(g) or (str(g["model_version"].iloc[0]) if len(g) else None)
+        p = calibrate(_calibrator(scores, version, day, horizon, cfg), g["score"].to_numpy())
+        res = compute_business(g, metric, status == FINAL, p)
+        prior = daily_rate[(daily_rate.index >= day - pd.Timedelta(days=cfg.baseline_days))
+                           & (daily_rate.index < day)]
+        baseline = float(prior.mean()) if len(prior) else None
+        missed_prior = daily_missed[(daily_missed.index >= day - pd.Timedelta(
+            days=cfg.calibration_days)) & (daily_missed.index < day)]
+        missed_baseline = float(missed_prior.mean()) if len(missed_prior) >= 7 else None
+        alerts = business_alerts(res, metric, baseline, missed_baseline)
+        level = "error" if any(a == "error" for a, _ in alerts) else "warn" if alerts else "ok"
+        out[day.to_pydatetime()] = pd.DataFrame([{
+            "day": day, "model_version": version, **res, "label_coverage": coverage,
+            "status_reason": why, "baseline_decision_rate": baseline,
+            "baseline_missed_value_per_1k": missed_baseline, "severity": level,
+            "alert_message": "; ".join(m for _, m in alerts)}])
+    return out
+
+
+# -- label arrival ------------------------------------------------------------------------
+def label_file_state(paths: DataPaths) -> dict[str, str]:
+    """Ingested label-feed partitions ("asset/file") with a signature (size and mtime) that
+    changes on rewrite."""
+    out = {}
+    for asset in (LABELS.asset, EARLY_REPORTS.asset):
+        for p in sorted((paths.lake / asset).glob("*.parquet")):
+            st = p.stat()
+            out[f"{asset}/{p.name}"] = f"{st.st_size}:{st.st_mtime_ns}"
+    return out
+
+
+def affected_days(paths: DataPaths, spec: DatasetSpec, names: list[str]) -> list[datetime]:
+    """Prediction days whose labels are in these label-feed files ("asset/file") and whose
+    scores are all in the lake (only those can be evaluated)."""
+    if not names:
+        return []
+    files = [paths.lake / n for n in names]
+    days = connect().execute(
+        f"SELECT DISTINCT date_trunc('day', {quote(spec.event_ts)}) AS d "
+        f"FROM {parquet_relation(files)} ORDER BY d").df()["d"]
+    scored = []
+    for d in days.dt.to_pydatetime():
+        if not hourly_files(paths.lake / "batch_scores", d, d + timedelta(days=1))[1]:
+            scored.append(d)
+    return scored
+
+
+def contiguous_ranges(days: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """[(first, last)] runs of consecutive days."""
+    ranges: list[list[datetime]] = []
+    for d in sorted(days):
+        if ranges and d - ranges[-1][1] == timedelta(days=1):
+            ranges[-1][1] = d
+        else:
+            ranges.append([d, d])
+    return [(a, b) for a, b in ranges]

@@ -1,0 +1,138 @@
+"""The playbook's success criteria as one scorecard of measured facts: how long the current
+champion takes to retrain from raw (and whether it came out identical), days since the last
+rollback drill, how far drift monitoring ran ahead of the business metric in the last incident
+drill, and the last three deploys with the incidents that followed each ("boring deploys").
+
+Drill outcomes are recorded in the control plane (``drill_results``, append-only) by whoever
+measured them: ``ml-assets reproduce``, the ``reproduce_training`` job, ``ml-assets drill
+incidents``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.monitoring.alerts import alerts_dir, read_alerts
+from ml_assets.lib.release.rollback import drill_status
+
+REPRODUCE_LIMIT_SECONDS = 30 * 60  # the playbook's bar for a rerun from raw
+DEPLOY_ACTIONS = ("promote", "rollback")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS drill_results (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS drill_results_no_update BEFORE UPDATE ON drill_results
+BEGIN SELECT RAISE(ABORT, 'drill results are append-only'); END;
+"""
+
+
+def _connect(paths: DataPaths) -> sqlite3.Connection:
+    paths.control_db.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(paths.control_db, timeout=30, isolation_level=None)
+    con.execute("PRAGMA busy_timeout=30000")
+    con.executescript(_SCHEMA)
+    return con
+
+
+def record_result(paths: DataPaths, kind: str, subject: str, ok: bool, payload: dict) -> None:
+    con = _connect(paths)
+    try:
+        con.execute("INSERT INTO drill_results (ts, kind, subject, ok, payload) VALUES "
+                    "(?, ?, ?, ?, ?)", (datetime.now(UTC).isoformat(timespec="seconds"), kind,
+                                        subject, int(ok), json.dumps(payload, default=str)))
+    finally:
+        con.close()
+
+
+def latest_result(paths: DataPaths, kind: str, subject: str | None = None) -> dict | None:
+    con = _connect(paths)
+    try:
+        row = con.execute("SELECT ts, subject, ok, payload FROM drill_results WHERE kind=? AND "
+                          "(? IS NULL OR subject=?) ORDER BY id DESC LIMIT 1",
+                          (kind, subject, subject)).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        return None
+    return {"ts": row[0], "subject": row[1], "ok": bool(row[2]), **json.loads(row[3])}
+
+
+def deploys_with_incidents(paths: DataPaths, spec: DatasetSpec, limit: int = 3) -> list[dict]:
+    """The last ``limit`` champion changes, each with what happened until the next one: ERROR
+    alerts (by category), kill-switch flips outside drills, and whether it was rolled back."""
+    registry = Registry(paths.control_db)
+    audit = sorted(registry.audit_log(limit=10_000), key=lambda a: a["id"])
+    deploys = [a for a in audit if a["action"] in DEPLOY_ACTIONS
+               or (a["action"] == "alias:champion" and a["reason"] == "registered by training")]
+    alerts = [a for a in read_alerts(alerts_dir(paths.root)) if a["level"] == "error"]
+    out = []
+    for i, d in enumerate(deploys):
+        end = deploys[i + 1]["ts"] if i + 1 < len(deploys) else "9999"
+        during = [a for a in audit if d["ts"] <= a["ts"] < end]
+        errors = [a for a in alerts if d["ts"] <= a["created_at"] < end]
+        kills = [a for a in during if a["action"] == "set:kill_switch" and a["target"] == "on"
+                 and not a["reason"].startswith("rollback drill")]
+        rolled_back = i + 1 < len(deploys) and deploys[i + 1]["action"] == "rollback"
+        incidents = [f"{a['asset']}:{a['check']} ({a['category']})" for a in errors]
+        incidents += [f"kill switch on: {a['reason']}" for a in kills]
+        incidents += ["rolled back"] if rolled_back else []
+        out.append({"ts": d["ts"], "action": d["action"], "version": d["target"],
+                    "actor": d["actor"], "reason": d["reason"], "incidents": incidents,
+                    "boring": not incidents})
+    return out[-limit:][::-1]
+
+
+def scorecard(paths: DataPaths, spec: DatasetSpec, now: datetime | None = None) -> dict:
+    registry = Registry(paths.control_db)
+    champion = registry.aliases(spec.model_name)["champion"]
+    rep = latest_result(paths, "reproduce", champion) if champion else None
+    drill = drill_status(registry, spec, now)
+    incidents = latest_result(paths, "incident_drill")
+    return {
+        "champion": champion,
+        "reproduce": None if rep is None else {
+            "measured_at": rep["ts"], "identical": rep["identical"], "seconds": rep["seconds"],
+            "within_limit": rep["identical"] and rep["seconds"] <= REPRODUCE_LIMIT_SECONDS,
+            "causes": [c["kind"] for c in rep.get("causes", [])]},
+        "rollback_drill": {"days_since_last": drill["age_days"], "ok": drill["ok"],
+                           "reason": drill["reason"]},
+        "incident_drill": None if incidents is None else {
+            "measured_at": incidents["ts"],
+            "min_lead_days": incidents["summary"]["min_lead_days"],
+            "detected_before_business": incidents["summary"]["detected_before_business"],
+            "clean_day_error_alarms": incidents["summary"]["clean_day_error_alarms"]},
+        "last_deploys": deploys_with_incidents(paths, spec),
+    }
+
+
+def render_markdown(card: dict) -> str:
+    rep, drill, inc = card["reproduce"], card["rollback_drill"], card["incident_drill"]
+    lines = ["# Success criteria", "", "| criterion | measured | target |", "|---|---|---|"]
+    lines.append("| rerun the champion's training from raw | " + (
+        f"{'identical' if rep['identical'] else 'NOT identical ' + str(rep['causes'])} in "
+        f"{rep['seconds']:.0f}s ({rep['measured_at']})" if rep else
+        f"never measured: `ml-assets reproduce {card['champion']}`") + " | identical, < 30 min |")
+    lines.append("| rollback drill | " + (f"{drill['days_since_last']:.1f} days ago"
+                                         if drill["days_since_last"] is not None
+                                         else drill["reason"]) + " | within 90 days |")
+    lines.append("| drift caught before the business metric | " + (
+        f"lead {inc['min_lead_days']} day(s); all incidents before business: "
+        f"{inc['detected_before_business']}; clean-day ERROR alarms "
+        f"{inc['clean_day_error_alarms']} ({inc['measured_at']})" if inc else
+        "never drilled: `ml-assets drill incidents`") + " | detected first, 0 false alarms |")
+    lines += ["", "## Last deploys", "", "| when | action | version | incidents |",
+              "|---|---|---|---|"]
+    lines += [f"| {d['ts']} | {d['action']} | {d['version']} | "
+              f"{'boring' if d['boring'] else '; '.join(d['incidents'])} |"
+              for d in card["last_deploys"]] or ["| - | - | - | no deploys yet |"]
+    return "\n".join(lines) + "\n"

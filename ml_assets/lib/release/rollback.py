@@ -1,0 +1,210 @@
+"""Promotion, rollback and the kill switch, with the rollback-readiness rule: a model only
+replaces the champion if the model it replaces could be served again at once - its artifact is
+present and matches its SHA-256, and its features are still computable by the current
+declarations. Every change is one audited control-plane transaction."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+from ml_assets.lib.core.artifacts import sha256_file
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.core.registry import Registry, RegistryError
+from ml_assets.lib.scoring.batch import NotScorableError, check_features_computable
+
+KILL_SWITCH = "kill_switch"
+DRILL_MAX_AGE = timedelta(days=90)
+
+
+class RollbackRefused(RegistryError):
+    """A promotion, rollback or kill-switch flip would leave no safe model to fall back to."""
+
+
+@dataclass
+class Readiness:
+    version: str | None
+    ok: bool
+    reasons: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def readiness(registry: Registry, paths: DataPaths, spec: DatasetSpec,
+              version: str | None) -> Readiness:
+    """Can ``version`` be served right now? Checks bytes (not unpickling) and features."""
+    if version is None:
+        return Readiness(None, False, ["no version is set for this role"])
+    try:
+        card = registry.get_model(version)
+    except RegistryError as exc:
+        return Readiness(version, False, [str(exc)])
+    reasons = []
+    path = paths.root / Path(card["artifact_path"])
+    if not path.exists():
+        reasons.append(f"artifact {card['artifact_path']} is missing")
+    elif sha256_file(path) != card["artifact_sha256"]:
+        reasons.append(f"artifact {card['artifact_path']} does not match its registered sha256 "
+                       f"{card['artifact_sha256'][:12]}... (tampered or corrupt)")
+    try:
+        check_features_computable(card, spec)
+    except NotScorableError as exc:
+        reasons.append(str(exc))
+    return Readiness(version, not reasons, reasons)
+
+
+def rollback_readiness(registry: Registry, paths: DataPaths, spec: DatasetSpec) -> Readiness:
+    """Is there a model to roll back to (the ``previous`` alias) and is it servable?"""
+    return readiness(registry, paths, spec, registry.aliases(spec.model_name)["previous"])
+
+
+def promote(registry: Registry, paths: DataPaths, spec: DatasetSpec, version: str, actor: str,
+            reason: str) -> dict:
+    """Make ``version`` champion; the replaced champion becomes ``previous``. Refused (with
+    every reason) unless both the candidate and the model it replaces are servable."""
+    aliases = registry.aliases(spec.model_name)
+    champion = aliases["champion"]
+    if version == champion:
+        raise RollbackRefused(f"{version} is already champion; nothing to promote")
+    problems = [f"candidate {version}: {r}"
+                for r in readiness(registry, paths, spec, version).reasons]
+    if champion is not None:
+        problems += [f"current champion {champion} (would become previous) is not "
+                     f"rollback-ready: {r}"
+                     for r in readiness(registry, paths, spec, champion).reasons]
+    if problems:
+        raise RollbackRefused("promotion of " + version + " refused: " + "; ".join(problems))
+    changes = {"champion": version, "previous": champion}
+    if aliases["challenger"] == version:
+        changes["challenger"] = None
+    return registry.move_aliases(spec.model_name, changes, actor, "promote", reason,
+                                 settings={KILL_SWITCH: "off"}, expect={"champion": champion})
+
+
+def rollback(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str,
+             reason: str) -> dict:
+    """Make ``previous`` champion again (and the rolled-back model ``previous``, so the
+    rollback itself can be undone). The kill switch is reset: the champion is now safe."""
+    aliases = registry.aliases(spec.model_name)
+    ready = readiness(registry, paths, spec, aliases["previous"])
+    if not ready.ok:
+        raise RollbackRefused("rollback refused: previous model "
+                              f"{aliases['previous'] or '(none)'} is not servable: "
+                              + "; ".join(ready.reasons))
+    return registry.move_aliases(
+        spec.model_name, {"champion": aliases["previous"], "previous": aliases["champion"]},
+        actor, "rollback", reason, settings={KILL_SWITCH: "off"},
+        expect={"champion": aliases["champion"], "previous": aliases["previous"]})
+
+
+def set_kill_switch(registry: Registry, paths: DataPaths, spec: DatasetSpec, on: bool,
+                    actor: str, reason: str) -> dict:
+    """On: serve ``previous`` from the next request. Refused when ``previous`` is not servable
+    (an on switch pointing at nothing would be a false sense of safety)."""
+    if not reason:
+        raise RollbackRefused("the kill switch needs a --reason for the audit log")
+    if on:
+        ready = rollback_readiness(registry, paths, spec)
+        if not ready.ok:
+            raise RollbackRefused("kill switch refused: previous model "
+                                  f"{ready.version or '(none)'} is not servable: "
+                                  + "; ".join(ready.reasons))
+    registry.set_setting(KILL_SWITCH, "on" if on else "off", actor, reason)
+    return {"kill_switch": "on" if on else "off", **registry.aliases(spec.model_name)}
+
+
+def drill_status(registry: Registry, spec: DatasetSpec, now: datetime | None = None) -> dict:
+    """Age of the last successful rollback drill against the 90-day rule."""
+    now = now or datetime.now(UTC)
+    last = registry.drills(spec.model_name, limit=1, only_ok=True)
+    if not last:
+        return {"ok": False, "last_successful_drill": None, "age_days": None,
+                "reason": "no successful rollback drill recorded"}
+    age = now - datetime.fromisoformat(last[0]["ts"])
+    ok = age <= DRILL_MAX_AGE
+    return {"ok": ok, "last_successful_drill": last[0]["ts"],
+            "age_days": round(age.total_seconds() / 86_400, 2),
+            "reason": "ok" if ok else f"last successful drill is {age.days} days old (> 90)"}
+
+
+# -- rollback drill -----------------------------------------------------------------------
+def probe_event_id(paths: DataPaths, spec: DatasetSpec, versions: list[str]):
+    """An event with precomputed scores from every given version (newest partition first)."""
+    for path in sorted((paths.lake / "batch_scores").glob("*.parquet"), reverse=True)[:48]:
+        df = pd.read_parquet(path, columns=[spec.event_id, "model_version"])
+        counts = df[df["model_version"].isin(versions)].groupby(spec.event_id).size()
+        both = counts[counts == len(set(versions))]
+        if len(both):
+            return both.index.tolist()[0]
+    raise RollbackRefused(f"no event has scores from all of {versions}; rescore batch_scores "
+                          "so the previous model has scores to serve")
+
+
+def _wait_for(client, path: str, version: str, timeout_s: float) -> float | None:
+    """Poll until ``version`` answers; seconds waited, or None on timeout. Any non-200 fails."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s:
+        r = client.get(path)
+        r.raise_for_status()
+        if r.json()["model_version"] == version:
+            return time.perf_counter() - t0
+    return None
+
+
+def run_rollback_drill(registry: Registry, paths: DataPaths, spec: DatasetSpec, base_url: str,
+                       actor: str, timeout_s: float = 60.0, confirm_requests: int = 20) -> dict:
+    """Flip the kill switch, verify through the HTTP serving path that ``previous`` answers,
+    flip back, verify the champion answers again, and record the drill."""
+    aliases = registry.aliases(spec.model_name)
+    champion, previous = aliases["champion"], aliases["previous"]
+    if registry.get_setting(KILL_SWITCH, "off") == "on":
+        raise RollbackRefused("kill switch is already on (an incident?); not drilling now")
+    result = {"ok": False, "champion_version": champion, "previous_version": previous,
+              "time_to_effect_ms": None, "restore_ms": None, "url": base_url, "errors": []}
+    flipped = False
+    try:
+        ready = rollback_readiness(registry, paths, spec)
+        if not ready.ok:
+            raise RollbackRefused("previous model is not servable: " + "; ".join(ready.reasons))
+        probe = f"/scores/{probe_event_id(paths, spec, [champion, previous])}"
+        with httpx.Client(base_url=base_url, timeout=5.0) as client:
+            if _wait_for(client, probe, champion, timeout_s) is None:
+                raise RollbackRefused(f"serving at {base_url} does not answer with {champion}")
+            t0 = time.perf_counter()
+            set_kill_switch(registry, paths, spec, True, actor, "rollback drill")
+            flipped = True
+            waited = _wait_for(client, probe, previous, timeout_s)
+            if waited is None:
+                raise RollbackRefused(f"{previous} did not answer within {timeout_s:.0f}s")
+            result["time_to_effect_ms"] = round((time.perf_counter() - t0) * 1e3, 2)
+            answers = {client.get(probe).json()["model_version"]
+                       for _ in range(confirm_requests)}
+            if answers != {previous}:
+                raise RollbackRefused(f"after the flip the service answered with {answers}")
+            health = client.get("/health").json()
+            if health["model_version"] != previous or health.get("degraded"):
+                raise RollbackRefused(f"health disagrees after the flip: {health['model_version']}"
+                                      f" degraded={health.get('degraded')}")
+            t1 = time.perf_counter()
+            set_kill_switch(registry, paths, spec, False, actor, "rollback drill: restore")
+            flipped = False
+            if _wait_for(client, probe, champion, timeout_s) is None:
+                raise RollbackRefused(f"{champion} did not answer again after the switch was off")
+            result["restore_ms"] = round((time.perf_counter() - t1) * 1e3, 2)
+        result["ok"] = True
+    except Exception as exc:  # any failure is a failed drill, recorded as such
+        result["errors"].append(f"{type(exc).__name__}: {exc}")
+    finally:
+        if flipped:
+            set_kill_switch(registry, paths, spec, False, actor, "rollback drill: restore")
+    result["drill_id"] = registry.record_drill(
+        spec.model_name, "rollback", actor, result["ok"], result["time_to_effect_ms"],
+        champion, previous, {k: result[k] for k in ("restore_ms", "url", "errors")})
+    return result

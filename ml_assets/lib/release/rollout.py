@@ -1,0 +1,360 @@
+"""Staged rollout of the challenger: shadow -> 1 -> 5 -> 25 -> 50 -> 100% of entities.
+
+- Arms are a stable hash of the entity (``md5(salt:entity)``): a card is always in the same
+  arm, and the 5% arm contains the 1% arm, so nobody flips back and forth while ramping.
+- Each stage dwells at least ``min_dwell_hours`` of data, then compares the business metric
+  per arm. Both models score every event, so on the challenger's arm the champion's decision
+  is known too; the decision uses the arm difference adjusted by that counterfactual
+  (CUPED with theta = 1), which is unbiased under random arms and far less noisy than raw
+  arm means dominated by a few large transactions.
+- A regression beyond ``max_regression`` that is also beyond noise pauses the rollout (the
+  challenger then acts on nobody); a wrong-way estimate still within noise holds the stage
+  until more data decides. Small stages advance while too few labels exist to measure;
+  from ``hold_unmeasured_from`` percent on, a stage advances only on a measured "ok", so a
+  challenger nobody could measure never reaches 100%.
+- At 100% the challenger is promoted (the old champion becomes ``previous``) through the
+  rollback-readiness rule. Every transition is one audited control-plane change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.paths import HOUR_FILE_FORMAT, DataPaths
+from ml_assets.lib.core.registry import Registry, RegistryError
+from ml_assets.lib.monitoring.business import value_per_row
+from ml_assets.lib.release import shadow
+from ml_assets.lib.release.rollback import promote
+from ml_assets.lib.training.splits import BUCKETS, bucket_sql
+
+STAGES = ("shadow", "1", "5", "25", "50", "100")
+STAGE_KEY, STATE_KEY = "rollout_stage", "rollout_state"
+PAUSED = "paused"
+
+
+class RolloutRefused(RegistryError):
+    """A stage change the gate, the dwell or the evidence does not allow (yet)."""
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    min_dwell_hours: float = 24.0
+    max_regression: float = 0.05  # relative drop of the business metric that pauses
+    z: float = 2.0  # ... when also beyond z standard errors
+    min_arm_labeled: int = 200  # labeled events per arm before the comparison can decide
+    min_arm_positives: int = 5
+    hold_unmeasured_from: int = 50  # from this percent on, advance only on a measurement
+    salt: str = "rollout-v1"
+
+
+def pct(stage: str) -> int:
+    return int(stage) if stage.isdigit() else 0
+
+
+# -- arms ---------------------------------------------------------------------------------
+def buckets(entities: pd.Series, salt: str) -> np.ndarray:
+    """Stable bucket in [0, BUCKETS) per entity; the same hash family as the data splits."""
+    con = duckdb.connect()
+    con.register("ents", pd.DataFrame({"e": entities.to_numpy()}))
+    return con.execute(f"SELECT {bucket_sql('e', salt)} AS b FROM ents").df()["b"].to_numpy()
+
+
+def in_challenger_arm(entities: pd.Series, percent: float, salt: str) -> np.ndarray:
+    return buckets(entities, salt) < percent / 100 * BUCKETS
+
+
+def entity_key(spec: DatasetSpec) -> str:
+    return spec.entity_keys[0]
+
+
+# -- state in the control plane -----------------------------------------------------------
+def state(registry: Registry) -> dict | None:
+    raw = registry.get_setting(STATE_KEY)
+    return json.loads(raw) if raw else None
+
+
+def current(registry: Registry, spec: DatasetSpec) -> dict:
+    """The rollout of the current challenger; a new challenger starts in shadow."""
+    aliases = registry.aliases(spec.model_name)
+    st = state(registry)
+    if st and (aliases["challenger"] is None or st["version"] == aliases["challenger"]):
+        return st
+    return {"version": aliases["challenger"], "champion": aliases["champion"], "stage": "shadow",
+            "since": None, "history": []}
+
+
+def challenger_share(registry: Registry, spec: DatasetSpec) -> float:
+    """Percent of entities on which the challenger's decision acts right now."""
+    st = state(registry)
+    challenger = registry.aliases(spec.model_name)["challenger"]
+    if not st or st["version"] != challenger or st["stage"] in ("shadow", PAUSED, "100"):
+        return 0.0
+    return float(pct(st["stage"]))
+
+
+def acting_arm(registry: Registry, spec: DatasetSpec, events: pd.DataFrame) -> np.ndarray | None:
+    """Per event: does the challenger's decision act (batch scoring and serving use this)?"""
+    share = challenger_share(registry, spec)
+    if not share:
+        return None
+    salt = (state(registry) or {}).get("salt", RolloutConfig().salt)
+    return in_challenger_arm(events[entity_key(spec)], share, salt)
+
+
+def _transition(registry: Registry, spec: DatasetSpec, st: dict, stage: str, since: datetime,
+                actor: str, reason: str, evidence: dict | None = None,
+                alias_changes: dict | None = None) -> dict:
+    st = {**st, "stage": stage, "since": since.isoformat(),
+          "history": [*st.get("history", []),
+                      {"stage": stage, "since": since.isoformat(), "actor": actor,
+                       "reason": reason, "evidence": evidence}]}
+    version = st["version"]
+    changes = alias_changes or {"challenger": version}
+    registry.move_aliases(spec.model_name, changes, actor, f"rollout:{stage}", reason,
+                          settings={STAGE_KEY: stage, STATE_KEY: json.dumps(st, default=str)},
+                          expect=changes)
+    return st
+
+
+# -- evidence -----------------------------------------------------------------------------
+def data_end(paths: DataPaths) -> datetime | None:
+    """End of the latest batch_scores hour: "now" in data time."""
+    stems = sorted(p.stem for p in (paths.lake / "batch_scores").glob("*.parquet"))
+    if not stems:
+        return None
+    return datetime.strptime(stems[-1], HOUR_FILE_FORMAT).replace(tzinfo=UTC) + timedelta(hours=1)
+
+
+def rollout_frame(paths: DataPaths, spec: DatasetSpec, champion: str, challenger: str,
+                  lo: datetime, hi: datetime, horizon: datetime | None,
+                  cfg: RolloutConfig) -> pd.DataFrame:
+    """Events in [lo, hi) with both decisions, the entity's bucket and each model's business
+    value on labeled events (NaN while the label is unknown)."""
+    f = shadow.load_pairs(paths, spec, champion, challenger, lo, hi, horizon)
+    f["bucket"] = buckets(f[entity_key(spec)], cfg.salt)
+    metric = spec.business_metric
+    gain, cost = value_per_row(f, metric) if metric else (np.ones(len(f)), np.ones(len(f)))
+    label = f["label"].to_numpy(dtype="float64")
+    outcome = np.where(label == 1, gain, np.where(label == 0, -cost, np.nan))
+    for m in ("champion", "challenger"):
+        acted = f[f"{m}_decision"].to_numpy(dtype=bool, na_value=False)
+        f[f"{m}_value"] = np.where(acted, outcome, np.where(np.isnan(label), np.nan, 0.0))
+    return f
+
+
+def _arm(frame: pd.DataFrame, acting: str) -> dict:
+    labeled = frame[f"{acting}_value"].notna()
+    v = frame.loc[labeled, f"{acting}_value"].to_numpy()
+    return {"acting": acting, "events": int(len(frame)),
+            "decisions": int(frame[f"{acting}_decision"].astype(bool).sum()),
+            "decision_rate": float(frame[f"{acting}_decision"].astype(bool).mean())
+            if len(frame) else 0.0,
+            "labeled": int(labeled.sum()),
+            "labeled_positives": int((frame.loc[labeled, "label"] == 1).sum()),
+            "value_per_1k": float(v.mean() * 1000) if len(v) else None}
+
+
+def evaluate_stage(frame: pd.DataFrame, percent: int, lo: datetime, hi: datetime,
+                   spec: DatasetSpec, cfg: RolloutConfig) -> dict:
+    """Business metric per arm over [lo, hi) and the outcome: regressed / confirmed /
+    ok / wrong_way / regressed once measurable (enough labels on both arms), not_measurable
+    before; guardrail on challenger failures or too many decisions on its arm."""
+    ts = frame[spec.event_ts]
+    w = frame[(ts >= lo) & (ts < hi)]
+    arm = w["bucket"].to_numpy() < percent / 100 * BUCKETS
+    treat, control = w[arm], w[~arm]
+    out = {"window": {"start": lo.isoformat(), "end": hi.isoformat()}, "percent": percent,
+           "challenger_arm": _arm(treat, "challenger"), "control_arm": _arm(control, "champion"),
+           "arm_share": float(arm.mean()) if len(w) else 0.0}
+    labeled = treat["challenger_value"].notna()
+    d = (treat.loc[labeled, "challenger_value"] - treat.loc[labeled, "champion_value"]).to_numpy()
+    delta = float(d.mean() * 1000) if len(d) else 0.0
+    se = float(d.std(ddof=1) / np.sqrt(len(d)) * 1000) if len(d) > 1 else float("inf")
+    base = out["control_arm"]["value_per_1k"]
+    scale = abs(base) if base else 0.0
+    enough = (out["challenger_arm"]["labeled"] >= cfg.min_arm_labeled
+              and out["control_arm"]["labeled"] >= cfg.min_arm_labeled
+              and out["challenger_arm"]["labeled_positives"] >= cfg.min_arm_positives)
+    failures = int((~np.isfinite(treat["challenger_score"].to_numpy(dtype=float))).sum())
+    metric = spec.business_metric
+    limit = metric.max_decision_rate if metric else 1.0
+    n, k = len(treat), out["challenger_arm"]["decisions"]
+    over_limit = n > 0 and k > limit * n + 3 * np.sqrt(max(limit * n, 1.0))
+    out |= {"adjusted_delta_per_1k": delta, "delta_se_per_1k": se,
+            "relative_delta": delta / scale if scale else None,
+            "challenger_failures": failures, "decision_rate_over_limit": bool(over_limit)}
+    # Wrong way: the point estimate is below the threshold; regressed: also beyond noise.
+    wrong_way = enough and delta < -cfg.max_regression * scale
+    regressed = wrong_way and delta < -cfg.z * se
+    if failures or over_limit:
+        out["outcome"] = "guardrail"
+    else:
+        out["outcome"] = ("regressed" if regressed else "wrong_way" if wrong_way
+                          else "ok" if enough else "not_measurable")
+    out["measurable"] = bool(enough)
+    return out
+
+
+# -- transitions --------------------------------------------------------------------------
+def gate(paths: DataPaths, spec: DatasetSpec, registry: Registry, as_of: datetime,
+         horizon: datetime | None, cfg: shadow.ShadowConfig = shadow.DEFAULT,
+         latency_slo_ms: float | None = None) -> dict:
+    """The shadow report of the current challenger up to ``as_of`` (recorded as a fact)."""
+    aliases = registry.aliases(spec.model_name)
+    if not aliases["challenger"]:
+        raise RolloutRefused("no challenger is registered: train a candidate first")
+    report = shadow.shadow_report(paths, spec, registry, aliases["champion"],
+                                  aliases["challenger"], as_of, horizon, cfg, latency_slo_ms)
+    shadow.record(paths, report)
+    return report
+
+
+def start(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str, as_of: datetime,
+          horizon: datetime | None, override: bool = False, reason: str = "",
+          shadow_cfg: shadow.ShadowConfig = shadow.DEFAULT,
+          latency_slo_ms: float | None = None, salt: str = RolloutConfig().salt) -> dict:
+    """shadow -> 1%: only when the promotion gate passes, or with an audited override."""
+    st = current(registry, spec)
+    if st["stage"] not in ("shadow",):
+        raise RolloutRefused(f"{st['version']} is at stage {st['stage']}; `rollout 1` starts "
+                             "a rollout from shadow (use `rollout shadow` first to restart)")
+    report = gate(paths, spec, registry, as_of, horizon, shadow_cfg, latency_slo_ms)
+    failed = [i for i in report["checklist"] if not i["passed"]]
+    if failed and not override:
+        raise RolloutRefused(
+            "promotion gate fails: " + "; ".join(f"{i['item']}={_fmt(i['value'])} "
+                                                 f"({i['status']}, threshold {i['threshold']})"
+                                                 for i in failed)
+            + ". Fix the challenger, wait for more shadow data, or pass --override --reason")
+    if override and not reason:
+        raise RolloutRefused("an override needs --reason (it is recorded in the audit log)")
+    evidence = {"gate_passed": report["gate_passed"], "overridden": bool(failed),
+                "failed_items": [i["item"] for i in failed]}
+    why = f"override: {reason}" if failed else (reason or "promotion gate passed")
+    return _transition(registry, spec, {**st, "champion": report["champion"], "salt": salt},
+                       "1", as_of, actor, why, evidence)
+
+
+def step(registry: Registry, paths: DataPaths, spec: DatasetSpec, target: str, actor: str,
+         as_of: datetime, horizon: datetime | None, override: bool = False, reason: str = "",
+         cfg: RolloutConfig = RolloutConfig()) -> dict:
+    """A manual move: to the next stage (evidence of the current one needed unless overridden),
+    back to shadow, or pause."""
+    st = current(registry, spec)
+    if st["version"] is None:
+        raise RolloutRefused("no challenger to roll out")
+    if target in ("pause", PAUSED):
+        if st["stage"] in ("shadow", PAUSED, "100"):
+            raise RolloutRefused(f"nothing to pause: {st['version']} is at {st['stage']}")
+        return _transition(registry, spec, {**st, "paused_from": st["stage"]}, PAUSED, as_of,
+                           actor, reason or "paused by hand")
+    if target == "shadow":
+        return _transition(registry, spec, st, "shadow", as_of, actor,
+                           reason or "back to shadow by hand")
+    if override and not reason:
+        raise RolloutRefused("an override needs --reason (it is recorded in the audit log)")
+    if st["stage"] == PAUSED and not override:
+        raise RolloutRefused(f"{st['version']} is paused (from {st.get('paused_from')}); "
+                             "resuming needs --override --reason")
+    nxt = STAGES[STAGES.index(st["stage"]) + 1] if st["stage"] in STAGES[1:-1] else None
+    if st["stage"] != PAUSED and target != nxt:
+        raise RolloutRefused(f"{st['version']} is at {st['stage']}; the next stage is {nxt}")
+    evidence = None
+    if st["stage"] != PAUSED:
+        evidence = _evaluate_current(registry, paths, spec, st, as_of, horizon, cfg)
+        if not _may_advance(evidence, pct(st["stage"]), cfg) and not override:
+            raise RolloutRefused(f"stage {st['stage']} does not allow advancing yet: "
+                                 f"{evidence['outcome']} after {evidence['dwell_hours']:.0f}h "
+                                 f"(minimum {cfg.min_dwell_hours:.0f}h)")
+    why = f"override: {reason}" if override else (reason or "stage evidence allows it")
+    return _finish(registry, paths, spec, st, target, as_of, actor, why, evidence)
+
+
+def _evaluate_current(registry, paths, spec, st, as_of, horizon, cfg) -> dict:
+    since = datetime.fromisoformat(st["since"])
+    frame = rollout_frame(paths, spec, st["champion"], st["version"], since, as_of, horizon, cfg)
+    ev = evaluate_stage(frame, pct(st["stage"]), since, as_of, spec, cfg)
+    return {**ev, "dwell_hours": (as_of - since).total_seconds() / 3600}
+
+
+def _may_advance(ev: dict, percent: int, cfg: RolloutConfig) -> bool:
+    """After the dwell: on a measured "ok", or while still unmeasurable on a small stage.
+    A wrong-way estimate that is not yet beyond noise holds the stage until it is decided."""
+    if ev["dwell_hours"] < cfg.min_dwell_hours:
+        return False
+    return ev["outcome"] == "ok" or (ev["outcome"] == "not_measurable"
+                                     and percent < cfg.hold_unmeasured_from)
+
+
+def _finish(registry, paths, spec, st, target, at, actor, reason, evidence) -> dict:
+    if target != "100":
+        return _transition(registry, spec, st, target, at, actor, reason, evidence)
+    promote(registry, paths, spec, st["version"], actor,
+            f"rollout reached 100%: {reason}")
+    return _transition(registry, spec, st, "100", at, actor, reason, evidence,
+                       alias_changes={"champion": st["version"]})
+
+
+def advance(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str,
+            until: datetime, horizon: datetime | None, cfg: RolloutConfig = RolloutConfig(),
+            ) -> dict:
+    """Walk the current rollout forward through the data up to ``until``: each stage is
+    evaluated once its dwell is met (and again every dwell while it holds), then advances,
+    pauses or holds. Returns the state with ``walk`` listing every evaluation."""
+    st = current(registry, spec)
+    walk: list[dict] = []
+    if st["stage"] not in STAGES[1:-1]:
+        return {**st, "walk": walk}
+    since = datetime.fromisoformat(st["since"])
+    frame = rollout_frame(paths, spec, st["champion"], st["version"], since, until, horizon, cfg)
+    dwell = timedelta(hours=cfg.min_dwell_hours)
+    t = since + dwell
+    while st["stage"] in STAGES[1:-1] and t <= until:
+        percent = pct(st["stage"])
+        ev = {**evaluate_stage(frame, percent, since, t, spec, cfg),
+              "stage": st["stage"], "dwell_hours": (t - since).total_seconds() / 3600,
+              "label_horizon": horizon.isoformat() if horizon else None}
+        walk.append(ev)
+        if ev["outcome"] in ("regressed", "guardrail"):
+            why = (f"automatic pause at {percent}%: {ev['outcome']} (adjusted delta "
+                   f"{ev['adjusted_delta_per_1k']:.2f} per 1k events, se "
+                   f"{ev['delta_se_per_1k']:.2f})")
+            st = _transition(registry, spec, {**st, "paused_from": st["stage"]}, PAUSED, t,
+                             actor, why, ev)
+            break
+        if _may_advance(ev, percent, cfg):
+            nxt = STAGES[STAGES.index(st["stage"]) + 1]
+            why = f"automatic: {ev['outcome']} at {percent}% after {ev['dwell_hours']:.0f}h"
+            try:
+                st = _finish(registry, paths, spec, st, nxt, t, actor, why, ev)
+            except RegistryError as exc:  # promotion refused (readiness): hold, say why
+                walk.append({"stage": st["stage"], "outcome": "blocked", "reason": str(exc)})
+                break
+            since, t = t, t + dwell
+        else:
+            t += dwell  # hold: evaluate again once another dwell of data is in
+    return {**st, "walk": walk}
+
+
+def history(registry: Registry, version: str) -> list[dict]:
+    """Rollout transitions and promotions of ``version`` from the audit log, oldest first."""
+    rows = [r for r in registry.audit_log(limit=1_000_000)
+            if r["target"] == version and (r["action"].startswith("rollout:")
+                                           or r["action"] in ("promote", "rollback"))]
+    return [{"ts": r["ts"], "action": r["action"], "actor": r["actor"], "reason": r["reason"]}
+            for r in reversed(rows)]
+
+
+def config_dict(cfg: RolloutConfig) -> dict:
+    return asdict(cfg)
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

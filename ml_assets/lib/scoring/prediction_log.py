@@ -1,0 +1,92 @@
+"""Realtime predictions and the features they used, logged to the lake in batches.
+
+The request path only appends a dict to an in-memory queue (sub-microsecond, never blocks);
+a background thread writes one Parquet file per flush under
+``lake/prediction_log/<YYYY-MM-DDTHH>/`` (temp file + rename, so readers never see a partial
+file). If the queue is full the record is dropped and counted, never the request delayed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from ml_assets.lib.core.paths import HOUR_FILE_FORMAT, DataPaths, write_parquet_atomic
+
+
+class PredictionLogger:
+    def __init__(self, paths: DataPaths, flush_rows: int = 500, flush_seconds: float = 1.0,
+                 max_queue: int = 100_000):
+        self.dir = paths.lake / "prediction_log"
+        self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
+        self._q: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.written = 0
+        self.dropped = 0
+        self.files = 0
+        self.last_error: str | None = None
+
+    def log(self, record: dict) -> None:
+        try:
+            self._q.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+    def start(self) -> PredictionLogger:
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the writer and flush everything still queued."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._flush(self._drain())
+
+    def _drain(self, limit: int | None = None) -> list[dict]:
+        out = []
+        while limit is None or len(out) < limit:
+            try:
+                out.append(self._q.get_nowait())
+            except queue.Empty:
+                break
+        return out
+
+    def _run(self) -> None:
+        pending: list[dict] = []
+        deadline = time.monotonic() + self.flush_seconds
+        while not self._stop.is_set():
+            with contextlib.suppress(queue.Empty):
+                pending.append(self._q.get(timeout=0.1))
+            pending += self._drain(self.flush_rows - len(pending))
+            if len(pending) >= self.flush_rows or (pending and time.monotonic() >= deadline):
+                self._flush(pending)
+                pending = []
+                deadline = time.monotonic() + self.flush_seconds
+        self._flush(pending)
+
+    def _flush(self, records: list[dict]) -> None:
+        if not records:
+            return
+        try:
+            df = pd.DataFrame.from_records(records)
+            hour = datetime.now(UTC).strftime(HOUR_FILE_FORMAT)
+            name = f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+            write_parquet_atomic(df, self.dir / hour / name)
+            self.written += len(records)
+            self.files += 1
+        except Exception as exc:  # a logging failure must never take serving down
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.dropped += len(records)
+
+    def stats(self) -> dict:
+        return {"written": self.written, "dropped": self.dropped, "files": self.files,
+                "queued": self._q.qsize(), "last_error": self.last_error}

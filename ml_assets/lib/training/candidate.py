@@ -1,0 +1,68 @@
+"""Train, evaluate and register one candidate model with every model-card field."""
+
+from __future__ import annotations
+
+import platform
+from datetime import UTC, datetime
+
+import pandas as pd
+import sklearn
+
+from ml_assets.lib.core import artifacts
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.features.definitions import feature_fingerprint
+from ml_assets.lib.training.provenance import code_commit, lockfile_sha256
+from ml_assets.lib.training.train import TrainingWindow, evaluate, fit_model, predict, split_frame
+
+
+def train_candidate(paths: DataPaths, spec: DatasetSpec, training_set: pd.DataFrame,
+                    splits: pd.DataFrame, reference: pd.DataFrame, window: TrainingWindow,
+                    dataset_sha256: str, seed: int | None = None, threads: int = 1) -> dict:
+    """Fit on train, evaluate on test (held out) and the frozen reference; return the card
+    (not yet registered) with the model bundle stored as a content-addressed artifact."""
+    seed = spec.model.seed if seed is None else seed
+    parts = split_frame(training_set, splits, spec)
+    if parts["train"][spec.label].nunique() < 2:
+        raise ValueError(f"training split has {len(parts['train'])} rows and only one class; "
+                         "widen the training window or wait for more labels")
+    model = fit_model(spec, parts["train"], seed, threads)
+    threshold = spec.model.decision_threshold
+    bundle = {
+        "model": model,
+        "feature_names": spec.feature_names,
+        "feature_fingerprints": {f.name: feature_fingerprint(f) for f in spec.features},
+        "feature_schema_version": spec.schema_version,
+        "decision_threshold": threshold,
+    }
+    sha, path = artifacts.store_model(paths.artifacts, bundle)
+    commit, dirty = code_commit()
+    return {
+        "artifact_sha256": sha,
+        "artifact_path": str(path.relative_to(paths.root)),
+        "dataset_sha256": dataset_sha256,
+        "training_window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+        "label_cutoff": window.label_cutoff.isoformat(),
+        "seed": seed,
+        "feature_schema_version": spec.schema_version,
+        "feature_fingerprints": bundle["feature_fingerprints"],
+        "feature_names": spec.feature_names,
+        "decision_threshold": threshold,
+        "code_commit": commit,
+        "code_dirty": dirty,
+        "lockfile_sha256": lockfile_sha256(),
+        "library_versions": {"scikit-learn": sklearn.__version__, "pandas": pd.__version__,
+                             "python": platform.python_version()},
+        "rows": {k: int(len(v)) for k, v in parts.items()},
+        "metrics": {
+            "held_out": evaluate(parts["test"][spec.label].to_numpy(),
+                                 predict(model, spec, parts["test"], threads), threshold),
+            "validation": evaluate(parts["valid"][spec.label].to_numpy(),
+                                   predict(model, spec, parts["valid"], threads), threshold),
+            "frozen_reference": evaluate(reference[spec.label].to_numpy(),
+                                         predict(model, spec, reference, threads), threshold),
+        },
+        "owner": spec.owner,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+

@@ -1,0 +1,276 @@
+"""Rerun a registered version's training from raw landing data and say whether it is identical.
+
+The rebuild runs the pipeline's own steps (contracts + ingest, point-in-time features, the
+as-of training set, hash splits, seeded training) in a scratch data directory, from copies of
+the landing files that are checksummed on the way in; the live lake, artifacts and registry are
+only read. The result compares the dataset SHA-256, the artifact SHA-256 and the predictions on
+the frozen reference set with what the model card recorded, and when anything differs, lists
+the causes found (landing data rewritten, feature definitions, seed, model config, splits,
+code, lockfile, library versions) - direct evidence first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.lib.core import artifacts
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import days_between, hours_between
+from ml_assets.lib.core.paths import (
+    DAY_FILE_FORMAT,
+    HOUR_FILE_FORMAT,
+    DataPaths,
+    write_parquet_atomic,
+)
+from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.features.build import build_features
+from ml_assets.lib.features.definitions import feature_fingerprint
+from ml_assets.lib.ingest import integrity as landing_integrity
+from ml_assets.lib.ingest.landing import ingest_events, ingest_labels
+from ml_assets.lib.scoring.batch import load_live_model
+from ml_assets.lib.training.candidate import train_candidate
+from ml_assets.lib.training.splits import assign_splits
+from ml_assets.lib.training.train import TrainingWindow, build_training_set, predict
+
+DIRECT = "direct"  # the difference explains a mismatch by itself
+ENVIRONMENT = "environment"  # may explain a mismatch; harmless when the rerun is identical
+
+
+@dataclass
+class Cause:
+    kind: str
+    detail: str
+    evidence: str = DIRECT
+
+
+@dataclass
+class ReproduceResult:
+    version: str
+    identical: bool
+    dataset_sha256_match: bool
+    artifact_sha256_match: bool
+    frozen_reference_max_abs_diff: float | None
+    seconds: float
+    recorded: dict
+    reproduced: dict
+    causes: list[Cause] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    scratch_dir: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _window(card: dict) -> TrainingWindow:
+    w = card["training_window"]
+    return TrainingWindow(datetime.fromisoformat(w["start"]), datetime.fromisoformat(w["end"]),
+                          datetime.fromisoformat(card["label_cutoff"]))
+
+
+def stage_landing(live: DataPaths, scratch: DataPaths, spec: DatasetSpec,
+                  window: TrainingWindow) -> list[landing_integrity.FileProblem]:
+    """Copy the landing files the rebuild reads into the scratch directory, checksumming each
+    against the ledger/manifest on the way. Every event hour from the dataset start (labels of
+    the window can belong to any earlier event) and every label day before the cutoff."""
+    rels = [str(live.landing_events_file(h).relative_to(live.root))
+            for h in hours_between(spec.start_utc, window.end)]
+    rels += [str(live.landing_labels_file(d).relative_to(live.root))
+             for d in days_between(spec.start_utc, window.label_cutoff)]
+    expected = landing_integrity.expected_checksums(live, rels)
+    problems = []
+    for rel in rels:
+        src = live.root / rel
+        data = src.read_bytes() if src.exists() else None
+        actual = hashlib.sha256(data).hexdigest() if data is not None else None
+        problem = landing_integrity.compare(rel, expected.get(rel), actual)
+        if problem:
+            problems.append(problem)
+        if data is not None:
+            dst = scratch.root / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(data)
+    return problems
+
+
+def _write_partitions(frames: dict, directory: Path, fmt: str) -> None:
+    for stamp, df in frames.items():
+        write_parquet_atomic(df, directory / f"{stamp.strftime(fmt)}.parquet")
+
+
+def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: TrainingWindow,
+                         now: datetime) -> pd.DataFrame:
+    """raw -> contracts -> lake -> point-in-time features -> as-of training set (scratch only)."""
+    events, _ = ingest_events(scratch, spec, hours_between(spec.start_utc, window.end), now)
+    _write_partitions(events, scratch.lake / "raw_events", HOUR_FILE_FORMAT)
+    labels, _ = ingest_labels(scratch, spec, days_between(spec.start_utc, window.label_cutoff), now)
+    _write_partitions(labels, scratch.lake / "raw_labels", DAY_FILE_FORMAT)
+    features_dir = scratch.lake / "event_features"
+    for lo, hi, chunk in build_features(scratch, spec, window.start, window.end):
+        hour = chunk[spec.event_ts].dt.floor("h")
+        groups = dict(tuple(chunk.groupby(hour, sort=False)))
+        for h in hours_between(lo, hi):
+            part = groups.get(pd.Timestamp(h), chunk.iloc[0:0]).reset_index(drop=True)
+            write_parquet_atomic(part, features_dir / f"{h.strftime(HOUR_FILE_FORMAT)}.parquet")
+    return build_training_set(scratch, spec, window)
+
+
+def frozen_reference(live: DataPaths, spec: DatasetSpec) -> pd.DataFrame:
+    ref = Registry(live.control_db).reference_set(spec.model_name)
+    if ref is None:
+        raise FileNotFoundError(f"no frozen reference set recorded for {spec.model_name}")
+    return pd.read_parquet(io.BytesIO(artifacts.read_verified(live.root / ref["path"],
+                                                              ref["sha256"])))
+
+
+def reproduce(live: DataPaths, spec: DatasetSpec, version: str, seed: int | None = None,
+              scratch_dir: Path | None = None, keep: bool = False, threads: int = 1,
+              ) -> ReproduceResult:
+    """Retrain ``version`` from raw landing data with its recorded window, cutoff and seed
+    (``seed`` overrides it, to rehearse a wrong seed) and the current spec's definitions."""
+    t0 = time.perf_counter()
+    card = Registry(live.control_db).get_model(version)
+    window = _window(card)
+    seed = card["seed"] if seed is None else seed
+    root = Path(tempfile.mkdtemp(prefix=f"reproduce-{version}-", dir=scratch_dir))
+    scratch = DataPaths(root).ensure()
+    new, error, max_diff, old_model, new_model = {"seed": seed}, None, None, None, None
+    try:
+        landing_problems = stage_landing(live, scratch, spec, window)
+        old_model = load_live_model(live, card)["model"]
+        # A rewritten or broken landing file may stop the rebuild; the diagnosis still runs.
+        training_set = rebuild_training_set(scratch, spec, window, datetime.now(UTC))
+        dataset_sha = artifacts.dataset_sha256(training_set)
+        splits = pd.DataFrame({spec.event_id: training_set[spec.event_id],
+                               "split": assign_splits(training_set[spec.event_id],
+                                                      spec.model.split_salt,
+                                                      spec.model.split_fractions)})
+        reference = frozen_reference(live, spec)
+        new = train_candidate(scratch, spec, training_set, splits, reference, window,
+                              dataset_sha, seed=seed, threads=threads)
+        new_model = artifacts.load_model(scratch.root / new["artifact_path"],
+                                         new["artifact_sha256"])["model"]
+        max_diff = _max_abs_diff(old_model, new_model, spec, reference, threads)
+    except Exception as exc:  # reported as a failed rerun with its cause, not a traceback
+        if old_model is None:
+            raise
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+    dataset_ok = new.get("dataset_sha256") == card["dataset_sha256"]
+    artifact_ok = new.get("artifact_sha256") == card["artifact_sha256"]
+    identical = dataset_ok and artifact_ok and max_diff == 0.0
+    causes = diagnose(card, new, spec, landing_problems, old_model, new_model)
+    if error:
+        causes.append(Cause("rerun_failed", error))
+    notes = [f"{c.kind}: {c.detail} (the rerun is identical regardless)"
+             for c in causes] if identical else []
+    keys = ("dataset_sha256", "artifact_sha256", "seed", "feature_schema_version",
+            "code_commit", "lockfile_sha256", "rows")
+    return ReproduceResult(
+        version=version, identical=identical, dataset_sha256_match=dataset_ok,
+        artifact_sha256_match=artifact_ok, frozen_reference_max_abs_diff=max_diff,
+        seconds=round(time.perf_counter() - t0, 3),
+        recorded={k: card.get(k) for k in keys}, reproduced={k: new.get(k) for k in keys},
+        causes=[] if identical else _rank(causes, dataset_ok), notes=notes,
+        scratch_dir=str(root) if keep else None)
+
+
+def _max_abs_diff(old_model, new_model, spec: DatasetSpec, reference: pd.DataFrame,
+                  threads: int) -> float | None:
+    try:
+        a = predict(old_model, spec, reference, threads)
+        b = predict(new_model, spec, reference, threads)
+    except (KeyError, ValueError):  # the feature set itself changed: predictions not comparable
+        return None
+    return float(np.max(np.abs(a - b))) if len(a) else 0.0
+
+
+def _rank(causes: list[Cause], dataset_ok: bool) -> list[Cause]:
+    """Direct causes first; a mismatch with no cause found says so instead of guessing."""
+    ordered = sorted(causes, key=lambda c: c.evidence != DIRECT)
+    if not any(c.evidence == DIRECT for c in ordered):
+        where = "the artifact" if dataset_ok else "the training set"
+        ordered.append(Cause("unexplained", f"{where} differs although landing data, feature "
+                             "definitions, seed, model config and splits match; suspect a "
+                             "nondeterministic step or one of the environment differences"))
+    return ordered
+
+
+def diagnose(card: dict, new: dict, spec: DatasetSpec,
+             landing_problems: list[landing_integrity.FileProblem], old_model, new_model,
+             ) -> list[Cause]:
+    """Every difference between the recorded run and the rerun that can change its output."""
+    causes = []
+    changed = [p for p in landing_problems if p.problem != "unrecorded"]
+    if changed:
+        shown = "; ".join(p.describe() for p in changed[:5])
+        more = f" (+{len(changed) - 5} more)" if len(changed) > 5 else ""
+        causes.append(Cause("landing_data_changed", shown + more))
+    unrecorded = [p.path for p in landing_problems if p.problem == "unrecorded"]
+    if unrecorded:
+        causes.append(Cause("landing_data_unverified", f"{len(unrecorded)} landing file(s) have "
+                            f"no recorded checksum, e.g. {unrecorded[0]}", ENVIRONMENT))
+    recorded_fp = card.get("feature_fingerprints", {})
+    current_fp = {f.name: feature_fingerprint(f) for f in spec.features}
+    diff = sorted(n for n in set(recorded_fp) | set(current_fp)
+                  if recorded_fp.get(n) != current_fp.get(n))
+    if diff or card["feature_schema_version"] != spec.schema_version:
+        causes.append(Cause("feature_definition_changed",
+                            f"feature schema {card['feature_schema_version']} -> "
+                            f"{spec.schema_version}; changed/added/removed: {diff}"))
+    if new["seed"] != card["seed"]:
+        causes.append(Cause("seed_changed", f"recorded seed {card['seed']}, rerun with "
+                                            f"{new['seed']}"))
+    params = _param_diff(old_model, new_model) if new_model is not None else {}
+    if params:
+        causes.append(Cause("model_config_changed", ", ".join(
+            f"{k}: {a!r} -> {b!r}" for k, (a, b) in params.items())))
+    if card.get("rows") and new.get("rows") and card["rows"] != new["rows"] \
+            and new.get("dataset_sha256") == card["dataset_sha256"]:
+        causes.append(Cause("split_changed", f"same rows split differently: {card['rows']} -> "
+                                             f"{new['rows']} (split salt/fractions changed?)"))
+    causes += environment_causes(card, new) if "code_commit" in new else []
+    return causes
+
+
+def _param_diff(old_model, new_model) -> dict:
+    a, b = old_model.get_params(), new_model.get_params()
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+            if k != "random_state" and not _same(a.get(k), b.get(k))}
+
+
+def _same(x, y) -> bool:
+    if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+        return np.array_equal(np.asarray(x), np.asarray(y))
+    return x == y
+
+
+def environment_causes(card: dict, new: dict) -> list[Cause]:
+    out = []
+    if card.get("code_commit") != new.get("code_commit") or card.get("code_dirty"):
+        dirty = " (recorded from a dirty tree: uncommitted changes are not recoverable)" \
+            if card.get("code_dirty") else ""
+        out.append(Cause("code_changed", f"trained at commit {str(card.get('code_commit'))[:12]},"
+                         f" rerun at {str(new.get('code_commit'))[:12]}{dirty}", ENVIRONMENT))
+    if card.get("lockfile_sha256") != new.get("lockfile_sha256"):
+        out.append(Cause("lockfile_changed", f"requirements.lock {card.get('lockfile_sha256', '')[:12]}"
+                         f" -> {new.get('lockfile_sha256', '')[:12]}", ENVIRONMENT))
+    old_libs, new_libs = card.get("library_versions", {}), new.get("library_versions", {})
+    libs = {k: (old_libs.get(k), new_libs.get(k)) for k in set(old_libs) | set(new_libs)
+            if old_libs.get(k) != new_libs.get(k)}
+    if libs:
+        out.append(Cause("library_versions_changed", ", ".join(
+            f"{k} {a} -> {b}" for k, (a, b) in sorted(libs.items())), ENVIRONMENT))
+    return out
+

@@ -1,0 +1,110 @@
+"""Training set as of a cutoff, seeded training, and held-out / frozen-reference evaluation."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from threadpoolctl import threadpool_limits
+
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import connect, daily_files, hourly_files, parquet_relation
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.features.build import MissingUpstreamError
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    start: datetime  # events with start <= event_ts < end
+    end: datetime
+    label_cutoff: datetime  # only labels with label_ts < cutoff are known
+
+    def as_dict(self) -> dict:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
+                "label_cutoff": self.label_cutoff.isoformat()}
+
+
+def build_training_set(paths: DataPaths, spec: DatasetSpec, window: TrainingWindow) -> pd.DataFrame:
+    """Feature rows in the window joined to labels known at the cutoff. Unlabeled rows are
+    excluded (never counted as negatives). Sorted by event id, so the SHA is stable."""
+    feat_files, missing = hourly_files(paths.lake / "event_features", window.start, window.end)
+    if missing:
+        raise MissingUpstreamError(
+            f"event_features lacks {len(missing)} partition(s) of the training window "
+            f"(first: {missing[0]:%Y-%m-%d-%H:00}); materialize event_features for the window.")
+    label_files, _ = daily_files(paths.lake / "raw_labels", window.start, window.label_cutoff)
+    if not label_files:
+        raise MissingUpstreamError("no raw_labels partitions before the label cutoff "
+                                   f"{window.label_cutoff:%Y-%m-%d}; materialize raw_labels first.")
+    eid = spec.event_id
+    con = connect()
+    df = con.execute(
+        f"SELECT f.*, CAST(l.{spec.label} AS INTEGER) AS {spec.label}, l.{spec.label_ts} "
+        f"FROM {parquet_relation(feat_files)} f "
+        f"JOIN (SELECT {eid}, {spec.label}, {spec.label_ts} FROM {parquet_relation(label_files)} "
+        f"      WHERE {spec.label_ts} < $cutoff) l USING ({eid}) "
+        f"WHERE f.{spec.event_ts} >= $start AND f.{spec.event_ts} < $end ORDER BY f.{eid}",
+        {"cutoff": window.label_cutoff, "start": window.start, "end": window.end},
+    ).df()
+    return df
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """One seed drives every RNG we touch (python, numpy global and our own generator)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    return np.random.default_rng(seed)
+
+
+def fit_model(spec: DatasetSpec, train: pd.DataFrame, seed: int, threads: int = 1):
+    cfg = spec.model
+    seed_everything(seed)
+    model = HistGradientBoostingClassifier(
+        max_iter=cfg.max_iter, learning_rate=cfg.learning_rate, max_leaf_nodes=cfg.max_leaf_nodes,
+        l2_regularization=cfg.l2_regularization, early_stopping=False,
+        categorical_features=np.array(spec.categorical_feature_mask), random_state=seed,
+    )
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        model.fit(train[spec.feature_names].to_numpy(dtype="float64"),
+                  train[spec.label].to_numpy())
+    return model
+
+
+def predict(model, spec: DatasetSpec, features: pd.DataFrame, threads: int = 1) -> np.ndarray:
+    if features.empty:
+        return np.empty(0)
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        return model.predict_proba(features[spec.feature_names].to_numpy(dtype="float64"))[:, 1]
+
+
+def evaluate(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """Metrics as plain floats; AUC-type metrics are null when only one class is present."""
+    y = np.asarray(y).astype(int)
+    both = len(np.unique(y)) == 2
+    return {
+        "rows": int(len(y)),
+        "positive_rate": float(y.mean()) if len(y) else 0.0,
+        "auc": float(roc_auc_score(y, scores)) if both else None,
+        "pr_auc": float(average_precision_score(y, scores)) if both else None,
+        "brier": float(brier_score_loss(y, scores)) if len(y) else None,
+        "log_loss": float(log_loss(y, scores, labels=[0, 1])) if len(y) else None,
+        "decision_rate": float((scores >= threshold).mean()) if len(y) else 0.0,
+    }
+
+
+def split_frame(training_set: pd.DataFrame, splits: pd.DataFrame, spec: DatasetSpec,
+                ) -> dict[str, pd.DataFrame]:
+    merged = training_set.merge(splits, on=spec.event_id, how="inner", validate="one_to_one")
+    return {name: merged[merged["split"] == name] for name in ("train", "valid", "test")}
+
+
+def reference_rows(test: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """The frozen reference set: the first training run's test rows (capped, by event id)."""
+    cols = [spec.event_id, spec.event_ts, *spec.entity_keys, *spec.feature_names, spec.label]
+    return test.sort_values(spec.event_id)[cols].head(spec.model.frozen_reference_rows)\
+        .reset_index(drop=True)
