@@ -7,49 +7,48 @@ import json
 import math
 from pathlib import Path
 
+from ml_assets.lib.core.markdown import MISSING, table
 from ml_assets.lib.core.paths import atomic_write_bytes
 
 
 def _fmt(value) -> str:
     if value is None:
-        return "—"
+        return MISSING
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dict):
-        return json.dumps(value, default=str).replace("|", "/")
+        return json.dumps(value, default=str)
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)
 
 
-def _goal_rows(goals: list[dict]) -> list[str]:
-    rows = ["| goal | target | measured | met | why / note |", "|---|---|---|---|---|"]
-    for g in goals:
-        met = "not measured" if g["met"] is None else ("met" if g["met"] else "**MISSED**")
-        rows.append(f"| {g['goal']} | {g['target']} | {_fmt(g['value'])} | {met} | "
-                    f"{g.get('note') or ''} |")
-    return rows
+def _goal_table(goals: list[dict]) -> str:
+    rows = [[g["goal"], g["target"], _fmt(g["value"]),
+             "not measured" if g["met"] is None else ("met" if g["met"] else "**MISSED**"),
+             g.get("note") or ""] for g in goals]
+    return table(["goal", "target", "measured", "met", "why / note"], rows)
 
 
-def _feature_rows(section: dict) -> list[str]:
-    rows = ["| size | events | side | threads | seconds | rows/s | peak RSS MiB | note |",
-            "|---|---|---|---|---|---|---|---|"]
+def _feature_table(section: dict) -> str:
+    rows = []
     for r in section["runs"]:
         for side in ("ml_assets", "ml_assets_one_thread", "pandas"):
             s = r.get(side)
             if s is None:
                 continue
+            size, events = f"{r['size']:g}", f"{r['events']:,}"
             if "skipped" in s:
-                rows.append(f"| {r['size']:g} | {r['events']:,} | {side} | | | | | {s['skipped']} |")
+                rows.append([size, events, side, "", "", "", "", s["skipped"]])
                 continue
             note = f"{s['chunks']} chunks" if "chunks" in s else ""
             if side == "pandas" and "comparison" in r:
                 c = r["comparison"]
                 note = f"identical: {_fmt(c['identical'])}, max abs diff {c['max_abs_diff']:.2g}"
-            rows.append(f"| {r['size']:g} | {r['events']:,} | {side} | {s['threads']} | "
-                        f"{s['seconds']:.2f} | {s['rows_per_second']:,.0f} | "
-                        f"{s['peak_rss_mb']:,.0f} | {note} |")
-    return rows
+            rows.append([size, events, side, s["threads"], f"{s['seconds']:.2f}",
+                         f"{s['rows_per_second']:,.0f}", f"{s['peak_rss_mb']:,.0f}", note])
+    return table(["size", "events", "side", "threads", "seconds", "rows/s", "peak RSS MiB",
+                  "note"], rows)
 
 
 def markdown(result: dict) -> str:
@@ -59,19 +58,20 @@ def markdown(result: dict) -> str:
         f"Run {result['started_at']} on {result['machine']['cpus']} CPUs, "
         f"{result['machine']['mem_total_gib']:.1f} GiB RAM; threads {result['threads']}. "
         f"{result['noise_note']}", "",
-        "## Goals", "", *_goal_rows(result["goals"]), "",
-        "## Headline figures", "", "| key | value |", "|---|---|",
-        *[f"| `{k}` | {_fmt(v)} |" for k, v in head.items()], "",
+        "## Goals", "", _goal_table(result["goals"]), "",
+        "## Headline figures", "",
+        table(["key", "value"], [[f"`{k}`", _fmt(v)] for k, v in head.items()]), "",
         "## Feature build (point-in-time, whole history)", "",
-        *_feature_rows(result["feature_build"]), "",
+        _feature_table(result["feature_build"]), "",
         f"Growth exponent (slope of log time vs log rows): ml_assets "
         f"{_fmt(result['feature_build']['growth_exponent_ml_assets'])}, pandas "
         f"{_fmt(result['feature_build']['growth_exponent_pandas'])}. "
         f"{result['feature_build']['rows_per_chunk_note']}.", "",
         f"Plot: {result['plot'] or 'not written'}", "",
-        "## Default demo timings", "", "| step | seconds | source |", "|---|---|---|",
-        *[f"| {k} | {_fmt(v['seconds'])} | {v['source']} |"
-          for k, v in result["default_demo_times"].items()], "",
+        "## Default demo timings", "",
+        table(["step", "seconds", "source"], [[k, _fmt(v["seconds"]), v["source"]]
+                                             for k, v in result["default_demo_times"].items()]),
+        "",
     ]
     for name in ("drift", "scoring", "serving", "reproduce", "demo"):
         lines += [f"## {name}", "", "```json",

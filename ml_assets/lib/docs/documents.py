@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ml_assets.lib.core.artifacts import sha256_file
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.markdown import table
 from ml_assets.lib.core.paths import DataPaths, atomic_write_bytes
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.docs.interface_contract import CONTRACTS_DIR, InterfaceContract, load_contract
@@ -39,19 +40,8 @@ REQUIRED_FIELDS = {
 
 
 # -- Markdown helpers -----------------------------------------------------------------------
-def _cell(value) -> str:
-    text = f"{value:.4g}" if isinstance(value, float) else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _fields(fields: dict) -> str:
-    return _table(["Field", "Value"], [[k, v] for k, v in fields.items()])
+    return table(["Field", "Value"], [[k, v] for k, v in fields.items()])
 
 
 def parse_fields(markdown: str) -> dict[str, str]:
@@ -140,11 +130,11 @@ def model_card(paths: DataPaths, spec: DatasetSpec, registry: Registry, version:
     rows = card["rows"]
     return "\n\n".join([
         f"# Model card: {version}", _fields(fields),
-        "## Training data", _table(["split", "rows"], [[k, v] for k, v in rows.items()]),
-        "## Provenance", _table(["library", "version"],
+        "## Training data", table(["split", "rows"], [[k, v] for k, v in rows.items()]),
+        "## Provenance", table(["library", "version"],
                                 [[k, v] for k, v in card["library_versions"].items()]),
         "## Rollout history (audit log)",
-        _table(["when", "action", "who", "why"], _history_lines(registry, version))
+        table(["when", "action", "who", "why"], _history_lines(registry, version))
         if rollout.history(registry, version) else
         f"No rollout transitions recorded for {version}; current role: {role}.",
     ]) + "\n"
@@ -184,10 +174,10 @@ def shadow_checklist(paths: DataPaths, spec: DatasetSpec, registry: Registry,
     }
     return "\n\n".join([
         f"# Shadow-mode checklist: {version}", _fields(fields),
-        "## Checklist", _table(["item", "what", "measured", "threshold", "status"],
+        "## Checklist", table(["item", "what", "measured", "threshold", "status"],
                                [[i["item"], i["description"], i["value"], i["threshold"],
                                  i["status"].upper()] for i in items]),
-        "## Offline vs online", _table(["measure", "value"], [
+        "## Offline vs online", table(["measure", "value"], [
             ["held-out AUC (champion / challenger)",
              f"{oo['held_out_auc']['champion']} / {oo['held_out_auc']['challenger']}"],
             ["online AUC (champion / challenger)",
@@ -195,17 +185,17 @@ def shadow_checklist(paths: DataPaths, spec: DatasetSpec, registry: Registry,
             ["held-out lift / online lift", f"{oo['held_out_lift']} / {oo['online_lift']}"],
             ["labeled events (positives)", f"{oo['labeled_events']} ({oo['labeled_positives']})"],
             ["possible leakage", oo["possible_leakage"]]]),
-        "## Latency", _table(["version", "p50 ms", "p95 ms", "p99 ms", "samples", "source"],
+        "## Latency", table(["version", "p50 ms", "p95 ms", "p99 ms", "samples", "source"],
                              [[v, x["p50_ms"], x["p95_ms"], x["p99_ms"], x["samples"],
                                x["source"]] for v, x in report["latency"].items()]),
-        "## Edge cases", _table(["kind", "rows", "challenger failures", "disagreement rate"],
+        "## Edge cases", table(["kind", "rows", "challenger failures", "disagreement rate"],
                                 [[k, e["rows"], e["challenger_failures"],
                                   e["disagreement_rate"]]
                                  for k, e in report["edge_cases"].items()]),
-        "## Daily", _table(["day", "events", "disagreement", "score PSI", "Spearman"],
+        "## Daily", table(["day", "events", "disagreement", "score PSI", "Spearman"],
                            [[d["day"][:10], d["events"], d["disagreement_rate"],
                              d["score_psi"], d["rank_correlation"]] for d in report["daily"]]),
-        "## Sign-off", _table(["stakeholder", "recorded decision"], signoffs),
+        "## Sign-off", table(["stakeholder", "recorded decision"], signoffs),
     ]) + "\n"
 
 
@@ -255,7 +245,7 @@ def rollback_runbook(paths: DataPaths, spec: DatasetSpec, registry: Registry,
         f"# Rollback runbook: {spec.model_name} (written for {version})", _fields(fields),
         "## Steps", "\n".join(steps),
         "## Recent control-plane changes (audit log)",
-        _table(["when", "action", "target", "who", "why"], audit),
+        table(["when", "action", "target", "who", "why"], audit),
         "## Postmortem template",
         f"- Incident id and severity:\n- Detected at / by (alert, check, person):\n"
         f"- Kill switch flipped at (audit log `set:kill_switch`):\n"
@@ -266,9 +256,9 @@ def rollback_runbook(paths: DataPaths, spec: DatasetSpec, registry: Registry,
     ]) + "\n"
 
 
-def _measured_latency(paths: DataPaths, spec: DatasetSpec, version: str) -> tuple[str, float]:
+def _measured_latency(paths: DataPaths, spec: DatasetSpec, version: str) -> tuple[str, float | None]:
     """Realtime end-to-end latency from the prediction log; else the shadow report's
-    model-call timing. Returns (text, p99)."""
+    model-call timing. Returns (text, p99 in ms, None when nothing was measured)."""
     logged = shadow.load_latency_log(paths, spec, [version], datetime(1970, 1, 1, tzinfo=UTC),
                                      datetime.now(UTC))
     if len(logged):
@@ -281,7 +271,7 @@ def _measured_latency(paths: DataPaths, spec: DatasetSpec, version: str) -> tupl
         return (f"p50/p95/p99 {lat['p50_ms']:.2f}/{lat['p95_ms']:.2f}/{lat['p99_ms']:.2f} ms "
                 f"({lat['source']}, {lat['samples']} calls, shadow report "
                 f"{report['computed_at']})", lat["p99_ms"])
-    return "no latency recorded for this version (no logged requests, no shadow report)", -1.0
+    return "no latency recorded for this version (no logged requests, no shadow report)", None
 
 
 def interface_contract(paths: DataPaths, spec: DatasetSpec, registry: Registry,
@@ -306,7 +296,7 @@ def interface_contract(paths: DataPaths, spec: DatasetSpec, registry: Registry,
         "Feature schema version": spec.schema_version,
         "Latency SLO (predict)": f"p50 {slo_p['p50']} / p95 {slo_p['p95']} / p99 {slo_p['p99']} ms",
         "Measured latency": latency + (f"; p99 {'meets' if p99 <= slo_p['p99'] else 'MISSES'}"
-                                       " the SLO" if p99 >= 0 else ""),
+                                       " the SLO" if p99 is not None else ""),
         "Error budget": f"{budget['max_5xx_rate']:.2%} 5xx over {budget['window_days']} days",
         "Error budget consumed": consumed,
         "Ownership": "; ".join(f"{k}: {v}" for k, v in cfg["ownership"].items()),
@@ -318,14 +308,14 @@ def interface_contract(paths: DataPaths, spec: DatasetSpec, registry: Registry,
               for n, f in contract.input_schema().items()]
     return "\n\n".join([
         f"# Interface contract: {spec.name} (serving {version})", _fields(fields),
-        "## Input", _table(["field", "type", "required", "nullable", "min", "max"], schema),
-        "## Output", _table(["field", "type"], [[n, f["type"]] for n, f in
+        "## Input", table(["field", "type", "required", "nullable", "min", "max"], schema),
+        "## Output", table(["field", "type"], [[n, f["type"]] for n, f in
                                                 contract.output_schema().items()]),
-        "## Errors", _table(["status", "meaning"], list(map(list, contract.errors().items()))),
-        "## SLOs", _table(["path", "p50 ms", "p95 ms", "p99 ms", "rps"], [
+        "## Errors", table(["status", "meaning"], list(map(list, contract.errors().items()))),
+        "## SLOs", table(["path", "p50 ms", "p95 ms", "p99 ms", "rps"], [
             [p, contract.slo(p)["p50"], contract.slo(p)["p95"], contract.slo(p)["p99"],
              cfg["slo"]["throughput_rps"][p]] for p in ("lookup", "predict")]),
-        "## Signatures", _table(["party", "signed version", "file sha256"],
+        "## Signatures", table(["party", "signed version", "file sha256"],
                                 [[p, cfg["contract"]["version"], sha256_file(path)[:16]]
                                  for p in cfg["contract"]["signed_by"]]),
     ]) + "\n"
