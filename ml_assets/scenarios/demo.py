@@ -20,7 +20,6 @@ from ml_assets.lib.ingest.landing import label_feeds
 from ml_assets.lib.monitoring.tables import label_horizon
 from ml_assets.lib.release import rollout
 from ml_assets.lib.release.rollback import promote
-from ml_assets.lib.release.shadow import DEFAULT as SHADOW
 from ml_assets.scenarios.synthetic import SyntheticConfig, write_landing
 
 
@@ -143,7 +142,7 @@ def run_pipeline(spec: DatasetSpec, paths: DataPaths, defs: dg.Definitions, star
     log(f"{name}: {seconds:.1f}s (`ml-assets monitor` shows the days and their alarms)")
 
     registry = Registry(paths.control_db)
-    if v2_as_of + SHADOW.min_days * timedelta(days=1) < end:
+    if v2_as_of + spec.shadow.min_days * timedelta(days=1) < end:
         _shadow_and_roll_out(defs, instance, registry, paths, spec, v2_as_of, report, log)
     else:
         _promote_if_not_worse(registry, paths, spec, log)
@@ -163,7 +162,7 @@ def _shadow_and_roll_out(defs, instance, registry: Registry, paths: DataPaths,
     """Shadow the challenger for the minimum duration, start the rollout if the gate passes
     (as `ml-assets rollout 1` would), let `rollout_state` walk the stages through the rest of
     the data (all in lib, one run), then render the documents."""
-    gate_at = cutoff + SHADOW.min_days * timedelta(days=1)
+    gate_at = cutoff + spec.shadow.min_days * timedelta(days=1)
     steps = [("shadow the challenger", ["shadow_report"],
               range_tags(day_key(cutoff), day_key(gate_at - timedelta(days=1))))]
     for name, selection, tags in steps:
@@ -174,7 +173,7 @@ def _shadow_and_roll_out(defs, instance, registry: Registry, paths: DataPaths,
     try:
         rollout.start(registry, paths, spec, getpass.getuser(), gate_at, label_horizon(paths),
                       reason="demo: promotion gate passed")
-        log(f"{challenger}: promotion gate passed after {SHADOW.min_days:g} days; rollout at 1%")
+        log(f"{challenger}: promotion gate passed after {spec.shadow.min_days:g} days; rollout at 1%")
     except rollout.RolloutRefused as exc:
         log(f"{challenger} stays in shadow: {exc}")
     for name, selection in (("walk the rollout stages", ["rollout_state"]),

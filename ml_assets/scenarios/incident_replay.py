@@ -144,7 +144,7 @@ def run_shadow_gate(state: DrillState, pipe: Pipeline, today: int) -> None:
     pipe.run(["shadow_report"], {"dagster/partition": day_key(state.day(today - 1))})
     report = shadow.recorded(state.paths, challenger)
     failed = [f"{i['item']} {i['value']:.3g}" for i in (report or {}).get("checklist", [])
-              if i["item"] in shadow.HARD_LIMITS and not i["passed"]]
+              if i["item"] in state.spec.shadow.hard_limits and not i["passed"]]
     if failed:
         alarm(state, today, today - 1, "shadow_report:promotion_gate", "error",
               f"{challenger}: " + "; ".join(failed), True)

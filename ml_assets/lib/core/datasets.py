@@ -68,6 +68,59 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
+class ShadowConfig:
+    """Promotion-gate thresholds for a challenger in shadow (``lib/release/shadow.py``).
+
+    Rates and shares are fractions of events in [0, 1]; PSI is unitless (population stability
+    index over the champion's score bins); latency in milliseconds.
+    """
+
+    min_days: float = 7.0  # minimum shadow duration, in days of data
+    max_disagreement: float = 0.30  # share of events whose decisions differ
+    max_score_psi: float = 0.25  # PSI of challenger scores against champion score bins
+    # Spearman over all events: the near-zero mass of an imbalanced problem ranks almost
+    # arbitrarily, so two good fraud models sit near 0.3; a model unrelated to the champion
+    # (e.g. trained on shuffled labels) sits near 0.
+    min_rank_correlation: float = 0.2
+    max_error_rate: float = 0.001  # missing or failed challenger scores per event
+    decision_rate_tolerance: float = 0.5  # online vs held-out decision rate, relative
+    max_lift_gap: float = 0.05  # held-out AUC lift minus online AUC lift; above: leakage?
+    min_labeled_positives: int = 20  # before this, the online lift is "pending"
+    max_latency_p99_ms: float = 50.0  # used when no interface contract gives one
+    latency_samples: int = 100  # single-row model calls timed per model when none are logged
+    # Checklist items that must pass on every day of shadow, not only at the end: failing one
+    # means the challenger is a different model, so its rollout is paused at once.
+    hard_limits: tuple[str, ...] = ("disagreement_rate", "score_psi", "rank_correlation")
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """Staged-rollout policy of a challenger (``lib/release/rollout.py``).
+
+    ``stages`` are percents of entities (by stable hash) after ``"shadow"``; the last one
+    promotes. Dwell in hours of scored data; ``max_regression`` is a relative drop of the
+    business metric per 1k events, which pauses only when also beyond ``z`` standard errors.
+    """
+
+    min_dwell_hours: float = 24.0
+    max_regression: float = 0.05  # relative drop of the business metric that pauses
+    z: float = 2.0  # ... when also beyond z standard errors
+    min_arm_labeled: int = 200  # labeled events per arm before the comparison can decide
+    min_arm_positives: int = 5
+    hold_unmeasured_from: int = 50  # from this percent on, advance only on a measurement
+    salt: str = "rollout-v1"
+    stages: tuple[str, ...] = ("shadow", "1", "5", "25", "50", "100")
+
+    def __post_init__(self) -> None:
+        percents = self.stages[1:]
+        if (self.stages[:1] != ("shadow",) or not percents or percents[-1] != "100"
+                or not all(p.isdigit() for p in percents)
+                or [int(p) for p in percents] != sorted({int(p) for p in percents})):
+            raise SpecError(f"rollout stages {self.stages!r}: 'shadow', then increasing "
+                            "percents ending at '100'")
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     model_name: str
@@ -87,6 +140,10 @@ class DatasetSpec:
     # A daily feed of early positive reports (landing/reports/) watched by early_label_watch.
     early_reports: bool = False
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    # Release policy: the shadow promotion gate and the staged rollout, beside model and
+    # monitoring config so a dataset can tune them without code.
+    shadow: ShadowConfig = field(default_factory=ShadowConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
 
     def __post_init__(self) -> None:
         check_identifier(self.name, "dataset name")

@@ -19,14 +19,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.datasets import DatasetSpec, RolloutConfig, ShadowConfig
 from ml_assets.lib.core.paths import HOUR_FILE_FORMAT, DataPaths
 from ml_assets.lib.core.registry import Registry, RegistryError
 from ml_assets.lib.monitoring.business import value_per_row
@@ -34,24 +34,12 @@ from ml_assets.lib.release import shadow
 from ml_assets.lib.release.rollback import promote
 from ml_assets.lib.training.splits import BUCKETS, bucket_sql
 
-STAGES = ("shadow", "1", "5", "25", "50", "100")
 STAGE_KEY, STATE_KEY = "rollout_stage", "rollout_state"
 PAUSED = "paused"
 
 
 class RolloutRefused(RegistryError):
     """A stage change the gate, the dwell or the evidence does not allow (yet)."""
-
-
-@dataclass(frozen=True)
-class RolloutConfig:
-    min_dwell_hours: float = 24.0
-    max_regression: float = 0.05  # relative drop of the business metric that pauses
-    z: float = 2.0  # ... when also beyond z standard errors
-    min_arm_labeled: int = 200  # labeled events per arm before the comparison can decide
-    min_arm_positives: int = 5
-    hold_unmeasured_from: int = 50  # from this percent on, advance only on a measurement
-    salt: str = "rollout-v1"
 
 
 def pct(stage: str) -> int:
@@ -104,7 +92,7 @@ def acting_arm(registry: Registry, spec: DatasetSpec, events: pd.DataFrame) -> n
     share = challenger_share(registry, spec)
     if not share:
         return None
-    salt = (state(registry) or {}).get("salt", RolloutConfig().salt)
+    salt = (state(registry) or {}).get("salt", spec.rollout.salt)
     return in_challenger_arm(events[entity_key(spec)], share, salt)
 
 
@@ -204,9 +192,10 @@ def evaluate_stage(frame: pd.DataFrame, percent: int, lo: datetime, hi: datetime
 
 # -- transitions --------------------------------------------------------------------------
 def gate(paths: DataPaths, spec: DatasetSpec, registry: Registry, as_of: datetime,
-         horizon: datetime | None, cfg: shadow.ShadowConfig = shadow.DEFAULT,
+         horizon: datetime | None, cfg: ShadowConfig | None = None,
          latency_slo_ms: float | None = None) -> dict:
-    """The shadow report of the current challenger up to ``as_of`` (recorded as a fact)."""
+    """The shadow report of the current challenger up to ``as_of`` (recorded as a fact);
+    ``cfg`` defaults to the spec's shadow policy (``spec.shadow``)."""
     aliases = registry.aliases(spec.model_name)
     if not aliases["challenger"]:
         raise RolloutRefused("no challenger is registered: train a candidate first")
@@ -218,9 +207,10 @@ def gate(paths: DataPaths, spec: DatasetSpec, registry: Registry, as_of: datetim
 
 def start(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str, as_of: datetime,
           horizon: datetime | None, override: bool = False, reason: str = "",
-          shadow_cfg: shadow.ShadowConfig = shadow.DEFAULT,
-          latency_slo_ms: float | None = None, salt: str = RolloutConfig().salt) -> dict:
-    """shadow -> 1%: only when the promotion gate passes, or with an audited override."""
+          shadow_cfg: ShadowConfig | None = None,
+          latency_slo_ms: float | None = None, salt: str | None = None) -> dict:
+    """shadow -> 1%: only when the promotion gate passes, or with an audited override.
+    ``shadow_cfg`` and ``salt`` default to the spec's release policy."""
     st = current(registry, spec)
     if st["stage"] not in ("shadow",):
         raise RolloutRefused(f"{st['version']} is at stage {st['stage']}; `rollout 1` starts "
@@ -238,15 +228,17 @@ def start(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str, a
     evidence = {"gate_passed": report["gate_passed"], "overridden": bool(failed),
                 "failed_items": [i["item"] for i in failed]}
     why = f"override: {reason}" if failed else (reason or "promotion gate passed")
-    return _transition(registry, spec, {**st, "champion": report["champion"], "salt": salt},
+    return _transition(registry, spec, {**st, "champion": report["champion"],
+                                        "salt": salt or spec.rollout.salt},
                        "1", as_of, actor, why, evidence)
 
 
 def step(registry: Registry, paths: DataPaths, spec: DatasetSpec, target: str, actor: str,
          as_of: datetime, horizon: datetime | None, override: bool = False, reason: str = "",
-         cfg: RolloutConfig = RolloutConfig()) -> dict:
+         cfg: RolloutConfig | None = None) -> dict:
     """A manual move: to the next stage (evidence of the current one needed unless overridden),
-    back to shadow, or pause."""
+    back to shadow, or pause. ``cfg`` defaults to the spec's rollout policy."""
+    cfg = cfg or spec.rollout
     st = current(registry, spec)
     if st["version"] is None:
         raise RolloutRefused("no challenger to roll out")
@@ -263,7 +255,8 @@ def step(registry: Registry, paths: DataPaths, spec: DatasetSpec, target: str, a
     if st["stage"] == PAUSED and not override:
         raise RolloutRefused(f"{st['version']} is paused (from {st.get('paused_from')}); "
                              "resuming needs --override --reason")
-    nxt = STAGES[STAGES.index(st["stage"]) + 1] if st["stage"] in STAGES[1:-1] else None
+    stages = cfg.stages
+    nxt = stages[stages.index(st["stage"]) + 1] if st["stage"] in stages[1:-1] else None
     if st["stage"] != PAUSED and target != nxt:
         raise RolloutRefused(f"{st['version']} is at {st['stage']}; the next stage is {nxt}")
     evidence = None
@@ -303,20 +296,23 @@ def _finish(registry, paths, spec, st, target, at, actor, reason, evidence) -> d
 
 
 def advance(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str,
-            until: datetime, horizon: datetime | None, cfg: RolloutConfig = RolloutConfig(),
+            until: datetime, horizon: datetime | None, cfg: RolloutConfig | None = None,
             ) -> dict:
     """Walk the current rollout forward through the data up to ``until``: each stage is
     evaluated once its dwell is met (and again every dwell while it holds), then advances,
-    pauses or holds. Returns the state with ``walk`` listing every evaluation."""
+    pauses or holds. Returns the state with ``walk`` listing every evaluation. ``cfg``
+    defaults to the spec's rollout policy (``spec.rollout``)."""
+    cfg = cfg or spec.rollout
+    stages = cfg.stages
     st = current(registry, spec)
     walk: list[dict] = []
-    if st["stage"] not in STAGES[1:-1]:
+    if st["stage"] not in stages[1:-1]:
         return {**st, "walk": walk}
     since = datetime.fromisoformat(st["since"])
     frame = rollout_frame(paths, spec, st["champion"], st["version"], since, until, horizon, cfg)
     dwell = timedelta(hours=cfg.min_dwell_hours)
     t = since + dwell
-    while st["stage"] in STAGES[1:-1] and t <= until:
+    while st["stage"] in stages[1:-1] and t <= until:
         percent = pct(st["stage"])
         ev = {**evaluate_stage(frame, percent, since, t, spec, cfg),
               "stage": st["stage"], "dwell_hours": (t - since).total_seconds() / 3600,
@@ -330,7 +326,7 @@ def advance(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str,
                              actor, why, ev)
             break
         if _may_advance(ev, percent, cfg):
-            nxt = STAGES[STAGES.index(st["stage"]) + 1]
+            nxt = stages[stages.index(st["stage"]) + 1]
             why = f"automatic: {ev['outcome']} at {percent}% after {ev['dwell_hours']:.0f}h"
             try:
                 st = _finish(registry, paths, spec, st, nxt, t, actor, why, ev)

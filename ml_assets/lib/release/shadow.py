@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.datasets import DatasetSpec, ShadowConfig
 from ml_assets.lib.core.identifiers import quote
 from ml_assets.lib.core.lake import connect, daily_files, hourly_files, parquet_relation
 from ml_assets.lib.core.paths import DataPaths, atomic_write_bytes
@@ -31,29 +31,6 @@ from ml_assets.lib.monitoring import drift
 from ml_assets.lib.scoring.batch import load_live_model
 
 SUMMARY_DIR = "shadow_summary"
-
-
-@dataclass(frozen=True)
-class ShadowConfig:
-    min_days: float = 7.0  # minimum shadow duration, in days of data
-    max_disagreement: float = 0.30  # share of events whose decisions differ
-    max_score_psi: float = 0.25  # PSI of challenger scores against champion score bins
-    # Spearman over all events: the near-zero mass of an imbalanced problem ranks almost
-    # arbitrarily, so two good fraud models sit near 0.3; a model unrelated to the champion
-    # (e.g. trained on shuffled labels) sits near 0.
-    min_rank_correlation: float = 0.2
-    max_error_rate: float = 0.001  # missing or failed challenger scores per event
-    decision_rate_tolerance: float = 0.5  # online vs held-out decision rate, relative
-    max_lift_gap: float = 0.05  # held-out AUC lift minus online AUC lift; above: leakage?
-    min_labeled_positives: int = 20  # before this, the online lift is "pending"
-    max_latency_p99_ms: float = 50.0  # used when no interface contract gives one
-    latency_samples: int = 100  # single-row model calls timed per model when none are logged
-
-
-DEFAULT = ShadowConfig()
-# Items that must pass on every day of shadow, not only at the end: failing one means the
-# challenger is a different model, so its rollout is paused at once.
-HARD_LIMITS = ("disagreement_rate", "score_psi", "rank_correlation")
 
 
 class ShadowDataMissing(RuntimeError):
@@ -339,10 +316,42 @@ def checklist(report: dict, cfg: ShadowConfig, latency_slo_ms: float) -> list[di
 
 def shadow_report(paths: DataPaths, spec: DatasetSpec, registry: Registry, champion: str,
                   challenger: str, hi: datetime, horizon: datetime | None,
-                  cfg: ShadowConfig = DEFAULT, latency_slo_ms: float | None = None,
+                  cfg: ShadowConfig | None = None, latency_slo_ms: float | None = None,
                   ) -> dict:
     """Daily and cumulative comparison of ``challenger`` against ``champion`` from the
-    challenger's cutoff to ``hi``, with the promotion gate."""
+    challenger's cutoff to ``hi``, with the promotion gate.
+
+    Parameters
+    ----------
+    paths : DataPaths
+        Runtime state root (lake with ``batch_scores``, ``raw_labels``, ``prediction_log``).
+    spec : DatasetSpec
+        The dataset spec; its ``shadow`` policy is the gate unless ``cfg`` overrides it.
+    registry : Registry
+        Control plane holding both model cards.
+    champion, challenger : str
+        Registered model versions.
+    hi : datetime
+        Exclusive end (UTC) of the shadow window; it starts at the challenger's cutoff.
+    horizon : datetime or None
+        Labels known before this time (UTC) count; None: no labels.
+    cfg : ShadowConfig, optional
+        Gate thresholds; default ``spec.shadow``.
+    latency_slo_ms : float, optional
+        p99 latency limit in milliseconds; default ``cfg.max_latency_p99_ms``.
+
+    Returns
+    -------
+    dict
+        ``daily`` and ``cumulative`` comparisons, ``offline_online``, ``edge_cases``,
+        ``latency``, the ``config`` used, the ``checklist`` and ``gate_passed``.
+
+    Raises
+    ------
+    ShadowDataMissing
+        When the challenger has no traffic after its cutoff or no paired scores exist.
+    """
+    cfg = cfg or spec.shadow
     cards = {v: registry.get_model(v) for v in (champion, challenger)}
     lo = shadow_start(cards[challenger])
     if hi <= lo:
