@@ -1,0 +1,151 @@
+"""Append-only records of the control plane: rollback drills, measured drill results and the
+landing checksum ledger.
+
+They share the registry's backend and schema; ``Registry`` inherits these methods, so callers
+see one object. Drill results used to live in ``lib/release/criteria.py`` and the ledger in
+``lib/ingest/integrity.py``, each with its own connection and DDL.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from ml_assets.lib.core.registry.backend import SqliteBackend
+
+
+def now(timespec: str = "milliseconds") -> str:
+    """The current UTC time as ISO 8601 text (how every control-plane row is stamped)."""
+    return datetime.now(UTC).isoformat(timespec=timespec)
+
+
+class Records:
+    """Drills, drill results and the landing ledger; mixed into ``Registry``."""
+
+    backend: SqliteBackend  # set by Registry, which also provides ``_audit``
+
+    # -- rollback drills -------------------------------------------------------------------
+    def record_drill(self, model_name: str, kind: str, actor: str, ok: bool,
+                     time_to_effect_ms: float | None, champion: str | None,
+                     previous: str | None, detail: dict) -> int:
+        """Record one rollback drill and audit it, in one transaction.
+
+        Parameters
+        ----------
+        model_name : str
+            The drilled model.
+        kind : str
+            The drill kind (e.g. ``"rollback"``).
+        actor : str
+            Who ran it (audited).
+        ok : bool
+            Whether the drill passed.
+        time_to_effect_ms : float or None
+            Milliseconds from the flip until serving answered with the rollback target.
+        champion, previous : str or None
+            The versions the drill flipped between.
+        detail : dict
+            JSON-serialisable facts of the drill.
+
+        Returns
+        -------
+        int
+            The drill's id.
+
+        Raises
+        ------
+        RegistryError
+            When ``actor`` is empty.
+        """
+        with self.backend.transaction() as con:
+            cur = con.execute(
+                "INSERT INTO drills (ts, model_name, kind, actor, ok, time_to_effect_ms, "
+                "champion_version, previous_version, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (now(), model_name, kind, actor, int(ok), time_to_effect_ms, champion, previous,
+                 json.dumps(detail, sort_keys=True, default=str)))
+            self._audit(con, actor, f"drill:{kind}", previous or "-",
+                        "passed" if ok else "FAILED", {"drill_id": cur.lastrowid,
+                                                       "time_to_effect_ms": time_to_effect_ms})
+            return int(cur.lastrowid)
+
+    def drills(self, model_name: str, limit: int = 20, only_ok: bool = False) -> list[dict]:
+        """The latest ``limit`` drills of ``model_name`` (only passed ones if ``only_ok``),
+        newest first, with ``ok`` as bool and ``detail`` decoded."""
+        with self.backend.read() as con:
+            rows = con.execute("SELECT * FROM drills WHERE model_name=? AND (ok=1 OR ?=0) "
+                               "ORDER BY id DESC LIMIT ?",
+                               (model_name, int(only_ok), limit)).fetchall()
+        return [{**dict(r), "ok": bool(r["ok"]), "detail": json.loads(r["detail"])} for r in rows]
+
+    # -- measured drill results (reproduce, incident drill) -----------------------------------
+    def record_drill_result(self, kind: str, subject: str, ok: bool, payload: dict) -> None:
+        """Append one measured outcome (``drill_results``, append-only) for the scorecard.
+
+        Parameters
+        ----------
+        kind : str
+            What was measured: ``"reproduce"``, ``"incident_drill"``.
+        subject : str
+            What it was measured on (a model version, a model name).
+        ok : bool
+            Whether the measurement met its bar.
+        payload : dict
+            The measured facts (JSON; non-JSON values are stored as text).
+        """
+        with self.backend.transaction() as con:
+            con.execute("INSERT INTO drill_results (ts, kind, subject, ok, payload) VALUES "
+                        "(?, ?, ?, ?, ?)", (now("seconds"), kind, subject, int(ok),
+                                            json.dumps(payload, default=str)))
+
+    def latest_drill_result(self, kind: str, subject: str | None = None) -> dict | None:
+        """The newest result of ``kind`` (for ``subject``, or any).
+
+        Returns
+        -------
+        dict or None
+            ``{"ts", "subject", "ok", **payload}``; None when never measured.
+        """
+        with self.backend.read() as con:
+            row = con.execute("SELECT ts, subject, ok, payload FROM drill_results WHERE kind=? "
+                              "AND (? IS NULL OR subject=?) ORDER BY id DESC LIMIT 1",
+                              (kind, subject, subject)).fetchone()
+        if row is None:
+            return None
+        return {"ts": row[0], "subject": row[1], "ok": bool(row[2]), **json.loads(row[3])}
+
+    # -- landing checksum ledger -------------------------------------------------------------
+    def landing_checksums(self, rel_paths: list[str] | None = None) -> dict[str, dict]:
+        """First-seen checksums of landing files (all, or only for ``rel_paths``).
+
+        Parameters
+        ----------
+        rel_paths : list of str, optional
+            Paths relative to the data directory; None means every recorded file.
+
+        Returns
+        -------
+        dict
+            ``{path: {"sha256", "size" (bytes), "recorded_at"}}``.
+        """
+        with self.backend.read() as con:
+            rows = con.execute("SELECT path, sha256, size, recorded_at FROM landing_checksums"
+                               ).fetchall()
+        wanted = None if rel_paths is None else set(rel_paths)
+        return {p: {"sha256": s, "size": n, "recorded_at": t} for p, s, n, t in rows
+                if wanted is None or p in wanted}
+
+    def record_landing_checksums(self, files: list[tuple[str, str, int]], actor: str) -> None:
+        """Record first-seen checksums; a path already in the ledger keeps its first checksum.
+
+        Parameters
+        ----------
+        files : list of (str, str, int)
+            ``(path relative to the data directory, sha256 hex, size in bytes)``.
+        actor : str
+            Who ingested the files (``recorded_by``).
+        """
+        stamp = now("seconds")
+        with self.backend.transaction() as con:
+            # OR IGNORE: a concurrent ingest of the same file recorded it first; first one wins.
+            con.executemany("INSERT OR IGNORE INTO landing_checksums VALUES (?, ?, ?, ?, ?)",
+                            [(rel, sha, size, stamp, actor) for rel, sha, size in files])

@@ -1,0 +1,85 @@
+"""The control plane's one schema (SQLite dialect), applied once per ``Registry`` object.
+
+Table names and columns are those earlier releases wrote, so existing ``control.sqlite`` files
+open unchanged: ``drill_results`` and ``landing_checksums`` used to be created by
+``lib/release/criteria.py`` and ``lib/ingest/integrity.py`` and now live here beside the rest.
+"""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (
+    version TEXT PRIMARY KEY,
+    model_name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    artifact_sha256 TEXT NOT NULL,
+    artifact_path TEXT NOT NULL,
+    dataset_sha256 TEXT NOT NULL,
+    card TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (model_name, seq)
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    model_name TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version TEXT NOT NULL REFERENCES models(version),
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (model_name, alias)
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reference_sets (
+    model_name TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    path TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS drills (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    time_to_effect_ms REAL,
+    champion_version TEXT,
+    previous_version TEXT,
+    detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS drill_results (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS landing_checksums (
+    path TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    recorded_at TEXT NOT NULL,
+    recorded_by TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS drill_results_no_update BEFORE UPDATE ON drill_results
+BEGIN SELECT RAISE(ABORT, 'drill results are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS landing_checksums_no_update BEFORE UPDATE ON landing_checksums
+BEGIN SELECT RAISE(ABORT, 'landing checksums are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS landing_checksums_no_delete BEFORE DELETE ON landing_checksums
+BEGIN SELECT RAISE(ABORT, 'landing checksums are append-only'); END;
+"""
