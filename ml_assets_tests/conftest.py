@@ -21,13 +21,14 @@ SMALL_WORLD = SyntheticConfig(seed=3, days=30, scale=0.15)
 def fraud_world(tmp_path_factory):
     """A whole small fraud world, built once through Dagster: landing -> lake -> models -> scores."""
     from ml_assets.definitions import build_definitions
+    from ml_assets.lib.core.workspace import Workspace
     from ml_assets.scenarios.demo import run_pipeline
     from ml_assets.specs.fraud import FRAUD_SPEC
 
     root = tmp_path_factory.mktemp("fraud_world")
     paths = DataPaths(root)
     write_landing(SMALL_WORLD, paths)
-    report = run_pipeline(FRAUD_SPEC, paths, build_definitions(FRAUD_SPEC, str(root)),
+    report = run_pipeline(Workspace(paths, FRAUD_SPEC), build_definitions(FRAUD_SPEC, str(root)),
                           SMALL_WORLD.start, SMALL_WORLD.end, first_model_at=0.75,
                           log=lambda *_: None)
     return {"paths": paths, "report": report, "spec": FRAUD_SPEC, "cfg": SMALL_WORLD,

@@ -1,17 +1,56 @@
-"""CLI commands for the success criteria: `reproduce`, `drill incidents`, `drill six-weeks` and
-`status --criteria`. Results are recorded in the control plane for the scorecard."""
+"""Commands that run things: ``demo``, ``reproduce``, ``drill incidents|six-weeks`` (``drill
+rollback`` is a control command), ``bench`` and ``serve``. Scenarios are imported per command, so
+``ml-assets status`` never loads them. Drill outcomes are recorded in the control plane for the
+scorecard (``status --criteria``)."""
 
-import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+from ml_assets.cli.control import cmd_drill_rollback
+from ml_assets.cli.output import emit, refused
+from ml_assets.lib.core.workspace import Workspace
 
-def _emit(payload: dict, as_json: bool, render) -> None:
-    if as_json:
-        print(json.dumps(payload, indent=2, default=str))
-    else:
-        render(payload)
+
+def _log(args):
+    """Progress lines to stderr, silent with ``--json``."""
+    return (lambda *_: None) if args.json else (lambda m: print(m, file=sys.stderr))
+
+
+def cmd_demo(args, ws: Workspace) -> int:
+    """``demo``: generate landing data and materialize the whole graph into the workspace."""
+    from ml_assets.cli.reports import print_models
+    from ml_assets.definitions import build_definitions
+    from ml_assets.scenarios.demo import run_demo
+    from ml_assets.scenarios.runner import StepFailed
+    from ml_assets.scenarios.synthetic import SyntheticConfig
+
+    paths = ws.paths
+    log = (lambda *_: None) if args.json else print
+    try:
+        report = run_demo(ws, SyntheticConfig(days=args.days, scale=args.scale, seed=args.seed),
+                          build_definitions(ws.spec, str(paths.root)), log=log)
+    except StepFailed as exc:
+        return refused(f"demo failed: {exc}")
+    payload = {**report.__dict__, "models": [
+        {"version": m["version"], "held_out_auc": m["metrics"]["held_out"]["auc"],
+         "frozen_reference_auc": m["metrics"]["frozen_reference"]["auc"]} for m in report.models]}
+
+    def render(p):
+        print(f"\nDemo finished in {p['seconds']:.0f}s. Data directory: {p['data_dir']}")
+        print(f"  events {p['events']:,}, labels known {p['labels']:,}")
+        for asset, rng in p["partitions"].items():
+            print(f"  {asset:<13} {rng}")
+        print("Models:")
+        print_models(report.models, report.aliases)
+        print(f"Outputs: {paths.lake} (Parquet per partition), {paths.artifacts} (models), "
+              f"{paths.control_db} (registry)")
+        print("Next: `make ui` (Dagster UI with everything materialized), "
+              "`.venv/bin/ml-assets status`, `.venv/bin/ml-assets models`")
+
+    emit(payload, args.json, render)
+    return 0
 
 
 def _render_reproduce(p: dict) -> None:
@@ -29,19 +68,19 @@ def _render_reproduce(p: dict) -> None:
         print(f"  note: {n}")
 
 
-def reproduce(args, spec, paths, _fallback=None) -> int:
+def cmd_reproduce(args, ws: Workspace) -> int:
+    """``reproduce VERSION``: retrain from raw; exit 0 only when bit-identical."""
     from ml_assets.lib.core.artifacts import ArtifactIntegrityError
     from ml_assets.lib.core.registry import RegistryError
-    from ml_assets.lib.release import criteria
-    from ml_assets.lib.training.reproduce import reproduce as run
+    from ml_assets.lib.training.reproduce import reproduce
 
     try:
-        result = run(paths, spec, args.version, keep=args.keep)
+        result = reproduce(ws, args.version, keep=args.keep)
     except (RegistryError, ArtifactIntegrityError, FileNotFoundError) as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return 1
-    criteria.record_result(paths, "reproduce", result.version, result.identical, result.as_dict())
-    _emit(result.as_dict(), args.json, _render_reproduce)
+        return refused(f"refused: {exc}")
+    ws.registry.record_drill_result("reproduce", result.version, result.identical,
+                                    result.as_dict())
+    emit(result.as_dict(), args.json, _render_reproduce)
     return 0 if result.identical else 1
 
 
@@ -60,58 +99,132 @@ def _render_incidents(p: dict) -> None:
           "read no labels, fired before the incident's first chargeback could land")
 
 
-def drill(args, spec, paths, fallback) -> int:
-    if args.kind == "rollback":
-        return fallback(args, spec, paths)
-    return (_incidents if args.kind == "incidents" else _six_weeks)(args, spec, paths)
+def cmd_drill(args, ws: Workspace) -> int:
+    """``drill rollback|incidents|six-weeks``."""
+    return {"rollback": cmd_drill_rollback, "incidents": _incidents,
+            "six-weeks": _six_weeks}[args.kind](args, ws)
 
 
-def _incidents(args, spec, paths) -> int:
-    import time
-
-    from ml_assets.lib.release import criteria
+def _incidents(args, ws: Workspace) -> int:
     from ml_assets.scenarios.incident_replay import run_drill
     from ml_assets.scenarios.incidents import DrillPlan
 
     t0 = time.perf_counter()
     plan = DrillPlan(scale=args.scale or DrillPlan.scale)
     root = Path(tempfile.mkdtemp(prefix="incident-drill-"))
-    log = (lambda *_: None) if args.json else (lambda m: print(m, file=sys.stderr))
-    result = run_drill(root, spec, plan, log=log)
+    result = run_drill(root, ws.spec, plan, log=_log(args))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["world"] = str(root)
     ok = (result["summary"]["detected_before_business"] and not result["clean_day_error_alarms"]
           and result["summary"]["all_detected_by_next_day"]
           and not result["evaluation_alarms_before_labels_mature"])
-    criteria.record_result(paths, "incident_drill", spec.model_name, ok,
-                           {k: v for k, v in result.items() if k != "alarms"})
-    _emit({k: v for k, v in result.items() if k != "alarms" or args.json}, args.json,
-          _render_incidents)
+    ws.registry.record_drill_result("incident_drill", ws.spec.model_name, ok,
+                                    {k: v for k, v in result.items() if k != "alarms"})
+    emit({k: v for k, v in result.items() if k != "alarms" or args.json}, args.json,
+         _render_incidents)
     return 0 if ok else 1
 
 
-def _six_weeks(args, spec, paths) -> int:
+def _six_weeks(args, ws: Workspace) -> int:
     from ml_assets.definitions import build_definitions
-    from ml_assets.lib.core.paths import DataPaths
     from ml_assets.scenarios.six_weeks import six_weeks_ago
     from ml_assets.scenarios.synthetic import SyntheticConfig
 
-    world = DataPaths(Path(args.world or tempfile.mkdtemp(prefix="six-weeks-"))).ensure()
-    log = (lambda *_: None) if args.json else (lambda m: print(m, file=sys.stderr))
-    out = six_weeks_ago(world, spec, SyntheticConfig(days=args.days, scale=args.scale or 1.0),
-                        build_definitions(spec, str(world.root)),
-                        first_model_day=args.days // 2, every_days=args.every, log=log)
-    _emit(out, args.json, lambda p: (print(f"world {world.root}; {p['nights']} nights, "
-                                           f"{p['later_models']} later model(s)"),
-                                     _render_reproduce(p)))
+    world = Workspace.open(args.world or tempfile.mkdtemp(prefix="six-weeks-"), ws.spec)
+    world.paths.ensure()
+    out = six_weeks_ago(world, SyntheticConfig(days=args.days, scale=args.scale or 1.0),
+                        build_definitions(world.spec, str(world.paths.root)),
+                        first_model_day=args.days // 2, every_days=args.every, log=_log(args))
+    emit(out, args.json, lambda p: (print(f"world {world.paths.root}; {p['nights']} nights, "
+                                          f"{p['later_models']} later model(s)"),
+                                    _render_reproduce(p)))
     return 0 if out["identical"] else 1
 
 
-def status(args, spec, paths, fallback) -> int:
-    if not args.criteria:
-        return fallback(args, spec, paths)
-    from ml_assets.lib.release import criteria
+def cmd_bench(args, ws: Workspace) -> int:
+    """``bench``: the side-by-side performance report (JSON + Markdown)."""
+    from ml_assets.bench.runner import run_bench
 
-    card = criteria.scorecard(paths, spec)
-    _emit(card, args.json, lambda c: print(criteria.render_markdown(c)))
+    result = run_bench(size=args.size, factors=tuple(args.factors), days=args.days,
+                       threads=args.threads, out=Path(args.out).resolve(),
+                       cache=ws.paths.root / "bench" / "worlds",
+                       pandas_max_events=args.pandas_max_events, with_demo=args.with_demo,
+                       sections=tuple(args.sections), data_dir=ws.paths.root,
+                       log=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
+    payload = {**result["headline"], "goals": result["goals"], "report_files": result["files"]}
+
+    def render(p):
+        for g in p["goals"]:
+            met = "n/a " if g["met"] is None else ("met " if g["met"] else "MISS")
+            print(f"{met} {g['goal']:<36} target {g['target']:<28} measured {g['value']}")
+        print(f"Report: {p['report_files']['markdown']} (JSON: {p['report_files']['json']})")
+
+    emit(payload, args.json, render)
     return 0
+
+
+def cmd_serve(args, ws: Workspace) -> int:
+    """``serve``: HTTP serving of precomputed lookups and realtime scoring (blocks)."""
+    from ml_assets.serving.app import serve
+
+    url = f"http://{args.host}:{args.port}"
+    emit({"url": url, "data_dir": str(ws.paths.root)}, args.json,
+         lambda p: print(f"serving {ws.spec.name} from {p['data_dir']} on {p['url']} "
+                         "(GET /health, GET /scores/{event_id}, POST /predict)"), indent=None)
+    serve(ws.paths, ws.spec, host=args.host, port=args.port)
+    return 0
+
+
+def add_parsers(sub, actor: str) -> None:
+    """Register the run commands (and ``drill``) on the ``ml-assets`` subparsers.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The top-level subparsers.
+    actor : str
+        Default ``--actor`` of ``drill`` for the audit log (``$USER``).
+    """
+    demo = sub.add_parser("demo", help="generate demo data and materialize the whole graph")
+    demo.add_argument("--days", type=int, default=120)
+    demo.add_argument("--scale", type=float, default=1.0,
+                      help="1.0 is about 1M events over 120 days; 20 is about 20M")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=cmd_demo)
+    rep = sub.add_parser("reproduce", help="retrain VERSION from raw landing data; identical?")
+    rep.add_argument("version")
+    rep.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    rep.set_defaults(func=cmd_reproduce)
+    serve = sub.add_parser("serve", help="HTTP serving: precomputed lookups + realtime scoring")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default localhost only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+    drill = sub.add_parser("drill", help="exercise the rollback through the HTTP serving path")
+    drill.add_argument("kind", choices=["rollback", "incidents", "six-weeks"],
+                       help="rollback: kill switch via HTTP; incidents: replay the incident "
+                            "timeline; six-weeks: nightly retraining, then reproduce the "
+                            "champion of 42 days before the end")
+    drill.add_argument("--scale", type=float, default=None,
+                       help="data scale (incidents: 0.25, six-weeks: 1.0)")
+    drill.add_argument("--days", type=int, default=120, help="six-weeks: days of data")
+    drill.add_argument("--every", type=int, default=1, help="six-weeks: days between retrains")
+    drill.add_argument("--world", help="six-weeks: data directory to build the world in")
+    drill.add_argument("--url", help="a running server (default: start one on localhost)")
+    drill.add_argument("--actor", default=actor, help="who (default $USER), for the audit log")
+    drill.set_defaults(func=cmd_drill)
+    bench = sub.add_parser("bench", help="side-by-side performance report (JSON + Markdown)")
+    bench.add_argument("--size", type=float, default=1.0,
+                       help="base demo scale (1.0 is about 1M events); runs size x each factor")
+    bench.add_argument("--factors", type=float, nargs="+", default=[1, 4, 16])
+    bench.add_argument("--days", type=int, default=120)
+    bench.add_argument("--threads", type=int, help="DuckDB and OpenMP threads (default: 2)")
+    bench.add_argument("--out", default="bench_results", help="report directory")
+    bench.add_argument("--pandas-max-events", type=int, default=5_000_000,
+                       help="skip the pandas baseline above this many events")
+    bench.add_argument("--with-demo", action="store_true",
+                       help="also time `ml-assets demo` into a temp dir (minutes) and use it "
+                            "for the serving, kill switch and reproduce sections")
+    bench.add_argument("--sections", nargs="*", default=["drift", "scoring", "serving",
+                                                          "reproduce"],
+                       choices=["drift", "scoring", "serving", "reproduce"])
+    bench.set_defaults(func=cmd_bench)

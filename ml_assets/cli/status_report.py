@@ -1,24 +1,20 @@
 """What `ml-assets status` reports: aliases, kill switch, rollout stage, lake partitions and
 the latest result of every asset check."""
 
-import os
-
 import dagster as dg
 
-from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.catalog import PIPELINE_TABLES, Catalog
 from ml_assets.lib.core.paths import DataPaths
-from ml_assets.lib.core.registry import Registry
-
-LAKE_ASSETS = ("raw_events", "raw_labels", "event_features", "batch_scores")
+from ml_assets.lib.core.workspace import Workspace
 
 
 def lake_partitions(paths: DataPaths) -> dict:
-    out = {}
-    for asset in LAKE_ASSETS:
-        stems = sorted(p.stem for p in (paths.lake / asset).glob("*.parquet"))
+    out, catalog = {}, Catalog(paths.lake)
+    for asset in PIPELINE_TABLES:
+        table = catalog.table(asset)
+        stems = [p.stem for p in table.files()]
         out[asset] = {"partitions": len(stems), "first": stems[0] if stems else None,
-                      "latest": stems[-1] if stems else None,
-                      "path": str(paths.lake / asset)}
+                      "latest": stems[-1] if stems else None, "path": str(table.dir)}
     return out
 
 
@@ -26,7 +22,6 @@ def latest_checks(paths: DataPaths, defs: dg.Definitions) -> list[dict]:
     """Latest evaluation per check from the Dagster instance under the data directory."""
     if not (paths.dagster_home / "history").exists():
         return []
-    os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))
     instance = dg.DagsterInstance.from_config(str(paths.dagster_home))
     out = []
     for checks_def in defs.asset_checks or []:
@@ -42,8 +37,9 @@ def latest_checks(paths: DataPaths, defs: dg.Definitions) -> list[dict]:
     return out
 
 
-def status(spec: DatasetSpec, paths: DataPaths, defs: dg.Definitions) -> dict:
-    registry = Registry(paths.control_db)
+def status(ws: Workspace, defs: dg.Definitions) -> dict:
+    """The ``ml-assets status`` payload of the workspace; ``defs`` names the checks to report."""
+    spec, paths, registry = ws.spec, ws.paths, ws.registry
     aliases = registry.aliases(spec.model_name)
     checks = latest_checks(paths, defs)
     return {

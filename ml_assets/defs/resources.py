@@ -1,5 +1,5 @@
-"""Resources shared by every domain: the Parquet lake IO manager and the project context
-(data paths, control plane, dataset spec)."""
+"""Resources shared by every domain: the Parquet lake IO manager and the project context (a
+:class:`~ml_assets.lib.core.workspace.Workspace`: data paths, dataset spec, control plane)."""
 
 
 from pathlib import Path
@@ -9,22 +9,23 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
+from ml_assets.lib.core.catalog import PARQUET, file_stem
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.paths import DataPaths, partition_file_stem, write_parquet_atomic
-from ml_assets.lib.core.registry import Registry
-from ml_assets.specs import active_spec, available_specs
+from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
+from ml_assets.lib.core.workspace import Workspace
 
 
 class LakeIOManager(dg.UPathIOManager):
-    """Parquet per asset partition under ``lake/<asset>/<partition>.parquet``, written atomically.
+    """Parquet per asset partition under ``lake/<asset>/<partition>.parquet``, written atomically;
+    file names are the lake catalog's (``lib/core/catalog.py``), so readers find what it wrote.
 
     Unlike the stock ``UPathIOManager`` it accepts one output covering many partitions (a
     ``{partition_key: DataFrame}`` dict), which single-run backfills over ranges produce."""
 
-    extension = ".parquet"
+    extension = PARQUET
 
     def get_path_for_partition(self, context, path: UPath, partition: str) -> UPath:
-        return self.make_safe_partition_path(path, partition_file_stem(partition))
+        return self.make_safe_partition_path(path, file_stem(partition))
 
     def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
         if isinstance(path, UPath) and path.protocol not in ("", "file", "local"):
@@ -64,31 +65,30 @@ class LakeIOManagerFactory(dg.ConfigurableIOManagerFactory):
     data_dir: str
 
     def create_io_manager(self, context) -> LakeIOManager:
-        return LakeIOManager(base_path=UPath(self.data_dir) / "lake")
+        return LakeIOManager(base_path=UPath(DataPaths(Path(self.data_dir)).lake))
 
 
-class Project(dg.ConfigurableResource):
-    """Where the data lives and which dataset spec is active; opens the control plane."""
+def default_resources(data_dir: str, spec: DatasetSpec) -> dict:
+    """The resources every domain's definitions use.
 
-    data_dir: str
-    spec_name: str
+    Parameters
+    ----------
+    data_dir : str
+        Runtime state root; the lake is ``<data_dir>/lake``.
+    spec : DatasetSpec
+        The dataset spec object. It is held as is by the ``project`` resource (a
+        :class:`~ml_assets.lib.core.workspace.Workspace`), never looked up again by name, so a
+        modified or user-defined spec reaches every asset, check, job, schedule and sensor.
 
-    @property
-    def paths(self) -> DataPaths:
-        return DataPaths(Path(self.data_dir))
-
-    @property
-    def spec(self) -> DatasetSpec:
-        return available_specs()[self.spec_name]
-
-    @property
-    def registry(self) -> Registry:
-        return Registry(self.paths.control_db)
-
-
-def default_resources(data_dir: str, spec: DatasetSpec | None = None) -> dict:
-    spec = spec or active_spec()
+    Returns
+    -------
+    dict
+        ``io_manager`` (:class:`LakeIOManagerFactory`) and ``project``, a hardcoded resource whose
+        value is the Workspace; parameters take it as ``project: dg.ResourceParam[Workspace]``.
+    """
+    workspace = Workspace.open(data_dir, spec)
     return {
         "io_manager": LakeIOManagerFactory(data_dir=data_dir),
-        "project": Project(data_dir=data_dir, spec_name=spec.name),
+        "project": dg.ResourceDefinition.hardcoded_resource(
+            workspace, "Where the data lives, the dataset spec and the control plane"),
     }

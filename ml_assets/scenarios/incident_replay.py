@@ -21,15 +21,13 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets.definitions import build_definitions
-from ml_assets.defs.automation import HOURLY_ASSETS
+from ml_assets.defs.scoring.definitions import HOURLY_ASSETS
 from ml_assets.defs.monitoring.assets import LABEL_DRIVEN_ASSETS, monitoring_asset_names
 from ml_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, day_key, hour_key, range_tags
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.ingest.landing import label_feeds
 from ml_assets.lib.monitoring.tables import contiguous_ranges
 from ml_assets.lib.release import shadow
-from ml_assets.scenarios.demo import QUIET_LOGS, step_failure_message
 from ml_assets.scenarios.incidents import (
     DrillPlan,
     DrillState,
@@ -42,6 +40,7 @@ from ml_assets.scenarios.incidents import (
     summarize,
     train_at,
 )
+from ml_assets.scenarios.runner import run, step_failure_message
 
 LABELS_AT = timedelta(hours=2, minutes=30)  # the daily labels schedule's time of day
 MONITORING_AT = timedelta(hours=1, minutes=45)
@@ -54,10 +53,7 @@ class Pipeline:
     sensor_cursor: str | None = None
 
     def run(self, selection, tags: dict) -> dg.ExecuteInProcessResult:
-        return dg.materialize([*self.defs.assets, *self.defs.asset_checks],
-                              selection=dg.AssetSelection.assets(*selection),
-                              instance=self.instance, resources=self.defs.resources, tags=tags,
-                              run_config=QUIET_LOGS, raise_on_error=False)
+        return run(self.defs, self.instance, selection, tags)
 
     def schedule(self, name: str, at: datetime):
         ctx = dg.build_schedule_context(instance=self.instance, scheduled_execution_time=at,
@@ -137,7 +133,7 @@ def run_label_sensor(state: DrillState, pipe: Pipeline, today: int) -> None:
 def run_shadow_gate(state: DrillState, pipe: Pipeline, today: int) -> None:
     """A live challenger's shadow report (the ``shadow_report`` asset) must pass the gate's
     hard limits every day; a failure pauses the rollout before its first step."""
-    registry = Registry(state.paths.control_db)
+    registry = state.workspace.registry
     challenger = registry.aliases(state.spec.model_name)["challenger"]
     if not challenger:
         return

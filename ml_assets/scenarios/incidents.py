@@ -24,8 +24,8 @@ from ml_assets.lib.core import artifacts
 from ml_assets.lib.core.artifacts import dataset_sha256
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import day_floor, hours_between
-from ml_assets.lib.core.paths import DAY_FILE_FORMAT, DataPaths
-from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest.landing import feeds_of
 from ml_assets.lib.release.rollback import promote, readiness
 from ml_assets.lib.training.candidate import train_candidate
@@ -84,8 +84,7 @@ class Alarm:
 @dataclass
 class DrillState:
     plan: DrillPlan
-    spec: DatasetSpec
-    paths: DataPaths
+    workspace: Workspace  # the simulated world: its data directory, spec and control plane
     source: DataPaths  # where the generator's files wait until they "arrive"
     start: datetime
     alarms: list[Alarm] = field(default_factory=list)
@@ -93,6 +92,14 @@ class DrillState:
     ingested_labels: set[int] = field(default_factory=set)
     responses: dict[int, list[str]] = field(default_factory=dict)
     evaluation_alarms_before_maturity: int = 0
+
+    @property
+    def spec(self) -> DatasetSpec:
+        return self.workspace.spec
+
+    @property
+    def paths(self) -> DataPaths:
+        return self.workspace.paths
 
     def day(self, i: int) -> datetime:
         return self.start + timedelta(days=i)
@@ -159,8 +166,9 @@ def record_monitoring_rows(state: DrillState, assets, days, fired: int) -> None:
     maturity = state.spec.monitoring.label_maturity_days
     for asset in assets:
         check, name_col, champion_only = MONITORING_CHECKS[asset]
+        table = state.workspace.catalog.table(asset)
         for d in days:
-            path = state.paths.lake / asset / f"{state.day(d).strftime(DAY_FILE_FORMAT)}.parquet"
+            path = table.path(state.day(d))
             if not path.exists():
                 continue
             rows = pd.read_parquet(path)
@@ -190,7 +198,7 @@ def train_at(state: DrillState, day: int, shuffle_labels: bool = False) -> str:
         ts[spec.label] = np.random.default_rng(day).permutation(ts[spec.label].to_numpy())
     splits = pd.DataFrame({spec.event_id: ts[spec.event_id], "split": assign_splits(
         ts[spec.event_id], spec.model.split_salt, spec.model.split_fractions)})
-    registry = Registry(paths.control_db)
+    registry = state.workspace.registry
     if registry.reference_set(spec.model_name) is None:
         ref = reference_rows(split_frame(ts, splits, spec)["test"], spec)
         sha, path = artifacts.store(paths.artifacts, artifacts.frame_to_parquet_bytes(ref),
@@ -220,22 +228,22 @@ def new_world(root, spec: DatasetSpec, plan: DrillPlan) -> DrillState:
                           incidents=tuple(data))
     source = DataPaths(root / "source")
     write_landing(cfg, source)
-    return DrillState(plan, replace(spec, start=start), DataPaths(root / "world").ensure(),
-                      source, cfg.start)
+    world = Workspace(DataPaths(root / "world").ensure(), replace(spec, start=start))
+    return DrillState(plan, world, source, cfg.start)
 
 
 def deploy_models(state: DrillState) -> None:
     """A first model (the rollback target) and the acting champion, trained as of their days."""
     first = train_at(state, state.plan.previous_day)
     second = train_at(state, state.plan.champion_day)
-    registry = Registry(state.paths.control_db)
+    registry = state.workspace.registry
     promote(registry, state.paths, state.spec, second, getpass.getuser(), "incident drill: champion")
     assert registry.aliases(state.spec.model_name)["previous"] == first
 
 
 def summarize(state: DrillState) -> dict:
     plan, spec = state.plan, state.spec
-    registry = Registry(state.paths.control_db)
+    registry = state.workspace.registry
     ready = readiness(registry, state.paths, spec, registry.aliases(spec.model_name)["previous"])
     incidents = sorted(plan.incidents, key=lambda i: i.day)
 

@@ -5,15 +5,15 @@ import getpass
 import time
 from datetime import datetime, timedelta
 
-from ml_assets.defs.automation import TRAINING_ASSETS
+from ml_assets.defs.training.definitions import TRAINING_ASSETS
 from ml_assets.defs.partitions import day_key, hour_key, range_tags
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest.landing import label_feeds
 from ml_assets.lib.release.rollback import promote
 from ml_assets.lib.training.reproduce import reproduce
-from ml_assets.scenarios.demo import _training_config, dagster_instance, materialize
+from ml_assets.scenarios.runner import dagster_instance, materialize, training_config
 from ml_assets.scenarios.synthetic import SyntheticConfig, write_landing
 
 
@@ -25,11 +25,12 @@ def champion_as_of(registry: Registry, spec: DatasetSpec, at: datetime) -> str |
     return max(models, key=lambda m: m["label_cutoff"])["version"] if models else None
 
 
-def nightly_retraining(spec: DatasetSpec, paths: DataPaths, defs, start: datetime, end: datetime,
-                       first_model_day: int, every_days: int = 1, log=print) -> list[dict]:
+def nightly_retraining(ws: Workspace, defs, start: datetime, end: datetime, first_model_day: int,
+                       every_days: int = 1, log=print) -> list[dict]:
     """Ingest and featurize [start, end) in ranges, then walk the nights from
     ``first_model_day``: train as of that midnight, promote the new model (a nightly deploy)
     and score the days until the next night with it. Returns one row per night."""
+    spec, paths = ws.spec, ws.paths
     instance = dagster_instance(paths)
     last_hour, last_day = end - timedelta(hours=1), end - timedelta(days=1)
     for name, selection, tags in [
@@ -38,11 +39,11 @@ def nightly_retraining(spec: DatasetSpec, paths: DataPaths, defs, start: datetim
         ("build features", ["event_features"], range_tags(hour_key(start), hour_key(last_hour))),
     ]:
         log(f"{name}: {materialize(defs, instance, selection, tags):.1f}s")
-    registry, nights = Registry(paths.control_db), []
+    registry, nights = ws.registry, []
     night = start + timedelta(days=first_model_day)
     while night < end:
         t0 = time.perf_counter()
-        materialize(defs, instance, list(TRAINING_ASSETS), None, _training_config(night, spec))
+        materialize(defs, instance, list(TRAINING_ASSETS), None, training_config(night, spec))
         aliases = registry.aliases(spec.model_name)
         if aliases["challenger"]:
             promote(registry, paths, spec, aliases["challenger"], actor=getpass.getuser(),
@@ -61,21 +62,51 @@ def nightly_retraining(spec: DatasetSpec, paths: DataPaths, defs, start: datetim
     return nights
 
 
-def six_weeks_ago(paths: DataPaths, spec: DatasetSpec, cfg: SyntheticConfig, defs,
-                  first_model_day: int, every_days: int = 1, weeks_back: int = 6,
-                  log=print) -> dict:
+def six_weeks_ago(ws: Workspace, cfg: SyntheticConfig, defs, first_model_day: int,
+                  every_days: int = 1, weeks_back: int = 6, log=print) -> dict:
     """Run ``cfg.days`` of data with nightly retraining, then reproduce from raw the model that
-    was champion ``weeks_back`` weeks before the end - after later data, labels and models."""
+    was champion ``weeks_back`` weeks before the end - after later data, labels and models.
+
+    Parameters
+    ----------
+    ws : Workspace
+        The world's data directory and dataset spec.
+    cfg : SyntheticConfig
+        The generated data (``cfg.days`` days from ``cfg.start``).
+    defs : dagster.Definitions
+        ``build_definitions(ws.spec, ws.paths.root)``.
+    first_model_day : int
+        Day index of the first nightly training.
+    every_days : int, default 1
+        Days between retrains.
+    weeks_back : int, default 6
+        How long before the end the reproduced model was champion.
+    log : callable, default print
+        Receives progress lines.
+
+    Returns
+    -------
+    dict
+        The reproduction result (``ReproduceResult.as_dict()``) with the version, the day it was
+        champion, its label cutoff, the number of later models and nights, and seconds.
+
+    Raises
+    ------
+    RuntimeError
+        When no model was champion ``weeks_back`` weeks before the end.
+    StepFailed
+        When a pipeline run fails.
+    """
+    spec, paths = ws.spec, ws.paths
     t0 = time.perf_counter()
     write_landing(cfg, paths)
-    nights = nightly_retraining(spec, paths, defs, cfg.start, cfg.end, first_model_day,
-                                every_days, log)
-    registry = Registry(paths.control_db)
+    nights = nightly_retraining(ws, defs, cfg.start, cfg.end, first_model_day, every_days, log)
+    registry = ws.registry
     at = cfg.end - timedelta(weeks=weeks_back)
     version = champion_as_of(registry, spec, at)
     if version is None:
         raise RuntimeError(f"no model was champion at {at:%Y-%m-%d}; start retraining earlier")
-    result = reproduce(paths, spec, version)
+    result = reproduce(ws, version)
     card = registry.get_model(version)
     later = [m["version"] for m in registry.list_models(spec.model_name)
              if m["label_cutoff"] > card["label_cutoff"]]

@@ -8,6 +8,7 @@ from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import SpecError
 
 SPEC_ENV = "ML_ASSETS_SPEC"
+DEFAULT_SPEC = "card_fraud"
 
 
 def available_specs() -> dict[str, DatasetSpec]:
@@ -17,9 +18,27 @@ def available_specs() -> dict[str, DatasetSpec]:
     return {s.name: s for s in (FRAUD_SPEC, SUPPORT_TICKETS_SPEC)}
 
 
-def active_spec() -> DatasetSpec:
-    name = os.environ.get(SPEC_ENV, "card_fraud")
+def spec_named(name: str, source: str = "--spec") -> DatasetSpec:
+    """The built-in dataset spec called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A spec name, e.g. ``card_fraud``.
+    source : str, default "--spec"
+        Where the name came from, for the error message.
+
+    Raises
+    ------
+    SpecError
+        When no built-in spec has that name (the message lists the known ones).
+    """
     specs = available_specs()
     if name not in specs:
-        raise SpecError(f"{SPEC_ENV}={name!r} names no dataset spec; known: {sorted(specs)}")
+        raise SpecError(f"{source}={name!r} names no dataset spec; known: {sorted(specs)}")
     return specs[name]
+
+
+def active_spec() -> DatasetSpec:
+    """The spec ``ML_ASSETS_SPEC`` names (default ``card_fraud``); for entry points only."""
+    return spec_named(os.environ.get(SPEC_ENV, DEFAULT_SPEC), SPEC_ENV)

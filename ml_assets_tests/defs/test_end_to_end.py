@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.definitions import build_definitions
-from ml_assets.lib.core.lake import read_parquet_files
+from ml_assets.lib.core.catalog import read_parquet_files
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.scenarios.demo import run_pipeline
 from ml_assets.specs.support_tickets import SUPPORT_TICKETS_SPEC
 
@@ -100,7 +101,7 @@ def test_pipeline_runs_on_a_second_non_fraud_spec(tmp_path):
     days = 12
     paths = DataPaths(tmp_path)
     write_ticket_landing(paths, start, days)
-    run_pipeline(spec, paths, build_definitions(spec, str(tmp_path)), start,
+    run_pipeline(Workspace(paths, spec), build_definitions(spec, str(tmp_path)), start,
                  start + timedelta(days=days), first_model_at=0.6, log=lambda *_: None)
     registry = Registry(paths.control_db)
     assert registry.aliases("escalation")["champion"] == "escalation-v1"

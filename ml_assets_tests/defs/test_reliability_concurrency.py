@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from ml_assets.defs.partitions import day_key, hour_key
-from ml_assets.lib.core.lake import read_parquet_files
+from ml_assets.lib.core.catalog import read_parquet_files
 from ml_assets.lib.core.registry import Registry
-from ml_assets.scenarios.demo import dagster_instance
+from ml_assets.scenarios.runner import dagster_instance
 from ml_assets_tests.fixtures.reliability_world import (
     Child,
     child_env,
@@ -44,7 +44,7 @@ if role in ("hourly", "backfill", "labels"):
     import dagster as dg
     from ml_assets.definitions import build_definitions
     from ml_assets.defs.partitions import range_tags
-    from ml_assets.scenarios.demo import dagster_instance
+    from ml_assets.scenarios.runner import dagster_instance
     from ml_assets.lib.core.paths import DataPaths
     from ml_assets.specs.fraud import FRAUD_SPEC
     defs = build_definitions(FRAUD_SPEC, str(root))
@@ -84,7 +84,7 @@ elif role == "control":
             errors.append(traceback.format_exc())
         time.sleep(0.05)
 elif role == "reader":
-    from ml_assets.lib.core.lake import read_parquet_files
+    from ml_assets.lib.core.catalog import read_parquet_files
     wait_go()
     while not stop.exists():
         for asset in ("batch_scores", "event_features", "raw_labels"):

@@ -13,6 +13,7 @@ import pytest
 
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.definitions import WindowAgg
 from ml_assets.lib.ingest import integrity as landing_integrity
 from ml_assets.lib.training.reproduce import reproduce
@@ -36,7 +37,7 @@ def baseline(fraud_world, first_version):
     """The untouched rerun of the older version (also proves the live state is only read)."""
     paths = fraud_world["paths"]
     before = _lake_state(paths), len(Registry(paths.control_db).list_models("fraud"))
-    result = reproduce(paths, fraud_world["spec"], first_version["version"])
+    result = reproduce(Workspace(paths, fraud_world["spec"]), first_version["version"])
     assert (_lake_state(paths), len(Registry(paths.control_db).list_models("fraud"))) == before
     return result
 
@@ -67,11 +68,12 @@ def test_a_rewritten_landing_file_is_reported_as_the_cause(fraud_world, first_ve
                              pa.array(amounts, table.schema.field("amount").type))
     pq.write_table(table, path, compression="zstd")
 
-    result = reproduce(paths, fraud_world["spec"], first_version["version"])
+    result = reproduce(Workspace(paths, fraud_world["spec"]), first_version["version"])
     assert not result.identical and not result.dataset_sha256_match
     assert result.causes[0].kind == "landing_data_changed"
     assert path.name in result.causes[0].detail
-    problems = landing_integrity.verify(paths, [str(path.relative_to(root))])
+    problems = landing_integrity.verify(paths, Registry(paths.control_db),
+                                        [str(path.relative_to(root))])
     assert [p.problem for p in problems] == ["rewritten"]
 
     # A single flipped byte in a label file (the file may no longer even parse).
@@ -79,14 +81,14 @@ def test_a_rewritten_landing_file_is_reported_as_the_cause(fraud_world, first_ve
     data = bytearray(label.read_bytes())
     data[len(data) // 2] ^= 0x01
     label.write_bytes(bytes(data))
-    result = reproduce(paths, fraud_world["spec"], first_version["version"])
+    result = reproduce(Workspace(paths, fraud_world["spec"]), first_version["version"])
     assert not result.identical and result.causes[0].kind == "landing_data_changed"
     assert label.name in result.causes[0].detail
 
 
 def test_another_seed_is_reported_as_the_cause(fraud_world, first_version):
-    result = reproduce(fraud_world["paths"], fraud_world["spec"], first_version["version"],
-                       seed=first_version["seed"] + 1)
+    result = reproduce(Workspace(fraud_world["paths"], fraud_world["spec"]),
+                       first_version["version"], seed=first_version["seed"] + 1)
     # Without early stopping or subsampling the boosted trees ignore the seed, so the scores
     # may agree; the artifact (which records random_state) must not, and the seed is named.
     assert result.dataset_sha256_match and not result.artifact_sha256_match
@@ -100,8 +102,8 @@ def test_a_changed_feature_definition_is_reported_as_the_cause(fraud_world, firs
     features = tuple(dataclasses.replace(f, window="12h") if f.name == "card_tx_count_24h" else f
                      for f in spec.features)
     assert any(isinstance(f, WindowAgg) and f.window == "12h" for f in features)
-    result = reproduce(fraud_world["paths"], dataclasses.replace(spec, features=features),
-                       first_version["version"])
+    changed = Workspace(fraud_world["paths"], dataclasses.replace(spec, features=features))
+    result = reproduce(changed, first_version["version"])
     assert not result.identical and not result.dataset_sha256_match
     assert result.causes[0].kind == "feature_definition_changed"
     assert "card_tx_count_24h" in result.causes[0].detail
@@ -109,35 +111,36 @@ def test_a_changed_feature_definition_is_reported_as_the_cause(fraud_world, firs
 
 def test_landing_ledger_keeps_the_first_checksum_and_refuses_rewrites(tmp_path):
     paths = DataPaths(tmp_path).ensure()
+    registry = Registry(paths.control_db)
     f = paths.landing / "events" / "2026-07-01T00.parquet"
     f.write_bytes(b"first delivery")
-    assert landing_integrity.record(paths, [f], actor="test") == []
+    assert landing_integrity.record(paths, registry, [f], actor="test") == []
     f.write_bytes(b"second delivery")
-    rewritten = landing_integrity.record(paths, [f], actor="test")
+    rewritten = landing_integrity.record(paths, registry, [f], actor="test")
     assert [p.problem for p in rewritten] == ["rewritten"]
     # the ledger still holds the first checksum, and cannot be edited
-    assert landing_integrity.verify(paths, ["landing/events/2026-07-01T00.parquet"])[0].source \
-        == "ledger"
+    rel = "landing/events/2026-07-01T00.parquet"
+    assert landing_integrity.verify(paths, registry, [rel])[0].source == "ledger"
     con = sqlite3.connect(paths.control_db)
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         con.execute("UPDATE landing_checksums SET sha256 = 'x'")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         con.execute("DELETE FROM landing_checksums")
     f.unlink()
-    assert landing_integrity.verify(paths, ["landing/events/2026-07-01T00.parquet"])[0].problem \
-        == "missing"
+    assert landing_integrity.verify(paths, registry, [rel])[0].problem == "missing"
 
 
 def test_six_weeks_ago_the_champion_of_then_reproduces_after_later_models(tmp_path):
     """The scenario at small scale: retrain-and-promote every 14 days through Dagster for 62 days,
     then the model that served 42 days before the end is rebuilt from raw."""
     from ml_assets.definitions import build_definitions
+    from ml_assets.lib.core.workspace import Workspace
     from ml_assets.scenarios.six_weeks import six_weeks_ago
     from ml_assets.scenarios.synthetic import SyntheticConfig
     from ml_assets.specs.fraud import FRAUD_SPEC
 
     paths = DataPaths(tmp_path).ensure()
-    out = six_weeks_ago(paths, FRAUD_SPEC, SyntheticConfig(seed=5, days=62, scale=0.1),
+    out = six_weeks_ago(Workspace(paths, FRAUD_SPEC), SyntheticConfig(seed=5, days=62, scale=0.1),
                         build_definitions(FRAUD_SPEC, str(tmp_path)), first_model_day=20,
                         every_days=14, log=lambda *_: None)
     assert out["champion_on"] == "2026-07-21" and out["version"] == "fraud-v1"

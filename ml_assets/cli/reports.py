@@ -1,0 +1,144 @@
+"""Read-only report commands: ``status`` (and ``status --criteria``), ``models``, ``monitor`` and
+``shadow``. Builders live in ``status_report``/``monitor_report``; this module renders."""
+
+from ml_assets.cli.output import emit, refused
+from ml_assets.lib.core.workspace import Workspace
+
+
+def print_models(models: list[dict], aliases: dict) -> None:
+    """One line per model version: alias, window, cutoff, seed, held-out/frozen-ref AUC, SHA."""
+    by_version = {v: a for a, v in aliases.items() if v}
+    for m in models:
+        held, ref = m["metrics"]["held_out"], m["metrics"]["frozen_reference"]
+        w = m["training_window"]
+        print(f"{m['version']:<12} {by_version.get(m['version'], ''):<11} "
+              f"window {w['start'][:10]}..{w['end'][:10]}  cutoff {m['label_cutoff'][:10]}  "
+              f"seed {m['seed']}  held-out AUC {held['auc'] or float('nan'):.4f}  "
+              f"frozen-ref AUC {ref['auc'] or float('nan'):.4f}  artifact {m['artifact_sha256'][:12]}")
+
+
+def cmd_status(args, ws: Workspace) -> int:
+    """``status``: aliases, kill switch, stage, lake partitions, failing checks; with
+    ``--criteria`` the playbook's success criteria as measured (reproduce, drills)."""
+    if args.criteria:
+        from ml_assets.lib.release import criteria
+
+        emit(criteria.scorecard(ws), args.json, lambda c: print(criteria.render_markdown(c)))
+        return 0
+    from ml_assets.cli.status_report import status
+    from ml_assets.definitions import build_definitions
+
+    payload = status(ws, build_definitions(ws.spec, str(ws.paths.root)))
+
+    def render(p):
+        print(f"dataset {p['dataset']} (feature schema {p['feature_schema_version']}), "
+              f"data in {p['data_dir']}")
+        print("aliases: " + ", ".join(f"{a}={v or '-'}" for a, v in p["aliases"].items()))
+        print(f"kill switch: {p['kill_switch']}   rollout stage: {p['rollout_stage']}")
+        for asset, info in p["lake"].items():
+            print(f"  {asset:<15} {info['partitions']:>5} partitions, latest {info['latest']}")
+        failing = p["failing_checks"]
+        print(f"checks: {len(p['checks'])} evaluated, {len(failing)} failing")
+        for c in failing:
+            print(f"  FAILING {c['asset']}:{c['check']} - {c['description']}")
+        if p["champion"] is None:
+            print("No champion yet: run `make demo` or materialize candidate_model.")
+
+    emit(payload, args.json, render)
+    return 0
+
+
+def cmd_models(args, ws: Workspace) -> int:
+    """``models``: registered versions with their card fields, aliases and rollout history."""
+    from ml_assets.lib.release.rollout import history
+
+    registry = ws.registry
+    models = registry.list_models(ws.spec.model_name)
+    aliases = registry.aliases(ws.spec.model_name)
+    payload = [{**m, "aliases": [a for a, v in aliases.items() if v == m["version"]],
+                "rollout_history": history(registry, m["version"])} for m in models]
+
+    def render(p):
+        if not p:
+            print("No models registered yet: run `make demo` or materialize candidate_model.")
+        print_models(models, aliases)
+
+    emit(payload, args.json, render)
+    return 0
+
+
+def cmd_shadow(args, ws: Workspace) -> int:
+    """``shadow``: the shadow report of the current challenger (computed now and recorded), or
+    the last recorded one when no challenger is registered."""
+    from ml_assets.lib.monitoring.tables import label_horizon
+    from ml_assets.lib.release import rollout, shadow
+
+    aliases = ws.registry.aliases(ws.spec.model_name)
+    end = rollout.data_end(ws.paths)
+    if aliases["challenger"] and end:
+        try:
+            report = rollout.gate(ws.paths, ws.spec, ws.registry, end, label_horizon(ws.paths))
+        except shadow.ShadowDataMissing as exc:
+            return refused(f"no shadow report: {exc}")
+    else:
+        report = shadow.last_recorded(ws.paths)
+    if report is None:
+        return refused("no challenger and no recorded shadow report: train a candidate and score")
+
+    def render(r):
+        print(f"{r['challenger']} vs {r['champion']}: {r['days_of_data']} days of shadow data "
+              f"({r['window']['start'][:16]} .. {r['window']['end'][:16]}), gate "
+              f"{'PASSED' if r['gate_passed'] else 'FAILED'}")
+        for i in r["checklist"]:
+            value = f"{i['value']:.4g}" if isinstance(i["value"], float) else i["value"]
+            print(f"  {i['status'].upper():<8} {i['item']:<30} {value}  (threshold "
+                  f"{i['threshold']})")
+
+    emit(report, args.json, render)
+    return 0
+
+
+def cmd_monitor(args, ws: Workspace) -> int:
+    """``monitor --days N``: per day the business metric, drift, prediction quantiles, delayed
+    evaluation and the checks that fired."""
+    from ml_assets.cli.monitor_report import monitor
+
+    payload = monitor(ws.spec, ws.paths, args.days)
+
+    def render(p):
+        for d in p["days"]:
+            b = d["business_metric"] or {}
+            value = b.get("value") if b.get("status") == "final" else b.get("estimated_value")
+            rate = next((b[k] for k in b if k.endswith("_rate") and k != "baseline_decision_rate"),
+                        None)
+            evals = ", ".join(f"{v}: {e['status']} cov {e['label_coverage']:.0%} "
+                              + (f"AUC {e['auc']:.3f}" if e.get("auc") is not None else
+                                 f"est. AUC {e.get('estimated_auc') or float('nan'):.3f}")
+                              for v, e in d["evaluation"].items())
+            worst = max(d["psi"].items(), key=lambda kv: kv[1], default=("-", 0.0))
+            print(f"{d['day']}  {b.get('metric', '-')} {value or 0:,.0f} {b.get('unit', '')} "
+                  f"({b.get('status', '-')})  rate {rate or 0:.2%}  max PSI {worst[0]} "
+                  f"{worst[1]:.3f}  {evals}  checks: "
+                  + (", ".join(f"{c['check']}={c['severity']}" for c in d["checks"]) or "ok"))
+        if p["hint"]:
+            print(p["hint"])
+
+    emit(payload, args.json, render)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    """Register the report commands on the ``ml-assets`` subparsers."""
+    status = sub.add_parser("status", help="aliases, kill switch, partitions, failing checks")
+    status.add_argument("--criteria", action="store_true",
+                        help="the playbook's success criteria as measured (reproduce, drills)")
+    status.set_defaults(func=cmd_status)
+    sub.add_parser("models", help="registered versions with their model cards") \
+        .set_defaults(func=cmd_models)
+    mon = sub.add_parser("monitor", help="per day: business metric, drift, prediction "
+                                         "quantiles, delayed evaluation and failing checks")
+    mon.add_argument("--days", type=int, default=7)
+    mon.set_defaults(func=cmd_monitor)
+    sub.add_parser("shadow", help="shadow report of the current (or last) challenger with "
+                                  "every gate item, its measured value and passed") \
+        .set_defaults(func=cmd_shadow)
