@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
-from ml_assets.defs.training.definitions import TRAINING_ASSETS
 from ml_assets.defs.monitoring.assets import monitoring_asset_names
 from ml_assets.defs.partitions import day_key, hour_key, range_tags
+from ml_assets.defs.training.definitions import TRAINING_ASSETS
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.docs.documents import DOCUMENTS
 from ml_assets.lib.ingest.landing import label_feeds

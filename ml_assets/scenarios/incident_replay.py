@@ -21,9 +21,9 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets.definitions import build_definitions
-from ml_assets.defs.scoring.definitions import HOURLY_ASSETS
 from ml_assets.defs.monitoring.assets import LABEL_DRIVEN_ASSETS, monitoring_asset_names
 from ml_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, day_key, hour_key, range_tags
+from ml_assets.defs.scoring.definitions import HOURLY_ASSETS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.ingest.landing import label_feeds
 from ml_assets.lib.monitoring.tables import contiguous_ranges

@@ -5,8 +5,8 @@ import getpass
 import time
 from datetime import datetime, timedelta
 
-from ml_assets.defs.training.definitions import TRAINING_ASSETS
 from ml_assets.defs.partitions import day_key, hour_key, range_tags
+from ml_assets.defs.training.definitions import TRAINING_ASSETS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
