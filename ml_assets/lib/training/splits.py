@@ -3,6 +3,8 @@ forever - whatever else is added, whichever process or pandas version computes i
 
 from __future__ import annotations
 
+import hashlib
+
 import duckdb
 import pandas as pd
 
@@ -10,9 +12,43 @@ BUCKETS = 10_000
 
 
 def bucket_sql(id_sql: str, salt: str) -> str:
-    """md5(salt:id) -> first 32 bits -> bucket in [0, BUCKETS). md5 is the same everywhere."""
+    """The stable bucket of an id as a DuckDB SQL expression.
+
+    Parameters
+    ----------
+    id_sql : str
+        SQL expression of the id (a column name or a cast); it is hashed as its ``VARCHAR``.
+    salt : str
+        Separates independent hash families (splits, rollout arms).
+
+    Returns
+    -------
+    str
+        An expression for md5(salt:id) -> first 32 bits -> bucket in [0, ``BUCKETS``); md5 is
+        the same everywhere, so ``bucket`` computes the same value in Python.
+    """
     salt_lit = "'" + salt.replace("'", "''") + ":'"
     return f"(('0x' || substr(md5({salt_lit} || CAST({id_sql} AS VARCHAR)), 1, 8))::UBIGINT % {BUCKETS})"
+
+
+def bucket(id_value: object, salt: str) -> int:
+    """The stable bucket of one id, computed without a database (the serving path).
+
+    Parameters
+    ----------
+    id_value : object
+        The id; hashed as ``str(id_value)``, which equals DuckDB's ``VARCHAR`` cast for the
+        integer and string ids the specs use.
+    salt : str
+        As in ``bucket_sql``.
+
+    Returns
+    -------
+    int
+        md5(salt:id) -> first 32 bits -> bucket in [0, ``BUCKETS``), equal to ``bucket_sql``.
+    """
+    digest = hashlib.md5(f"{salt}:{id_value}".encode()).hexdigest()  # noqa: S324 (not security)
+    return int(digest[:8], 16) % BUCKETS
 
 
 def assign_splits(ids: pd.Series, salt: str, fractions: tuple[float, float]) -> pd.Series:
