@@ -32,7 +32,7 @@ from ml_assets.lib.core.registry import Registry, RegistryError
 from ml_assets.lib.monitoring.business import value_per_row
 from ml_assets.lib.release import shadow
 from ml_assets.lib.release.rollback import promote
-from ml_assets.lib.training.splits import BUCKETS, bucket_sql
+from ml_assets.lib.training.splits import BUCKETS, bucket, bucket_sql
 
 STAGE_KEY, STATE_KEY = "rollout_stage", "rollout_state"
 PAUSED = "paused"
@@ -43,6 +43,7 @@ class RolloutRefused(RegistryError):
 
 
 def pct(stage: str) -> int:
+    """Percent of entities a stage covers: ``"25"`` -> 25; ``"shadow"``/``"paused"`` -> 0."""
     return int(stage) if stage.isdigit() else 0
 
 
@@ -54,11 +55,66 @@ def buckets(entities: pd.Series, salt: str) -> np.ndarray:
     return con.execute(f"SELECT {bucket_sql('e', salt)} AS b FROM ents").df()["b"].to_numpy()
 
 
+def in_arm(bucket_values, percent: float):
+    """The arm rule, written once: a bucket below ``percent`` of ``BUCKETS`` is in the
+    challenger's arm, so the 5% arm contains the 1% arm.
+
+    Parameters
+    ----------
+    bucket_values : int or ndarray of int, shape (n_entities,)
+        Buckets in [0, ``BUCKETS``) from ``buckets`` or ``splits.bucket``.
+    percent : float
+        The stage's share of entities, in percent (0-100).
+
+    Returns
+    -------
+    bool or ndarray of bool, shape (n_entities,)
+        True where the challenger's decision acts.
+    """
+    return bucket_values < percent / 100 * BUCKETS
+
+
 def in_challenger_arm(entities: pd.Series, percent: float, salt: str) -> np.ndarray:
-    return buckets(entities, salt) < percent / 100 * BUCKETS
+    """Per entity (vectorized in DuckDB): is it in the challenger's arm at ``percent``?
+
+    Parameters
+    ----------
+    entities : Series, shape (n_entities,)
+        Entity keys (the spec's first entity key).
+    percent : float
+        Stage share in percent (0-100).
+    salt : str
+        The rollout's hash salt (``RolloutConfig.salt``, kept in the rollout state).
+
+    Returns
+    -------
+    ndarray of bool, shape (n_entities,)
+    """
+    return in_arm(buckets(entities, salt), percent)
+
+
+def entity_in_challenger_arm(entity: object, percent: float, salt: str) -> bool:
+    """``in_challenger_arm`` for one entity in pure Python (the serving path, per request).
+
+    Parameters
+    ----------
+    entity : object
+        One entity key value.
+    percent : float
+        Stage share in percent (0-100).
+    salt : str
+        The rollout's hash salt.
+
+    Returns
+    -------
+    bool
+        The same answer ``in_challenger_arm`` gives for that entity.
+    """
+    return bool(in_arm(bucket(entity, salt), percent))
 
 
 def entity_key(spec: DatasetSpec) -> str:
+    """The column whose value decides the arm: the spec's first entity key."""
     return spec.entity_keys[0]
 
 
@@ -78,22 +134,52 @@ def current(registry: Registry, spec: DatasetSpec) -> dict:
             "since": None, "history": []}
 
 
-def challenger_share(registry: Registry, spec: DatasetSpec) -> float:
-    """Percent of entities on which the challenger's decision acts right now."""
-    st = state(registry)
-    challenger = registry.aliases(spec.model_name)["challenger"]
-    if not st or st["version"] != challenger or st["stage"] in ("shadow", PAUSED, "100"):
+def acting_share(st: dict | None, challenger: str | None) -> float:
+    """Percent of entities on which the challenger's decision acts, from a rollout state.
+
+    Parameters
+    ----------
+    st : dict or None
+        The rollout state (``state``), as stored in the control plane.
+    challenger : str or None
+        The current ``challenger`` alias.
+
+    Returns
+    -------
+    float
+        The stage's percent (0-100); 0 in shadow, paused, at 100 (promoted: the challenger is
+        champion by then) or when the state belongs to another version.
+    """
+    if not st or not challenger or st.get("version") != challenger:
         return 0.0
-    return float(pct(st["stage"]))
+    stage = st.get("stage", "shadow")
+    return 0.0 if stage in ("shadow", PAUSED, "100") else float(pct(stage))
+
+
+def arm_salt(st: dict | None, spec: DatasetSpec) -> str:
+    """The salt the running rollout hashes with (kept in its state), else the spec's."""
+    return (st or {}).get("salt", spec.rollout.salt)
+
+
+def challenger_share(registry: Registry, spec: DatasetSpec) -> float:
+    """Percent of entities on which the challenger's decision acts right now (see
+    ``acting_share``)."""
+    return acting_share(state(registry), registry.aliases(spec.model_name)["challenger"])
 
 
 def acting_arm(registry: Registry, spec: DatasetSpec, events: pd.DataFrame) -> np.ndarray | None:
-    """Per event: does the challenger's decision act (batch scoring and serving use this)?"""
+    """Per event: does the challenger's decision act (batch scoring uses this; serving applies
+    the same rule per request with ``entity_in_challenger_arm``)?
+
+    Returns
+    -------
+    ndarray of bool, shape (n_events,), or None
+        None when the challenger acts on nobody.
+    """
     share = challenger_share(registry, spec)
     if not share:
         return None
-    salt = (state(registry) or {}).get("salt", spec.rollout.salt)
-    return in_challenger_arm(events[entity_key(spec)], share, salt)
+    return in_challenger_arm(events[entity_key(spec)], share, arm_salt(state(registry), spec))
 
 
 def _transition(registry: Registry, spec: DatasetSpec, st: dict, stage: str, since: datetime,
@@ -156,7 +242,7 @@ def evaluate_stage(frame: pd.DataFrame, percent: int, lo: datetime, hi: datetime
     before; guardrail on challenger failures or too many decisions on its arm."""
     ts = frame[spec.event_ts]
     w = frame[(ts >= lo) & (ts < hi)]
-    arm = w["bucket"].to_numpy() < percent / 100 * BUCKETS
+    arm = in_arm(w["bucket"].to_numpy(), percent)
     treat, control = w[arm], w[~arm]
     out = {"window": {"start": lo.isoformat(), "end": hi.isoformat()}, "percent": percent,
            "challenger_arm": _arm(treat, "challenger"), "control_arm": _arm(control, "champion"),

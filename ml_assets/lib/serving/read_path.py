@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -37,7 +36,6 @@ from ml_assets.lib.features.online import OnlineState
 from ml_assets.lib.release import rollout
 from ml_assets.lib.release.rollback import KILL_SWITCH
 from ml_assets.lib.serving.tree_predictor import compile_trees
-from ml_assets.lib.training.splits import BUCKETS
 
 SCORE_SOURCES = ("batch_scores", "microbatch_scores")
 RETRY_FAILED_LOAD = timedelta(seconds=30)
@@ -76,21 +74,6 @@ class ControlReader:
         if raw != self._rollout_raw:  # parse the JSON only when it changed
             self._rollout_raw, self._rollout = raw, json.loads(raw) if raw else None
         return rows, rows.pop(KILL_SWITCH, "off") == "on", self._rollout
-
-
-def challenger_share(state: dict | None, challenger: str | None) -> float:
-    """Percent of entities the challenger answers for (as ``rollout.challenger_share``)."""
-    if not state or not challenger or state.get("version") != challenger:
-        return 0.0
-    stage = state.get("stage", "shadow")
-    return 0.0 if stage in ("shadow", rollout.PAUSED, "100") else float(rollout.pct(stage))
-
-
-def in_challenger_arm(entity, percent: float, salt: str) -> bool:
-    """The rollout's stable arm for one entity: md5(salt:entity) -> first 32 bits ->
-    bucket (the same hash as ``splits.bucket_sql``, computed without a database)."""
-    digest = hashlib.md5(f"{salt}:{entity}".encode()).hexdigest()  # noqa: S324 (not security)
-    return int(digest[:8], 16) % BUCKETS < percent / 100 * BUCKETS
 
 
 @dataclass(frozen=True)
@@ -355,9 +338,9 @@ class ScoringService:
         if kill and aliases.get("previous"):
             role = "previous"
         elif entity is not None:
-            share = challenger_share(state, aliases.get("challenger"))
-            if share and in_challenger_arm(entity, share,
-                                           state.get("salt", rollout.RolloutConfig().salt)):
+            share = rollout.acting_share(state, aliases.get("challenger"))
+            if share and rollout.entity_in_challenger_arm(entity, share,
+                                                          rollout.arm_salt(state, self.spec)):
                 role = "challenger"
         version = aliases.get(role)
         if version is None:
@@ -406,7 +389,7 @@ class ScoringService:
                 "model_version": r.version, "role": r.role, "kill_switch": kill,
                 "aliases": aliases, "degraded": r.degraded,
                 "rollout": {"challenger": aliases.get("challenger"),
-                            "percent": challenger_share(state, aliases.get("challenger"))},
+                            "percent": rollout.acting_share(state, aliases.get("challenger"))},
                 "integrity_problems": {**self.models.failures(), **self.integrity},
                 "index": {"events": len(self.index), "versions": sorted(self.index.scores),
                           "loaded_at": self.index.loaded_at.isoformat()},
