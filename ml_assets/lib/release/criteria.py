@@ -14,6 +14,7 @@ import sqlite3
 from datetime import UTC, datetime
 
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.markdown import table
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.monitoring.alerts import alerts_dir, read_alerts
@@ -116,23 +117,34 @@ def scorecard(paths: DataPaths, spec: DatasetSpec, now: datetime | None = None) 
 
 
 def render_markdown(card: dict) -> str:
+    """The success-criteria card as Markdown.
+
+    Parameters
+    ----------
+    card : dict
+        What ``scorecard`` returns.
+
+    Returns
+    -------
+    str
+        A criteria table (measured vs target) and a table of the last deploys, newline-ended.
+    """
     rep, drill, inc = card["reproduce"], card["rollback_drill"], card["incident_drill"]
-    lines = ["# Success criteria", "", "| criterion | measured | target |", "|---|---|---|"]
-    lines.append("| rerun the champion's training from raw | " + (
-        f"{'identical' if rep['identical'] else 'NOT identical ' + str(rep['causes'])} in "
-        f"{rep['seconds']:.0f}s ({rep['measured_at']})" if rep else
-        f"never measured: `ml-assets reproduce {card['champion']}`") + " | identical, < 30 min |")
-    lines.append("| rollback drill | " + (f"{drill['days_since_last']:.1f} days ago"
-                                         if drill["days_since_last"] is not None
-                                         else drill["reason"]) + " | within 90 days |")
-    lines.append("| drift caught before the business metric | " + (
-        f"lead {inc['min_lead_days']} day(s); all incidents before business: "
-        f"{inc['detected_before_business']}; clean-day ERROR alarms "
-        f"{inc['clean_day_error_alarms']} ({inc['measured_at']})" if inc else
-        "never drilled: `ml-assets drill incidents`") + " | detected first, 0 false alarms |")
-    lines += ["", "## Last deploys", "", "| when | action | version | incidents |",
-              "|---|---|---|---|"]
-    lines += [f"| {d['ts']} | {d['action']} | {d['version']} | "
-              f"{'boring' if d['boring'] else '; '.join(d['incidents'])} |"
-              for d in card["last_deploys"]] or ["| - | - | - | no deploys yet |"]
-    return "\n".join(lines) + "\n"
+    criteria = [
+        ["rerun the champion's training from raw",
+         f"{'identical' if rep['identical'] else 'NOT identical ' + str(rep['causes'])} in "
+         f"{rep['seconds']:.0f}s ({rep['measured_at']})" if rep else
+         f"never measured: `ml-assets reproduce {card['champion']}`", "identical, < 30 min"],
+        ["rollback drill", f"{drill['days_since_last']:.1f} days ago"
+         if drill["days_since_last"] is not None else drill["reason"], "within 90 days"],
+        ["drift caught before the business metric",
+         f"lead {inc['min_lead_days']} day(s); all incidents before business: "
+         f"{inc['detected_before_business']}; clean-day ERROR alarms "
+         f"{inc['clean_day_error_alarms']} ({inc['measured_at']})" if inc else
+         "never drilled: `ml-assets drill incidents`", "detected first, 0 false alarms"]]
+    deploys = [[d["ts"], d["action"], d["version"],
+                "boring" if d["boring"] else "; ".join(d["incidents"])]
+               for d in card["last_deploys"]] or [[None, None, None, "no deploys yet"]]
+    return "\n".join(["# Success criteria", "", table(["criterion", "measured", "target"], criteria),
+                      "", "## Last deploys", "",
+                      table(["when", "action", "version", "incidents"], deploys)]) + "\n"
