@@ -133,14 +133,13 @@ def reproduce_section(demo_dir: Path | None, threads: int) -> dict:
     if demo_dir is None:
         return {"reproduce_seconds": None, "reason": "no demo state: run `make demo` or pass "
                                                      "--with-demo"}
-    from ml_assets.lib.core.paths import DataPaths
-    from ml_assets.lib.core.registry import Registry
+    from ml_assets.lib.core.workspace import Workspace
     from ml_assets.specs import active_spec
 
-    spec, paths = active_spec(), DataPaths(demo_dir)
-    champion = Registry(paths.control_db).aliases(spec.model_name)["champion"]
+    ws = Workspace.open(demo_dir, active_spec())
+    champion = ws.registry.aliases(ws.spec.model_name)["champion"]
     t0 = time.perf_counter()
-    result = reproduce(paths, spec, champion, threads=threads).as_dict()
+    result = reproduce(ws, champion, threads=threads).as_dict()
     seconds = time.perf_counter() - t0
     failed = [c["detail"] for c in result["causes"] if c["kind"] == "rerun_failed"]
     return {"reproduce_seconds": None if failed else seconds, "version": champion,

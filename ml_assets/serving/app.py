@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.docs.interface_contract import InterfaceContract, RequestError, load_contract
 from ml_assets.lib.scoring.prediction_log import PredictionLogger
 from ml_assets.lib.serving.read_path import NoServableModel, ScoringService, predict_grouped
@@ -70,7 +71,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract | None = None,
                log_predictions: bool = True, reload_seconds: float = 2.0) -> Starlette:
     contract = contract or load_contract(spec)
-    service = ScoringService(paths, spec, reload_seconds=reload_seconds)
+    service = ScoringService(Workspace(paths, spec), reload_seconds=reload_seconds)
     logger = PredictionLogger(paths)
     id_kind = contract.input_schema()[spec.event_id]["type"]
     schema_version = spec.schema_version  # a hash over the declarations: compute it once

@@ -12,6 +12,7 @@ import pytest
 from ml_assets.definitions import build_definitions
 from ml_assets.lib.core.lake import hourly_files, read_parquet_files
 from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.scoring import microbatch as mb
 from ml_assets.lib.serving.read_path import ScoringService
 from ml_assets_tests.fixtures.serving_world import CFG, SPEC, world_copy
@@ -99,7 +100,7 @@ def test_sensor_requests_runs_and_the_asset_scores_exactly_like_the_batch(landed
         assert isinstance(sensor(ctx), dg.SkipReason)  # nothing new: nothing requested
 
     # the microbatch scores are served by the lookup path
-    service = ScoringService(paths, SPEC).start()
+    service = ScoringService(Workspace(paths, SPEC)).start()
     try:
         hit = service.lookup(int(events["event_id"].iloc[-1]))
         assert hit["source"] == "microbatch" and hit["model_version"] == "fraud-v2"
@@ -109,7 +110,7 @@ def test_sensor_requests_runs_and_the_asset_scores_exactly_like_the_batch(landed
 
 def test_new_score_files_are_swapped_in_without_a_restart(tmp_path):
     paths = world_copy(tmp_path / "w")
-    service = ScoringService(paths, SPEC).start()
+    service = ScoringService(Workspace(paths, SPEC)).start()
     try:
         before = service.index
         assert service.lookup(123_456_789) is None and not service.reload()

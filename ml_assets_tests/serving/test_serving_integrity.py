@@ -9,6 +9,7 @@ import pytest
 
 from ml_assets.lib.core.artifacts import ArtifactIntegrityError, load_model
 from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.release import rollback
 from ml_assets.lib.serving.read_path import ScoringService
 from ml_assets.serving.app import running_server
@@ -66,7 +67,7 @@ def test_serving_keeps_the_last_good_model_and_reports_it(world):
 
 def test_a_running_server_keeps_its_verified_copy_when_the_file_changes_underneath(world):
     paths, registry, _, artifact = world
-    service = ScoringService(paths, SPEC).start()
+    service = ScoringService(Workspace(paths, SPEC)).start()
     try:
         _tamper(artifact)
         assert "fraud-v1" in service.models.verify_on_disk()

@@ -27,6 +27,7 @@ from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
 from ml_assets.lib.core.lake import connect, daily_files, hourly_files, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import MissingUpstreamError
 from ml_assets.lib.ingest.landing import EARLY_REPORTS
 from ml_assets.lib.monitoring.tables import label_horizon
@@ -65,12 +66,12 @@ def surprise(observed: int, expected: float, dispersion: float) -> float:
     return float(poisson.sf(np.ceil(observed / phi) - 1, expected / phi))
 
 
-def early_label_watch(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
-                      ) -> dict[datetime, pd.DataFrame]:
+def early_label_watch(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, pd.DataFrame]:
     """Per prediction day in [lo, hi): one row with the age its labels have reached, the
     positives reported so far among passed events, the count expected from the reference days
     at that same age, the p-value and a severity. Days whose labels are older than the early
     window are left to the delayed evaluation ("past early window", never alarms)."""
+    paths, spec = ws.paths, ws.spec
     cfg = spec.monitoring
     horizon = label_horizon(paths, EARLY_REPORTS.asset)
     if horizon is None:

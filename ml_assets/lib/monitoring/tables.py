@@ -25,7 +25,7 @@ from ml_assets.lib.core.lake import (
     read_parquet_files,
 )
 from ml_assets.lib.core.paths import DAY_FILE_FORMAT, DataPaths, atomic_write_bytes
-from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import MissingUpstreamError
 from ml_assets.lib.features.definitions import UNKNOWN_CATEGORY, Categorical
 from ml_assets.lib.ingest.landing import EARLY_REPORTS, LABELS
@@ -135,13 +135,14 @@ def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[
     return profile, sha
 
 
-def feature_drift(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
-                  ) -> dict[datetime, pd.DataFrame]:
-    """Per day: one row per feature with PSI, KS, thresholds and severity."""
+def feature_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, pd.DataFrame]:
+    """Per day: one row per feature with PSI, KS, thresholds and severity (the champion's model
+    card comes from ``ws.registry``)."""
+    paths, spec = ws.paths, ws.spec
     cfg = spec.monitoring
     features = read_parquet_files(_files(paths, "event_features", lo, hi, True))
     scores = load_scores(paths, spec, lo, hi, None)
-    registry, profiles, out = Registry(paths.control_db), {}, {}
+    registry, profiles, out = ws.registry, {}, {}
     feat_day = features[spec.event_ts].dt.floor("D")
     for day, day_scores in scores.groupby("day"):
         version = champion_of(day_scores)
@@ -160,10 +161,10 @@ def feature_drift(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetim
 
 
 # -- prediction drift ---------------------------------------------------------------------
-def prediction_drift(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
-                     ) -> dict[datetime, pd.DataFrame]:
+def prediction_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, pd.DataFrame]:
     """Per day and live version: score quantiles, mean and decision share, and the PSI of the
     day's scores against the same version's trailing ``baseline_days``."""
+    paths, spec = ws.paths, ws.spec
     cfg = spec.monitoring
     base_lo = lo - timedelta(days=cfg.baseline_days)
     scores = load_scores(paths, spec, base_lo, hi, None, strict_lo=lo)
@@ -221,11 +222,11 @@ def _load_labeled(paths, spec, lo, hi) -> tuple[pd.DataFrame, datetime]:
     return load_scores(paths, spec, max(cal_lo, spec.start_utc), hi, horizon, strict_lo=lo), horizon
 
 
-def delayed_evaluation(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
-                       ) -> dict[datetime, pd.DataFrame]:
+def delayed_evaluation(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, pd.DataFrame]:
+    paths, spec = ws.paths, ws.spec
     cfg = spec.monitoring
     scores, horizon = _load_labeled(paths, spec, lo, hi)
-    registry, out = Registry(paths.control_db), {}
+    registry, out = ws.registry, {}
     for day in pd.date_range(lo, hi, freq="D", inclusive="left"):
         rows = []
         for (version, role), g in scores[scores["day"] == day].groupby(["model_version", "role"]):
@@ -245,9 +246,9 @@ def delayed_evaluation(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: da
     return out
 
 
-def business_metric(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
-                    ) -> dict[datetime, pd.DataFrame]:
+def business_metric(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, pd.DataFrame]:
     """Per day: the spec's business metric over acted decisions, with its own alert levels."""
+    paths, spec = ws.paths, ws.spec
     metric, cfg = spec.business_metric, spec.monitoring
     if metric is None:
         raise ValueError(f"dataset {spec.name!r} defines no business_metric")

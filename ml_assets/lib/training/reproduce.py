@@ -33,6 +33,7 @@ from ml_assets.lib.core.paths import (
     write_parquet_atomic,
 )
 from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import build_features
 from ml_assets.lib.features.definitions import feature_fingerprint
 from ml_assets.lib.ingest import integrity as landing_integrity
@@ -77,7 +78,7 @@ def _window(card: dict) -> TrainingWindow:
                           datetime.fromisoformat(card["label_cutoff"]))
 
 
-def stage_landing(live: DataPaths, scratch: DataPaths, spec: DatasetSpec,
+def stage_landing(live: DataPaths, registry: Registry, scratch: DataPaths, spec: DatasetSpec,
                   window: TrainingWindow) -> list[landing_integrity.FileProblem]:
     """Copy the landing files the rebuild reads into the scratch directory, checksumming each
     against the ledger/manifest on the way. Every event hour from the dataset start (labels of
@@ -86,7 +87,7 @@ def stage_landing(live: DataPaths, scratch: DataPaths, spec: DatasetSpec,
             for h in hours_between(spec.start_utc, window.end)]
     rels += [str(live.landing_labels_file(d).relative_to(live.root))
              for d in days_between(spec.start_utc, window.label_cutoff)]
-    expected = landing_integrity.expected_checksums(live, rels)
+    expected = landing_integrity.expected_checksums(live, registry, rels)
     problems = []
     for rel in rels:
         src = live.root / rel
@@ -124,28 +125,68 @@ def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: Training
     return build_training_set(scratch, spec, window)
 
 
-def frozen_reference(live: DataPaths, spec: DatasetSpec) -> pd.DataFrame:
-    ref = Registry(live.control_db).reference_set(spec.model_name)
+def frozen_reference(live: DataPaths, registry: Registry, spec: DatasetSpec) -> pd.DataFrame:
+    """The frozen reference set of ``spec``'s model, read through SHA-256 verification.
+
+    Raises
+    ------
+    FileNotFoundError
+        When no reference set was recorded yet.
+    ArtifactIntegrityError
+        When the stored file no longer matches its recorded SHA-256.
+    """
+    ref = registry.reference_set(spec.model_name)
     if ref is None:
         raise FileNotFoundError(f"no frozen reference set recorded for {spec.model_name}")
     return pd.read_parquet(io.BytesIO(artifacts.read_verified(live.root / ref["path"],
                                                               ref["sha256"])))
 
 
-def reproduce(live: DataPaths, spec: DatasetSpec, version: str, seed: int | None = None,
+def reproduce(ws: Workspace, version: str, seed: int | None = None,
               scratch_dir: Path | None = None, keep: bool = False, threads: int = 1,
               ) -> ReproduceResult:
     """Retrain ``version`` from raw landing data with its recorded window, cutoff and seed
-    (``seed`` overrides it, to rehearse a wrong seed) and the current spec's definitions."""
+    and the current spec's definitions; the live data directory and registry are only read.
+
+    Parameters
+    ----------
+    ws : Workspace
+        The live deployment: its paths, its spec (whose definitions the rerun uses) and its
+        registry (the model card, frozen reference set and landing ledger).
+    version : str
+        The registered version to retrain, e.g. ``fraud-v3``.
+    seed : int, optional
+        Overrides the recorded seed (to rehearse a wrong seed).
+    scratch_dir : pathlib.Path, optional
+        Where the temporary rebuild directory is created (default: the system temp dir).
+    keep : bool, default False
+        Keep the rebuild directory (its path is in ``scratch_dir`` of the result).
+    threads : int, default 1
+        Threads for training and prediction.
+
+    Returns
+    -------
+    ReproduceResult
+        Whether the rerun is identical (dataset SHA-256, artifact SHA-256, frozen-reference
+        predictions), in how many seconds, and the causes found when it is not.
+
+    Raises
+    ------
+    RegistryError
+        When ``version`` is not registered.
+    ArtifactIntegrityError
+        When the live model artifact fails verification.
+    """
+    live, spec, registry = ws.paths, ws.spec, ws.registry
     t0 = time.perf_counter()
-    card = Registry(live.control_db).get_model(version)
+    card = registry.get_model(version)
     window = _window(card)
     seed = card["seed"] if seed is None else seed
     root = Path(tempfile.mkdtemp(prefix=f"reproduce-{version}-", dir=scratch_dir))
     scratch = DataPaths(root).ensure()
     new, error, max_diff, old_model, new_model = {"seed": seed}, None, None, None, None
     try:
-        landing_problems = stage_landing(live, scratch, spec, window)
+        landing_problems = stage_landing(live, registry, scratch, spec, window)
         old_model = load_live_model(live, card)["model"]
         # A rewritten or broken landing file may stop the rebuild; the diagnosis still runs.
         training_set = rebuild_training_set(scratch, spec, window, datetime.now(UTC))
@@ -154,7 +195,7 @@ def reproduce(live: DataPaths, spec: DatasetSpec, version: str, seed: int | None
                                "split": assign_splits(training_set[spec.event_id],
                                                       spec.model.split_salt,
                                                       spec.model.split_fractions)})
-        reference = frozen_reference(live, spec)
+        reference = frozen_reference(live, registry, spec)
         new = train_candidate(scratch, spec, training_set, splits, reference, window,
                               dataset_sha, seed=seed, threads=threads)
         new_model = artifacts.load_model(scratch.root / new["artifact_path"],

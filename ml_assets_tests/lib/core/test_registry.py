@@ -1,10 +1,13 @@
 """Control plane basics: versions, first-model-is-champion, idempotent registration, and an
 audit log that cannot be rewritten."""
 
+import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 
+import ml_assets
 from ml_assets.lib.core.registry import Registry, RegistryError
 
 
@@ -43,3 +46,46 @@ def test_audit_log_is_append_only(tmp_path):
         con.execute("UPDATE audit SET actor = 'mallory'")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         con.execute("DELETE FROM audit")
+
+
+def test_drill_results_are_registry_records_and_append_only(tmp_path):
+    reg = Registry(tmp_path / "control.sqlite")
+    assert reg.latest_drill_result("reproduce") is None
+    reg.record_drill_result("reproduce", "m-v1", False, {"seconds": 3.0})
+    reg.record_drill_result("reproduce", "m-v2", True, {"seconds": 2.0})
+    latest = reg.latest_drill_result("reproduce")
+    assert (latest["subject"], latest["ok"], latest["seconds"]) == ("m-v2", True, 2.0)
+    assert reg.latest_drill_result("reproduce", "m-v1")["ok"] is False
+    con = sqlite3.connect(tmp_path / "control.sqlite")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        con.execute("UPDATE drill_results SET ok = 1")
+
+
+def test_landing_ledger_keeps_the_first_checksum(tmp_path):
+    reg = Registry(tmp_path / "control.sqlite")
+    reg.record_landing_checksums([("landing/a.parquet", "1" * 64, 10)], actor="ingest")
+    reg.record_landing_checksums([("landing/a.parquet", "2" * 64, 11),
+                                  ("landing/b.parquet", "3" * 64, 12)], actor="ingest")
+    ledger = reg.landing_checksums()
+    assert {p: r["sha256"][0] for p, r in ledger.items()} == {"landing/a.parquet": "1",
+                                                              "landing/b.parquet": "3"}
+    assert list(reg.landing_checksums(["landing/b.parquet"])) == ["landing/b.parquet"]
+
+
+def test_serving_snapshot_sees_a_flip_on_the_next_read(tmp_path):
+    reg = Registry(tmp_path / "control.sqlite")
+    reg.register_model("m", card("a" * 64), actor="alice")
+    reader = reg.snapshot_reader("m", ("kill_switch", "rollout"))
+    assert reader.read() == ({"champion": "m-v1"}, {})
+    reg.set_setting("kill_switch", "on", actor="bob", reason="incident")
+    reg.set_setting("other", "x", actor="bob", reason="not asked for")
+    assert reader.read() == ({"champion": "m-v1"}, {"kill_switch": "on"})
+
+
+def test_the_control_plane_has_one_door():
+    """Only lib/core/registry/ talks to SQLite; a fifth door to control.sqlite cannot reappear."""
+    package = Path(ml_assets.__file__).parent
+    door = package / "lib" / "core" / "registry"
+    offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
+                 if door not in p.parents and re.search(r"\bsqlite3\b", p.read_text())]
+    assert offenders == [], f"only lib/core/registry/ may open the control plane: {offenders}"

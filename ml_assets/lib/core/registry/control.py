@@ -60,6 +60,7 @@ class Registry(Records):
 
     @staticmethod
     def _audit(con, actor: str, action: str, target: str, reason: str, detail: dict) -> None:
+        """Append one audit entry inside the caller's transaction (refused without an actor)."""
         if not actor:
             raise RegistryError(f"{action} needs an identity (--actor or $USER) for the audit log")
         con.execute("INSERT INTO audit (ts, actor, action, target, reason, detail) "
@@ -68,8 +69,30 @@ class Registry(Records):
 
     # -- models ---------------------------------------------------------------------------
     def register_model(self, model_name: str, card: dict, actor: str) -> tuple[str, bool]:
-        """Register a trained model; return (version, created). The same artifact registers
-        once. The first version of a model becomes champion; later ones become challenger."""
+        """Register a trained model; the first version of a model becomes champion, later ones
+        challenger. The same artifact registers once.
+
+        Parameters
+        ----------
+        model_name : str
+            The model (versions are ``<model_name>-v<seq>``).
+        card : dict
+            The model card; needs ``artifact_sha256``, ``artifact_path``, ``dataset_sha256``.
+        actor : str
+            Who registers (audited).
+
+        Returns
+        -------
+        version : str
+            The new version, or the existing one for an already registered artifact.
+        created : bool
+            False when the artifact was registered before.
+
+        Raises
+        ------
+        RegistryError
+            When ``actor`` is empty.
+        """
         with self.backend.transaction() as con:
             row = con.execute("SELECT version FROM models WHERE model_name=? AND artifact_sha256=?",
                               (model_name, card["artifact_sha256"])).fetchone()
@@ -91,6 +114,13 @@ class Registry(Records):
             return version, True
 
     def get_model(self, version: str) -> dict:
+        """The model card of ``version`` with its ``registered_at`` time.
+
+        Raises
+        ------
+        RegistryError
+            When no such version is registered.
+        """
         with self.backend.read() as con:
             row = con.execute("SELECT card, created_at FROM models WHERE version=?",
                               (version,)).fetchone()
@@ -99,6 +129,7 @@ class Registry(Records):
         return {**json.loads(row["card"]), "registered_at": row["created_at"]}
 
     def list_models(self, model_name: str | None = None) -> list[dict]:
+        """Model cards (of ``model_name``, or of every model), oldest version first."""
         with self.backend.read() as con:
             rows = con.execute(
                 "SELECT card, created_at FROM models WHERE ? IS NULL OR model_name=? "
@@ -108,12 +139,14 @@ class Registry(Records):
     # -- aliases --------------------------------------------------------------------------
     @staticmethod
     def _alias(con, model_name: str, alias: str) -> str | None:
+        """The version ``alias`` points to, read inside the caller's transaction."""
         row = con.execute("SELECT version FROM aliases WHERE model_name=? AND alias=?",
                           (model_name, alias)).fetchone()
         return row["version"] if row else None
 
     @staticmethod
     def _set_alias(con, model_name: str, alias: str, version: str | None) -> None:
+        """Point ``alias`` at ``version`` (None removes it) inside the caller's transaction."""
         if version is None:
             con.execute("DELETE FROM aliases WHERE model_name=? AND alias=?", (model_name, alias))
         else:
@@ -123,6 +156,7 @@ class Registry(Records):
                         (model_name, alias, version, now()))
 
     def aliases(self, model_name: str) -> dict[str, str | None]:
+        """``{alias: version or None}`` for every alias in ``ALIASES``."""
         with self.backend.read() as con:
             rows = con.execute("SELECT alias, version FROM aliases WHERE model_name=?",
                                (model_name,)).fetchall()
@@ -132,8 +166,31 @@ class Registry(Records):
     def move_aliases(self, model_name: str, changes: dict[str, str | None], actor: str,
                      action: str, reason: str, settings: dict[str, str] | None = None,
                      expect: dict[str, str | None] | None = None) -> dict[str, str | None]:
-        """Set several aliases (and settings) in one audited transaction. ``expect`` guards
-        against a concurrent change: the move aborts if an alias no longer has that value."""
+        """Set several aliases (and settings) in one audited transaction.
+
+        Parameters
+        ----------
+        model_name : str
+            The model whose aliases move.
+        changes : dict
+            ``{alias: version or None}``.
+        actor, action, reason : str
+            Audited as who, what (e.g. ``"promote"``) and why.
+        settings : dict, optional
+            Settings written in the same transaction (e.g. the kill switch).
+        expect : dict, optional
+            ``{alias: version}`` the aliases must still have; guards a concurrent change.
+
+        Returns
+        -------
+        dict
+            The aliases after the move, as ``aliases()`` returns them.
+
+        Raises
+        ------
+        RegistryError
+            When an ``expect`` value no longer holds (nothing is changed) or ``actor`` is empty.
+        """
         with self.backend.transaction() as con:
             for alias, version in (expect or {}).items():
                 if self._alias(con, model_name, alias) != version:
@@ -143,29 +200,42 @@ class Registry(Records):
             for alias, version in changes.items():
                 self._set_alias(con, model_name, alias, version)
             for key, value in (settings or {}).items():
-                con.execute("INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) "
-                            "ON CONFLICT (key) DO UPDATE SET value=excluded.value, "
-                            "updated_at=excluded.updated_at", (key, value, now()))
+                self._put_setting(con, key, value)
             target = changes.get("champion") or next((v for v in changes.values() if v), "-")
             self._audit(con, actor, action, target, reason,
                         {"before": before, "changes": changes, "settings": settings or {}})
             return {a: self._alias(con, model_name, a) for a in ALIASES}
 
     # -- settings (kill switch, rollout stage) --------------------------------------------
+    @staticmethod
+    def _put_setting(con, key: str, value: str) -> None:
+        """Insert or overwrite one setting inside the caller's transaction."""
+        con.execute("INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value=excluded.value, "
+                    "updated_at=excluded.updated_at", (key, value, now()))
+
     def get_setting(self, key: str, default: str | None = None) -> str | None:
+        """The value of setting ``key`` (e.g. ``kill_switch``), or ``default`` when unset."""
         with self.backend.read() as con:
             row = con.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
         return row["value"] if row else default
 
     def set_setting(self, key: str, value: str, actor: str, reason: str) -> None:
+        """Set one setting in an audited transaction.
+
+        Raises
+        ------
+        RegistryError
+            When ``actor`` is empty (nothing is changed).
+        """
         with self.backend.transaction() as con:
-            con.execute("INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) "
-                        "ON CONFLICT (key) DO UPDATE SET value=excluded.value, "
-                        "updated_at=excluded.updated_at", (key, value, now()))
+            self._put_setting(con, key, value)
             self._audit(con, actor, f"set:{key}", value, reason, {})
 
     # -- frozen reference set ------------------------------------------------------------
     def reference_set(self, model_name: str) -> dict | None:
+        """The frozen reference set of ``model_name`` (``sha256``, ``path``, ``rows``,
+        ``created_at``), or None before the first training run."""
         with self.backend.read() as con:
             row = con.execute("SELECT * FROM reference_sets WHERE model_name=?",
                               (model_name,)).fetchone()
@@ -173,7 +243,26 @@ class Registry(Records):
 
     def freeze_reference_set(self, model_name: str, sha256: str, path: str, rows: int,
                              actor: str) -> dict:
-        """Record the frozen reference set once; later calls return the first one."""
+        """Record the frozen reference set once; later calls return the first one.
+
+        Parameters
+        ----------
+        model_name : str
+            The model it belongs to.
+        sha256 : str
+            SHA-256 (hex) of the stored Parquet file.
+        path : str
+            The file, relative to the data directory.
+        rows : int
+            Its row count.
+        actor : str
+            Who froze it (audited).
+
+        Returns
+        -------
+        dict
+            The recorded reference set (the first one ever recorded for ``model_name``).
+        """
         with self.backend.transaction() as con:
             row = con.execute("SELECT * FROM reference_sets WHERE model_name=?",
                               (model_name,)).fetchone()
@@ -187,6 +276,7 @@ class Registry(Records):
 
     # -- audit -----------------------------------------------------------------------------
     def audit_log(self, limit: int = 50) -> list[dict]:
+        """The latest ``limit`` audit entries, newest first, with ``detail`` decoded."""
         with self.backend.read() as con:
             rows = con.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
