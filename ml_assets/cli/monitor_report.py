@@ -7,6 +7,7 @@ import pandas as pd
 
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.monitoring import check_names as names
 from ml_assets.lib.monitoring.tables import MONITORING_TABLES
 
 ASSETS = MONITORING_TABLES
@@ -42,15 +43,15 @@ def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
         evals = tables["delayed_evaluation"].query("_day == @day")
         biz = tables["business_metric"].query("_day == @day")
         early = tables["early_label_watch"].query("_day == @day")
-        checks = [{"check": f"psi_{r.feature}", "severity": r.severity, "value": float(r.psi)}
+        checks = [{"check": names.psi_check(r.feature), "severity": r.severity, "value": float(r.psi)}
                   for r in drift.itertuples() if r.severity != "ok"]
-        checks += [{"check": f"score_shift/{r.model_version}", "severity": r.severity,
+        checks += [{"check": f"{names.SCORE_SHIFT}/{r.model_version}", "severity": r.severity,
                     "value": _num(r.psi)} for r in preds.itertuples() if r.severity != "ok"]
-        checks += [{"check": f"auc_vs_held_out/{r.model_version}", "severity": r.severity,
+        checks += [{"check": f"{names.AUC_VS_HELD_OUT}/{r.model_version}", "severity": r.severity,
                     "message": r.alert_message} for r in evals.itertuples() if r.severity != "ok"]
-        checks += [{"check": "missed_positive_reports", "severity": r.severity,
+        checks += [{"check": names.MISSED_POSITIVE_REPORTS, "severity": r.severity,
                     "message": r.alert_message} for r in early.itertuples() if r.severity != "ok"]
-        checks += [{"check": "business_thresholds", "severity": r.severity,
+        checks += [{"check": names.BUSINESS_THRESHOLDS, "severity": r.severity,
                     "message": r.alert_message} for r in biz.itertuples() if r.severity != "ok"]
         out.append({
             "day": day,

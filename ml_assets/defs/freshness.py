@@ -2,7 +2,7 @@
 
 The freshness daemon (part of ``dagster dev`` / ``dagster-daemon``) evaluates these every 30 s;
 the asset page and the catalogue show PASS / WARN / FAIL. They mirror the schedules in
-``defs/automation.py``:
+``defs/<domain>/definitions.py``:
 
 - hourly assets (``raw_events``, ``event_features``, ``batch_scores``) are materialized every
   hour at :15 for the previous hour. One missed run (no materialization for 80 minutes) warns,

@@ -224,7 +224,7 @@ import sys, time, warnings
 warnings.filterwarnings("ignore")
 import dagster as dg
 from ml_assets.definitions import build_definitions
-from ml_assets.defs.automation import TRAINING_ASSETS
+from ml_assets.defs.training.definitions import TRAINING_ASSETS
 from ml_assets.lib.core import registry as reg
 from ml_assets.specs.fraud import FRAUD_SPEC
 
@@ -262,7 +262,7 @@ def test_K07_kill9_between_storing_a_model_and_registering_it(fraud_world, tmp_p
 
     defs = build_definitions(spec, str(paths.root))
     cfg = {"ops": {"training_set": {"config": {"as_of": as_of, "window_days": 14}}}}
-    from ml_assets.defs.automation import TRAINING_ASSETS
+    from ml_assets.defs.training.definitions import TRAINING_ASSETS
     assert dg.materialize([*defs.assets, *defs.asset_checks], selection=list(TRAINING_ASSETS),
                           instance=dg.DagsterInstance.ephemeral(), resources=defs.resources,
                           run_config=cfg).success

@@ -153,7 +153,7 @@ def _run_checks(paths, names: list[str]) -> dg.ExecuteInProcessResult:
 def test_dagster_drill_job_records_a_drill_and_recency_check_passes(world):
     paths, registry = world
     defs = build_definitions(SPEC, str(paths.root))
-    result = defs.resolve_job_def("rollback_drill").execute_in_process(
+    result = defs.resolve_job_def("rollback_drill_job").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert result.success
     assert registry.drills(SPEC.model_name, limit=1)[0]["ok"]

@@ -54,10 +54,10 @@ def build_ingest_checks(spec: DatasetSpec) -> list:
         @dg.asset_check(asset=asset, name="label_contract", blocking=True,
                         description="Quarantine share of the run's label partitions is at most "
                                     f"{MAX_QUARANTINE_SHARE:.0%}.")
-        def _check(context: dg.AssetCheckExecutionContext, project: Project):
+        def label_contract(context: dg.AssetCheckExecutionContext, project: Project):
             window = checked_window(context, daily_def, project.paths.lake / asset)
             files, missing = daily_files(project.paths.lake / asset, *window)
             return _contract_result(asset, window, files, missing, *_share(project, asset, files))
-        return _check
+        return label_contract
 
     return [event_contract, *(feed_contract(a) for a in label_feeds(spec))]

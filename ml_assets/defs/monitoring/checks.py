@@ -14,6 +14,7 @@ from ml_assets.defs.partitions import checked_window, daily
 from ml_assets.defs.resources import Project
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import daily_files, read_parquet_files
+from ml_assets.lib.monitoring import check_names as names
 
 SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
 RANK = {"ok": 0, "warn": 1, "error": 2}
@@ -49,7 +50,7 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
     features = spec.feature_names
 
     @dg.multi_asset_check(
-        specs=[dg.AssetCheckSpec(f"psi_{f}", asset="feature_drift",
+        specs=[dg.AssetCheckSpec(names.psi_check(f), asset="feature_drift",
                                  description=f"PSI of {f} vs the champion's reference: WARN above "
                                              f"{spec.monitoring.psi_warn}, ERROR above "
                                              f"{spec.monitoring.psi_error} (raised to the "
@@ -60,11 +61,11 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
         df = _read(context, project, "feature_drift", daily_def)
         wanted = {k.name for k in context.selected_asset_check_keys}
         for f in features:
-            if f"psi_{f}" not in wanted:
+            if names.psi_check(f) not in wanted:
                 continue
             rows = df[df["feature"] == f] if len(df) else df
             yield _result(
-                "feature_drift", f"psi_{f}", rows,
+                "feature_drift", names.psi_check(f), rows,
                 lambda w, f=f: f"{f}: PSI {w['psi']:.3f} on {pd.Timestamp(w['day']).date()} "
                                f"({w['severity']}; warn>{w['warn_threshold']:.3f}, "
                                f"error>{w['error_threshold']:.3f})",
@@ -75,39 +76,39 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                                 "error_threshold": float(w["error_threshold"]),
                                 "top_bins": dg.MetadataValue.json(json.loads(w["top_bins"]))})
 
-    @dg.asset_check(asset="prediction_drift", name="score_shift",
+    @dg.asset_check(asset="prediction_drift", name=names.SCORE_SHIFT,
                     description="PSI of each live version's daily scores vs its trailing baseline.")
     def score_shift(context: dg.AssetCheckExecutionContext, project: Project):
         rows = _read(context, project, "prediction_drift", daily_def)
-        return _result("prediction_drift", "score_shift", rows,
+        return _result("prediction_drift", names.SCORE_SHIFT, rows,
                        lambda w: f"{w['model_version']} ({w['role']}): score PSI {w['psi']:.3f} vs "
                                  f"baseline, p50 {w['p50']:.4g}",
                        lambda w: {"model_version": str(w["model_version"]),
                                   "psi": float(w["psi"]) if pd.notna(w["psi"]) else 0.0,
                                   "p50": float(w["p50"])})
 
-    @dg.asset_check(asset="delayed_evaluation", name="auc_vs_held_out",
+    @dg.asset_check(asset="delayed_evaluation", name=names.AUC_VS_HELD_OUT,
                     description="Realized AUC on mature days vs the version's held-out AUC: "
                                 "WARN on a drop past the warn threshold, ERROR past the error "
                                 "threshold and beyond 2 standard errors of the day's AUC. Days "
                                 "whose labels are pending never fail.")
     def auc_vs_held_out(context: dg.AssetCheckExecutionContext, project: Project):
         rows = _read(context, project, "delayed_evaluation", daily_def)
-        return _result("delayed_evaluation", "auc_vs_held_out", rows,
+        return _result("delayed_evaluation", names.AUC_VS_HELD_OUT, rows,
                        lambda w: f"{w['model_version']}: {w['alert_message']}",
                        lambda w: {"model_version": str(w["model_version"]),
                                   "status": str(w["status"]),
                                   "label_coverage": float(w["label_coverage"]),
                                   "pending_days": int((rows["status"] == "pending").sum())})
 
-    @dg.asset_check(asset="early_label_watch", name="missed_positive_reports",
+    @dg.asset_check(asset="early_label_watch", name=names.MISSED_POSITIVE_REPORTS,
                     description="Positives reported early among passed events vs the reference "
                                 f"at the same label age: WARN at p<{spec.monitoring.early_warn_p:g}, "
                                 f"ERROR at p<{spec.monitoring.early_error_p:g} (and at least "
                                 f"{spec.monitoring.early_min_count} and twice the expected).")
     def missed_positive_reports(context: dg.AssetCheckExecutionContext, project: Project):
         rows = _read(context, project, "early_label_watch", daily_def)
-        return _result("early_label_watch", "missed_positive_reports", rows,
+        return _result("early_label_watch", names.MISSED_POSITIVE_REPORTS, rows,
                        lambda w: str(w["alert_message"]),
                        lambda w: {"reported_positives": int(w["reported_positives"]),
                                   "expected_positives": float(w["expected_positives"])
@@ -120,14 +121,14 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
     if spec.business_metric is not None:
         metric = spec.business_metric
 
-        @dg.asset_check(asset="business_metric", name="business_thresholds",
+        @dg.asset_check(asset="business_metric", name=names.BUSINESS_THRESHOLDS,
                         description=f"{metric.decision_rate_name} above "
                                     f"{metric.max_decision_rate:.1%} or realized {metric.name} "
                                     "below its floor: ERROR (pages); an unusual move of the "
                                     "decision rate vs its trailing baseline: WARN.")
         def business_thresholds(context: dg.AssetCheckExecutionContext, project: Project):
             rows = _read(context, project, "business_metric", daily_def)
-            return _result("business_metric", "business_thresholds", rows,
+            return _result("business_metric", names.BUSINESS_THRESHOLDS, rows,
                            lambda w: w["alert_message"] or "within thresholds",
                            lambda w: {metric.decision_rate_name:
                                       float(w[metric.decision_rate_name]),

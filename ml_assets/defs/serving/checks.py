@@ -1,59 +1,34 @@
-"""Serving checks: drill recency (90 days), rollback readiness, online/offline parity."""
+"""Serving checks: online/offline parity of features and scores (training/serving skew)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 
-from ml_assets.defs.resources import Project
+from ml_assets.lib.core.catalog import BATCH_SCORES, EVENT_FEATURES
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import hourly_files
+from ml_assets.lib.core.lake import day_floor
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.parity import replay_parity
-from ml_assets.lib.release.rollback import drill_status, rollback_readiness
 from ml_assets.lib.scoring.batch import live_versions, load_live_model
 from ml_assets.lib.serving.tree_predictor import compile_trees
 
 
-def parity_day(project: Project) -> datetime | None:
+def parity_day(project: dg.ResourceParam[Workspace]) -> datetime | None:
     """The newest day with all 24 hours of event features and some batch scores."""
-    lake = project.paths.lake
-    days = sorted({p.stem[:10] for p in (lake / "batch_scores").glob("*.parquet")}, reverse=True)
-    for day in days:
-        start = datetime.fromisoformat(day).replace(tzinfo=UTC)
-        _, missing = hourly_files(lake / "event_features", start, start + timedelta(days=1))
-        if not missing:
+    catalog = project.catalog
+    days = sorted({day_floor(h) for h in catalog.table(BATCH_SCORES).partitions()}, reverse=True)
+    for start in days:
+        if not catalog.table(EVENT_FEATURES).missing(start, start + timedelta(days=1)):
             return start
     return None
 
 
 def build_serving_checks(spec: DatasetSpec) -> list:
-    @dg.asset_check(asset="rollback_drills", name="drill_recency",
-                    description="Fails when the last successful rollback drill is older than 90 "
-                                "days (or there is none): an unexercised rollback is theoretical.")
-    def drill_recency(project: Project) -> dg.AssetCheckResult:
-        status = drill_status(project.registry, spec)
-        return dg.AssetCheckResult(
-            passed=bool(status["ok"]), severity=dg.AssetCheckSeverity.ERROR,
-            description=status["reason"],
-            metadata={"age_days": float(status["age_days"] if status["age_days"] is not None
-                                        else -1.0),
-                      "last_successful_drill": status["last_successful_drill"] or "never"})
-
-    @dg.asset_check(asset="rollback_drills", name="rollback_readiness",
-                    description="The previous model can be served right now: artifact present "
-                                "and SHA-256 verified, features still computable.")
-    def readiness_check(project: Project) -> dg.AssetCheckResult:
-        ready = rollback_readiness(project.registry, project.paths, spec)
-        return dg.AssetCheckResult(
-            passed=bool(ready.ok), severity=dg.AssetCheckSeverity.ERROR,
-            description="ok" if ready.ok else "; ".join(ready.reasons),
-            metadata={"previous_version": ready.version or "none",
-                      "problems": len(ready.reasons)})
-
     @dg.asset_check(asset="batch_scores", name="online_offline_parity",
                     description="Replays the newest complete day of events through the realtime "
                                 "feature path and compares every feature and live-model score with "
                                 "the batch pipeline's. Any difference is training/serving skew.")
-    def online_offline_parity(project: Project) -> dg.AssetCheckResult:
+    def online_offline_parity(project: dg.ResourceParam[Workspace]) -> dg.AssetCheckResult:
         day = parity_day(project)
         if day is None:
             return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
@@ -80,4 +55,4 @@ def build_serving_checks(spec: DatasetSpec) -> list:
                       "max_abs_score_difference": float(report.max_abs_score_difference),
                       "seconds": float(report.seconds)})
 
-    return [drill_recency, readiness_check, online_offline_parity]
+    return [online_offline_parity]

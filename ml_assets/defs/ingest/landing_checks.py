@@ -6,9 +6,10 @@ import getpass
 import dagster as dg
 
 from ml_assets.defs.partitions import checked_window, daily, hourly
-from ml_assets.defs.resources import Project
+from ml_assets.lib.core.catalog import RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import days_between, hours_between
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest import integrity as landing_integrity
 from ml_assets.lib.ingest.landing import LabelFeed, feeds_of
 
@@ -24,25 +25,25 @@ def _result(problems, files: int) -> dg.AssetCheckResult:
 def build_landing_checks(spec: DatasetSpec) -> list:
     hourly_def, daily_def = hourly(spec), daily(spec)
 
-    @dg.asset_check(asset="raw_events", name="landing_events_append_only",
+    @dg.asset_check(asset=RAW_EVENTS, name="landing_events_append_only",
                     description="Records the checksum of every event landing file ingested; "
                                 "fails if one was rewritten after it first landed.")
-    def landing_events_append_only(context: dg.AssetCheckExecutionContext, project: Project):
+    def landing_events_append_only(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
         paths = project.paths
-        lo, hi = checked_window(context, hourly_def, paths.lake / "raw_events")
+        lo, hi = checked_window(context, hourly_def, project.catalog.table(RAW_EVENTS))
         files = [paths.landing_events_file(h) for h in hours_between(lo, hi)]
-        return _result(landing_integrity.record(paths, files, getpass.getuser()), len(files))
+        return _result(landing_integrity.record(paths, project.registry, files, getpass.getuser()), len(files))
 
     def feed_append_only(feed: LabelFeed):
         @dg.asset_check(asset=feed.asset, name="landing_labels_append_only",
                         description="Records the checksum of every landing file of this feed "
                                     "ingested; fails if one was rewritten after it first landed.")
-        def _check(context: dg.AssetCheckExecutionContext, project: Project):
+        def landing_labels_append_only(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
             paths = project.paths
-            lo, hi = checked_window(context, daily_def, paths.lake / feed.asset)
+            lo, hi = checked_window(context, daily_def, project.catalog.table(feed.asset))
             files = [feed.landing_file(paths, d) for d in days_between(lo, hi)]
-            return _result(landing_integrity.record(paths, files, getpass.getuser()), len(files))
-        return _check
+            return _result(landing_integrity.record(paths, project.registry, files, getpass.getuser()), len(files))
+        return landing_labels_append_only
 
     return [landing_events_append_only, *(feed_append_only(f) for f in feeds_of(spec))]
 

@@ -3,10 +3,10 @@ rollback-drill age, drift-before-business lead time, and the last three deploys.
 
 import dagster as dg
 
-from ml_assets.defs.reproduce.jobs import record_reproduction
-from ml_assets.defs.resources import Project
+from ml_assets.defs.training.reproduce import record_reproduction
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import atomic_write_bytes
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.release import criteria
 from ml_assets.lib.training.reproduce import reproduce
 
@@ -19,12 +19,12 @@ def build_criteria_assets(spec: DatasetSpec) -> list:
                           "rollback drill, lead of drift over the business metric in the last "
                           "incident drill, and the last three deploys with their incidents. "
                           "Written to docs/success_criteria.md.")
-    def success_criteria(context: dg.AssetExecutionContext, project: Project) -> dg.MaterializeResult:
+    def success_criteria(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dg.MaterializeResult:
         champion = project.registry.aliases(spec.model_name)["champion"]
         if champion is None:
             raise dg.Failure("no champion yet: materialize candidate_model first")
-        record_reproduction(project, reproduce(project.paths, spec, champion))
-        card = criteria.scorecard(project.paths, spec)
+        record_reproduction(project, reproduce(project, champion))
+        card = criteria.scorecard(project)
         text = criteria.render_markdown(card)
         atomic_write_bytes(project.paths.docs / "success_criteria.md", text.encode())
         rep, drill, inc = card["reproduce"], card["rollback_drill"], card["incident_drill"]

@@ -9,9 +9,11 @@ import getpass
 import dagster as dg
 import pandas as pd
 
+from ml_assets.defs.metadata import known_metadata
 from ml_assets.defs.partitions import daily, day_key
-from ml_assets.defs.resources import Project
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.markdown import table
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.monitoring.tables import label_horizon
 from ml_assets.lib.release import rollout, shadow
 
@@ -24,10 +26,9 @@ def checklist_md(report: dict) -> str:
     lines = [f"**{report['challenger']}** vs champion **{report['champion']}**, "
              f"{report['days_of_data']} days of shadow data, gate "
              f"**{'PASSED' if report['gate_passed'] else 'FAILED'}**", "",
-             "| item | measured | threshold | status |", "|---|---|---|---|"]
-    for i in report["checklist"]:
-        value = f"{i['value']:.4g}" if isinstance(i["value"], float) else str(i["value"])
-        lines.append(f"| {i['item']} | {value} | {i['threshold']} | {i['status']} |")
+             table(["item", "measured", "threshold", "status"],
+                   [[i["item"], i["value"], i["threshold"], i["status"]]
+                    for i in report["checklist"]])]
     return "\n".join(lines)
 
 
@@ -36,10 +37,6 @@ def _pair(registry, spec: DatasetSpec) -> tuple[str, str] | None:
     if not aliases["challenger"]:
         return None
     return aliases["champion"], aliases["challenger"]
-
-
-def _number(value) -> float:
-    return float(value) if value is not None and pd.notna(value) else -1.0
 
 
 def build_rollout_assets(spec: DatasetSpec) -> list:
@@ -55,7 +52,7 @@ def build_rollout_assets(spec: DatasetSpec) -> list:
                     "PSI and rank correlation, offline-vs-online match (possible leakage), "
                     "latency p50/p95/p99, error and NaN/inf rate, edge cases. The cumulative "
                     "report and its promotion-gate checklist are recorded for the gate and docs.")
-    def shadow_report(context: dg.AssetExecutionContext, project: Project) -> dict[str, pd.DataFrame]:
+    def shadow_report(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame]:
         start, end = context.partition_time_window
         days = pd.date_range(start, end, freq="D", inclusive="left")
         empty = {day_key(d): pd.DataFrame({"day": pd.Series(dtype="datetime64[us, UTC]")})
@@ -80,7 +77,7 @@ def build_rollout_assets(spec: DatasetSpec) -> list:
                 continue
             key = day_key(d)
             out[key] = row.assign(champion=pair[0], challenger=pair[1])
-            numbers = {k: _number(row[k].iloc[0]) for k in DAILY_NUMBERS}
+            numbers = known_metadata({k: row[k].iloc[0] for k in DAILY_NUMBERS})
             context.add_asset_metadata(numbers, partition_key=key)
         last = day_key(days[-1])
         context.add_asset_metadata({
@@ -98,26 +95,24 @@ def build_rollout_assets(spec: DatasetSpec) -> list:
                     "dwells its minimum, compares the business metric per arm, pauses on a "
                     "regression and promotes at 100%. Transitions are audited in the control "
                     "plane; `ml-assets rollout 1` starts a rollout once the gate passes.")
-    def rollout_state(context: dg.AssetExecutionContext, project: Project) -> dg.MaterializeResult:
+    def rollout_state(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dg.MaterializeResult:
         paths, registry = project.paths, project.registry
         until = rollout.data_end(paths)
         st = rollout.advance(registry, paths, spec, f"dagster:{getpass.getuser()}", until,
                              label_horizon(paths)) if until else rollout.current(registry, spec)
         walk = st.get("walk", [])
-        rows = ["| stage | outcome | measurable | dwell h | challenger arm | control arm |"
-                " adjusted delta per 1k |", "|---|---|---|---|---|---|---|"]
-        for e in walk:
-            if "challenger_arm" not in e:
-                rows.append(f"| {e['stage']} | {e['outcome']} | - | - | - | - | {e['reason']} |")
-                continue
-            rows.append(f"| {e['stage']} | {e['outcome']} | {e['measurable']} | "
-                        f"{e['dwell_hours']:.0f} | {e['challenger_arm']['value_per_1k']} | "
-                        f"{e['control_arm']['value_per_1k']} | {e['adjusted_delta_per_1k']:.2f} |")
+        rows = [[e["stage"], e["outcome"], None, None, None, None, e["reason"]]
+                if "challenger_arm" not in e else
+                [e["stage"], e["outcome"], e["measurable"], f"{e['dwell_hours']:.0f}",
+                 e["challenger_arm"]["value_per_1k"], e["control_arm"]["value_per_1k"],
+                 f"{e['adjusted_delta_per_1k']:.2f}"] for e in walk]
         return dg.MaterializeResult(metadata={
             "version": str(st.get("version")), "stage": str(st["stage"]),
             "percent": rollout.pct(st["stage"]), "evaluations": len(walk),
-            "walk": dg.MetadataValue.md("\n".join(rows) if walk else
-                                        f"stage {st['stage']}: nothing to evaluate yet"),
+            "walk": dg.MetadataValue.md(table(
+                ["stage", "outcome", "measurable", "dwell h", "challenger arm", "control arm",
+                 "adjusted delta per 1k"], rows,
+                empty=f"stage {st['stage']}: nothing to evaluate yet")),
             "aliases": dg.MetadataValue.json(registry.aliases(spec.model_name)),
         })
 
@@ -129,7 +124,7 @@ def build_rollout_checks(spec: DatasetSpec) -> list:
                     description="Every shadow checklist item of the current challenger passes "
                                 "(duration, errors, disagreement, overlap, offline-vs-online, "
                                 "latency, edge cases). WARN: it blocks `rollout 1`, not runs.")
-    def promotion_gate(project: Project) -> dg.AssetCheckResult:
+    def promotion_gate(project: dg.ResourceParam[Workspace]) -> dg.AssetCheckResult:
         challenger = project.registry.aliases(spec.model_name)["challenger"]
         report = shadow.recorded(project.paths, challenger) if challenger else None
         if report is None:

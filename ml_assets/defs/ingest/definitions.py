@@ -1,0 +1,51 @@
+"""Ingest domain: landing events and label feeds into the lake, their contracts, the append-only
+landing ledger, and the daily labels job.
+
+The schedule runs by default and skips (with the reason) when the day's label file is not there
+yet, so a stalled upstream is visible in the UI instead of producing failed runs."""
+
+from datetime import timedelta
+
+import dagster as dg
+
+from ml_assets.defs.ingest.assets import build_ingest_assets
+from ml_assets.defs.ingest.checks import build_ingest_checks
+from ml_assets.defs.ingest.landing_checks import build_landing_checks
+from ml_assets.defs.partitions import day_key
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import day_floor
+from ml_assets.lib.core.workspace import Workspace
+from ml_assets.lib.ingest.landing import label_feeds
+
+
+def build_defs(spec: DatasetSpec) -> dg.Definitions:
+    """Ingest assets, contract and append-only checks, ``daily_labels_job`` and its schedule.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+        The dataset spec (columns, label feeds, owner, partition start).
+
+    Returns
+    -------
+    dg.Definitions
+        Without resources: ``ml_assets.definitions`` adds them once for every domain.
+    """
+    labels_job = dg.define_asset_job(
+        "daily_labels_job", selection=dg.AssetSelection.assets(*label_feeds(spec)),
+        description="Ingest one day of label files (and early reports, if the dataset has them).")
+
+    @dg.schedule(job=labels_job, cron_schedule="30 2 * * *", execution_timezone="UTC",
+                 default_status=dg.DefaultScheduleStatus.RUNNING)
+    def daily_labels_schedule(context: dg.ScheduleEvaluationContext,
+                              project: dg.ResourceParam[Workspace]):
+        day = day_floor(context.scheduled_execution_time) - timedelta(days=1)
+        path = project.paths.landing_labels_file(day)
+        if not path.exists():
+            return dg.SkipReason(f"waiting for {path.name}: no label file for {day_key(day)}")
+        return dg.RunRequest(run_key=day_key(day), partition_key=day_key(day))
+
+    return dg.Definitions(
+        assets=build_ingest_assets(spec),
+        asset_checks=[*build_ingest_checks(spec), *build_landing_checks(spec)],
+        jobs=[labels_job], schedules=[daily_labels_schedule])
