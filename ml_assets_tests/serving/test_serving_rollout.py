@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.release import rollout
 from ml_assets.lib.serving.read_path import ScoringService
 from ml_assets_tests.fixtures.serving_world import SPEC, world_copy
@@ -24,7 +25,7 @@ def test_the_python_arm_hash_matches_the_rollouts_sql_hash():
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     paths = world_copy(tmp_path_factory.mktemp("rollout") / "w")
-    svc = ScoringService(paths, SPEC).start()
+    svc = ScoringService(Workspace(paths, SPEC)).start()
     yield paths, Registry(paths.control_db), svc
     svc.close()
 

@@ -3,79 +3,44 @@ champion takes to retrain from raw (and whether it came out identical), days sin
 rollback drill, how far drift monitoring ran ahead of the business metric in the last incident
 drill, and the last three deploys with the incidents that followed each ("boring deploys").
 
-Drill outcomes are recorded in the control plane (``drill_results``, append-only) by whoever
-measured them: ``ml-assets reproduce``, the ``reproduce_training`` job, ``ml-assets drill
+Drill outcomes are recorded in the control plane (``Registry.record_drill_result``, append-only)
+by whoever measured them: ``ml-assets reproduce``, the ``reproduce_training_job`` job, ``ml-assets drill
 incidents``."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime
 
-from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.markdown import table
-from ml_assets.lib.core.paths import DataPaths
-from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.monitoring.alerts import alerts_dir, read_alerts
 from ml_assets.lib.release.rollback import drill_status
 
 REPRODUCE_LIMIT_SECONDS = 30 * 60  # the playbook's bar for a rerun from raw
 DEPLOY_ACTIONS = ("promote", "rollback")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS drill_results (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    ok INTEGER NOT NULL,
-    payload TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS drill_results_no_update BEFORE UPDATE ON drill_results
-BEGIN SELECT RAISE(ABORT, 'drill results are append-only'); END;
-"""
 
+def deploys_with_incidents(ws: Workspace, limit: int = 3) -> list[dict]:
+    """The last ``limit`` champion changes, each with what happened until the next one.
 
-def _connect(paths: DataPaths) -> sqlite3.Connection:
-    paths.control_db.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(paths.control_db, timeout=30, isolation_level=None)
-    con.execute("PRAGMA busy_timeout=30000")
-    con.executescript(_SCHEMA)
-    return con
+    Parameters
+    ----------
+    ws : Workspace
+        Its registry's audit log gives the deploys; its data directory holds the alerts.
+    limit : int, default 3
+        How many deploys to return.
 
-
-def record_result(paths: DataPaths, kind: str, subject: str, ok: bool, payload: dict) -> None:
-    con = _connect(paths)
-    try:
-        con.execute("INSERT INTO drill_results (ts, kind, subject, ok, payload) VALUES "
-                    "(?, ?, ?, ?, ?)", (datetime.now(UTC).isoformat(timespec="seconds"), kind,
-                                        subject, int(ok), json.dumps(payload, default=str)))
-    finally:
-        con.close()
-
-
-def latest_result(paths: DataPaths, kind: str, subject: str | None = None) -> dict | None:
-    con = _connect(paths)
-    try:
-        row = con.execute("SELECT ts, subject, ok, payload FROM drill_results WHERE kind=? AND "
-                          "(? IS NULL OR subject=?) ORDER BY id DESC LIMIT 1",
-                          (kind, subject, subject)).fetchone()
-    finally:
-        con.close()
-    if row is None:
-        return None
-    return {"ts": row[0], "subject": row[1], "ok": bool(row[2]), **json.loads(row[3])}
-
-
-def deploys_with_incidents(paths: DataPaths, spec: DatasetSpec, limit: int = 3) -> list[dict]:
-    """The last ``limit`` champion changes, each with what happened until the next one: ERROR
-    alerts (by category), kill-switch flips outside drills, and whether it was rolled back."""
-    registry = Registry(paths.control_db)
-    audit = sorted(registry.audit_log(limit=10_000), key=lambda a: a["id"])
+    Returns
+    -------
+    list of dict
+        Newest first: ``ts``, ``action``, ``version``, ``actor``, ``reason``, ``incidents``
+        (ERROR alerts by category, kill-switch flips outside drills, "rolled back") and
+        ``boring`` (no incidents).
+    """
+    audit = sorted(ws.registry.audit_log(limit=10_000), key=lambda a: a["id"])
     deploys = [a for a in audit if a["action"] in DEPLOY_ACTIONS
                or (a["action"] == "alias:champion" and a["reason"] == "registered by training")]
-    alerts = [a for a in read_alerts(alerts_dir(paths.root)) if a["level"] == "error"]
+    alerts = [a for a in read_alerts(alerts_dir(ws.paths.root)) if a["level"] == "error"]
     out = []
     for i, d in enumerate(deploys):
         end = deploys[i + 1]["ts"] if i + 1 < len(deploys) else "9999"
@@ -93,12 +58,27 @@ def deploys_with_incidents(paths: DataPaths, spec: DatasetSpec, limit: int = 3) 
     return out[-limit:][::-1]
 
 
-def scorecard(paths: DataPaths, spec: DatasetSpec, now: datetime | None = None) -> dict:
-    registry = Registry(paths.control_db)
+def scorecard(ws: Workspace, now: datetime | None = None) -> dict:
+    """The success criteria of ``ws.spec``'s champion, from facts in the control plane.
+
+    Parameters
+    ----------
+    ws : Workspace
+        Paths, spec and registry of the deployment.
+    now : datetime, optional
+        The time the rollback-drill age is measured at (default: now, UTC).
+
+    Returns
+    -------
+    dict
+        ``champion``, ``reproduce`` (None if never measured), ``rollback_drill``,
+        ``incident_drill`` (None if never drilled) and ``last_deploys``.
+    """
+    registry, spec = ws.registry, ws.spec
     champion = registry.aliases(spec.model_name)["champion"]
-    rep = latest_result(paths, "reproduce", champion) if champion else None
+    rep = registry.latest_drill_result("reproduce", champion) if champion else None
     drill = drill_status(registry, spec, now)
-    incidents = latest_result(paths, "incident_drill")
+    incidents = registry.latest_drill_result("incident_drill")
     return {
         "champion": champion,
         "reproduce": None if rep is None else {
@@ -112,7 +92,7 @@ def scorecard(paths: DataPaths, spec: DatasetSpec, now: datetime | None = None) 
             "min_lead_days": incidents["summary"]["min_lead_days"],
             "detected_before_business": incidents["summary"]["detected_before_business"],
             "clean_day_error_alarms": incidents["summary"]["clean_day_error_alarms"]},
-        "last_deploys": deploys_with_incidents(paths, spec),
+        "last_deploys": deploys_with_incidents(ws),
     }
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from ml_assets.lib.core.identifiers import quote
 from ml_assets.lib.core.lake import connect, read_parquet_files
 from ml_assets.lib.core.paths import HOUR_FILE_FORMAT, DataPaths
 from ml_assets.lib.core.registry import Registry, RegistryError
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.online import OnlineState
 from ml_assets.lib.release import rollout
 from ml_assets.lib.release.rollback import KILL_SWITCH
@@ -47,33 +47,31 @@ class NoServableModel(RuntimeError):
 
 # -- control plane, read on every request -----------------------------------------------------
 class ControlReader:
-    """Aliases and kill switch in one read-only query; one connection per thread."""
+    """Aliases, kill switch and rollout state of one model, read on every request.
 
-    _SQL = ("SELECT alias, version FROM aliases WHERE model_name = ? "
-            "UNION ALL SELECT key, value FROM settings WHERE key IN (?, ?)")
+    The read is the registry's one-query snapshot on a per-thread read-only connection; the
+    rollout state's JSON is parsed only when its text changed.
 
-    def __init__(self, db: Path, model_name: str):
-        self.db, self.model_name = db, model_name
-        self._local = threading.local()
+    Parameters
+    ----------
+    registry : Registry
+        The control plane.
+    model_name : str
+        The served model.
+    """
+
+    def __init__(self, registry: Registry, model_name: str):
+        self._snapshot = registry.snapshot_reader(model_name, (KILL_SWITCH, rollout.STATE_KEY))
         self._rollout_raw: str | None = None
         self._rollout: dict | None = None
 
-    def _con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5,
-                                  check_same_thread=False)
-            self._local.con = con
-        return con
-
     def read(self) -> tuple[dict[str, str], bool, dict | None]:
         """(aliases, kill switch on?, rollout state or None)."""
-        rows = dict(self._con().execute(
-            self._SQL, (self.model_name, KILL_SWITCH, rollout.STATE_KEY)).fetchall())
-        raw = rows.pop(rollout.STATE_KEY, None)
+        aliases, settings = self._snapshot.read()
+        raw = settings.get(rollout.STATE_KEY)
         if raw != self._rollout_raw:  # parse the JSON only when it changed
             self._rollout_raw, self._rollout = raw, json.loads(raw) if raw else None
-        return rows, rows.pop(KILL_SWITCH, "off") == "on", self._rollout
+        return aliases, settings.get(KILL_SWITCH, "off") == "on", self._rollout
 
 
 @dataclass(frozen=True)
@@ -283,10 +281,21 @@ def predict_grouped(items: list[tuple[dict, np.ndarray]], stats: BatchStats) -> 
 
 # -- the service ------------------------------------------------------------------------------
 class ScoringService:
-    def __init__(self, paths: DataPaths, spec: DatasetSpec, reload_seconds: float = 2.0):
-        self.paths, self.spec = paths, spec
-        self.registry = Registry(paths.control_db)
-        self.control = ControlReader(paths.control_db, spec.model_name)
+    """The read path of one deployment: score index, online state, verified models and the
+    per-request control-plane read.
+
+    Parameters
+    ----------
+    ws : Workspace
+        Paths, spec and registry of the deployment (built once by the serving entry point).
+    reload_seconds : float, default 2.0
+        Seconds between checks for new score files and landed partitions.
+    """
+
+    def __init__(self, ws: Workspace, reload_seconds: float = 2.0):
+        paths, spec = ws.paths, ws.spec
+        self.paths, self.spec, self.registry = paths, spec, ws.registry
+        self.control = ControlReader(self.registry, spec.model_name)
         self.models = ModelCache(paths, self.registry)
         self.state = OnlineState(spec)
         self.state_loader = OnlineStateLoader(paths, spec, self.state)
