@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from ml_assets.lib.core.catalog import RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
 from ml_assets.lib.features.build import build_features
@@ -35,9 +36,9 @@ def ml_assets_side(root: Path, cfg: SyntheticConfig, spec: DatasetSpec, out: Pat
 def pandas_side(root: Path, spec: DatasetSpec, out: Path) -> dict:
     """The whole history read into pandas, features computed, one Parquet written."""
     t0 = time.perf_counter()
-    lake = DataPaths(root).lake
-    events = pd.read_parquet(lake / "raw_events")
-    labels = pd.read_parquet(lake / "raw_labels").rename(
+    catalog = Catalog(DataPaths(root).lake)
+    events = pd.read_parquet(catalog.table(RAW_EVENTS).dir)
+    labels = pd.read_parquet(catalog.table(RAW_LABELS).dir).rename(
         columns={spec.label_ts: "label_ts", spec.label: "label"})
     features, per_feature = pandas_features(events, labels, spec)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ml_assets.lib.core.catalog import RAW_LABELS, Catalog, parquet_relation, read_parquet_files
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import connect, hours_between, parquet_relation, read_parquet_files
-from ml_assets.lib.core.paths import HOUR_FILE_FORMAT, DataPaths, write_parquet_atomic
+from ml_assets.lib.core.lake import HOUR_FILE_FORMAT, connect, hours_between
+from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
 from ml_assets.lib.features.build import split_by_hour
 from ml_assets.lib.scoring.batch import score_frame
 from ml_assets.lib.training.train import fit_model
@@ -24,7 +25,7 @@ def _training_rows(root: Path, feature_files: list[Path], spec: DatasetSpec,
                    cfg: SyntheticConfig):
     """Labeled feature rows of the default training window (the last 60 days)."""
     start = cfg.end - timedelta(days=spec.model.training_window_days)
-    labels = sorted((DataPaths(root).lake / "raw_labels").glob("*.parquet"))
+    labels = Catalog(DataPaths(root).lake).table(RAW_LABELS).files()
     return connect().execute(
         f"SELECT f.*, l.{spec.label} FROM {parquet_relation(feature_files)} f JOIN "
         f"(SELECT {spec.event_id}, {spec.label} FROM {parquet_relation(labels)}) l "

@@ -20,9 +20,10 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from ml_assets.lib.core.catalog import BATCH_SCORES, RAW_EVENTS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths
-from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.docs.interface_contract import load_contract
 from ml_assets.lib.release.rollback import set_kill_switch
 from ml_assets.serving.app import DEFAULT_HOST, free_port
@@ -80,10 +81,11 @@ async def _level(host: str, port: int, requests: list[bytes], clients: int) -> d
 
 
 def _workload(paths: DataPaths, spec: DatasetSpec, n: int) -> tuple[list[bytes], list[bytes]]:
-    files = sorted((paths.lake / "batch_scores").glob("*.parquet"))[-48:]
+    catalog = Catalog(paths.lake)
+    files = catalog.table(BATCH_SCORES).files()[-48:]
     ids = pd.concat([pd.read_parquet(f, columns=[spec.event_id]) for f in files])[spec.event_id]
     lookups = [_get(f"/scores/{v}") for v in np.resize(ids.to_numpy(), n).tolist()]
-    raw = sorted((paths.lake / "raw_events").glob("*.parquet"))[-24:]
+    raw = catalog.table(RAW_EVENTS).files()[-24:]
     events = pd.concat([pd.read_parquet(f) for f in raw]).head(n)
     events = pd.concat([events] * (n // max(len(events), 1) + 1)).head(n)
     body = events.astype("object").where(events.notna(), None)
@@ -97,11 +99,11 @@ def _workload(paths: DataPaths, spec: DatasetSpec, n: int) -> tuple[list[bytes],
 
 def _kill_switch_effect(paths: DataPaths, spec: DatasetSpec, host: str, port: int) -> dict:
     """Flip on, poll a lookup until the previous version answers, flip back (audited)."""
-    registry = Registry(paths.control_db)
+    registry = Workspace(paths, spec).registry
     aliases = registry.aliases(spec.model_name)
     if not aliases["previous"]:
         return {"skipped": "no previous model"}
-    event_id = pd.read_parquet(sorted((paths.lake / "batch_scores").glob("*.parquet"))[-1],
+    event_id = pd.read_parquet(Catalog(paths.lake).table(BATCH_SCORES).files()[-1],
                                columns=[spec.event_id])[spec.event_id].iloc[0]
     with httpx.Client(base_url=f"http://{host}:{port}") as client:
         t0 = time.perf_counter()

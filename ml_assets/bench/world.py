@@ -9,14 +9,10 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ml_assets.lib.core.catalog import RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import days_between, hours_between
-from ml_assets.lib.core.paths import (
-    DAY_FILE_FORMAT,
-    HOUR_FILE_FORMAT,
-    DataPaths,
-    write_parquet_atomic,
-)
+from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.ingest.landing import ingest_events, ingest_labels
 from ml_assets.scenarios.synthetic import SyntheticConfig, write_landing
 
@@ -61,18 +57,16 @@ def build_world(root: Path, cfg: SyntheticConfig, spec: DatasetSpec) -> dict:
     t0 = time.perf_counter()
     manifest = write_landing(cfg, paths)
     generated = time.perf_counter() - t0
-    now = datetime.now(UTC)
+    now, catalog = datetime.now(UTC), Catalog(paths.lake)
     t1 = time.perf_counter()
     for lo, hi in _batches(cfg.start, cfg.end):
         valid, _ = ingest_events(paths, spec, hours_between(lo, hi), now)
         for hour, df in valid.items():
-            write_parquet_atomic(df, paths.lake / "raw_events" /
-                                 f"{hour.strftime(HOUR_FILE_FORMAT)}.parquet")
+            catalog.table(RAW_EVENTS).write(hour, df)
     for lo, hi in _batches(cfg.start, cfg.end):  # labels join to every ingested event
         valid, _ = ingest_labels(paths, spec, days_between(lo, hi), now)
         for day, df in valid.items():
-            write_parquet_atomic(df, paths.lake / "raw_labels" /
-                                 f"{day.strftime(DAY_FILE_FORMAT)}.parquet")
+            catalog.table(RAW_LABELS).write(day, df)
     info = {"config": _config_key(cfg), "root": str(root), "events": manifest["events"],
             "labels": manifest["labels"], "generation_seconds": generated,
             "ingest_seconds": time.perf_counter() - t1,

@@ -5,10 +5,10 @@ import numbers
 
 import pandas as pd
 
+from ml_assets.lib.core.catalog import MONITORING_TABLES, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.monitoring import check_names as names
-from ml_assets.lib.monitoring.tables import MONITORING_TABLES
 
 ASSETS = MONITORING_TABLES
 
@@ -25,7 +25,8 @@ def _plain(v):
 
 
 def _read(paths: DataPaths, asset: str, days: list[str]) -> pd.DataFrame:
-    files = [paths.lake / asset / f"{d}.parquet" for d in days]
+    table = Catalog(paths.lake).table(asset)
+    files = [table.path(d) for d in days]
     frames = [pd.read_parquet(f) for f in files if f.exists()]
     if not frames:
         return pd.DataFrame({"_day": pd.Series(dtype=str)})
@@ -34,7 +35,8 @@ def _read(paths: DataPaths, asset: str, days: list[str]) -> pd.DataFrame:
 
 
 def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
-    stems = sorted({p.stem for a in ASSETS for p in (paths.lake / a).glob("*.parquet")})[-days:]
+    catalog = Catalog(paths.lake)
+    stems = sorted({p.stem for a in ASSETS for p in catalog.table(a).files()})[-days:]
     tables = {a: _read(paths, a, stems) for a in ASSETS}
     out = []
     for day in stems:

@@ -2,12 +2,11 @@
 
 
 from datetime import datetime
-from pathlib import Path
 
 import dagster as dg
 
+from ml_assets.lib.core.catalog import DAY_KEY_FORMAT, HOUR_KEY_FORMAT, LakeTable
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.paths import partition_file_stem
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -15,12 +14,12 @@ PARTITION_TAG = "dagster/partition"
 
 
 def hourly(spec: DatasetSpec) -> dg.HourlyPartitionsDefinition:
-    return dg.HourlyPartitionsDefinition(start_date=spec.start_utc.strftime("%Y-%m-%d-%H:%M"),
+    return dg.HourlyPartitionsDefinition(start_date=spec.start_utc.strftime(HOUR_KEY_FORMAT),
                                          timezone="UTC")
 
 
 def daily(spec: DatasetSpec) -> dg.DailyPartitionsDefinition:
-    return dg.DailyPartitionsDefinition(start_date=spec.start_utc.strftime("%Y-%m-%d"),
+    return dg.DailyPartitionsDefinition(start_date=spec.start_utc.strftime(DAY_KEY_FORMAT),
                                         timezone="UTC")
 
 
@@ -41,23 +40,22 @@ def range_tags(start_key: str, end_key: str) -> dict[str, str]:
 
 
 def hour_key(ts: datetime) -> str:
-    return ts.strftime("%Y-%m-%d-%H:%M")
+    return ts.strftime(HOUR_KEY_FORMAT)
 
 
 def day_key(ts: datetime) -> str:
-    return ts.strftime("%Y-%m-%d")
+    return ts.strftime(DAY_KEY_FORMAT)
 
 
 def checked_window(context, partitions_def: dg.TimeWindowPartitionsDefinition,
-                   asset_dir: Path) -> tuple[datetime, datetime]:
+                   table: LakeTable) -> tuple[datetime, datetime]:
     """The window a check should cover: its run's partitions, or - when the check runs on its
-    own - the latest partition written to the lake."""
+    own - the latest partition of ``table`` written to the lake."""
     window = run_window(context.run.tags, partitions_def)
     if window is not None:
         return window
-    stems = sorted(p.stem for p in asset_dir.glob("*.parquet"))
-    if not stems:
-        raise dg.Failure(f"{asset_dir.name} has no materialized partitions to check yet")
-    keys = {partition_file_stem(k): k for k in partitions_def.get_partition_keys()}
-    w = partitions_def.time_window_for_partition_key(keys[stems[-1]])
+    latest = table.latest()
+    if latest is None:
+        raise dg.Failure(f"{table.name} has no materialized partitions to check yet")
+    w = partitions_def.time_window_for_partition_key(table.key(latest))
     return w.start, w.end

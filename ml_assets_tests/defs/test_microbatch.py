@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ml_assets.definitions import build_definitions
-from ml_assets.lib.core.lake import hourly_files, read_parquet_files
+from ml_assets.lib.core.catalog import Catalog, read_parquet_files
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.scoring import microbatch as mb
@@ -51,9 +51,9 @@ def landed(tmp_path_factory):
     """The last day's events are not in the hourly lake yet; they land as microbatch files."""
     paths = world_copy(tmp_path_factory.mktemp("micro") / "w")
     day = CFG.end - timedelta(days=1)
-    files, _ = hourly_files(paths.lake / "raw_events", day, CFG.end)
+    files, _ = Catalog(paths.lake).table("raw_events").coverage(day, CFG.end)
     events = read_parquet_files(files)
-    batch_scores = read_parquet_files(hourly_files(paths.lake / "batch_scores", day, CFG.end)[0])
+    batch_scores = read_parquet_files(Catalog(paths.lake).table("batch_scores").files(day, CFG.end))
     for f in files:
         f.unlink()
     ordered = events.sort_values("event_ts").reset_index(drop=True)

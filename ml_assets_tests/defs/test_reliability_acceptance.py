@@ -17,6 +17,7 @@ from ml_assets.defs.freshness import (
     NIGHTLY_TRAINING_FRESHNESS,
 )
 from ml_assets.defs.partitions import hour_key, range_tags
+from ml_assets.lib.core.catalog import Catalog
 from ml_assets.lib.core.registry import Registry
 from ml_assets.scenarios.synthetic import DEVICES
 from ml_assets_tests.fixtures.reliability_world import copy_world, shifted_hour, tree_digest
@@ -85,9 +86,9 @@ def test_A01_A02_broken_landing_file_fails_the_hourly_job_clearly_and_keeps_ever
     good.to_parquet(landing, index=False)  # the file is re-delivered
     result = _hourly_job(paths.root, spec, hour)
     assert result.success, _failure(result)
-    raw = pd.read_parquet(paths.lake_file("raw_events", hour_key(hour)))
-    feats = pd.read_parquet(paths.lake_file("event_features", hour_key(hour)))
-    scores = pd.read_parquet(paths.lake_file("batch_scores", hour_key(hour)))
+    raw = pd.read_parquet(Catalog(paths.lake).table("raw_events").path(hour_key(hour)))
+    feats = pd.read_parquet(Catalog(paths.lake).table("event_features").path(hour_key(hour)))
+    scores = pd.read_parquet(Catalog(paths.lake).table("batch_scores").path(hour_key(hour)))
     assert len(raw) == len(good) == len(feats)
     assert set(scores["event_id"]) == set(good["event_id"]) and scores["score"].between(0, 1).all()
     unknown = feats.set_index("event_id").loc[good["event_id"][:3], "device"]
@@ -136,7 +137,7 @@ def test_A04_too_many_bad_rows_quarantine_them_and_the_blocking_check_stops_scor
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"raw_events"}  # features and scores were not built on it
     q = pd.read_parquet(paths.lake / "_quarantine" / "raw_events" / f"{hour:%Y-%m-%dT%H}.parquet")
-    raw = pd.read_parquet(paths.lake_file("raw_events", hour_key(hour)))
+    raw = pd.read_parquet(Catalog(paths.lake).table("raw_events").path(hour_key(hour)))
     assert len(q) == len(good) // 4 and len(q) + len(raw) == len(good)  # nothing lost
     assert q["reason"].str.contains("amount: failed greater_than_or_equal_to").all()
 

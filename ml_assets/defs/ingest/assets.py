@@ -9,10 +9,11 @@ import pandas as pd
 
 from ml_assets.defs.freshness import DAILY_LABELS_FRESHNESS, HOURLY_FRESHNESS
 from ml_assets.defs.partitions import daily, day_key, hour_key, hourly
-from ml_assets.defs.resources import Project
+from ml_assets.lib.core.catalog import RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import days_between, hours_between
-from ml_assets.lib.core.paths import DAY_FILE_FORMAT, HOUR_FILE_FORMAT
+from ml_assets.lib.core.markdown import table
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest.contracts import ContractError
 from ml_assets.lib.ingest.landing import LabelFeed, feeds_of, ingest_events, ingest_labels
 from ml_assets.lib.ingest.quarantine import read_quarantine, write_quarantine
@@ -33,9 +34,7 @@ def _reason_table(quarantined: pd.DataFrame, limit: int = 10) -> str:
     if quarantined.empty:
         return "No rows quarantined."
     counts = quarantined["reason"].value_counts().head(limit)
-    lines = ["| reason | rows |", "|---|---|"]
-    lines += [f"| {reason} | {n} |" for reason, n in counts.items()]
-    return "\n".join(lines)
+    return table(["reason", "rows"], counts.items())
 
 
 def build_ingest_assets(spec: DatasetSpec) -> list:
@@ -53,13 +52,13 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
         description=f"{spec.description} Hourly landing files validated against the event "
                     "contract; broken rows go to quarantine with a reason, a broken file fails.",
     )
-    def raw_events(context: dg.AssetExecutionContext, project: Project) -> dict[str, pd.DataFrame]:
+    def raw_events(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame]:
         start, end = context.partition_time_window
         hours = hours_between(start, end)
         with contract_failures():
             valid, quarantined = ingest_events(project.paths, spec, hours, datetime.now(UTC))
-        write_quarantine(project.paths, "raw_events", quarantined,
-                         [h.strftime(HOUR_FILE_FORMAT) for h in hours])
+        write_quarantine(project.paths, RAW_EVENTS, quarantined,
+                         [project.catalog.table(RAW_EVENTS).stem(h) for h in hours])
         rows = sum(len(df) for df in valid.values())
         context.add_output_metadata({
             "valid_rows": rows,
@@ -82,14 +81,14 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
             freshness_policy=DAILY_LABELS_FRESHNESS,
             description=feed.description,
         )
-        def _asset(context: dg.AssetExecutionContext, project: Project) -> dict[str, pd.DataFrame]:
+        def _asset(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame]:
             start, end = context.partition_time_window
             days = days_between(start, end)
             with contract_failures():
                 valid, quarantined = ingest_labels(project.paths, spec, days, datetime.now(UTC),
                                                    feed)
             write_quarantine(project.paths, feed.asset, quarantined,
-                             [d.strftime(DAY_FILE_FORMAT) for d in days])
+                             [project.catalog.table(feed.asset).stem(d) for d in days])
             rows = sum(len(df) for df in valid.values())
             positives = int(sum(df[spec.label].sum() for df in valid.values()))
             context.add_output_metadata({
@@ -112,7 +111,7 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
         description="Every row that failed a contract, with its source file, row number, "
                     "reason and the original record (JSON). Nothing is silently dropped.",
     )
-    def quarantine(context: dg.AssetExecutionContext, project: Project) -> pd.DataFrame:
+    def quarantine(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> pd.DataFrame:
         rows = read_quarantine(project.paths)
         by_asset = rows.groupby("asset").size().to_dict() if len(rows) else {}
         context.add_output_metadata({

@@ -5,20 +5,19 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets.defs.partitions import checked_window, daily, hourly
-from ml_assets.defs.resources import Project
+from ml_assets.lib.core.catalog import QUARANTINE_FILES, RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import daily_files, hourly_files
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest.landing import label_feeds
-from ml_assets.lib.ingest.quarantine import quarantine_dir
 
 MAX_QUARANTINE_SHARE = 0.02  # above this a partition is too broken to build on
 
 
-def _share(project: Project, asset: str, files) -> tuple[int, int]:
+def _share(project: dg.ResourceParam[Workspace], asset: str, files) -> tuple[int, int]:
     valid = sum(pd.read_parquet(f, columns=[]).shape[0] for f in files)
-    qdir = quarantine_dir(project.paths, asset)
+    quarantine = project.catalog.table(QUARANTINE_FILES)
     bad = sum(pd.read_parquet(q, columns=["row"]).shape[0] for f in files
-              if (q := qdir / f.name).exists())
+              if (q := quarantine.path(f"{asset}/{f.stem}")).exists())
     return valid, bad
 
 
@@ -41,22 +40,24 @@ def _contract_result(asset: str, window, files, missing, valid: int, bad: int) -
 def build_ingest_checks(spec: DatasetSpec) -> list:
     hourly_def, daily_def = hourly(spec), daily(spec)
 
-    @dg.asset_check(asset="raw_events", name="event_contract", blocking=True,
+    @dg.asset_check(asset=RAW_EVENTS, name="event_contract", blocking=True,
                     description="Quarantine share of the run's partitions is at most "
                                 f"{MAX_QUARANTINE_SHARE:.0%} and every partition was written.")
-    def event_contract(context: dg.AssetCheckExecutionContext, project: Project):
-        window = checked_window(context, hourly_def, project.paths.lake / "raw_events")
-        files, missing = hourly_files(project.paths.lake / "raw_events", *window)
-        return _contract_result("raw_events", window, files, missing,
-                                *_share(project, "raw_events", files))
+    def event_contract(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
+        table = project.catalog.table(RAW_EVENTS)
+        window = checked_window(context, hourly_def, table)
+        files, missing = table.coverage(*window)
+        return _contract_result(RAW_EVENTS, window, files, missing,
+                                *_share(project, RAW_EVENTS, files))
 
     def feed_contract(asset: str):
         @dg.asset_check(asset=asset, name="label_contract", blocking=True,
                         description="Quarantine share of the run's label partitions is at most "
                                     f"{MAX_QUARANTINE_SHARE:.0%}.")
-        def label_contract(context: dg.AssetCheckExecutionContext, project: Project):
-            window = checked_window(context, daily_def, project.paths.lake / asset)
-            files, missing = daily_files(project.paths.lake / asset, *window)
+        def label_contract(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
+            table = project.catalog.table(asset)
+            window = checked_window(context, daily_def, table)
+            files, missing = table.coverage(*window)
             return _contract_result(asset, window, files, missing, *_share(project, asset, files))
         return label_contract
 

@@ -7,13 +7,16 @@ them over partitions, plus a short Markdown summary."""
 import dagster as dg
 import pandas as pd
 
+from ml_assets.defs.metadata import known_metadata
 from ml_assets.defs.partitions import daily, day_key
-from ml_assets.defs.resources import Project
+from ml_assets.lib.core.catalog import MONITORING_TABLES
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.markdown import table
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.monitoring import tables as monitoring
 from ml_assets.lib.monitoring.early_labels import early_label_watch
 
-MONITORING_ASSETS = monitoring.MONITORING_TABLES
+MONITORING_ASSETS = MONITORING_TABLES
 LABEL_DRIVEN_ASSETS = ("business_metric", "early_label_watch", "delayed_evaluation")
 
 
@@ -29,13 +32,7 @@ def _num(value) -> float | None:
 
 
 def _table(df: pd.DataFrame, columns: list[str]) -> str:
-    if df.empty:
-        return "_no rows_"
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in df[columns].itertuples(index=False):
-        lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v)
-                                       for v in row) + " |")
-    return "\n".join(lines)
+    return table(columns, df[columns].itertuples(index=False), empty="_no rows_")
 
 
 def _emit(context: dg.AssetExecutionContext, by_day: dict, metadata_of) -> dict[str, pd.DataFrame]:
@@ -45,8 +42,8 @@ def _emit(context: dg.AssetExecutionContext, by_day: dict, metadata_of) -> dict[
         key = day_key(day)
         numbers, summary = metadata_of(frame)
         context.add_asset_metadata(
-            {k: v for k, v in numbers.items() if v is not None}
-            | {"summary": dg.MetadataValue.md(summary)}, partition_key=key)
+            known_metadata(numbers) | {"summary": dg.MetadataValue.md(summary)},
+            partition_key=key)
         out[key] = frame
     return out
 
@@ -126,9 +123,9 @@ def build_monitoring_assets(spec: DatasetSpec) -> list:
 
     def asset_fn(name, compute, meta, deps, kinds, description):
         @dg.asset(name=name, deps=deps, kinds=kinds, description=description, **common)
-        def _asset(context: dg.AssetExecutionContext, project: Project) -> dict[str, pd.DataFrame]:
+        def _asset(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame]:
             start, end = context.partition_time_window
-            return _emit(context, compute(project.paths, spec, start, end), meta)
+            return _emit(context, compute(project, start, end), meta)
         return _asset
 
     assets = [

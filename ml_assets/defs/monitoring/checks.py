@@ -10,20 +10,19 @@ import json
 import dagster as dg
 import pandas as pd
 
+from ml_assets.defs.metadata import known_metadata
 from ml_assets.defs.partitions import checked_window, daily
-from ml_assets.defs.resources import Project
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import daily_files, read_parquet_files
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.monitoring import check_names as names
 
 SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
 RANK = {"ok": 0, "warn": 1, "error": 2}
 
 
-def _read(context, project: Project, asset: str, daily_def) -> pd.DataFrame:
-    asset_dir = project.paths.lake / asset
-    files, _ = daily_files(asset_dir, *checked_window(context, daily_def, asset_dir))
-    return read_parquet_files(files) if files else pd.DataFrame()
+def _read(context, project: dg.ResourceParam[Workspace], asset: str, daily_def) -> pd.DataFrame:
+    table = project.catalog.table(asset)
+    return table.read(*checked_window(context, daily_def, table))
 
 
 def _result(asset: str, check: str, rows: pd.DataFrame, describe, metadata) -> dg.AssetCheckResult:
@@ -41,8 +40,9 @@ def _result(asset: str, check: str, rows: pd.DataFrame, describe, metadata) -> d
         asset_key=asset, check_name=check, passed=bool(level == "ok"),
         severity=SEVERITY.get(level, dg.AssetCheckSeverity.WARN),
         description=describe(worst),
-        metadata={"day": str(pd.Timestamp(worst["day"]).date()),
-                  "days": int(rows["day"].nunique()), **counts, **metadata(worst)})
+        metadata=known_metadata({"day": str(pd.Timestamp(worst["day"]).date()),
+                                 "days": int(rows["day"].nunique()), **counts,
+                                 **metadata(worst)}))
 
 
 def build_monitoring_checks(spec: DatasetSpec) -> list:
@@ -57,7 +57,7 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                                              "feature's clean day-to-day noise)")
                for f in features],
         can_subset=True)
-    def feature_psi_checks(context: dg.AssetCheckExecutionContext, project: Project):
+    def feature_psi_checks(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
         df = _read(context, project, "feature_drift", daily_def)
         wanted = {k.name for k in context.selected_asset_check_keys}
         for f in features:
@@ -70,7 +70,7 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                                f"({w['severity']}; warn>{w['warn_threshold']:.3f}, "
                                f"error>{w['error_threshold']:.3f})",
                 lambda w, f=f: {"feature": f, "psi": float(w["psi"]),
-                                "ks_stat": float(w["ks_stat"]) if pd.notna(w["ks_stat"]) else -1.0,
+                                "ks_stat": w["ks_stat"],
                                 "missing_share": float(w["missing_share_cur"]),
                                 "warn_threshold": float(w["warn_threshold"]),
                                 "error_threshold": float(w["error_threshold"]),
@@ -78,13 +78,13 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
 
     @dg.asset_check(asset="prediction_drift", name=names.SCORE_SHIFT,
                     description="PSI of each live version's daily scores vs its trailing baseline.")
-    def score_shift(context: dg.AssetCheckExecutionContext, project: Project):
+    def score_shift(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
         rows = _read(context, project, "prediction_drift", daily_def)
         return _result("prediction_drift", names.SCORE_SHIFT, rows,
                        lambda w: f"{w['model_version']} ({w['role']}): score PSI {w['psi']:.3f} vs "
                                  f"baseline, p50 {w['p50']:.4g}",
                        lambda w: {"model_version": str(w["model_version"]),
-                                  "psi": float(w["psi"]) if pd.notna(w["psi"]) else 0.0,
+                                  "psi": w["psi"],
                                   "p50": float(w["p50"])})
 
     @dg.asset_check(asset="delayed_evaluation", name=names.AUC_VS_HELD_OUT,
@@ -92,7 +92,7 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                                 "WARN on a drop past the warn threshold, ERROR past the error "
                                 "threshold and beyond 2 standard errors of the day's AUC. Days "
                                 "whose labels are pending never fail.")
-    def auc_vs_held_out(context: dg.AssetCheckExecutionContext, project: Project):
+    def auc_vs_held_out(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
         rows = _read(context, project, "delayed_evaluation", daily_def)
         return _result("delayed_evaluation", names.AUC_VS_HELD_OUT, rows,
                        lambda w: f"{w['model_version']}: {w['alert_message']}",
@@ -106,13 +106,12 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                                 f"at the same label age: WARN at p<{spec.monitoring.early_warn_p:g}, "
                                 f"ERROR at p<{spec.monitoring.early_error_p:g} (and at least "
                                 f"{spec.monitoring.early_min_count} and twice the expected).")
-    def missed_positive_reports(context: dg.AssetCheckExecutionContext, project: Project):
+    def missed_positive_reports(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
         rows = _read(context, project, "early_label_watch", daily_def)
         return _result("early_label_watch", names.MISSED_POSITIVE_REPORTS, rows,
                        lambda w: str(w["alert_message"]),
                        lambda w: {"reported_positives": int(w["reported_positives"]),
-                                  "expected_positives": float(w["expected_positives"])
-                                  if pd.notna(w["expected_positives"]) else 0.0,
+                                  "expected_positives": w["expected_positives"],
                                   "label_age_hours": float(w["label_age_hours"])})
 
     checks = [feature_psi_checks, score_shift, auc_vs_held_out]
@@ -126,7 +125,7 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                                     f"{metric.max_decision_rate:.1%} or realized {metric.name} "
                                     "below its floor: ERROR (pages); an unusual move of the "
                                     "decision rate vs its trailing baseline: WARN.")
-        def business_thresholds(context: dg.AssetCheckExecutionContext, project: Project):
+        def business_thresholds(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
             rows = _read(context, project, "business_metric", daily_def)
             return _result("business_metric", names.BUSINESS_THRESHOLDS, rows,
                            lambda w: w["alert_message"] or "within thresholds",

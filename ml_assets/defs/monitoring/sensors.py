@@ -11,9 +11,10 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from ml_assets.defs.monitoring.assets import LABEL_DRIVEN_ASSETS, monitoring_asset_names
 from ml_assets.defs.partitions import day_key, range_tags
-from ml_assets.defs.resources import Project
+from ml_assets.lib.core.catalog import BATCH_SCORES
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import day_floor, hourly_files
+from ml_assets.lib.core.lake import day_floor
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.monitoring import alerts
 from ml_assets.lib.monitoring import tables as monitoring
 
@@ -31,9 +32,9 @@ def build_monitoring_automation(spec: DatasetSpec) -> tuple[list, list, list]:
 
     @dg.schedule(job=monitoring_job, cron_schedule="45 1 * * *", execution_timezone="UTC",
                  default_status=dg.DefaultScheduleStatus.RUNNING)
-    def daily_monitoring_schedule(context: dg.ScheduleEvaluationContext, project: Project):
+    def daily_monitoring_schedule(context: dg.ScheduleEvaluationContext, project: dg.ResourceParam[Workspace]):
         day = day_floor(context.scheduled_execution_time) - timedelta(days=1)
-        missing = hourly_files(project.paths.lake / "batch_scores", day, day + timedelta(days=1))[1]
+        missing = project.catalog.table(BATCH_SCORES).missing(day, day + timedelta(days=1))
         if missing:
             return dg.SkipReason(f"batch_scores for {day_key(day)} lack {len(missing)} hour(s)")
         return dg.RunRequest(run_key=day_key(day), partition_key=day_key(day))
@@ -42,7 +43,7 @@ def build_monitoring_automation(spec: DatasetSpec) -> tuple[list, list, list]:
                default_status=dg.DefaultSensorStatus.RUNNING,
                description="Watches ingested label partitions; requests evaluation runs for "
                            "exactly the prediction days whose labels changed.")
-    def label_arrival_sensor(context: dg.SensorEvaluationContext, project: Project):
+    def label_arrival_sensor(context: dg.SensorEvaluationContext, project: dg.ResourceParam[Workspace]):
         seen = json.loads(context.cursor)["files"] if context.cursor else {}
         current = monitoring.label_file_state(project.paths)
         new = sorted(n for n, sig in current.items() if seen.get(n) != sig)
@@ -61,7 +62,7 @@ def build_monitoring_automation(spec: DatasetSpec) -> tuple[list, list, list]:
                description="Writes a structured alert record for every failed check (business "
                            "vs diagnostic vs pipeline, warn vs error) and calls the alert "
                            f"hooks (${alerts.WEBHOOK_ENV} posts to a webhook).")
-    def check_alert_sensor(context: dg.SensorEvaluationContext, project: Project):
+    def check_alert_sensor(context: dg.SensorEvaluationContext, project: dg.ResourceParam[Workspace]):
         after = json.loads(context.cursor)["after_id"] if context.cursor else 0
         storage = context.instance.event_log_storage
         failed = {AssetCheckExecutionRecordStatus.FAILED}

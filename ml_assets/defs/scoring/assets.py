@@ -8,9 +8,10 @@ import pandas as pd
 
 from ml_assets.defs.freshness import HOURLY_FRESHNESS
 from ml_assets.defs.partitions import hour_key, hourly
-from ml_assets.defs.resources import Project
+from ml_assets.lib.core.catalog import EVENT_FEATURES, read_parquet_files
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import hourly_files, hours_between, read_parquet_files
+from ml_assets.lib.core.lake import hours_between
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import MissingUpstreamError, split_by_hour
 from ml_assets.lib.release.rollout import acting_arm
 from ml_assets.lib.scoring.batch import (
@@ -35,7 +36,7 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
                     "switch flip or promotion needs no recompute. Every row has model_version, "
                     "role, score, decision and acted (only the champion's decision acts).",
     )
-    def batch_scores(context: dg.AssetExecutionContext, project: Project) -> dict[str, pd.DataFrame]:
+    def batch_scores(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame]:
         start, end = context.partition_time_window
         registry = project.registry
         live = live_versions(registry, spec)
@@ -46,7 +47,7 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
             card = registry.get_model(version)
             check_features_computable(card, spec)
             models.append((role, card, load_live_model(project.paths, card)))
-        files, missing = hourly_files(project.paths.lake / "event_features", start, end)
+        files, missing = project.catalog.table(EVENT_FEATURES).coverage(start, end)
         if missing:
             raise MissingUpstreamError(
                 f"event_features lacks {len(missing)} partition(s) of this run (first: "

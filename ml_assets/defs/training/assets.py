@@ -9,9 +9,10 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets.defs.freshness import NIGHTLY_TRAINING_FRESHNESS
-from ml_assets.defs.resources import Project
 from ml_assets.lib.core import artifacts
+from ml_assets.lib.core.catalog import RAW_LABELS
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.training.candidate import train_candidate
 from ml_assets.lib.training.splits import assign_splits
 from ml_assets.lib.training.train import (
@@ -34,16 +35,16 @@ class ModelConfig(dg.Config):
     """Overrides the spec's seed (every RNG derives from it)."""
 
 
-def resolve_window(project: Project, spec: DatasetSpec, cfg: TrainingConfig) -> TrainingWindow:
+def resolve_window(project: dg.ResourceParam[Workspace], spec: DatasetSpec, cfg: TrainingConfig) -> TrainingWindow:
     if cfg.as_of:
         as_of = datetime.fromisoformat(cfg.as_of)
         if as_of.tzinfo is None:
             raise dg.Failure(f"as_of {cfg.as_of!r} must carry a timezone, e.g. '+00:00'")
     else:
-        days = sorted(p.stem for p in (project.paths.lake / "raw_labels").glob("*.parquet"))
-        if not days:
+        last = project.catalog.table(RAW_LABELS).latest()
+        if last is None:
             raise dg.Failure("no raw_labels partitions yet: materialize raw_labels first")
-        as_of = datetime.fromisoformat(days[-1]).replace(tzinfo=spec.start_utc.tzinfo) + timedelta(days=1)
+        as_of = last.replace(tzinfo=spec.start_utc.tzinfo) + timedelta(days=1)
     days = cfg.window_days or spec.model.training_window_days
     start = max(as_of - timedelta(days=days), spec.start_utc)
     return TrainingWindow(start=start, end=as_of, label_cutoff=as_of)
@@ -59,7 +60,7 @@ def build_training_assets(spec: DatasetSpec) -> list:
                           "cutoff (label_ts < cutoff). Unlabeled rows are excluded, never negatives. "
                           "Records the SHA-256 of the post-feature table.", **common)
     def training_set(context: dg.AssetExecutionContext, config: TrainingConfig,
-                     project: Project) -> pd.DataFrame:
+                     project: dg.ResourceParam[Workspace]) -> pd.DataFrame:
         window = resolve_window(project, spec, config)
         df = build_training_set(project.paths, spec, window)
         sha = artifacts.dataset_sha256(df)
@@ -90,7 +91,7 @@ def build_training_assets(spec: DatasetSpec) -> list:
               description="A fixed evaluation set: frozen from the first training run's test "
                           "split, content-addressed, and reused unchanged by every later model.",
               **common)
-    def frozen_reference_set(context: dg.AssetExecutionContext, project: Project,
+    def frozen_reference_set(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace],
                              training_set: pd.DataFrame, data_splits: pd.DataFrame) -> pd.DataFrame:
         registry = project.registry
         frozen = registry.reference_set(spec.model_name)
@@ -112,7 +113,7 @@ def build_training_assets(spec: DatasetSpec) -> list:
                           "evaluated on held-out test and the frozen reference set, stored "
                           "content-addressed and registered with its full model card. The "
                           "first version becomes champion; later ones challenger.", **common)
-    def candidate_model(context: dg.AssetExecutionContext, config: ModelConfig, project: Project,
+    def candidate_model(context: dg.AssetExecutionContext, config: ModelConfig, project: dg.ResourceParam[Workspace],
                         training_set: pd.DataFrame, data_splits: pd.DataFrame,
                         frozen_reference_set: pd.DataFrame) -> dg.MaterializeResult:
         w = training_set.attrs["window"]

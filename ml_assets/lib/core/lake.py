@@ -1,21 +1,26 @@
-"""Reading the Parquet lake with DuckDB: which partition files cover a time range."""
+"""The time grid the lake is partitioned on, and the DuckDB engine that reads it.
+
+Which files a table has, and what they are called, is the catalog's business
+(``lib/core/catalog.py``); this module only knows hours, days and a connection."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import duckdb
-import pandas as pd
 
-from ml_assets.lib.core.paths import DAY_FILE_FORMAT, HOUR_FILE_FORMAT
+# Partition file stems (lake and landing): no ':' (invalid on some filesystems).
+HOUR_FILE_FORMAT = "%Y-%m-%dT%H"
+DAY_FILE_FORMAT = "%Y-%m-%d"
 
 
 def hour_floor(ts: datetime) -> datetime:
+    """``ts`` truncated to the start of its hour."""
     return ts.replace(minute=0, second=0, microsecond=0)
 
 
 def day_floor(ts: datetime) -> datetime:
+    """``ts`` truncated to the start of its day (midnight, same timezone)."""
     return ts.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
@@ -29,6 +34,7 @@ def hours_between(lo: datetime, hi: datetime) -> list[datetime]:
 
 
 def days_between(lo: datetime, hi: datetime) -> list[datetime]:
+    """Day starts d with lo <= d < hi (lo floored to the day)."""
     out, d = [], day_floor(lo)
     while d < hi:
         out.append(d)
@@ -36,51 +42,10 @@ def days_between(lo: datetime, hi: datetime) -> list[datetime]:
     return out
 
 
-def hourly_files(asset_dir: Path, lo: datetime, hi: datetime) -> tuple[list[Path], list[datetime]]:
-    """Existing hourly partition files covering [lo, hi), and the hours that are missing."""
-    present, missing = [], []
-    for h in hours_between(lo, hi):
-        p = asset_dir / f"{h.strftime(HOUR_FILE_FORMAT)}.parquet"
-        (present if p.exists() else missing).append(p if p.exists() else h)
-    return present, missing
-
-
-def daily_files(asset_dir: Path, lo: datetime, hi: datetime) -> tuple[list[Path], list[datetime]]:
-    present, missing = [], []
-    for d in days_between(lo, hi):
-        p = asset_dir / f"{d.strftime(DAY_FILE_FORMAT)}.parquet"
-        (present if p.exists() else missing).append(p if p.exists() else d)
-    return present, missing
-
-
-def parquet_relation(files: list[Path]) -> str:
-    """A ``read_parquet`` table expression over files whose paths we built ourselves."""
-    if not files:
-        raise ValueError("no Parquet files to read")
-    listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
-    return f"read_parquet([{listed}], union_by_name = true)"
-
-
 def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-process DuckDB connection with UTC session time (and ``threads`` if given)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
-
-
-def read_parquet_files(files: list[Path], columns: list[str] | None = None,
-                       attempts: int = 3) -> pd.DataFrame:
-    """Read many partition files in one DuckDB scan (much faster than one pandas read each).
-
-    DuckDB opens each file at bind time (to unify schemas) and again for the scan; a partition
-    atomically replaced in between makes the scan fail ("Invalid data") though both versions
-    are whole. Re-reading then sees one consistent version, so such a failure is retried."""
-    cols = "*" if columns is None else ", ".join(f'"{c}"' for c in columns)
-    sql = f"SELECT {cols} FROM {parquet_relation(files)}"
-    for _ in range(attempts - 1):
-        try:
-            return connect().execute(sql).df()
-        except duckdb.Error:
-            continue
-    return connect().execute(sql).df()

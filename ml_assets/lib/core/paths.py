@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ml_assets.lib.core.lake import DAY_FILE_FORMAT, HOUR_FILE_FORMAT
+
 DATA_DIR_ENV = "ML_ASSETS_DATA_DIR"
 _REPO_DATA_DIR = Path(__file__).resolve().parents[3] / "data"
-
-HOUR_FILE_FORMAT = "%Y-%m-%dT%H"
-DAY_FILE_FORMAT = "%Y-%m-%d"
 
 
 def default_data_dir() -> Path:
@@ -32,6 +31,7 @@ class DataPaths:
 
     @property
     def lake(self) -> Path:
+        """The lake root; tables and file names under it are the catalog's (lib/core/catalog)."""
         return self.root / "lake"
 
     @property
@@ -59,25 +59,12 @@ class DataPaths:
     def landing_reports_file(self, day: datetime) -> Path:
         return self.landing / "reports" / f"{day.strftime(DAY_FILE_FORMAT)}.parquet"
 
-    def lake_file(self, asset: str, partition_key: str | None = None) -> Path:
-        """The Parquet file of one asset partition (or of an unpartitioned asset)."""
-        if partition_key is None:
-            return self.lake / f"{asset}.parquet"
-        return self.lake / asset / f"{partition_file_stem(partition_key)}.parquet"
-
     def ensure(self) -> DataPaths:
         for p in (self.landing / "events", self.landing / "labels", self.landing / "reports",
                   self.lake, self.artifacts,
                   self.docs, self.dagster_home):
             p.mkdir(parents=True, exist_ok=True)
         return self
-
-
-def partition_file_stem(partition_key: str) -> str:
-    """Dagster's hourly keys look like ``2026-07-01-13:00``; files use ``2026-07-01T13``."""
-    if len(partition_key) == 16 and partition_key[10] == "-" and partition_key.endswith(":00"):
-        return f"{partition_key[:10]}T{partition_key[11:13]}"
-    return partition_key
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from ml_assets.lib.core.catalog import Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
@@ -36,6 +37,11 @@ class Workspace:
     def open(cls, data_dir: str | Path, spec: DatasetSpec) -> Workspace:
         """A workspace over ``data_dir`` (created lazily) for ``spec``."""
         return cls(DataPaths(Path(data_dir).resolve()), spec)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The lake's tables (file layout, listing, reads and atomic writes)."""
+        return Catalog(self.paths.lake)
 
     @cached_property
     def registry(self) -> Registry:

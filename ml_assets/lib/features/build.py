@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from ml_assets.lib.core.catalog import RAW_EVENTS, RAW_LABELS, Catalog, parquet_relation
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.core.lake import connect, daily_files, hourly_files, parquet_relation
+from ml_assets.lib.core.lake import connect
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.sql import chunk_ranges, compute_features
 
@@ -26,10 +27,10 @@ def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: da
     """Yield ``(lo, hi, features of events in [lo, hi))`` chunk by chunk over [start, end)."""
     con = connect(threads)
     con.execute("SET enable_progress_bar = false")
-    lookback = spec.lookback
+    lookback, catalog = spec.lookback, Catalog(paths.lake)
     for lo, hi in chunk_ranges(start, end, chunk):
         hist_lo = max(lo - lookback, spec.start_utc)
-        files, missing = hourly_files(paths.lake / "raw_events", hist_lo, hi)
+        files, missing = catalog.table(RAW_EVENTS).coverage(hist_lo, hi)
         if missing:
             shown = ", ".join(h.strftime("%Y-%m-%d-%H:00") for h in missing[:3])
             raise MissingUpstreamError(
@@ -37,7 +38,7 @@ def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: da
                 f"[{lo:%Y-%m-%d %H:00}, {hi:%Y-%m-%d %H:00}) (e.g. {shown}); materialize "
                 "raw_events for those hours first (features need the full look-back window)."
             )
-        label_files, _ = daily_files(paths.lake / "raw_labels", hist_lo, hi)
+        label_files = catalog.table(RAW_LABELS).files(hist_lo, hi)
         labels = None
         if label_files:
             keys = ", ".join(quote(k) for k in spec.entity_keys)

@@ -10,8 +10,15 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from ml_assets.lib.core.catalog import (
+    BATCH_SCORES,
+    EVENT_FEATURES,
+    RAW_EVENTS,
+    RAW_LABELS,
+    Catalog,
+    read_parquet_files,
+)
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import daily_files, hourly_files, read_parquet_files
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.online import OnlineState, lookback_start, state_from_frames
 
@@ -94,15 +101,16 @@ def online_and_batch(paths: DataPaths, spec: DatasetSpec, day: datetime,
                      online_spec: DatasetSpec | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The day's features replayed through the realtime path, and as the batch built them."""
     end = day + timedelta(days=1)
-    hist_files, _ = hourly_files(paths.lake / "raw_events", lookback_start(spec, day), end)
-    feat_files, _ = hourly_files(paths.lake / "event_features", day, end)
+    catalog = Catalog(paths.lake)
+    hist_files = catalog.table(RAW_EVENTS).files(lookback_start(spec, day), end)
+    feat_files = catalog.table(EVENT_FEATURES).files(day, end)
     if not hist_files or not feat_files:
         raise FileNotFoundError(f"no raw_events/event_features partitions for {day:%Y-%m-%d}; "
                                 "materialize them before checking parity")
     events_all = read_parquet_files(hist_files)
     today = events_all[(events_all[spec.event_ts] >= day) & (events_all[spec.event_ts] < end)]
     history = events_all[events_all[spec.event_ts] < day]
-    label_files, _ = daily_files(paths.lake / "raw_labels", lookback_start(spec, day), end)
+    label_files = catalog.table(RAW_LABELS).files(lookback_start(spec, day), end)
     labels = read_parquet_files(label_files) if label_files else None
     state = state_from_frames(online_spec or spec, history, labels)
     online = replay_online(state, today)
@@ -111,7 +119,7 @@ def online_and_batch(paths: DataPaths, spec: DatasetSpec, day: datetime,
 
 def _compare_scores(paths: DataPaths, spec: DatasetSpec, day: datetime, end: datetime,
                     online: pd.DataFrame, models: dict[str, object], report: ParityReport) -> None:
-    score_files, _ = hourly_files(paths.lake / "batch_scores", day, end)
+    score_files = Catalog(paths.lake).table(BATCH_SCORES).files(day, end)
     if not score_files:
         return
     scores = read_parquet_files(score_files, [spec.event_id, "model_version", "score"])

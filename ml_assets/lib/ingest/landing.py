@@ -12,9 +12,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ml_assets.lib.core.catalog import RAW_EVENTS, Catalog, parquet_relation
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.core.lake import connect, parquet_relation
+from ml_assets.lib.core.lake import connect
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.ingest.contracts import (
     ContractError,
@@ -129,9 +130,9 @@ def _already_labeled(paths: DataPaths, spec: DatasetSpec, days: list[datetime],
     """A label for an event that already has one in another day's partition (a re-sent or
     contradicting label in a later file) is quarantined naming that partition: the first
     ingested label stands, and the training set never holds an event twice."""
-    rewritten = {d.strftime("%Y-%m-%d") for d in days}
-    others = [p for p in sorted((paths.lake / feed.asset).glob("*.parquet"))
-              if p.stem not in rewritten]
+    table = Catalog(paths.lake).table(feed.asset)
+    rewritten = {table.stem(d) for d in days}
+    others = [p for p in table.files() if p.stem not in rewritten]
     if not others or not len(joined):
         return
     con = connect()
@@ -158,7 +159,7 @@ def ingest_labels(paths: DataPaths, spec: DatasetSpec, days: list[datetime], now
     batch = read_landing_batch(paths, files, [spec.event_id, spec.label, spec.label_ts],
                                spec.label_ts)
     ok, bad = validate_labels(batch, spec, now)
-    events_files = sorted((paths.lake / "raw_events").glob("*.parquet"))
+    events_files = Catalog(paths.lake).table(RAW_EVENTS).files()
     eid, ets = quote(spec.event_id), quote(spec.event_ts)
     keys = ", ".join(quote(k) for k in spec.entity_keys)
     if events_files and len(ok):

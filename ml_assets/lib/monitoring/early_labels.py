@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import poisson
 
+from ml_assets.lib.core.catalog import BATCH_SCORES, Catalog, parquet_relation
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.core.lake import connect, daily_files, hourly_files, parquet_relation
+from ml_assets.lib.core.lake import connect
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import MissingUpstreamError
@@ -39,7 +40,8 @@ def _passed_and_reports(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: d
                         horizon: datetime) -> tuple[pd.Series, pd.DataFrame]:
     """(events let through per day, one row per positive reported for such an event with its
     day and its label age in hours after the day's end). Only the rows whose decisions acted."""
-    score_files, _ = hourly_files(paths.lake / "batch_scores", lo, hi)
+    catalog = Catalog(paths.lake)
+    score_files = catalog.table(BATCH_SCORES).files(lo, hi)
     if not score_files:
         return pd.Series(dtype="int64"), pd.DataFrame(columns=["day", "age_h"])
     eid, ets = quote(spec.event_id), quote(spec.event_ts)
@@ -49,7 +51,7 @@ def _passed_and_reports(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: d
                 f"date_trunc('day', {ets}) AS day FROM {parquet_relation(score_files)} "
                 "WHERE acted AND NOT decision")
     passed = con.execute("SELECT day, count(*) AS n FROM passed GROUP BY day").df()
-    label_files, _ = daily_files(paths.lake / EARLY_REPORTS.asset, lo, horizon)
+    label_files = catalog.table(EARLY_REPORTS.asset).files(lo, horizon)
     if not label_files:
         return passed.set_index("day")["n"], pd.DataFrame(columns=["day", "age_h"])
     reports = con.execute(

@@ -7,24 +7,26 @@ versions and features."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ml_assets.lib.core.artifacts import read_verified
-from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.core.lake import (
-    connect,
-    daily_files,
-    day_floor,
-    hourly_files,
+from ml_assets.lib.core.catalog import (
+    BATCH_SCORES,
+    EVENT_FEATURES,
+    RAW_EVENTS,
+    RAW_LABELS,
+    Catalog,
     parquet_relation,
     read_parquet_files,
 )
-from ml_assets.lib.core.paths import DAY_FILE_FORMAT, DataPaths, atomic_write_bytes
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.identifiers import quote
+from ml_assets.lib.core.lake import connect, day_floor
+from ml_assets.lib.core.paths import DataPaths, atomic_write_bytes
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import MissingUpstreamError
 from ml_assets.lib.features.definitions import UNKNOWN_CATEGORY, Categorical
@@ -41,13 +43,10 @@ from ml_assets.lib.monitoring.evaluation import (
 )
 
 QUANTILES = (0.1, 0.5, 0.9)
-# The daily monitoring tables (one asset each), business metric first.
-MONITORING_TABLES = ("business_metric", "feature_drift", "prediction_drift", "early_label_watch",
-                     "delayed_evaluation")
 
 
 def _files(paths: DataPaths, asset: str, lo: datetime, hi: datetime, strict: bool) -> list[Path]:
-    files, missing = hourly_files(paths.lake / asset, lo, hi)
+    files, missing = Catalog(paths.lake).table(asset).coverage(lo, hi)
     if strict and missing:
         raise MissingUpstreamError(
             f"{asset} lacks {len(missing)} hourly partition(s) in [{lo:%Y-%m-%d}, {hi:%Y-%m-%d}) "
@@ -55,13 +54,10 @@ def _files(paths: DataPaths, asset: str, lo: datetime, hi: datetime, strict: boo
     return files
 
 
-def label_horizon(paths: DataPaths, asset: str = "raw_labels") -> datetime | None:
+def label_horizon(paths: DataPaths, asset: str = RAW_LABELS) -> datetime | None:
     """Labels are known up to the end of the latest ingested day of this label feed."""
-    stems = sorted(p.stem for p in (paths.lake / asset).glob("*.parquet"))
-    if not stems:
-        return None
-    last = datetime.strptime(stems[-1], DAY_FILE_FORMAT).replace(tzinfo=UTC)
-    return last + timedelta(days=1)
+    last = Catalog(paths.lake).table(asset).latest()
+    return None if last is None else last + timedelta(days=1)
 
 
 def load_scores(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
@@ -70,13 +66,13 @@ def load_scores(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
     ``value`` (the business metric's value column) and ``day``. Hours from ``strict_lo`` on
     must all exist; earlier ones (baselines, calibration) may be missing."""
     strict_lo = strict_lo or lo
-    files = _files(paths, "batch_scores", lo, strict_lo, False) + \
-        _files(paths, "batch_scores", strict_lo, hi, True)
+    files = _files(paths, BATCH_SCORES, lo, strict_lo, False) + \
+        _files(paths, BATCH_SCORES, strict_lo, hi, True)
     eid, ets = quote(spec.event_id), quote(spec.event_ts)
     con = connect()
     sql = (f"SELECT s.{eid} AS event_id, s.{ets} AS event_ts, s.model_version, s.role, s.score, "
            f"s.decision, s.acted FROM {parquet_relation(files)} s")
-    label_files = daily_files(paths.lake / "raw_labels", lo, horizon)[0] if horizon else []
+    label_files = Catalog(paths.lake).table(RAW_LABELS).files(lo, horizon) if horizon else []
     if label_files:
         sql = (f"SELECT x.*, CAST(l.{quote(spec.label)} AS DOUBLE) AS label FROM ({sql}) x "
                f"LEFT JOIN (SELECT {eid}, {quote(spec.label)} FROM {parquet_relation(label_files)} "
@@ -85,7 +81,7 @@ def load_scores(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
         sql = f"SELECT *, CAST(NULL AS DOUBLE) AS label FROM ({sql})"
     metric = spec.business_metric
     if metric and metric.value_column:
-        event_files = _files(paths, "raw_events", strict_lo, hi, True)
+        event_files = _files(paths, RAW_EVENTS, strict_lo, hi, True)
         sql = (f"SELECT y.*, e.{quote(metric.value_column)} AS value FROM ({sql}) y LEFT JOIN "
                f"(SELECT {eid}, {quote(metric.value_column)} FROM {parquet_relation(event_files)}) e "
                f"ON e.{eid} = y.event_id")
@@ -120,7 +116,7 @@ def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[
     # not what steady-state traffic looks like, so the reference skips them when it can.
     warm = spec.start_utc + spec.lookback
     lo = warm if warm < hi and warm > lo else lo
-    frame = read_parquet_files(_files(paths, "event_features", lo, hi, True))
+    frame = read_parquet_files(_files(paths, EVENT_FEATURES, lo, hi, True))
     cats = [f for f in spec.features if isinstance(f, Categorical)]
     profile = drift.build_profile(
         frame, [f.name for f in spec.features if not isinstance(f, Categorical)],
@@ -140,7 +136,7 @@ def feature_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, p
     card comes from ``ws.registry``)."""
     paths, spec = ws.paths, ws.spec
     cfg = spec.monitoring
-    features = read_parquet_files(_files(paths, "event_features", lo, hi, True))
+    features = read_parquet_files(_files(paths, EVENT_FEATURES, lo, hi, True))
     scores = load_scores(paths, spec, lo, hi, None)
     registry, profiles, out = ws.registry, {}, {}
     feat_day = features[spec.event_ts].dt.floor("D")
@@ -288,9 +284,9 @@ def business_metric(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime,
 def label_file_state(paths: DataPaths) -> dict[str, str]:
     """Ingested label-feed partitions ("asset/file") with a signature (size and mtime) that
     changes on rewrite."""
-    out = {}
+    out, catalog = {}, Catalog(paths.lake)
     for asset in (LABELS.asset, EARLY_REPORTS.asset):
-        for p in sorted((paths.lake / asset).glob("*.parquet")):
+        for p in catalog.table(asset).files():
             st = p.stat()
             out[f"{asset}/{p.name}"] = f"{st.st_size}:{st.st_mtime_ns}"
     return out
@@ -301,13 +297,14 @@ def affected_days(paths: DataPaths, spec: DatasetSpec, names: list[str]) -> list
     scores are all in the lake (only those can be evaluated)."""
     if not names:
         return []
-    files = [paths.lake / n for n in names]
+    catalog = Catalog(paths.lake)
+    files = [catalog.path_of(n) for n in names]
     days = connect().execute(
         f"SELECT DISTINCT date_trunc('day', {quote(spec.event_ts)}) AS d "
         f"FROM {parquet_relation(files)} ORDER BY d").df()["d"]
     scored = []
     for d in days.dt.to_pydatetime():
-        if not hourly_files(paths.lake / "batch_scores", d, d + timedelta(days=1))[1]:
+        if not catalog.table(BATCH_SCORES).missing(d, d + timedelta(days=1)):
             scored.append(d)
     return scored
 

@@ -14,6 +14,7 @@ import httpx
 import pandas as pd
 
 from ml_assets.lib.core.artifacts import sha256_file
+from ml_assets.lib.core.catalog import BATCH_SCORES, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry, RegistryError
@@ -137,7 +138,7 @@ def drill_status(registry: Registry, spec: DatasetSpec, now: datetime | None = N
 # -- rollback drill -----------------------------------------------------------------------
 def probe_event_id(paths: DataPaths, spec: DatasetSpec, versions: list[str]):
     """An event with precomputed scores from every given version (newest partition first)."""
-    for path in sorted((paths.lake / "batch_scores").glob("*.parquet"), reverse=True)[:48]:
+    for path in Catalog(paths.lake).table(BATCH_SCORES).files()[::-1][:48]:
         df = pd.read_parquet(path, columns=[spec.event_id, "model_version"])
         counts = df[df["model_version"].isin(versions)].groupby(spec.event_id).size()
         both = counts[counts == len(set(versions))]

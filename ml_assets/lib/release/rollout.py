@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from ml_assets.lib.core.catalog import BATCH_SCORES, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec, RolloutConfig, ShadowConfig
-from ml_assets.lib.core.paths import HOUR_FILE_FORMAT, DataPaths
+from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry, RegistryError
 from ml_assets.lib.monitoring.business import value_per_row
 from ml_assets.lib.release import shadow
@@ -200,10 +201,8 @@ def _transition(registry: Registry, spec: DatasetSpec, st: dict, stage: str, sin
 # -- evidence -----------------------------------------------------------------------------
 def data_end(paths: DataPaths) -> datetime | None:
     """End of the latest batch_scores hour: "now" in data time."""
-    stems = sorted(p.stem for p in (paths.lake / "batch_scores").glob("*.parquet"))
-    if not stems:
-        return None
-    return datetime.strptime(stems[-1], HOUR_FILE_FORMAT).replace(tzinfo=UTC) + timedelta(hours=1)
+    last = Catalog(paths.lake).table(BATCH_SCORES).latest()
+    return None if last is None else last + timedelta(hours=1)
 
 
 def rollout_frame(paths: DataPaths, spec: DatasetSpec, champion: str, challenger: str,

@@ -1,5 +1,5 @@
 """Champion/challenger in shadow: how the challenger behaves on the same traffic, and the
-promotion gate built from it.
+promotion gate built from it (the paired measurements themselves are in ``comparison.py``).
 
 Both models score every event (``batch_scores``; realtime ``prediction_log`` rows join in
 when present), so the comparison is paired: same events, same features. The shadow window
@@ -10,27 +10,28 @@ make any model look good. Labels are those known before ``horizon``.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
-from sklearn.metrics import roc_auc_score
-from threadpoolctl import threadpool_limits
 
+from ml_assets.lib.core.catalog import (
+    BATCH_SCORES,
+    EVENT_FEATURES,
+    PREDICTION_LOG,
+    RAW_EVENTS,
+    RAW_LABELS,
+    SHADOW_SUMMARY,
+    Catalog,
+    parquet_relation,
+)
 from ml_assets.lib.core.datasets import DatasetSpec, ShadowConfig
 from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.core.lake import connect, daily_files, hourly_files, parquet_relation
+from ml_assets.lib.core.lake import connect
 from ml_assets.lib.core.paths import DataPaths, atomic_write_bytes
 from ml_assets.lib.core.registry import Registry
-from ml_assets.lib.features.definitions import Categorical, Numeric
-from ml_assets.lib.monitoring import drift
-from ml_assets.lib.scoring.batch import load_live_model
-
-SUMMARY_DIR = "shadow_summary"
+from ml_assets.lib.release.comparison import compare, edge_cases, measure_latency, offline_online
 
 
 class ShadowDataMissing(RuntimeError):
@@ -47,9 +48,9 @@ def load_pairs(paths: DataPaths, spec: DatasetSpec, champion: str, challenger: s
                lo: datetime, hi: datetime, horizon: datetime | None) -> pd.DataFrame:
     """One row per event in [lo, hi): both models' score and decision (NaN / null where a model
     has no score), ``source``, ``label`` (known before ``horizon``, else NaN) and ``value``."""
-    files, _ = hourly_files(paths.lake / "batch_scores", lo, hi)
-    log_files = sorted(p for d in (paths.lake / "prediction_log").glob("*") if d.is_dir()
-                       for p in d.glob("*.parquet"))
+    catalog = Catalog(paths.lake)
+    files = catalog.table(BATCH_SCORES).files(lo, hi)
+    log_files = catalog.table(PREDICTION_LOG).files()
     eid, ets = quote(spec.event_id), quote(spec.event_ts)
     keys = ", ".join(quote(k) for k in spec.entity_keys)
     parts = []
@@ -75,7 +76,7 @@ def load_pairs(paths: DataPaths, spec: DatasetSpec, champion: str, challenger: s
            f"bool_or(decision) FILTER (WHERE model_version = $b) AS challenger_decision "
            f"FROM s GROUP BY {eid}) SELECT p.*")
     params = {"lo": lo, "hi": hi, "a": champion, "b": challenger}
-    label_files = daily_files(paths.lake / "raw_labels", lo, horizon)[0] if horizon else []
+    label_files = catalog.table(RAW_LABELS).files(lo, horizon) if horizon else []
     if label_files:
         sql += (f", CAST(l.{quote(spec.label)} AS DOUBLE) AS label FROM p LEFT JOIN (SELECT {eid}, "
                 f"{quote(spec.label)} FROM {parquet_relation(label_files)} WHERE "
@@ -83,7 +84,7 @@ def load_pairs(paths: DataPaths, spec: DatasetSpec, champion: str, challenger: s
         params["horizon"] = horizon
     else:
         sql += ", CAST(NULL AS DOUBLE) AS label FROM p"
-    event_files, _ = hourly_files(paths.lake / "raw_events", lo, hi)
+    event_files = catalog.table(RAW_EVENTS).files(lo, hi)
     if value and event_files:
         sql = (f"SELECT q.*, CAST(e.{value} AS DOUBLE) AS value FROM ({sql}) q LEFT JOIN "
                f"(SELECT {eid}, {value} FROM {parquet_relation(event_files)}) e USING ({eid})")
@@ -95,8 +96,7 @@ def load_pairs(paths: DataPaths, spec: DatasetSpec, champion: str, challenger: s
 def load_latency_log(paths: DataPaths, spec: DatasetSpec, versions: list[str], lo: datetime,
                      hi: datetime) -> pd.DataFrame:
     """Realtime (model_version, latency_ms) rows logged by the serving app in [lo, hi)."""
-    files = sorted(p for d in (paths.lake / "prediction_log").glob("*") if d.is_dir()
-                   for p in d.glob("*.parquet"))
+    files = Catalog(paths.lake).table(PREDICTION_LOG).files()
     if not files:
         return pd.DataFrame({"model_version": [], "latency_ms": []})
     ets = quote(spec.event_ts)
@@ -108,167 +108,11 @@ def load_latency_log(paths: DataPaths, spec: DatasetSpec, versions: list[str], l
 
 def load_features(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
                   ) -> pd.DataFrame:
-    files, _ = hourly_files(paths.lake / "event_features", lo, hi)
+    files = Catalog(paths.lake).table(EVENT_FEATURES).files(lo, hi)
     if not files:
         return pd.DataFrame({spec.event_id: [], **{f: [] for f in spec.feature_names}})
     cols = ", ".join(quote(c) for c in [spec.event_id, *spec.feature_names])
     return connect().execute(f"SELECT {cols} FROM {parquet_relation(files)}").df()
-
-
-# -- measurements -------------------------------------------------------------------------
-def edge_case_masks(features: pd.DataFrame, spec: DatasetSpec) -> dict[str, np.ndarray]:
-    """Rows on the long tail: a missing input attribute, a category outside the vocabulary,
-    or no history for a history feature (a first-seen card or merchant)."""
-    numeric = [f.name for f in spec.features if isinstance(f, Numeric)]
-    history = [f.name for f in spec.features if not isinstance(f, Numeric | Categorical)]
-    unknown = np.zeros(len(features), dtype=bool)
-    for f in spec.features:
-        if isinstance(f, Categorical):  # the unknown bucket is the last code
-            unknown |= features[f.name].to_numpy(dtype="float64") == len(f.vocabulary)
-    return {"missing_input": features[numeric].isna().any(axis=1).to_numpy(),
-            "unknown_category": unknown,
-            "no_history": features[history].isna().any(axis=1).to_numpy()}
-
-
-def _psi(reference: np.ndarray, current: np.ndarray) -> float:
-    if len(reference) == 0 or len(current) == 0:
-        return float("nan")
-    profile = drift.build_profile(pd.DataFrame({"score": reference}), ["score"], [])
-    return float(drift.compare(profile, pd.DataFrame({"score": current}))["psi"].iloc[0])
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return 1.0 if len(a) and np.array_equal(a, b) else float("nan")
-    return float(stats.spearmanr(a, b).statistic)
-
-
-def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
-    return float(roc_auc_score(y, s)) if len(np.unique(y)) == 2 else None
-
-
-def compare(pairs: pd.DataFrame) -> dict:
-    """Paired comparison of one window: coverage, errors, disagreement, distribution overlap."""
-    champ = pairs["champion_score"].to_numpy(dtype="float64")
-    chal = pairs["challenger_score"].to_numpy(dtype="float64")
-    n = len(pairs)
-    champ_scored = ~np.isnan(champ)
-    missing = champ_scored & pairs["challenger_score"].isna().to_numpy()
-    nonfinite = champ_scored & ~missing & ~np.isfinite(chal)
-    both = champ_scored & np.isfinite(chal)
-    dc = pairs["champion_decision"].to_numpy(dtype=bool, na_value=False)
-    dx = pairs["challenger_decision"].to_numpy(dtype=bool, na_value=False)
-    differ = (dc != dx) & both
-    flagged = (dc | dx) & both
-    return {
-        "events": int(n),
-        "paired_events": int(both.sum()),
-        "realtime_events": int((pairs["source"] == "realtime").sum()),
-        "missing_challenger_scores": int(missing.sum()),
-        "nan_inf_scores": int(nonfinite.sum()),
-        "error_rate": float((missing | nonfinite).sum() / max(int(champ_scored.sum()), 1)),
-        "nan_inf_rate": float(nonfinite.sum() / max(int(champ_scored.sum()), 1)),
-        "disagreements": int(differ.sum()),
-        "disagreement_rate": float(differ.sum() / max(int(both.sum()), 1)),
-        "flagged_disagreement_rate": float(differ.sum() / max(int(flagged.sum()), 1)),
-        "champion_decision_rate": float(dc[both].mean()) if both.any() else 0.0,
-        "challenger_decision_rate": float(dx[both].mean()) if both.any() else 0.0,
-        "score_psi": _psi(champ[both], chal[both]),
-        "rank_correlation": _spearman(champ[both], chal[both]),
-        "mean_abs_score_diff": float(np.abs(champ[both] - chal[both]).mean()) if both.any() else 0.0,
-    }
-
-
-def edge_cases(pairs: pd.DataFrame, features: pd.DataFrame, spec: DatasetSpec) -> dict:
-    """Per edge-case kind: rows, challenger failures and disagreement on those rows."""
-    joined = pairs.merge(features, on=spec.event_id, how="inner")
-    out = {}
-    for kind, mask in edge_case_masks(joined, spec).items():
-        part = compare(joined[mask]) if mask.any() else None
-        out[kind] = {"rows": int(mask.sum()),
-                     "challenger_failures": 0 if part is None else
-                     part["missing_challenger_scores"] + part["nan_inf_scores"],
-                     "disagreement_rate": 0.0 if part is None else part["disagreement_rate"],
-                     "mean_abs_score_diff": 0.0 if part is None else part["mean_abs_score_diff"]}
-    return out
-
-
-def measure_latency(paths: DataPaths, spec: DatasetSpec, cards: dict[str, dict],
-                    features: pd.DataFrame, logged: pd.DataFrame, samples: int) -> dict:
-    """p50/p95/p99 per model: from realtime logs where the model was logged, else timed
-    single-row model calls on the window's own feature rows (one call = one request)."""
-    out = {}
-    rows = features.sample(min(samples, len(features)), random_state=0)
-    x = rows[spec.feature_names].to_numpy(dtype="float64")
-    for version, card in cards.items():
-        ms = logged.loc[logged["model_version"] == version, "latency_ms"].to_numpy(dtype=float)
-        source = "prediction_log (end-to-end request)"
-        if len(ms) == 0 and len(x):
-            model = load_live_model(paths, card)["model"]
-            ms = np.empty(len(x))
-            with threadpool_limits(limits=1, user_api="openmp"):
-                for i in range(len(x)):  # timing individual calls is the measurement itself
-                    t0 = time.perf_counter()
-                    model.predict_proba(x[i:i + 1])
-                    ms[i] = (time.perf_counter() - t0) * 1e3
-            source = "single-row model call, in-process"
-        q = np.percentile(ms, [50, 95, 99]) if len(ms) else [float("nan")] * 3
-        out[version] = {"p50_ms": float(q[0]), "p95_ms": float(q[1]), "p99_ms": float(q[2]),
-                        "samples": int(len(ms)), "source": source}
-    return out
-
-
-def auc_se(auc: float | None, positives: int, negatives: int) -> float:
-    """Hanley-McNeil standard error of an AUC (how much a small test set can mislead)."""
-    if auc is None or positives < 1 or negatives < 1:
-        return float("inf")
-    q1, q2 = auc / (2 - auc), 2 * auc ** 2 / (1 + auc)
-    var = (auc * (1 - auc) + (positives - 1) * (q1 - auc ** 2)
-           + (negatives - 1) * (q2 - auc ** 2)) / (positives * negatives)
-    return float(np.sqrt(max(var, 0.0)))
-
-
-def offline_online(pairs: pd.DataFrame, champion_card: dict, challenger_card: dict,
-                   cfg: ShadowConfig) -> dict:
-    """Does shadow confirm the held-out story? Decision rate vs the held-out one at once; the
-    lift over the champion (AUC, same labeled events) vs the held-out lift once labels land.
-    Both comparisons allow for the sampling noise of small held-out sets."""
-    both = pairs.dropna(subset=["champion_score", "challenger_score"])
-    held, champ_held = challenger_card["metrics"]["held_out"], champion_card["metrics"]["held_out"]
-    n1, n2 = held["rows"], len(both)
-    r1 = held["decision_rate"]
-    r2 = float(both["challenger_decision"].astype(bool).mean()) if n2 else 0.0
-    pooled = (r1 * n1 + r2 * n2) / max(n1 + n2, 1)
-    noise = np.sqrt(pooled * (1 - pooled) * (1 / max(n1, 1) + 1 / max(n2, 1)))
-    rel = r2 / r1 - 1 if r1 > 0 else (0.0 if r2 == 0 else float("inf"))
-    labeled = both[both["label"].notna()]
-    y = labeled["label"].to_numpy(dtype=int)
-    pos, neg = int(y.sum()), int(len(y) - y.sum())
-    online = {m: _auc(y, labeled[f"{m}_score"].to_numpy()) for m in ("champion", "challenger")}
-    offline_lift = (held["auc"] or 0.0) - (champ_held["auc"] or 0.0)
-    pending = pos < cfg.min_labeled_positives or None in online.values()
-    online_lift = None if pending else online["challenger"] - online["champion"]
-    gap = None if pending else offline_lift - online_lift
-
-    def held_se(card_metrics: dict) -> float:
-        p = round(card_metrics["positive_rate"] * card_metrics["rows"])
-        return auc_se(card_metrics["auc"], p, card_metrics["rows"] - p)
-
-    gap_se = None if pending else float(np.sqrt(
-        held_se(held) ** 2 + held_se(champ_held) ** 2
-        + sum(auc_se(a, pos, neg) ** 2 for a in online.values())))
-    return {
-        "held_out_decision_rate": float(r1), "online_decision_rate": r2,
-        "decision_rate_relative_diff": float(rel),
-        "decision_rate_mismatch": bool(abs(rel) > cfg.decision_rate_tolerance
-                                       and abs(r2 - r1) > 3 * noise),
-        "labeled_events": int(len(labeled)), "labeled_positives": pos,
-        "held_out_auc": {"champion": champ_held["auc"], "challenger": held["auc"]},
-        "online_auc": online, "held_out_lift": float(offline_lift), "online_lift": online_lift,
-        "lift_gap": gap, "lift_gap_se": gap_se, "lift_status": "pending" if pending else "measured",
-        "possible_leakage": bool(gap is not None and gap > cfg.max_lift_gap
-                                 and gap > 2 * gap_se),
-    }
 
 
 # -- the report and its gate --------------------------------------------------------------
@@ -386,7 +230,7 @@ def shadow_report(paths: DataPaths, spec: DatasetSpec, registry: Registry, champ
 
 # -- recorded reports ---------------------------------------------------------------------
 def summary_path(paths: DataPaths, version: str) -> Path:
-    return paths.lake / SUMMARY_DIR / f"{version}.json"
+    return Catalog(paths.lake).table(SHADOW_SUMMARY).path(version)
 
 
 def record(paths: DataPaths, report: dict) -> Path:
@@ -403,5 +247,6 @@ def recorded(paths: DataPaths, version: str) -> dict | None:
 
 
 def last_recorded(paths: DataPaths) -> dict | None:
-    found = sorted((paths.lake / SUMMARY_DIR).glob("*.json"), key=lambda p: p.stat().st_mtime)
+    found = sorted(Catalog(paths.lake).table(SHADOW_SUMMARY).files(),
+                   key=lambda p: p.stat().st_mtime)
     return json.loads(found[-1].read_text()) if found else None

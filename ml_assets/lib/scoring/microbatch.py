@@ -15,8 +15,17 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from ml_assets.lib.core.catalog import (
+    MICROBATCH_EVENTS,
+    MICROBATCH_QUARANTINE,
+    MICROBATCH_SCORES,
+    RAW_EVENTS,
+    RAW_LABELS,
+    Catalog,
+    read_parquet_files,
+)
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import connect, daily_files, hourly_files, read_parquet_files
+from ml_assets.lib.core.lake import connect
 from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.features.online import lookback_start
@@ -89,8 +98,9 @@ def _history(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
              batch: pd.DataFrame) -> pd.DataFrame:
     """Events in the look-back: hourly lake partitions that exist (the current hour may not be
     ingested yet), earlier microbatches, and this batch; each event id once."""
-    raw, _ = hourly_files(paths.lake / "raw_events", lookback_start(spec, lo), hi)
-    micro = sorted((paths.lake / "microbatch_events").glob("*.parquet"))
+    catalog = Catalog(paths.lake)
+    raw = catalog.table(RAW_EVENTS).files(lookback_start(spec, lo), hi)
+    micro = catalog.table(MICROBATCH_EVENTS).files()
     parts = [read_parquet_files(raw + micro, spec.event_columns)] if raw or micro else []
     frame = pd.concat([*parts, batch[spec.event_columns]], ignore_index=True)
     return frame.drop_duplicates(spec.event_id, keep="last")
@@ -117,13 +127,13 @@ def score_files(paths: DataPaths, spec: DatasetSpec, registry: Registry, names: 
         models.append((role, card, load_live_model(paths, card)))
     if not models:
         raise RuntimeError("no live model to score with: register a champion first")
-    written, latencies = 0, []
+    written, latencies, catalog = 0, [], Catalog(paths.lake)
     for k, start in enumerate(range(0, len(valid), max_rows)):
         chunk = valid.iloc[start:start + max_rows]
         lo, hi = chunk[spec.event_ts].min(), chunk[spec.event_ts].max() + pd.Timedelta(1, "us")
         con = connect(threads=1)
         con.register("hist", _history(paths, spec, lo, hi, chunk))
-        label_files, _ = daily_files(paths.lake / "raw_labels", lookback_start(spec, lo), hi)
+        label_files = catalog.table(RAW_LABELS).files(lookback_start(spec, lo), hi)
         labels = None
         if label_files:  # the feature SQL reads labels as (entity keys, label_ts, label)
             lab = read_parquet_files(label_files).rename(
@@ -139,13 +149,12 @@ def score_files(paths: DataPaths, spec: DatasetSpec, registry: Registry, names: 
         scores = scores.assign(landed_at=landed_at, batch_id=bid,
                                landing_to_score_s=(pd.Timestamp(scored_at) - landed_at)
                                .dt.total_seconds())
-        write_parquet_atomic(scores, paths.lake / "microbatch_scores" / f"{bid}-{k}.parquet")
+        catalog.table(MICROBATCH_SCORES).write(f"{bid}-{k}", scores)
         latencies.append(scores["landing_to_score_s"].to_numpy())
         written += len(feats)
-    write_parquet_atomic(valid[spec.event_columns],
-                         paths.lake / "microbatch_events" / f"{bid}.parquet")
+    catalog.table(MICROBATCH_EVENTS).write(bid, valid[spec.event_columns])
     if len(quarantined):
-        write_parquet_atomic(quarantined, paths.lake / "microbatch_quarantine" / f"{bid}.parquet")
+        catalog.table(MICROBATCH_QUARANTINE).write(bid, quarantined)
     done = folder / "done"
     done.mkdir(parents=True, exist_ok=True)
     for p in files:

@@ -17,13 +17,15 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from ml_assets.lib.core.paths import HOUR_FILE_FORMAT, DataPaths, write_parquet_atomic
+from ml_assets.lib.core.catalog import PREDICTION_LOG, Catalog
+from ml_assets.lib.core.lake import HOUR_FILE_FORMAT
+from ml_assets.lib.core.paths import DataPaths
 
 
 class PredictionLogger:
     def __init__(self, paths: DataPaths, flush_rows: int = 500, flush_seconds: float = 1.0,
                  max_queue: int = 100_000):
-        self.dir = paths.lake / "prediction_log"
+        self.table = Catalog(paths.lake).table(PREDICTION_LOG)
         self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
         self._q: queue.Queue = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
@@ -79,8 +81,8 @@ class PredictionLogger:
         try:
             df = pd.DataFrame.from_records(records)
             hour = datetime.now(UTC).strftime(HOUR_FILE_FORMAT)
-            name = f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
-            write_parquet_atomic(df, self.dir / hour / name)
+            name = f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            self.table.write(f"{hour}/{name}", df)
             self.written += len(records)
             self.files += 1
         except Exception as exc:  # a logging failure must never take serving down

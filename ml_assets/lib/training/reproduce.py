@@ -24,14 +24,10 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.lib.core import artifacts
+from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS, RAW_LABELS, Catalog, LakeTable
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import days_between, hours_between
-from ml_assets.lib.core.paths import (
-    DAY_FILE_FORMAT,
-    HOUR_FILE_FORMAT,
-    DataPaths,
-    write_parquet_atomic,
-)
+from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import build_features
@@ -103,25 +99,26 @@ def stage_landing(live: DataPaths, registry: Registry, scratch: DataPaths, spec:
     return problems
 
 
-def _write_partitions(frames: dict, directory: Path, fmt: str) -> None:
-    for stamp, df in frames.items():
-        write_parquet_atomic(df, directory / f"{stamp.strftime(fmt)}.parquet")
+def _write_partitions(frames: dict, table: LakeTable) -> None:
+    for start, df in frames.items():
+        table.write(start, df)
 
 
 def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: TrainingWindow,
                          now: datetime) -> pd.DataFrame:
     """raw -> contracts -> lake -> point-in-time features -> as-of training set (scratch only)."""
     events, _ = ingest_events(scratch, spec, hours_between(spec.start_utc, window.end), now)
-    _write_partitions(events, scratch.lake / "raw_events", HOUR_FILE_FORMAT)
+    catalog = Catalog(scratch.lake)
+    _write_partitions(events, catalog.table(RAW_EVENTS))
     labels, _ = ingest_labels(scratch, spec, days_between(spec.start_utc, window.label_cutoff), now)
-    _write_partitions(labels, scratch.lake / "raw_labels", DAY_FILE_FORMAT)
-    features_dir = scratch.lake / "event_features"
+    _write_partitions(labels, catalog.table(RAW_LABELS))
+    features = catalog.table(EVENT_FEATURES)
     for lo, hi, chunk in build_features(scratch, spec, window.start, window.end):
         hour = chunk[spec.event_ts].dt.floor("h")
         groups = dict(tuple(chunk.groupby(hour, sort=False)))
         for h in hours_between(lo, hi):
             part = groups.get(pd.Timestamp(h), chunk.iloc[0:0]).reset_index(drop=True)
-            write_parquet_atomic(part, features_dir / f"{h.strftime(HOUR_FILE_FORMAT)}.parquet")
+            features.write(h, part)
     return build_training_set(scratch, spec, window)
 
 

@@ -12,8 +12,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 from threadpoolctl import threadpool_limits
 
+from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_LABELS, Catalog, parquet_relation
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import connect, daily_files, hourly_files, parquet_relation
+from ml_assets.lib.core.lake import connect
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.build import MissingUpstreamError
 
@@ -32,12 +33,13 @@ class TrainingWindow:
 def build_training_set(paths: DataPaths, spec: DatasetSpec, window: TrainingWindow) -> pd.DataFrame:
     """Feature rows in the window joined to labels known at the cutoff. Unlabeled rows are
     excluded (never counted as negatives). Sorted by event id, so the SHA is stable."""
-    feat_files, missing = hourly_files(paths.lake / "event_features", window.start, window.end)
+    catalog = Catalog(paths.lake)
+    feat_files, missing = catalog.table(EVENT_FEATURES).coverage(window.start, window.end)
     if missing:
         raise MissingUpstreamError(
             f"event_features lacks {len(missing)} partition(s) of the training window "
             f"(first: {missing[0]:%Y-%m-%d-%H:00}); materialize event_features for the window.")
-    label_files, _ = daily_files(paths.lake / "raw_labels", window.start, window.label_cutoff)
+    label_files = catalog.table(RAW_LABELS).files(window.start, window.label_cutoff)
     if not label_files:
         raise MissingUpstreamError("no raw_labels partitions before the label cutoff "
                                    f"{window.label_cutoff:%Y-%m-%d}; materialize raw_labels first.")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_assets.lib.core.catalog import Catalog
 from ml_assets.lib.core.datasets import Attribute
 from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
@@ -139,7 +140,7 @@ def label_world(tmp_path) -> DataPaths:
     """Five ingested events at HOUR; label files are landed by each test."""
     paths = land(tmp_path, good_events())
     valid, _ = ingest(paths)
-    write_parquet_atomic(valid, paths.lake_file("raw_events", "2026-07-01-10:00"))
+    write_parquet_atomic(valid, Catalog(paths.lake).table("raw_events").path("2026-07-01-10:00"))
     return paths
 
 
@@ -155,7 +156,7 @@ def labels(rows: list[tuple], day=DAY + timedelta(days=10)) -> pd.DataFrame:
 def ingest_label_day(paths, df, day=DAY + timedelta(days=10)):
     df.to_parquet(paths.landing_labels_file(day), index=False)
     valid, quarantined = ingest_labels(paths, SPEC, [day], NOW)
-    write_parquet_atomic(valid[day], paths.lake_file("raw_labels", day.strftime("%Y-%m-%d")))
+    write_parquet_atomic(valid[day], Catalog(paths.lake).table("raw_labels").path(day.strftime("%Y-%m-%d")))
     return valid[day], quarantined
 
 
@@ -222,7 +223,7 @@ def test_L06_naive_label_timestamps_fail_the_file(tmp_path):
 def _lake_hours(paths: DataPaths, hs: list) -> None:
     for h in hs:
         valid, _ = ingest_events(paths, SPEC, [h], NOW)
-        write_parquet_atomic(valid[h], paths.lake_file("raw_events", h.strftime("%Y-%m-%d-%H:00")))
+        write_parquet_atomic(valid[h], Catalog(paths.lake).table("raw_events").path(h.strftime("%Y-%m-%d-%H:00")))
 
 
 def _features(paths, lo, hi) -> pd.DataFrame:
