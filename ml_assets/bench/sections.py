@@ -72,13 +72,14 @@ def demo_section(ctx: dict, data_dir: Path) -> dict:
 def demo_copy(data_dir: Path | None) -> Iterator[Path | None]:
     """A throwaway copy of a demo data dir (the load test flips its kill switch, reproduce
     writes scratch state), or None when there is no demo state with a champion and a previous model."""
-    from ml_assets.lib.core.registry import Registry
+    from ml_assets.lib.core.workspace import Workspace
     from ml_assets.specs import active_spec
 
     if data_dir is None or not (data_dir / "control.sqlite").exists():
         yield None
         return
-    aliases = Registry(data_dir / "control.sqlite").aliases(active_spec().model_name)
+    ws = Workspace.open(data_dir, active_spec())
+    aliases = ws.registry.aliases(ws.spec.model_name)
     if not (aliases.get("champion") and aliases.get("previous")):
         yield None
         return

@@ -32,7 +32,8 @@ def build_landing_checks(spec: DatasetSpec) -> list:
         paths = project.paths
         lo, hi = checked_window(context, hourly_def, project.catalog.table(RAW_EVENTS))
         files = [paths.landing_events_file(h) for h in hours_between(lo, hi)]
-        return _result(landing_integrity.record(paths, project.registry, files, getpass.getuser()), len(files))
+        problems = landing_integrity.record(paths, project.registry, files, getpass.getuser())
+        return _result(problems, len(files))
 
     def feed_append_only(feed: LabelFeed):
         @dg.asset_check(asset=feed.asset, name="landing_labels_append_only",
@@ -42,7 +43,8 @@ def build_landing_checks(spec: DatasetSpec) -> list:
             paths = project.paths
             lo, hi = checked_window(context, daily_def, project.catalog.table(feed.asset))
             files = [feed.landing_file(paths, d) for d in days_between(lo, hi)]
-            return _result(landing_integrity.record(paths, project.registry, files, getpass.getuser()), len(files))
+            problems = landing_integrity.record(paths, project.registry, files, getpass.getuser())
+            return _result(problems, len(files))
         return landing_labels_append_only
 
     return [landing_events_append_only, *(feed_append_only(f) for f in feeds_of(spec))]

@@ -89,3 +89,12 @@ def test_the_control_plane_has_one_door():
     offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
                  if door not in p.parents and re.search(r"\bsqlite3\b", p.read_text())]
     assert offenders == [], f"only lib/core/registry/ may open the control plane: {offenders}"
+
+
+def test_a_registry_is_built_only_by_the_workspace():
+    """Entry points build one Workspace and pass its registry down (schema applied once)."""
+    package = Path(ml_assets.__file__).parent
+    allowed = {package / "lib" / "core" / "workspace.py"}
+    offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
+                 if p not in allowed and re.search(r"(?<!class )\bRegistry\(", p.read_text())]
+    assert offenders == [], f"build the registry via Workspace.registry: {offenders}"
