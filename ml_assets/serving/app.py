@@ -30,7 +30,8 @@ from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.docs.interface_contract import InterfaceContract, RequestError, load_contract
 from ml_assets.lib.scoring.prediction_log import PredictionLogger
-from ml_assets.lib.serving.read_path import NoServableModel, ScoringService, predict_grouped
+from ml_assets.lib.serving.models import predict_grouped
+from ml_assets.lib.serving.read_path import NoServableModel, ScoringService
 
 DEFAULT_HOST = "127.0.0.1"
 

@@ -102,9 +102,28 @@ def evaluate_day(labels: np.ndarray, scores: np.ndarray, status: str, calibrator
     return out
 
 
-def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
-    """Hanley & McNeil (1982): the sampling error of an AUC from this many positives and
-    negatives. A day with 17 fraud cases has an SE near 0.05 - as large as the alarm's drop."""
+def auc_standard_error(auc: float | None, positives: int, negatives: int) -> float:
+    """Standard error of an AUC from this many positives and negatives.
+
+    Hanley & McNeil (1982), "The meaning and use of the area under a receiver operating
+    characteristic (ROC) curve", Radiology 143:29-36. A day with 17 fraud cases has an SE near
+    0.05 - as large as the alarm's drop.
+
+    Parameters
+    ----------
+    auc : float or None
+        The AUC, in [0, 1]; None when it could not be computed (one class).
+    positives, negatives : int
+        Rows of each class behind the AUC.
+
+    Returns
+    -------
+    float
+        The standard error (AUC units); ``inf`` without an AUC or without both classes, so any
+        comparison against it stays within noise.
+    """
+    if auc is None or positives < 1 or negatives < 1:
+        return float("inf")
     q1, q2 = auc / (2 - auc), 2 * auc ** 2 / (1 + auc)
     var = (auc * (1 - auc) + (positives - 1) * (q1 - auc ** 2)
            + (negatives - 1) * (q2 - auc ** 2)) / (positives * negatives)

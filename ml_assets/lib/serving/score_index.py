@@ -1,0 +1,100 @@
+"""Precomputed scores held in memory for the read path: an event id -> row index with one
+score and one decision array per model version, rebuilt from the lake's score tables when a
+file changes and swapped in by one reference assignment."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.lib.core.catalog import BATCH_SCORES, SCORE_TABLES, Catalog
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.identifiers import quote
+from ml_assets.lib.core.lake import connect
+from ml_assets.lib.core.paths import DataPaths
+
+
+class ScoreIndex:
+    """Event id -> row; per version a score and a decision array aligned with the rows."""
+
+    def __init__(self, spec: DatasetSpec, df: pd.DataFrame, signature: tuple = ()):
+        self.signature = signature
+        self.loaded_at = datetime.now(UTC)
+        eid = spec.event_id
+        codes, uniques = pd.factorize(df[eid])
+        n = len(uniques)
+        self.rows: dict = dict(zip(uniques.tolist(), range(n), strict=True))
+        self.event_ts = np.empty(n, dtype="datetime64[us]")
+        self.event_ts[codes] = df[spec.event_ts].dt.tz_convert("UTC").dt.tz_localize(None) \
+            .to_numpy(dtype="datetime64[us]")
+        self.source = np.empty(n, dtype=object)
+        self.source[codes] = df["source"].to_numpy(dtype=object)
+        self.scores: dict[str, np.ndarray] = {}
+        self.decisions: dict[str, np.ndarray] = {}
+        for version, idx in df.groupby("model_version", sort=False).indices.items():
+            score = np.full(n, np.nan)
+            decision = np.zeros(n, dtype=bool)
+            score[codes[idx]] = df["score"].to_numpy(dtype="float64")[idx]
+            decision[codes[idx]] = df["decision"].to_numpy(dtype=bool)[idx]
+            self.scores[str(version)], self.decisions[str(version)] = score, decision
+        latest = df.assign(_row=codes).sort_values(spec.event_ts, kind="stable")
+        self.latest_by_entity = {
+            key: dict(zip(*(lambda d: (d[key].tolist(), d["_row"].tolist()))(
+                latest.drop_duplicates(key, keep="last")), strict=True))
+            for key in spec.entity_keys}
+        self.ids = uniques.tolist()
+        # The rollout arm is decided by the first entity key (``rollout.entity_key``).
+        arm_key = spec.entity_keys[0]
+        arm = np.empty(n, dtype=object)
+        arm[codes] = df[arm_key].to_numpy(dtype=object)
+        self.arm_entity = arm.tolist()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def lookup(self, row: int, version: str) -> dict | None:
+        scores = self.scores.get(version)
+        if scores is None or np.isnan(scores[row]):
+            return None
+        return {"score": float(scores[row]), "decision": bool(self.decisions[version][row]),
+                "event_ts": pd.Timestamp(self.event_ts[row], tz="UTC").isoformat(),
+                "source": "batch" if self.source[row] == BATCH_SCORES else "microbatch"}
+
+
+def score_files(paths: DataPaths) -> list[Path]:
+    catalog = Catalog(paths.lake)
+    return [p for src in SCORE_TABLES for p in catalog.table(src).files()]
+
+
+def files_signature(files: list[Path]) -> tuple:
+    return tuple((p.name, p.stat().st_mtime_ns) for p in files)
+
+
+def load_score_index(paths: DataPaths, spec: DatasetSpec) -> ScoreIndex:
+    files = score_files(paths)
+    cols = [spec.event_id, spec.event_ts, *spec.entity_keys, "model_version", "score", "decision"]
+    if not files:
+        return empty_score_index(spec)
+    select = ", ".join(quote(c) for c in cols)  # validated spec identifiers, paths we built
+    listed = ", ".join(_lit(p) for p in files)
+    sources = "|".join(SCORE_TABLES)
+    sql = (f"SELECT {select}, regexp_extract(filename, '({sources})') "  # noqa: S608
+           f"AS source FROM read_parquet([{listed}], union_by_name = true, filename = true)")
+    df = connect().execute(sql).df()
+    return ScoreIndex(spec, df, files_signature(files))
+
+
+def _lit(p: Path) -> str:
+    return "'" + str(p).replace("'", "''") + "'"
+
+
+def empty_score_index(spec: DatasetSpec) -> ScoreIndex:
+    """The index before any score file exists: no events, no versions."""
+    df = pd.DataFrame({c: pd.Series(dtype="object")
+                       for c in [spec.event_id, *spec.entity_keys, "model_version", "score",
+                                 "decision", "source"]})
+    df[spec.event_ts] = pd.Series(dtype="datetime64[us, UTC]")
+    return ScoreIndex(spec, df)
