@@ -9,7 +9,7 @@ import pytest
 
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
-from ml_assets.lib.release import rollout
+from ml_assets.lib.release import arms, rollout
 from ml_assets.lib.serving.read_path import ScoringService
 from ml_assets_tests.fixtures.serving_world import SPEC, world_copy
 
@@ -17,7 +17,7 @@ from ml_assets_tests.fixtures.serving_world import SPEC, world_copy
 def test_the_python_arm_hash_matches_the_rollouts_sql_hash():
     cards = pd.Series(np.arange(0, 5000, 7, dtype="int64"))
     sql = rollout.in_challenger_arm(cards, 25, "rollout-v1")
-    mine = np.array([rollout.entity_in_challenger_arm(c, 25, "rollout-v1")
+    mine = np.array([arms.entity_in_challenger_arm(c, 25, "rollout-v1")
                      for c in cards.tolist()])
     assert np.array_equal(sql, mine) and 0.15 < mine.mean() < 0.35
 
@@ -39,7 +39,7 @@ def test_lookups_follow_the_arm_and_the_kill_switch_overrides(service):
     paths, registry, svc = service
     index = svc.index
     sample = list(range(0, len(index), max(1, len(index) // 400)))
-    expected = np.array([rollout.entity_in_challenger_arm(index.arm_entity[r], 50, "rollout-v1")
+    expected = np.array([arms.entity_in_challenger_arm(index.arm_entity[r], 50, "rollout-v1")
                          for r in sample])
     _stage(registry, "50")
     got = np.array([svc.lookup(index.ids[r])["model_version"] for r in sample])

@@ -40,7 +40,7 @@ from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.online import OnlineState
-from ml_assets.lib.release import rollout
+from ml_assets.lib.release import arms, rollout
 from ml_assets.lib.release.rollback import KILL_SWITCH
 from ml_assets.lib.serving.models import BatchStats, ModelCache
 from ml_assets.lib.serving.score_index import (
@@ -189,9 +189,9 @@ class ScoringService:
         if kill and aliases.get("previous"):
             role = "previous"
         elif entity is not None:
-            share = rollout.acting_share(state, aliases.get("challenger"))
-            if share and rollout.entity_in_challenger_arm(entity, share,
-                                                          rollout.arm_salt(state, self.spec)):
+            share = arms.acting_share(state, aliases.get("challenger"))
+            if share and arms.entity_in_challenger_arm(entity, share,
+                                                       arms.arm_salt(state, self.spec)):
                 role = "challenger"
         version = aliases.get(role)
         if version is None:
@@ -240,7 +240,7 @@ class ScoringService:
                 "model_version": r.version, "role": r.role, "kill_switch": kill,
                 "aliases": aliases, "degraded": r.degraded,
                 "rollout": {"challenger": aliases.get("challenger"),
-                            "percent": rollout.acting_share(state, aliases.get("challenger"))},
+                            "percent": arms.acting_share(state, aliases.get("challenger"))},
                 "integrity_problems": {**self.models.failures(), **self.integrity},
                 "index": {"events": len(self.index), "versions": sorted(self.index.scores),
                           "loaded_at": self.index.loaded_at.isoformat()},
