@@ -29,6 +29,11 @@ _HEADER = struct.Struct("<Q")
 
 @dataclass
 class FeatureProfile:
+    """The reference of one feature: bins with reference counts (``missing`` last;
+    categorical: ``other`` before it) and, for a continuous feature, right-closed inner ``edges``
+    at reference quantiles and the exact ECDF (sorted unique ``values`` with ``counts``).
+    ``noise_psi`` is the largest PSI of one clean reference day against the whole reference.
+    """
     name: str
     kind: str  # "continuous" | "categorical"
     bins: list[str]  # labels of every bin, the missing bin last
@@ -41,15 +46,20 @@ class FeatureProfile:
 
     @property
     def n(self) -> int:
+        """Reference rows (all bins, missing included)."""
         return int(self.ref_counts.sum())
 
     @property
     def ref_share(self) -> np.ndarray:
+        """Reference share per bin, shape (n_bins,)."""
         return self.ref_counts / max(self.n, 1)
 
 
 @dataclass
 class DriftProfile:
+    """Every monitored feature's reference (``features`` by name) with its provenance
+    (``meta``), stored once per model version as a content-addressed artifact.
+    """
     features: dict[str, FeatureProfile]
     meta: dict = field(default_factory=dict)
 
@@ -77,6 +87,9 @@ class DriftProfile:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DriftProfile:
+        """Read what ``to_bytes`` wrote (verify the bytes' SHA-256 first, as
+        ``load_profile`` does).
+        """
         (size,) = _HEADER.unpack_from(data)
         head = json.loads(data[_HEADER.size:_HEADER.size + size])
         blob = np.frombuffer(data, dtype="float64", offset=_HEADER.size + size)
@@ -101,6 +114,20 @@ def _fmt(x: float) -> str:
 
 
 def continuous_profile(name: str, values: np.ndarray, n_bins: int = 10) -> FeatureProfile:
+    """The reference of one continuous feature.
+
+    Parameters
+    ----------
+    name : str
+    values : ndarray of float, shape (n_rows,)
+        Reference values; NaN counts in the missing bin.
+    n_bins : int
+        Target quantile bins; tied quantiles merge, so there may be fewer.
+
+    Returns
+    -------
+    FeatureProfile
+    """
     values = np.asarray(values, dtype="float64")
     present = values[~np.isnan(values)]
     uniq, counts = np.unique(present, return_counts=True)
@@ -128,8 +155,14 @@ def _continuous_counts(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def categorical_profile(name: str, values, labels: dict | None = None,
                         min_share: float = 0.005, max_categories: int = 50) -> FeatureProfile:
-    """One bin per reference category with at least ``min_share`` of rows (at most
-    ``max_categories``); rarer and unseen values share the "other" bin."""
+    """The reference of one categorical feature: one bin per category with at least
+    ``min_share`` (0-1) of rows, at most ``max_categories`` (the most frequent); rarer and unseen
+    values share the "other" bin. ``labels`` maps a code to its display label.
+
+    Returns
+    -------
+    FeatureProfile
+    """
     s = pd.Series(values)
     freq = s.dropna().value_counts()
     keep = freq[freq >= min_share * max(len(s), 1)].head(max_categories)
@@ -184,8 +217,29 @@ def build_profile(frame: pd.DataFrame, continuous: list[str], categorical: list[
                   n_bins: int = 10, category_labels: dict[str, dict] | None = None,
                   period: np.ndarray | None = None, min_period_rows: int = 100,
                   meta: dict | None = None) -> DriftProfile:
-    """``period`` (e.g. the day of each row) lets the profile record each feature's clean
-    day-to-day PSI, so thresholds can sit above what an ordinary day already shows."""
+    """The drift reference of a training window.
+
+    Parameters
+    ----------
+    frame : DataFrame, shape (n_rows, n_features)
+        Reference rows.
+    continuous, categorical : list of str
+        Columns profiled as continuous (quantile bins + ECDF) or categorical.
+    n_bins : int
+        Quantile bins per continuous feature.
+    category_labels : dict of str to dict, optional
+        Display labels per categorical feature.
+    period : ndarray, shape (n_rows,), optional
+        Period of each row (e.g. its day): each feature then records its clean day-to-day PSI
+        (periods under ``min_period_rows`` rows are ignored), so thresholds can sit above what
+        an ordinary day already shows.
+    meta : dict, optional
+        Provenance stored with the profile.
+
+    Returns
+    -------
+    DriftProfile
+    """
     category_labels = category_labels or {}
     features = {c: continuous_profile(c, frame[c].to_numpy(dtype="float64"), n_bins)
                 for c in continuous}
@@ -197,15 +251,35 @@ def build_profile(frame: pd.DataFrame, continuous: list[str], categorical: list[
 
 
 def psi(ref_share: np.ndarray, cur_share: np.ndarray, eps: float = PSI_EPS) -> np.ndarray:
-    """Per-bin PSI contributions (sum them for the PSI)."""
+    """Per-bin contributions to the population stability index:
+    (cur - ref) * ln(cur / ref), shares floored at ``eps`` (credit-scoring practice; see
+    Yurdakul 2018, "Statistical properties of the population stability index").
+
+    Parameters
+    ----------
+    ref_share, cur_share : array-like of float, shape (..., n_bins)
+        Shares per bin, each summing to 1 over the last axis.
+
+    Returns
+    -------
+    ndarray of float, shape (..., n_bins)
+        PSI contributions; their sum over the last axis is the PSI.
+    """
     r = np.maximum(np.asarray(ref_share, dtype="float64"), eps)
     c = np.maximum(np.asarray(cur_share, dtype="float64"), eps)
     return (c - r) * np.log(c / r)
 
 
 def ks_against_profile(fp: FeatureProfile, current: np.ndarray) -> tuple[float, float]:
-    """Two-sample KS statistic and p-value of the current values against the reference ECDF,
-    equal to ``scipy.stats.ks_2samp`` on the raw samples (NaNs excluded)."""
+    """Two-sample Kolmogorov-Smirnov test of ``current`` against the reference ECDF of
+    ``fp``, equal to ``scipy.stats.ks_2samp`` on the raw samples (NaNs excluded): exact p-values
+    up to ``EXACT_KS_MAX_N`` rows, else ``scipy.stats.kstwo``, without rescanning the reference.
+
+    Returns
+    -------
+    statistic, pvalue : float
+        Largest ECDF distance in [0, 1] and its two-sided p-value; NaN when a sample is empty.
+    """
     cur = np.sort(current[~np.isnan(current)])
     n_ref, n_cur = int(fp.counts.sum()), len(cur)
     if n_ref == 0 or n_cur == 0:
@@ -228,7 +302,22 @@ def ks_against_profile(fp: FeatureProfile, current: np.ndarray) -> tuple[float, 
 
 
 def compare(profile: DriftProfile, frame: pd.DataFrame, top_bins: int = 3) -> pd.DataFrame:
-    """One row per profiled feature: PSI, KS (continuous), missing shares, top moving bins."""
+    """Today's rows against the reference, one row per profiled feature.
+
+    Parameters
+    ----------
+    profile : DriftProfile
+    frame : DataFrame, shape (n_rows, n_features)
+        The day's rows.
+    top_bins : int
+        How many of the most-moving bins to report.
+
+    Returns
+    -------
+    DataFrame, one row per feature
+        ``psi``, ``ks_stat``/``ks_pvalue`` (NaN for categorical), ``noise_psi``, ``n_ref``/
+        ``n_cur`` (rows), missing shares (0-1) and ``top_bins`` (JSON).
+    """
     rows = []
     for name, fp in profile.features.items():
         if fp.kind == "continuous":
@@ -254,7 +343,9 @@ def compare(profile: DriftProfile, frame: pd.DataFrame, top_bins: int = 3) -> pd
 
 
 def severity(value: float, warn: float, error: float) -> str:
-    """"error" above ``error``, "warn" above ``warn``, else "ok" (NaN is "ok": nothing to say)."""
+    """``"error"`` above ``error``, ``"warn"`` above ``warn``, else ``"ok"`` (NaN is
+    ``"ok"``: nothing to say). Thresholds are in the statistic's units (e.g. PSI).
+    """
     if value > error:
         return "error"
     return "warn" if value > warn else "ok"
@@ -262,14 +353,25 @@ def severity(value: float, warn: float, error: float) -> str:
 
 def effective_thresholds(warn: float, error: float, noise_psi: float,
                          noise_margin: float = 2.0) -> tuple[float, float]:
-    """Configured thresholds, raised for a feature whose clean reference days already vary
-    more: warn above the worst clean day, error at ``noise_margin`` times it."""
+    """Configured PSI thresholds raised for a feature whose clean reference days
+    already vary more: ``(max(warn, noise_psi), max(error, noise_margin * noise_psi))``.
+    """
     return max(warn, noise_psi), max(error, noise_margin * noise_psi)
 
 
 def store_profile(directory: Path, profile: DriftProfile) -> tuple[str, Path]:
+    """Store ``profile`` as a content-addressed artifact under ``directory``; returns
+    ``(sha256, path)``.
+    """
     return artifacts.store(directory, profile.to_bytes(), "drift-profile")
 
 
 def load_profile(path: Path, sha256: str) -> DriftProfile:
+    """The profile at ``path`` after verifying its SHA-256.
+
+    Raises
+    ------
+    ArtifactIntegrityError
+        The file is missing or does not hash to ``sha256``.
+    """
     return DriftProfile.from_bytes(artifacts.read_verified(path, sha256))
