@@ -21,7 +21,27 @@ FINAL, PENDING = "final", "pending"
 
 def label_status(day_end: datetime, horizon: datetime, coverage: float, maturity_days: int,
                  min_coverage: float) -> tuple[str, str]:
-    """(status, why) for a prediction day whose labels are known up to ``horizon``."""
+    """Whether a prediction day's labels are final yet.
+
+    Parameters
+    ----------
+    day_end : datetime
+        End of the prediction day (UTC).
+    horizon : datetime
+        Labels known up to here (UTC).
+    coverage : float
+        Share of the day's rows with a known label (0-1).
+    maturity_days : int
+        Days after ``day_end`` before labels count as mature.
+    min_coverage : float
+        Coverage (0-1) a mature day still needs to be final.
+
+    Returns
+    -------
+    status : {"final", "pending"}
+    why : str
+        A sentence for the UI.
+    """
     matures = day_end + timedelta(days=maturity_days)
     if horizon < matures:
         return PENDING, f"labels mature on {matures:%Y-%m-%d} (known up to {horizon:%Y-%m-%d})"
@@ -31,7 +51,22 @@ def label_status(day_end: datetime, horizon: datetime, coverage: float, maturity
 
 
 def expected_auc(scores: np.ndarray, p: np.ndarray) -> float | None:
-    """AUC expected if each label were Bernoulli(p): ties count one half, self-pairs excluded."""
+    """The AUC expected if each label were Bernoulli(``p``): the confidence-based
+    performance estimation of NannyML's CBPE, exact over all pairs (ties count one half,
+    self-pairs excluded).
+
+    Parameters
+    ----------
+    scores : ndarray of float, shape (n_rows,)
+        Model scores (only their order matters).
+    p : ndarray of float, shape (n_rows,)
+        Calibrated probability of a positive per row (0-1).
+
+    Returns
+    -------
+    float or None
+        The expected AUC; None with fewer than two rows or no mixed pairs.
+    """
     scores, p = np.asarray(scores, dtype="float64"), np.asarray(p, dtype="float64")
     if len(scores) < 2:
         return None
@@ -49,7 +84,20 @@ def expected_auc(scores: np.ndarray, p: np.ndarray) -> float | None:
 
 
 def fit_calibrator(scores: np.ndarray, labels: np.ndarray, min_positives: int):
-    """Isotonic map from score to observed positive rate, or None with too few positives."""
+    """Isotonic map from score to observed positive rate (Zadrozny & Elkan 2002,
+    "Transforming classifier scores into accurate multiclass probability estimates").
+
+    Parameters
+    ----------
+    scores : ndarray of float, shape (n_rows,)
+    labels : ndarray of {0, 1}, shape (n_rows,)
+    min_positives : int
+        Fewer positives (or no negatives) give no calibrator.
+
+    Returns
+    -------
+    sklearn.isotonic.IsotonicRegression or None
+    """
     labels = np.asarray(labels)
     if len(labels) == 0 or labels.sum() < min_positives or labels.sum() == len(labels):
         return None
@@ -57,12 +105,28 @@ def fit_calibrator(scores: np.ndarray, labels: np.ndarray, min_positives: int):
 
 
 def calibrate(calibrator, scores: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities, shape (n_rows,): ``calibrator.predict(scores)``, or the scores
+    themselves when ``calibrator`` is None.
+    """
     return np.asarray(scores, dtype="float64") if calibrator is None \
         else calibrator.predict(np.asarray(scores, dtype="float64"))
 
 
 def calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
-    """Expected calibration error over equal-count score bins."""
+    """Expected calibration error over equal-count score bins.
+
+    Parameters
+    ----------
+    y : ndarray of {0, 1}, shape (n_rows,)
+    p : ndarray of float, shape (n_rows,)
+        Predicted probabilities (0-1).
+    n_bins : int
+
+    Returns
+    -------
+    float
+        Row-weighted mean of |observed rate - mean probability| per bin (0-1).
+    """
     order = np.argsort(p, kind="stable")
     bins = np.array_split(order, min(n_bins, len(p)))
     return float(sum(abs(y[b].mean() - p[b].mean()) * len(b) for b in bins) / len(p))
@@ -70,8 +134,27 @@ def calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
 
 def evaluate_day(labels: np.ndarray, scores: np.ndarray, status: str, calibrator,
                  min_positives: int) -> dict:
-    """Metrics for one model version on one prediction day. ``labels`` holds NaN where the
-    label is not known yet. AUC-type metrics are reported only when the day is final."""
+    """Metrics of one model version on one prediction day.
+
+    Parameters
+    ----------
+    labels : ndarray of float, shape (n_rows,)
+        1/0, NaN where the label is not known yet.
+    scores : ndarray of float, shape (n_rows,)
+    status : {"final", "pending"}
+        From ``label_status``; AUC-type metrics are reported only on a final day.
+    calibrator : IsotonicRegression or None
+        For the CBPE estimate (``expected_auc``).
+    min_positives : int
+        A final day's AUC needs at least this many positives.
+
+    Returns
+    -------
+    dict
+        ``status``, row and label counts, ``label_coverage`` (0-1), ``estimated_auc``, and on a
+        final day ``auc``, ``pr_auc``, ``brier``, ``calibration_error``, ``positive_rate`` and
+        ``auc_se`` (Hanley-McNeil); unknown values are None.
+    """
     labels, scores = np.asarray(labels, dtype="float64"), np.asarray(scores, dtype="float64")
     known = ~np.isnan(labels)
     y, s = labels[known].astype(int), scores[known]
