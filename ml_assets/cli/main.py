@@ -12,6 +12,7 @@ import sys
 import warnings
 
 from ml_assets.cli import control, reports, runs
+from ml_assets.export import cli as export_cli
 from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.paths import DATA_DIR_ENV, default_data_dir
 from ml_assets.lib.core.workspace import Workspace
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_parsers(sub, actor)
     reports.add_parsers(sub)
     control.add_parsers(sub, actor)
+    export_cli.add_parsers(sub)
     for p in sub.choices.values():
         p.add_argument("--json", action="store_true", help="machine-readable output")
     return parser

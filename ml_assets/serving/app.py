@@ -7,21 +7,22 @@ request, so a flip takes effect on the next request.
     GET  /scores/{event_id}    precomputed score of one event (batch or microbatch)
     GET  /entities/{key}/{v}   latest precomputed score of an entity (e.g. a card)
     POST /predict              realtime: one event as the contract's input schema
+    GET  /metrics              Prometheus metrics (serving/metrics.py)
+    GET  /openapi.json         OpenAPI 3.1, generated from the contract (serving/openapi.py)
+    /v2/...                    Open Inference Protocol (KServe V2) routes (serving/oip.py)
 """
 
-import asyncio
 import contextlib
-import math
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from threadpoolctl import threadpool_limits
 
@@ -30,8 +31,11 @@ from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.docs.interface_contract import InterfaceContract, RequestError, load_contract
 from ml_assets.lib.scoring.prediction_log import PredictionLogger
-from ml_assets.lib.serving.models import predict_grouped
 from ml_assets.lib.serving.read_path import NoServableModel, ScoringService
+from ml_assets.serving.metrics import MetricsMiddleware, ServingMetrics
+from ml_assets.serving.oip import oip_routes
+from ml_assets.serving.openapi import openapi_document
+from ml_assets.serving.realtime import RealtimeScorer, read_body, version_header
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -54,19 +58,9 @@ def _typed(name: str, kind: str, raw: str):
     return int(raw)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """Read at most ``limit + 1`` bytes: a huge body is refused without buffering all of it."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise RequestError(413, "payload_too_large",
-                           f"body is {declared} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, "payload_too_large", f"body exceeds {limit} bytes")
-    return b"".join(chunks)
+def _answer(body: dict) -> JSONResponse:
+    """A 200 tagged with the answering version (header as well as body)."""
+    return JSONResponse(body, headers=version_header(body["model_version"]))
 
 
 def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract | None = None,
@@ -75,27 +69,9 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
     service = ScoringService(Workspace(paths, spec), reload_seconds=reload_seconds)
     logger = PredictionLogger(paths)
     id_kind = contract.input_schema()[spec.event_id]["type"]
-    schema_version = spec.schema_version  # a hash over the declarations: compute it once
-    pending: list[tuple[dict, object, asyncio.Future]] = []
-
-    def flush() -> None:
-        # Runs once per event-loop pass: every request parsed in this pass shares one model
-        # call. No thread, no timer: an idle server scores a lone request at once.
-        batch = pending[:]
-        pending.clear()
-        results = predict_grouped([(m, x) for m, x, _ in batch], service.batch_stats)
-        for (_, _, fut), result in zip(batch, results, strict=True):
-            if isinstance(result, Exception):
-                fut.set_exception(result)
-            else:
-                fut.set_result(result)
-
-    def submit(bundle: dict, x) -> asyncio.Future:
-        fut = asyncio.get_running_loop().create_future()
-        if not pending:
-            asyncio.get_running_loop().call_soon(flush)
-        pending.append((bundle, x, fut))
-        return fut
+    scorer = RealtimeScorer(service, logger, contract, log_predictions)
+    metrics = ServingMetrics(service, logger)
+    openapi = openapi_document(contract)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -118,10 +94,18 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
             body = service.health()
         except NoServableModel as exc:
             return _unavailable(exc)
-        return JSONResponse({**body, "prediction_log": logger.stats()})
+        return JSONResponse({**body, "prediction_log": logger.stats()},
+                            headers=version_header(body["model_version"]))
 
     async def contract_doc(request: Request) -> JSONResponse:
         return JSONResponse(contract.as_dict())
+
+    async def openapi_doc(request: Request) -> JSONResponse:
+        return JSONResponse(openapi)
+
+    async def metrics_doc(request: Request) -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     async def score(request: Request) -> JSONResponse:
         try:
@@ -136,7 +120,7 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
                                  "detail": f"no precomputed score for {spec.event_id}="
                                            f"{event_id}; POST /predict scores it in realtime"},
                                 status_code=404)
-        return JSONResponse(found)
+        return _answer(found)
 
     async def entity(request: Request) -> JSONResponse:
         key = request.path_params["key"]
@@ -155,41 +139,18 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
             return JSONResponse({"error": "unknown_entity", "field": key,
                                  "detail": f"no precomputed score for {key}={value}"},
                                 status_code=404)
-        return JSONResponse(found)
+        return _answer(found)
 
     async def predict(request: Request) -> JSONResponse:
-        t0 = time.perf_counter()
+        started = time.perf_counter()
         try:
-            payload = contract.parse_body(await _read_body(request, contract.max_body_bytes))
-            event = contract.validate_event(payload)
-            resolved = service.resolve(event[spec.entity_keys[0]])  # rollout arm by entity
+            payload = contract.parse_body(await read_body(request, contract.max_body_bytes))
+            event, resolved = scorer.admit(payload)
+            return _answer(await scorer.score(event, resolved, started))
         except RequestError as exc:
             return _error(exc)
         except NoServableModel as exc:
             return _unavailable(exc)
-        x, feats, unknown = service.features_row(event)
-        value = await submit(resolved.bundle, x)
-        if not math.isfinite(value):  # never hand out NaN/inf as a score
-            return _unavailable(NoServableModel(f"{resolved.version} returned a non-finite "
-                                                "score"))
-        decision = value >= resolved.bundle["decision_threshold"]
-        service.state.add_event(event)  # after scoring: an event never sees itself
-        eid = event[spec.event_id]
-        body = {"event_id": eid, "model_version": resolved.version, "role": resolved.role,
-                "score": value, "decision": bool(decision), "source": "realtime",
-                "kill_switch": resolved.kill_switch, "unknown_entities": unknown,
-                "feature_schema_version": schema_version, "degraded": resolved.degraded}
-        if log_predictions:
-            logger.log({spec.event_id: eid, spec.event_ts: event[spec.event_ts],
-                        **{k: event[k] for k in spec.entity_keys},
-                        "model_version": resolved.version, "role": resolved.role,
-                        "score": value, "decision": bool(decision),
-                        "kill_switch": resolved.kill_switch,
-                        "served_at": datetime.now(UTC),
-                        "latency_ms": (time.perf_counter() - t0) * 1e3,
-                        "feature_schema_version": schema_version,
-                        **{f"feature__{k}": v for k, v in feats.items()}})
-        return JSONResponse(body)
 
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": "internal_error", "field": None,
@@ -198,7 +159,9 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
     return Starlette(
         routes=[Route("/health", health), Route("/contract", contract_doc),
                 Route("/scores/{event_id}", score), Route("/entities/{key}/{value}", entity),
-                Route("/predict", predict, methods=["POST"])],
+                Route("/predict", predict, methods=["POST"]), Route("/metrics", metrics_doc),
+                Route("/openapi.json", openapi_doc), *oip_routes(service, contract, scorer)],
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan, exception_handlers={Exception: internal_error})
 
 
