@@ -3,8 +3,8 @@
 
 import dagster as dg
 
-from ml_assets.defs.resources import Project
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.docs import documents
 
 DESCRIPTIONS = {
@@ -24,7 +24,7 @@ def build_docs_assets(spec: DatasetSpec) -> list:
         @dg.asset(name=name, group_name="docs", owners=[spec.owner], kinds={"markdown"},
                   deps=["rollout_state", "shadow_report", "candidate_model"],
                   description=DESCRIPTIONS[name])
-        def _doc(project: Project) -> dg.MaterializeResult:
+        def _doc(project: dg.ResourceParam[Workspace]) -> dg.MaterializeResult:
             registry = project.registry
             versions = documents.documented_versions(registry, spec)
             metadata: dict = {"versions": dg.MetadataValue.json(versions)}

@@ -9,9 +9,9 @@ import pandas as pd
 
 from ml_assets.defs.freshness import HOURLY_FRESHNESS
 from ml_assets.defs.partitions import hour_key, hourly
-from ml_assets.defs.resources import Project
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import hours_between
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import build_features, split_by_hour
 
 
@@ -42,7 +42,7 @@ def build_feature_assets(spec: DatasetSpec) -> list:
                   "features": dg.MetadataValue.md(
                       "\n".join(f"- `{f.name}`: {type(f).__name__}" for f in spec.features))},
     )
-    def event_features(context: dg.AssetExecutionContext, project: Project) -> dict[str, pd.DataFrame]:
+    def event_features(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame]:
         start, end = context.partition_time_window
         t0 = time.perf_counter()
         out: dict[str, pd.DataFrame] = {}

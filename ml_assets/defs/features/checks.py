@@ -5,8 +5,8 @@ import dagster as dg
 
 from ml_assets.defs.contract_checks import hourly_contract_result
 from ml_assets.defs.partitions import hourly
-from ml_assets.defs.resources import Project
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.contract import feature_contract_problems
 
 
@@ -16,7 +16,7 @@ def build_feature_checks(spec: DatasetSpec) -> list:
     @dg.asset_check(asset="event_features", name="feature_contract", blocking=True,
                     description="Columns, dtypes, finiteness, ranges and allowed nulls of every "
                                 "declared feature, over the run's partitions.")
-    def feature_contract(context: dg.AssetCheckExecutionContext, project: Project):
+    def feature_contract(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
         return hourly_contract_result(
             context, project, hourly_def, "event_features",
             lambda df: feature_contract_problems(df, spec),

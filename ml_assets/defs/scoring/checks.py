@@ -6,8 +6,8 @@ import dagster as dg
 
 from ml_assets.defs.contract_checks import hourly_contract_result
 from ml_assets.defs.partitions import hourly
-from ml_assets.defs.resources import Project
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.scoring.batch import score_contract_problems
 
 
@@ -17,7 +17,7 @@ def build_scoring_checks(spec: DatasetSpec) -> list:
     @dg.asset_check(asset="batch_scores", name="score_contract", blocking=True,
                     description="model_version on every row, finite scores in [0, 1], exactly "
                                 "one champion row per event.")
-    def score_contract(context: dg.AssetCheckExecutionContext, project: Project):
+    def score_contract(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
         return hourly_contract_result(context, project, hourly_def, "batch_scores",
                                       lambda df: score_contract_problems(df, spec))
 
