@@ -29,6 +29,13 @@ class Attribute:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """Training hyper-parameters, split and window of one model (``lib/training``).
+
+    Booster settings are scikit-learn ``HistGradientBoostingClassifier`` parameters;
+    ``decision_threshold`` is a score in [0, 1]; ``split_fractions`` are the train and validation
+    shares of events (test is the rest), by a stable hash of the event id salted with ``split_salt``;
+    ``training_window_days`` is in days; ``frozen_reference_rows`` in rows.
+    """
     seed: int = 20260701
     max_iter: int = 200
     learning_rate: float = 0.08
@@ -122,6 +129,34 @@ class RolloutConfig:
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """One dataset and its model: event columns, label, features and every policy, as configuration.
+
+    Parameters
+    ----------
+    name, model_name : str
+        Identifiers of the dataset and of its registered model.
+    event_id, event_ts, label, label_ts : str
+        Column names; ``event_ts``/``label_ts`` are UTC timestamps.
+    entity_keys : tuple of str
+        Columns identifying the entity (e.g. card, merchant) features aggregate over.
+    attributes : tuple of Attribute
+        Raw event columns besides id, timestamp and entity keys.
+    features : tuple of FeatureDef
+    start : datetime
+        First event time; timezone-aware (UTC).
+    owner : str
+    id_type : {"int64", "string"}
+    model, monitoring, shadow, rollout : ModelConfig, MonitoringConfig, ShadowConfig, RolloutConfig
+    business_metric : BusinessMetric, optional
+    early_reports : bool
+        Whether a daily feed of early positive reports lands (``landing/reports/``).
+
+    Raises
+    ------
+    SpecError
+        An identifier is invalid, an attribute kind or ``id_type`` is unknown, a column is declared
+        twice, ``start`` is naive, or a feature is invalid (``validate_features``).
+    """
     name: str
     model_name: str
     event_id: str
@@ -175,32 +210,40 @@ class DatasetSpec:
 
     @property
     def numeric_attributes(self) -> set[str]:
+        """Names of the numeric attributes."""
         return {a.name for a in self.attributes if a.kind == "numeric"}
 
     @property
     def categorical_attributes(self) -> set[str]:
+        """Names of the categorical attributes."""
         return {a.name for a in self.attributes if a.kind == "categorical"}
 
     @property
     def event_columns(self) -> list[str]:
+        """Columns of a raw event in order: id, timestamp, entity keys, attributes."""
         return [self.event_id, self.event_ts, *self.entity_keys, *(a.name for a in self.attributes)]
 
     @property
     def feature_names(self) -> list[str]:
+        """Feature names in model-input order."""
         return [f.name for f in self.features]
 
     @property
     def categorical_feature_mask(self) -> list[bool]:
+        """Per feature in model-input order, whether it is categorical."""
         return [isinstance(f, Categorical) for f in self.features]
 
     @property
     def schema_version(self) -> str:
+        """Fingerprint of the feature definitions (16 hex chars); changes when any feature changes."""
         return feature_schema_version(self.features)
 
     @property
     def lookback(self):
+        """Longest window any feature looks back over (``timedelta``; zero without windows)."""
         return max_lookback(self.features)
 
     @property
     def start_utc(self) -> datetime:
+        """``start`` converted to UTC."""
         return self.start.astimezone(UTC)

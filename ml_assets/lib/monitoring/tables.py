@@ -181,7 +181,7 @@ def prediction_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime
                        base["model_version"] == version, "day"].nunique())}
             if len(b):
                 fp = drift.continuous_profile("score", b, cfg.psi_bins)
-                cur = np.bincount(drift._continuous_bins(fp.edges, s), minlength=len(fp.bins))
+                cur = np.bincount(drift.continuous_bins(fp.edges, s), minlength=len(fp.bins))
                 row |= {f"baseline_p{int(q * 100)}": float(v) for q, v in
                         zip(QUANTILES, np.quantile(b, QUANTILES), strict=True)}
                 row["psi"] = float(drift.psi(fp.ref_share, cur / len(s)).sum())
