@@ -17,6 +17,15 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class BusinessMetric:
+    """The business metric of a dataset: how acted decisions are priced and when it alerts.
+
+    Acting on a positive earns ``tp_fixed + tp_rate * value``, on a negative costs
+    ``fp_fixed + fp_rate * value``, in ``unit`` (e.g. USD), ``value`` being the event attribute
+    ``value_column`` (1 without one). Limits: ``max_decision_rate`` (share of events, ERROR),
+    ``decision_rate_change`` (relative move vs the trailing baseline, WARN), ``min_value_per_1k``
+    (realized value per 1,000 events on final days, ERROR beyond ``floor_noise_sigmas`` standard
+    errors) and ``max_missed_value_change`` (relative rise of missed positive value per 1,000 events).
+    """
     name: str
     unit: str
     description: str
@@ -36,7 +45,19 @@ class BusinessMetric:
 
 
 def value_per_row(frame: pd.DataFrame, metric: BusinessMetric) -> tuple[np.ndarray, np.ndarray]:
-    """(gain if positive, cost if negative) of acting on each row."""
+    """Gain if positive and cost if negative of acting on each row.
+
+    Parameters
+    ----------
+    frame : DataFrame, one row per event
+        With a ``value`` column when ``metric.value_column`` is set (NaN counts as 0).
+    metric : BusinessMetric
+
+    Returns
+    -------
+    gain, cost : ndarray of float, shape (n_rows,)
+        In ``metric.unit``.
+    """
     v = (frame["value"].to_numpy(dtype="float64") if metric.value_column
          else np.ones(len(frame)))
     v = np.nan_to_num(v)
@@ -45,8 +66,26 @@ def value_per_row(frame: pd.DataFrame, metric: BusinessMetric) -> tuple[np.ndarr
 
 def compute_business(frame: pd.DataFrame, metric: BusinessMetric, final: bool,
                      calibrated: np.ndarray | None = None) -> dict:
-    """``frame``: one row per event with ``decision`` (acted on), ``label`` (NaN when unknown)
-    and ``value``. ``calibrated``: probabilities for the estimate (defaults to the scores)."""
+    """The business metric of one day of scored events.
+
+    Parameters
+    ----------
+    frame : DataFrame, one row per event
+        Columns ``decision`` (acted on), ``label`` (NaN when unknown), ``score`` and ``value``.
+    metric : BusinessMetric
+    final : bool
+        Whether the day's labels are mature: realized value and per-1k figures only then.
+    calibrated : ndarray of float, shape (n_rows,), optional
+        Calibrated probabilities for the estimated value (defaults to the scores).
+
+    Returns
+    -------
+    dict
+        ``events``/``decisions`` (rows), the decision rate (0-1), ``estimated_value``,
+        ``value_prevented``, ``cost_of_false_decisions``, ``missed_positive_value`` (``unit``);
+        ``value``, ``value_per_1k``, ``missed_value_per_1k`` and their standard errors
+        (``*_se``, per-event standard deviation / sqrt(n)) are None unless ``final``.
+    """
     acted = frame["decision"].to_numpy(dtype=bool)
     label = frame["label"].to_numpy(dtype="float64")
     gain, cost = value_per_row(frame, metric)
@@ -80,22 +119,65 @@ def compute_business(frame: pd.DataFrame, metric: BusinessMetric, final: bool,
 
 
 def missed_per_event(frame: pd.DataFrame, metric: BusinessMetric) -> np.ndarray:
-    """Per row: the value of a positive the model did not act on (missed fraud), else 0."""
+    """Per row: the value of a positive the model did not act on (missed fraud), else 0.
+
+    Parameters
+    ----------
+    frame : DataFrame, one row per event
+        Columns ``decision``, ``label`` and ``value``.
+    metric : BusinessMetric
+
+    Returns
+    -------
+    ndarray of float, shape (n_rows,)
+        In ``metric.unit``.
+    """
     gain, _ = value_per_row(frame, metric)
     missed = ~frame["decision"].to_numpy(dtype=bool) & (frame["label"].to_numpy() == 1)
     return np.where(missed, gain, 0.0)
 
 
 def missed_value_per_1k(frame: pd.DataFrame, metric: BusinessMetric) -> pd.Series:
-    """Per ``day``: value of the positives not acted on, per 1,000 events (labels as known)."""
+    """Per ``day``: value of the positives not acted on, per 1,000 events (labels as known).
+
+    Parameters
+    ----------
+    frame : DataFrame, one row per event
+        Columns ``day``, ``decision``, ``label`` and ``value``.
+    metric : BusinessMetric
+
+    Returns
+    -------
+    Series indexed by day
+        ``metric.unit`` per 1,000 events.
+    """
     return pd.Series(missed_per_event(frame, metric), index=frame.index).groupby(
         frame["day"]).mean() * 1000
 
 
 def business_alerts(result: dict, metric: BusinessMetric, baseline_rate: float | None,
                     missed_baseline: float | None = None) -> list[tuple[str, str]]:
-    """[(level, message)]: decision-rate limits always; realized and missed value only on
-    final days (``missed_baseline``: missed value per 1k on the trailing final days)."""
+    """Alerts of one day's business result: decision-rate limits always; realized and missed value
+    only on final days.
+
+    A decision-rate move counts only beyond 3 sigma of Poisson noise on the expected decisions;
+    value below the floor is an ERROR only beyond ``floor_noise_sigmas`` standard errors.
+
+    Parameters
+    ----------
+    result : dict
+        Output of ``compute_business``.
+    metric : BusinessMetric
+    baseline_rate : float or None
+        Decision rate (0-1) over the trailing baseline days.
+    missed_baseline : float, optional
+        Missed value per 1,000 events on the trailing final days (``metric.unit``).
+
+    Returns
+    -------
+    list of (level, message)
+        ``level`` is ``"warn"`` or ``"error"``; empty when all is well.
+    """
     rate, n = result[metric.decision_rate_name], result["events"]
     alerts = []
     if rate > metric.max_decision_rate:

@@ -75,8 +75,18 @@ def compare(profile: DriftProfile, frame: pd.DataFrame, top_bins: int = 3) -> pd
 
 
 def severity(value: float, warn: float, error: float) -> str:
-    """``"error"`` above ``error``, ``"warn"`` above ``warn``, else ``"ok"`` (NaN is
-    ``"ok"``: nothing to say). Thresholds are in the statistic's units (e.g. PSI).
+    """``"error"`` above ``error``, ``"warn"`` above ``warn``, else ``"ok"``.
+
+    Parameters
+    ----------
+    value : float
+        The statistic (e.g. PSI); NaN is ``"ok"``: nothing to say.
+    warn, error : float
+        Thresholds in the statistic's units.
+
+    Returns
+    -------
+    {"ok", "warn", "error"}
     """
     if value > error:
         return "error"
@@ -85,8 +95,21 @@ def severity(value: float, warn: float, error: float) -> str:
 
 def effective_thresholds(warn: float, error: float, noise_psi: float,
                          noise_margin: float = 2.0) -> tuple[float, float]:
-    """Configured PSI thresholds raised for a feature whose clean reference days
-    already vary more: ``(max(warn, noise_psi), max(error, noise_margin * noise_psi))``.
+    """Configured PSI thresholds raised for a feature whose clean reference days already vary more.
+
+    Parameters
+    ----------
+    warn, error : float
+        Configured thresholds (PSI).
+    noise_psi : float
+        Largest PSI of one clean reference day against the whole reference.
+    noise_margin : float
+        Multiple of ``noise_psi`` the error threshold must clear.
+
+    Returns
+    -------
+    warn, error : float
+        ``(max(warn, noise_psi), max(error, noise_margin * noise_psi))``.
     """
     return max(warn, noise_psi), max(error, noise_margin * noise_psi)
 

@@ -84,8 +84,15 @@ class DriftProfile:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DriftProfile:
-        """Read what ``to_bytes`` wrote (verify the bytes' SHA-256 first, as
-        ``load_profile`` does).
+        """Read what ``to_bytes`` wrote (verify the bytes' SHA-256 first, as ``load_profile`` does).
+
+        Parameters
+        ----------
+        data : bytes
+
+        Returns
+        -------
+        DriftProfile
         """
         (size,) = _HEADER.unpack_from(data)
         head = json.loads(data[_HEADER.size:_HEADER.size + size])
@@ -165,9 +172,20 @@ def _continuous_counts(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def categorical_profile(name: str, values, labels: dict | None = None,
                         min_share: float = 0.005, max_categories: int = 50) -> FeatureProfile:
-    """The reference of one categorical feature: one bin per category with at least
-    ``min_share`` (0-1) of rows, at most ``max_categories`` (the most frequent); rarer and unseen
-    values share the "other" bin. ``labels`` maps a code to its display label.
+    """The reference of one categorical feature.
+
+    One bin per category with at least ``min_share`` of rows, at most ``max_categories`` (the most
+    frequent); rarer and unseen values share the "other" bin, missing values the missing bin.
+
+    Parameters
+    ----------
+    name : str
+    values : array-like, shape (n_rows,)
+    labels : dict, optional
+        Display label per category code.
+    min_share : float
+        Share of rows (0-1) a category needs for its own bin.
+    max_categories : int
 
     Returns
     -------
@@ -281,14 +299,33 @@ def build_profile(frame: pd.DataFrame, continuous: list[str], categorical: list[
 
 
 def store_profile(directory: Path, profile: DriftProfile) -> tuple[str, Path]:
-    """Store ``profile`` as a content-addressed artifact under ``directory``; returns
-    ``(sha256, path)``.
+    """Store ``profile`` as a content-addressed artifact under ``directory``.
+
+    Parameters
+    ----------
+    directory : Path
+    profile : DriftProfile
+
+    Returns
+    -------
+    sha256 : str
+    path : Path
     """
     return artifacts.store(directory, profile.to_bytes(), "drift-profile")
 
 
 def load_profile(path: Path, sha256: str) -> DriftProfile:
     """The profile at ``path`` after verifying its SHA-256.
+
+    Parameters
+    ----------
+    path : Path
+    sha256 : str
+        Expected hex digest.
+
+    Returns
+    -------
+    DriftProfile
 
     Raises
     ------

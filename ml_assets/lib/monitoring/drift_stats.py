@@ -37,9 +37,17 @@ def psi(ref_share: np.ndarray, cur_share: np.ndarray, eps: float = PSI_EPS) -> n
 
 
 def ks_against_profile(fp: FeatureProfile, current: np.ndarray) -> tuple[float, float]:
-    """Two-sample Kolmogorov-Smirnov test of ``current`` against the reference ECDF of
-    ``fp``, equal to ``scipy.stats.ks_2samp`` on the raw samples (NaNs excluded): exact p-values
-    up to ``EXACT_KS_MAX_N`` rows, else ``scipy.stats.kstwo``, without rescanning the reference.
+    """Two-sample Kolmogorov-Smirnov test of ``current`` against the reference ECDF of ``fp``.
+
+    Equal to ``scipy.stats.ks_2samp`` on the raw samples (NaNs excluded): exact p-values up to
+    ``EXACT_KS_MAX_N`` rows, else ``scipy.stats.kstwo`` at the effective size m*n/(m+n), as
+    ``ks_2samp`` does for large samples; the reference is never rescanned.
+
+    Parameters
+    ----------
+    fp : FeatureProfile
+        A continuous feature's profile (``values`` and ``counts``).
+    current : ndarray of float, shape (n_rows,)
 
     Returns
     -------

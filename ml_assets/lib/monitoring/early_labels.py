@@ -63,16 +63,55 @@ def _passed_and_reports(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: d
 
 
 def surprise(observed: int, expected: float, dispersion: float) -> float:
-    """Upper-tail p-value of ``observed`` under a quasi-Poisson with this mean and dispersion."""
+    """Upper-tail p-value of ``observed`` under a quasi-Poisson with this mean and dispersion.
+
+    The counts are scaled by the dispersion phi (floored at 1) and read off a Poisson tail, the
+    usual quasi-Poisson approximation (McCullagh & Nelder 1989).
+
+    Parameters
+    ----------
+    observed : int
+        Positives reported.
+    expected : float
+        Expected count.
+    dispersion : float
+        Pearson dispersion of the reference days.
+
+    Returns
+    -------
+    float
+        P(X >= observed), in [0, 1].
+    """
     phi = max(dispersion, 1.0)
     return float(poisson.sf(np.ceil(observed / phi) - 1, expected / phi))
 
 
 def early_label_watch(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, pd.DataFrame]:
-    """Per prediction day in [lo, hi): one row with the age its labels have reached, the
-    positives reported so far among passed events, the count expected from the reference days
-    at that same age, the p-value and a severity. Days whose labels are older than the early
-    window are left to the delayed evaluation ("past early window", never alarms)."""
+    """Early positive reports per prediction day, against the reference days at the same label age.
+
+    Days whose labels are older than the early window are left to the delayed evaluation
+    ("past early window", never alarms). The expected count is the reference rate (with half a
+    pseudo-count) times the day's passed events; overdispersion is the Pearson statistic over
+    the reference days (quasi-Poisson, McCullagh & Nelder 1989).
+
+    Parameters
+    ----------
+    ws : Workspace
+    lo, hi : datetime
+        Prediction days in [lo, hi), UTC.
+
+    Returns
+    -------
+    dict of datetime to DataFrame
+        Per day one row: ``label_age_hours``, ``passed`` (events), ``reported_positives``,
+        ``expected_positives``, ``reference_days``, ``dispersion``, ``p_value``, ``severity``,
+        ``status`` and ``alert_message``.
+
+    Raises
+    ------
+    MissingUpstreamError
+        No early-report partition has landed yet.
+    """
     paths, spec = ws.paths, ws.spec
     cfg = spec.monitoring
     horizon = label_horizon(paths, EARLY_REPORTS.asset)

@@ -105,8 +105,18 @@ def fit_calibrator(scores: np.ndarray, labels: np.ndarray, min_positives: int):
 
 
 def calibrate(calibrator, scores: np.ndarray) -> np.ndarray:
-    """Calibrated probabilities, shape (n_rows,): ``calibrator.predict(scores)``, or the scores
-    themselves when ``calibrator`` is None.
+    """Calibrated probabilities: ``calibrator.predict(scores)``, or the scores when it is None.
+
+    Parameters
+    ----------
+    calibrator : IsotonicRegression or None
+        From ``fit_calibrator`` (isotonic calibration, Zadrozny & Elkan 2002).
+    scores : ndarray of float, shape (n_rows,)
+
+    Returns
+    -------
+    ndarray of float, shape (n_rows,)
+        Probabilities in [0, 1].
     """
     return np.asarray(scores, dtype="float64") if calibrator is None \
         else calibrator.predict(np.asarray(scores, dtype="float64"))
@@ -215,9 +225,27 @@ def auc_standard_error(auc: float | None, positives: int, negatives: int) -> flo
 
 def auc_alert(result: dict, reference_auc: float | None, warn_drop: float, error_drop: float,
               noise_sigmas: float = 2.0) -> tuple[str, str]:
-    """(level, message). A pending day, or one without a realized AUC, can never alarm. A
-    drop past ``error_drop`` pages only if it is also beyond ``noise_sigmas`` standard errors
-    of the day's AUC; within that noise it is a WARN."""
+    """Level and message of one day's AUC against the held-out AUC.
+
+    A pending day, or one without a realized AUC, can never alarm. A drop past ``error_drop``
+    pages only if it is also beyond ``noise_sigmas`` standard errors of the day's AUC
+    (Hanley & McNeil 1982); within that noise it is a WARN.
+
+    Parameters
+    ----------
+    result : dict
+        Output of ``evaluate_day`` (``status``, ``auc``, ``auc_se``, ``label_coverage``).
+    reference_auc : float or None
+        Held-out AUC of the version.
+    warn_drop, error_drop : float
+        AUC drops (absolute) that warn and error.
+    noise_sigmas : float
+
+    Returns
+    -------
+    level : {"ok", "warn", "error"}
+    message : str
+    """
     if result["status"] != FINAL or result["auc"] is None or reference_auc is None:
         return "ok", f"no alarm: {result['status']}, label coverage {result['label_coverage']:.1%}"
     drop = reference_auc - result["auc"]

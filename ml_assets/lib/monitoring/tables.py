@@ -1,9 +1,9 @@
 """Daily monitoring tables computed from the lake: feature drift against the acting champion's
 reference profile, prediction drift against a trailing baseline, delayed evaluation gated on
 label coverage, and the business metric. One DuckDB read per range; loops only over days,
-versions and features."""
+versions and features. The lake reads behind them (scores with labels as known, the label
+horizon, label arrival) are in ``scored_events``; their names stay importable from here."""
 
-# ruff: noqa: S608  (identifiers pass through quote(), file lists through parquet_relation())
 from __future__ import annotations
 
 import json
@@ -14,23 +14,13 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.lib.core.artifacts import read_verified
-from ml_assets.lib.core.catalog import (
-    BATCH_SCORES,
-    EVENT_FEATURES,
-    RAW_EVENTS,
-    RAW_LABELS,
-    Catalog,
-    parquet_relation,
-    read_parquet_files,
-)
+from ml_assets.lib.core.catalog import EVENT_FEATURES, read_parquet_files
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.core.lake import connect, day_floor
+from ml_assets.lib.core.lake import day_floor
 from ml_assets.lib.core.paths import DataPaths, atomic_write_bytes
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import MissingUpstreamError
 from ml_assets.lib.features.definitions import UNKNOWN_CATEGORY, Categorical
-from ml_assets.lib.ingest.landing import EARLY_REPORTS, LABELS
 from ml_assets.lib.monitoring import drift
 from ml_assets.lib.monitoring.business import business_alerts, compute_business, missed_value_per_1k
 from ml_assets.lib.monitoring.evaluation import (
@@ -41,61 +31,18 @@ from ml_assets.lib.monitoring.evaluation import (
     fit_calibrator,
     label_status,
 )
+from ml_assets.lib.monitoring.scored_events import (  # noqa: F401  (re-exported for callers)
+    affected_days,
+    champion_of,
+    contiguous_ranges,
+    hourly_files,
+    label_file_state,
+    label_horizon,
+    load_scores,
+)
 
 QUANTILES = (0.1, 0.5, 0.9)
 
-
-def _files(paths: DataPaths, asset: str, lo: datetime, hi: datetime, strict: bool) -> list[Path]:
-    files, missing = Catalog(paths.lake).table(asset).coverage(lo, hi)
-    if strict and missing:
-        raise MissingUpstreamError(
-            f"{asset} lacks {len(missing)} hourly partition(s) in [{lo:%Y-%m-%d}, {hi:%Y-%m-%d}) "
-            f"(first: {missing[0]:%Y-%m-%d-%H:00}); materialize {asset} for those hours first")
-    return files
-
-
-def label_horizon(paths: DataPaths, asset: str = RAW_LABELS) -> datetime | None:
-    """Labels are known up to the end of the latest ingested day of this label feed."""
-    last = Catalog(paths.lake).table(asset).latest()
-    return None if last is None else last + timedelta(days=1)
-
-
-def load_scores(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
-                horizon: datetime | None, strict_lo: datetime | None = None) -> pd.DataFrame:
-    """batch_scores rows in [lo, hi) with ``label`` (NaN unless known before ``horizon``),
-    ``value`` (the business metric's value column) and ``day``. Hours from ``strict_lo`` on
-    must all exist; earlier ones (baselines, calibration) may be missing."""
-    strict_lo = strict_lo or lo
-    files = _files(paths, BATCH_SCORES, lo, strict_lo, False) + \
-        _files(paths, BATCH_SCORES, strict_lo, hi, True)
-    eid, ets = quote(spec.event_id), quote(spec.event_ts)
-    con = connect()
-    sql = (f"SELECT s.{eid} AS event_id, s.{ets} AS event_ts, s.model_version, s.role, s.score, "
-           f"s.decision, s.acted FROM {parquet_relation(files)} s")
-    label_files = Catalog(paths.lake).table(RAW_LABELS).files(lo, horizon) if horizon else []
-    if label_files:
-        sql = (f"SELECT x.*, CAST(l.{quote(spec.label)} AS DOUBLE) AS label FROM ({sql}) x "
-               f"LEFT JOIN (SELECT {eid}, {quote(spec.label)} FROM {parquet_relation(label_files)} "
-               f"WHERE {quote(spec.label_ts)} < $horizon) l ON l.{eid} = x.event_id")
-    else:
-        sql = f"SELECT *, CAST(NULL AS DOUBLE) AS label FROM ({sql})"
-    metric = spec.business_metric
-    if metric and metric.value_column:
-        event_files = _files(paths, RAW_EVENTS, strict_lo, hi, True)
-        sql = (f"SELECT y.*, e.{quote(metric.value_column)} AS value FROM ({sql}) y LEFT JOIN "
-               f"(SELECT {eid}, {quote(metric.value_column)} FROM {parquet_relation(event_files)}) e "
-               f"ON e.{eid} = y.event_id")
-    else:
-        sql = f"SELECT *, 1.0 AS value FROM ({sql})"
-    df = con.execute(sql, {"horizon": horizon} if label_files else {}).df()
-    df["day"] = df["event_ts"].dt.floor("D")
-    return df
-
-
-def champion_of(day_scores: pd.DataFrame) -> str | None:
-    """The version whose decisions acted that day (most champion rows)."""
-    champ = day_scores.loc[day_scores["role"] == "champion", "model_version"]
-    return None if champ.empty else str(champ.value_counts().idxmax())
 
 
 # -- feature drift ------------------------------------------------------------------------
@@ -104,7 +51,30 @@ def _profile_pointer(paths: DataPaths, version: str, spec: DatasetSpec) -> Path:
 
 
 def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[drift.DriftProfile, str]:
-    """The version's profile: built once from its training window, then loaded (verified)."""
+    """The version's drift profile: built once from its training window, then loaded (verified).
+
+    Rows whose look-back reaches before the data starts are skipped when the window allows.
+
+    Parameters
+    ----------
+    paths : DataPaths
+    spec : DatasetSpec
+    card : dict
+        The version's model card (``version``, ``training_window``).
+
+    Returns
+    -------
+    profile : DriftProfile
+    sha256 : str
+        Of the stored profile artifact.
+
+    Raises
+    ------
+    MissingUpstreamError
+        An ``event_features`` hour of the training window is missing.
+    ArtifactIntegrityError
+        A stored profile does not hash to its recorded SHA-256.
+    """
     pointer = _profile_pointer(paths, card["version"], spec)
     if pointer.exists():
         ref = json.loads(pointer.read_text())
@@ -116,7 +86,7 @@ def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[
     # not what steady-state traffic looks like, so the reference skips them when it can.
     warm = spec.start_utc + spec.lookback
     lo = warm if warm < hi and warm > lo else lo
-    frame = read_parquet_files(_files(paths, EVENT_FEATURES, lo, hi, True))
+    frame = read_parquet_files(hourly_files(paths, EVENT_FEATURES, lo, hi, True))
     cats = [f for f in spec.features if isinstance(f, Categorical)]
     profile = drift.build_profile(
         frame, [f.name for f in spec.features if not isinstance(f, Categorical)],
@@ -132,11 +102,32 @@ def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[
 
 
 def feature_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, pd.DataFrame]:
-    """Per day: one row per feature with PSI, KS, thresholds and severity (the champion's model
-    card comes from ``ws.registry``)."""
+    """Per day: one row per feature with PSI, KS, thresholds and severity against the champion's profile.
+
+    PSI after Yurdakul 2018, KS as ``scipy.stats.ks_2samp`` (see ``drift``); thresholds raised for
+    features whose clean reference days already vary (``drift.effective_thresholds``).
+
+    Parameters
+    ----------
+    ws : Workspace
+        Its registry gives the champion's model card.
+    lo, hi : datetime
+        Days in [lo, hi), UTC.
+
+    Returns
+    -------
+    dict of datetime to DataFrame
+        Per day the rows of ``drift.compare`` plus ``warn_threshold``/``error_threshold`` (PSI),
+        ``severity``, ``day``, ``model_version`` and ``profile_sha256``.
+
+    Raises
+    ------
+    MissingUpstreamError
+        An ``event_features`` or ``batch_scores`` hour is missing.
+    """
     paths, spec = ws.paths, ws.spec
     cfg = spec.monitoring
-    features = read_parquet_files(_files(paths, EVENT_FEATURES, lo, hi, True))
+    features = read_parquet_files(hourly_files(paths, EVENT_FEATURES, lo, hi, True))
     scores = load_scores(paths, spec, lo, hi, None)
     registry, profiles, out = ws.registry, {}, {}
     feat_day = features[spec.event_ts].dt.floor("D")
@@ -159,7 +150,26 @@ def feature_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, p
 # -- prediction drift ---------------------------------------------------------------------
 def prediction_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, pd.DataFrame]:
     """Per day and live version: score quantiles, mean and decision share, and the PSI of the
-    day's scores against the same version's trailing ``baseline_days``."""
+    day's scores against the same version's trailing ``baseline_days``.
+
+    Parameters
+    ----------
+    ws : Workspace
+    lo, hi : datetime
+        Days in [lo, hi), UTC.
+
+    Returns
+    -------
+    dict of datetime to DataFrame
+        Per day one row per (model_version, role): ``rows``, score quantiles ``p..``, ``mean``,
+        ``decision_share`` (0-1), ``baseline_*`` and ``psi`` (NaN without a baseline) with its
+        ``severity``.
+
+    Raises
+    ------
+    MissingUpstreamError
+        A ``batch_scores`` hour in [lo, hi) is missing.
+    """
     paths, spec = ws.paths, ws.spec
     cfg = spec.monitoring
     base_lo = lo - timedelta(days=cfg.baseline_days)
@@ -219,6 +229,27 @@ def _load_labeled(paths, spec, lo, hi) -> tuple[pd.DataFrame, datetime]:
 
 
 def delayed_evaluation(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, pd.DataFrame]:
+    """Per day and version: AUC and calibration once labels are mature, against the held-out AUC.
+
+    Parameters
+    ----------
+    ws : Workspace
+        Its registry gives each version's held-out AUC.
+    lo, hi : datetime
+        Days in [lo, hi), UTC.
+
+    Returns
+    -------
+    dict of datetime to DataFrame
+        Per day one row per (model_version, role): the result of ``evaluation.evaluate_day``,
+        ``status_reason``, ``reference_auc``, ``label_horizon``, ``severity`` and
+        ``alert_message`` (``evaluation.auc_alert``).
+
+    Raises
+    ------
+    MissingUpstreamError
+        No ``raw_labels`` partition yet, or a ``batch_scores`` hour in [lo, hi) is missing.
+    """
     paths, spec = ws.paths, ws.spec
     cfg = spec.monitoring
     scores, horizon = _load_labeled(paths, spec, lo, hi)
@@ -243,7 +274,28 @@ def delayed_evaluation(ws: Workspace, lo: datetime, hi: datetime) -> dict[dateti
 
 
 def business_metric(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, pd.DataFrame]:
-    """Per day: the spec's business metric over acted decisions, with its own alert levels."""
+    """Per day: the spec's business metric over acted decisions, with its own alert levels.
+
+    Parameters
+    ----------
+    ws : Workspace
+    lo, hi : datetime
+        Days in [lo, hi), UTC.
+
+    Returns
+    -------
+    dict of datetime to DataFrame
+        Per day one row: ``compute_business`` output, ``label_coverage`` (0-1), ``status_reason``,
+        ``baseline_decision_rate``, ``baseline_missed_value_per_1k``, ``severity`` and
+        ``alert_message``.
+
+    Raises
+    ------
+    ValueError
+        The spec defines no business metric.
+    MissingUpstreamError
+        No ``raw_labels`` partition yet, or a needed lake hour is missing.
+    """
     paths, spec = ws.paths, ws.spec
     metric, cfg = spec.business_metric, spec.monitoring
     if metric is None:
@@ -278,43 +330,3 @@ def business_metric(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime,
             "baseline_missed_value_per_1k": missed_baseline, "severity": level,
             "alert_message": "; ".join(m for _, m in alerts)}])
     return out
-
-
-# -- label arrival ------------------------------------------------------------------------
-def label_file_state(paths: DataPaths) -> dict[str, str]:
-    """Ingested label-feed partitions ("asset/file") with a signature (size and mtime) that
-    changes on rewrite."""
-    out, catalog = {}, Catalog(paths.lake)
-    for asset in (LABELS.asset, EARLY_REPORTS.asset):
-        for p in catalog.table(asset).files():
-            st = p.stat()
-            out[f"{asset}/{p.name}"] = f"{st.st_size}:{st.st_mtime_ns}"
-    return out
-
-
-def affected_days(paths: DataPaths, spec: DatasetSpec, names: list[str]) -> list[datetime]:
-    """Prediction days whose labels are in these label-feed files ("asset/file") and whose
-    scores are all in the lake (only those can be evaluated)."""
-    if not names:
-        return []
-    catalog = Catalog(paths.lake)
-    files = [catalog.path_of(n) for n in names]
-    days = connect().execute(
-        f"SELECT DISTINCT date_trunc('day', {quote(spec.event_ts)}) AS d "
-        f"FROM {parquet_relation(files)} ORDER BY d").df()["d"]
-    scored = []
-    for d in days.dt.to_pydatetime():
-        if not catalog.table(BATCH_SCORES).missing(d, d + timedelta(days=1)):
-            scored.append(d)
-    return scored
-
-
-def contiguous_ranges(days: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """[(first, last)] runs of consecutive days."""
-    ranges: list[list[datetime]] = []
-    for d in sorted(days):
-        if ranges and d - ranges[-1][1] == timedelta(days=1):
-            ranges[-1][1] = d
-        else:
-            ranges.append([d, d])
-    return [(a, b) for a, b in ranges]

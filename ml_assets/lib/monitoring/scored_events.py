@@ -1,0 +1,216 @@
+"""What the monitoring tables read from the lake: scored events with their labels as known at a
+horizon, the label horizon itself, and which prediction days newly arrived labels touch."""
+
+# ruff: noqa: S608  (identifiers pass through quote(), file lists through parquet_relation())
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from ml_assets.lib.core.catalog import (
+    BATCH_SCORES,
+    RAW_EVENTS,
+    RAW_LABELS,
+    Catalog,
+    parquet_relation,
+)
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.identifiers import quote
+from ml_assets.lib.core.lake import connect
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.features.build import MissingUpstreamError
+from ml_assets.lib.ingest.landing import EARLY_REPORTS, LABELS
+
+
+def hourly_files(paths: DataPaths, asset: str, lo: datetime, hi: datetime, strict: bool) -> list[Path]:
+    """The lake files of one hourly table in [lo, hi).
+
+    Parameters
+    ----------
+    paths : DataPaths
+    asset : str
+        Catalog table name.
+    lo, hi : datetime
+        UTC window.
+    strict : bool
+        Whether every hour must exist.
+
+    Returns
+    -------
+    list of Path
+
+    Raises
+    ------
+    MissingUpstreamError
+        ``strict`` and an hour is missing.
+    """
+    files, missing = Catalog(paths.lake).table(asset).coverage(lo, hi)
+    if strict and missing:
+        raise MissingUpstreamError(
+            f"{asset} lacks {len(missing)} hourly partition(s) in [{lo:%Y-%m-%d}, {hi:%Y-%m-%d}) "
+            f"(first: {missing[0]:%Y-%m-%d-%H:00}); materialize {asset} for those hours first")
+    return files
+
+
+def label_horizon(paths: DataPaths, asset: str = RAW_LABELS) -> datetime | None:
+    """Labels are known up to the end of the latest ingested day of this label feed.
+
+    Parameters
+    ----------
+    paths : DataPaths
+    asset : str
+        Label-feed table (``raw_labels`` or the early reports).
+
+    Returns
+    -------
+    datetime or None
+        UTC midnight after the latest partition; None when none has landed.
+    """
+    last = Catalog(paths.lake).table(asset).latest()
+    return None if last is None else last + timedelta(days=1)
+
+
+def load_scores(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
+                horizon: datetime | None, strict_lo: datetime | None = None) -> pd.DataFrame:
+    """Scored events in [lo, hi) with their labels as known at ``horizon``.
+
+    Parameters
+    ----------
+    paths : DataPaths
+    spec : DatasetSpec
+    lo, hi : datetime
+        Event-time window, UTC.
+    horizon : datetime or None
+        Labels with ``label_ts`` before it are joined; None joins none.
+    strict_lo : datetime, optional
+        Hours from here on must all exist; earlier ones (baselines, calibration) may be missing.
+        Defaults to ``lo``.
+
+    Returns
+    -------
+    DataFrame, one row per scored event and model version
+        ``event_id``, ``event_ts``, ``model_version``, ``role``, ``score``, ``decision``,
+        ``acted``, ``label`` (NaN unless known), ``value`` (the business metric's value column,
+        else 1.0) and ``day`` (UTC).
+
+    Raises
+    ------
+    MissingUpstreamError
+        A ``batch_scores`` (or, for the value column, ``raw_events``) hour from ``strict_lo`` on
+        is missing.
+    """
+    strict_lo = strict_lo or lo
+    files = hourly_files(paths, BATCH_SCORES, lo, strict_lo, False) + \
+        hourly_files(paths, BATCH_SCORES, strict_lo, hi, True)
+    eid, ets = quote(spec.event_id), quote(spec.event_ts)
+    con = connect()
+    sql = (f"SELECT s.{eid} AS event_id, s.{ets} AS event_ts, s.model_version, s.role, s.score, "
+           f"s.decision, s.acted FROM {parquet_relation(files)} s")
+    label_files = Catalog(paths.lake).table(RAW_LABELS).files(lo, horizon) if horizon else []
+    if label_files:
+        sql = (f"SELECT x.*, CAST(l.{quote(spec.label)} AS DOUBLE) AS label FROM ({sql}) x "
+               f"LEFT JOIN (SELECT {eid}, {quote(spec.label)} FROM {parquet_relation(label_files)} "
+               f"WHERE {quote(spec.label_ts)} < $horizon) l ON l.{eid} = x.event_id")
+    else:
+        sql = f"SELECT *, CAST(NULL AS DOUBLE) AS label FROM ({sql})"
+    metric = spec.business_metric
+    if metric and metric.value_column:
+        event_files = hourly_files(paths, RAW_EVENTS, strict_lo, hi, True)
+        sql = (f"SELECT y.*, e.{quote(metric.value_column)} AS value FROM ({sql}) y LEFT JOIN "
+               f"(SELECT {eid}, {quote(metric.value_column)} FROM {parquet_relation(event_files)}) e "
+               f"ON e.{eid} = y.event_id")
+    else:
+        sql = f"SELECT *, 1.0 AS value FROM ({sql})"
+    df = con.execute(sql, {"horizon": horizon} if label_files else {}).df()
+    df["day"] = df["event_ts"].dt.floor("D")
+    return df
+
+
+def champion_of(day_scores: pd.DataFrame) -> str | None:
+    """The version whose decisions acted that day (most champion rows).
+
+    Parameters
+    ----------
+    day_scores : DataFrame
+        Scored rows with ``role`` and ``model_version``.
+
+    Returns
+    -------
+    str or None
+        None when no row is the champion's.
+    """
+    champ = day_scores.loc[day_scores["role"] == "champion", "model_version"]
+    return None if champ.empty else str(champ.value_counts().idxmax())
+
+
+def label_file_state(paths: DataPaths) -> dict[str, str]:
+    """Ingested label-feed partitions with a signature that changes on rewrite.
+
+    Parameters
+    ----------
+    paths : DataPaths
+
+    Returns
+    -------
+    dict of str to str
+        ``"asset/file"`` to ``"<size bytes>:<mtime ns>"``.
+    """
+    out, catalog = {}, Catalog(paths.lake)
+    for asset in (LABELS.asset, EARLY_REPORTS.asset):
+        for p in catalog.table(asset).files():
+            st = p.stat()
+            out[f"{asset}/{p.name}"] = f"{st.st_size}:{st.st_mtime_ns}"
+    return out
+
+
+def affected_days(paths: DataPaths, spec: DatasetSpec, names: list[str]) -> list[datetime]:
+    """Prediction days whose labels are in these label-feed files and whose scores are all in the
+    lake (only those can be evaluated).
+
+    Parameters
+    ----------
+    paths : DataPaths
+    spec : DatasetSpec
+    names : list of str
+        Label-feed files as ``"asset/file"``.
+
+    Returns
+    -------
+    list of datetime
+        UTC days, ascending.
+    """
+    if not names:
+        return []
+    catalog = Catalog(paths.lake)
+    files = [catalog.path_of(n) for n in names]
+    days = connect().execute(
+        f"SELECT DISTINCT date_trunc('day', {quote(spec.event_ts)}) AS d "
+        f"FROM {parquet_relation(files)} ORDER BY d").df()["d"]
+    scored = []
+    for d in days.dt.to_pydatetime():
+        if not catalog.table(BATCH_SCORES).missing(d, d + timedelta(days=1)):
+            scored.append(d)
+    return scored
+
+
+def contiguous_ranges(days: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Runs of consecutive days.
+
+    Parameters
+    ----------
+    days : list of datetime
+
+    Returns
+    -------
+    list of (first, last)
+        Inclusive runs, ascending.
+    """
+    ranges: list[list[datetime]] = []
+    for d in sorted(days):
+        if ranges and d - ranges[-1][1] == timedelta(days=1):
+            ranges[-1][1] = d
+        else:
+            ranges.append([d, d])
+    return [(a, b) for a, b in ranges]
