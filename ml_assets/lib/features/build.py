@@ -24,7 +24,33 @@ class MissingUpstreamError(RuntimeError):
 def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: datetime,
                    chunk: timedelta = DEFAULT_CHUNK, threads: int | None = None,
                    ) -> Iterator[tuple[datetime, datetime, pd.DataFrame]]:
-    """Yield ``(lo, hi, features of events in [lo, hi))`` chunk by chunk over [start, end)."""
+    """Yield the features of events in [start, end) chunk by chunk.
+
+    Each chunk reads ``raw_events`` from its look-back start (``spec.lookback``) and the labels
+    known before the chunk's end.
+
+    Parameters
+    ----------
+    paths : DataPaths
+    spec : DatasetSpec
+    start, end : datetime
+        UTC window.
+    chunk : timedelta
+        Chunk length.
+    threads : int, optional
+        DuckDB threads (default: DuckDB's).
+
+    Yields
+    ------
+    lo, hi : datetime
+    features : DataFrame, one row per event in [lo, hi)
+        Event id, timestamp, entity keys and one column per feature.
+
+    Raises
+    ------
+    MissingUpstreamError
+        A ``raw_events`` hour of a chunk's look-back is missing.
+    """
     con = connect(threads)
     con.execute("SET enable_progress_bar = false")
     lookback, catalog = spec.lookback, Catalog(paths.lake)
@@ -51,7 +77,20 @@ def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: da
 
 
 def split_by_hour(df: pd.DataFrame, ts_column: str, hours: list[datetime]) -> dict[datetime, pd.DataFrame]:
-    """Split a frame into one frame per hour (every listed hour gets a frame, maybe empty)."""
+    """Split a frame into one frame per hour (every listed hour gets a frame, maybe empty).
+
+    Parameters
+    ----------
+    df : DataFrame
+    ts_column : str
+        Timestamp column (UTC).
+    hours : list of datetime
+        Hour starts wanted.
+
+    Returns
+    -------
+    dict of datetime to DataFrame
+    """
     floor = df[ts_column].dt.floor("h")
     groups = {k: g.reset_index(drop=True) for k, g in df.groupby(floor, sort=False)}
     empty = df.iloc[0:0]

@@ -41,6 +41,18 @@ def _checks(f) -> list[pa.Check]:
 
 
 def feature_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
+    """The pandera schema of the ``event_features`` table of ``spec``.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+
+    Returns
+    -------
+    pandera.DataFrameSchema
+        Strict and ordered: unique non-null event id, UTC timestamp, non-null entity keys, one
+        float64 column per feature with its nullability and range checks.
+    """
     columns = {
         spec.event_id: pa.Column(nullable=False, unique=True),
         spec.event_ts: pa.Column("datetime64[us, UTC]", nullable=False),
@@ -52,7 +64,21 @@ def feature_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
 
 
 def feature_contract_problems(df: pd.DataFrame, spec: DatasetSpec, limit: int = 10) -> list[str]:
-    """Human-readable contract violations (empty when the table is fine)."""
+    """Human-readable contract violations (empty when the table is fine).
+
+    Parameters
+    ----------
+    df : DataFrame
+        An ``event_features`` frame.
+    spec : DatasetSpec
+    limit : int
+        At most this many (column, check) groups are reported.
+
+    Returns
+    -------
+    list of str
+        ``"<column>: <check> (<n> row(s))"``.
+    """
     try:
         feature_schema(spec).validate(df, lazy=True)
     except SchemaErrors as err:

@@ -23,6 +23,24 @@ UNKNOWN_CATEGORY = "__unknown__"
 
 
 def parse_window(window: str, feature: str) -> timedelta:
+    """A window such as ``"1h"``, ``"7d"`` or ``"30m"`` as a ``timedelta``.
+
+    Parameters
+    ----------
+    window : str
+        A positive integer and a unit m/h/d.
+    feature : str
+        Name of the feature declaring it (for the message).
+
+    Returns
+    -------
+    timedelta
+
+    Raises
+    ------
+    SpecError
+        The window is not a positive number with a known unit.
+    """
     match = _WINDOW.match(window) if isinstance(window, str) else None
     if not match or int(match.group(1)) == 0:
         raise SpecError(
@@ -66,6 +84,7 @@ class WindowAgg:
 
     @property
     def entities(self) -> tuple[str, ...]:
+        """The entity key columns aggregated over."""
         return _entity_tuple(self.entity)
 
 
@@ -79,6 +98,7 @@ class TimeSincePrevious:
 
     @property
     def entities(self) -> tuple[str, ...]:
+        """The entity key columns aggregated over."""
         return _entity_tuple(self.entity)
 
 
@@ -94,6 +114,7 @@ class LabelAgg:
 
     @property
     def entities(self) -> tuple[str, ...]:
+        """The entity key columns aggregated over."""
         return _entity_tuple(self.entity)
 
 
@@ -110,12 +131,33 @@ FeatureDef = Numeric | Categorical | WindowAgg | TimeSincePrevious | LabelAgg | 
 
 
 def feature_fingerprint(feature: FeatureDef) -> str:
-    """Hash of one declaration: two features with the same fingerprint compute the same thing."""
+    """Hash of one declaration: two features with the same fingerprint compute the same thing.
+
+    Parameters
+    ----------
+    feature : FeatureDef
+
+    Returns
+    -------
+    str
+        First 16 hex chars of the SHA-256 of its type and fields.
+    """
     payload = json.dumps({"type": type(feature).__name__, **asdict(feature)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def feature_schema_version(features: tuple[FeatureDef, ...]) -> str:
+    """Fingerprint of a feature list: names and declarations, in order.
+
+    Parameters
+    ----------
+    features : tuple of FeatureDef
+
+    Returns
+    -------
+    str
+        16 hex chars; changes when any feature, its name or the order changes.
+    """
     payload = json.dumps([[f.name, feature_fingerprint(f)] for f in features])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -126,7 +168,20 @@ def validate_features(
     categorical_columns: set[str],
     entity_columns: set[str],
 ) -> None:
-    """Fail with a message naming the feature and the field that is wrong."""
+    """Fail with a message naming the feature and the field that is wrong.
+
+    Parameters
+    ----------
+    features : tuple of FeatureDef
+    numeric_columns, categorical_columns, entity_columns : set of str
+        Event columns by kind that features may read.
+
+    Raises
+    ------
+    SpecError
+        A name is invalid or repeated, a column or entity is unknown or of the wrong kind, an empty
+        vocabulary, an aggregation or window is invalid, or a ratio refers to neither an earlier feature nor a numeric column.
+    """
     seen: set[str] = set()
     for f in features:
         check_identifier(getattr(f, "name", None), "feature name")
@@ -166,6 +221,22 @@ def validate_features(
 
 
 def max_lookback(features: tuple[FeatureDef, ...]) -> timedelta:
+    """Longest window any feature looks back over.
+
+    Parameters
+    ----------
+    features : tuple of FeatureDef
+
+    Returns
+    -------
+    timedelta
+        Zero when no feature has a window.
+
+    Raises
+    ------
+    SpecError
+        A window is invalid.
+    """
     windows = [
         parse_window(f.within if isinstance(f, TimeSincePrevious) else f.window, f.name)
         for f in features

@@ -31,7 +31,16 @@ _EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 def to_micros(ts: pd.Series | datetime) -> np.ndarray | int:
-    """UTC timestamps as int64 microseconds since the epoch (the state's time axis)."""
+    """UTC timestamps as int64 microseconds since the epoch (the state's time axis).
+
+    Parameters
+    ----------
+    ts : Series of tz-aware datetime, or datetime
+
+    Returns
+    -------
+    ndarray of int64, shape (n_rows,), or int
+    """
     if isinstance(ts, pd.Series):
         return ((ts.dt.tz_convert("UTC") - _EPOCH) // pd.Timedelta(1, "us")).to_numpy("int64")
     return int(pd.Timestamp(ts).tz_convert("UTC").value // 1_000)
@@ -127,17 +136,40 @@ class OnlineState:
 
     @property
     def events_held(self) -> int:
+        """Events held in the state (distinct event ids)."""
         return len(self._seen)
 
     def unknown_entities(self, event: dict) -> list[str]:
-        """Entity keys of the event with no history in the state (cold start)."""
+        """Entity keys of the event with no history in the state (cold start).
+
+        Parameters
+        ----------
+        event : dict
+            One raw event (column to value).
+
+        Returns
+        -------
+        list of str
+            Single-key entity columns whose value has no series yet.
+        """
         with self._lock:
             return [g.keys[0] for g in self._event_groups.values()
                     if len(g.keys) == 1 and (event[g.keys[0]],) not in g.series]
 
     # -- loading -----------------------------------------------------------------------------
     def add_events(self, df: pd.DataFrame) -> int:
-        """Add event rows (any order); ids already held are skipped. Returns rows added."""
+        """Add event rows (any order); ids already held are skipped.
+
+        Parameters
+        ----------
+        df : DataFrame, one row per raw event
+            The spec's event columns.
+
+        Returns
+        -------
+        int
+            Rows added.
+        """
         spec = self.spec
         with self._lock:
             fresh = df[~df[spec.event_id].isin(self._seen)] if self._seen else df
@@ -151,7 +183,12 @@ class OnlineState:
             return len(fresh)
 
     def add_labels(self, df: pd.DataFrame) -> None:
-        """Add label rows (as in ``raw_labels``: entity keys, the spec's label and label time)."""
+        """Add label rows (as in ``raw_labels``: entity keys, the spec's label and label time).
+
+        Parameters
+        ----------
+        df : DataFrame, one row per label
+        """
         if df.empty or not self._label_groups:
             return
         ts = to_micros(df[self.spec.label_ts])
@@ -173,7 +210,13 @@ class OnlineState:
                                             for c in g.columns})
 
     def add_event(self, event: dict) -> None:
-        """Append one served event (after it was scored, so it never sees itself)."""
+        """Append one served event (after it was scored, so it never sees itself); a held id is skipped.
+
+        Parameters
+        ----------
+        event : dict
+            One raw event (column to value).
+        """
         eid = event[self.spec.event_id]
         t = to_micros(event[self.spec.event_ts])
         with self._lock:
@@ -193,7 +236,18 @@ class OnlineState:
 
     # -- evaluation --------------------------------------------------------------------------
     def features(self, event: dict) -> dict[str, float]:
-        """Every declared feature for one event at ``event[event_ts]``; NaN means null."""
+        """Every declared feature for one event at ``event[event_ts]``; NaN means null.
+
+        Parameters
+        ----------
+        event : dict
+            One raw event (column to value).
+
+        Returns
+        -------
+        dict of str to float
+            Feature name to value, in the spec's feature order.
+        """
         spec = self.spec
         t = to_micros(event[spec.event_ts])
         out: dict[str, float] = {}
@@ -274,6 +328,19 @@ def _one(value) -> np.ndarray:
 # -- loading the state from the lake ---------------------------------------------------------
 def state_from_frames(spec: DatasetSpec, events: pd.DataFrame,
                       labels: pd.DataFrame | None) -> OnlineState:
+    """An ``OnlineState`` loaded with these events and labels.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+    events : DataFrame, one row per raw event
+    labels : DataFrame or None
+        Rows as in ``raw_labels``.
+
+    Returns
+    -------
+    OnlineState
+    """
     state = OnlineState(spec)
     state.add_events(events)
     if labels is not None:
@@ -282,4 +349,17 @@ def state_from_frames(spec: DatasetSpec, events: pd.DataFrame,
 
 
 def lookback_start(spec: DatasetSpec, at: datetime) -> datetime:
+    """Earliest event time the state needs to serve features at ``at``.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+    at : datetime
+        UTC.
+
+    Returns
+    -------
+    datetime
+        ``at`` minus the longest look-back and one hour, not before the dataset's start.
+    """
     return max(at - spec.lookback - timedelta(hours=1), spec.start_utc)

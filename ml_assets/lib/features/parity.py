@@ -30,6 +30,10 @@ ATOL = 1e-9
 
 @dataclass
 class ParityReport:
+    """Online-vs-batch parity of one day: differing values per feature (count of events) and per
+    model version (scores beyond ``ATOL``), up to three examples per feature, events missing from
+    the batch table and the run time in seconds.
+    """
     day: str
     events: int
     features_compared: int
@@ -42,16 +46,30 @@ class ParityReport:
 
     @property
     def ok(self) -> bool:
+        """Whether events were compared and nothing differed or was missing."""
         return (self.events > 0 and not any(self.feature_differences.values())
                 and not any(self.score_differences.values()) and self.missing_in_batch == 0)
 
     def as_dict(self) -> dict:
+        """The report as a dict, with ``ok``."""
         return {**asdict(self), "ok": self.ok}
 
 
 def replay_online(state: OnlineState, events: pd.DataFrame) -> pd.DataFrame:
     """Each event in time order: features from the state as of its time, then the event joins
-    the state (exactly what the serving app does per request)."""
+    the state (exactly what the serving app does per request).
+
+    Parameters
+    ----------
+    state : OnlineState
+        Loaded with the history before the first event; it is mutated.
+    events : DataFrame, one row per raw event
+
+    Returns
+    -------
+    DataFrame, one row per event
+        The event id and one column per feature, in time order.
+    """
     spec = state.spec
     ordered = events.sort_values([spec.event_ts, spec.event_id], kind="stable")
     rows = []
@@ -63,6 +81,25 @@ def replay_online(state: OnlineState, events: pd.DataFrame) -> pd.DataFrame:
 
 def differences(online: pd.DataFrame, batch: pd.DataFrame, names: list[str], key: str,
                 ) -> tuple[dict[str, int], dict[str, list[dict]]]:
+    """Values that differ between two feature tables, per feature.
+
+    Equal means both null or ``numpy.isclose`` with ``RTOL``/``ATOL``.
+
+    Parameters
+    ----------
+    online, batch : DataFrame, one row per event
+    names : list of str
+        Feature columns compared.
+    key : str
+        Event id column joining the two (one to one).
+
+    Returns
+    -------
+    counts : dict of str to int
+        Differing events per feature.
+    examples : dict of str to list of dict
+        Up to three ``{"event_id", "online", "batch"}`` per differing feature.
+    """
     both = online.merge(batch, on=key, suffixes=("_online", "_batch"), validate="one_to_one")
     counts, examples = {}, {}
     for name in names:
@@ -80,9 +117,28 @@ def differences(online: pd.DataFrame, batch: pd.DataFrame, names: list[str], key
 def replay_parity(paths: DataPaths, spec: DatasetSpec, day: datetime,
                   models: dict[str, object] | None = None,
                   online_spec: DatasetSpec | None = None) -> ParityReport:
-    """Compare realtime and batch features (and scores of ``models``: version -> fitted model)
-    for the events of ``[day, day + 1d)``. ``online_spec`` lets a test serve skewed
-    declarations; by default both paths use the same spec."""
+    """Compare realtime and batch features (and scores of ``models``) for the events of one day.
+
+    Parameters
+    ----------
+    paths : DataPaths
+    spec : DatasetSpec
+    day : datetime
+        UTC day start; the window is ``[day, day + 1 day)``.
+    models : dict of str to fitted model, optional
+        Version to model; its online scores are compared with ``batch_scores``.
+    online_spec : DatasetSpec, optional
+        Lets a test serve skewed declarations; by default both paths use ``spec``.
+
+    Returns
+    -------
+    ParityReport
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``raw_events`` or ``event_features`` partition for the day.
+    """
     t0 = pd.Timestamp.now()
     online, batch = online_and_batch(paths, spec, day, online_spec)
     counts, examples = differences(online, batch, spec.feature_names, spec.event_id)
@@ -99,7 +155,27 @@ def replay_parity(paths: DataPaths, spec: DatasetSpec, day: datetime,
 
 def online_and_batch(paths: DataPaths, spec: DatasetSpec, day: datetime,
                      online_spec: DatasetSpec | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The day's features replayed through the realtime path, and as the batch built them."""
+    """The day's features replayed through the realtime path, and as the batch built them.
+
+    Parameters
+    ----------
+    paths : DataPaths
+    spec : DatasetSpec
+    day : datetime
+        UTC day start.
+    online_spec : DatasetSpec, optional
+        Declarations the realtime path uses (default ``spec``).
+
+    Returns
+    -------
+    online, batch : DataFrame, one row per event
+        Event id and one column per feature.
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``raw_events`` or ``event_features`` partition for the day.
+    """
     end = day + timedelta(days=1)
     catalog = Catalog(paths.lake)
     hist_files = catalog.table(RAW_EVENTS).files(lookback_start(spec, day), end)

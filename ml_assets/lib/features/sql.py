@@ -61,9 +61,21 @@ def _window_expr(f: WindowAgg, ts: str) -> str:
 
 
 def compile_feature_query(spec: DatasetSpec) -> str:
-    """The feature query. Inputs: relations ``ev`` (events incl. lookback history) and ``lb``
-    (entity keys, ``label_ts``, ``label``); parameters ``$start`` and ``$end`` bound the
-    events that get a feature row. Output: id, ts, entity keys, one DOUBLE per feature."""
+    """The DuckDB feature query of ``spec``.
+
+    Inputs: relations ``ev`` (events incl. look-back history) and ``lb`` (entity keys,
+    ``label_ts``, ``label``); parameters ``$start`` and ``$end`` bound the events that get a
+    feature row.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+
+    Returns
+    -------
+    str
+        SQL yielding one row per event: id, ts, entity keys, one DOUBLE per feature.
+    """
     eid, ts = quote(spec.event_id), quote(spec.event_ts)
     keys = [quote(k) for k in spec.entity_keys]
     window_cols, label_feats, exprs = [], [], {}
@@ -160,7 +172,19 @@ def _label_ctes(spec: DatasetSpec, feats: list[LabelAgg], target: str) -> tuple[
 
 
 def labels_with_entities_sql(spec: DatasetSpec, events: str, labels: str) -> str:
-    """Join label rows to their event's entity keys: labels carry only the event id."""
+    """Join label rows to their event's entity keys: labels carry only the event id.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+    events, labels : str
+        Relation expressions of the raw events and raw labels.
+
+    Returns
+    -------
+    str
+        SQL yielding entity keys, ``label_ts`` and ``label`` (DOUBLE) per label.
+    """
     eid = quote(spec.event_id)
     key_cols = ", ".join(f"e.{quote(k)}" for k in spec.entity_keys)
     return (
@@ -179,8 +203,25 @@ def compute_features(
     start: datetime,
     end: datetime,
 ) -> pd.DataFrame:
-    """Features for events in ``[start, end)``. ``events`` must be a relation expression holding
-    at least ``[start - lookback, end)``; ``labels`` the label rows with entity keys (or None)."""
+    """Features for events in ``[start, end)``.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        Temp views ``ev`` and ``lb`` are (re)created on it.
+    spec : DatasetSpec
+    events : str
+        Relation expression holding at least ``[start - lookback, end)``.
+    labels : str or None
+        Relation with the label rows and their entity keys; None means no labels yet.
+    start, end : datetime
+        UTC window.
+
+    Returns
+    -------
+    DataFrame, one row per event in [start, end)
+        Event id, timestamp, entity keys and one float column per feature.
+    """
     con.execute(f"CREATE OR REPLACE TEMP VIEW ev AS SELECT * FROM {events}")
     # No labels yet: an empty relation with the entity keys' own types.
     lb = labels or (
@@ -193,6 +234,17 @@ def compute_features(
 
 
 def chunk_ranges(start: datetime, end: datetime, chunk: timedelta) -> Iterator[tuple[datetime, datetime]]:
+    """Consecutive ``(lo, hi)`` ranges of length ``chunk`` covering [start, end) (the last may be shorter).
+
+    Parameters
+    ----------
+    start, end : datetime
+    chunk : timedelta
+
+    Yields
+    ------
+    lo, hi : datetime
+    """
     lo = start
     while lo < end:
         hi = min(lo + chunk, end)
