@@ -52,6 +52,27 @@ def bucket(id_value: object, salt: str) -> int:
 
 
 def assign_splits(ids: pd.Series, salt: str, fractions: tuple[float, float]) -> pd.Series:
+    """The split of each id by its stable bucket (``bucket_sql``): train, valid or test.
+
+    Parameters
+    ----------
+    ids : Series, shape (n_rows,)
+        Event ids.
+    salt : str
+        Hash salt (``ModelConfig.split_salt``).
+    fractions : (float, float)
+        Train and validation shares (0-1); test is the rest.
+
+    Returns
+    -------
+    Series of str, aligned with ``ids``
+        ``"train"``, ``"valid"`` or ``"test"``.
+
+    Raises
+    ------
+    ValueError
+        The fractions are not positive or do not sum below 1.
+    """
     train, valid = fractions
     if not (0 < train < 1 and 0 <= valid < 1 and train + valid < 1):
         raise ValueError(f"split fractions {fractions} must be positive and sum below 1")
