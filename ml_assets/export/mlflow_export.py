@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
+from ml_assets.lib.core.artifacts import recorded_file
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.docs.interface_contract import load_contract
 
@@ -159,7 +160,7 @@ def _log_version(mlflow, ws: Workspace, card: dict, experiment_id: str) -> str:
         mlflow.log_input(dataset, context="training")
         info = mlflow.pyfunc.log_model(
             name="model", python_model=VerifiedBundleModel(spec.feature_names),
-            artifacts={BUNDLE: str(ws.paths.root / card["artifact_path"])},
+            artifacts={BUNDLE: str(recorded_file(ws.paths, card["artifact_path"]))},
             signature=signature,
             # Pinned from the card: no environment inference (it would load the model).
             pip_requirements=[f"{k}=={v}" for k, v in card["library_versions"].items()

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ml_assets.lib.core import artifacts
-from ml_assets.lib.core.artifacts import dataset_sha256
+from ml_assets.lib.core.artifacts import dataset_sha256, recorded_file
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import day_floor, hours_between
 from ml_assets.lib.core.paths import DataPaths
@@ -205,7 +205,8 @@ def train_at(state: DrillState, day: int, shuffle_labels: bool = False) -> str:
                                     "parquet")
         registry.freeze_reference_set(spec.model_name, sha, str(path.relative_to(paths.root)),
                                       len(ref), getpass.getuser())
-    ref = pd.read_parquet(paths.root / registry.reference_set(spec.model_name)["path"])
+    ref = pd.read_parquet(recorded_file(paths, registry.reference_set(spec.model_name)["path"],
+                                           "reference set path"))
     card = train_candidate(paths, spec, ts, splits, ref, window, dataset_sha256(ts))
     version, _ = registry.register_model(spec.model_name, card, getpass.getuser())
     return version

@@ -9,13 +9,16 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.identifiers import UnsafePath
 from ml_assets.lib.core.workspace import Workspace
+from ml_assets.lib.ingest.contracts import ContractError
 from ml_assets.lib.scoring.microbatch import batch_id, pending_files, plan_batches, score_files
 
 
 class MicrobatchConfig(dg.Config):
     files: list[str]
-    """Landing file names (in landing/microbatch/) that make up this batch."""
+    """Landing file names (in landing/microbatch/) that make up this batch; bare names only,
+    anything that would leave that directory (``../``, ``/``, symlinks out) fails the run."""
 
 
 def build_microbatch_defs(spec: DatasetSpec) -> dg.Definitions:
@@ -42,7 +45,10 @@ def build_microbatch_defs(spec: DatasetSpec) -> dg.Definitions:
                           "Records landing-to-score latency per batch.", **common)
     def microbatch_scores(context: dg.AssetExecutionContext, config: MicrobatchConfig,
                           project: dg.ResourceParam[Workspace]) -> dg.MaterializeResult:
-        stats = score_files(project.paths, spec, project.registry, config.files)
+        try:
+            stats = score_files(project.paths, spec, project.registry, config.files)
+        except (UnsafePath, ContractError) as exc:  # a retry cannot fix a name or a file
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
         context.log.info(f"microbatch {stats['batch_id']}: {stats}")
         return dg.MaterializeResult(metadata={
             "batch_id": stats["batch_id"],

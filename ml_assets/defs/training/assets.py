@@ -102,7 +102,9 @@ def build_training_assets(spec: DatasetSpec) -> list:
             frozen = registry.freeze_reference_set(spec.model_name, sha,
                                                    str(path.relative_to(project.paths.root)),
                                                    len(ref), actor=getpass.getuser())
-        data = artifacts.read_verified(project.paths.root / frozen["path"], frozen["sha256"])
+        data = artifacts.read_verified(
+            artifacts.recorded_file(project.paths, frozen["path"], "reference set path"),
+            frozen["sha256"])
         df = pd.read_parquet(io.BytesIO(data))
         context.add_output_metadata({"sha256": frozen["sha256"], "rows": len(df),
                                      "frozen_at": frozen["created_at"]})

@@ -11,11 +11,41 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_assets.lib.core.paths import atomic_write_bytes
+from ml_assets.lib.core.identifiers import UnsafePath, confined
+from ml_assets.lib.core.paths import DataPaths, atomic_write_bytes
 
 
 class ArtifactIntegrityError(RuntimeError):
     """An artifact is missing or its bytes do not match the SHA-256 the registry recorded."""
+
+
+def recorded_file(paths: DataPaths, rel: str, what: str = "artifact_path") -> Path:
+    """The file a control-plane row or pointer recorded relative to the data directory.
+
+    Parameters
+    ----------
+    paths : DataPaths
+        The data directory.
+    rel : str
+        The recorded path (``artifacts/<sha256>.pkl``).
+    what : str, default "artifact_path"
+        The field it came from, for the error.
+
+    Returns
+    -------
+    Path
+        ``paths.root / rel``.
+
+    Raises
+    ------
+    UnsafePath
+        When ``rel`` leaves ``artifacts/`` (``..``, absolute, a symlink out): a row written
+        outside the code must not point the loader at any other file.
+    """
+    path = confined(paths.root, rel, what, nested=True)
+    if not path.resolve().is_relative_to(paths.artifacts.resolve()):
+        raise UnsafePath(f"{what} {rel!r} refused: it is not inside {paths.artifacts}")
+    return path
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -78,9 +108,55 @@ def _interned(obj, seen: set):
     return obj
 
 
+# What a model bundle may reference when unpickled: classes of these libraries plus the few
+# reconstruction functions numpy and sklearn pickle by name. Anything else (os.system, eval,
+# subprocess, builtins.exec, a project function) is refused before it can be called, so a
+# pickle an attacker wrote into artifacts/ cannot run code even if its SHA-256 was re-recorded.
+_CLASS_MODULES = ("numpy", "sklearn", "scipy")
+_FUNCTIONS = {
+    ("builtins", "slice"), ("builtins", "frozenset"), ("builtins", "set"),
+    ("functools", "partial"), ("collections", "OrderedDict"),
+    ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"), ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"), ("numpy.random._pickle", "__generator_ctor"),
+    ("numpy.random._pickle", "__bit_generator_ctor"),
+    ("numpy.random._pickle", "__randomstate_ctor"),
+    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+    ("sklearn.utils.validation", "check_array"),
+}
+_REFUSED_CLASSES = {("numpy", "memmap")}  # would open (and create) files
+
+
+class _ModelUnpickler(pickle.Unpickler):
+    """Resolves only allow-listed globals (see ``_CLASS_MODULES`` and ``_FUNCTIONS``)."""
+
+    def find_class(self, module: str, name: str):
+        obj = super().find_class(module, name) if _allowed_name(module, name) else None
+        if (module, name) in _FUNCTIONS or (
+                isinstance(obj, type) and module.split(".")[0] in _CLASS_MODULES
+                and (module, name) not in _REFUSED_CLASSES):
+            return obj
+        raise ArtifactIntegrityError(f"model artifact references {module}.{name}, which a "
+                                     "model bundle never contains; refusing to load it")
+
+
+def _allowed_name(module: str, name: str) -> bool:
+    """Import only modules that could hold an allowed global (importing runs module code)."""
+    return (module, name) in _FUNCTIONS or module.split(".")[0] in _CLASS_MODULES
+
+
 def load_model(path: Path, expected_sha256: str) -> dict:
-    # Unpickling is only ever done on bytes whose SHA-256 matches the registry.
-    return pickle.loads(read_verified(path, expected_sha256))  # noqa: S301
+    """A verified model bundle: bytes must match ``expected_sha256``, and the pickle may only
+    build allow-listed numpy/sklearn/scipy objects (``_ModelUnpickler``).
+
+    Raises
+    ------
+    ArtifactIntegrityError
+        Missing file, wrong SHA-256, or a pickle referencing anything outside the allow list.
+    """
+    data = read_verified(path, expected_sha256)
+    return _ModelUnpickler(io.BytesIO(data)).load()
 
 
 def frame_to_parquet_bytes(df: pd.DataFrame) -> bytes:

@@ -25,6 +25,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from ml_assets.lib.core.identifiers import confined
 from ml_assets.lib.core.lake import (
     DAY_FILE_FORMAT,
     HOUR_FILE_FORMAT,
@@ -280,8 +281,10 @@ class LakeTable:
             return self._single
         if isinstance(key, datetime):
             stem = self.stem(key)
-        else:  # named files (batch ids, versions) are kept as given
+        else:  # named files (batch ids, versions) are kept as given, inside the table
             stem = key if self.grain is Grain.NONE else file_stem(key)
+            return confined(self.dir, f"{stem}{self.table.suffix}", f"{self.name} key",
+                            nested=True)
         return self.dir / f"{stem}{self.table.suffix}"
 
     def _periods(self, lo: datetime, hi: datetime) -> list[datetime]:
@@ -429,5 +432,6 @@ class Catalog:
 
     def path_of(self, relative: str) -> Path:
         """A file named relative to the lake root (``raw_labels/2026-07-01.parquet``), as
-        recorded by change-tracking such as the label sensor's cursor."""
-        return self.root / relative
+        recorded by change-tracking such as the label sensor's cursor (confined to the lake:
+        a cursor is stored outside the code, so ``..`` or an absolute path is refused)."""
+        return confined(self.root, relative, "lake file", nested=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ml_assets.lib.core.artifacts import sha256_file
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.identifiers import confined
 from ml_assets.lib.core.markdown import table
 from ml_assets.lib.core.paths import DataPaths, atomic_write_bytes
 from ml_assets.lib.core.registry import Registry
@@ -326,7 +327,9 @@ RENDERERS = {"model_card": model_card, "shadow_checklist": shadow_checklist,
 
 
 def document_dir(paths: DataPaths, spec: DatasetSpec, version: str) -> Path:
-    return paths.docs / spec.model_name / version
+    """``docs/<model>/<version>/``; the version comes from the control plane or a run, so it
+    must be a bare name inside ``docs/<model>/`` (``UnsafePath`` otherwise)."""
+    return confined(paths.docs / spec.model_name, version, "model version")
 
 
 def write_text(path: Path, text: str) -> None:

@@ -8,14 +8,14 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pandas as pd
 
-from ml_assets.lib.core.artifacts import sha256_file
+from ml_assets.lib.core.artifacts import recorded_file, sha256_file
 from ml_assets.lib.core.catalog import BATCH_SCORES, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.identifiers import UnsafePath
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry, RegistryError
 from ml_assets.lib.scoring.batch import NotScorableError, check_features_computable
@@ -48,7 +48,10 @@ def readiness(registry: Registry, paths: DataPaths, spec: DatasetSpec,
     except RegistryError as exc:
         return Readiness(version, False, [str(exc)])
     reasons = []
-    path = paths.root / Path(card["artifact_path"])
+    try:
+        path = recorded_file(paths, card["artifact_path"])
+    except UnsafePath as exc:
+        return Readiness(version, False, [str(exc)])
     if not path.exists():
         reasons.append(f"artifact {card['artifact_path']} is missing")
     elif sha256_file(path) != card["artifact_sha256"]:

@@ -4,12 +4,11 @@ kill switch or an alias needs no recompute. Every row carries its model version.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ml_assets.lib.core.artifacts import load_model
+from ml_assets.lib.core.artifacts import load_model, recorded_file
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import ALIASES, Registry
@@ -45,7 +44,7 @@ def check_features_computable(card: dict, spec: DatasetSpec) -> None:
 
 
 def load_live_model(paths: DataPaths, card: dict) -> dict:
-    return load_model(paths.root / Path(card["artifact_path"]), card["artifact_sha256"])
+    return load_model(recorded_file(paths, card["artifact_path"]), card["artifact_sha256"])
 
 
 def score_frame(features: pd.DataFrame, spec: DatasetSpec,

@@ -25,6 +25,7 @@ from ml_assets.lib.core.catalog import (
     read_parquet_files,
 )
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.identifiers import confined
 from ml_assets.lib.core.lake import connect
 from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
 from ml_assets.lib.core.registry import Registry
@@ -108,10 +109,13 @@ def _history(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
 
 def score_files(paths: DataPaths, spec: DatasetSpec, registry: Registry, names: list[str],
                 max_rows: int = MAX_ROWS, now: datetime | None = None) -> dict:
-    """Validate, feature and score the named landing files; returns the batch's statistics."""
+    """Validate, feature and score the named landing files; returns the batch's statistics.
+
+    Names come from run config: each must be a bare file name inside ``landing/microbatch/``
+    (``UnsafePath`` otherwise, before any file is read or moved)."""
     now = now or datetime.now(UTC)
     folder = landing_dir(paths)
-    files = [folder / n for n in names]
+    files = [confined(folder, n, "microbatch file") for n in names]
     landed = {str(p.relative_to(paths.root)): datetime.fromtimestamp(p.stat().st_mtime, UTC)
               for p in files}
     batch = read_landing_batch(paths, [(p, spec.start_utc, now + timedelta(minutes=5))
@@ -169,6 +173,6 @@ def score_files(paths: DataPaths, spec: DatasetSpec, registry: Registry, names: 
 
 def land_events(paths: DataPaths, events: pd.DataFrame, name: str) -> Path:
     """Drop an event file into the landing folder atomically (what an upstream writer does)."""
-    path = landing_dir(paths) / f"{name}.parquet"
+    path = confined(landing_dir(paths), f"{name}.parquet", "microbatch file")
     write_parquet_atomic(events, path)
     return path

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 
-from ml_assets.lib.core.artifacts import ArtifactIntegrityError, load_model, sha256_file
+from ml_assets.lib.core.artifacts import (
+    ArtifactIntegrityError,
+    load_model,
+    recorded_file,
+    sha256_file,
+)
+from ml_assets.lib.core.identifiers import UnsafePath
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry, RegistryError
 from ml_assets.lib.serving.tree_predictor import compile_trees
@@ -40,9 +45,9 @@ class ModelCache:
                 return self._models[version][1], None
             try:
                 card = self.registry.get_model(version)
-                bundle = load_model(self.paths.root / Path(card["artifact_path"]),
+                bundle = load_model(recorded_file(self.paths, card["artifact_path"]),
                                     card["artifact_sha256"])
-            except (ArtifactIntegrityError, RegistryError) as exc:
+            except (ArtifactIntegrityError, RegistryError, UnsafePath) as exc:
                 self._failed[version] = (datetime.now(UTC), str(exc))
                 return None, str(exc)
             bundle = {**bundle, "compiled": compile_trees(bundle["model"])}
@@ -58,7 +63,7 @@ class ModelCache:
         copy in memory keeps serving; it will not be reloaded from the bad bytes)."""
         problems = {}
         for version, (card, _) in list(self._models.items()):
-            path = self.paths.root / Path(card["artifact_path"])
+            path = recorded_file(self.paths, card["artifact_path"])
             if not path.exists():
                 problems[version] = f"artifact {card['artifact_path']} is missing on disk"
             elif sha256_file(path) != card["artifact_sha256"]:

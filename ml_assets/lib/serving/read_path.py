@@ -6,8 +6,10 @@
 - Which version answers is decided per request from the control plane: the ``champion`` alias,
   or ``previous`` while the kill switch is on (one SQLite read, tens of microseconds).
 - Models are cached by version and loaded only through SHA-256 verification. A version whose
-  artifact fails verification is refused; the last good model keeps answering and every
-  response says so (``degraded``).
+  artifact fails verification is refused; a model the control plane still designates (the
+  ``previous`` rollback target) may keep answering and every response says so
+  (``degraded``), never a switched-off champion: with the kill switch on and ``previous``
+  unservable the answer is 503 ``no_servable_model`` (fail closed).
 - Realtime requests share model calls: requests that arrive together are scored with one
   ``predict_proba`` per model, so concurrency costs one model call per batch, not per request.
 
@@ -151,11 +153,14 @@ class ScoringService:
     def start(self) -> ScoringService:
         self.index = load_score_index(self.paths, self.spec)
         self.state_loader.refresh()
-        aliases, _, _ = self.control.read()
+        aliases, kill, _ = self.control.read()
         for version in aliases.values():  # warm: a flip must not wait for a model load
             self.models.get(version)
-        if aliases.get("champion") and self.models.get(aliases["champion"])[0] is not None:
-            self.models.mark_good(aliases["champion"])  # the fallback until something serves
+        # The fallback until something serves, only if the control plane still designates it.
+        for role in ("previous",) if kill else ("champion", "previous"):
+            if aliases.get(role) and self.models.get(aliases[role])[0] is not None:
+                self.models.mark_good(aliases[role])
+                break
         self._thread.start()
         return self
 
@@ -183,29 +188,51 @@ class ScoringService:
 
     def resolve(self, entity=None) -> Resolved:
         """Which version answers this request: ``previous`` while the kill switch is on; else
-        the challenger for entities in its rollout arm; else the champion."""
+        the challenger for entities in its rollout arm; else the champion.
+
+        Fails closed: only a version the control plane designates right now may answer. While
+        the kill switch is on that is ``previous`` alone (the switched-off champion never
+        answers, not even as a fallback); a challenger that cannot load falls back to the
+        champion; a champion that cannot load falls back to ``previous`` (the designated
+        rollback target) only if it was verified. Anything else raises ``NoServableModel``
+        (HTTP 503 ``no_servable_model``) so callers use their own fallback.
+        """
         aliases, kill, state = self.control.read()
-        role = "champion"
-        if kill and aliases.get("previous"):
+        if kill:
             role = "previous"
-        elif entity is not None:
-            share = arms.acting_share(state, aliases.get("challenger"))
-            if share and arms.entity_in_challenger_arm(entity, share,
-                                                       arms.arm_salt(state, self.spec)):
-                role = "challenger"
+            if not aliases.get("previous"):
+                raise NoServableModel("the kill switch is on and no previous model is set; "
+                                      "the switched-off champion does not answer")
+        else:
+            role = "champion"
+            if entity is not None:
+                share = arms.acting_share(state, aliases.get("challenger"))
+                if share and arms.entity_in_challenger_arm(entity, share,
+                                                           arms.arm_salt(state, self.spec)):
+                    role = "challenger"
         version = aliases.get(role)
         if version is None:
             raise NoServableModel("no champion is registered; train and register a model")
         bundle, why = self.models.get(version)
         if bundle is not None:
-            if role == "champion" or role == "previous":
+            if role in ("champion", "previous"):
                 self.models.mark_good(version)
             return Resolved(version, role, kill, bundle)
+        if kill:
+            raise NoServableModel(f"the kill switch is on and {version} (previous) cannot be "
+                                  f"served ({why}); the switched-off champion does not answer")
+        if role == "challenger":
+            champion, _ = self.models.get(aliases["champion"])
+            if champion is not None:
+                return Resolved(aliases["champion"], "champion", kill, champion,
+                                degraded=f"{version} (challenger) refused: {why}")
         last = self.models.last_good
-        fallback, _ = self.models.get(last) if last and last != version else (None, None)
+        # The fallback must still be a model the control plane designates: the rollback target.
+        allowed = last is not None and last != version and last == aliases.get("previous")
+        fallback, _ = self.models.get(last) if allowed else (None, None)
         if fallback is None:
-            raise NoServableModel(f"{version} cannot be served ({why}) and no earlier model "
-                                  "was verified")
+            raise NoServableModel(f"{version} ({role}) cannot be served ({why}) and no "
+                                  "designated rollback model was verified")
         return Resolved(last, "last_good", kill, fallback,
                         degraded=f"{version} ({role}) refused: {why}; serving last good {last}")
 

@@ -135,8 +135,8 @@ def frozen_reference(live: DataPaths, registry: Registry, spec: DatasetSpec) -> 
     ref = registry.reference_set(spec.model_name)
     if ref is None:
         raise FileNotFoundError(f"no frozen reference set recorded for {spec.model_name}")
-    return pd.read_parquet(io.BytesIO(artifacts.read_verified(live.root / ref["path"],
-                                                              ref["sha256"])))
+    path = artifacts.recorded_file(live, ref["path"], "reference set path")
+    return pd.read_parquet(io.BytesIO(artifacts.read_verified(path, ref["sha256"])))
 
 
 def reproduce(ws: Workspace, version: str, seed: int | None = None,
@@ -195,7 +195,7 @@ def reproduce(ws: Workspace, version: str, seed: int | None = None,
         reference = frozen_reference(live, registry, spec)
         new = train_candidate(scratch, spec, training_set, splits, reference, window,
                               dataset_sha, seed=seed, threads=threads)
-        new_model = artifacts.load_model(scratch.root / new["artifact_path"],
+        new_model = artifacts.load_model(artifacts.recorded_file(scratch, new["artifact_path"]),
                                          new["artifact_sha256"])["model"]
         max_diff = _max_abs_diff(old_model, new_model, spec, reference, threads)
     except Exception as exc:  # reported as a failed rerun with its cause, not a traceback
