@@ -20,7 +20,40 @@ def train_candidate(paths: DataPaths, spec: DatasetSpec, training_set: pd.DataFr
                     splits: pd.DataFrame, reference: pd.DataFrame, window: TrainingWindow,
                     dataset_sha256: str, seed: int | None = None, threads: int = 1) -> dict:
     """Fit on train, evaluate on test (held out) and the frozen reference; return the card
-    (not yet registered) with the model bundle stored as a content-addressed artifact."""
+    (not yet registered) with the model bundle stored as a content-addressed artifact.
+
+    Parameters
+    ----------
+    paths : DataPaths
+        Data root; the bundle goes under ``paths.artifacts``.
+    spec : DatasetSpec
+        Features, label and model hyperparameters.
+    training_set : DataFrame
+        One row per labelled event (``build_training_set``).
+    splits : DataFrame
+        Columns ``spec.event_id`` and ``split`` (train / valid / test).
+    reference : DataFrame
+        The frozen reference rows, with the label column.
+    window : TrainingWindow
+        Event window and label cutoff (UTC) recorded on the card.
+    dataset_sha256 : str
+        SHA-256 of the training set, recorded on the card.
+    seed : int, optional
+        RNG seed; ``spec.model.seed`` when None.
+    threads : int
+        OpenMP threads for fit and predict.
+
+    Returns
+    -------
+    dict
+        The model card: artifact SHA-256 and path, provenance, row counts per split and
+        ``metrics`` (held_out, validation, frozen_reference; see ``evaluate``).
+
+    Raises
+    ------
+    ValueError
+        The train split has only one class.
+    """
     seed = spec.model.seed if seed is None else seed
     parts = split_frame(training_set, splits, spec)
     if parts["train"][spec.label].nunique() < 2:

@@ -25,4 +25,5 @@ def code_commit() -> tuple[str, bool]:
 
 
 def lockfile_sha256() -> str:
+    """SHA-256 (hex) of ``requirements.lock``, or ``"missing"`` when there is none."""
     return sha256_file(LOCKFILE) if LOCKFILE.exists() else "missing"

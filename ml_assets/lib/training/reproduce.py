@@ -45,6 +45,7 @@ ENVIRONMENT = "environment"  # may explain a mismatch; harmless when the rerun i
 
 @dataclass
 class Cause:
+    """One difference that can explain a mismatch; ``evidence`` is DIRECT or ENVIRONMENT."""
     kind: str
     detail: str
     evidence: str = DIRECT
@@ -52,6 +53,7 @@ class Cause:
 
 @dataclass
 class ReproduceResult:
+    """The verdict of ``reproduce``; ``seconds`` is wall-clock time."""
     version: str
     identical: bool
     dataset_sha256_match: bool
@@ -65,6 +67,7 @@ class ReproduceResult:
     scratch_dir: str | None = None
 
     def as_dict(self) -> dict:
+        """The result as plain dicts and lists (``dataclasses.asdict``)."""
         return asdict(self)
 
 
@@ -78,7 +81,18 @@ def stage_landing(live: DataPaths, registry: Registry, scratch: DataPaths, spec:
                   window: TrainingWindow) -> list[landing_integrity.FileProblem]:
     """Copy the landing files the rebuild reads into the scratch directory, checksumming each
     against the ledger/manifest on the way. Every event hour from the dataset start (labels of
-    the window can belong to any earlier event) and every label day before the cutoff."""
+    the window can belong to any earlier event) and every label day before the cutoff.
+    Returns one FileProblem per file rewritten, missing or without a recorded checksum.
+
+    Parameters
+    ----------
+    live, scratch : DataPaths
+        Read from ``live``, written to ``scratch``.
+    registry : Registry
+        Holds the landing ledger (the expected checksums).
+    spec : DatasetSpec
+    window : TrainingWindow
+    """
     rels = [str(live.landing_events_file(h).relative_to(live.root))
             for h in hours_between(spec.start_utc, window.end)]
     rels += [str(live.landing_labels_file(d).relative_to(live.root))
@@ -106,7 +120,16 @@ def _write_partitions(frames: dict, table: LakeTable) -> None:
 
 def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: TrainingWindow,
                          now: datetime) -> pd.DataFrame:
-    """raw -> contracts -> lake -> point-in-time features -> as-of training set (scratch only)."""
+    """raw -> contracts -> lake -> point-in-time features -> as-of training set (scratch only).
+
+    Parameters
+    ----------
+    scratch : DataPaths
+    spec : DatasetSpec
+    window : TrainingWindow
+    now : datetime
+        The contracts' clock for "in the future" (UTC).
+    """
     events, _ = ingest_events(scratch, spec, hours_between(spec.start_utc, window.end), now)
     catalog = Catalog(scratch.lake)
     _write_partitions(events, catalog.table(RAW_EVENTS))
@@ -124,6 +147,13 @@ def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: Training
 
 def frozen_reference(live: DataPaths, registry: Registry, spec: DatasetSpec) -> pd.DataFrame:
     """The frozen reference set of ``spec``'s model, read through SHA-256 verification.
+
+    Parameters
+    ----------
+    live : DataPaths
+    registry : Registry
+    spec : DatasetSpec
+        Its ``model_name`` picks the reference set.
 
     Raises
     ------
@@ -248,7 +278,17 @@ def _rank(causes: list[Cause], dataset_ok: bool) -> list[Cause]:
 def diagnose(card: dict, new: dict, spec: DatasetSpec,
              landing_problems: list[landing_integrity.FileProblem], old_model, new_model,
              ) -> list[Cause]:
-    """Every difference between the recorded run and the rerun that can change its output."""
+    """Every difference between the recorded run and the rerun that can change its output.
+
+    Parameters
+    ----------
+    card, new : dict
+        The recorded model card and the rerun's card.
+    spec : DatasetSpec
+    landing_problems : list of FileProblem
+    old_model, new_model : fitted model or None
+        Their hyperparameters are compared.
+    """
     causes = []
     changed = [p for p in landing_problems if p.problem != "unrecorded"]
     if changed:
@@ -295,6 +335,7 @@ def _same(x, y) -> bool:
 
 
 def environment_causes(card: dict, new: dict) -> list[Cause]:
+    """Code, lockfile and library-version differences of ``card`` (recorded) and ``new`` (rerun)."""
     out = []
     if card.get("code_commit") != new.get("code_commit") or card.get("code_dirty"):
         dirty = " (recorded from a dirty tree: uncommitted changes are not recoverable)" \

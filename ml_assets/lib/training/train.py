@@ -21,18 +21,43 @@ from ml_assets.lib.features.build import MissingUpstreamError
 
 @dataclass(frozen=True)
 class TrainingWindow:
+    """The events ``start <= event_ts < end`` (UTC) and the labels known before ``label_cutoff``."""
+
     start: datetime  # events with start <= event_ts < end
     end: datetime
     label_cutoff: datetime  # only labels with label_ts < cutoff are known
 
     def as_dict(self) -> dict:
+        """The three bounds as ISO-8601 strings."""
         return {"start": self.start.isoformat(), "end": self.end.isoformat(),
                 "label_cutoff": self.label_cutoff.isoformat()}
 
 
 def build_training_set(paths: DataPaths, spec: DatasetSpec, window: TrainingWindow) -> pd.DataFrame:
     """Feature rows in the window joined to labels known at the cutoff. Unlabeled rows are
-    excluded (never counted as negatives). Sorted by event id, so the SHA is stable."""
+    excluded (never counted as negatives). Sorted by event id, so the SHA is stable.
+
+    Parameters
+    ----------
+    paths : DataPaths
+        Data root holding the lake.
+    spec : DatasetSpec
+        Column names (event id, timestamps, label).
+    window : TrainingWindow
+        Event window and label cutoff, UTC.
+
+    Returns
+    -------
+    DataFrame
+        One row per labelled event: the ``event_features`` columns plus the label (int 0/1)
+        and its timestamp.
+
+    Raises
+    ------
+    MissingUpstreamError
+        An ``event_features`` hour of the window is missing, or no ``raw_labels``
+        partition precedes the cutoff.
+    """
     catalog = Catalog(paths.lake)
     feat_files, missing = catalog.table(EVENT_FEATURES).coverage(window.start, window.end)
     if missing:
@@ -57,13 +82,42 @@ def build_training_set(paths: DataPaths, spec: DatasetSpec, window: TrainingWind
 
 
 def seed_everything(seed: int) -> np.random.Generator:
-    """One seed drives every RNG we touch (python, numpy global and our own generator)."""
+    """One seed drives every RNG we touch (python, numpy global and our own generator).
+
+    Parameters
+    ----------
+    seed : int
+        Seed; numpy's global RNG gets it modulo 2**32.
+
+    Returns
+    -------
+    numpy.random.Generator
+        A generator seeded with ``seed``.
+    """
     random.seed(seed)
     np.random.seed(seed % (2**32))
     return np.random.default_rng(seed)
 
 
 def fit_model(spec: DatasetSpec, train: pd.DataFrame, seed: int, threads: int = 1):
+    """Fit a ``HistGradientBoostingClassifier`` (no early stopping) with the spec's settings.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+        Feature names, categorical mask, label and hyperparameters (``spec.model``).
+    train : DataFrame
+        One row per training event, with the features and the label.
+    seed : int
+        Seeds every RNG and the model's ``random_state``.
+    threads : int
+        OpenMP threads.
+
+    Returns
+    -------
+    HistGradientBoostingClassifier
+        The fitted model.
+    """
     cfg = spec.model
     seed_everything(seed)
     model = HistGradientBoostingClassifier(
@@ -78,6 +132,24 @@ def fit_model(spec: DatasetSpec, train: pd.DataFrame, seed: int, threads: int = 
 
 
 def predict(model, spec: DatasetSpec, features: pd.DataFrame, threads: int = 1) -> np.ndarray:
+    """Positive-class probabilities.
+
+    Parameters
+    ----------
+    model : classifier with ``predict_proba``
+        The fitted model.
+    spec : DatasetSpec
+        Gives the feature columns, in order.
+    features : DataFrame, shape (n_rows, >= n_features)
+        Rows to score.
+    threads : int
+        OpenMP threads.
+
+    Returns
+    -------
+    ndarray of float, shape (n_rows,)
+        Scores in [0, 1]; empty for an empty frame.
+    """
     if features.empty:
         return np.empty(0)
     with threadpool_limits(limits=threads, user_api="openmp"):
@@ -85,7 +157,23 @@ def predict(model, spec: DatasetSpec, features: pd.DataFrame, threads: int = 1) 
 
 
 def evaluate(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
-    """Metrics as plain floats; AUC-type metrics are null when only one class is present."""
+    """Metrics as plain floats; AUC-type metrics are null when only one class is present.
+
+    Parameters
+    ----------
+    y : array-like of int, shape (n_rows,)
+        Labels, 0 or 1.
+    scores : ndarray of float, shape (n_rows,)
+        Predicted probabilities.
+    threshold : float
+        Decision threshold; ``scores >= threshold`` is a decision.
+
+    Returns
+    -------
+    dict
+        ``rows``, ``positive_rate``, ``auc`` (ROC), ``pr_auc`` (average precision),
+        ``brier``, ``log_loss`` and ``decision_rate`` (share of rows at or over the threshold).
+    """
     y = np.asarray(y).astype(int)
     both = len(np.unique(y)) == 2
     return {
@@ -101,12 +189,46 @@ def evaluate(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
 
 def split_frame(training_set: pd.DataFrame, splits: pd.DataFrame, spec: DatasetSpec,
                 ) -> dict[str, pd.DataFrame]:
+    """The training set split into train, valid and test by an inner join on the event id.
+
+    Parameters
+    ----------
+    training_set : DataFrame
+        One row per labelled event.
+    splits : DataFrame
+        Columns ``spec.event_id`` and ``split``.
+    spec : DatasetSpec
+        Gives the event id column.
+
+    Returns
+    -------
+    dict of str to DataFrame
+        Keys ``"train"``, ``"valid"``, ``"test"``.
+
+    Raises
+    ------
+    pandas.errors.MergeError
+        An event id appears twice in either frame.
+    """
     merged = training_set.merge(splits, on=spec.event_id, how="inner", validate="one_to_one")
     return {name: merged[merged["split"] == name] for name in ("train", "valid", "test")}
 
 
 def reference_rows(test: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
-    """The frozen reference set: the first training run's test rows (capped, by event id)."""
+    """The frozen reference set: the first training run's test rows (capped, by event id).
+
+    Parameters
+    ----------
+    test : DataFrame
+        The test split.
+    spec : DatasetSpec
+        Columns to keep and the cap (``spec.model.frozen_reference_rows``, rows).
+
+    Returns
+    -------
+    DataFrame
+        At most the cap of rows, lowest event ids first, index reset.
+    """
     cols = [spec.event_id, spec.event_ts, *spec.entity_keys, *spec.feature_names, spec.label]
     return test.sort_values(spec.event_id)[cols].head(spec.model.frozen_reference_rows)\
         .reset_index(drop=True)
