@@ -18,12 +18,35 @@ PAUSED = "paused"  # the stage of a rollout stopped on a regression: the challen
 
 
 def pct(stage: str) -> int:
-    """Percent of entities a stage covers: ``"25"`` -> 25; ``"shadow"``/``"paused"`` -> 0."""
+    """Percent of entities a stage covers: ``"25"`` -> 25; ``"shadow"``/``"paused"`` -> 0.
+
+    Parameters
+    ----------
+    stage : str
+        A rollout stage name.
+
+    Returns
+    -------
+    int
+        Percent (0-100).
+    """
     return int(stage) if stage.isdigit() else 0
 
 
 def buckets(entities: pd.Series, salt: str) -> np.ndarray:
-    """Stable bucket in [0, BUCKETS) per entity; the same hash family as the data splits."""
+    """Stable bucket in [0, BUCKETS) per entity; the same hash family as the data splits.
+
+    Parameters
+    ----------
+    entities : Series, shape (n_entities,)
+        Entity key values.
+    salt : str
+        Hash salt.
+
+    Returns
+    -------
+    ndarray of int, shape (n_entities,)
+    """
     con = duckdb.connect()
     con.register("ents", pd.DataFrame({"e": entities.to_numpy()}))
     return con.execute(f"SELECT {bucket_sql('e', salt)} AS b FROM ents").df()["b"].to_numpy()
@@ -88,7 +111,16 @@ def entity_in_challenger_arm(entity: object, percent: float, salt: str) -> bool:
 
 
 def entity_key(spec: DatasetSpec) -> str:
-    """The column whose value decides the arm: the spec's first entity key."""
+    """The column whose value decides the arm: the spec's first entity key.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+
+    Returns
+    -------
+    str
+    """
     return spec.entity_keys[0]
 
 
@@ -115,5 +147,17 @@ def acting_share(st: dict | None, challenger: str | None) -> float:
 
 
 def arm_salt(st: dict | None, spec: DatasetSpec) -> str:
-    """The salt the running rollout hashes with (kept in its state), else the spec's."""
+    """The salt the running rollout hashes with (kept in its state), else the spec's.
+
+    Parameters
+    ----------
+    st : dict or None
+        The rollout state.
+    spec : DatasetSpec
+        Gives the fallback, ``spec.rollout.salt``.
+
+    Returns
+    -------
+    str
+    """
     return (st or {}).get("salt", spec.rollout.salt)

@@ -22,7 +22,19 @@ from ml_assets.lib.scoring.batch import load_live_model
 
 def edge_case_masks(features: pd.DataFrame, spec: DatasetSpec) -> dict[str, np.ndarray]:
     """Rows on the long tail: a missing input attribute, a category outside the vocabulary,
-    or no history for a history feature (a first-seen card or merchant)."""
+    or no history for a history feature (a first-seen card or merchant).
+
+    Parameters
+    ----------
+    features : DataFrame, shape (n_rows, n_columns)
+        Feature rows, with every feature of ``spec`` (categoricals as codes).
+    spec : DatasetSpec
+
+    Returns
+    -------
+    dict of str to ndarray of bool, shape (n_rows,)
+        Keys ``missing_input``, ``unknown_category``, ``no_history``.
+    """
     numeric = [f.name for f in spec.features if isinstance(f, Numeric)]
     history = [f.name for f in spec.features if not isinstance(f, Numeric | Categorical)]
     unknown = np.zeros(len(features), dtype=bool)
@@ -52,7 +64,22 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
 
 
 def compare(pairs: pd.DataFrame) -> dict:
-    """Paired comparison of one window: coverage, errors, disagreement, distribution overlap."""
+    """Paired comparison of one window: coverage, errors, disagreement, distribution overlap.
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        One row per event with ``champion_score``, ``challenger_score`` (NaN when not scored),
+        ``champion_decision``, ``challenger_decision`` and ``source``.
+
+    Returns
+    -------
+    dict
+        Counts and rates over the events the champion scored; ``score_psi`` is the PSI of
+        the challenger's scores against the champion's (``monitoring.drift``, Yurdakul 2018),
+        ``rank_correlation`` the Spearman correlation (``scipy.stats.spearmanr``; NaN under
+        3 pairs or constant scores), ``mean_abs_score_diff`` in score units.
+    """
     champ = pairs["champion_score"].to_numpy(dtype="float64")
     chal = pairs["challenger_score"].to_numpy(dtype="float64")
     n = len(pairs)
@@ -84,7 +111,22 @@ def compare(pairs: pd.DataFrame) -> dict:
 
 
 def edge_cases(pairs: pd.DataFrame, features: pd.DataFrame, spec: DatasetSpec) -> dict:
-    """Per edge-case kind: rows, challenger failures and disagreement on those rows."""
+    """Per edge-case kind: rows, challenger failures and disagreement on those rows.
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        As for ``compare``, with ``spec.event_id``.
+    features : DataFrame
+        Feature rows of the same events, joined on ``spec.event_id``.
+    spec : DatasetSpec
+
+    Returns
+    -------
+    dict of str to dict
+        Per ``edge_case_masks`` kind: ``rows``, ``challenger_failures``,
+        ``disagreement_rate`` and ``mean_abs_score_diff``.
+    """
     joined = pairs.merge(features, on=spec.event_id, how="inner")
     out = {}
     for kind, mask in edge_case_masks(joined, spec).items():
@@ -100,7 +142,32 @@ def edge_cases(pairs: pd.DataFrame, features: pd.DataFrame, spec: DatasetSpec) -
 def measure_latency(paths: DataPaths, spec: DatasetSpec, cards: dict[str, dict],
                     features: pd.DataFrame, logged: pd.DataFrame, samples: int) -> dict:
     """p50/p95/p99 per model: from realtime logs where the model was logged, else timed
-    single-row model calls on the window's own feature rows (one call = one request)."""
+    single-row model calls on the window's own feature rows (one call = one request).
+
+    Parameters
+    ----------
+    paths : DataPaths
+    spec : DatasetSpec
+    cards : dict of str to dict
+        Model card per version.
+    features : DataFrame
+        The window's feature rows; up to ``samples`` are timed (``random_state=0``).
+    logged : DataFrame
+        Prediction-log rows with ``model_version`` and ``latency_ms``.
+    samples : int
+        Rows to time when a version has no logged latency.
+
+    Returns
+    -------
+    dict of str to dict
+        Per version: ``p50_ms``, ``p95_ms``, ``p99_ms`` (milliseconds; NaN without samples),
+        ``samples`` and ``source``.
+
+    Raises
+    ------
+    ArtifactIntegrityError
+        A model artifact that must be timed fails verification.
+    """
     out = {}
     rows = features.sample(min(samples, len(features)), random_state=0)
     x = rows[spec.feature_names].to_numpy(dtype="float64")
@@ -126,7 +193,29 @@ def offline_online(pairs: pd.DataFrame, champion_card: dict, challenger_card: di
                    cfg: ShadowConfig) -> dict:
     """Does shadow confirm the held-out story? Decision rate vs the held-out one at once; the
     lift over the champion (AUC, same labeled events) vs the held-out lift once labels land.
-    Both comparisons allow for the sampling noise of small held-out sets."""
+    Both comparisons allow for the sampling noise of small held-out sets.
+
+    The decision rates differ when the relative gap exceeds ``cfg.decision_rate_tolerance``
+    and the absolute gap exceeds 3 pooled two-proportion standard errors. Possible leakage is
+    flagged when the held-out lift exceeds the online lift by more than ``cfg.max_lift_gap``
+    and 2 standard errors, each AUC's SE after Hanley & McNeil (1982).
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        As for ``compare``, plus ``label`` (NaN until known).
+    champion_card, challenger_card : dict
+        Model cards with ``metrics.held_out`` (``rows``, ``positive_rate``, ``auc``,
+        ``decision_rate``).
+    cfg : ShadowConfig
+        Tolerances and ``min_labeled_positives``.
+
+    Returns
+    -------
+    dict
+        Decision rates, AUCs and lifts; ``lift_status`` is ``"pending"`` until enough
+        labelled positives arrived.
+    """
     both = pairs.dropna(subset=["champion_score", "challenger_score"])
     held, champ_held = challenger_card["metrics"]["held_out"], champion_card["metrics"]["held_out"]
     n1, n2 = held["rows"], len(both)
