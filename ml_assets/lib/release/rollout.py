@@ -53,6 +53,7 @@ class RolloutRefused(RegistryError):
 
 # -- state in the control plane -----------------------------------------------------------
 def state(registry: Registry) -> dict | None:
+    """The stored rollout state (``rollout_state`` setting), or None before any rollout."""
     raw = registry.get_setting(STATE_KEY)
     return json.loads(raw) if raw else None
 
@@ -339,6 +340,7 @@ def history(registry: Registry, version: str) -> list[dict]:
 
 
 def config_dict(cfg: RolloutConfig) -> dict:
+    """``cfg`` as a plain dict (``dataclasses.asdict``)."""
     return asdict(cfg)
 
 
