@@ -40,14 +40,49 @@ class ShadowDataMissing(RuntimeError):
 
 # -- loading ------------------------------------------------------------------------------
 def shadow_start(card: dict) -> datetime:
-    """Events before the challenger's training window end are its training data."""
+    """Events before the challenger's training window end are its training data.
+
+    Parameters
+    ----------
+    card : dict
+        The challenger's model card.
+
+    Returns
+    -------
+    datetime
+        The training window's end (UTC): the first instant of the shadow window.
+    """
     return datetime.fromisoformat(card["training_window"]["end"])
 
 
 def load_pairs(paths: DataPaths, spec: DatasetSpec, champion: str, challenger: str,
                lo: datetime, hi: datetime, horizon: datetime | None) -> pd.DataFrame:
     """One row per event in [lo, hi): both models' score and decision (NaN / null where a model
-    has no score), ``source``, ``label`` (known before ``horizon``, else NaN) and ``value``."""
+    has no score), ``source``, ``label`` (known before ``horizon``, else NaN) and ``value``.
+
+    Parameters
+    ----------
+    paths : DataPaths
+    spec : DatasetSpec
+    champion, challenger : str
+        Model versions.
+    lo, hi : datetime
+        Window bounds, UTC, ``lo <= event_ts < hi``.
+    horizon : datetime or None
+        Labels with ``label_ts < horizon`` are known; None: no labels.
+
+    Returns
+    -------
+    DataFrame, one row per event, ordered by event time
+        Event id and time, entity keys, ``champion_score``, ``challenger_score``,
+        ``champion_decision``, ``challenger_decision``, ``source`` (batch wins over
+        realtime), ``label`` and ``value`` (the business metric's value column, else 1.0).
+
+    Raises
+    ------
+    ShadowDataMissing
+        Neither ``batch_scores`` in the window nor any ``prediction_log`` file exists.
+    """
     catalog = Catalog(paths.lake)
     files = catalog.table(BATCH_SCORES).files(lo, hi)
     log_files = catalog.table(PREDICTION_LOG).files()
@@ -95,7 +130,22 @@ def load_pairs(paths: DataPaths, spec: DatasetSpec, champion: str, challenger: s
 
 def load_latency_log(paths: DataPaths, spec: DatasetSpec, versions: list[str], lo: datetime,
                      hi: datetime) -> pd.DataFrame:
-    """Realtime (model_version, latency_ms) rows logged by the serving app in [lo, hi)."""
+    """Realtime (model_version, latency_ms) rows logged by the serving app in [lo, hi).
+
+    Parameters
+    ----------
+    paths : DataPaths
+    spec : DatasetSpec
+    versions : list of str
+        Model versions to keep.
+    lo, hi : datetime
+        Event-time bounds, UTC.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``model_version`` and ``latency_ms`` (milliseconds); empty without a log.
+    """
     files = Catalog(paths.lake).table(PREDICTION_LOG).files()
     if not files:
         return pd.DataFrame({"model_version": [], "latency_ms": []})
@@ -108,6 +158,16 @@ def load_latency_log(paths: DataPaths, spec: DatasetSpec, versions: list[str], l
 
 def load_features(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
                   ) -> pd.DataFrame:
+    """``event_features`` rows of the hours in [lo, hi): the event id and every feature
+    (an empty frame with those columns when no partition exists).
+
+    Parameters
+    ----------
+    paths : DataPaths
+    spec : DatasetSpec
+    lo, hi : datetime
+        Partition bounds, UTC.
+    """
     files = Catalog(paths.lake).table(EVENT_FEATURES).files(lo, hi)
     if not files:
         return pd.DataFrame({spec.event_id: [], **{f: [] for f in spec.feature_names}})
@@ -122,6 +182,23 @@ def _item(name: str, what: str, value, threshold, passed: bool, status: str | No
 
 
 def checklist(report: dict, cfg: ShadowConfig, latency_slo_ms: float) -> list[dict]:
+    """The promotion gate's items, each checked against its ``cfg`` threshold.
+
+    Parameters
+    ----------
+    report : dict
+        A ``shadow_report`` without its checklist.
+    cfg : ShadowConfig
+        Thresholds.
+    latency_slo_ms : float
+        Limit for the challenger's p99 latency, milliseconds.
+
+    Returns
+    -------
+    list of dict
+        Per item: ``item``, ``description``, ``value``, ``threshold``, ``passed`` and
+        ``status`` (passed, failed, or pending for the lift check before enough labels).
+    """
     c, oo, edge = report["cumulative"], report["offline_online"], report["edge_cases"]
     chal_latency = report["latency"][report["challenger"]]
     edge_fail = sum(e["challenger_failures"] for e in edge.values())
@@ -230,11 +307,25 @@ def shadow_report(paths: DataPaths, spec: DatasetSpec, registry: Registry, champ
 
 # -- recorded reports ---------------------------------------------------------------------
 def summary_path(paths: DataPaths, version: str) -> Path:
+    """The ``shadow_summary`` file of ``version``.
+
+    Raises
+    ------
+    UnsafePath
+        ``version`` would name a file outside the table.
+    """
     return Catalog(paths.lake).table(SHADOW_SUMMARY).path(version)
 
 
 def record(paths: DataPaths, report: dict) -> Path:
-    """The latest cumulative report of a challenger, kept as a fact for the gate and docs."""
+    """The latest cumulative report of a challenger, kept as a fact for the gate and docs.
+
+    Parameters
+    ----------
+    paths : DataPaths
+    report : dict
+        A ``shadow_report``; stored as JSON with ``computed_at`` (UTC), atomically.
+    """
     path = summary_path(paths, report["challenger"])
     payload = {**report, "computed_at": datetime.now(UTC).isoformat(timespec="seconds")}
     atomic_write_bytes(path, json.dumps(payload, indent=1, sort_keys=True, default=str).encode())
@@ -242,11 +333,13 @@ def record(paths: DataPaths, report: dict) -> Path:
 
 
 def recorded(paths: DataPaths, version: str) -> dict | None:
+    """The recorded report of challenger ``version``, or None (see ``record``)."""
     path = summary_path(paths, version)
     return json.loads(path.read_text()) if path.exists() else None
 
 
 def last_recorded(paths: DataPaths) -> dict | None:
+    """The most recently written report (by file mtime), or None."""
     found = sorted(Catalog(paths.lake).table(SHADOW_SUMMARY).files(),
                    key=lambda p: p.stat().st_mtime)
     return json.loads(found[-1].read_text()) if found else None
