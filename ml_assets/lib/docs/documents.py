@@ -107,6 +107,7 @@ def _history_lines(registry: Registry, version: str) -> list[list]:
 
 # -- documents ------------------------------------------------------------------------------
 def model_card(paths: DataPaths, spec: DatasetSpec, registry: Registry, version: str) -> str:
+    """Model card of ``version`` (Markdown): registry card, role, SLO, rollout history."""
     card = registry.get_model(version)
     contract, _ = _contract(spec)
     aliases = registry.aliases(spec.model_name)
@@ -151,6 +152,7 @@ def _signoffs(registry: Registry, version: str, contract: InterfaceContract | No
 
 def shadow_checklist(paths: DataPaths, spec: DatasetSpec, registry: Registry,
                      version: str) -> str:
+    """Shadow checklist of ``version`` (Markdown) from its recorded shadow report, if any."""
     report = shadow.recorded(paths, version)
     contract, _ = _contract(spec)
     signoffs = _signoffs(registry, version, contract)
@@ -202,6 +204,7 @@ def shadow_checklist(paths: DataPaths, spec: DatasetSpec, registry: Registry,
 
 def rollback_runbook(paths: DataPaths, spec: DatasetSpec, registry: Registry,
                      version: str) -> str:
+    """Rollback runbook (Markdown): target readiness, last drill, steps, recent audit log."""
     aliases = registry.aliases(spec.model_name)
     champion, target = aliases["champion"], aliases["previous"]
     ready = readiness(registry, paths, spec, target)
@@ -277,6 +280,7 @@ def _measured_latency(paths: DataPaths, spec: DatasetSpec, version: str) -> tupl
 
 def interface_contract(paths: DataPaths, spec: DatasetSpec, registry: Registry,
                        version: str) -> str:
+    """Interface contract (Markdown) from the contract file, with measured latency (ms)."""
     contract, path = _contract(spec)
     if contract is None:
         return (f"# Interface contract: {spec.name}\n\n" + _fields(
@@ -338,6 +342,7 @@ def write_text(path: Path, text: str) -> None:
 
 def write_documents(paths: DataPaths, spec: DatasetSpec, registry: Registry,
                     version: str) -> dict[str, Path]:
+    """Render and atomically write the four documents under ``document_dir``: name -> file."""
     out = {}
     for name, render in RENDERERS.items():
         out[name] = document_dir(paths, spec, version) / f"{name}.md"
