@@ -23,6 +23,22 @@ from ml_assets.lib.core.paths import DataPaths
 
 
 class PredictionLogger:
+    """Queue of prediction records written to ``prediction_log`` by a background thread.
+
+    Records are flushed every ``flush_rows`` records or ``flush_seconds`` seconds, whichever
+    comes first, into the hour (UTC) of the write.
+
+    Parameters
+    ----------
+    paths : DataPaths
+    flush_rows : int
+        Pending records that trigger a write.
+    flush_seconds : float
+        Longest wait before pending records are written, seconds.
+    max_queue : int
+        Records held in memory; beyond it new records are dropped (counted in ``dropped``).
+    """
+
     def __init__(self, paths: DataPaths, flush_rows: int = 500, flush_seconds: float = 1.0,
                  max_queue: int = 100_000):
         self.table = Catalog(paths.lake).table(PREDICTION_LOG)
@@ -36,12 +52,14 @@ class PredictionLogger:
         self.last_error: str | None = None
 
     def log(self, record: dict) -> None:
+        """Queue one record (a flat dict, one future row) without blocking; drop it when full."""
         try:
             self._q.put_nowait(record)
         except queue.Full:
             self.dropped += 1
 
     def start(self) -> PredictionLogger:
+        """Start the daemon writer thread; returns ``self``."""
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
         return self
@@ -90,5 +108,6 @@ class PredictionLogger:
             self.dropped += len(records)
 
     def stats(self) -> dict:
+        """Counters: records ``written`` and ``dropped``, ``files``, ``queued``, ``last_error``."""
         return {"written": self.written, "dropped": self.dropped, "files": self.files,
                 "queued": self._q.qsize(), "last_error": self.last_error}
