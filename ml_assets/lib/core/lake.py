@@ -15,17 +15,47 @@ DAY_FILE_FORMAT = "%Y-%m-%d"
 
 
 def hour_floor(ts: datetime) -> datetime:
-    """``ts`` truncated to the start of its hour."""
+    """``ts`` truncated to the start of its hour.
+
+    Parameters
+    ----------
+    ts : datetime
+        Naive or aware; the timezone is kept.
+
+    Returns
+    -------
+    datetime
+    """
     return ts.replace(minute=0, second=0, microsecond=0)
 
 
 def day_floor(ts: datetime) -> datetime:
-    """``ts`` truncated to the start of its day (midnight, same timezone)."""
+    """``ts`` truncated to the start of its day (midnight, same timezone).
+
+    Parameters
+    ----------
+    ts : datetime
+
+    Returns
+    -------
+    datetime
+    """
     return ts.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def hours_between(lo: datetime, hi: datetime) -> list[datetime]:
-    """Hour starts h with lo <= h < hi (lo floored to the hour)."""
+    """Hour starts h with lo <= h < hi (lo floored to the hour).
+
+    Parameters
+    ----------
+    lo, hi : datetime
+        Bounds, both naive or both aware (UTC in this project).
+
+    Returns
+    -------
+    list of datetime
+        Ascending; empty when ``hi <= hour_floor(lo)``.
+    """
     out, h = [], hour_floor(lo)
     while h < hi:
         out.append(h)
@@ -34,7 +64,18 @@ def hours_between(lo: datetime, hi: datetime) -> list[datetime]:
 
 
 def days_between(lo: datetime, hi: datetime) -> list[datetime]:
-    """Day starts d with lo <= d < hi (lo floored to the day)."""
+    """Day starts d with lo <= d < hi (lo floored to the day).
+
+    Parameters
+    ----------
+    lo, hi : datetime
+        Bounds, both naive or both aware (UTC in this project).
+
+    Returns
+    -------
+    list of datetime
+        Ascending; empty when ``hi <= day_floor(lo)``.
+    """
     out, d = [], day_floor(lo)
     while d < hi:
         out.append(d)
@@ -43,7 +84,17 @@ def days_between(lo: datetime, hi: datetime) -> list[datetime]:
 
 
 def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-process DuckDB connection with UTC session time (and ``threads`` if given)."""
+    """An in-process DuckDB connection with UTC session time (and ``threads`` if given).
+
+    Parameters
+    ----------
+    threads : int, optional
+        DuckDB worker threads; None or 0 keeps DuckDB's default.
+
+    Returns
+    -------
+    duckdb.DuckDBPyConnection
+    """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     if threads:
