@@ -52,7 +52,13 @@ class PredictionLogger:
         self.last_error: str | None = None
 
     def log(self, record: dict) -> None:
-        """Queue one record (a flat dict, one future row) without blocking; drop it when full."""
+        """Queue one record without blocking; drop it (counted) when the queue is full.
+
+        Parameters
+        ----------
+        record : dict
+            One future ``prediction_log`` row: flat column -> value.
+        """
         try:
             self._q.put_nowait(record)
         except queue.Full:
