@@ -49,15 +49,6 @@ def _unavailable(exc: NoServableModel) -> JSONResponse:
                         status_code=503)
 
 
-def _typed(name: str, kind: str, raw: str):
-    """Path parameters arrive as text; convert to the contract's type or name the field."""
-    if kind != "integer":
-        return raw
-    if not raw.lstrip("-").isdigit() or len(raw) > 20:
-        raise RequestError(422, "invalid_field", f"{name} must be an integer", field=name)
-    return int(raw)
-
-
 def _answer(body: dict) -> JSONResponse:
     """A 200 tagged with the answering version (header as well as body)."""
     return JSONResponse(body, headers=version_header(body["model_version"]))
@@ -109,7 +100,8 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
 
     async def score(request: Request) -> JSONResponse:
         try:
-            event_id = _typed(spec.event_id, id_kind, request.path_params["event_id"])
+            event_id = contract.parse_path_value(spec.event_id, id_kind,
+                                                  request.path_params["event_id"])
             found = service.lookup(event_id)
         except RequestError as exc:
             return _error(exc)
@@ -129,7 +121,8 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
                                  "detail": f"entity keys are {list(spec.entity_keys)}"},
                                 status_code=404)
         try:
-            value = _typed(key, contract.entity_types[key], request.path_params["value"])
+            value = contract.parse_path_value(key, contract.entity_types[key],
+                                             request.path_params["value"])
             found = service.lookup_entity(key, value)
         except RequestError as exc:
             return _error(exc)

@@ -111,6 +111,18 @@ def parse_infer(payload: dict, expected: dict[str, str]) -> list[dict]:
     return [{name: values[i] for name, values in columns.items()} for i in range(n)]
 
 
+def _wanted_outputs(requested, outputs: dict[str, str]) -> list[str]:
+    """The output names a request asks for (all by default); anything else is a 400."""
+    if requested is None or requested == []:
+        return list(OUTPUTS)
+    wanted = [o.get("name") if isinstance(o, dict) else None
+              for o in (requested if isinstance(requested, list) else [None])]
+    if not all(isinstance(w, str) and w in outputs for w in wanted):
+        raise RequestError(400, "invalid_json", "outputs must be a list of objects naming "
+                           f"{list(outputs)}")
+    return wanted
+
+
 def _outputs(bodies: list[dict], wanted: list[str], datatypes: dict[str, str]) -> list[dict]:
     return [{"name": name, "datatype": datatypes[name], "shape": [len(bodies)],
              "data": [b[name] for b in bodies]} for name in wanted]
@@ -179,10 +191,7 @@ def oip_routes(service: ScoringService, contract: InterfaceContract,
         try:
             # The same body limit and JSON rules as /predict.
             payload = contract.parse_body(await read_body(request, contract.max_body_bytes))
-            wanted = [o.get("name") if isinstance(o, dict) else None
-                      for o in payload.get("outputs") or [{"name": n} for n in OUTPUTS]]
-            if not set(wanted) <= set(outputs):
-                raise RequestError(400, "invalid_json", f"outputs may name {list(outputs)}")
+            wanted = _wanted_outputs(payload.get("outputs"), outputs)
             bodies = await scorer.score_many(parse_infer(payload, inputs), started)
         except RequestError as exc:
             return oip_error(exc.status, exc.code, exc.detail)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,12 @@ from ml_assets.lib.core.datasets import DatasetSpec
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "specs"
 _JSON_TYPES = {"integer": int, "string": str}
+#: The one spelling of an integer id in a path: ASCII digits, no sign but one '-', no leading
+#: zeros (``str.isdigit`` also accepts '²' and '١٢', which ``int`` then rejects or reads as 12).
+_CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")
+#: The instants a timestamp may hold: the feature code, the lake and the prediction log all use
+#: nanosecond timestamps, so anything outside pandas' range is refused, not crashed on.
+_TS_RANGE = (pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC"))
 
 
 class RequestError(ValueError):
@@ -78,10 +85,12 @@ class InterfaceContract:
 
     def errors(self) -> dict:
         return {
-            "400 invalid_json": "body is not a JSON object",
+            "400 invalid_json": "body is not one JSON object in UTF-8 (or is nested too "
+                                "deeply, or holds an unpaired surrogate)",
             "413 payload_too_large": f"body over {self.max_body_bytes} bytes",
             "422 invalid_field": "a field is missing, null where not allowed, of the wrong type, "
-                                 "NaN/infinite, out of range or not in the schema; `field` names it",
+                                 "NaN/infinite, out of range or not in the schema; `field` names it; "
+                                 "a path id that is not the canonical ASCII integer",
             "404 unknown_event": "no precomputed score for this event id",
             "503 no_servable_model": "no model could be loaded and verified",
         }
@@ -99,7 +108,42 @@ class InterfaceContract:
                 "feature_schema_version": self.spec.schema_version}
 
     # -- validation ----------------------------------------------------------------------
+    def parse_path_value(self, name: str, kind: str, raw: str):
+        """A path parameter (event id, entity value) as the contract's type.
+
+        Parameters
+        ----------
+        name : str
+            The field it fills (named in the error).
+        kind : str
+            Its contract type: ``"integer"`` or ``"string"``.
+        raw : str
+            The decoded path segment.
+
+        Returns
+        -------
+        int or str
+            An int64 for an integer field (only the canonical spelling: ASCII digits, an
+            optional leading '-', no leading zeros, no '-0'), else the text.
+
+        Raises
+        ------
+        RequestError
+            422 ``invalid_field`` naming ``name`` for anything else ('²', '--5', '+5', '05').
+        """
+        if kind != "integer":
+            return raw
+        if len(raw) > 20 or not _CANONICAL_INT.fullmatch(raw):
+            raise RequestError(422, "invalid_field", f"{name} must be an integer in ASCII "
+                               "digits (e.g. 42 or -7)", field=name)
+        value = int(raw)
+        if not -(2**63) <= value < 2**63:
+            raise RequestError(422, "invalid_field", f"{name} is out of the int64 range",
+                               field=name)
+        return value
+
     def parse_body(self, raw: bytes) -> dict:
+        """The request body as one JSON object, or a 400/413 ``RequestError``."""
         if len(raw) > self.max_body_bytes:
             raise RequestError(413, "payload_too_large",
                                f"body is {len(raw)} bytes; the limit is {self.max_body_bytes}")
@@ -108,6 +152,16 @@ class InterfaceContract:
             payload = json.loads(raw, parse_constant=float)
         except (ValueError, UnicodeDecodeError) as exc:
             raise RequestError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
+        except RecursionError as exc:  # '[' x 3000 fits the size limit but not the stack
+            raise RequestError(400, "invalid_json", "body is nested too deeply") from exc
+        try:
+            # "\ud800" parses to a lone surrogate that no response or log can encode later.
+            json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RequestError(400, "invalid_json", "body holds an unpaired UTF-16 surrogate "
+                               "escape") from exc
+        except RecursionError as exc:
+            raise RequestError(400, "invalid_json", "body is nested too deeply") from exc
         if not isinstance(payload, dict):
             raise RequestError(400, "invalid_json", "body must be one JSON object (one event)")
         return payload
@@ -139,13 +193,18 @@ class InterfaceContract:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise RequestError(422, "invalid_field", f"{name} must be a number, got "
                                    f"{type(value).__name__}", field=name)
-            if not math.isfinite(value):
+            try:
+                number = float(value)  # a 400-digit JSON integer does not fit a double
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
                 raise RequestError(422, "invalid_field", f"{name} must be a finite number "
-                                   "(NaN and infinity are refused)", field=name)
-            if "minimum" in f and value < f["minimum"] or "maximum" in f and value > f["maximum"]:
-                raise RequestError(422, "invalid_field", f"{name}={value} is outside "
+                                   "(NaN, infinity and values beyond a double are refused)",
+                                   field=name)
+            if "minimum" in f and number < f["minimum"] or "maximum" in f and number > f["maximum"]:
+                raise RequestError(422, "invalid_field", f"{name}={number} is outside "
                                    f"[{f.get('minimum')}, {f.get('maximum')}]", field=name)
-            return float(value)
+            return number
         expected = _JSON_TYPES[kind]
         if isinstance(value, bool) or not isinstance(value, expected):
             article = "an" if kind == "integer" else "a"
@@ -163,17 +222,24 @@ class InterfaceContract:
             event[name] = pd.Timestamp(now)
             return event
         try:
-            ts = pd.Timestamp(datetime.fromisoformat(raw))
+            if not raw.isascii():  # fromisoformat reads '２０２６' as 2026
+                raise ValueError("only ASCII characters are allowed")
+            parsed = datetime.fromisoformat(raw)
         except ValueError as exc:
             raise RequestError(422, "invalid_field", f"{name} is not ISO-8601: {exc}",
                                field=name) from exc
-        if ts.tzinfo is None:
+        if parsed.tzinfo is None:
             raise RequestError(422, "invalid_field", f"{name} needs a timezone, e.g. "
                                "'2026-08-01T12:00:00+00:00'", field=name)
+        try:
+            ts = pd.Timestamp(parsed).tz_convert("UTC").as_unit("ns")
+        except (ValueError, OverflowError) as exc:  # year 1, year 9999 - 14:00
+            raise RequestError(422, "invalid_field", f"{name} is outside {_TS_RANGE[0]} .. "
+                               f"{_TS_RANGE[1]}", field=name) from exc
         tolerance = timedelta(seconds=self.config["input"]["future_tolerance_seconds"])
         if ts > pd.Timestamp(now) + tolerance:
             raise RequestError(422, "invalid_field", f"{name} is in the future", field=name)
-        event[name] = ts.tz_convert("UTC")
+        event[name] = ts
         return event
 
 
