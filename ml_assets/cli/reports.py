@@ -35,6 +35,11 @@ def cmd_status(args, ws: Workspace) -> int:
               f"data in {p['data_dir']}")
         print("aliases: " + ", ".join(f"{a}={v or '-'}" for a, v in p["aliases"].items()))
         print(f"kill switch: {p['kill_switch']}   rollout stage: {p['rollout_stage']}")
+        if p["reverted_drill_flip"]:
+            print(f"REVERTED a dead drill's flip: {p['reverted_drill_flip']['restored']} "
+                  f"(drill by {p['reverted_drill_flip']['actor']}, audited as lease-expiry)")
+        if p["drill_flip"]:
+            print(f"drill flip open: {p['drill_flip']['message']}")
         for asset, info in p["lake"].items():
             print(f"  {asset:<15} {info['partitions']:>5} partitions, latest {info['latest']}")
         failing = p["failing_checks"]

@@ -210,6 +210,9 @@ def add_parsers(sub, actor: str) -> None:
     drill.add_argument("--every", type=int, default=1, help="six-weeks: days between retrains")
     drill.add_argument("--world", help="six-weeks: data directory to build the world in")
     drill.add_argument("--url", help="a running server (default: start one on localhost)")
+    drill.add_argument("--lease-seconds", type=float, default=300.0,
+                       help="rollback: how long the drill's kill-switch flip is leased; if the "
+                            "drill dies, the flip is reverted once the lease expires")
     drill.add_argument("--actor", default=actor, help="who (default $USER), for the audit log")
     drill.set_defaults(func=cmd_drill)
     bench = sub.add_parser("bench", help="side-by-side performance report (JSON + Markdown)")

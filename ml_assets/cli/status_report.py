@@ -39,7 +39,10 @@ def latest_checks(paths: DataPaths, defs: dg.Definitions) -> list[dict]:
 
 def status(ws: Workspace, defs: dg.Definitions) -> dict:
     """The ``ml-assets status`` payload of the workspace; ``defs`` names the checks to report."""
+    from ml_assets.lib.release import rollback
+
     spec, paths, registry = ws.spec, ws.paths, ws.registry
+    reverted = rollback.expire_drill_flip(registry)  # a dead drill's flip: undone, audited
     aliases = registry.aliases(spec.model_name)
     checks = latest_checks(paths, defs)
     return {
@@ -50,6 +53,8 @@ def status(ws: Workspace, defs: dg.Definitions) -> dict:
         "aliases": aliases,
         "kill_switch": registry.get_setting("kill_switch", "off"),
         "rollout_stage": registry.get_setting("rollout_stage", "none"),
+        "drill_flip": rollback.drill_flip(registry),
+        "reverted_drill_flip": reverted,
         "feature_schema_version": spec.schema_version,
         "lake": lake_partitions(paths),
         "checks": checks,

@@ -29,7 +29,8 @@ def build_rollback_defs(spec: DatasetSpec) -> dg.Definitions:
     -------
     dg.Definitions
         One asset (group ``serving``), checks ``drill_recency`` and ``rollback_readiness``,
-        ``rollback_drill_job`` and ``rollback_drill_schedule`` (monthly, 04:00 UTC).
+        ``rollback_drill_job``, ``rollback_drill_schedule`` (monthly, 04:00 UTC) and
+        ``drill_lease_sensor`` (reverts a dead drill's flip once its lease expired).
     """
     common = {"group_name": "serving", "owners": [spec.owner]}
 
@@ -75,6 +76,9 @@ def build_rollback_defs(spec: DatasetSpec) -> dg.Definitions:
                                 "and SHA-256 verified, features still computable.")
     def rollback_readiness(project: dg.ResourceParam[Workspace]) -> dg.AssetCheckResult:
         ready = rollback.rollback_readiness(project.registry, project.paths, spec)
+        flip = rollback.drill_flip(project.registry)
+        if flip is not None and flip["expired"]:  # production is on previous by accident
+            ready.ok, ready.reasons = False, [*ready.reasons, flip["message"]]
         return dg.AssetCheckResult(
             passed=bool(ready.ok), severity=dg.AssetCheckSeverity.ERROR,
             description="ok" if ready.ok else "; ".join(ready.reasons),
@@ -92,5 +96,20 @@ def build_rollback_defs(spec: DatasetSpec) -> dg.Definitions:
         description="Monthly rollback drill at 04:00 UTC (low traffic); a few seconds on the "
                     "previous model, then back.")
 
+    @dg.sensor(name="drill_lease_sensor", minimum_interval_seconds=60,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Reverts a rollback drill's kill-switch flip whose lease expired (the "
+                           "drill died mid-way): switch back off, drill recorded as failed, "
+                           "audited as lease-expiry.")
+    def drill_lease_sensor(context: dg.SensorEvaluationContext,
+                           project: dg.ResourceParam[Workspace]) -> dg.SkipReason:
+        closed = rollback.expire_drill_flip(project.registry)
+        if closed is not None:
+            context.log.warning(f"reverted a dead drill's flip: {closed}")
+            return dg.SkipReason(f"reverted a dead drill's flip, restored {closed['restored']}")
+        flip = rollback.drill_flip(project.registry)
+        return dg.SkipReason(flip["message"] if flip else "no drill flip open")
+
     return dg.Definitions(assets=[rollback_drills], asset_checks=[drill_recency, rollback_readiness],
-                          jobs=[drill_job], schedules=[drill_schedule])
+                          jobs=[drill_job], schedules=[drill_schedule],
+                          sensors=[drill_lease_sensor])

@@ -5,6 +5,8 @@ declarations. Every change is one audited control-plane transaction."""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +24,10 @@ from ml_assets.lib.scoring.batch import NotScorableError, check_features_computa
 
 KILL_SWITCH = "kill_switch"
 DRILL_MAX_AGE = timedelta(days=90)
+#: A drill's kill-switch flip is leased for this long; a drill that has not closed it by then
+#: died (``kill -9``, a lost host): the flip is flagged and reverted by the next reader.
+DRILL_LEASE_FOR = timedelta(minutes=5)
+LEASE_EXPIRY_ACTOR = "lease-expiry"
 
 
 class RollbackRefused(RegistryError):
@@ -120,13 +126,81 @@ def set_kill_switch(registry: Registry, paths: DataPaths, spec: DatasetSpec, on:
             raise RollbackRefused("kill switch refused: previous model "
                                   f"{ready.version or '(none)'} is not servable: "
                                   + "; ".join(ready.reasons))
+    # A person takes the switch over from a running (or dead) drill: its lease must not
+    # revert their decision later. Cleared first, so a crash in between reverts nothing.
+    registry.close_drill_flip(actor, f"superseded by a manual kill-switch change: {reason}",
+                              restore=False)
     registry.set_setting(KILL_SWITCH, "on" if on else "off", actor, reason)
     return {"kill_switch": "on" if on else "off", **registry.aliases(spec.model_name)}
 
 
+def drill_flip(registry: Registry, now: datetime | None = None) -> dict | None:
+    """The open drill flip (a drill switched the kill switch on and has not switched it back).
+
+    Parameters
+    ----------
+    registry : Registry
+        The control plane.
+    now : datetime, optional
+        The time to judge the lease by (UTC; default now).
+
+    Returns
+    -------
+    dict or None
+        The lease (``actor``, ``pid``, ``host``, ``opened_at``, ``expires_at``, ...) with
+        ``expired`` (bool) and ``message`` (what a person should know); None when no drill
+        flip is open.
+    """
+    lease = registry.drill_lease()
+    if lease is None:
+        return None
+    expired = (now or datetime.now(UTC)) >= datetime.fromisoformat(lease["expires_at"])
+    message = (f"rollback drill by {lease['actor']} (pid {lease['pid']} on {lease['host']}) "
+               f"switched the kill switch on at {lease['opened_at']}; lease "
+               + (f"EXPIRED at {lease['expires_at']}: the drill died without switching it "
+                  "back" if expired else f"open until {lease['expires_at']}"))
+    return {**lease, "expired": expired, "message": message}
+
+
+def expire_drill_flip(registry: Registry, now: datetime | None = None) -> dict | None:
+    """Revert a dead drill's flip: if the open drill flip's lease has expired, switch the kill
+    switch back off (only if it is still on as the drill left it), clear the lease and record
+    the drill as failed, audited as ``lease-expiry``.
+
+    Parameters
+    ----------
+    registry : Registry
+        The control plane.
+    now : datetime, optional
+        The time to judge the lease by (UTC; default now).
+
+    Returns
+    -------
+    dict or None
+        The closed lease with ``restored`` settings; None when nothing had expired.
+    """
+    flip = drill_flip(registry, now)
+    if flip is None or not flip["expired"]:
+        return None
+    closed = registry.close_drill_flip(LEASE_EXPIRY_ACTOR, flip["message"],
+                                       only_if={KILL_SWITCH: "on"})
+    if closed is None:  # the drill (or another reader) closed it a moment ago
+        return None
+    registry.record_drill(flip["model_name"], flip["kind"], flip["actor"], False, None,
+                          flip["champion"], flip["previous"],
+                          {"errors": [flip["message"]], "closed_by": LEASE_EXPIRY_ACTOR,
+                           "restored": closed["restored"]})
+    return closed
+
+
 def drill_status(registry: Registry, spec: DatasetSpec, now: datetime | None = None) -> dict:
-    """Age of the last successful rollback drill against the 90-day rule."""
+    """Age of the last successful rollback drill against the 90-day rule; not ok while a
+    drill's kill-switch flip is open past its lease (whatever the last drill's age)."""
     now = now or datetime.now(UTC)
+    flip = drill_flip(registry, now)
+    if flip is not None and flip["expired"]:
+        return {"ok": False, "last_successful_drill": None, "age_days": None,
+                "reason": flip["message"], "drill_flip": flip}
     last = registry.drills(spec.model_name, limit=1, only_ok=True)
     if not last:
         return {"ok": False, "last_successful_drill": None, "age_days": None,
@@ -163,11 +237,21 @@ def _wait_for(client, path: str, version: str, timeout_s: float) -> float | None
 
 
 def run_rollback_drill(registry: Registry, paths: DataPaths, spec: DatasetSpec, base_url: str,
-                       actor: str, timeout_s: float = 60.0, confirm_requests: int = 20) -> dict:
+                       actor: str, timeout_s: float = 60.0, confirm_requests: int = 20,
+                       lease_for: timedelta = DRILL_LEASE_FOR) -> dict:
     """Flip the kill switch, verify through the HTTP serving path that ``previous`` answers,
-    flip back, verify the champion answers again, and record the drill."""
+    flip back, verify the champion answers again, and record the drill.
+
+    The flip is written with a lease (``lease_for``) in the same transaction: if this process
+    dies before flipping back, the next reader past the lease (``drill_lease_sensor``,
+    ``ml-assets status``, the next drill) reverts it and records the drill as failed, and
+    ``/health``, ``drill_recency`` and ``rollback_readiness`` flag it until then."""
+    expire_drill_flip(registry)  # an earlier drill that died: revert its flip first
     aliases = registry.aliases(spec.model_name)
     champion, previous = aliases["champion"], aliases["previous"]
+    open_flip = drill_flip(registry)
+    if open_flip is not None:
+        raise RollbackRefused(f"another drill is running: {open_flip['message']}")
     if registry.get_setting(KILL_SWITCH, "off") == "on":
         raise RollbackRefused("kill switch is already on (an incident?); not drilling now")
     result = {"ok": False, "champion_version": champion, "previous_version": previous,
@@ -182,7 +266,16 @@ def run_rollback_drill(registry: Registry, paths: DataPaths, spec: DatasetSpec, 
             if _wait_for(client, probe, champion, timeout_s) is None:
                 raise RollbackRefused(f"serving at {base_url} does not answer with {champion}")
             t0 = time.perf_counter()
-            set_kill_switch(registry, paths, spec, True, actor, "rollback drill")
+            opened = datetime.now(UTC)
+            lease = {"kind": "rollback", "model_name": spec.model_name, "actor": actor,
+                     "pid": os.getpid(), "host": socket.gethostname(),
+                     "opened_at": opened.isoformat(),
+                     "expires_at": (opened + lease_for).isoformat(),
+                     "champion": champion, "previous": previous,
+                     "restore": {KILL_SWITCH: "off"}}
+            if not registry.open_drill_flip(lease, {KILL_SWITCH: "on"}, actor,
+                                            "rollback drill"):
+                raise RollbackRefused("another drill opened a flip a moment ago")
             flipped = True
             waited = _wait_for(client, probe, previous, timeout_s)
             if waited is None:
@@ -197,7 +290,7 @@ def run_rollback_drill(registry: Registry, paths: DataPaths, spec: DatasetSpec, 
                 raise RollbackRefused(f"health disagrees after the flip: {health['model_version']}"
                                       f" degraded={health.get('degraded')}")
             t1 = time.perf_counter()
-            set_kill_switch(registry, paths, spec, False, actor, "rollback drill: restore")
+            registry.close_drill_flip(actor, "rollback drill: restore")
             flipped = False
             if _wait_for(client, probe, champion, timeout_s) is None:
                 raise RollbackRefused(f"{champion} did not answer again after the switch was off")
@@ -207,7 +300,7 @@ def run_rollback_drill(registry: Registry, paths: DataPaths, spec: DatasetSpec, 
         result["errors"].append(f"{type(exc).__name__}: {exc}")
     finally:
         if flipped:
-            set_kill_switch(registry, paths, spec, False, actor, "rollback drill: restore")
+            registry.close_drill_flip(actor, "rollback drill: restore")
     result["drill_id"] = registry.record_drill(
         spec.model_name, "rollback", actor, result["ok"], result["time_to_effect_ms"],
         champion, previous, {k: result[k] for k in ("restore_ms", "url", "errors")})

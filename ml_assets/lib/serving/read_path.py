@@ -43,7 +43,7 @@ from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.online import OnlineState
 from ml_assets.lib.release import arms, rollout
-from ml_assets.lib.release.rollback import KILL_SWITCH
+from ml_assets.lib.release.rollback import KILL_SWITCH, drill_flip
 from ml_assets.lib.serving.models import BatchStats, ModelCache
 from ml_assets.lib.serving.score_index import (
     empty_score_index,
@@ -263,8 +263,11 @@ class ScoringService:
     def health(self) -> dict:
         aliases, kill, state = self.control.read()
         r = self.resolve()
-        return {"status": "degraded" if r.degraded or self.integrity else "ok",
+        flip = drill_flip(self.registry)  # a dead drill's flip must not look like "ok"
+        stale_flip = flip is not None and flip["expired"]
+        return {"status": "degraded" if r.degraded or self.integrity or stale_flip else "ok",
                 "model_version": r.version, "role": r.role, "kill_switch": kill,
+                "drill_flip": flip,
                 "aliases": aliases, "degraded": r.degraded,
                 "rollout": {"challenger": aliases.get("challenger"),
                             "percent": arms.acting_share(state, aliases.get("challenger"))},

@@ -13,6 +13,9 @@ from datetime import UTC, datetime
 
 from ml_assets.lib.core.registry.backend import SqliteBackend
 
+#: The settings key holding an open drill flip's lease (JSON), absent when none is open.
+DRILL_LEASE = "drill_lease"
+
 
 def now(timespec: str = "milliseconds") -> str:
     """The current UTC time as ISO 8601 text (how every control-plane row is stamped)."""
@@ -76,6 +79,84 @@ class Records:
                                "ORDER BY id DESC LIMIT ?",
                                (model_name, int(only_ok), limit)).fetchall()
         return [{**dict(r), "ok": bool(r["ok"]), "detail": json.loads(r["detail"])} for r in rows]
+
+    # -- drill leases: a drill's temporary setting flip, undone or flagged if the drill dies --
+    def open_drill_flip(self, lease: dict, settings: dict[str, str], actor: str,
+                        reason: str) -> bool:
+        """Write ``settings`` (e.g. the kill switch on) together with the drill's lease, in one
+        audited transaction: no flip without its lease, no lease without its flip.
+
+        Parameters
+        ----------
+        lease : dict
+            JSON facts of the open flip; needs ``expires_at`` (ISO UTC) and ``restore`` (the
+            settings to write back when it closes or expires).
+        settings : dict
+            The settings the drill flips now.
+        actor, reason : str
+            Audited as who and why.
+
+        Returns
+        -------
+        bool
+            False, with nothing written, when a drill flip is already open (one at a time).
+        """
+        with self.backend.transaction() as con:
+            if self._setting(con, DRILL_LEASE):
+                return False
+            for key, value in settings.items():
+                self._put_setting(con, key, value)
+            self._put_setting(con, DRILL_LEASE, json.dumps(lease, sort_keys=True))
+            self._audit(con, actor, "drill:flip-open", ",".join(settings), reason,
+                        {"settings": settings, "lease": lease})
+            return True
+
+    def close_drill_flip(self, actor: str, reason: str, only_if: dict[str, str] | None = None,
+                         restore: bool = True) -> dict | None:
+        """Close the open drill flip: write back its ``restore`` settings and clear the lease,
+        in one audited transaction.
+
+        Parameters
+        ----------
+        actor, reason : str
+            Audited as who and why (``"lease-expiry"`` when a reader reverts an expired one).
+        only_if : dict, optional
+            Restore a setting only while it still holds this value (the drill's flip): a
+            setting someone changed since is theirs and is left alone.
+        restore : bool, default True
+            False clears the lease without writing anything back (a person changed the
+            flipped setting on purpose and now owns it).
+
+        Returns
+        -------
+        dict or None
+            The closed lease with ``restored`` (the settings written back), or None when no
+            drill flip was open.
+        """
+        with self.backend.transaction() as con:
+            raw = self._setting(con, DRILL_LEASE)
+            if not raw:
+                return None
+            lease = json.loads(raw)
+            restored = {k: v for k, v in lease["restore"].items() if restore and (
+                only_if is None or self._setting(con, k) == only_if.get(k))}
+            for key, value in restored.items():
+                self._put_setting(con, key, value)
+            con.execute("DELETE FROM settings WHERE key=?", (DRILL_LEASE,))
+            self._audit(con, actor, "drill:flip-close", ",".join(lease["restore"]) or "-",
+                        reason, {"lease": lease, "restored": restored})
+            return {**lease, "restored": restored}
+
+    def drill_lease(self) -> dict | None:
+        """The open drill flip's lease, or None."""
+        with self.backend.read() as con:
+            raw = self._setting(con, DRILL_LEASE)
+        return json.loads(raw) if raw else None
+
+    @staticmethod
+    def _setting(con, key: str) -> str | None:
+        row = con.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
 
     # -- measured drill results (reproduce, incident drill) -----------------------------------
     def record_drill_result(self, kind: str, subject: str, ok: bool, payload: dict) -> None:
