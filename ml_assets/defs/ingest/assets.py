@@ -55,8 +55,12 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
     def raw_events(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame]:
         start, end = context.partition_time_window
         hours = hours_between(start, end)
+        notes: list[str] = []  # defined coercions that lose something (sub-µs digits)
         with contract_failures():
-            valid, quarantined = ingest_events(project.paths, spec, hours, datetime.now(UTC))
+            valid, quarantined = ingest_events(project.paths, spec, hours, datetime.now(UTC),
+                                               notes)
+        for note in notes:
+            context.log.warning(note)
         write_quarantine(project.paths, RAW_EVENTS, quarantined,
                          [project.catalog.table(RAW_EVENTS).stem(h) for h in hours])
         rows = sum(len(df) for df in valid.values())
@@ -65,6 +69,7 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
             "quarantined_rows": len(quarantined),
             "quarantine_share": float(len(quarantined) / max(rows + len(quarantined), 1)),
             "quarantine_reasons": dg.MetadataValue.md(_reason_table(quarantined)),
+            "coercions": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes) or "none"),
         })
         return {hour_key(h): df for h, df in valid.items()}
 

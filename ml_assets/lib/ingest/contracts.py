@@ -1,19 +1,43 @@
 """Data contracts (pandera) for landing files, features and scores.
 
 Two kinds of failure: a *schema* break (missing/renamed/unexpected column, naive timestamps,
-unreadable file) rejects the whole file with a message naming the file and column; a *row*
-failure (null where none is allowed, out of range, duplicate id, future timestamp, value of the
-wrong type) sends that row to quarantine with its reason. Nothing is silently dropped.
+unreadable file, a column type outside its family) rejects the whole file with a message naming
+the file and column; a *row* failure (null where none is allowed, out of range, duplicate id,
+future timestamp, value of the wrong type) sends that row to quarantine with its reason. Nothing
+is silently dropped.
+
+Every accepted column is stored in ONE canonical type per spec column, whatever the writer
+produced (``canonical_column``), so a lake partition never depends on how its file was written:
+
+========== ============================================== ==================================
+kind       accepted Arrow types                           stored as
+========== ============================================== ==================================
+timestamp  timestamp[s|ms|us|ns] with any time zone       timestamp[us, UTC] (same instant);
+                                                          sub-µs digits floored, counted
+id (int64) int8..int64, uint8..uint64 (in range)          int64
+           float (row-level: integral and finite)         int64
+           text (row-level: canonical ASCII digits)       int64
+id (string), category: string, large_string, dictionary   string
+number     int, uint, float, decimal                      float64 (decimal: nearest double)
+           text (row-level: a number, else quarantined)   float64
+label      as number, plus bool                           int8 (0/1)
+========== ============================================== ==================================
+
+Any other type (naive timestamps, text timestamps, dates, bool ids or amounts, numbers in a
+categorical column, nested types) refuses the file naming file, column and type. An all-null
+column (Arrow ``null``) takes the column's canonical type.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
 from pandera.errors import SchemaErrors
 
 from ml_assets.lib.core.datasets import DatasetSpec
@@ -45,13 +69,127 @@ def check_columns(columns: list[str], expected: list[str], source: str) -> None:
                             "spec or remove them from the file, then rerun the partition.")
 
 
-def check_timestamp_type(dtype, column: str, source: str) -> None:
-    if isinstance(dtype, pd.DatetimeTZDtype):
-        return
-    if pd.api.types.is_datetime64_any_dtype(dtype):
+TIMESTAMP, ID, CATEGORY, NUMBER, LABEL = "timestamp", "id", "category", "number", "label"
+CANONICAL_TS = pyarrow.timestamp("us", tz="UTC")
+# An integer id written as text is accepted only in its one canonical spelling: ASCII digits,
+# no sign but "-", no leading zeros, no spaces (so "007", " 7", "7.0" and "²" never alias 7).
+INTEGER_TEXT = r"0|-?[1-9][0-9]{0,18}"
+
+
+def event_kinds(spec: DatasetSpec) -> dict[str, str]:
+    """The type kind of every event column (see the module docstring's table).
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+        ``id_type`` is the type of ``event_id`` and of every entity key.
+
+    Returns
+    -------
+    dict
+        ``{column: kind}`` in ``spec.event_columns`` order.
+    """
+    return {spec.event_id: ID, spec.event_ts: TIMESTAMP, **dict.fromkeys(spec.entity_keys, ID),
+            **{a.name: NUMBER if a.kind == "numeric" else CATEGORY for a in spec.attributes}}
+
+
+def label_kinds(spec: DatasetSpec) -> dict[str, str]:
+    """The type kind of every label-file column: event id, label, label time."""
+    return {spec.event_id: ID, spec.label: LABEL, spec.label_ts: TIMESTAMP}
+
+
+def _is_text(t: pyarrow.DataType) -> bool:
+    return pyarrow.types.is_string(t) or pyarrow.types.is_large_string(t) \
+        or pyarrow.types.is_string_view(t)
+
+
+def _refuse(source: str, column: str, t: pyarrow.DataType, expected: str) -> ContractError:
+    return ContractError(f"{source}: column {column!r} has type {t}, expected {expected}. "
+                         "Fix the writer (or the dataset spec) and re-deliver the file.")
+
+
+def _canonical_timestamp(col: pyarrow.ChunkedArray, column: str, source: str,
+                         notes: list[str]) -> pyarrow.ChunkedArray:
+    t = col.type
+    if not pyarrow.types.is_timestamp(t):
+        raise _refuse(source, column, t, "a UTC timestamp")
+    if t.tz is None:
         raise ContractError(f"{source}: column {column!r} holds timezone-naive timestamps; "
                             "landing files must carry UTC-aware timestamps.")
-    raise ContractError(f"{source}: column {column!r} has type {dtype}, expected a UTC timestamp.")
+    if t.unit != "ns":  # s/ms/us: exact; a zone only changes how the instant is displayed
+        try:
+            return col.cast(CANONICAL_TS)
+        except pyarrow.ArrowInvalid as exc:
+            raise ContractError(f"{source}: column {column!r}: {exc}; timestamps must lie "
+                                "within years 1..9999") from exc
+    # ns -> µs: flooring keeps every value inside the same µs-aligned file window it was in
+    ints = col.combine_chunks().cast(pyarrow.int64())
+    present = ints.is_valid().to_numpy(zero_copy_only=False)
+    values = ints.fill_null(0).to_numpy()
+    floored = np.floor_divide(values, 1000)
+    truncated = int(((values - floored * 1000 != 0) & present).sum())
+    if truncated:
+        notes.append(f"{source}: column {column!r}: {truncated} value(s) with sub-microsecond "
+                     "digits floored to the microsecond")
+    return pyarrow.chunked_array([pyarrow.array(floored, mask=~present).cast(CANONICAL_TS)])
+
+
+def canonical_column(col: pyarrow.ChunkedArray, kind: str, id_type: str, column: str,
+                     source: str, notes: list[str]) -> pyarrow.ChunkedArray:
+    """One landing column in its canonical stored type, or a ContractError naming it.
+
+    Parameters
+    ----------
+    col : pyarrow.ChunkedArray
+        The column as the writer produced it.
+    kind : {"timestamp", "id", "category", "number", "label"}
+        Its kind (``event_kinds``/``label_kinds``).
+    id_type : {"int64", "string"}
+        The spec's id type (for ``kind == "id"``).
+    column, source : str
+        Column name and file (relative to the data directory), for the messages.
+    notes : list of str
+        Receives one line per lossy-but-defined coercion (sub-µs digits floored).
+
+    Returns
+    -------
+    pyarrow.ChunkedArray
+        The canonical type; text left for row-level coercion stays ``string`` (ids and numbers
+        written as text are parsed row by row, bad values quarantined).
+
+    Raises
+    ------
+    ContractError
+        The type is outside the column's family (see the module docstring).
+    """
+    if kind == TIMESTAMP:
+        return _canonical_timestamp(col, column, source, notes)
+    t = col.type
+    if pyarrow.types.is_dictionary(t):
+        col, t = col.cast(t.value_type), t.value_type
+    text = _is_text(t) or pyarrow.types.is_null(t)
+    if kind == CATEGORY or (kind == ID and id_type == "string"):
+        if not text:
+            raise _refuse(source, column, t, "text (string, large_string or dictionary)")
+        return col.cast(pyarrow.string())
+    if _is_text(t):  # numbers and integer ids written as text: parsed and checked per row
+        return col.cast(pyarrow.string())
+    integral = pyarrow.types.is_integer(t) or pyarrow.types.is_null(t)
+    if kind == ID:
+        if pyarrow.types.is_floating(t):
+            return col.cast(pyarrow.float64())  # integral and finite is checked per row
+        if not integral:
+            raise _refuse(source, column, t, "integer ids (int8..int64, uint8..uint64)")
+        try:
+            return col.cast(pyarrow.int64())
+        except pyarrow.ArrowInvalid as exc:  # uint64 above 2**63 - 1
+            raise ContractError(f"{source}: column {column!r}: id out of the int64 range "
+                                f"({exc})") from exc
+    boolean = kind == LABEL and pyarrow.types.is_boolean(t)
+    if not (integral or boolean or pyarrow.types.is_floating(t) or pyarrow.types.is_decimal(t)):
+        raise _refuse(source, column, t, "a number (int, uint, float or decimal)")
+    return col.cast(pyarrow.int8()).cast(pyarrow.float64()) if boolean \
+        else col.cast(pyarrow.float64(), safe=False)  # decimal: the nearest double
 
 
 def _coerce_numeric(df: pd.DataFrame, column: str) -> pd.Series:
@@ -111,6 +249,38 @@ def _duplicate_reasons(batch: pd.DataFrame, column: str, reasons: pd.Series) -> 
         reasons.loc[where.index] += "duplicate " + column + " (first seen in " + where + "); "
 
 
+_ID_DTYPE = {"int64": "int64", "string": "str"}
+
+
+def _coerce_integer_text(df: pd.DataFrame, column: str) -> pd.Series:
+    """Parse ids written as text; return a mask of values that are not canonical integers."""
+    raw = df[column]
+    text = raw.astype("object").where(raw.notna(), None)
+    ok = text.map(lambda v: isinstance(v, str | int | np.integer) and not isinstance(v, bool)
+                  and re.fullmatch(INTEGER_TEXT, str(v)) is not None).astype(bool)
+    parsed = [int(v) if m else None for v, m in zip(text, ok, strict=True)]
+    ok &= pd.Series([v is not None and -2**63 <= v < 2**63 for v in parsed], index=df.index)
+    df[column] = pd.array([v if m else None for v, m in zip(parsed, ok, strict=True)],
+                          dtype="Int64")
+    return raw.notna() & ~ok
+
+
+def _coerce_ids(batch: pd.DataFrame, columns: list[str], id_type: str,
+                reasons: pd.Series) -> None:
+    """Bring id columns to the spec's id type row by row; bad values get a reason."""
+    for col in columns:
+        dtype = batch[col].dtype
+        if id_type == "string":
+            batch[col] = batch[col].astype("str").where(batch[col].notna())
+        elif pd.api.types.is_float_dtype(dtype):
+            # 1.5 would otherwise be truncated to 1 by the int64 cast: another entity.
+            reasons[batch[col].notna() & ~np.isfinite(batch[col])] += f"{col}: not an integer; "
+            reasons[np.isfinite(batch[col]) & (batch[col] % 1 != 0)] += f"{col}: not an integer; "
+        elif not pd.api.types.is_integer_dtype(dtype):
+            reasons[_coerce_integer_text(batch, col)] += (
+                f"{col}: not an integer (ids written as text must be canonical ASCII digits); ")
+
+
 def validate_events(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a batch of landing event rows into (valid rows, quarantined rows with reasons)."""
@@ -119,13 +289,8 @@ def validate_events(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
     reasons = pd.Series("", index=batch.index, dtype="object")
     for col in spec.numeric_attributes:
         reasons[_coerce_numeric(batch, col)] += f"{col}: not a number; "
-    int_cols = ([spec.event_id] if spec.id_type == "int64" else []) + [
-        k for k in spec.entity_keys if not pd.api.types.is_string_dtype(batch[k].dtype)]
-    for col in int_cols:
-        if not pd.api.types.is_integer_dtype(batch[col].dtype):
-            reasons[_coerce_numeric(batch, col)] += f"{col}: not an integer; "
-            # 1.5 would otherwise be truncated to 1 by the int64 cast below: another entity.
-            reasons[batch[col].notna() & (batch[col] % 1 != 0)] += f"{col}: not an integer; "
+    id_cols = [spec.event_id, *spec.entity_keys]
+    _coerce_ids(batch, id_cols, spec.id_type, reasons)
     columns = {c: pa.Column(nullable=False) for c in (spec.event_id, spec.event_ts, *spec.entity_keys)}
     for attr in spec.attributes:
         checks = []
@@ -140,8 +305,10 @@ def validate_events(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
     _time_reasons(batch, spec.event_ts, now, reasons)
     _duplicate_reasons(batch, spec.event_id, reasons)
     valid = batch.loc[reasons == ""]
-    if spec.id_type == "int64":
-        valid = valid.astype({c: "int64" for c in int_cols})
+    # one stored type per spec column, whatever each file's writer produced
+    valid = valid.astype({**dict.fromkeys(id_cols, _ID_DTYPE[spec.id_type]),
+                          **dict.fromkeys(spec.numeric_attributes, "float64"),
+                          **dict.fromkeys(spec.categorical_attributes, "str")})
     return valid.reset_index(drop=True), quarantine_rows(raw, reasons)
 
 
@@ -153,6 +320,7 @@ def validate_labels(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
     raw = batch.copy(deep=False)
     reasons = pd.Series("", index=batch.index, dtype="object")
     reasons[_coerce_numeric(batch, spec.label)] += f"{spec.label}: not a number; "
+    _coerce_ids(batch, [spec.event_id], spec.id_type, reasons)
     schema = pa.DataFrameSchema({
         spec.event_id: pa.Column(nullable=False),
         spec.label: pa.Column(nullable=False, checks=pa.Check.isin([0, 1])),
@@ -165,5 +333,6 @@ def validate_labels(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
         .transform("nunique").gt(1)
     reasons[conflicting] += "conflicting labels for the same event_id; "
     _duplicate_reasons(batch[~conflicting], spec.event_id, reasons)
-    valid = batch.loc[reasons == ""].astype({spec.label: "int8"})
+    valid = batch.loc[reasons == ""].astype({spec.label: "int8",
+                                             spec.event_id: _ID_DTYPE[spec.id_type]})
     return valid.reset_index(drop=True), quarantine_rows(raw, reasons)

@@ -5,6 +5,10 @@ Ingest records the SHA-256 of every landing file it reads in the control plane's
 later differ from the ledger - or from the generator's ``landing/_manifest.json`` when the
 ledger never saw it - was rewritten, and every consumer that cares (reproduce, status) can say
 which file and since when.
+
+A corrected re-delivery is not a silent rewrite once a person accepts it (``accept``, the
+``ml-assets landing accept`` command): the acceptance (who, why, old and new checksum) is
+appended and audited, and from then on the accepted checksum is the one expected.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 
 from ml_assets.lib.core.artifacts import sha256_file
 from ml_assets.lib.core.paths import DataPaths
-from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.registry import Registry, RegistryError
 
 MANIFEST = "_manifest.json"
 
@@ -26,7 +30,7 @@ class FileProblem:
     problem: str  # "rewritten" | "missing" | "unrecorded"
     expected_sha256: str | None
     actual_sha256: str | None
-    source: str  # where the expected checksum came from: "ledger" | "manifest" | "-"
+    source: str  # where the expected checksum came from: "ledger" | "acceptance" | "manifest" | "-"
     recorded_at: str | None = None
 
     def as_dict(self) -> dict:
@@ -36,10 +40,16 @@ class FileProblem:
         if self.problem == "rewritten":
             return (f"{self.path} was rewritten after it landed: sha256 {self.actual_sha256[:12]}"
                     f"... != {self.expected_sha256[:12]}... recorded in the {self.source}"
-                    + (f" at {self.recorded_at}" if self.recorded_at else ""))
+                    + (f" at {self.recorded_at}" if self.recorded_at else "")
+                    + f" (a corrected re-delivery? `ml-assets landing accept {self.path} "
+                      "--reason ...`)")
         if self.problem == "missing":
             return f"{self.path} is missing (recorded in the {self.source})"
         return f"{self.path} has no recorded checksum (neither ledger nor manifest)"
+
+
+def _source(row: dict) -> str:
+    return "acceptance" if row.get("accepted_by") else "ledger"
 
 
 def manifest_checksums(paths: DataPaths) -> dict[str, str]:
@@ -75,7 +85,7 @@ def record(paths: DataPaths, registry: Registry, files: list[Path],
     new = [(rel, sha, size) for rel, (sha, size) in digests.items() if rel not in known]
     if new:
         registry.record_landing_checksums(new, actor)
-    return [FileProblem(rel, "rewritten", known[rel]["sha256"], sha, "ledger",
+    return [FileProblem(rel, "rewritten", known[rel]["sha256"], sha, _source(known[rel]),
                         known[rel]["recorded_at"])
             for rel, (sha, _) in digests.items()
             if rel in known and known[rel]["sha256"] != sha]
@@ -98,7 +108,8 @@ def expected_checksums(paths: DataPaths, registry: Registry,
     Returns
     -------
     dict
-        ``{path: (sha256, source, recorded_at)}`` with source ``"ledger"`` or ``"manifest"``;
+        ``{path: (sha256, source, recorded_at)}`` with source ``"ledger"``, ``"acceptance"``
+        (a corrected re-delivery accepted since) or ``"manifest"``;
         paths known to neither are left out.
     """
     recorded = registry.landing_checksums(rel_paths)
@@ -106,7 +117,8 @@ def expected_checksums(paths: DataPaths, registry: Registry,
     out = {}
     for rel in rel_paths:
         if rel in recorded:
-            out[rel] = (recorded[rel]["sha256"], "ledger", recorded[rel]["recorded_at"])
+            out[rel] = (recorded[rel]["sha256"], _source(recorded[rel]),
+                        recorded[rel]["recorded_at"])
         elif rel in manifest:
             out[rel] = (manifest[rel], "manifest", None)
     return out
@@ -148,3 +160,40 @@ def verify(paths: DataPaths, registry: Registry, rel_paths: list[str]) -> list[F
         if problem:
             problems.append(problem)
     return problems
+
+
+def accept(paths: DataPaths, registry: Registry, file: str, actor: str, reason: str) -> dict:
+    """Accept the current bytes of a re-delivered landing file as its expected version.
+
+    Parameters
+    ----------
+    paths : DataPaths
+        The data directory.
+    registry : Registry
+        The control plane holding the ledger (the acceptance is appended and audited there).
+    file : str
+        The landing file: relative to the data directory (``landing/events/<hour>.parquet``)
+        or absolute; it must resolve inside ``landing/``.
+    actor, reason : str
+        Who accepts it and why (both required, both audited).
+
+    Returns
+    -------
+    dict
+        The acceptance: path, old and new checksum, size, when, who, why.
+
+    Raises
+    ------
+    RegistryError
+        The path leaves ``landing/``, the file does not exist, was never ingested, or already
+        has the expected checksum; or actor/reason is blank.
+    """
+    given = Path(file)
+    path = given if given.is_absolute() else paths.root / given
+    landing = paths.landing.resolve()
+    if not path.resolve().is_relative_to(landing) or path.resolve() == landing:
+        raise RegistryError(f"{file!r} refused: landing files are inside {landing}")
+    if not path.is_file():
+        raise RegistryError(f"{file!r}: no such landing file")
+    rel = str(path.resolve().relative_to(paths.root.resolve()))
+    return registry.accept_landing_file(rel, sha256_file(path), path.stat().st_size, actor, reason)

@@ -18,9 +18,13 @@ from ml_assets.lib.core.identifiers import quote
 from ml_assets.lib.core.lake import connect
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.ingest.contracts import (
+    CANONICAL_TS,
+    TIMESTAMP,
     ContractError,
+    canonical_column,
     check_columns,
-    check_timestamp_type,
+    event_kinds,
+    label_kinds,
     quarantine_rows,
     validate_events,
     validate_labels,
@@ -49,25 +53,58 @@ def read_landing_table(path: Path, root: Path) -> pa.Table:
 
 
 def read_landing_batch(paths: DataPaths, files: list[tuple[Path, datetime, datetime]],
-                       expected: list[str], ts_column: str) -> pd.DataFrame:
-    """Read files, check each one's columns and timestamp type (naming the file on failure),
-    and stack them with where each row came from (``_source``, ``_row``, ``_lo``, ``_hi``)."""
+                       expected: list[str], ts_column: str, kinds: dict[str, str] | None = None,
+                       id_type: str = "int64", notes: list[str] | None = None) -> pd.DataFrame:
+    """Read landing files into one frame of canonical column types.
+
+    Each file's columns and column types are checked (a break names file and column), every
+    column is brought to its canonical type (``contracts.canonical_column``) and the writer's
+    pandas metadata is dropped, so no file's time zone, unit or dtype reaches the lake.
+
+    Parameters
+    ----------
+    paths : DataPaths
+        The data directory (files are named relative to it).
+    files : list of (pathlib.Path, datetime, datetime)
+        Each file with the time window its rows must fall in.
+    expected : list of str
+        The contract's columns, in order.
+    ts_column : str
+        The timestamp column (always a timestamp kind).
+    kinds : dict, optional
+        ``{column: kind}`` (``event_kinds``/``label_kinds``); without it only ``ts_column`` is
+        converted and dictionary columns decoded, the rest left to row-level validation.
+    id_type : {"int64", "string"}
+        The spec's id type, for ``id`` kinds.
+    notes : list of str, optional
+        Receives a line per defined-but-lossy coercion (sub-µs digits floored).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of every file with ``_source``, ``_row``, ``_lo``, ``_hi``.
+
+    Raises
+    ------
+    ContractError
+        A file is missing, unreadable, or breaks the contract's columns or types.
+    """
+    kinds = {**(kinds or {}), ts_column: TIMESTAMP}
+    notes = [] if notes is None else notes
     groups: dict[pa.Schema, list[pa.Table]] = {}
     for path, lo, hi in files:
         table = read_landing_table(path, paths.root)
         source = str(path.relative_to(paths.root))
         check_columns(table.column_names, expected, source)
-        check_timestamp_type(table.schema.field(ts_column).type.to_pandas_dtype()
-                             if not pa.types.is_timestamp(table.schema.field(ts_column).type)
-                             or table.schema.field(ts_column).type.tz is None
-                             else pd.DatetimeTZDtype(tz="UTC"), ts_column, source)
         n = table.num_rows
-        table = table.select(expected).append_column("_source", pa.array([source] * n, pa.string()))
-        table = table.append_column("_row", pa.array(range(n), pa.int64()))
-        table = table.append_column("_lo", pa.array([lo] * n, pa.timestamp("us", tz="UTC")))
-        table = table.append_column("_hi", pa.array([hi] * n, pa.timestamp("us", tz="UTC")))
-        table = table.set_column(table.schema.get_field_index(ts_column), ts_column,
-                                 table[ts_column].cast(pa.timestamp("us", tz="UTC")))
+        columns = {c: canonical_column(table[c], kinds[c], id_type, c, source, notes)
+                   if c in kinds else table[c].cast(table[c].type.value_type)
+                   if pa.types.is_dictionary(table[c].type) else table[c] for c in expected}
+        # a fresh table: the writer's pandas metadata (zone, unit, dtypes) is left behind
+        table = pa.table({**columns, "_source": pa.array([source] * n, pa.string()),
+                          "_row": pa.array(range(n), pa.int64()),
+                          "_lo": pa.array([lo] * n, CANONICAL_TS),
+                          "_hi": pa.array([hi] * n, CANONICAL_TS)})
         groups.setdefault(table.schema, []).append(table)
     frames = [pa.concat_tables(tables).to_pandas() for tables in groups.values()]
     if not frames:
@@ -84,12 +121,71 @@ def _by_window(valid: pd.DataFrame, starts: list[datetime]) -> dict[datetime, pd
 
 
 def ingest_events(paths: DataPaths, spec: DatasetSpec, hours: list[datetime], now: datetime,
+                  notes: list[str] | None = None,
                   ) -> tuple[dict[datetime, pd.DataFrame], pd.DataFrame]:
+    """Validate the event landing files of ``hours`` into canonical frames and quarantine.
+
+    Parameters
+    ----------
+    paths : DataPaths
+        The data directory.
+    spec : DatasetSpec
+        Columns, kinds and checks.
+    hours : list of datetime
+        The hourly partitions (UTC hour starts) to ingest; each one's file is read.
+    now : datetime
+        The clock for "in the future".
+    notes : list of str, optional
+        Receives a line per defined-but-lossy coercion (file, column, count).
+
+    Returns
+    -------
+    (dict, pandas.DataFrame)
+        ``{hour: valid rows}`` (sorted by time and id) and the quarantined rows with reasons.
+
+    Raises
+    ------
+    ContractError
+        A file is missing, unreadable, or breaks the contract's columns or types.
+    """
     files = [(paths.landing_events_file(h), h, h + timedelta(hours=1)) for h in hours]
-    batch = read_landing_batch(paths, files, spec.event_columns, spec.event_ts)
+    batch = read_landing_batch(paths, files, spec.event_columns, spec.event_ts,
+                               event_kinds(spec), spec.id_type, notes)
     valid, quarantined = validate_events(batch, spec, now)
+    valid, later = _ingested_before(paths, spec, hours, valid)
     valid = valid.sort_values([spec.event_ts, spec.event_id], kind="stable")
-    return _by_window(valid, hours), quarantined
+    return _by_window(valid, hours), pd.concat([q for q in (quarantined, later) if len(q)]
+                                               or [quarantined], ignore_index=True)
+
+
+def _ingested_before(paths: DataPaths, spec: DatasetSpec, hours: list[datetime],
+                     valid: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off rows whose ``event_id`` is already in another raw_events partition.
+
+    Uniqueness holds across the whole lake, not inside one run: the copy ingested first stands
+    (whatever its hour), a later copy is quarantined naming the landing file that holds the
+    kept one. The partitions being (re)written are left out, so a rerun is not its own
+    duplicate. DuckDB reads only the id column and skips row groups by their min/max.
+    """
+    table = Catalog(paths.lake).table(RAW_EVENTS)
+    rewritten = {table.stem(h) for h in hours}
+    others = [p for p in table.files() if p.stem not in rewritten]
+    if not others or not len(valid):
+        return valid, quarantine_rows(valid, pd.Series("", index=valid.index, dtype="object"))
+    con = connect()
+    con.register("ids", valid[[spec.event_id]])
+    eid = quote(spec.event_id)
+    listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in others)
+    seen = con.execute(
+        f"SELECT {eid}, min(parse_filename(filename, true)) AS part FROM read_parquet([{listed}], "
+        f"filename = true) WHERE {eid} IN (SELECT {eid} FROM ids) GROUP BY {eid}").df()
+    first = {i: str(paths.landing_events_file(table.start(p)).relative_to(paths.root))
+             for i, p in zip(seen[spec.event_id], seen["part"], strict=True)}
+    where = valid[spec.event_id].map(first).astype("object")
+    hit = where.notna()
+    reasons = pd.Series("", index=valid.index, dtype="object")
+    reasons[hit] = [f"duplicate {spec.event_id}, first seen in {w}" for w in where[hit]]
+    return valid.loc[~hit], quarantine_rows(valid, reasons)
 
 
 @dataclass(frozen=True)
@@ -157,7 +253,7 @@ def ingest_labels(paths: DataPaths, spec: DatasetSpec, days: list[datetime], now
     quarantined."""
     files = [(feed.landing_file(paths, d), d, d + timedelta(days=1)) for d in days]
     batch = read_landing_batch(paths, files, [spec.event_id, spec.label, spec.label_ts],
-                               spec.label_ts)
+                               spec.label_ts, label_kinds(spec), spec.id_type)
     ok, bad = validate_labels(batch, spec, now)
     events_files = Catalog(paths.lake).table(RAW_EVENTS).files()
     eid, ets = quote(spec.event_id), quote(spec.event_ts)

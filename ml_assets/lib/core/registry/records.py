@@ -196,7 +196,8 @@ class Records:
 
     # -- landing checksum ledger -------------------------------------------------------------
     def landing_checksums(self, rel_paths: list[str] | None = None) -> dict[str, dict]:
-        """First-seen checksums of landing files (all, or only for ``rel_paths``).
+        """The checksum each landing file must have: its latest accepted re-delivery
+        (``accept_landing_file``), else its first-seen one (all files, or only ``rel_paths``).
 
         Parameters
         ----------
@@ -206,14 +207,82 @@ class Records:
         Returns
         -------
         dict
-            ``{path: {"sha256", "size" (bytes), "recorded_at"}}``.
+            ``{path: {"sha256", "size" (bytes), "recorded_at", "accepted_by"}}``;
+            ``accepted_by`` is None for a first-seen checksum.
         """
         with self.backend.read() as con:
-            rows = con.execute("SELECT path, sha256, size, recorded_at FROM landing_checksums"
-                               ).fetchall()
+            rows = con.execute(
+                "SELECT path, sha256, size, recorded_at, NULL FROM landing_checksums UNION ALL "
+                "SELECT path, sha256, size, accepted_at, accepted_by FROM landing_acceptances "
+                "WHERE id IN (SELECT max(id) FROM landing_acceptances GROUP BY path)").fetchall()
         wanted = None if rel_paths is None else set(rel_paths)
-        return {p: {"sha256": s, "size": n, "recorded_at": t} for p, s, n, t in rows
-                if wanted is None or p in wanted}
+        out: dict[str, dict] = {}
+        for p, s, n, t, by in rows:  # acceptances come second and override the first-seen row
+            if wanted is None or p in wanted:
+                out[p] = {"sha256": s, "size": n, "recorded_at": t, "accepted_by": by}
+        return out
+
+    def accept_landing_file(self, rel_path: str, sha256: str, size: int, actor: str,
+                            reason: str) -> dict:
+        """Accept a corrected re-delivery of a landing file: from now on ``sha256`` is the
+        checksum it must have. Appended and audited in one transaction; nothing is updated.
+
+        Parameters
+        ----------
+        rel_path : str
+            The landing file, relative to the data directory; it must be in the ledger.
+        sha256 : str
+            The new file's SHA-256 (hex).
+        size : int
+            The new file's size in bytes.
+        actor : str
+            Who accepts it (audited; must not be blank).
+        reason : str
+            Why (audited; must not be blank).
+
+        Returns
+        -------
+        dict
+            ``{"path", "old_sha256", "sha256", "size", "accepted_at", "accepted_by", "reason"}``.
+
+        Raises
+        ------
+        RegistryError
+            Blank actor or reason, a file never ingested (nothing to accept), or a file whose
+            bytes already are the expected ones.
+        """
+        from ml_assets.lib.core.registry.control import RegistryError  # control imports us
+
+        if not (reason or "").strip() or not (actor or "").strip():
+            raise RegistryError(f"accepting {rel_path} needs a non-blank --reason and --actor "
+                                "(both go to the audit log)")
+        with self.backend.transaction() as con:
+            row = con.execute(
+                "SELECT sha256 FROM (SELECT sha256, 1 AS o, id FROM landing_acceptances WHERE "
+                "path=? UNION ALL SELECT sha256, 0, 0 FROM landing_checksums WHERE path=?) "
+                "ORDER BY o DESC, id DESC LIMIT 1", (rel_path, rel_path)).fetchone()
+            if row is None:
+                raise RegistryError(f"{rel_path} was never ingested (not in the landing ledger): "
+                                    "there is nothing to accept, just run its partition")
+            if row[0] == sha256:
+                raise RegistryError(f"{rel_path} already has the expected checksum "
+                                    f"{sha256[:12]}...: nothing to accept")
+            record = {"path": rel_path, "old_sha256": row[0], "sha256": sha256, "size": size,
+                      "accepted_at": now("seconds"), "accepted_by": actor, "reason": reason}
+            con.execute("INSERT INTO landing_acceptances (path, old_sha256, sha256, size, "
+                        "accepted_at, accepted_by, reason) VALUES (:path, :old_sha256, "
+                        ":sha256, :size, :accepted_at, :accepted_by, :reason)", record)
+            self._audit(con, actor, "landing:accept", rel_path, reason,
+                        {"old_sha256": row[0], "sha256": sha256, "size": size})
+        return record
+
+    def landing_acceptances(self, rel_path: str | None = None) -> list[dict]:
+        """Every accepted re-delivery (of ``rel_path``, or of all files), oldest first."""
+        with self.backend.read() as con:
+            rows = con.execute("SELECT path, old_sha256, sha256, size, accepted_at, accepted_by, "
+                               "reason FROM landing_acceptances WHERE ? IS NULL OR path=? "
+                               "ORDER BY id", (rel_path, rel_path)).fetchall()
+        return [dict(r) for r in rows]
 
     def record_landing_checksums(self, files: list[tuple[str, str, int]], actor: str) -> None:
         """Record first-seen checksums; a path already in the ledger keeps its first checksum.

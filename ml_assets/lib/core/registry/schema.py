@@ -72,6 +72,18 @@ CREATE TABLE IF NOT EXISTS landing_checksums (
     recorded_at TEXT NOT NULL,
     recorded_by TEXT NOT NULL
 );
+-- A corrected re-delivery of a landing file, accepted by a person: the newest row of a path is
+-- the checksum it must have from then on (the first-seen row above is never changed).
+CREATE TABLE IF NOT EXISTS landing_acceptances (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL,
+    old_sha256 TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    accepted_at TEXT NOT NULL,
+    accepted_by TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -82,4 +94,8 @@ CREATE TRIGGER IF NOT EXISTS landing_checksums_no_update BEFORE UPDATE ON landin
 BEGIN SELECT RAISE(ABORT, 'landing checksums are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS landing_checksums_no_delete BEFORE DELETE ON landing_checksums
 BEGIN SELECT RAISE(ABORT, 'landing checksums are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS landing_acceptances_no_update BEFORE UPDATE ON landing_acceptances
+BEGIN SELECT RAISE(ABORT, 'landing acceptances are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS landing_acceptances_no_delete BEFORE DELETE ON landing_acceptances
+BEGIN SELECT RAISE(ABORT, 'landing acceptances are append-only'); END;
 """
