@@ -11,10 +11,12 @@ import os
 import sys
 import warnings
 
-from ml_assets.cli import control, landing, reports, runs
+from ml_assets.cli import control, control_plane, landing, reports, runs
+from ml_assets.cli.output import refused
 from ml_assets.export import cli as export_cli
 from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.paths import DATA_DIR_ENV, default_data_dir
+from ml_assets.lib.core.registry import ControlPlaneDamaged
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.specs import DEFAULT_SPEC, SPEC_ENV, active_spec, spec_named
 
@@ -37,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_parsers(sub, actor)
     reports.add_parsers(sub)
     control.add_parsers(sub, actor)
+    control_plane.add_parsers(sub, actor)
     landing.add_parsers(sub, actor)
     export_cli.add_parsers(sub)
     for p in sub.choices.values():
@@ -65,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         ws = workspace(args)
     except SpecError as exc:
         parser.error(str(exc))  # exits 2, like any other bad argument
-    return args.func(args, ws)
+    try:
+        return args.func(args, ws)
+    except ControlPlaneDamaged as exc:  # every command, not only the control ones, says why
+        return refused(f"refused: {exc}")
 
 
 if __name__ == "__main__":

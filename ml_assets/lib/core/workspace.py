@@ -3,19 +3,30 @@ the door to the control plane.
 
 It is built once at each entry point - the CLI (from ``--data-dir``/``--spec``), the Dagster
 resource (``defs/resources.py``) and the serving app - and passed down to ``lib``. Nothing below
-an entry point looks a spec up by name or reads ``os.environ``.
+an entry point looks a spec up by name or reads ``os.environ``; the one variable read here, when
+a Workspace is built, is ``ML_ASSETS_SIGNING_KEY`` (the model signing key file).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from ml_assets.lib.core.catalog import Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths
-from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.registry import Registry, RegistryError
+
+SIGNING_KEY_ENV = "ML_ASSETS_SIGNING_KEY"
+MIN_KEY_BYTES = 32
+
+
+def signing_key_file_from_env() -> Path | None:
+    """The model signing key file named by ``$ML_ASSETS_SIGNING_KEY``, or None when unset."""
+    name = os.environ.get(SIGNING_KEY_ENV, "").strip()
+    return Path(name).expanduser().resolve() if name else None
 
 
 @dataclass(frozen=True)
@@ -28,10 +39,14 @@ class Workspace:
         Runtime state root (landing, lake, artifacts, docs, control plane).
     spec : DatasetSpec
         The dataset spec object itself (never a name to look up again).
+    signing_key_file : pathlib.Path, optional
+        The model signing key (default ``$ML_ASSETS_SIGNING_KEY``); it must lie outside the
+        data directory, so write access to the data directory alone cannot forge a model.
     """
 
     paths: DataPaths
     spec: DatasetSpec
+    signing_key_file: Path | None = field(default_factory=signing_key_file_from_env)
 
     @classmethod
     def open(cls, data_dir: str | Path, spec: DatasetSpec) -> Workspace:
@@ -45,5 +60,36 @@ class Workspace:
 
     @cached_property
     def registry(self) -> Registry:
-        """The control plane, opened once per workspace (schema applied on first use)."""
-        return Registry(self.paths.control_db)
+        """The control plane, opened once per workspace (checked, schema applied on first use).
+
+        Raises
+        ------
+        RegistryError
+            When the control plane is damaged or missing where one existed, or the signing key
+            file is unreadable, too short or inside the data directory (fail closed).
+        """
+        return Registry(self.paths.control_db, signing_key=self.signing_key())
+
+    def signing_key(self) -> bytes | None:
+        """The model signing key's bytes, or None when no key file is configured.
+
+        Raises
+        ------
+        RegistryError
+            When the key file is unreadable, shorter than 32 bytes, or inside the data directory.
+        """
+        if self.signing_key_file is None:
+            return None
+        key_file = Path(self.signing_key_file).resolve()
+        if key_file.is_relative_to(self.paths.root.resolve()):
+            raise RegistryError(f"signing key {key_file} is inside the data directory: anyone "
+                                f"who can write the data can forge with it; keep it outside")
+        try:
+            key = key_file.read_bytes().strip()
+        except OSError as exc:
+            raise RegistryError(f"signing key {key_file} (${SIGNING_KEY_ENV}) is unreadable "
+                                f"({exc}); refusing to load models unverified") from exc
+        if len(key) < MIN_KEY_BYTES:
+            raise RegistryError(f"signing key {key_file} has {len(key)} bytes; use at least "
+                                f"{MIN_KEY_BYTES} (e.g. `head -c 32 /dev/urandom | base64`)")
+        return key

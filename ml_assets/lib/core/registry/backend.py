@@ -30,6 +30,7 @@ class SqliteBackend:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self.on_commit = None  # called with the connection after each committed transaction
 
     def connect(self) -> sqlite3.Connection:
         """A new read-write connection in autocommit mode with WAL, a busy timeout and foreign
@@ -72,14 +73,23 @@ class SqliteBackend:
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
+            con.close()
             raise
+        try:
+            if self.on_commit is not None:
+                self.on_commit(con)
         finally:
             con.close()
 
-    def apply_schema(self, ddl: str) -> None:
-        """Create missing tables and triggers (idempotent ``CREATE ... IF NOT EXISTS`` script)."""
+    def apply_schema(self, ddl: str, migrations: tuple[tuple[str, str, str], ...] = ()) -> None:
+        """Create missing tables and triggers (idempotent ``CREATE ... IF NOT EXISTS`` script),
+        then add the ``(table, column, type)`` columns an older file lacks."""
         with self.read() as con:
             con.executescript(ddl)
+            for table, column, kind in migrations:
+                have = {r["name"] for r in con.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def read_only(self) -> sqlite3.Connection:
         """This thread's read-only connection, opened once and kept (the serving hot path: a

@@ -7,38 +7,103 @@ Drills, drill results and the landing ledger are in ``records.py``; the SQL runs
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
+from ml_assets.lib.core.registry import integrity
 from ml_assets.lib.core.registry.backend import SqliteBackend
+from ml_assets.lib.core.registry.integrity import ControlPlaneDamaged, RegistryError
 from ml_assets.lib.core.registry.records import Records, now
-from ml_assets.lib.core.registry.schema import SCHEMA
+from ml_assets.lib.core.registry.schema import MIGRATIONS, SCHEMA
 from ml_assets.lib.core.registry.snapshot import ControlSnapshotReader
 
 ALIASES = ("champion", "challenger", "previous")
+__all__ = ["ALIASES", "ControlPlaneDamaged", "Registry", "RegistryError"]
 
 
-class RegistryError(RuntimeError):
-    """A control-plane request cannot be honoured; the message says why and what to do."""
+#: The longest identity the audit log accepts (a name, not a message).
+MAX_IDENTITY = 64
 
+
+def check_identity(actor, action: str = "this change") -> str:
+    """The one rule for who may appear in the audit log: a non-blank printable name.
+
+    Parameters
+    ----------
+    actor : str
+        The identity (``--actor``, ``$USER``, ``dagster:<user>``).
+    action : str
+        What it is for, named in the error.
+
+    Returns
+    -------
+    str
+        ``actor`` unchanged.
+
+    Raises
+    ------
+    RegistryError
+        Empty or blank ("needs an identity"); control characters, newlines, tabs, invisible
+        or surrounding whitespace, or longer than ``MAX_IDENTITY`` ("not a printable name").
+    """
+    if not isinstance(actor, str) or not actor.strip():
+        raise RegistryError(f"{action} needs an identity (--actor or $USER) for the audit log")
+    if not actor.isprintable() or actor != actor.strip() or len(actor) > MAX_IDENTITY:
+        raise RegistryError(f"identity {actor!r} is not a printable name (no control characters,"
+                            f" no surrounding spaces, at most {MAX_IDENTITY} characters)")
+    return actor
 
 
 class Registry(Records):
     """The only door to the control plane (``control.sqlite``).
 
     Build it through ``Workspace.registry`` (tests may build one directly to set up a world);
-    the schema is applied once, here, not per call.
+    the schema is applied once, here, not per call. Opening checks the file first (see
+    ``integrity.py``): a missing file is a new control plane only where none existed before,
+    and a 0-byte, damaged, rewritten or stale one is refused with the restore command.
 
     Parameters
     ----------
     path : pathlib.Path
-        The SQLite database file; it and its directory are created if missing.
+        The SQLite database file; it and its directory are created on first use.
+    signing_key : bytes, optional
+        The model signing key (kept outside the data directory). With a key, every
+        registered version is signed (HMAC-SHA256 over version, artifact SHA-256 and path) and
+        ``get_model`` refuses a version whose signature is missing or does not verify.
+
+    Raises
+    ------
+    ControlPlaneDamaged
+        When the control plane is missing where one existed, empty, damaged or behind its
+        last committed change.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, signing_key: bytes | None = None):
+        path = Path(path)
+        integrity.check_file(path)
+        existed = path.exists()
         self.backend = SqliteBackend(path)
         self.path = self.backend.path
-        self.backend.apply_schema(SCHEMA)
+        self._key = signing_key
+        self._key_id = hashlib.sha256(signing_key).hexdigest()[:16] if signing_key else None
+        if existed:
+            with self.backend.read() as con:
+                integrity.quick_check(con, path)
+        self.backend.apply_schema(SCHEMA, MIGRATIONS)
+        with self.backend.read() as con:
+            self._head = integrity.verify_chain(con, path)
+        if not existed or integrity.read_head(path) is None:
+            integrity.write_head(path, *self._head)
+        self.backend.on_commit = self._record_head
+
+    def _record_head(self, con) -> None:
+        """After a commit: move the head file to the newest audit entry (if it moved)."""
+        row = con.execute("SELECT id, row_hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        if row and row[1] and row[0] > self._head[0]:
+            self._head = (row[0], row[1])
+            integrity.write_head(self.path, *self._head)
 
     def snapshot_reader(self, model_name: str,
                         setting_keys: tuple[str, ...]) -> ControlSnapshotReader:
@@ -60,12 +125,101 @@ class Registry(Records):
 
     @staticmethod
     def _audit(con, actor: str, action: str, target: str, reason: str, detail: dict) -> None:
-        """Append one audit entry inside the caller's transaction (refused without an actor)."""
-        if not actor:
-            raise RegistryError(f"{action} needs an identity (--actor or $USER) for the audit log")
-        con.execute("INSERT INTO audit (ts, actor, action, target, reason, detail) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (now(), actor, action, target, reason, json.dumps(detail, sort_keys=True)))
+        """Append one chained audit entry inside the caller's transaction (refused without an
+        actor). Its id is taken explicitly so its hash covers it; the write lock is held."""
+        check_identity(actor, action)
+        last = con.execute("SELECT seq FROM sqlite_sequence WHERE name='audit'").fetchone()
+        prev = con.execute("SELECT row_hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        row = ((last[0] if last else 0) + 1, now(), actor, action, target, reason,
+               json.dumps(detail, sort_keys=True))
+        prev_hash = prev[0] if prev and prev[0] else integrity.GENESIS
+        con.execute("INSERT INTO audit (id, ts, actor, action, target, reason, detail, prev_hash, "
+                    "row_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*row, prev_hash, integrity.row_hash(prev_hash, row)))
+
+    def _signature(self, version: str, artifact_sha256: str, artifact_path: str) -> str:
+        """HMAC-SHA256 of a version's identity under the signing key."""
+        message = f"{version}\n{artifact_sha256}\n{artifact_path}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def _sign(self, con, version: str, artifact_sha256: str, artifact_path: str,
+              actor: str) -> None:
+        """Store the version's signature under the configured key (no key: nothing)."""
+        if self._key:
+            con.execute("INSERT OR IGNORE INTO model_signatures VALUES (?, ?, ?, ?, ?)",
+                        (version, self._key_id, self._signature(version, artifact_sha256,
+                                                                artifact_path), now(), actor))
+
+    def _verify(self, con, row, signature: bool = True) -> None:
+        """Refuse a models row that disagrees with its audited registration or, with a
+        signing key, with its signature: it was written outside the code."""
+        reg = con.execute("SELECT detail FROM audit WHERE action='register' AND target=? "
+                          "ORDER BY id LIMIT 1", (row["version"],)).fetchone()
+        recorded = json.loads(reg[0]) if reg else {}
+        card = json.loads(row["card"])
+        for field in ("artifact_sha256", "artifact_path"):
+            if (field in recorded and recorded[field] != row[field]) or card.get(field) != row[field]:
+                raise RegistryError(
+                    f"model {row['version']}: {field} in control.sqlite does not match its audited "
+                    f"registration (the row was rewritten outside the code); refusing to load it")
+        if not (self._key and signature):
+            return
+        sig = con.execute("SELECT signature FROM model_signatures WHERE version=? AND key_id=?",
+                          (row["version"], self._key_id)).fetchone()
+        if sig is None:
+            raise RegistryError(
+                f"model {row['version']} is not signed with the configured signing key "
+                f"(key id {self._key_id}); refusing to load it. Sign verified versions with "
+                f"`ml-assets control sign`")
+        expected = self._signature(row["version"], row["artifact_sha256"], row["artifact_path"])
+        if not hmac.compare_digest(sig[0], expected):
+            raise RegistryError(
+                f"model {row['version']}: signature does not verify (artifact sha256 or path "
+                f"changed after signing); refusing to load it")
+
+    def sign_models(self, actor: str, artifact_sha256_of) -> list[str]:
+        """Sign every version not yet signed with the configured key, after checking it.
+
+        Parameters
+        ----------
+        actor : str
+            Who signs (audited).
+        artifact_sha256_of : callable
+            ``artifact_path -> sha256 hex`` of the file on disk (or None when missing).
+
+        Returns
+        -------
+        list of str
+            The versions signed now.
+
+        Raises
+        ------
+        RegistryError
+            Without a signing key, or when a version's artifact or row does not verify
+            (nothing is signed then).
+        """
+        if not self._key:
+            raise RegistryError("no signing key configured (set ML_ASSETS_SIGNING_KEY to a key "
+                                "file outside the data directory)")
+        with self.backend.transaction() as con:
+            rows = con.execute(
+                "SELECT * FROM models WHERE version NOT IN (SELECT version FROM "
+                "model_signatures WHERE key_id=?) ORDER BY model_name, seq",
+                (self._key_id,)).fetchall()
+            for row in rows:
+                self._verify(con, row, signature=False)
+                if artifact_sha256_of(row["artifact_path"]) != row["artifact_sha256"]:
+                    raise RegistryError(f"model {row['version']}: artifact "
+                                        f"{row['artifact_path']} does not match its sha256; "
+                                        "not signing anything")
+                self._sign(con, row["version"], row["artifact_sha256"], row["artifact_path"],
+                           actor)
+            versions = [r["version"] for r in rows]
+            if versions:
+                self._audit(con, actor, "sign", self._key_id, "signed verified versions",
+                            {"versions": versions})
+        return versions
+
 
     # -- models ---------------------------------------------------------------------------
     def register_model(self, model_name: str, card: dict, actor: str) -> tuple[str, bool]:
@@ -107,23 +261,29 @@ class Registry(Records):
                 "dataset_sha256, card, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (version, model_name, seq, card["artifact_sha256"], card["artifact_path"],
                  card["dataset_sha256"], json.dumps(card, sort_keys=True), now()))
-            self._audit(con, actor, "register", version, "trained", {"seq": seq})
+            self._audit(con, actor, "register", version, "trained",
+                        {"seq": seq, "artifact_sha256": card["artifact_sha256"],
+                         "artifact_path": card["artifact_path"]})
+            self._sign(con, version, card["artifact_sha256"], card["artifact_path"], actor)
             alias = "challenger" if self._alias(con, model_name, "champion") else "champion"
             self._set_alias(con, model_name, alias, version)
             self._audit(con, actor, f"alias:{alias}", version, "registered by training", {})
             return version, True
 
     def get_model(self, version: str) -> dict:
-        """The model card of ``version`` with its ``registered_at`` time.
+        """The model card of ``version`` with its ``registered_at`` time, checked against its
+        audited registration and (with a signing key) its signature: the card every loader
+        uses, so a row rewritten outside the code never reaches an unpickler.
 
         Raises
         ------
         RegistryError
-            When no such version is registered.
+            When no such version is registered, or its row does not verify.
         """
         with self.backend.read() as con:
-            row = con.execute("SELECT card, created_at FROM models WHERE version=?",
-                              (version,)).fetchone()
+            row = con.execute("SELECT * FROM models WHERE version=?", (version,)).fetchone()
+            if row:
+                self._verify(con, row)
         if not row:
             raise RegistryError(f"no model version {version!r}; `ml-assets models` lists them")
         return {**json.loads(row["card"]), "registered_at": row["created_at"]}
@@ -232,6 +392,18 @@ class Registry(Records):
             self._put_setting(con, key, value)
             self._audit(con, actor, f"set:{key}", value, reason, {})
 
+    def audit_refusal(self, actor: str, action: str, target: str, reason: str) -> None:
+        """Record a refused change (who tried what, and why it was refused); nothing else
+        changes.
+
+        Raises
+        ------
+        RegistryError
+            When ``actor`` is not a printable name (:func:`check_identity`): nothing is recorded.
+        """
+        with self.backend.transaction() as con:
+            self._audit(con, actor, f"refused:{action}", target, reason, {})
+
     # -- frozen reference set ------------------------------------------------------------
     def reference_set(self, model_name: str) -> dict | None:
         """The frozen reference set of ``model_name`` (``sha256``, ``path``, ``rows``,
@@ -275,6 +447,18 @@ class Registry(Records):
         return self.reference_set(model_name)
 
     # -- audit -----------------------------------------------------------------------------
+    def record_event(self, actor: str, action: str, target: str, reason: str,
+                     detail: dict) -> None:
+        """Append one audit entry for an operation on the control plane itself (a restore).
+
+        Raises
+        ------
+        RegistryError
+            When ``actor`` is empty.
+        """
+        with self.backend.transaction() as con:
+            self._audit(con, actor, action, target, reason, detail)
+
     def audit_log(self, limit: int = 50) -> list[dict]:
         """The latest ``limit`` audit entries, newest first, with ``detail`` decoded."""
         with self.backend.read() as con:

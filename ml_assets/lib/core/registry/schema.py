@@ -1,5 +1,9 @@
 """The control plane's one schema (SQLite dialect), applied once per ``Registry`` object.
 
+Model versions, their signatures, the audit log, drill results and the landing ledger are
+append-only (triggers refuse UPDATE and DELETE); the audit log is also hash-chained
+(``integrity.py``), which catches edits made around the triggers.
+
 Table names and columns are those earlier releases wrote, so existing ``control.sqlite`` files
 open unchanged: ``drill_results`` and ``landing_checksums`` used to be created by
 ``lib/release/criteria.py`` and ``lib/ingest/integrity.py`` and now live here beside the rest.
@@ -43,7 +47,17 @@ CREATE TABLE IF NOT EXISTS audit (
     action TEXT NOT NULL,
     target TEXT NOT NULL,
     reason TEXT NOT NULL,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    prev_hash TEXT,
+    row_hash TEXT
+);
+CREATE TABLE IF NOT EXISTS model_signatures (
+    version TEXT NOT NULL REFERENCES models(version),
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    signed_at TEXT NOT NULL,
+    signed_by TEXT NOT NULL,
+    PRIMARY KEY (version, key_id)
 );
 CREATE TABLE IF NOT EXISTS drills (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -88,6 +102,14 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS models_no_update BEFORE UPDATE ON models
+BEGIN SELECT RAISE(ABORT, 'model versions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS models_no_delete BEFORE DELETE ON models
+BEGIN SELECT RAISE(ABORT, 'model versions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS model_signatures_no_update BEFORE UPDATE ON model_signatures
+BEGIN SELECT RAISE(ABORT, 'model signatures are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS model_signatures_no_delete BEFORE DELETE ON model_signatures
+BEGIN SELECT RAISE(ABORT, 'model signatures are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS drill_results_no_update BEFORE UPDATE ON drill_results
 BEGIN SELECT RAISE(ABORT, 'drill results are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS landing_checksums_no_update BEFORE UPDATE ON landing_checksums
@@ -99,3 +121,9 @@ BEGIN SELECT RAISE(ABORT, 'landing acceptances are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS landing_acceptances_no_delete BEFORE DELETE ON landing_acceptances
 BEGIN SELECT RAISE(ABORT, 'landing acceptances are append-only'); END;
 """
+
+# Columns added after files were first written: (table, column, DDL type), added when missing.
+MIGRATIONS = (
+    ("audit", "prev_hash", "TEXT"),
+    ("audit", "row_hash", "TEXT"),
+)
