@@ -50,7 +50,19 @@ class Workspace:
 
     @classmethod
     def open(cls, data_dir: str | Path, spec: DatasetSpec) -> Workspace:
-        """A workspace over ``data_dir`` (created lazily) for ``spec``."""
+        """A workspace over ``data_dir`` (created lazily) for ``spec``.
+
+        Parameters
+        ----------
+        data_dir : str or Path
+            Runtime state root; resolved to an absolute path.
+        spec : DatasetSpec
+
+        Returns
+        -------
+        Workspace
+            With the signing key file from ``$ML_ASSETS_SIGNING_KEY`` (None when unset).
+        """
         return cls(DataPaths(Path(data_dir).resolve()), spec)
 
     @cached_property
