@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_assets.lib.core.artifacts import read_verified
+from ml_assets.lib.core.artifacts import read_verified, recorded_file
 from ml_assets.lib.core.catalog import EVENT_FEATURES, read_parquet_files
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.identifiers import confined
 from ml_assets.lib.core.lake import day_floor
 from ml_assets.lib.core.paths import DataPaths, atomic_write_bytes
 from ml_assets.lib.core.workspace import Workspace
@@ -47,7 +48,8 @@ QUANTILES = (0.1, 0.5, 0.9)
 
 # -- feature drift ------------------------------------------------------------------------
 def _profile_pointer(paths: DataPaths, version: str, spec: DatasetSpec) -> Path:
-    return paths.artifacts / "drift_profiles" / f"{version}-{spec.monitoring.psi_bins}bins.json"
+    return confined(paths.artifacts / "drift_profiles",
+                    f"{version}-{spec.monitoring.psi_bins}bins.json", "model version")
 
 
 def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[drift.DriftProfile, str]:
@@ -78,8 +80,8 @@ def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[
     pointer = _profile_pointer(paths, card["version"], spec)
     if pointer.exists():
         ref = json.loads(pointer.read_text())
-        return drift.DriftProfile.from_bytes(read_verified(paths.root / ref["path"],
-                                                           ref["sha256"])), ref["sha256"]
+        path = recorded_file(paths, ref["path"], "drift profile path")  # pointer: data dir
+        return drift.DriftProfile.from_bytes(read_verified(path, ref["sha256"])), ref["sha256"]
     w = card["training_window"]
     lo, hi = datetime.fromisoformat(w["start"]), datetime.fromisoformat(w["end"])
     # Rows whose look-back reaches before the data starts have truncated windows; they are
