@@ -8,6 +8,7 @@ defaults (``ML_ASSETS_DATA_DIR``, ``ML_ASSETS_SPEC``) are read here and nowhere 
 import argparse
 import getpass
 import os
+import signal
 import sys
 import warnings
 
@@ -17,6 +18,7 @@ from ml_assets.export import cli as export_cli
 from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.paths import DATA_DIR_ENV, default_data_dir
 from ml_assets.lib.core.registry import ControlPlaneDamaged
+from ml_assets.lib.core.stopping import Stopped, stop_on_signals
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.specs import DEFAULT_SPEC, SPEC_ENV, active_spec, spec_named
 
@@ -59,6 +61,25 @@ def workspace(args: argparse.Namespace) -> Workspace:
     return Workspace.open(args.data_dir or default_data_dir(), spec)
 
 
+def run_command(args: argparse.Namespace, ws: Workspace) -> int:
+    """Run the parsed command; SIGINT or SIGTERM stops it within seconds, with a message.
+
+    Returns
+    -------
+    int
+        The command's exit code, or 128 + the signal number when a signal stopped it.
+    """
+    with stop_on_signals():
+        try:
+            return args.func(args, ws)
+        except Stopped as exc:
+            where = f" {exc.where}" if exc.where else ""
+            print(f"ml-assets {args.command}: stopped by {exc.signal_name}{where}; the lake and "
+                  "control plane are consistent (every write is atomic, an interrupted Dagster "
+                  "run is marked failed); rerun to continue", file=sys.stderr)
+            return 128 + signal.Signals[exc.signal_name].value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ml-assets`` console script; returns the exit code."""
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
@@ -69,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         parser.error(str(exc))  # exits 2, like any other bad argument
     try:
-        return args.func(args, ws)
+        return run_command(args, ws)
     except ControlPlaneDamaged as exc:  # every command, not only the control ones, says why
         return refused(f"refused: {exc}")
 

@@ -25,6 +25,7 @@ from ml_assets.defs.monitoring.assets import LABEL_DRIVEN_ASSETS, monitoring_ass
 from ml_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, day_key, hour_key, range_tags
 from ml_assets.defs.scoring.definitions import HOURLY_ASSETS
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.stopping import Stopped
 from ml_assets.lib.ingest.landing import label_feeds
 from ml_assets.lib.monitoring.tables import contiguous_ranges
 from ml_assets.lib.release import shadow
@@ -172,7 +173,13 @@ def backfill_history(state: DrillState, pipe: Pipeline) -> None:
 
 
 def run_drill(root, spec: DatasetSpec, plan: DrillPlan, log=print) -> dict:
-    """Build the world, backfill its history, replay the timeline day by day, score it."""
+    """Build the world, backfill its history, replay the timeline day by day, score it.
+
+    Raises
+    ------
+    Stopped
+        On SIGINT/SIGTERM, saying after which day (the world is a scratch directory).
+    """
     state = new_world(root, spec, plan)
     pipe = Pipeline(build_definitions(state.spec, str(state.paths.root)),
                     dg.DagsterInstance.ephemeral())
@@ -180,26 +187,39 @@ def run_drill(root, spec: DatasetSpec, plan: DrillPlan, log=print) -> dict:
     log(f"history to day {plan.champion_day} backfilled; champion deployed")
     broken = {i.day for i in plan.incidents if i.kind == "schema_break"}
     pending: list[int] = []
-    for d in range(plan.champion_day, plan.days):
-        state.arrive_events(d, d + 1)
-        if d - 1 in broken:  # yesterday's broken files arrive corrected today
-            redeliver(state, d - 1)
-        if any(i.kind == "bad_challenger" and i.day == d for i in plan.incidents):
-            train_at(state, d, shuffle_labels=True)  # deployed in shadow before the day's traffic
-        # Catch up stopped days first (oldest first), then today; a stop holds later days.
-        done = []
-        for day in [*pending, d]:
-            if not run_hours(state, pipe, day, d):
-                pending = sorted({*pending, day, d})
-                state.responses.setdefault(d, []).append(
-                    f"scoring of day {day} stopped by a blocking contract")
-                break
-            done.append(day)
-            pending = [p for p in pending if p != day]
-        for day in done:
-            run_monitoring(state, pipe, day)
-        run_labels(state, pipe, d + 1)
-        run_label_sensor(state, pipe, d + 1)
-        run_shadow_gate(state, pipe, d + 1)
-        log(f"day {d}: {sum(a.fired_day == d + 1 for a in state.alarms)} alarm(s)")
+    d = plan.champion_day
+    try:
+        for d in range(plan.champion_day, plan.days):
+            pending = replay_day(state, pipe, d, broken, pending)
+            log(f"day {d}: {sum(a.fired_day == d + 1 for a in state.alarms)} alarm(s)")
+    except Stopped as exc:
+        exc.where = f"during day {d} of {plan.days} ({exc.where or 'between runs'})"
+        raise
     return summarize(state)
+
+
+def replay_day(state: DrillState, pipe: Pipeline, d: int, broken: set[int],
+               pending: list[int]) -> list[int]:
+    """Day ``d`` as a real day runs; returns the days whose scoring is still held."""
+    plan = state.plan
+    state.arrive_events(d, d + 1)
+    if d - 1 in broken:  # yesterday's broken files arrive corrected today
+        redeliver(state, d - 1)
+    if any(i.kind == "bad_challenger" and i.day == d for i in plan.incidents):
+        train_at(state, d, shuffle_labels=True)  # deployed in shadow before the day's traffic
+    # Catch up stopped days first (oldest first), then today; a stop holds later days.
+    done = []
+    for day in [*pending, d]:
+        if not run_hours(state, pipe, day, d):
+            pending = sorted({*pending, day, d})
+            state.responses.setdefault(d, []).append(
+                f"scoring of day {day} stopped by a blocking contract")
+            break
+        done.append(day)
+        pending = [p for p in pending if p != day]
+    for day in done:
+        run_monitoring(state, pipe, day)
+    run_labels(state, pipe, d + 1)
+    run_label_sensor(state, pipe, d + 1)
+    run_shadow_gate(state, pipe, d + 1)
+    return pending

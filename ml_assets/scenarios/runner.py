@@ -10,19 +10,36 @@ more events but marks the partitions of a failed run as failed.
 
 from __future__ import annotations
 
+import os
+import socket
+import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
+import yaml
 
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.core.paths import DataPaths, pid_alive, sweep_stale_temp_files
+from ml_assets.lib.core.stopping import raise_if_stopped
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 class StepFailed(RuntimeError):
     """A scenario run failed: a step raised, or a check failed while checks were binding."""
+
+
+# Run tags naming the process that executes a run in process, so a later runner can tell a run
+# whose process was killed (kill -9 leaves it STARTED) from one still going.
+PID_TAG, HOST_TAG = "ml_assets/pid", "ml_assets/host"
+
+# The daemon (`make ui`) fails runs stuck starting or cancelling and any run past the maximum
+# runtime: the only way it learns of a killed run under the default run launcher, which has no
+# worker health check. Runs of the scenarios are also failed by `fail_orphaned_runs`.
+RUN_MONITORING = {"enabled": True, "start_timeout_seconds": 180, "cancel_timeout_seconds": 180,
+                  "max_runtime_seconds": 6 * 3600, "poll_interval_seconds": 60}
 
 
 def dagster_instance(paths: DataPaths) -> dg.DagsterInstance:
@@ -38,11 +55,39 @@ def dagster_instance(paths: DataPaths) -> dg.DagsterInstance:
     dagster.DagsterInstance
         A persistent SQLite instance opened from that directory (``DAGSTER_HOME`` untouched).
     """
+    write_instance_config(paths)
+    instance = dg.DagsterInstance.from_config(str(paths.dagster_home))
+    fail_orphaned_runs(instance)
+    sweep_stale_temp_files(paths)
+    return instance
+
+
+def write_instance_config(paths: DataPaths) -> None:
+    """``dagster.yaml`` under ``paths.dagster_home``: telemetry off and run monitoring on
+    (:data:`RUN_MONITORING`); a file without a ``run_monitoring`` section gets it appended,
+    anything else in it is kept. ``make ui`` writes it through ``python -m`` this module."""
     paths.dagster_home.mkdir(parents=True, exist_ok=True)
     config = paths.dagster_home / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
-    return dg.DagsterInstance.from_config(str(paths.dagster_home))
+        config.write_text(yaml.safe_dump({"telemetry": {"enabled": False}}))
+    if "run_monitoring" not in (yaml.safe_load(config.read_text()) or {}):
+        with config.open("a") as fh:
+            fh.write(yaml.safe_dump({"run_monitoring": RUN_MONITORING}))
+
+
+def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the STARTED runs this runner executed in a process that no longer exists
+    on this host (killed with SIGKILL, or the machine's power went); returns their run ids."""
+    failed = []
+    for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+        run = record.dagster_run
+        pid = run.tags.get(PID_TAG)
+        if (pid and run.tags.get(HOST_TAG) == socket.gethostname()
+                and int(pid) != os.getpid() and not pid_alive(int(pid))):
+            instance.report_run_failed(run, f"its process {pid} is gone (killed); the run "
+                                            "did not finish")
+            failed.append(run.run_id)
+    return failed
 
 
 def run(defs: dg.Definitions, instance: dg.DagsterInstance, selection: list[str],
@@ -67,15 +112,29 @@ def run(defs: dg.Definitions, instance: dg.DagsterInstance, selection: list[str]
     dagster.ExecuteInProcessResult
         The run's result; failures are not raised (``raise_on_error=False``).
     """
-    return dg.materialize(
-        assets=[*defs.assets, *(defs.asset_checks or [])],
-        selection=dg.AssetSelection.assets(*selection),
-        instance=instance,
-        resources=defs.resources,
-        tags=tags or {},
-        run_config={**QUIET_LOGS, **(run_config or {})},
-        raise_on_error=False,
-    )
+    where = _where(selection, tags)
+    raise_if_stopped(f"before {where}")
+    try:
+        result = dg.materialize(
+            assets=[*defs.assets, *(defs.asset_checks or [])],
+            selection=dg.AssetSelection.assets(*selection),
+            instance=instance,
+            resources=defs.resources,
+            tags={**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
+            run_config={**QUIET_LOGS, **(run_config or {})},
+            raise_on_error=False,
+        )
+    except dg.DagsterExecutionInterruptedError:  # a signal during an op: the run is failed
+        raise_if_stopped(f"during {where}")
+        raise
+    raise_if_stopped(f"after {where}")
+    return result
+
+
+def _where(selection: list[str], tags: dict | None) -> str:
+    """``materializing [...] (partitions a..b)``: what a run did, for the stop message."""
+    parts = [v for k, v in sorted((tags or {}).items()) if "partition" in k]
+    return f"materializing {selection}" + (f" (partitions {'..'.join(parts)})" if parts else "")
 
 
 def materialize(defs: dg.Definitions, instance: dg.DagsterInstance, selection: list[str],
@@ -124,3 +183,7 @@ def training_config(as_of: datetime, spec: DatasetSpec) -> dict:
     """Run config training the model as of ``as_of`` over the spec's training window (days)."""
     return {"ops": {"training_set": {"config": {"as_of": as_of.isoformat(),
                                                 "window_days": spec.model.training_window_days}}}}
+
+
+if __name__ == "__main__":  # `make ui`: the instance config of a data directory
+    write_instance_config(DataPaths(Path(sys.argv[1])))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -86,3 +88,56 @@ def write_parquet_atomic(df, path: Path) -> None:
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+# The temp-file name both atomic writers use: ``.<final name>.<writer pid>.tmp``.
+TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temp_files(paths: DataPaths, min_age_seconds: float = 300.0) -> list[Path]:
+    """Remove the temp files of atomic writers that were killed before their rename.
+
+    Only files named like :func:`write_parquet_atomic`'s temp files, only under the landing,
+    lake and artifacts directories (symlinks are not followed), only when the writer's pid is
+    not alive AND the file is older than ``min_age_seconds``: a live writer's file is never
+    touched, and the age guards against a writer on another host sharing the directory.
+
+    Parameters
+    ----------
+    paths : DataPaths
+        The data directory to sweep.
+    min_age_seconds : float, default 300
+        Minimum age (by mtime) of a removable temp file.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    removed = []
+    now = time.time()
+    for top in (paths.landing, paths.lake, paths.artifacts):
+        for dirpath, _, names in os.walk(top, followlinks=False):
+            for name in names:
+                match = TEMP_FILE.match(name)
+                path = Path(dirpath) / name
+                if not match or path.is_symlink() or pid_alive(int(match["pid"])):
+                    continue
+                try:
+                    if now - path.stat().st_mtime >= min_age_seconds:
+                        path.unlink()
+                        removed.append(path)
+                except FileNotFoundError:  # renamed or removed meanwhile
+                    continue
+    return removed

@@ -1,0 +1,132 @@
+"""What a SIGKILL leaves behind is cleaned up safely: the run it was executing is marked failed
+(not STARTED for ever), its writer's temp file is swept; a live writer's temp file and run are
+left alone; the instance the project writes has Dagster's run monitoring on."""
+
+import subprocess
+import sys
+import time
+
+import dagster as dg
+import pandas as pd
+import yaml
+
+from ml_assets.lib.core.paths import DataPaths, sweep_stale_temp_files
+from ml_assets.scenarios.runner import RUN_MONITORING, dagster_instance, fail_orphaned_runs
+from ml_assets_tests.fixtures.reliability_world import REPO, Child, child_env, write_script
+
+WRITER = """
+import os, sys, time
+import pandas as pd
+from pathlib import Path
+from ml_assets.lib.core import paths as P
+
+def held_rename(src, dst):  # the writer is stopped between its write and its rename
+    print("written", flush=True)
+    time.sleep(120)
+
+P.os.replace = held_rename
+P.write_parquet_atomic(pd.DataFrame({"a": range(1000)}), Path(sys.argv[1]))
+"""
+
+SLOW_RUN = """
+import sys, time
+from pathlib import Path
+import dagster as dg
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.scenarios.runner import dagster_instance, run
+
+@dg.asset
+def slow_asset():
+    Path(sys.argv[2]).write_text("running")
+    time.sleep(120)
+
+run(dg.Definitions(assets=[slow_asset]), dagster_instance(DataPaths(Path(sys.argv[1]))),
+    ["slow_asset"])
+"""
+
+
+def _temp_files(root):
+    return sorted(p for p in root.rglob(".*.tmp"))
+
+
+def test_a_killed_writers_temp_file_is_swept_and_a_live_writers_is_not(tmp_path):
+    paths = DataPaths(tmp_path / "data").ensure()
+    script = write_script(tmp_path, "writer.py", WRITER)
+    killed = Child(script, str(paths.lake / "raw_events" / "2026-07-01T10.parquet"))
+    live = Child(script, str(paths.artifacts / "fraud-v9.parquet"))
+    outside = paths.root / ".control.sqlite.999999.tmp"  # not a lake/landing/artifacts file
+    outside.write_text("x")
+    try:
+        killed.wait_for("written")
+        live.wait_for("written")
+        killed.kill9()
+        killed_tmp, live_tmp = (f"{child.proc.pid}.tmp" for child in (killed, live))
+        temps = _temp_files(paths.root)
+        assert {p.name.split(".", 3)[-1] for p in temps} >= {killed_tmp, live_tmp}
+        assert sweep_stale_temp_files(paths) == []  # both younger than the default 5 minutes
+        removed = sweep_stale_temp_files(paths, min_age_seconds=0)
+        assert [p.name for p in removed] == [f".2026-07-01T10.parquet.{killed_tmp}"]
+        assert not any(p.name.endswith(killed_tmp) for p in _temp_files(paths.root))
+        assert any(p.name.endswith(live_tmp) for p in _temp_files(paths.root))  # still owned
+        assert outside.exists()
+    finally:
+        live.stop()
+        killed.stop()
+
+
+def test_a_run_whose_process_was_killed_is_marked_failed_and_a_live_one_is_not(tmp_path):
+    paths = DataPaths(tmp_path / "data").ensure()
+    script = write_script(tmp_path, "slow_run.py", SLOW_RUN)
+    marker = tmp_path / "running"
+    child = Child(script, str(paths.root), str(marker), env=child_env())
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert child.proc.poll() is None and time.monotonic() < deadline, child.proc.stderr.read()
+            time.sleep(0.2)
+        instance = dg.DagsterInstance.from_config(str(paths.dagster_home))
+        (started,) = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        assert fail_orphaned_runs(instance) == []  # its process is alive: left alone
+        child.kill9()
+        assert instance.get_run_by_id(started.run_id).status == dg.DagsterRunStatus.STARTED
+        dagster_instance(paths)  # the next scenario (demo, drill) opens the instance
+        run = instance.get_run_by_id(started.run_id)
+        assert run.status == dg.DagsterRunStatus.FAILURE
+        failure = [e for e in instance.all_logs(run.run_id)
+                   if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_FAILURE"]
+        assert f"process {child.proc.pid} is gone" in failure[-1].dagster_event.message
+    finally:
+        child.stop()
+
+
+def test_the_project_instance_has_run_monitoring_on(tmp_path):
+    paths = DataPaths(tmp_path / "data")
+    instance = dagster_instance(paths)
+    assert instance.run_monitoring_enabled
+    assert instance.run_monitoring_max_runtime_seconds == RUN_MONITORING["max_runtime_seconds"]
+    assert instance.run_monitoring_start_timeout_seconds == RUN_MONITORING["start_timeout_seconds"]
+    # an existing instance config (e.g. one `make ui` made before) gets the section, keeps the rest
+    other = DataPaths(tmp_path / "older")
+    other.dagster_home.mkdir(parents=True)
+    (other.dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n"
+                                                     "python_logs:\n  python_log_level: INFO\n")
+    subprocess.run([sys.executable, "-m", "ml_assets.scenarios.runner", str(other.root)],
+                   check=True, cwd=REPO, env=child_env(), timeout=120)
+    config = yaml.safe_load((other.dagster_home / "dagster.yaml").read_text())
+    assert config["run_monitoring"] == RUN_MONITORING
+    assert config["python_logs"] == {"python_log_level": "INFO"}
+    assert dg.DagsterInstance.from_config(str(other.dagster_home)).run_monitoring_enabled
+
+
+def test_sweep_is_confined_and_does_not_follow_symlinks(tmp_path):
+    paths = DataPaths(tmp_path / "data").ensure()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / ".precious.parquet.999999.tmp"
+    pd.DataFrame({"a": [1]}).to_parquet(victim)
+    (paths.lake / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (paths.landing / "events" / ".link.999999.tmp").symlink_to(victim)
+    not_ours = paths.lake / ".notes.tmp"  # no writer pid in the name
+    not_ours.write_text("x")
+    assert sweep_stale_temp_files(paths, min_age_seconds=0) == []
+    assert victim.exists() and not_ours.exists()
