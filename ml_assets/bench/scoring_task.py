@@ -11,9 +11,15 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ml_assets.lib.core.catalog import RAW_LABELS, Catalog, parquet_relation, read_parquet_files
+from ml_assets.lib.core.catalog import RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import HOUR_FILE_FORMAT, connect, hours_between
+from ml_assets.lib.core.lake import (
+    HOUR_FILE_FORMAT,
+    connect,
+    hours_between,
+    parquet_relation,
+    read_parquet_files,
+)
 from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
 from ml_assets.lib.features.build import split_by_hour
 from ml_assets.lib.scoring.batch import score_frame

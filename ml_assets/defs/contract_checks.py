@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets.defs.partitions import checked_window
-from ml_assets.lib.core.catalog import read_parquet_files
+from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.workspace import Workspace
 
 

@@ -5,8 +5,8 @@ from datetime import datetime
 
 import dagster as dg
 
-from ml_assets.lib.core.catalog import DAY_KEY_FORMAT, HOUR_KEY_FORMAT, LakeTable
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake_table import DAY_KEY_FORMAT, HOUR_KEY_FORMAT, LakeTable
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"

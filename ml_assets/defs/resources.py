@@ -9,8 +9,9 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
-from ml_assets.lib.core.catalog import PARQUET, file_stem
+from ml_assets.lib.core.catalog import PARQUET
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake_table import file_stem
 from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
 from ml_assets.lib.core.workspace import Workspace
 

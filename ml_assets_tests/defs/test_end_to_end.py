@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.definitions import build_definitions
-from ml_assets.lib.core.catalog import read_parquet_files
+from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace

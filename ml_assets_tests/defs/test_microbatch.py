@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from ml_assets.definitions import build_definitions
-from ml_assets.lib.core.catalog import Catalog, read_parquet_files
+from ml_assets.lib.core.catalog import Catalog
+from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.scoring import microbatch as mb

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from ml_assets.defs.partitions import day_key, hour_key
-from ml_assets.lib.core.catalog import read_parquet_files
+from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.registry import Registry
 from ml_assets.scenarios.runner import dagster_instance
 from ml_assets_tests.fixtures.reliability_world import (
@@ -84,7 +84,7 @@ elif role == "control":
             errors.append(traceback.format_exc())
         time.sleep(0.05)
 elif role == "reader":
-    from ml_assets.lib.core.catalog import read_parquet_files
+    from ml_assets.lib.core.lake import read_parquet_files
     wait_go()
     while not stop.exists():
         for asset in ("batch_scores", "event_features", "raw_labels"):

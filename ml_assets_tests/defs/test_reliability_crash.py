@@ -15,7 +15,7 @@ import pytest
 from ml_assets.definitions import build_definitions
 from ml_assets.defs.partitions import hour_key, range_tags
 from ml_assets.lib.core.artifacts import sha256_file
-from ml_assets.lib.core.catalog import read_parquet_files
+from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.scoring.batch import score_contract_problems
 from ml_assets_tests.fixtures.reliability_world import (

@@ -9,7 +9,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from ml_assets.lib.core.catalog import read_parquet_files
+from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.release import rollback
 from ml_assets.serving.app import running_server

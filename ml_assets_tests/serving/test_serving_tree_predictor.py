@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from ml_assets.lib.core.catalog import read_parquet_files
+from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.scoring.batch import load_live_model
 from ml_assets.lib.serving.tree_predictor import compile_trees

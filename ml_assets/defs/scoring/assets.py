@@ -8,9 +8,9 @@ import pandas as pd
 
 from ml_assets.defs.freshness import HOURLY_FRESHNESS
 from ml_assets.defs.partitions import hour_key, hourly
-from ml_assets.lib.core.catalog import EVENT_FEATURES, read_parquet_files
+from ml_assets.lib.core.catalog import EVENT_FEATURES
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import hours_between
+from ml_assets.lib.core.lake import hours_between, read_parquet_files
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import MissingUpstreamError, split_by_hour
 from ml_assets.lib.release.rollout import acting_arm

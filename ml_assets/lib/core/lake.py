@@ -1,13 +1,18 @@
 """The time grid the lake is partitioned on, and the DuckDB engine that reads it.
 
 Which files a table has, and what they are called, is the catalog's business
-(``lib/core/catalog.py``); this module only knows hours, days and a connection."""
+(``lib/core/catalog.py``, ``lib/core/lake_table.py``); this module only knows hours, days, a
+connection and how to scan a list of Parquet files the catalog listed."""
 
+# ruff: noqa: S608  (file lists are built by parquet_relation(), column names quoted)
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 # Partition file stems (lake and landing): no ':' (invalid on some filesystems).
 HOUR_FILE_FORMAT = "%Y-%m-%dT%H"
@@ -100,3 +105,67 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
+
+
+def parquet_relation(files: Iterable[Path | str]) -> str:
+    """A ``read_parquet`` table expression over files the catalog listed.
+
+    Parameters
+    ----------
+    files : iterable of path
+        At least one Parquet file; quotes in names are escaped.
+
+    Returns
+    -------
+    str
+        SQL ``read_parquet([...], union_by_name = true)``: columns missing from older files
+        read as NULL.
+
+    Raises
+    ------
+    ValueError
+        If ``files`` is empty (DuckDB cannot infer a schema from nothing).
+    """
+    listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+    if not listed:
+        raise ValueError("no Parquet files to read")
+    return f"read_parquet([{listed}], union_by_name = true)"
+
+
+def read_parquet_files(files: list[Path], columns: list[str] | None = None,
+                       attempts: int = 3) -> pd.DataFrame:
+    """Read many partition files in one DuckDB scan (much faster than one pandas read each).
+
+    DuckDB opens each file at bind time (to unify schemas) and again for the scan; a partition
+    atomically replaced in between makes the scan fail ("Invalid data") though both versions
+    are whole. Re-reading then sees one consistent version, so such a failure is retried.
+
+    Parameters
+    ----------
+    files : list of Path
+        Parquet files (at least one).
+    columns : list of str, optional
+        Columns to read; all by default.
+    attempts : int
+        Scans tried before the last error is raised.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The union (by column name) of the files' rows.
+
+    Raises
+    ------
+    ValueError
+        If ``files`` is empty.
+    duckdb.Error
+        If every attempt fails.
+    """
+    cols = "*" if columns is None else ", ".join(f'"{c}"' for c in columns)
+    sql = f"SELECT {cols} FROM {parquet_relation(files)}"
+    for _ in range(attempts - 1):
+        try:
+            return connect().execute(sql).df()
+        except duckdb.Error:
+            continue
+    return connect().execute(sql).df()

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from ml_assets.lib.core.catalog import RAW_EVENTS, RAW_LABELS, Catalog, parquet_relation
+from ml_assets.lib.core.catalog import RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.core.lake import connect
+from ml_assets.lib.core.lake import connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.sql import chunk_ranges, compute_features
 

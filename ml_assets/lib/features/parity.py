@@ -10,15 +10,9 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from ml_assets.lib.core.catalog import (
-    BATCH_SCORES,
-    EVENT_FEATURES,
-    RAW_EVENTS,
-    RAW_LABELS,
-    Catalog,
-    read_parquet_files,
-)
+from ml_assets.lib.core.catalog import BATCH_SCORES, EVENT_FEATURES, RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.online import OnlineState, lookback_start, state_from_frames
 

@@ -12,10 +12,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml_assets.lib.core.catalog import RAW_EVENTS, Catalog, parquet_relation
+from ml_assets.lib.core.catalog import RAW_EVENTS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.core.lake import connect
+from ml_assets.lib.core.lake import connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.ingest.contracts import (
     CANONICAL_TS,

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import poisson
 
-from ml_assets.lib.core.catalog import BATCH_SCORES, Catalog, parquet_relation
+from ml_assets.lib.core.catalog import BATCH_SCORES, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.core.lake import connect
+from ml_assets.lib.core.lake import connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import MissingUpstreamError

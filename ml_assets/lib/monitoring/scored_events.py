@@ -9,16 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml_assets.lib.core.catalog import (
-    BATCH_SCORES,
-    RAW_EVENTS,
-    RAW_LABELS,
-    Catalog,
-    parquet_relation,
-)
+from ml_assets.lib.core.catalog import BATCH_SCORES, RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.core.lake import connect
+from ml_assets.lib.core.lake import connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.build import MissingUpstreamError
 from ml_assets.lib.ingest.landing import EARLY_REPORTS, LABELS

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.lib.core.artifacts import read_verified, recorded_file
-from ml_assets.lib.core.catalog import EVENT_FEATURES, read_parquet_files
+from ml_assets.lib.core.catalog import EVENT_FEATURES
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import confined
-from ml_assets.lib.core.lake import day_floor
+from ml_assets.lib.core.lake import day_floor, read_parquet_files
 from ml_assets.lib.core.paths import DataPaths, atomic_write_bytes
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import MissingUpstreamError

@@ -24,11 +24,10 @@ from ml_assets.lib.core.catalog import (
     RAW_LABELS,
     SHADOW_SUMMARY,
     Catalog,
-    parquet_relation,
 )
 from ml_assets.lib.core.datasets import DatasetSpec, ShadowConfig
 from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.core.lake import connect
+from ml_assets.lib.core.lake import connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths, atomic_write_bytes
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.release.comparison import compare, edge_cases, measure_latency, offline_online

@@ -22,11 +22,10 @@ from ml_assets.lib.core.catalog import (
     RAW_EVENTS,
     RAW_LABELS,
     Catalog,
-    read_parquet_files,
 )
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import confined
-from ml_assets.lib.core.lake import connect
+from ml_assets.lib.core.lake import connect, read_parquet_files
 from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.features.online import lookback_start

@@ -29,15 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ml_assets.lib.core.catalog import (
-    MICROBATCH_EVENTS,
-    RAW_EVENTS,
-    RAW_LABELS,
-    Catalog,
-    read_parquet_files,
-)
+from ml_assets.lib.core.catalog import MICROBATCH_EVENTS, RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import day_floor
+from ml_assets.lib.core.lake import day_floor, read_parquet_files
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace

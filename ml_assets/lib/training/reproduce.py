@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.lib.core import artifacts
-from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS, RAW_LABELS, Catalog, LakeTable
+from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import days_between, hours_between
+from ml_assets.lib.core.lake_table import LakeTable
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace

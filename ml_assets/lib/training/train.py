@@ -12,9 +12,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_LABELS, Catalog, parquet_relation
+from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import connect
+from ml_assets.lib.core.lake import connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.build import MissingUpstreamError
 

@@ -17,8 +17,8 @@ from ml_assets.lib.core.catalog import (
     TRAINING_SET,
     Catalog,
     Grain,
-    file_stem,
 )
+from ml_assets.lib.core.lake_table import file_stem
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
 

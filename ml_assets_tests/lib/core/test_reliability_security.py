@@ -14,7 +14,7 @@ import pytest
 
 from ml_assets.cli.main import build_parser
 from ml_assets.lib.core.artifacts import ArtifactIntegrityError, dataset_sha256, load_model
-from ml_assets.lib.core.catalog import read_parquet_files
+from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry, RegistryError

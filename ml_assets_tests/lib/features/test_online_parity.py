@@ -114,7 +114,8 @@ def test_edge_cases_agree_with_the_compiled_sql():
 def test_online_state_never_sees_the_event_itself_or_the_future(world):
     paths, _ = world
     day = CFG.end - timedelta(days=1)
-    from ml_assets.lib.core.catalog import Catalog, read_parquet_files
+    from ml_assets.lib.core.catalog import Catalog
+    from ml_assets.lib.core.lake import read_parquet_files
 
     files, _ = Catalog(paths.lake).table("raw_events").coverage(day - timedelta(days=31), CFG.end)
     events = read_parquet_files(files)
