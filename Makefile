@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+UI_PORT ?= 3000
+
 .PHONY: demo test ui bench lint lock clean-data
 
 $(STAMP): requirements.lock pyproject.toml
@@ -23,11 +25,15 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
+# The runner writes the instance config (Dagster's run monitoring on: scenarios/runner.py
+# RUN_MONITORING), then becomes dagster dev with SIGINT/SIGTERM at their defaults (`exec` all
+# the way): Ctrl-C or SIGTERM stops its webserver, daemon and code server within seconds, also
+# when make was started where SIGINT is ignored (dagster dev would then ignore SIGTERM too).
 ui: $(STAMP)
-	mkdir -p $${ML_ASSETS_DATA_DIR:-$(CURDIR)/data}/dagster_home
 	DAGSTER_HOME=$${ML_ASSETS_DATA_DIR:-$(CURDIR)/data}/dagster_home \
 	DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 \
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1
+	exec $(BIN)/python -m ml_assets.scenarios.runner $${ML_ASSETS_DATA_DIR:-$(CURDIR)/data} \
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 bench: $(STAMP)
 	$(BIN)/ml-assets bench

@@ -11,6 +11,7 @@ more events but marks the partitions of a failed run as failed.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -185,5 +186,24 @@ def training_config(as_of: datetime, spec: DatasetSpec) -> dict:
                                                 "window_days": spec.model.training_window_days}}}}
 
 
-if __name__ == "__main__":  # `make ui`: the instance config of a data directory
+def exec_stoppable(command: list[str]) -> None:
+    """Replace this process with ``command``, SIGINT and SIGTERM back at their defaults.
+
+    A process started where SIGINT is ignored (in the background of a script, under nohup, by
+    some CI runners) inherits the ignore, and ``dagster dev`` then ignores SIGTERM too: it maps
+    SIGTERM to whatever SIGINT does. Reset here, both stop it within seconds.
+
+    Parameters
+    ----------
+    command : list of str
+        Program and arguments, looked up on ``PATH``.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    os.execvp(command[0], command)  # noqa: S606 - the Makefile's own command line
+
+
+if __name__ == "__main__":  # `make ui`: python -m ml_assets.scenarios.runner DATA_DIR [COMMAND]
     write_instance_config(DataPaths(Path(sys.argv[1])))
+    if len(sys.argv) > 2:
+        exec_stoppable(sys.argv[2:])

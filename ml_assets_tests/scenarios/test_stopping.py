@@ -1,14 +1,19 @@
 """Long commands stop within seconds on SIGTERM or SIGINT, say so and how far they got, and
-leave the data directory consistent: no run left STARTED, every lake file whole."""
+leave the data directory consistent: no run left STARTED, every lake file whole. `make ui`
+(dagster dev) stops within seconds too."""
 
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import dagster as dg
 import pandas as pd
 import pytest
+import yaml
 
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets_tests.fixtures.reliability_world import REPO, child_env
@@ -72,3 +77,54 @@ def test_incident_drill_stops_within_seconds(tmp_path):
     assert seconds < STOP_WITHIN_S, (seconds, err[-2000:])
     assert proc.returncode == 128 + signal.SIGTERM
     assert "ml-assets drill: stopped by SIGTERM during day" in err and "Traceback" not in err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _group_alive(proc: subprocess.Popen) -> bool:
+    """Whether any process of the group ``proc`` leads is left (``proc`` reaped first)."""
+    proc.poll()
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to make", "Ctrl-C to the group"])
+def test_make_ui_stops_within_seconds(tmp_path, how):
+    """Started where SIGINT is ignored (a script's background job, nohup) - dagster dev then
+    ignored SIGTERM as well and outlived make for minutes."""
+    port, data_dir = _free_port(), tmp_path / "data"
+    proc = subprocess.Popen(
+        ["make", "-s", "-o", ".venv/.installed", "ui", f"UI_PORT={port}"], cwd=REPO,
+        env={**child_env(), "ML_ASSETS_DATA_DIR": str(data_dir)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "dagster dev never served"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+        t0 = time.monotonic()
+        if how == "SIGTERM to make":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+        while _group_alive(proc) and time.monotonic() - t0 < 60:
+            time.sleep(0.5)
+        assert not _group_alive(proc) and time.monotonic() - t0 < 30
+        config = yaml.safe_load((data_dir / "dagster_home" / "dagster.yaml").read_text())
+        assert config["run_monitoring"]["enabled"]
+    finally:
+        if _group_alive(proc):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)

@@ -21,7 +21,9 @@ def record_reproduction(project: dg.ResourceParam[Workspace], result) -> None:
 @dg.op(description="Rebuild raw -> features -> training set in a scratch directory, retrain "
                    "with the recorded seed and compare SHA-256s and frozen-reference scores.")
 def reproduce_version(context: dg.OpExecutionContext, config: ReproduceConfig,
-                      project: dg.ResourceParam[Workspace]) -> dict:
+                      project: dg.ResourceParam[Workspace]) -> None:
+    # The verdict lives in the control plane (drill results) and on this step's metadata; the
+    # op has no data output, so nothing reaches the lake IO manager (a dict is not a partition).
     result = reproduce(project, config.version)
     record_reproduction(project, result)
     context.log.info(f"{config.version}: identical={result.identical} in {result.seconds:.1f}s")
@@ -34,7 +36,7 @@ def reproduce_version(context: dg.OpExecutionContext, config: ReproduceConfig,
         raise dg.Failure(description=f"{config.version} is not reproducible: " + "; ".join(
             f"{c.kind}: {c.detail}" for c in result.causes), metadata=metadata,
             allow_retries=False)
-    return result.as_dict()
+    context.add_output_metadata(metadata)
 
 
 @dg.job(name="reproduce_training_job", tags={"team": "ml-platform"},
