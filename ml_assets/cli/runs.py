@@ -175,6 +175,24 @@ def cmd_serve(args, ws: Workspace) -> int:
     return 0
 
 
+def cmd_sweep(args, ws: Workspace) -> int:
+    """``sweep``: remove killed writers' temp files, mark runs of killed processes failed."""
+    import dagster as dg
+
+    from ml_assets.lib.core.paths import sweep_stale_temp_files
+    from ml_assets.scenarios.runner import fail_orphaned_runs
+
+    removed = sweep_stale_temp_files(ws.paths, args.min_age)
+    runs = []
+    if (ws.paths.dagster_home / "dagster.yaml").exists():
+        runs = fail_orphaned_runs(dg.DagsterInstance.from_config(str(ws.paths.dagster_home)))
+    emit({"removed_temp_files": [str(p) for p in removed], "failed_orphaned_runs": runs},
+         args.json, lambda p: print(f"removed {len(p['removed_temp_files'])} temp file(s) of "
+                                    f"killed writers; marked {len(p['failed_orphaned_runs'])} "
+                                    "run(s) of killed processes failed"))
+    return 0
+
+
 def add_parsers(sub, actor: str) -> None:
     """Register the run commands (and ``drill``) on the ``ml-assets`` subparsers.
 
@@ -231,3 +249,8 @@ def add_parsers(sub, actor: str) -> None:
                                                           "reproduce"],
                        choices=["drift", "scoring", "serving", "reproduce"])
     bench.set_defaults(func=cmd_bench)
+    sweep = sub.add_parser("sweep", help="remove temp files killed writers left; fail runs of "
+                                         "killed processes (every demo/drill does it first)")
+    sweep.add_argument("--min-age", type=float, default=300.0,
+                       help="seconds a dead writer's temp file must be old (default 300)")
+    sweep.set_defaults(func=cmd_sweep)

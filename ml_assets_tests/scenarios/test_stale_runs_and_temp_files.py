@@ -2,6 +2,8 @@
 (not STARTED for ever), its writer's temp file is swept; a live writer's temp file and run are
 left alone; the instance the project writes has Dagster's run monitoring on."""
 
+import json
+import os
 import subprocess
 import sys
 import time
@@ -130,3 +132,19 @@ def test_sweep_is_confined_and_does_not_follow_symlinks(tmp_path):
     not_ours.write_text("x")
     assert sweep_stale_temp_files(paths, min_age_seconds=0) == []
     assert victim.exists() and not_ours.exists()
+
+
+def test_ml_assets_sweep_removes_old_temp_files_of_dead_writers(tmp_path):
+    paths = DataPaths(tmp_path / "data").ensure()
+    dead = paths.lake / "batch_scores" / ".2026-07-01T10.parquet.999999.tmp"
+    dead.parent.mkdir(parents=True)
+    dead.write_bytes(b"PAR1")
+    fresh = paths.landing / "events" / ".2026-07-01T11.parquet.999998.tmp"
+    fresh.write_bytes(b"PAR1")
+    old = time.time() - 3600
+    os.utime(dead, (old, old))
+    out = subprocess.run([sys.executable, "-m", "ml_assets.cli.main", "--data-dir",
+                          str(paths.root), "sweep", "--json"], check=True, capture_output=True,
+                         text=True, cwd=REPO, env=child_env(), timeout=120).stdout
+    assert json.loads(out) == {"removed_temp_files": [str(dead)], "failed_orphaned_runs": []}
+    assert not dead.exists() and fresh.exists()  # younger than 5 minutes: kept
