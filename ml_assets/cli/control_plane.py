@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ml_assets.cli.output import control_result
 from ml_assets.lib.core.artifacts import sha256_file
-from ml_assets.lib.core.registry import Registry, RegistryError, integrity
+from ml_assets.lib.core.registry import RegistryError, integrity
 from ml_assets.lib.core.workspace import Workspace
 
 
@@ -36,7 +36,7 @@ def cmd_restore(args, ws: Workspace) -> int:
     def act() -> dict:
         db = ws.paths.control_db
         try:
-            Registry(db)
+            ws.open_registry_unkeyed()
             replaced = "a healthy control plane"
         except RegistryError as exc:
             replaced = str(exc)
@@ -45,8 +45,8 @@ def cmd_restore(args, ws: Workspace) -> int:
                 raise RegistryError(f"{db} passes its checks; restoring {args.file} would discard "
                                     "every change since that backup. Add --force to do it anyway")
         restored = integrity.restore(Path(args.file), db)
-        Registry(db).record_event(args.actor, "control:restore", restored["file"], args.reason,
-                                  {**restored, "replaced": replaced[:500]})
+        ws.open_registry_unkeyed().record_event(args.actor, "control:restore", restored["file"],
+                                                args.reason, {**restored, "replaced": replaced[:500]})
         return restored
 
     return control_result(args.json, act)

@@ -82,6 +82,25 @@ class Workspace:
         """
         return Registry(self.paths.control_db, signing_key=self.signing_key())
 
+    def open_registry_unkeyed(self) -> Registry:
+        """A fresh, uncached open of the control plane without the signing key.
+
+        For ``ml-assets control restore``: it probes whether the current file passes its checks
+        and records the restore in the file it just put in place. Neither needs the key, and a
+        bad key file must not block getting a damaged control plane back.
+
+        Returns
+        -------
+        Registry
+            A new registry over ``paths.control_db`` (checked, schema applied).
+
+        Raises
+        ------
+        RegistryError
+            When the control plane is damaged or missing where one existed.
+        """
+        return Registry(self.paths.control_db)
+
     def signing_key(self) -> bytes | None:
         """The model signing key's bytes, or None when no key file is configured.
 
