@@ -18,7 +18,7 @@ from ml_assets.export import cli as export_cli
 from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.paths import DATA_DIR_ENV, default_data_dir
 from ml_assets.lib.core.registry import ControlPlaneDamaged
-from ml_assets.lib.core.stopping import Stopped, stop_on_signals
+from ml_assets.lib.core.stopping import Stopped, raise_if_stopped, stop_on_signals
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.specs import DEFAULT_SPEC, SPEC_ENV, active_spec, spec_named
 
@@ -71,7 +71,9 @@ def run_command(args: argparse.Namespace, ws: Workspace) -> int:
     """
     with stop_on_signals():
         try:
-            return args.func(args, ws)
+            code = args.func(args, ws)
+            raise_if_stopped()  # a signal a library handled itself (uvicorn shuts down politely)
+            return code
         except Stopped as exc:
             where = f" {exc.where}" if exc.where else ""
             print(f"ml-assets {args.command}: stopped by {exc.signal_name}{where}; the lake and "

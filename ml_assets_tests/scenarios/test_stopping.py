@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import dagster as dg
@@ -128,3 +129,25 @@ def test_make_ui_stops_within_seconds(tmp_path, how):
         if _group_alive(proc):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_serve_stops_within_seconds_and_says_so(tmp_path, signum):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ml_assets.cli.main", "--data-dir",
+                             str(tmp_path / "data"), "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env(), cwd=REPO)
+    deadline = time.monotonic() + 120
+    while True:  # an empty data dir: the server answers 503 no_servable_model
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            break
+        except urllib.error.HTTPError:
+            break
+        except OSError:
+            time.sleep(0.5)
+    seconds, err = _stop(proc, signum)
+    assert seconds < STOP_WITHIN_S and proc.returncode == 128 + signum
+    assert f"ml-assets serve: stopped by {signal.Signals(signum).name}" in err
