@@ -1,7 +1,6 @@
 """Headless demo: generate landing data and materialize the whole graph through Dagster, with
 the same instance the UI reads (``dagster_home`` under the data directory)."""
 
-import getpass
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -148,7 +147,7 @@ def _shadow_and_roll_out(defs, instance, ws: Workspace, cutoff: datetime, report
         log(f"{name}: {seconds:.1f}s")
     challenger = registry.aliases(spec.model_name)["challenger"]
     try:
-        rollout.start(registry, paths, spec, getpass.getuser(), gate_at, label_horizon(paths),
+        rollout.start(registry, paths, spec, "demo", gate_at, label_horizon(paths),
                       reason="demo: promotion gate passed")
         log(f"{challenger}: promotion gate passed after {spec.shadow.min_days:g} days; rollout at 1%")
     except rollout.RolloutRefused as exc:
@@ -175,7 +174,7 @@ def _promote_if_not_worse(ws: Workspace, log) -> None:
         log(f"kept {aliases['champion']}: {aliases['challenger']} is worse on the frozen "
             f"reference set (AUC {auc['challenger']:.4f} < {auc['champion']:.4f})")
         return
-    promote(registry, ws.paths, spec, aliases["challenger"], actor=getpass.getuser(),
+    promote(registry, ws.paths, spec, aliases["challenger"], actor="demo",
             reason="demo: later model not worse on the frozen reference set")
     log(f"promoted {aliases['challenger']} to champion; {aliases['champion']} is now previous")
 

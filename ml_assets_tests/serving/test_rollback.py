@@ -137,7 +137,8 @@ def test_cli_drill_rollback_json(world, capsys):
 def test_cli_refusals_explain_why_and_exit_1(world, capsys):
     paths, registry = world
     _artifact(paths, registry, "fraud-v2").unlink()
-    code = cli.main(["--data-dir", str(paths.root), "promote", "fraud-v3", "--json"])
+    code = cli.main(["--data-dir", str(paths.root), "promote", "fraud-v3", "--json",
+                     "--actor", "alice"])
     out = json.loads(capsys.readouterr().out)
     assert code == 1 and out["ok"] is False and "missing" in out["error"]
 

@@ -88,6 +88,8 @@ class InterfaceContract:
             "400 invalid_json": "body is not one JSON object in UTF-8 (or is nested too "
                                 "deeply, or holds an unpaired surrogate)",
             "413 payload_too_large": f"body over {self.max_body_bytes} bytes",
+            "408 request_timeout": "the body did not arrive within the server's body timeout "
+                                   "(a client that never finishes its headers is disconnected)",
             "422 invalid_field": "a field is missing, null where not allowed, of the wrong type, "
                                  "NaN/infinite, out of range or not in the schema; `field` names it; "
                                  "a path id that is not the canonical ASCII integer",
@@ -98,6 +100,26 @@ class InterfaceContract:
     @property
     def max_body_bytes(self) -> int:
         return int(self.config["input"]["max_body_bytes"])
+
+    def may_act(self, actor: str) -> bool:
+        """Whether the rollback authority lists ``actor`` among who may change what serves.
+
+        Parameters
+        ----------
+        actor : str
+            An identity as the audit log records it.
+
+        Returns
+        -------
+        bool
+            True when ``[rollback_authority] may_act`` names it exactly or by a ``"prefix:*"``
+            entry; False otherwise, and always when the contract lists nobody (fail closed).
+        """
+        for entry in self.config["rollback_authority"].get("may_act", []):
+            if actor == entry or entry.endswith(":*") and actor.startswith(entry[:-1]) \
+                    and len(actor) > len(entry) - 1:
+                return True
+        return False
 
     def slo(self, path: str) -> dict[str, float]:
         return dict(self.config["slo"]["latency_ms"][path])

@@ -20,6 +20,7 @@ from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import UnsafePath
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry, RegistryError
+from ml_assets.lib.release.authority import authorize
 from ml_assets.lib.scoring.batch import NotScorableError, check_features_computable
 
 KILL_SWITCH = "kill_switch"
@@ -79,6 +80,7 @@ def promote(registry: Registry, paths: DataPaths, spec: DatasetSpec, version: st
             reason: str) -> dict:
     """Make ``version`` champion; the replaced champion becomes ``previous``. Refused (with
     every reason) unless both the candidate and the model it replaces are servable."""
+    authorize(registry, spec, "promote", actor, version)
     aliases = registry.aliases(spec.model_name)
     champion = aliases["champion"]
     if version == champion:
@@ -102,6 +104,7 @@ def rollback(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str
              reason: str) -> dict:
     """Make ``previous`` champion again (and the rolled-back model ``previous``, so the
     rollback itself can be undone). The kill switch is reset: the champion is now safe."""
+    authorize(registry, spec, "rollback", actor, "previous")
     aliases = registry.aliases(spec.model_name)
     ready = readiness(registry, paths, spec, aliases["previous"])
     if not ready.ok:
@@ -120,6 +123,7 @@ def set_kill_switch(registry: Registry, paths: DataPaths, spec: DatasetSpec, on:
     (an on switch pointing at nothing would be a false sense of safety)."""
     if not reason:
         raise RollbackRefused("the kill switch needs a --reason for the audit log")
+    authorize(registry, spec, "kill_switch", actor, "on" if on else "off")
     if on:
         ready = rollback_readiness(registry, paths, spec)
         if not ready.ok:
@@ -246,6 +250,7 @@ def run_rollback_drill(registry: Registry, paths: DataPaths, spec: DatasetSpec, 
     dies before flipping back, the next reader past the lease (``drill_lease_sensor``,
     ``ml-assets status``, the next drill) reverts it and records the drill as failed, and
     ``/health``, ``drill_recency`` and ``rollback_readiness`` flag it until then."""
+    authorize(registry, spec, "drill", actor, "kill_switch")
     expire_drill_flip(registry)  # an earlier drill that died: revert its flip first
     aliases = registry.aliases(spec.model_name)
     champion, previous = aliases["champion"], aliases["previous"]

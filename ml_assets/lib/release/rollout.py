@@ -42,6 +42,7 @@ from ml_assets.lib.release.arms import (
     in_challenger_arm,
     pct,
 )
+from ml_assets.lib.release.authority import authorize
 from ml_assets.lib.release.rollback import promote
 
 STAGE_KEY, STATE_KEY = "rollout_stage", "rollout_state"
@@ -202,6 +203,7 @@ def start(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str, a
           latency_slo_ms: float | None = None, salt: str | None = None) -> dict:
     """shadow -> 1%: only when the promotion gate passes, or with an audited override.
     ``shadow_cfg`` and ``salt`` default to the spec's release policy."""
+    authorize(registry, spec, "rollout", actor, "1")
     st = current(registry, spec)
     if st["stage"] not in ("shadow",):
         raise RolloutRefused(f"{st['version']} is at stage {st['stage']}; `rollout 1` starts "
@@ -229,6 +231,7 @@ def step(registry: Registry, paths: DataPaths, spec: DatasetSpec, target: str, a
          cfg: RolloutConfig | None = None) -> dict:
     """A manual move: to the next stage (evidence of the current one needed unless overridden),
     back to shadow, or pause. ``cfg`` defaults to the spec's rollout policy."""
+    authorize(registry, spec, "rollout", actor, target)
     cfg = cfg or spec.rollout
     st = current(registry, spec)
     if st["version"] is None:
@@ -293,6 +296,7 @@ def advance(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str,
     evaluated once its dwell is met (and again every dwell while it holds), then advances,
     pauses or holds. Returns the state with ``walk`` listing every evaluation. ``cfg``
     defaults to the spec's rollout policy (``spec.rollout``)."""
+    authorize(registry, spec, "rollout", actor, "advance")
     cfg = cfg or spec.rollout
     stages = cfg.stages
     st = current(registry, spec)

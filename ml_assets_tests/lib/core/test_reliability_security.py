@@ -7,20 +7,32 @@ import re
 import subprocess
 import sys
 import time
-import tomllib
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ml_assets.cli.main import build_parser
 from ml_assets.lib.core.artifacts import ArtifactIntegrityError, dataset_sha256, load_model
-from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.identifiers import SpecError
+from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry, RegistryError
+from ml_assets.lib.core.registry.control import check_identity
+from ml_assets.lib.docs.interface_contract import load_contract
 from ml_assets.lib.ingest.contracts import ContractError
 from ml_assets.lib.ingest.landing import ingest_events
-from ml_assets.lib.release.rollback import RollbackRefused, promote, readiness, set_kill_switch
+from ml_assets.lib.release import rollout
+from ml_assets.lib.release.authority import NotAuthorized
+from ml_assets.lib.release.rollback import (
+    RollbackRefused,
+    promote,
+    readiness,
+    rollback,
+    run_rollback_drill,
+    set_kill_switch,
+)
 from ml_assets.lib.scoring.batch import load_live_model
 from ml_assets.lib.training.splits import assign_splits
 from ml_assets.serving import app as serving_app
@@ -185,12 +197,60 @@ def test_X07_kill_switch_and_promotion_need_an_identity_which_the_audit_log_keep
                                                                   "incident 42")
 
 
-def test_X08_rollback_authority_in_the_contract_is_roles_not_an_identity_list():
-    """The interface contract names who may act as roles in prose ("on-call engineer"), not
-    as a list of identities, so the enforceable rule today is X07: an identity is required and
-    audited. If an identity list is added to [rollback_authority], this test fails as a reminder
-    that refusing others (with an audited override) must then be enforced and tested."""
-    with open(REPO / "ml_assets" / "specs" / "fraud_contract.toml", "rb") as fh:
-        authority = tomllib.load(fh)["rollback_authority"]
-    assert {"kill_switch", "rollback", "promote"} <= set(authority)
-    assert not any(isinstance(v, list) for v in authority.values())
+def test_X08_only_printable_identities_listed_in_the_rollback_authority_may_act(fraud_world,
+                                                                              tmp_path):
+    """An identity is a non-blank printable name ('   ' and a newline were accepted before);
+    the contract's [rollback_authority] may_act lists who may change what serves; anyone else
+    is refused - library and CLI, kill switch, rollback, promote, rollout, drill - and the
+    refusal is audited while nothing else changes."""
+    paths = copy_world(fraud_world, tmp_path / "world")
+    registry = Registry(paths.control_db)
+    aliases = registry.aliases("fraud")
+    for actor in ("   ", "\n", "\t", "bob\n", " bob", "bob\x00", "a\u200bb", "x" * 65):
+        audit = registry.audit_log(10_000)
+        with pytest.raises(RegistryError, match="needs an identity|not a printable name"):
+            set_kill_switch(registry, paths, SPEC, True, actor=actor, reason="incident")
+        with pytest.raises(RegistryError, match="needs an identity|not a printable name"):
+            registry.set_setting("kill_switch", "on", actor, "straight to the registry")
+        assert registry.audit_log(10_000) == audit  # nothing recorded for a non-name
+    calls = {"kill_switch": lambda a: set_kill_switch(registry, paths, SPEC, True, a, "x"),
+             "promote": lambda a: promote(registry, paths, SPEC, aliases["challenger"], a, "x"),
+             "rollback": lambda a: rollback(registry, paths, SPEC, a, "x"),
+             "rollout": lambda a: rollout.step(registry, paths, SPEC, "pause", a, NOW, NOW),
+             "drill": lambda a: run_rollback_drill(registry, paths, SPEC, "http://127.0.0.1:9", a)}
+    for action, call in calls.items():
+        with pytest.raises(NotAuthorized, match="'mallory' may not .*may_act"):
+            call("mallory")
+        entry = registry.audit_log(1)[0]
+        assert (entry["actor"], entry["action"]) == ("mallory", f"refused:{action}")
+    assert registry.aliases("fraud") == aliases
+    assert registry.get_setting("kill_switch", "off") == "off"
+    # the CLI: a blank or unprintable identity and an unlisted one exit 1 saying why
+    cli = [sys.executable, "-m", "ml_assets.cli.main", "--data-dir", str(paths.root), "kill-switch",
+           "on", "--reason", "incident"]
+    for actor, why in (("   ", "needs an identity"), ("bob\n", "not a printable name"),
+                       ("mallory", "not listed in [rollback_authority] may_act")):
+        refused = subprocess.run([*cli, "--actor", actor], env=child_env(), capture_output=True,
+                                 text=True, cwd=REPO)
+        assert refused.returncode == 1 and why in refused.stderr, refused.stderr
+    assert registry.get_setting("kill_switch", "off") == "off"
+    # listed identities act; "dagster:*" admits Dagster runs of any user, not a bare prefix
+    contract = load_contract(SPEC)
+    assert contract.may_act("oncall-bob") and contract.may_act("dagster:alice")
+    assert not contract.may_act("dagster:") and not contract.may_act("dagster")
+    set_kill_switch(registry, paths, SPEC, True, "oncall-bob", "incident 7")
+    assert registry.get_setting("kill_switch") == "on"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(actor=st.text(max_size=70))
+def test_X08b_an_identity_is_exactly_a_non_blank_printable_name(actor):
+    """Property over actor strings: the registry's identity rule accepts exactly the names a
+    person can read back from the audit log."""
+    readable = (actor.strip() == actor != "" and actor.isprintable() and len(actor) <= 64)
+    try:
+        check_identity(actor)
+        accepted = True
+    except RegistryError:
+        accepted = False
+    assert accepted == readable
