@@ -32,6 +32,7 @@ from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.docs.interface_contract import InterfaceContract, RequestError, load_contract
 from ml_assets.lib.scoring.prediction_log import PredictionLogger
 from ml_assets.lib.serving.read_path import NoServableModel, ScoringService
+from ml_assets.serving.guard import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, server_options
 from ml_assets.serving.metrics import MetricsMiddleware, ServingMetrics
 from ml_assets.serving.oip import oip_routes
 from ml_assets.serving.openapi import openapi_document
@@ -55,7 +56,8 @@ def _answer(body: dict) -> JSONResponse:
 
 
 def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract | None = None,
-               log_predictions: bool = True, reload_seconds: float = 2.0) -> Starlette:
+               log_predictions: bool = True, reload_seconds: float = 2.0,
+               body_timeout_s: float = BODY_TIMEOUT_S) -> Starlette:
     contract = contract or load_contract(spec)
     service = ScoringService(Workspace(paths, spec), reload_seconds=reload_seconds)
     logger = PredictionLogger(paths)
@@ -137,7 +139,8 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
     async def predict(request: Request) -> JSONResponse:
         started = time.perf_counter()
         try:
-            payload = contract.parse_body(await read_body(request, contract.max_body_bytes))
+            payload = contract.parse_body(await read_body(request, contract.max_body_bytes,
+                                                          body_timeout_s))
             event, resolved = scorer.admit(payload)
             return _answer(await scorer.score(event, resolved, started))
         except RequestError as exc:
@@ -153,14 +156,14 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
         routes=[Route("/health", health), Route("/contract", contract_doc),
                 Route("/scores/{event_id}", score), Route("/entities/{key}/{value}", entity),
                 Route("/predict", predict, methods=["POST"]), Route("/metrics", metrics_doc),
-                Route("/openapi.json", openapi_doc), *oip_routes(service, contract, scorer)],
+                Route("/openapi.json", openapi_doc), *oip_routes(service, contract, scorer, body_timeout_s)],
         middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan, exception_handlers={Exception: internal_error})
 
 
 def serve(paths: DataPaths, spec: DatasetSpec, host: str = DEFAULT_HOST, port: int = 8000) -> None:
     uvicorn.run(create_app(paths, spec), host=host, port=port, log_level="warning",
-                access_log=False)
+                access_log=False, **server_options())
 
 
 def free_port(host: str = DEFAULT_HOST) -> int:
@@ -171,11 +174,14 @@ def free_port(host: str = DEFAULT_HOST) -> int:
 
 @contextlib.contextmanager
 def running_server(paths: DataPaths, spec: DatasetSpec, host: str = DEFAULT_HOST,
-                   port: int | None = None, **app_kwargs) -> Iterator[str]:
-    """A real uvicorn server on localhost in a background thread; yields its base URL."""
+                   port: int | None = None, header_timeout_s: float = HEADER_TIMEOUT_S,
+                   **app_kwargs) -> Iterator[str]:
+    """A real uvicorn server on localhost in a background thread, with the connection guards
+    of ``serving/guard.py``; yields its base URL."""
     port = port or free_port(host)
     config = uvicorn.Config(create_app(paths, spec, **app_kwargs), host=host, port=port,
-                            log_level="warning", access_log=False, lifespan="on")
+                            log_level="warning", access_log=False, lifespan="on",
+                            **server_options(header_timeout_s))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()

@@ -10,7 +10,7 @@
 An infer request carries one tensor per contract field (``shape [n]`` or ``[n, 1]``, all of
 one length ``n``); row ``i`` of every tensor is one event, scored exactly as ``POST /predict``
 scores it (same validation, kill switch, rollout arm, shared model call and prediction log).
-Errors keep ``/predict``'s status codes (400, 413, 422, 503, and 404 for an unknown model) in
+Errors keep ``/predict``'s status codes (400, 408, 413, 422, 503, and 404 for an unknown model) in
 the protocol's error shape ``{"error": "<code>: <detail>"}``.
 """
 
@@ -129,7 +129,7 @@ def _outputs(bodies: list[dict], wanted: list[str], datatypes: dict[str, str]) -
 
 
 def oip_routes(service: ScoringService, contract: InterfaceContract,
-               scorer: RealtimeScorer) -> list[Route]:
+               scorer: RealtimeScorer, body_timeout_s: float = 10.0) -> list[Route]:
     """The V2 routes over the app's read path and realtime scorer.
 
     Parameters
@@ -140,6 +140,8 @@ def oip_routes(service: ScoringService, contract: InterfaceContract,
         Input and output tensors are generated from it.
     scorer : RealtimeScorer
         The one realtime path ``/predict`` uses too.
+    body_timeout_s : float, default 10.0
+        Seconds an infer body may take to arrive (408 after).
 
     Returns
     -------
@@ -190,7 +192,8 @@ def oip_routes(service: ScoringService, contract: InterfaceContract,
             return unknown
         try:
             # The same body limit and JSON rules as /predict.
-            payload = contract.parse_body(await read_body(request, contract.max_body_bytes))
+            payload = contract.parse_body(await read_body(request, contract.max_body_bytes,
+                                                          body_timeout_s))
             wanted = _wanted_outputs(payload.get("outputs"), outputs)
             bodies = await scorer.score_many(parse_infer(payload, inputs), started)
         except RequestError as exc:

@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime
 
 import numpy as np
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ml_assets.lib.docs.interface_contract import InterfaceContract, RequestError
 from ml_assets.lib.scoring.prediction_log import PredictionLogger
@@ -49,7 +49,7 @@ def version_header(versions) -> dict[str, str]:
     return {VERSION_HEADER: ",".join(sorted(set(versions)))}
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float = 10.0) -> bytes:
     """Read a request body of at most ``limit`` bytes without buffering a huge one.
 
     Parameters
@@ -58,6 +58,8 @@ async def read_body(request: Request, limit: int) -> bytes:
         The incoming request.
     limit : int
         Maximum body size in bytes (the contract's ``max_body_bytes``).
+    timeout : float, default 10.0
+        Seconds the whole body may take to arrive (a stalled upload holds no worker).
 
     Returns
     -------
@@ -67,18 +69,29 @@ async def read_body(request: Request, limit: int) -> bytes:
     Raises
     ------
     RequestError
-        413 ``payload_too_large`` as soon as the declared or streamed size exceeds ``limit``.
+        413 ``payload_too_large`` as soon as the declared or streamed size exceeds ``limit``;
+        408 ``request_timeout`` when the body has not arrived within ``timeout``; 400
+        ``client_disconnected`` when the client hung up first (nobody reads the answer, but
+        the metrics and error budget count a 4xx, not a 500).
     """
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise RequestError(413, "payload_too_large",
                            f"body is {declared} bytes; the limit is {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, "payload_too_large", f"body exceeds {limit} bytes")
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError(413, "payload_too_large", f"body exceeds {limit} bytes")
+    except TimeoutError as exc:
+        raise RequestError(408, "request_timeout", f"body did not arrive within {timeout:g} "
+                           "s") from exc
+    except ClientDisconnect as exc:  # the client's fault, not a 5xx against the error budget
+        raise RequestError(400, "client_disconnected", "the client closed the connection "
+                           "before its body arrived") from exc
     return b"".join(chunks)
 
 
