@@ -197,6 +197,9 @@ def _coerce_numeric(df: pd.DataFrame, column: str) -> pd.Series:
     raw = df[column]
     if pd.api.types.is_float_dtype(raw.dtype):
         return pd.Series(False, index=df.index)
+    if pd.api.types.is_bool_dtype(raw.dtype):  # True is not an amount of 1
+        df[column] = pd.Series(np.nan, index=df.index)
+        return raw.notna()
     coerced = pd.to_numeric(raw, errors="coerce").astype("float64")
     bad = raw.notna() & coerced.isna()
     df[column] = coerced
