@@ -146,6 +146,7 @@ class DatasetSpec:
         First event time; timezone-aware (UTC).
     owner : str
     id_type : {"int64", "string"}
+        The stored type of ``event_id`` and of every entity key (``lib/ingest/contracts.py``).
     model, monitoring, shadow, rollout : ModelConfig, MonitoringConfig, ShadowConfig, RolloutConfig
     business_metric : BusinessMetric, optional
     early_reports : bool
