@@ -30,7 +30,7 @@ from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.features.online import lookback_start
 from ml_assets.lib.features.sql import compute_features
-from ml_assets.lib.ingest.contracts import validate_events
+from ml_assets.lib.ingest.contracts import event_kinds, validate_events
 from ml_assets.lib.ingest.landing import read_landing_batch
 from ml_assets.lib.scoring.batch import (
     check_features_computable,
@@ -118,7 +118,8 @@ def score_files(paths: DataPaths, spec: DatasetSpec, registry: Registry, names: 
     landed = {str(p.relative_to(paths.root)): datetime.fromtimestamp(p.stat().st_mtime, UTC)
               for p in files}
     batch = read_landing_batch(paths, [(p, spec.start_utc, now + timedelta(minutes=5))
-                                       for p in files], spec.event_columns, spec.event_ts)
+                                       for p in files], spec.event_columns, spec.event_ts,
+                               event_kinds(spec), spec.id_type)
     valid, quarantined = validate_events(batch.copy(), spec, now)
     source = valid["_source"].map(landed) if "_source" in valid else None
     valid = valid.assign(_landed_at=source).sort_values([spec.event_ts, spec.event_id])
