@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.registry import Registry, RegistryError
-from ml_assets.lib.core.registry.control import check_identity
+from ml_assets.lib.core.registry.audit import check_identity
 from ml_assets.lib.docs.interface_contract import load_contract
 
 

@@ -19,7 +19,7 @@ from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry, RegistryError
-from ml_assets.lib.core.registry.control import check_identity
+from ml_assets.lib.core.registry.audit import check_identity
 from ml_assets.lib.docs.interface_contract import load_contract
 from ml_assets.lib.ingest.contracts import ContractError
 from ml_assets.lib.ingest.landing import ingest_events

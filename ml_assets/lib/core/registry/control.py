@@ -1,8 +1,8 @@
 """The control plane: model versions and their cards, aliases, kill switch, rollout stage, the
 frozen reference set and an append-only audit log. Every change is one transaction.
 
-Drills, drill results and the landing ledger are in ``records.py``, model signing in
-``signing.py``; the SQL runs through the
+The audit log is in ``audit.py``, drills, drill results and the landing ledger in
+``records.py``, model signing in ``signing.py``; the SQL runs through the
 ``SqliteBackend`` the registry holds (``backend.py``), the schema is ``schema.py``.
 """
 
@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from ml_assets.lib.core.registry import integrity
+from ml_assets.lib.core.registry.audit import Audit
 from ml_assets.lib.core.registry.backend import SqliteBackend
 from ml_assets.lib.core.registry.integrity import ControlPlaneDamaged, RegistryError
 from ml_assets.lib.core.registry.records import Records, now
@@ -24,40 +25,7 @@ ALIASES = ("champion", "challenger", "previous")
 __all__ = ["ALIASES", "ControlPlaneDamaged", "Registry", "RegistryError"]
 
 
-#: The longest identity the audit log accepts (a name, not a message).
-MAX_IDENTITY = 64
-
-
-def check_identity(actor, action: str = "this change") -> str:
-    """The one rule for who may appear in the audit log: a non-blank printable name.
-
-    Parameters
-    ----------
-    actor : str
-        The identity (``--actor``, ``$USER``, ``dagster:<user>``).
-    action : str
-        What it is for, named in the error.
-
-    Returns
-    -------
-    str
-        ``actor`` unchanged.
-
-    Raises
-    ------
-    RegistryError
-        Empty or blank ("needs an identity"); control characters, newlines, tabs, invisible
-        or surrounding whitespace, or longer than ``MAX_IDENTITY`` ("not a printable name").
-    """
-    if not isinstance(actor, str) or not actor.strip():
-        raise RegistryError(f"{action} needs an identity (--actor or $USER) for the audit log")
-    if not actor.isprintable() or actor != actor.strip() or len(actor) > MAX_IDENTITY:
-        raise RegistryError(f"identity {actor!r} is not a printable name (no control characters,"
-                            f" no surrounding spaces, at most {MAX_IDENTITY} characters)")
-    return actor
-
-
-class Registry(Records, Signing):
+class Registry(Audit, Records, Signing):
     """The only door to the control plane (``control.sqlite``).
 
     Build it through ``Workspace.registry`` (tests may build one directly to set up a world);
@@ -123,20 +91,6 @@ class Registry(Records, Signing):
             One query per ``read()`` on a per-thread read-only connection.
         """
         return ControlSnapshotReader(self.backend, model_name, setting_keys)
-
-    @staticmethod
-    def _audit(con, actor: str, action: str, target: str, reason: str, detail: dict) -> None:
-        """Append one chained audit entry inside the caller's transaction (refused without an
-        actor). Its id is taken explicitly so its hash covers it; the write lock is held."""
-        check_identity(actor, action)
-        last = con.execute("SELECT seq FROM sqlite_sequence WHERE name='audit'").fetchone()
-        prev = con.execute("SELECT row_hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-        row = ((last[0] if last else 0) + 1, now(), actor, action, target, reason,
-               json.dumps(detail, sort_keys=True))
-        prev_hash = prev[0] if prev and prev[0] else integrity.GENESIS
-        con.execute("INSERT INTO audit (id, ts, actor, action, target, reason, detail, prev_hash, "
-                    "row_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*row, prev_hash, integrity.row_hash(prev_hash, row)))
 
     # -- models ---------------------------------------------------------------------------
     def register_model(self, model_name: str, card: dict, actor: str) -> tuple[str, bool]:
@@ -309,18 +263,6 @@ class Registry(Records, Signing):
             self._put_setting(con, key, value)
             self._audit(con, actor, f"set:{key}", value, reason, {})
 
-    def audit_refusal(self, actor: str, action: str, target: str, reason: str) -> None:
-        """Record a refused change (who tried what, and why it was refused); nothing else
-        changes.
-
-        Raises
-        ------
-        RegistryError
-            When ``actor`` is not a printable name (:func:`check_identity`): nothing is recorded.
-        """
-        with self.backend.transaction() as con:
-            self._audit(con, actor, f"refused:{action}", target, reason, {})
-
     # -- frozen reference set ------------------------------------------------------------
     def reference_set(self, model_name: str) -> dict | None:
         """The frozen reference set of ``model_name`` (``sha256``, ``path``, ``rows``,
@@ -362,22 +304,3 @@ class Registry(Records, Signing):
             self._audit(con, actor, "freeze_reference_set", sha256, "first training run",
                         {"rows": rows})
         return self.reference_set(model_name)
-
-    # -- audit -----------------------------------------------------------------------------
-    def record_event(self, actor: str, action: str, target: str, reason: str,
-                     detail: dict) -> None:
-        """Append one audit entry for an operation on the control plane itself (a restore).
-
-        Raises
-        ------
-        RegistryError
-            When ``actor`` is empty.
-        """
-        with self.backend.transaction() as con:
-            self._audit(con, actor, action, target, reason, detail)
-
-    def audit_log(self, limit: int = 50) -> list[dict]:
-        """The latest ``limit`` audit entries, newest first, with ``detail`` decoded."""
-        with self.backend.read() as con:
-            rows = con.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
