@@ -58,6 +58,7 @@ META_COLUMNS = ["_source", "_row", "_lo", "_hi"]  # where a row came from, its f
 
 
 def check_columns(columns: list[str], expected: list[str], source: str) -> None:
+    """Raise ContractError naming ``source`` if a column is missing or unexpected (any order)."""
     missing = [c for c in expected if c not in columns]
     extra = [c for c in columns if c not in expected]
     if missing:
@@ -286,7 +287,14 @@ def _coerce_ids(batch: pd.DataFrame, columns: list[str], id_type: str,
 
 def validate_events(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split a batch of landing event rows into (valid rows, quarantined rows with reasons)."""
+    """Split landing event rows into (valid rows, quarantined rows with reasons).
+
+    Parameters
+    ----------
+    batch : DataFrame, one row per event: the spec's event columns plus ``META_COLUMNS``
+    spec : DatasetSpec
+    now : datetime, UTC; a timestamp after ``now`` + 5 minutes is "in the future"
+    """
     batch = batch.reset_index(drop=True)
     raw = batch.copy(deep=False)  # quarantine keeps values as they arrived, before coercion
     reasons = pd.Series("", index=batch.index, dtype="object")
@@ -318,7 +326,8 @@ def validate_events(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
 def validate_labels(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Labels: id not null, label in {0, 1}, label_ts inside the file's day and not in the
-    future. Conflicting labels for one event are all quarantined; exact repeats keep the first."""
+    future. Conflicting labels for one event are all quarantined; exact repeats keep the first.
+    Parameters and returns as in ``validate_events`` (``batch``: one row per label)."""
     batch = batch.reset_index(drop=True)
     raw = batch.copy(deep=False)
     reasons = pd.Series("", index=batch.index, dtype="object")

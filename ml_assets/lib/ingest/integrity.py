@@ -26,6 +26,8 @@ MANIFEST = "_manifest.json"
 
 @dataclass(frozen=True)
 class FileProblem:
+    """One landing file whose bytes do not match the checksum it should have."""
+
     path: str  # relative to the data directory
     problem: str  # "rewritten" | "missing" | "unrecorded"
     expected_sha256: str | None
@@ -34,9 +36,11 @@ class FileProblem:
     recorded_at: str | None = None
 
     def as_dict(self) -> dict:
+        """The fields as a JSON-ready dict."""
         return asdict(self)
 
     def describe(self) -> str:
+        """One line for an operator; a rewritten file names the ``landing accept`` command."""
         if self.problem == "rewritten":
             return (f"{self.path} was rewritten after it landed: sha256 {self.actual_sha256[:12]}"
                     f"... != {self.expected_sha256[:12]}... recorded in the {self.source}"
@@ -53,7 +57,18 @@ def _source(row: dict) -> str:
 
 
 def manifest_checksums(paths: DataPaths) -> dict[str, str]:
-    """Checksums the generator (or a delivery process) wrote next to the landing files."""
+    """Checksums the generator (or a delivery process) wrote next to the landing files.
+
+    Parameters
+    ----------
+    paths : DataPaths
+        The data directory; the manifest is ``landing/_manifest.json``.
+
+    Returns
+    -------
+    dict
+        ``{path relative to the data directory: sha256 hex}``; empty without a manifest.
+    """
     path = paths.landing / MANIFEST
     return json.loads(path.read_bytes()).get("files", {}) if path.exists() else {}
 
@@ -126,7 +141,23 @@ def expected_checksums(paths: DataPaths, registry: Registry,
 
 def compare(rel: str, expected: tuple[str, str, str | None] | None,
             actual: str | None) -> FileProblem | None:
-    """The problem with one file given its expected and actual checksum (None: no problem)."""
+    """The problem with one file given its expected and actual checksum (None: no problem).
+
+    Parameters
+    ----------
+    rel : str
+        The file, relative to the data directory.
+    expected : (sha256, source, recorded_at) or None
+        As in ``expected_checksums``; None when neither ledger nor manifest knows the file.
+    actual : str or None
+        The file's SHA-256 hex digest now; None when it is missing.
+
+    Returns
+    -------
+    FileProblem or None
+        ``"unrecorded"``, ``"missing"`` or ``"rewritten"``; None if it matches (or is
+        neither expected nor present).
+    """
     if expected is None:
         return None if actual is None else FileProblem(rel, "unrecorded", None, actual, "-")
     sha, source, at = expected

@@ -12,7 +12,18 @@ from ml_assets.lib.ingest.contracts import QUARANTINE_COLUMNS
 
 
 def write_quarantine(paths: DataPaths, asset: str, rows: pd.DataFrame, stems: list[str]) -> None:
-    """Replace the quarantine file of each partition stem in ``stems`` (removing stale ones)."""
+    """Replace the quarantine file of each partition stem in ``stems`` (removing stale ones).
+
+    Parameters
+    ----------
+    paths : DataPaths
+    asset : str
+        The asset the rows failed in (the folder under the quarantine table).
+    rows : DataFrame, one row per quarantined record
+        ``QUARANTINE_COLUMNS``; ``source`` is the landing file, whose stem picks the partition.
+    stems : list of str
+        The partitions (landing file stems) just validated; one without rows loses its file.
+    """
     table = Catalog(paths.lake).table(QUARANTINE_FILES)
     by_stem = {Path(src).stem: g for src, g in rows.groupby("source")} if len(rows) else {}
     for stem in stems:
@@ -23,6 +34,17 @@ def write_quarantine(paths: DataPaths, asset: str, rows: pd.DataFrame, stems: li
 
 
 def read_quarantine(paths: DataPaths) -> pd.DataFrame:
+    """Every quarantined row in the lake.
+
+    Parameters
+    ----------
+    paths : DataPaths
+
+    Returns
+    -------
+    DataFrame, one row per quarantined record
+        ``asset`` plus ``QUARANTINE_COLUMNS``; empty (with those columns) if none.
+    """
     files = Catalog(paths.lake).table(QUARANTINE_FILES).files()
     if not files:
         return pd.DataFrame(columns=["asset", *QUARANTINE_COLUMNS])
