@@ -33,7 +33,22 @@ class ModelCache:
         self.last_good: str | None = None
 
     def get(self, version: str) -> tuple[dict | None, str | None]:
-        """(bundle, None) or (None, why it cannot be served)."""
+        """The verified bundle of ``version``, loading and compiling it on first use.
+
+        A failed load is remembered and not retried for 30 seconds (``RETRY_FAILED_LOAD``).
+
+        Parameters
+        ----------
+        version : str
+            A model version in the registry.
+
+        Returns
+        -------
+        (dict, None) or (None, str)
+            The bundle (``model``, ``compiled`` and the stored fields), or why it cannot be
+            served (tampered or missing artifact, unknown version, unsafe path). Never raises
+            for those.
+        """
         hit = self._models.get(version)
         if hit is not None:
             return hit[1], None
@@ -56,6 +71,13 @@ class ModelCache:
             return bundle, None
 
     def mark_good(self, version: str) -> None:
+        """Remember ``version`` as the last model that answered a request.
+
+        Parameters
+        ----------
+        version : str
+            A version whose bundle loaded and verified (the ``last_good`` fallback).
+        """
         self.last_good = version
 
     def verify_on_disk(self) -> dict[str, str]:
@@ -72,13 +94,17 @@ class ModelCache:
         return problems
 
     def loaded(self) -> dict[str, tuple[dict, dict]]:
+        """A copy of the cache: ``{version: (model card, bundle)}``."""
         return dict(self._models)
 
     def failures(self) -> dict[str, str]:
+        """``{version: why its last load failed}`` (kept until a load succeeds)."""
         return {v: why for v, (_, why) in self._failed.items()}
 
 
 class BatchStats:
+    """Counters of ``predict_grouped``: model calls, rows scored, the largest call (rows)."""
+
     def __init__(self):
         self.batches = 0
         self.rows = 0
@@ -91,7 +117,21 @@ FAST_MAX_ROWS = 32  # above this, predict_proba's fixed cost is amortized and it
 def predict_grouped(items: list[tuple[dict, np.ndarray]], stats: BatchStats) -> list:
     """Score many single-row requests with one model call per model bundle. Small batches use
     the compiled tree evaluator (bit-identical to ``predict_proba``, verified when loaded).
-    Returns a score or the exception per item, in order."""
+
+    Parameters
+    ----------
+    items : list of (dict, ndarray)
+        ``(bundle, features)`` per request; features of shape (n_features,) or (1, n_features)
+        in the bundle's feature order.
+    stats : BatchStats
+        Updated in place (one batch per model).
+
+    Returns
+    -------
+    list
+        Per item, in order: the positive-class probability (float, 0-1) or the exception its
+        model call raised (the other models' items are unaffected).
+    """
     out: list = [None] * len(items)
     by_model: dict[int, list[int]] = {}
     for i, (bundle, _) in enumerate(items):

@@ -82,6 +82,9 @@ class ControlReader:
 
 @dataclass(frozen=True)
 class Resolved:
+    """The model answering one request: version, its role (``champion``, ``challenger``,
+    ``previous`` or ``last_good``), the kill switch, the bundle and why it is degraded."""
+
     version: str
     role: str
     kill_switch: bool
@@ -99,6 +102,8 @@ class OnlineStateLoader:
         self._loaded: set[Path] = set()
 
     def refresh(self) -> int:
+        """Read the partitions not fed yet (raw events within the look-back, micro-batch
+        events, labels); return how many new events the state took."""
         catalog = Catalog(self.paths.lake)
         events_table, labels_table = catalog.table(RAW_EVENTS), catalog.table(RAW_LABELS)
         raw, labels = events_table.files(), labels_table.files()
@@ -145,6 +150,7 @@ class ScoringService:
         self._thread = threading.Thread(target=self._reload_loop, name="reloader", daemon=True)
 
     def start(self) -> ScoringService:
+        """Load the index and online state, warm the aliased models, start the reloader."""
         self.index = load_score_index(self.paths, self.spec)
         self.state_loader.refresh()
         aliases, kill, _ = self.control.read()
@@ -159,6 +165,7 @@ class ScoringService:
         return self
 
     def close(self) -> None:
+        """Stop the reloader thread after its current wait (it is a daemon thread)."""
         self._stop.set()
 
     def _reload_loop(self) -> None:
@@ -190,6 +197,16 @@ class ScoringService:
         champion; a champion that cannot load falls back to ``previous`` (the designated
         rollback target) only if it was verified. Anything else raises ``NoServableModel``
         (HTTP 503 ``no_servable_model``) so callers use their own fallback.
+
+        Parameters
+        ----------
+        entity : optional
+            The value of the first entity key (the rollout arm key); None: the champion path.
+
+        Raises
+        ------
+        NoServableModel
+            As above.
         """
         aliases, kill, state = self.control.read()
         if kill:
@@ -231,6 +248,25 @@ class ScoringService:
                         degraded=f"{version} ({role}) refused: {why}; serving last good {last}")
 
     def lookup(self, event_id) -> dict | None:
+        """The precomputed score of one event from the version that answers now.
+
+        Parameters
+        ----------
+        event_id : int or str
+            In the spec's ``id_type``.
+
+        Returns
+        -------
+        dict or None
+            ``event_id``, ``model_version``, ``role``, ``score`` (0-1), ``decision``,
+            ``event_ts`` (UTC), ``source``, ``kill_switch``, ``degraded``; None if not scored
+            by that version.
+
+        Raises
+        ------
+        NoServableModel
+            See ``resolve``.
+        """
         index = self.index
         row = index.rows.get(event_id)
         r = self.resolve(index.arm_entity[row] if row is not None else None)
@@ -238,6 +274,15 @@ class ScoringService:
         return None if hit is None else self._answer(r, event_id, hit)
 
     def lookup_entity(self, key: str, value) -> dict | None:
+        """As ``lookup``, for the latest scored event (by event time) of one entity.
+
+        Parameters
+        ----------
+        key : str
+            An entity key of the spec.
+        value : int or str
+            The entity, in the spec's ``id_type``.
+        """
         index = self.index
         row = index.latest_by_entity.get(key, {}).get(value)
         r = self.resolve(index.arm_entity[row] if row is not None else None)
@@ -250,11 +295,35 @@ class ScoringService:
                 "kill_switch": r.kill_switch, "degraded": r.degraded}
 
     def features_row(self, event: dict) -> tuple[np.ndarray, dict, list[str]]:
+        """Online features of one realtime event.
+
+        Parameters
+        ----------
+        event : dict
+            A validated request event (spec event columns).
+
+        Returns
+        -------
+        x : ndarray of float64, shape (1, n_features)
+            In ``spec.feature_names`` order.
+        feats : dict
+            ``{feature: value}``.
+        unknown : list of str
+            Entity keys the online state has never seen.
+        """
         feats = self.state.features(event)
         x = np.array([[feats[n] for n in self.spec.feature_names]], dtype="float64")
         return x, feats, self.state.unknown_entities(event)
 
     def health(self) -> dict:
+        """Status for ``/health``: ``"degraded"`` when a model was refused, an artifact changed
+        on disk, the reloader failed or a drill's flip expired, else ``"ok"``.
+
+        Raises
+        ------
+        NoServableModel
+            No model can answer (see ``resolve``).
+        """
         aliases, kill, state = self.control.read()
         r = self.resolve()
         flip = drill_flip(self.registry)  # a dead drill's flip must not look like "ok"

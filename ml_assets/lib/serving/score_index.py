@@ -56,6 +56,21 @@ class ScoreIndex:
         return len(self.rows)
 
     def lookup(self, row: int, version: str) -> dict | None:
+        """The stored score of one event for one model version.
+
+        Parameters
+        ----------
+        row : int
+            The event's row (``self.rows[event_id]``).
+        version : str
+            Model version.
+
+        Returns
+        -------
+        dict or None
+            ``score`` (0-1), ``decision`` (bool), ``event_ts`` (ISO 8601, UTC) and ``source``
+            (``"batch"`` or ``"microbatch"``); None if that version did not score the event.
+        """
         scores = self.scores.get(version)
         if scores is None or np.isnan(scores[row]):
             return None
@@ -65,15 +80,41 @@ class ScoreIndex:
 
 
 def score_files(paths: DataPaths) -> list[Path]:
+    """Every parquet file of the batch and micro-batch score tables (``SCORE_TABLES``).
+
+    Parameters
+    ----------
+    paths : DataPaths
+    """
     catalog = Catalog(paths.lake)
     return [p for src in SCORE_TABLES for p in catalog.table(src).files()]
 
 
 def files_signature(files: list[Path]) -> tuple:
+    """``(name, mtime in ns)`` per file: it changes when a score file is added or rewritten.
+
+    Parameters
+    ----------
+    files : list of pathlib.Path
+        Existing files (as from ``score_files``).
+    """
     return tuple((p.name, p.stat().st_mtime_ns) for p in files)
 
 
 def load_score_index(paths: DataPaths, spec: DatasetSpec) -> ScoreIndex:
+    """Read every score file into a new index (one DuckDB query over the parquet files).
+
+    Parameters
+    ----------
+    paths : DataPaths
+    spec : DatasetSpec
+        Names the event id, event time and entity key columns.
+
+    Returns
+    -------
+    ScoreIndex
+        Signed with ``files_signature`` of the files read; empty if there are none.
+    """
     files = score_files(paths)
     cols = [spec.event_id, spec.event_ts, *spec.entity_keys, "model_version", "score", "decision"]
     if not files:
@@ -92,7 +133,13 @@ def _lit(p: Path) -> str:
 
 
 def empty_score_index(spec: DatasetSpec) -> ScoreIndex:
-    """The index before any score file exists: no events, no versions."""
+    """The index before any score file exists: no events, no versions.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+        Names the columns of the (empty) frame.
+    """
     df = pd.DataFrame({c: pd.Series(dtype="object")
                        for c in [spec.event_id, *spec.entity_keys, "model_version", "score",
                                  "decision", "source"]})

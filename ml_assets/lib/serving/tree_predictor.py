@@ -18,6 +18,8 @@ from scipy.special import expit
 
 
 class CompiledTrees:
+    """The trees of a fitted binary HistGradientBoostingClassifier as flat node arrays."""
+
     def __init__(self, model):
         pre = model._preprocessor  # None when the model has no categorical features
         self.order = np.arange(model.n_features_in_)
@@ -67,6 +69,17 @@ class CompiledTrees:
         return ((bitsets[rows, codes // 32] >> (codes % 32).astype(np.uint32)) & 1).astype(bool)
 
     def raw(self, x: np.ndarray) -> np.ndarray:
+        """The raw score (log-odds): the baseline plus every tree's leaf value, in order.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n_rows, n_features) or (n_features,)
+            Rows in the model's input column order; NaN is missing.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_rows,)
+        """
         data = self._encode(np.atleast_2d(x))
         n, t = len(data), len(self.roots)
         node = np.tile(self.roots, n)  # one cursor per (row, tree), walked level by level
@@ -100,6 +113,17 @@ class CompiledTrees:
         return np.where(missing, self.missing_left[nd], in_left)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities as scikit-learn's: ``p = expit(raw(x))`` (the logistic link).
+
+        Parameters
+        ----------
+        x : ndarray, shape (n_rows, n_features) or (n_features,)
+
+        Returns
+        -------
+        ndarray of float64, shape (n_rows, 2)
+            ``[1 - p, p]`` per row.
+        """
         p = expit(self.raw(x))
         return np.column_stack([1.0 - p, p])
 
@@ -123,7 +147,23 @@ def _probe(model, compiled: CompiledTrees, rng: np.random.Generator, n: int) -> 
 
 
 def compile_trees(model, seed: int = 0, probe_rows: int = 2000) -> CompiledTrees | None:
-    """The compiled evaluator if it reproduces ``predict_proba`` exactly on a probe, else None."""
+    """The compiled evaluator if it reproduces ``predict_proba`` exactly on a probe, else None.
+
+    Parameters
+    ----------
+    model : HistGradientBoostingClassifier
+        Fitted, binary.
+    seed : int
+        Seed of the random probe.
+    probe_rows : int
+        Rows in the probe (threshold edges, NaNs, known and unknown categories).
+
+    Returns
+    -------
+    CompiledTrees or None
+        None if the model type or scikit-learn version is unknown to the evaluator or any
+        probe score differs bit for bit; callers then use ``predict_proba``.
+    """
     try:
         compiled = CompiledTrees(model)
         x = _probe(model, compiled, np.random.default_rng(seed), probe_rows)
