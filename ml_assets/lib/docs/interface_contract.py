@@ -34,20 +34,26 @@ class RequestError(ValueError):
         self.status, self.code, self.detail, self.field = status, code, detail, field
 
     def body(self) -> dict:
+        """The JSON error body: ``{"error": code, "field": field or None, "detail": text}``."""
         return {"error": self.code, "field": self.field, "detail": self.detail}
 
 
 @dataclass(frozen=True)
 class InterfaceContract:
+    """The contract of one model: its dataset ``spec`` and the parsed TOML ``config``."""
+
     spec: DatasetSpec
     config: dict
 
     # -- schema --------------------------------------------------------------------------
     @property
     def entity_types(self) -> dict[str, str]:
+        """``{entity key: "integer" | "string"}``, the JSON type of each key in a request."""
         return self.config["input"]["entity_types"]
 
     def input_schema(self) -> dict:
+        """``{field: {"type", "required", "nullable", "minimum"?, "maximum"?}}`` of a request
+        event, from the spec (attribute bounds in the spec's units, e.g. USD for amounts)."""
         spec, fields = self.spec, {}
         fields[spec.event_id] = {"type": "integer" if spec.id_type == "int64" else "string",
                                  "required": True, "nullable": False}
@@ -67,6 +73,7 @@ class InterfaceContract:
         return fields
 
     def output_schema(self) -> dict:
+        """``{field: {"type", ...}}`` of a score response (``score`` a probability, 0-1)."""
         return {
             "event_id": {"type": self.input_schema()[self.spec.event_id]["type"]},
             "model_version": {"type": "string", "example": f"{self.spec.model_name}-v3"},
@@ -84,6 +91,7 @@ class InterfaceContract:
         }
 
     def errors(self) -> dict:
+        """``{"<HTTP status> <error code>": meaning}`` of every error the API returns."""
         return {
             "400 invalid_json": "body is not one JSON object in UTF-8 (or is nested too "
                                 "deeply, or holds an unpaired surrogate)",
@@ -99,6 +107,7 @@ class InterfaceContract:
 
     @property
     def max_body_bytes(self) -> int:
+        """The largest request body accepted, in bytes (``[input] max_body_bytes``)."""
         return int(self.config["input"]["max_body_bytes"])
 
     def may_act(self, actor: str) -> bool:
@@ -122,9 +131,22 @@ class InterfaceContract:
         return False
 
     def slo(self, path: str) -> dict[str, float]:
+        """The latency SLO of one API path (KeyError if the contract has none).
+
+        Parameters
+        ----------
+        path : str
+            ``"lookup"`` or ``"predict"`` (a table of ``[slo.latency_ms]``).
+
+        Returns
+        -------
+        dict
+            ``p50``/``p95``/``p99`` in milliseconds and ``clients`` (concurrent clients).
+        """
         return dict(self.config["slo"]["latency_ms"][path])
 
     def as_dict(self) -> dict:
+        """The TOML config plus input/output schemas, errors and the feature schema version."""
         return {**self.config, "input_schema": self.input_schema(),
                 "output_schema": self.output_schema(), "errors": self.errors(),
                 "feature_schema_version": self.spec.schema_version}
@@ -165,7 +187,19 @@ class InterfaceContract:
         return value
 
     def parse_body(self, raw: bytes) -> dict:
-        """The request body as one JSON object, or a 400/413 ``RequestError``."""
+        """The request body as one JSON object.
+
+        Parameters
+        ----------
+        raw : bytes
+            The body as received (UTF-8 JSON; at most ``max_body_bytes``).
+
+        Raises
+        ------
+        RequestError
+            413 ``payload_too_large``; 400 ``invalid_json`` for bad JSON, nesting deeper than
+            the interpreter's recursion limit, an unpaired surrogate or a non-object.
+        """
         if len(raw) > self.max_body_bytes:
             raise RequestError(413, "payload_too_large",
                                f"body is {len(raw)} bytes; the limit is {self.max_body_bytes}")
@@ -189,7 +223,27 @@ class InterfaceContract:
         return payload
 
     def validate_event(self, payload: dict, now: datetime | None = None) -> dict:
-        """The event as the feature code expects it, or a RequestError naming the field."""
+        """The event as the feature code expects it, or a RequestError naming the field.
+
+        Parameters
+        ----------
+        payload : dict
+            The parsed body (``parse_body``).
+        now : datetime, optional
+            UTC-aware; default the current time. A missing optional event time becomes
+            ``now``; one later than ``now`` + ``future_tolerance_seconds`` is refused.
+
+        Returns
+        -------
+        dict
+            Every schema field (absent nullable ones as None); numbers as float, the event time
+            as a UTC ``pd.Timestamp`` in nanoseconds.
+
+        Raises
+        ------
+        RequestError
+            422 ``invalid_field`` naming the first bad field (see ``errors``).
+        """
         schema = self.input_schema()
         unknown = sorted(set(payload) - set(schema))
         if unknown and self.config["input"]["unknown_fields"] == "reject":
@@ -266,6 +320,19 @@ class InterfaceContract:
 
 
 def load_contract(spec: DatasetSpec, path: Path | None = None) -> InterfaceContract:
+    """Read the interface contract of ``spec``'s model.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+    path : pathlib.Path, optional
+        The TOML file; default ``specs/<model_name>_contract.toml``.
+
+    Raises
+    ------
+    ValueError
+        The file is the contract of another dataset, or lacks an entity key's type.
+    """
     path = path or CONTRACTS_DIR / f"{spec.model_name}_contract.toml"
     with open(path, "rb") as fh:
         config = tomllib.load(fh)
