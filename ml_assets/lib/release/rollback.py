@@ -37,11 +37,13 @@ class RollbackRefused(RegistryError):
 
 @dataclass
 class Readiness:
+    """Whether ``version`` can be served now (``ok``) and, if not, every reason."""
     version: str | None
     ok: bool
     reasons: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
+        """The fields as a JSON-ready dict."""
         return asdict(self)
 
 
@@ -79,7 +81,18 @@ def rollback_readiness(registry: Registry, paths: DataPaths, spec: DatasetSpec) 
 def promote(registry: Registry, paths: DataPaths, spec: DatasetSpec, version: str, actor: str,
             reason: str) -> dict:
     """Make ``version`` champion; the replaced champion becomes ``previous``. Refused (with
-    every reason) unless both the candidate and the model it replaces are servable."""
+    every reason) unless both the candidate and the model it replaces are servable.
+
+    Parameters
+    ----------
+    version : str
+        The candidate. ``actor`` and ``reason`` are audited; the kill switch is reset to off.
+
+    Raises
+    ------
+    NotAuthorized, RollbackRefused
+        ``actor`` not in ``may_act``; ``version`` already champion, or either not servable.
+    """
     authorize(registry, spec, "promote", actor, version)
     aliases = registry.aliases(spec.model_name)
     champion = aliases["champion"]
@@ -249,7 +262,28 @@ def run_rollback_drill(registry: Registry, paths: DataPaths, spec: DatasetSpec, 
     The flip is written with a lease (``lease_for``) in the same transaction: if this process
     dies before flipping back, the next reader past the lease (``drill_lease_sensor``,
     ``ml-assets status``, the next drill) reverts it and records the drill as failed, and
-    ``/health``, ``drill_recency`` and ``rollback_readiness`` flag it until then."""
+    ``/health``, ``drill_recency`` and ``rollback_readiness`` flag it until then.
+
+    Parameters
+    ----------
+    base_url : str
+        The serving app (``/scores/<event_id>`` and ``/health``).
+    timeout_s : float
+        Seconds to wait for each expected version to answer.
+    confirm_requests : int
+        Requests after the flip that must all be answered by ``previous``.
+
+    Returns
+    -------
+    dict
+        ``ok``, the two versions, ``time_to_effect_ms``/``restore_ms`` (ms), ``errors``,
+        ``drill_id``. A failure after the checks below is a failed drill, not an exception.
+
+    Raises
+    ------
+    NotAuthorized, RollbackRefused
+        ``actor`` not in ``may_act``; another drill's flip is open; the kill switch is on.
+    """
     authorize(registry, spec, "drill", actor, "kill_switch")
     expire_drill_flip(registry)  # an earlier drill that died: revert its flip first
     aliases = registry.aliases(spec.model_name)
