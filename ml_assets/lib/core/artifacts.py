@@ -49,10 +49,18 @@ def recorded_file(paths: DataPaths, rel: str, what: str = "artifact_path") -> Pa
 
 
 def sha256_bytes(data: bytes) -> str:
+    """SHA-256 (FIPS 180-4) of ``data`` as 64 lowercase hex digits."""
     return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
+    """SHA-256 (FIPS 180-4) of a file's bytes as 64 lowercase hex digits, read in 1 MiB blocks.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        An existing file (``FileNotFoundError`` otherwise).
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -61,6 +69,20 @@ def sha256_file(path: Path) -> str:
 
 
 def store(directory: Path, data: bytes, ext: str) -> tuple[str, Path]:
+    """Write ``data`` as ``<directory>/<sha256>.<ext>`` (atomically; kept if already intact).
+
+    Parameters
+    ----------
+    directory : pathlib.Path
+    data : bytes
+    ext : str
+        File extension without the dot, e.g. ``"pkl"``.
+
+    Returns
+    -------
+    (str, pathlib.Path)
+        The SHA-256 hex digest of ``data`` and the file.
+    """
     sha = sha256_bytes(data)
     path = directory / f"{sha}.{ext}"
     if not path.exists() or sha256_file(path) != sha:
@@ -69,6 +91,19 @@ def store(directory: Path, data: bytes, ext: str) -> tuple[str, Path]:
 
 
 def read_verified(path: Path, expected_sha256: str) -> bytes:
+    """The bytes of ``path``, only if their SHA-256 is ``expected_sha256``.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    expected_sha256 : str
+        64 lowercase hex digits, as recorded in the registry.
+
+    Raises
+    ------
+    ArtifactIntegrityError
+        The file is missing or its SHA-256 differs.
+    """
     if not path.exists():
         raise ArtifactIntegrityError(f"artifact {path} is missing (expected sha256 "
                                      f"{expected_sha256[:12]}...); it cannot be loaded or served")
@@ -82,6 +117,21 @@ def read_verified(path: Path, expected_sha256: str) -> bytes:
 
 
 def store_model(directory: Path, bundle: dict) -> tuple[str, Path]:
+    """Pickle ``bundle`` (protocol 5, equal strings interned so the bytes are reproducible)
+    and ``store`` it as ``<sha256>.pkl``.
+
+    Parameters
+    ----------
+    directory : pathlib.Path
+        Usually ``DataPaths.artifacts``.
+    bundle : dict
+        The model and its metadata; interned in place.
+
+    Returns
+    -------
+    (str, pathlib.Path)
+        SHA-256 hex digest of the pickle and its file.
+    """
     return store(directory, pickle.dumps(_interned(bundle, set()), protocol=5), "pkl")
 
 
@@ -150,6 +200,18 @@ def load_model(path: Path, expected_sha256: str) -> dict:
     """A verified model bundle: bytes must match ``expected_sha256``, and the pickle may only
     build allow-listed numpy/sklearn/scipy objects (``_ModelUnpickler``).
 
+    Parameters
+    ----------
+    path : pathlib.Path
+        The artifact (``recorded_file`` of the model card's ``artifact_path``).
+    expected_sha256 : str
+        The card's ``artifact_sha256`` (64 hex digits).
+
+    Returns
+    -------
+    dict
+        The model bundle as ``store_model`` wrote it.
+
     Raises
     ------
     ArtifactIntegrityError
@@ -160,6 +222,7 @@ def load_model(path: Path, expected_sha256: str) -> dict:
 
 
 def frame_to_parquet_bytes(df: pd.DataFrame) -> bytes:
+    """``df`` as Parquet bytes (zstd-compressed, index dropped)."""
     buf = io.BytesIO()
     df.to_parquet(buf, index=False, compression="zstd")
     return buf.getvalue()
@@ -167,7 +230,19 @@ def frame_to_parquet_bytes(df: pd.DataFrame) -> bytes:
 
 def dataset_sha256(df: pd.DataFrame) -> str:
     """SHA-256 of a table's content: column names, dtypes and values in row order. Independent
-    of the file format, so the same rows always hash the same."""
+    of the file format, so the same rows always hash the same.
+
+    Parameters
+    ----------
+    df : DataFrame, any columns
+        Tz-aware timestamps are hashed as UTC nanoseconds; every NaN hashes alike; other
+        non-numeric values by ``str`` (None and ``pd.NA`` alike).
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits (SHA-256, FIPS 180-4).
+    """
     h = hashlib.sha256()
     for col in df.columns:
         series = df[col]

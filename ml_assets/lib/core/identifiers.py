@@ -14,6 +14,20 @@ class SpecError(ValueError):
 
 
 def check_identifier(value: object, what: str) -> str:
+    """``value`` if it is a safe SQL identifier: ``[a-z_][a-z0-9_]*``, at most 63 characters.
+
+    Parameters
+    ----------
+    value : object
+        The candidate (a column, table or feature name).
+    what : str
+        What it names, for the error (``"entity key"``).
+
+    Raises
+    ------
+    SpecError
+        Not a string, or not matching the pattern.
+    """
     if not isinstance(value, str) or not _IDENTIFIER.match(value):
         raise SpecError(
             f"{what} {value!r} is not a valid identifier: use lowercase letters, digits and "
@@ -23,7 +37,13 @@ def check_identifier(value: object, what: str) -> str:
 
 
 def quote(identifier: str) -> str:
-    """Quote an already-validated identifier for DuckDB."""
+    """Quote an already-validated identifier for DuckDB.
+
+    Parameters
+    ----------
+    identifier : str
+        Passed ``check_identifier`` (so it holds no ``"`` to escape).
+    """
     return f'"{identifier}"'
 
 

@@ -16,19 +16,24 @@ _REPO_DATA_DIR = Path(__file__).resolve().parents[3] / "data"
 
 
 def default_data_dir() -> Path:
+    """``$ML_ASSETS_DATA_DIR`` if set, else the repository's ``data/``; resolved."""
     return Path(os.environ.get(DATA_DIR_ENV) or _REPO_DATA_DIR).resolve()
 
 
 @dataclass(frozen=True)
 class DataPaths:
+    """Every runtime location, derived from one data directory ``root``."""
+
     root: Path
 
     @classmethod
     def from_env(cls) -> DataPaths:
+        """Paths under ``default_data_dir()``."""
         return cls(default_data_dir())
 
     @property
     def landing(self) -> Path:
+        """Where source files arrive: ``events/``, ``labels/``, ``reports/``, ``microbatch/``."""
         return self.root / "landing"
 
     @property
@@ -38,30 +43,38 @@ class DataPaths:
 
     @property
     def artifacts(self) -> Path:
+        """Content-addressed model artifacts (``<sha256>.pkl``)."""
         return self.root / "artifacts"
 
     @property
     def docs(self) -> Path:
+        """Rendered model documents (``<model>/<version>/*.md``)."""
         return self.root / "docs"
 
     @property
     def control_db(self) -> Path:
+        """The control-plane SQLite database (registry, aliases, settings, audit log)."""
         return self.root / "control.sqlite"
 
     @property
     def dagster_home(self) -> Path:
+        """``DAGSTER_HOME`` for runs against this data directory."""
         return self.root / "dagster_home"
 
     def landing_events_file(self, hour: datetime) -> Path:
+        """``landing/events/<YYYY-MM-DDTHH>.parquet`` of the hour starting at ``hour`` (UTC)."""
         return self.landing / "events" / f"{hour.strftime(HOUR_FILE_FORMAT)}.parquet"
 
     def landing_labels_file(self, day: datetime) -> Path:
+        """``landing/labels/<YYYY-MM-DD>.parquet`` of ``day`` (UTC)."""
         return self.landing / "labels" / f"{day.strftime(DAY_FILE_FORMAT)}.parquet"
 
     def landing_reports_file(self, day: datetime) -> Path:
+        """``landing/reports/<YYYY-MM-DD>.parquet`` of ``day`` (UTC)."""
         return self.landing / "reports" / f"{day.strftime(DAY_FILE_FORMAT)}.parquet"
 
     def ensure(self) -> DataPaths:
+        """Create the landing, lake, artifacts, docs and Dagster directories; return self."""
         for p in (self.landing / "events", self.landing / "labels", self.landing / "reports",
                   self.lake, self.artifacts,
                   self.docs, self.dagster_home):
@@ -70,7 +83,15 @@ class DataPaths:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same directory then ``os.replace``: readers see old or new."""
+    """Write via a temp file in the same directory then ``os.replace``: readers see old or new.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The final file; parent directories are created. The temp file is
+        ``.<name>.<pid>.tmp`` (``TEMP_FILE``), fsynced before the rename.
+    data : bytes
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
@@ -81,7 +102,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_parquet_atomic(df, path: Path) -> None:
-    """Atomically write a DataFrame as Parquet (temp file + rename)."""
+    """Atomically write a DataFrame as Parquet (temp file + rename).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Written without its index.
+    path : pathlib.Path
+        As in ``atomic_write_bytes``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     df.to_parquet(tmp, index=False)
@@ -95,7 +124,13 @@ TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host (one of another user's counts)."""
+    """Whether a process with this id exists on this host (one of another user's counts).
+
+    Parameters
+    ----------
+    pid : int
+        Probed with signal 0 (nothing is sent).
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -58,7 +58,18 @@ def stop_on_signals():
 
 def raise_if_stopped(where: str = "") -> None:
     """Raise :class:`Stopped` when SIGINT or SIGTERM arrived since :func:`stop_on_signals`
-    began (a checkpoint between steps; a no-op outside it)."""
+    began (a checkpoint between steps; a no-op outside it).
+
+    Parameters
+    ----------
+    where : str
+        How far the command got (e.g. ``"after partition 2026-08-01T12"``), kept on the error.
+
+    Raises
+    ------
+    Stopped
+        The signal's name and ``where``.
+    """
     if _STOP["wakeup"] is not None:
         with contextlib.suppress(BlockingIOError):
             for signum in os.read(_STOP["wakeup"], 512):
