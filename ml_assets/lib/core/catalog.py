@@ -97,6 +97,11 @@ class Catalog:
     def table(self, name: str) -> LakeTable:
         """The table ``name``.
 
+        Parameters
+        ----------
+        name : str
+            A catalog name, e.g. ``RAW_EVENTS`` (``"raw_events"``).
+
         Raises
         ------
         KeyError
@@ -105,11 +110,28 @@ class Catalog:
         return LakeTable(self.root, TABLES[name])
 
     def tables(self, grain: Grain | None = None) -> list[Table]:
-        """Every table's facts (of one grain, if given), in catalog order."""
+        """Every table's facts (of one grain, if given), in catalog order.
+
+        Parameters
+        ----------
+        grain : Grain, optional
+            ``HOURLY``, ``DAILY`` or ``NONE``; None lists all.
+        """
         return [t for t in TABLES.values() if grain is None or t.grain is grain]
 
     def path_of(self, relative: str) -> Path:
         """A file named relative to the lake root (``raw_labels/2026-07-01.parquet``), as
         recorded by change-tracking such as the label sensor's cursor (confined to the lake:
-        a cursor is stored outside the code, so ``..`` or an absolute path is refused)."""
+        a cursor is stored outside the code, so ``..`` or an absolute path is refused).
+
+        Parameters
+        ----------
+        relative : str
+            ``<table>/<file>``, ``/``-separated.
+
+        Raises
+        ------
+        UnsafePath
+            The name would leave the lake (see ``identifiers.confined``).
+        """
         return confined(self.root, relative, "lake file", nested=True)

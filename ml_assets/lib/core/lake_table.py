@@ -121,15 +121,38 @@ class LakeTable:
         return _STEP[self.grain]
 
     def stem(self, start: datetime) -> str:
-        """The file stem of the partition starting at ``start`` (``2026-07-01T13``)."""
+        """The file stem of the partition starting at ``start`` (``2026-07-01T13``).
+
+        Parameters
+        ----------
+        start : datetime
+            UTC start of an hour (hourly) or a day (daily); formatted, not floored.
+        """
         return start.strftime(_FILE_FORMAT[self.grain])
 
     def key(self, start: datetime) -> str:
-        """The Dagster partition key of the partition starting at ``start``."""
+        """The Dagster partition key of the partition starting at ``start``.
+
+        Parameters
+        ----------
+        start : datetime
+            UTC partition start.
+        """
         return start.strftime(_KEY_FORMAT[self.grain])
 
     def start(self, stem: str) -> datetime:
-        """The UTC start of the partition whose file stem is ``stem``."""
+        """The UTC start of the partition whose file stem is ``stem``.
+
+        Parameters
+        ----------
+        stem : str
+            A file name without suffix (``Path.stem``).
+
+        Raises
+        ------
+        ValueError
+            ``stem`` is not in the table's date format (``datetime.strptime``).
+        """
         return datetime.strptime(stem, _FILE_FORMAT[self.grain]).replace(tzinfo=UTC)
 
     def path(self, key: str | datetime | None = None) -> Path:
@@ -187,13 +210,31 @@ class LakeTable:
         return path
 
     def write_bytes(self, key: str, data: bytes) -> Path:
-        """Atomically write a named non-Parquet file (e.g. a recorded JSON report)."""
+        """Atomically write a named non-Parquet file (e.g. a recorded JSON report).
+
+        Parameters
+        ----------
+        key : str
+            As for :meth:`path`.
+        data : bytes
+
+        Returns
+        -------
+        Path
+            The file written.
+        """
         path = self.path(key)
         atomic_write_bytes(path, data)
         return path
 
     def delete(self, key: str | datetime) -> None:
-        """Remove one partition file if present (e.g. a quarantine file gone stale)."""
+        """Remove one partition file if present (e.g. a quarantine file gone stale).
+
+        Parameters
+        ----------
+        key : str or datetime
+            As for :meth:`path`.
+        """
         self.path(key).unlink(missing_ok=True)
 
     # -- listing -------------------------------------------------------------------------
@@ -223,7 +264,13 @@ class LakeTable:
 
     def files(self, lo: datetime | None = None, hi: datetime | None = None) -> list[Path]:
         """Existing files, oldest first: those covering ``[lo, hi)``, or all when no window
-        is given (a table without a grain lists nested files too)."""
+        is given (a table without a grain lists nested files too).
+
+        Parameters
+        ----------
+        lo, hi : datetime, optional
+            UTC window; used only when both are given.
+        """
         if lo is not None and hi is not None:
             return self.coverage(lo, hi)[0]
         if self.grain is Grain.NONE:
@@ -231,7 +278,13 @@ class LakeTable:
         return self._list(f"*{self.table.suffix}")
 
     def missing(self, lo: datetime, hi: datetime) -> list[datetime]:
-        """Starts of the partitions in ``[lo, hi)`` that have no file."""
+        """Starts of the partitions in ``[lo, hi)`` that have no file.
+
+        Parameters
+        ----------
+        lo, hi : datetime
+            UTC window, as for :meth:`coverage`.
+        """
         return self.coverage(lo, hi)[1]
 
     def partitions(self) -> list[datetime]:
@@ -245,7 +298,18 @@ class LakeTable:
 
     # -- reading -------------------------------------------------------------------------
     def relation(self, lo: datetime | None = None, hi: datetime | None = None) -> str:
-        """A DuckDB ``read_parquet`` expression over :meth:`files` (raises ValueError if none)."""
+        """A DuckDB ``read_parquet`` expression over :meth:`files`.
+
+        Parameters
+        ----------
+        lo, hi : datetime, optional
+            As for :meth:`files`.
+
+        Raises
+        ------
+        ValueError
+            No file is present.
+        """
         return parquet_relation(self.files(lo, hi))
 
     def read(self, lo: datetime | None = None, hi: datetime | None = None,
