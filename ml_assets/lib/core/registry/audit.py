@@ -67,6 +67,11 @@ class Audit:
         """Record a refused change (who tried what, and why it was refused); nothing else
         changes.
 
+        Parameters
+        ----------
+        actor, action, target, reason : str
+            Who tried, what (recorded as ``refused:<action>``), on what, and why it was refused.
+
         Raises
         ------
         RegistryError
@@ -79,6 +84,13 @@ class Audit:
                      detail: dict) -> None:
         """Append one audit entry for an operation on the control plane itself (a restore).
 
+        Parameters
+        ----------
+        actor, action, target, reason : str
+            Who did what, on what, and why.
+        detail : dict
+            JSON-serializable; stored with sorted keys (it is covered by the row hash).
+
         Raises
         ------
         RegistryError
@@ -88,7 +100,19 @@ class Audit:
             self._audit(con, actor, action, target, reason, detail)
 
     def audit_log(self, limit: int = 50) -> list[dict]:
-        """The latest ``limit`` audit entries, newest first, with ``detail`` decoded."""
+        """The latest ``limit`` audit entries, newest first, with ``detail`` decoded.
+
+        Parameters
+        ----------
+        limit : int
+            Maximum number of rows.
+
+        Returns
+        -------
+        list of dict
+            ``id``, ``ts`` (ISO 8601, UTC), ``actor``, ``action``, ``target``, ``reason``,
+            ``detail``, ``prev_hash``, ``row_hash``.
+        """
         with self.backend.read() as con:
             rows = con.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]

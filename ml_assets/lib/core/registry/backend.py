@@ -83,7 +83,16 @@ class SqliteBackend:
 
     def apply_schema(self, ddl: str, migrations: tuple[tuple[str, str, str], ...] = ()) -> None:
         """Create missing tables and triggers (idempotent ``CREATE ... IF NOT EXISTS`` script),
-        then add the ``(table, column, type)`` columns an older file lacks."""
+        then add the ``(table, column, type)`` columns an older file lacks.
+
+        Parameters
+        ----------
+        ddl : str
+            The schema script (``schema.py``); run with ``executescript``.
+        migrations : tuple of (table, column, type)
+            Columns added by ``ALTER TABLE ... ADD COLUMN`` when missing; trusted constants
+            from the code, interpolated into SQL.
+        """
         with self.read() as con:
             con.executescript(ddl)
             for table, column, kind in migrations:
