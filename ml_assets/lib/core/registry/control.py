@@ -146,6 +146,11 @@ class Registry(Audit, Records, Signing):
         audited registration and (with a signing key) its signature: the card every loader
         uses, so a row rewritten outside the code never reaches an unpickler.
 
+        Parameters
+        ----------
+        version : str
+            ``<model_name>-v<n>``, e.g. ``"fraud-v3"``.
+
         Raises
         ------
         RegistryError
@@ -160,7 +165,13 @@ class Registry(Audit, Records, Signing):
         return {**json.loads(row["card"]), "registered_at": row["created_at"]}
 
     def list_models(self, model_name: str | None = None) -> list[dict]:
-        """Model cards (of ``model_name``, or of every model), oldest version first."""
+        """Model cards (of ``model_name``, or of every model), oldest version first.
+
+        Parameters
+        ----------
+        model_name : str, optional
+            None lists every model (unverified rows: this is a listing, not a loader).
+        """
         with self.backend.read() as con:
             rows = con.execute(
                 "SELECT card, created_at FROM models WHERE ? IS NULL OR model_name=? "
@@ -187,7 +198,12 @@ class Registry(Audit, Records, Signing):
                         (model_name, alias, version, now()))
 
     def aliases(self, model_name: str) -> dict[str, str | None]:
-        """``{alias: version or None}`` for every alias in ``ALIASES``."""
+        """``{alias: version or None}`` for every alias in ``ALIASES``.
+
+        Parameters
+        ----------
+        model_name : str
+        """
         with self.backend.read() as con:
             rows = con.execute("SELECT alias, version FROM aliases WHERE model_name=?",
                                (model_name,)).fetchall()
@@ -246,13 +262,26 @@ class Registry(Audit, Records, Signing):
                     "updated_at=excluded.updated_at", (key, value, now()))
 
     def get_setting(self, key: str, default: str | None = None) -> str | None:
-        """The value of setting ``key`` (e.g. ``kill_switch``), or ``default`` when unset."""
+        """The value of setting ``key`` (e.g. ``kill_switch``), or ``default`` when unset.
+
+        Parameters
+        ----------
+        key : str
+        default : str, optional
+        """
         with self.backend.read() as con:
             row = con.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
         return row["value"] if row else default
 
     def set_setting(self, key: str, value: str, actor: str, reason: str) -> None:
         """Set one setting in an audited transaction.
+
+        Parameters
+        ----------
+        key, value : str
+            E.g. ``"kill_switch"``, ``"on"``; audited as ``set:<key>``.
+        actor, reason : str
+            Who and why.
 
         Raises
         ------
@@ -266,7 +295,12 @@ class Registry(Audit, Records, Signing):
     # -- frozen reference set ------------------------------------------------------------
     def reference_set(self, model_name: str) -> dict | None:
         """The frozen reference set of ``model_name`` (``sha256``, ``path``, ``rows``,
-        ``created_at``), or None before the first training run."""
+        ``created_at``), or None before the first training run.
+
+        Parameters
+        ----------
+        model_name : str
+        """
         with self.backend.read() as con:
             row = con.execute("SELECT * FROM reference_sets WHERE model_name=?",
                               (model_name,)).fetchone()
