@@ -18,7 +18,13 @@ DRILL_LEASE = "drill_lease"
 
 
 def now(timespec: str = "milliseconds") -> str:
-    """The current UTC time as ISO 8601 text (how every control-plane row is stamped)."""
+    """The current UTC time as ISO 8601 text (how every control-plane row is stamped).
+
+    Parameters
+    ----------
+    timespec : str
+        As for ``datetime.isoformat``: ``"milliseconds"`` or ``"seconds"``.
+    """
     return datetime.now(UTC).isoformat(timespec=timespec)
 
 
@@ -73,7 +79,15 @@ class Records:
 
     def drills(self, model_name: str, limit: int = 20, only_ok: bool = False) -> list[dict]:
         """The latest ``limit`` drills of ``model_name`` (only passed ones if ``only_ok``),
-        newest first, with ``ok`` as bool and ``detail`` decoded."""
+        newest first, with ``ok`` as bool and ``detail`` decoded.
+
+        Parameters
+        ----------
+        model_name : str
+        limit : int
+            Maximum number of rows.
+        only_ok : bool
+        """
         with self.backend.read() as con:
             rows = con.execute("SELECT * FROM drills WHERE model_name=? AND (ok=1 OR ?=0) "
                                "ORDER BY id DESC LIMIT ?",
@@ -181,6 +195,13 @@ class Records:
     def latest_drill_result(self, kind: str, subject: str | None = None) -> dict | None:
         """The newest result of ``kind`` (for ``subject``, or any).
 
+        Parameters
+        ----------
+        kind : str
+            What was measured (as given to ``record_drill_result``).
+        subject : str, optional
+            A model version or name; None matches any.
+
         Returns
         -------
         dict or None
@@ -277,7 +298,19 @@ class Records:
         return record
 
     def landing_acceptances(self, rel_path: str | None = None) -> list[dict]:
-        """Every accepted re-delivery (of ``rel_path``, or of all files), oldest first."""
+        """Every accepted re-delivery (of ``rel_path``, or of all files), oldest first.
+
+        Parameters
+        ----------
+        rel_path : str, optional
+            A landing file relative to the data directory.
+
+        Returns
+        -------
+        list of dict
+            ``path``, ``old_sha256``, ``sha256``, ``size`` (bytes), ``accepted_at`` (UTC),
+            ``accepted_by``, ``reason``.
+        """
         with self.backend.read() as con:
             rows = con.execute("SELECT path, old_sha256, sha256, size, accepted_at, accepted_by, "
                                "reason FROM landing_acceptances WHERE ? IS NULL OR path=? "
