@@ -120,7 +120,8 @@ def check_file(db: Path) -> None:
 
 
 def _wal_checksum(data: bytes, s0: int, s1: int, big_endian: bool) -> tuple[int, int]:
-    """SQLite's WAL checksum over ``data`` (a multiple of 8 bytes), continued from (s0, s1)."""
+    """SQLite's WAL checksum over ``data`` (a multiple of 8 bytes), continued from (s0, s1).
+    Source: the SQLite file-format document, section "Checksum Algorithm" (WAL format)."""
     words = struct.unpack(f"{'>' if big_endian else '<'}{len(data) // 4}I", data)
     mask = 0xFFFFFFFF
     for i in range(0, len(words), 2):
@@ -138,6 +139,11 @@ def wal_problem(wal: Path) -> str | None:
     valid ones are normal. Damage is: a bad header, a first frame not of the header's
     generation, or a frame of the current generation that fails its checksum followed by more
     frames.
+
+    Parameters
+    ----------
+    wal : pathlib.Path
+        ``<db>-wal``; header and frame layout as in the SQLite file-format document (WAL).
 
     Returns
     -------
@@ -257,6 +263,11 @@ def backup(db: Path, target: Path) -> dict:
 
     Writers may keep working: the copy is one consistent committed state. The copy is checked
     (``quick_check``, audit chain) before it is kept.
+
+    Parameters
+    ----------
+    db, target : pathlib.Path
+        The live control plane; the backup file (replaced atomically, parents created).
 
     Returns
     -------
