@@ -64,30 +64,76 @@ def build_monitoring_automation(spec: DatasetSpec) -> tuple[list, list, list]:
                            f"hooks (${alerts.WEBHOOK_ENV} posts to a webhook).")
     def check_alert_sensor(context: dg.SensorEvaluationContext, project: dg.ResourceParam[Workspace]):
         after = json.loads(context.cursor)["after_id"] if context.cursor else 0
-        storage = context.instance.event_log_storage
-        failed = {AssetCheckExecutionRecordStatus.FAILED}
-        records = [r for key in context.repository_def.asset_graph.asset_check_keys
-                   for r in storage.get_asset_check_execution_history(key, limit=100, status=failed)
-                   if r.id > after and r.event is not None]
-        if not records:
-            return dg.SkipReason("no new failed checks")
-        directory, hooks, written = alerts.alerts_dir(project.paths.root), alerts.configured_hooks(), 0
-        for r in sorted(records, key=lambda r: r.id):
-            ev = r.event.dagster_event.event_specific_data
-            alert = alerts.make_alert(
-                r.key.asset_key.to_user_string(), r.key.name, ev.severity.value.lower(),
-                bool(ev.blocking), ev.description or "", r.run_id, r.partition,
-                datetime.fromtimestamp(r.create_timestamp, UTC).isoformat(),
-                {k: getattr(v, "value", v) for k, v in ev.metadata.items()
-                 if isinstance(getattr(v, "value", v), int | float | str)}, r.id)
-            if alerts.write_alert(directory, alert):
-                written += 1
-                for hook in hooks:
-                    try:
-                        hook(alert)
-                    except Exception as exc:  # the record is kept; delivery is retried by ops
-                        context.log.warning(f"alert hook failed for {alert.alert_id}: {exc}")
-        return dg.SensorResult(cursor=json.dumps({"after_id": max(r.id for r in records)}))
+        records = sorted((r for key in context.repository_def.asset_graph.asset_check_keys
+                          for r in _executions_after(context.instance, key, after)),
+                         key=lambda r: r.id)
+        directory, hooks = alerts.alerts_dir(project.paths.root), alerts.configured_hooks()
+        # The cursor is a low-water mark: every execution at or below it is final and alerted.
+        # Ids are given when a check is planned, not when it fails, so a running check holds
+        # the mark (it may still fail) while failures above it are alerted now; the alert id
+        # makes a failure seen again on a later tick write nothing and call no hook.
+        mark, running, written, waiting = after, 0, 0, 0
+        for r in records:
+            if r.status == AssetCheckExecutionRecordStatus.PLANNED and _running(context, r.run_id):
+                running += 1
+                continue
+            if r.status == AssetCheckExecutionRecordStatus.FAILED and r.event is not None:
+                if written == ALERTS_PER_TICK:  # the rest wait for the next tick, in id order
+                    waiting += 1
+                    continue
+                if _alert(context, directory, hooks, r):
+                    written += 1
+            if not running and not waiting:
+                mark = r.id
+        cursor = json.dumps({"after_id": mark})
+        if not written:
+            return dg.SensorResult(cursor=cursor, skip_reason=(
+                "no new failed checks" + (f"; {running} check execution(s) still running"
+                                          if running else "")))
+        context.log.info(f"wrote {written} alert(s); {waiting} failed check(s) wait for the "
+                         f"next tick; {running} check execution(s) still running")
+        return dg.SensorResult(cursor=cursor)
 
     return ([monitoring_job, label_job], [daily_monitoring_schedule],
             [label_arrival_sensor, check_alert_sensor])
+
+
+ALERTS_PER_TICK = 100  # a backlog is alerted over several ticks, oldest first
+
+
+def _executions_after(instance: dg.DagsterInstance, key: dg.AssetCheckKey, after: int) -> list:
+    """Every execution record of ``key`` with an id above ``after``, paging newest first (one
+    page is never the whole backlog)."""
+    storage, out, page_end = instance.event_log_storage, [], None
+    while True:
+        page = storage.get_asset_check_execution_history(key, limit=ALERTS_PER_TICK,
+                                                         cursor=page_end)
+        out += [r for r in page if r.id > after]
+        if len(page) < ALERTS_PER_TICK or page[-1].id <= after:
+            return out
+        page_end = page[-1].id
+
+
+def _running(context: dg.SensorEvaluationContext, run_id: str) -> bool:
+    run = context.instance.get_run_by_id(run_id) if run_id else None
+    return run is not None and not run.is_finished
+
+
+def _alert(context: dg.SensorEvaluationContext, directory, hooks, r) -> bool:
+    """Write the alert record of one failed execution and call the hooks; False when the
+    record was already written (seen on an earlier tick)."""
+    ev = r.event.dagster_event.event_specific_data
+    alert = alerts.make_alert(
+        r.key.asset_key.to_user_string(), r.key.name, ev.severity.value.lower(),
+        bool(ev.blocking), ev.description or "", r.run_id, r.partition,
+        datetime.fromtimestamp(r.create_timestamp, UTC).isoformat(),
+        {k: getattr(v, "value", v) for k, v in ev.metadata.items()
+         if isinstance(getattr(v, "value", v), int | float | str)}, r.id)
+    if not alerts.write_alert(directory, alert):
+        return False
+    for hook in hooks:
+        try:
+            hook(alert)
+        except Exception as exc:  # the record is kept; delivery is retried by ops
+            context.log.warning(f"alert hook failed for {alert.alert_id}: {exc}")
+    return True

@@ -1,0 +1,105 @@
+"""Every sensor's cursor under backlogs, restarts and out-of-order arrivals (issue 14, item 3):
+nothing skipped, nothing done twice, and a skip message that says what is waiting."""
+
+import uuid
+
+import dagster as dg
+from dagster._core.events import AssetCheckEvaluationPlanned, DagsterEvent, DagsterEventType
+
+from ml_assets.defs.monitoring.sensors import build_monitoring_automation
+from ml_assets.lib.core.workspace import Workspace
+from ml_assets.lib.monitoring.alerts import read_alerts
+from ml_assets.specs.fraud import FRAUD_SPEC
+
+
+@dg.asset
+def feed():
+    return 1
+
+
+@dg.asset_check(asset=feed)
+def fresh():
+    return dg.AssetCheckResult(passed=True)
+
+
+def _alert_world(tmp_path, instance):
+    sensor = build_monitoring_automation(FRAUD_SPEC)[2][1]
+    defs = dg.Definitions(assets=[feed], asset_checks=[fresh], sensors=[sensor],
+                          resources={"project": Workspace.open(tmp_path, FRAUD_SPEC)})
+    return defs, sensor
+
+
+def _fail(instance, n):
+    for i in range(n):
+        instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("feed"), check_name="fresh", passed=False,
+            description=f"stale #{i}", severity=dg.AssetCheckSeverity.WARN))
+
+
+def _tick(defs, sensor, instance, cursor):
+    """One tick in a fresh context (a daemon restart keeps only the stored cursor)."""
+    return sensor(dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor,
+                                          resources=defs.resources))
+
+
+def _skipped(result) -> str | None:
+    """The tick's skip message, or None when it did work."""
+    if isinstance(result, dg.SkipReason):
+        return result.skip_message
+    return result.skip_reason.skip_message if result.skip_reason else None
+
+
+def _cursor(result, before: str | None) -> str | None:
+    """The cursor after a tick (a bare SkipReason keeps the one before)."""
+    return before if isinstance(result, dg.SkipReason) else result.cursor
+
+
+def test_alert_sensor_writes_a_150_failure_backlog_once_each_over_several_ticks(tmp_path):
+    with dg.instance_for_test() as instance:
+        defs, sensor = _alert_world(tmp_path, instance)
+        _fail(instance, 150)  # a broken feed while the daemon was down
+        cursor, ticks = None, 0
+        while True:
+            result = _tick(defs, sensor, instance, cursor)
+            ticks += 1
+            if _skipped(result):
+                break
+            cursor = result.cursor
+            assert ticks < 10
+        alerts = read_alerts(tmp_path / "alerts")
+        assert len(alerts) == 150 and ticks == 3  # 100 + 50, then nothing new
+        assert sorted(a["description"] for a in alerts) == sorted(f"stale #{i}"
+                                                                  for i in range(150))
+        assert _skipped(result) == "no new failed checks"
+        _fail(instance, 1)  # later failures after a restart: exactly one more
+        assert not _skipped(_tick(defs, sensor, instance, result.cursor))
+        assert len(read_alerts(tmp_path / "alerts")) == 151
+
+
+def test_a_check_planned_early_that_fails_late_is_still_alerted(tmp_path):
+    """Execution ids are given when a check is planned: a long run's check (lower id) can fail
+    after a later check (higher id) was alerted and the cursor moved past it."""
+    with dg.instance_for_test() as instance:
+        defs, sensor = _alert_world(tmp_path, instance)
+        run = instance.add_run(dg.DagsterRun(job_name="long_job", run_id=str(uuid.uuid4()),
+                                             status=dg.DagsterRunStatus.STARTED))
+        instance.report_dagster_event(DagsterEvent(
+            DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value, "long_job",
+            event_specific_data=AssetCheckEvaluationPlanned(asset_key=dg.AssetKey("feed"),
+                                                            check_name="fresh")),
+            run.run_id)
+        _fail(instance, 1)  # a quicker failure, id above the planned one
+        first = _tick(defs, sensor, instance, None)
+        assert len(read_alerts(tmp_path / "alerts")) == 1
+        again = _tick(defs, sensor, instance, first.cursor)
+        instance.report_dagster_event(DagsterEvent(
+            DagsterEventType.ASSET_CHECK_EVALUATION.value, "long_job",
+            event_specific_data=dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey("feed"), check_name="fresh", passed=False,
+                description="late failure")), run.run_id)
+        late = _tick(defs, sensor, instance, _cursor(again, first.cursor))
+        assert not _skipped(late)
+        assert sorted(a["description"] for a in read_alerts(tmp_path / "alerts")) == [
+            "late failure", "stale #0"]
+        assert "1 check execution(s) still running" in _skipped(again)  # while it ran
+        assert _skipped(_tick(defs, sensor, instance, _cursor(late, first.cursor)))
