@@ -1,14 +1,21 @@
 """Every sensor's cursor under backlogs, restarts and out-of-order arrivals (issue 14, item 3):
 nothing skipped, nothing done twice, and a skip message that says what is waiting."""
 
+import json
+import os
+import time
 import uuid
 
 import dagster as dg
+import pandas as pd
 from dagster._core.events import AssetCheckEvaluationPlanned, DagsterEvent, DagsterEventType
 
 from ml_assets.defs.monitoring.sensors import build_monitoring_automation
+from ml_assets.defs.scoring.microbatch import build_microbatch_defs
+from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.monitoring.alerts import read_alerts
+from ml_assets.lib.scoring.microbatch import land_events
 from ml_assets.specs.fraud import FRAUD_SPEC
 
 
@@ -103,3 +110,54 @@ def test_a_check_planned_early_that_fails_late_is_still_alerted(tmp_path):
             "late failure", "stale #0"]
         assert "1 check execution(s) still running" in _skipped(again)  # while it ran
         assert _skipped(_tick(defs, sensor, instance, _cursor(late, first.cursor)))
+
+
+def _micro_world(tmp_path):
+    defs = dg.Definitions.merge(build_microbatch_defs(FRAUD_SPEC), dg.Definitions(
+        resources={"project": Workspace.open(tmp_path, FRAUD_SPEC)}))
+    return defs, defs.resolve_sensor_def("microbatch_landing_sensor")
+
+
+def _micro_tick(defs, sensor, cursor):
+    with dg.build_sensor_context(resources=defs.resources, cursor=cursor) as ctx:
+        result = sensor(ctx)
+        return (result if isinstance(result, dg.SkipReason) else list(result)), ctx.cursor
+
+
+def _land(tmp_path, name, rows, age_s=0.0):
+    path = land_events(DataPaths(tmp_path.resolve()), pd.DataFrame({"x": range(rows)}), name)
+    if age_s:  # a copy that kept its original mtime
+        os.utime(path, (time.time() - age_s,) * 2)
+    return path
+
+
+def _score(tmp_path, requests):
+    """What the runs do to the landing folder: scored files move to done/."""
+    folder = tmp_path / "landing" / "microbatch"
+    (folder / "done").mkdir(exist_ok=True)
+    for r in requests:
+        for name in r.run_config["ops"]["microbatch_scores"]["config"]["files"]:
+            os.replace(folder / name, folder / "done" / name)
+
+
+def test_microbatch_sensor_never_skips_a_backlog_an_old_mtime_or_a_redelivery(tmp_path):
+    defs, sensor = _micro_world(tmp_path)
+    for i in range(30):  # a backlog of 3,000 rows while the daemon was down
+        _land(tmp_path, f"b{i:02d}", 100)
+    requests, cursor = _micro_tick(defs, sensor, None)
+    files = [n for r in requests for n in r.run_config["ops"]["microbatch_scores"]["config"]["files"]]
+    assert sorted(files) == [f"b{i:02d}.parquet" for i in range(30)] and len(requests) == 3
+    skip, cursor = _micro_tick(defs, sensor, cursor)  # restart: the stored cursor only
+    _score(tmp_path, requests)
+    _land(tmp_path, "late", 50, age_s=3600)  # lands after the others with an hour-old mtime
+    late, cursor = _micro_tick(defs, sensor, cursor)
+    assert [r.run_config["ops"]["microbatch_scores"]["config"]["files"] for r in late] == [
+        ["late.parquet"]]
+    _score(tmp_path, late)
+    _land(tmp_path, "late", 60, age_s=3600)  # re-delivered under the same name
+    again, cursor = _micro_tick(defs, sensor, cursor)
+    assert len(again) == 1 and again[0].run_key != late[0].run_key  # not deduplicated away
+    assert json.loads(cursor) == {"late.parquet": [
+        (tmp_path / "landing" / "microbatch" / "late.parquet").stat().st_mtime_ns, 60]}
+    assert skip.skip_message.startswith("0 row(s) in 0 file(s) waiting")  # the restart tick
+    assert "30 requested file(s) not scored yet" in skip.skip_message

@@ -1,7 +1,8 @@
 """Microbatch scoring: event files landing in ``landing/microbatch/`` are scored within minutes.
 
 The sensor polls every 30 s; new files become runs of 100-1000 rows of ``microbatch_scores``.
-The cursor is the last file requested, so each file is scored once."""
+The cursor holds the files requested (name and signature) until they are scored, so each file
+is scored once, whatever its mtime or arrival order."""
 
 import json
 from datetime import UTC, datetime
@@ -12,7 +13,13 @@ from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import UnsafePath
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest.contracts import ContractError
-from ml_assets.lib.scoring.microbatch import batch_id, pending_files, plan_batches, score_files
+from ml_assets.lib.scoring.microbatch import (
+    Landed,
+    pending_files,
+    plan_batches,
+    run_key,
+    score_files,
+)
 
 
 class MicrobatchConfig(dg.Config):
@@ -70,16 +77,29 @@ def build_microbatch_defs(spec: DatasetSpec) -> dg.Definitions:
                description="Scores event files landing in landing/microbatch/ in batches of "
                            "100-1000 rows; a partial batch waits at most 2 minutes.")
     def microbatch_landing_sensor(context: dg.SensorEvaluationContext, project: dg.ResourceParam[Workspace]):
-        cursor = tuple(json.loads(context.cursor)) if context.cursor else None
         pending = pending_files(project.paths)
-        batches, new_cursor = plan_batches(pending, cursor, datetime.now(UTC))
+        requested = _requested(context.cursor, pending)
+        batches, requested = plan_batches(pending, requested, datetime.now(UTC))
+        context.update_cursor(json.dumps(requested, sort_keys=True))
         if not batches:
-            waiting = sum(f.rows for f in pending if cursor is None
-                          or (f.mtime_ns, f.name) > cursor)
-            return dg.SkipReason(f"{waiting} row(s) waiting; scoring at 100 rows or after 2 min")
-        context.update_cursor(json.dumps(list(new_cursor)))
-        return [dg.RunRequest(run_key=batch_id(names), run_config={
+            fresh = [f for f in pending if f.name not in requested]
+            return dg.SkipReason(
+                f"{sum(f.rows for f in fresh)} row(s) in {len(fresh)} file(s) waiting; scoring "
+                f"at 100 rows or after 2 min; {len(requested)} requested file(s) not scored yet "
+                "(a failed run leaves its files in landing/microbatch/)")
+        by_name = {f.name: f for f in pending}
+        return [dg.RunRequest(run_key=run_key([by_name[n] for n in names]), run_config={
             "ops": {"microbatch_scores": {"config": {"files": names}}}}) for names in batches]
 
     return dg.Definitions(assets=[microbatch_scores], jobs=[microbatch_job],
                           sensors=[microbatch_landing_sensor])
+
+
+def _requested(cursor: str | None, pending: list[Landed]) -> dict[str, list[int]]:
+    """The requested files from the stored cursor; a cursor of the old ``[mtime_ns, name]``
+    watermark form counts the pending files at or below it as requested (what it meant)."""
+    state = json.loads(cursor) if cursor else {}
+    if isinstance(state, list):
+        return {f.name: [f.mtime_ns, f.rows] for f in pending
+                if (f.mtime_ns, f.name) <= tuple(state)}
+    return state

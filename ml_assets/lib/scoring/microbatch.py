@@ -66,13 +66,35 @@ def pending_files(paths: DataPaths) -> list[Landed]:
     return sorted(out, key=lambda f: (f.mtime_ns, f.name))
 
 
-def plan_batches(pending: list[Landed], cursor: tuple[int, str] | None, now: datetime,
+def plan_batches(pending: list[Landed], requested: dict[str, list[int]] | None, now: datetime,
                  min_rows: int = MIN_ROWS, max_rows: int = MAX_ROWS,
-                 max_wait: timedelta = MAX_WAIT) -> tuple[list[list[str]], tuple[int, str] | None]:
-    """Group files after ``cursor`` into batches of up to ``max_rows`` rows (a bigger file is
-    one batch, chunked when scored). A last batch under ``min_rows`` waits for more files
-    unless its oldest file has waited ``max_wait``. Returns (batches, new cursor)."""
-    todo = [f for f in pending if cursor is None or (f.mtime_ns, f.name) > tuple(cursor)]
+                 max_wait: timedelta = MAX_WAIT) -> tuple[list[list[str]], dict[str, list[int]]]:
+    """Group the pending files not yet requested into batches of up to ``max_rows`` rows (a
+    bigger file is one batch, chunked when scored). A last batch under ``min_rows`` waits for
+    more files unless its oldest file has waited ``max_wait``.
+
+    Parameters
+    ----------
+    pending : list of Landed
+        Files in the landing folder (``pending_files``).
+    requested : dict, optional
+        The previous result: file name to ``[mtime_ns, rows]`` of every file already requested.
+    now : datetime
+
+    Returns
+    -------
+    batches : list of list of str
+        File names per run, oldest first.
+    requested : dict
+        The new state: files requested and still in the landing folder. Keyed by name *and*
+        signature, not by a time watermark, so a file that lands with an older mtime than
+        files already requested (a copy keeping its mtime) or is re-delivered under a name
+        already scored is never skipped; scored files (moved to ``done/``) drop out.
+    """
+    requested = requested or {}
+    kept = {f.name: [f.mtime_ns, f.rows] for f in pending
+            if requested.get(f.name) == [f.mtime_ns, f.rows]}
+    todo = [f for f in pending if f.name not in kept]
     batches, current, rows = [], [], 0
     for f in todo:
         if current and rows + f.rows > max_rows:
@@ -84,10 +106,15 @@ def plan_batches(pending: list[Landed], cursor: tuple[int, str] | None, now: dat
         waited = now - datetime.fromtimestamp(current[0].mtime_ns / 1e9, UTC)
         if rows >= min_rows or waited >= max_wait:
             batches.append(current)
-    if not batches:
-        return [], cursor
-    last = batches[-1][-1]
-    return [[f.name for f in b] for b in batches], (last.mtime_ns, last.name)
+    kept.update({f.name: [f.mtime_ns, f.rows] for b in batches for f in b})
+    return [[f.name for f in b] for b in batches], kept
+
+
+def run_key(files: list[Landed]) -> str:
+    """Run key of one batch: its names and their signatures, so the same files give the same
+    key (a re-evaluated tick never launches twice) and a re-delivered file a new one."""
+    return hashlib.sha256("\n".join(f"{f.name}:{f.mtime_ns}:{f.rows}" for f in files)
+                          .encode()).hexdigest()[:16]
 
 
 def batch_id(names: list[str]) -> str:
