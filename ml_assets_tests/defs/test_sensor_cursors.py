@@ -5,6 +5,7 @@ import json
 import os
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
@@ -161,3 +162,43 @@ def test_microbatch_sensor_never_skips_a_backlog_an_old_mtime_or_a_redelivery(tm
         (tmp_path / "landing" / "microbatch" / "late.parquet").stat().st_mtime_ns, 60]}
     assert skip.skip_message.startswith("0 row(s) in 0 file(s) waiting")  # the restart tick
     assert "30 requested file(s) not scored yet" in skip.skip_message
+
+
+def _label_tick(ws, sensor, cursor):
+    with dg.build_sensor_context(resources={"project": ws}, cursor=cursor) as ctx:
+        result = sensor(ctx)
+    ranges = [] if isinstance(result, dg.SkipReason) else [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+        for r in result.run_requests]
+    return result, ranges, _cursor(result, cursor)
+
+
+def test_label_sensor_remembers_a_day_labeled_before_its_scores_and_takes_old_days_late(tmp_path):
+    ws = Workspace.open(tmp_path, FRAUD_SPEC)
+    sensor = build_monitoring_automation(FRAUD_SPEC)[2][0]
+    day = [datetime(2026, 10, d, tzinfo=UTC) for d in range(1, 6)]
+    scores, labels = ws.catalog.table("batch_scores"), ws.catalog.table("raw_labels")
+    for d in day[:4]:  # day 4 is scored up to 19:00 only (a gap a backfill fills later)
+        for h in range(24 if d != day[3] else 19):
+            scores.write(d + timedelta(hours=h), pd.DataFrame({"x": [h]}))
+
+    def land(file_day, event_days):
+        labels.write(file_day, pd.DataFrame({FRAUD_SPEC.event_ts: [
+            pd.Timestamp(d) + pd.Timedelta(hours=3) for d in event_days]}))
+
+    land(day[4], [day[1], day[3]])
+    _, ranges, cursor = _label_tick(ws, sensor, None)
+    assert ranges == [("2026-10-02", "2026-10-02")]  # day 4 is not fully scored yet
+    waiting, ranges, cursor = _label_tick(ws, sensor, cursor)  # a restart, the stored cursor
+    assert ranges == []
+    for h in range(19, 24):  # the backfill completes day 4: its labels are evaluated now
+        scores.write(day[3] + timedelta(hours=h), pd.DataFrame({"x": [h]}))
+    _, ranges, cursor = _label_tick(ws, sensor, cursor)
+    assert ranges == [("2026-10-04", "2026-10-04")]
+    land(day[2], [day[0]])  # an older day's file landing after newer ones
+    _, ranges, cursor = _label_tick(ws, sensor, cursor)
+    assert ranges == [("2026-10-01", "2026-10-01")]
+    skip, ranges, _ = _label_tick(ws, sensor, cursor)
+    assert ranges == [] and _skipped(skip) == "no new or changed raw_labels partitions"
+    assert "1 labeled day(s) wait for complete batch_scores (2026-10-04..2026-10-04)" in _skipped(
+        waiting)

@@ -44,19 +44,31 @@ def build_monitoring_automation(spec: DatasetSpec) -> tuple[list, list, list]:
                description="Watches ingested label partitions; requests evaluation runs for "
                            "exactly the prediction days whose labels changed.")
     def label_arrival_sensor(context: dg.SensorEvaluationContext, project: dg.ResourceParam[Workspace]):
-        seen = json.loads(context.cursor)["files"] if context.cursor else {}
+        state = json.loads(context.cursor) if context.cursor else {}
+        seen = state.get("files", {})
         current = monitoring.label_file_state(project.paths)
+        # Any file whose name or signature is new, whatever day it holds and in whatever order
+        # it lands; days not fully scored yet are remembered in the cursor, never dropped.
         new = sorted(n for n, sig in current.items() if seen.get(n) != sig)
-        if not new:
-            return dg.SkipReason("no new or changed raw_labels partitions")
-        days = monitoring.affected_days(project.paths, spec, new)
-        # Same files seen -> same run keys, so a re-evaluated tick never launches twice.
-        key = hashlib.sha256(json.dumps([[n, current[n]] for n in new]).encode()).hexdigest()[:16]
+        before = [datetime.strptime(k, "%Y-%m-%d").replace(tzinfo=UTC)
+                  for k in state.get("waiting", [])]
+        days, waiting = monitoring.affected_days(project.paths, spec, new, before)
+        cursor = json.dumps({"files": current, "waiting": [day_key(d) for d in waiting]},
+                            sort_keys=True)
+        if not days:
+            reason = "no new or changed raw_labels partitions" if not new else (
+                f"{len(new)} new or changed label file(s) touch no fully scored day")
+            if waiting:
+                reason += (f"; {len(waiting)} labeled day(s) wait for complete batch_scores "
+                           f"({day_key(waiting[0])}..{day_key(waiting[-1])})")
+            return dg.SensorResult(skip_reason=reason, cursor=cursor)
+        # Same files and days -> same run keys, so a re-evaluated tick never launches twice.
+        key = hashlib.sha256(json.dumps([[[n, current[n]] for n in new],
+                                         [day_key(d) for d in days]]).encode()).hexdigest()[:16]
         requests = [dg.RunRequest(run_key=f"labels-{key}-{day_key(a)}..{day_key(b)}",
                                   tags=range_tags(day_key(a), day_key(b)))
                     for a, b in monitoring.contiguous_ranges(days)]
-        return dg.SensorResult(run_requests=requests,
-                               cursor=json.dumps({"files": current}, sort_keys=True))
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
 
     @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
                description="Writes a structured alert record for every failed check (business "

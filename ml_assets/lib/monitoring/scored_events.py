@@ -4,7 +4,7 @@ horizon, the label horizon itself, and which prediction days newly arrived label
 # ruff: noqa: S608  (identifiers pass through quote(), file lists through parquet_relation())
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -159,9 +159,10 @@ def label_file_state(paths: DataPaths) -> dict[str, str]:
     return out
 
 
-def affected_days(paths: DataPaths, spec: DatasetSpec, names: list[str]) -> list[datetime]:
-    """Prediction days whose labels are in these label-feed files and whose scores are all in the
-    lake (only those can be evaluated).
+def affected_days(paths: DataPaths, spec: DatasetSpec, names: list[str],
+                  waiting: list[datetime] = ()) -> tuple[list[datetime], list[datetime]]:
+    """Prediction days whose labels are in these label-feed files (plus days still ``waiting``
+    from earlier calls), split by whether they can be evaluated now.
 
     Parameters
     ----------
@@ -169,24 +170,34 @@ def affected_days(paths: DataPaths, spec: DatasetSpec, names: list[str]) -> list
     spec : DatasetSpec
     names : list of str
         Label-feed files as ``"asset/file"``.
+    waiting : list of datetime, optional
+        Days returned as waiting before.
 
     Returns
     -------
-    list of datetime
-        UTC days, ascending.
+    ready : list of datetime
+        UTC days, ascending, whose scores are all in the lake.
+    waiting : list of datetime
+        UTC days, ascending, scored in part: a later hour or a backfill completes them, so
+        they must be remembered, not dropped. Days without any score were never predicted
+        and are left out.
     """
-    if not names:
-        return []
     catalog = Catalog(paths.lake)
-    files = [catalog.path_of(n) for n in names]
-    days = connect().execute(
-        f"SELECT DISTINCT date_trunc('day', {quote(spec.event_ts)}) AS d "
-        f"FROM {parquet_relation(files)} ORDER BY d").df()["d"]
-    scored = []
-    for d in days.dt.to_pydatetime():
-        if not catalog.table(BATCH_SCORES).missing(d, d + timedelta(days=1)):
-            scored.append(d)
-    return scored
+    days = set(waiting)
+    if names:
+        files = [catalog.path_of(n) for n in names]
+        days |= set(connect().execute(
+            f"SELECT DISTINCT date_trunc('day', {quote(spec.event_ts)}) AS d "
+            f"FROM {parquet_relation(files)} ORDER BY d").df()["d"].dt.to_pydatetime())
+    ready, partial = [], []
+    for d in sorted(days):
+        d = d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
+        scores = catalog.table(BATCH_SCORES)
+        if not scores.missing(d, d + timedelta(days=1)):
+            ready.append(d)
+        elif scores.files(d, d + timedelta(days=1)):
+            partial.append(d)
+    return ready, partial
 
 
 def contiguous_ranges(days: list[datetime]) -> list[tuple[datetime, datetime]]:
