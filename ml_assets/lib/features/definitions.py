@@ -20,6 +20,9 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 WINDOW_AGGS = ("count", "sum", "mean", "max", "distinct")
 LABEL_AGGS = ("positives", "count", "rate")
 UNKNOWN_CATEGORY = "__unknown__"
+# HistGradientBoosting bins a categorical feature into at most 255 categories; the unknown
+# bucket takes one.
+MAX_VOCABULARY = 254
 
 
 def parse_window(window: str, feature: str) -> timedelta:
@@ -180,7 +183,7 @@ def validate_features(
     ------
     SpecError
         A name is invalid or repeated, a column or entity is unknown or of the wrong kind, an empty
-        vocabulary, an aggregation or window is invalid, or a ratio refers to neither an earlier feature nor a numeric column.
+        vocabulary or one over ``MAX_VOCABULARY`` values or with repeats, an aggregation or window is invalid, or a ratio refers to neither an earlier feature nor a numeric column.
     """
     seen: set[str] = set()
     for f in features:
@@ -194,6 +197,15 @@ def validate_features(
                 raise SpecError(f"feature {f.name!r}: column {f.column!r} is not categorical")
             if not f.vocabulary or UNKNOWN_CATEGORY in f.vocabulary:
                 raise SpecError(f"feature {f.name!r}: vocabulary must be non-empty")
+            if len(f.vocabulary) > MAX_VOCABULARY:
+                raise SpecError(
+                    f"feature {f.name!r}: vocabulary has {len(f.vocabulary)} values; at most "
+                    f"{MAX_VOCABULARY} (HistGradientBoosting allows {MAX_VOCABULARY + 1} "
+                    "categories, the unknown bucket included)")
+            if (not all(isinstance(v, str) and v for v in f.vocabulary)
+                    or len(set(f.vocabulary)) != len(f.vocabulary)):
+                raise SpecError(f"feature {f.name!r}: vocabulary values must be distinct "
+                                "non-empty strings (each is one category code)")
         if isinstance(f, WindowAgg | TimeSincePrevious | LabelAgg):
             for key in f.entities:
                 if key not in entity_columns:
