@@ -12,6 +12,7 @@ import pandas as pd
 from dagster._core.events import AssetCheckEvaluationPlanned, DagsterEvent, DagsterEventType
 
 from ml_assets.defs.monitoring.sensors import build_monitoring_automation
+from ml_assets.defs.release.rollback import build_rollback_defs
 from ml_assets.defs.scoring.microbatch import build_microbatch_defs
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.workspace import Workspace
@@ -202,3 +203,25 @@ def test_label_sensor_remembers_a_day_labeled_before_its_scores_and_takes_old_da
     assert ranges == [] and _skipped(skip) == "no new or changed raw_labels partitions"
     assert "1 labeled day(s) wait for complete batch_scores (2026-10-04..2026-10-04)" in _skipped(
         waiting)
+
+
+def test_drill_lease_sensor_after_an_outage_reverts_a_long_expired_flip_exactly_once(tmp_path):
+    """No cursor: the lease lives in the control plane, so the first tick after a daemon outage
+    sees a flip that expired days ago, and ticks after it (or a restart) revert nothing twice."""
+    ws = Workspace.open(tmp_path, FRAUD_SPEC)
+    lease = {"kind": "rollback", "model_name": FRAUD_SPEC.model_name, "actor": "drill-bot",
+             "pid": 1, "host": "h", "opened_at": "2026-01-01T00:00:00+00:00",
+             "expires_at": "2026-01-01T00:05:00+00:00", "champion": "v2", "previous": "v1",
+             "restore": {"kill_switch": "off"}}
+    assert ws.registry.open_drill_flip(lease, {"kill_switch": "on"}, "drill-bot", "drill")
+    defs = dg.Definitions.merge(build_rollback_defs(FRAUD_SPEC),
+                                dg.Definitions(resources={"project": ws}))
+    sensor = defs.resolve_sensor_def("drill_lease_sensor")
+    messages = []
+    for _ in range(3):  # each tick in a fresh context, as after a restart
+        with dg.build_sensor_context(resources=defs.resources) as ctx:
+            messages.append(sensor(ctx).skip_message)
+    assert "reverted a dead drill's flip" in messages[0]
+    assert messages[1:] == ["no drill flip open"] * 2
+    assert ws.registry.get_setting("kill_switch") == "off"
+    assert len(ws.registry.drills(FRAUD_SPEC.model_name, limit=10)) == 1
