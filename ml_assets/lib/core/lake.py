@@ -49,42 +49,36 @@ def day_floor(ts: datetime) -> datetime:
 
 
 def hours_between(lo: datetime, hi: datetime) -> list[datetime]:
-    """Hour starts h with lo <= h < hi (lo floored to the hour).
-
-    Parameters
-    ----------
-    lo, hi : datetime
-        Bounds, both naive or both aware (UTC in this project).
-
-    Returns
-    -------
-    list of datetime
-        Ascending; empty when ``hi <= hour_floor(lo)``.
-    """
-    out, h = [], hour_floor(lo)
-    while h < hi:
-        out.append(h)
-        h += timedelta(hours=1)
-    return out
+    """Hour starts h with lo <= h < hi (lo floored to the hour); see :func:`periods_between`."""
+    return periods_between(hour_floor(lo), hi, timedelta(hours=1))
 
 
 def days_between(lo: datetime, hi: datetime) -> list[datetime]:
-    """Day starts d with lo <= d < hi (lo floored to the day).
+    """Day starts d with lo <= d < hi (lo floored to the day); see :func:`periods_between`."""
+    return periods_between(day_floor(lo), hi, timedelta(days=1))
+
+
+def periods_between(start: datetime, hi: datetime, step: timedelta) -> list[datetime]:
+    """Period starts ``start, start + step, ...`` below ``hi``.
 
     Parameters
     ----------
-    lo, hi : datetime
-        Bounds, both naive or both aware (UTC in this project).
+    start : datetime
+        The first period start (already on the grid).
+    hi : datetime
+        Exclusive upper bound; naive or aware like ``start`` (UTC in this project).
+    step : timedelta
+        The grain (an hour or a day).
 
     Returns
     -------
     list of datetime
-        Ascending; empty when ``hi <= day_floor(lo)``.
+        Ascending; empty when ``hi <= start``.
     """
-    out, d = [], day_floor(lo)
-    while d < hi:
-        out.append(d)
-        d += timedelta(days=1)
+    out, t = [], start
+    while t < hi:
+        out.append(t)
+        t += step
     return out
 
 
