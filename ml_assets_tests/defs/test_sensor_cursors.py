@@ -81,7 +81,7 @@ def test_alert_sensor_writes_a_150_failure_backlog_once_each_over_several_ticks(
                                                                   for i in range(150))
         assert _skipped(result) == "no new failed checks"
         _fail(instance, 1)  # later failures after a restart: exactly one more
-        assert not _skipped(_tick(defs, sensor, instance, result.cursor))
+        assert not _skipped(_tick(defs, sensor, instance, _cursor(result, cursor)))
         assert len(read_alerts(tmp_path / "alerts")) == 151
 
 

@@ -61,6 +61,8 @@ def build_monitoring_automation(spec: DatasetSpec) -> tuple[list, list, list]:
             if waiting:
                 reason += (f"; {len(waiting)} labeled day(s) wait for complete batch_scores "
                            f"({day_key(waiting[0])}..{day_key(waiting[-1])})")
+            if cursor == context.cursor:
+                return dg.SkipReason(reason)
             return dg.SensorResult(skip_reason=reason, cursor=cursor)
         # Same files and days -> same run keys, so a re-evaluated tick never launches twice.
         key = hashlib.sha256(json.dumps([[[n, current[n]] for n in new],
@@ -99,9 +101,11 @@ def build_monitoring_automation(spec: DatasetSpec) -> tuple[list, list, list]:
                 mark = r.id
         cursor = json.dumps({"after_id": mark})
         if not written:
-            return dg.SensorResult(cursor=cursor, skip_reason=(
-                "no new failed checks" + (f"; {running} check execution(s) still running"
-                                          if running else "")))
+            reason = "no new failed checks" + (f"; {running} check execution(s) still running"
+                                               if running else "")
+            if mark == after:
+                return dg.SkipReason(reason)
+            return dg.SensorResult(cursor=cursor, skip_reason=reason)
         context.log.info(f"wrote {written} alert(s); {waiting} failed check(s) wait for the "
                          f"next tick; {running} check execution(s) still running")
         return dg.SensorResult(cursor=cursor)
