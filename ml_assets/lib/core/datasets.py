@@ -47,6 +47,16 @@ class Attribute:
     min_value: float | None = None
     max_value: float | None = None
 
+    def __post_init__(self) -> None:
+        # The ingest contract checks every row against these bounds: bounds that no value can
+        # meet would quarantine every row and block every hour.
+        bounds = [v for v in (self.min_value, self.max_value) if v is not None]
+        _check(all(_num(v) for v in bounds) and (len(bounds) < 2 or bounds[0] <= bounds[1]),
+               f"attribute {self.name!r} min_value/max_value", (self.min_value, self.max_value),
+               "finite numbers with min_value <= max_value")
+        _check(not bounds or self.kind == "numeric", f"attribute {self.name!r} min_value/max_value",
+               (self.min_value, self.max_value), "bounds apply to numeric attributes only")
+
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.datasets import Attribute, DatasetSpec
 from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.features.definitions import MAX_VOCABULARY, Categorical, WindowAgg
 from ml_assets.specs.fraud import FRAUD_SPEC
@@ -122,6 +122,12 @@ CASES = [
     ("rollout_arm_zero", lambda: _rollout(min_arm_labeled=0), ["rollout.min_arm_labeled"]),
     ("metric_value_column", lambda: _metric(value_column="country"),
      ["business_metric.value_column", "numeric attribute"]),
+    ("attribute_bounds_inverted", lambda: Attribute("amount", "numeric", min_value=10.0,
+                                                    max_value=1.0),
+     ["attribute 'amount' min_value/max_value", "min_value <= max_value"]),
+    ("attribute_bounds_on_categorical", lambda: Attribute("country", "categorical",
+                                                          min_value=0.0),
+     ["attribute 'country'", "numeric attributes only"]),
     ("metric_decision_rate", lambda: _metric(max_decision_rate=0.0),
      ["business_metric.max_decision_rate"]),
 ]
