@@ -1,23 +1,139 @@
-"""One shape for blocking table-contract checks over the hourly partitions a run covers."""
+"""Checks over partitioned assets give each partition the verdict a run of that partition alone
+gives, whatever range the run covers.
 
-from collections.abc import Callable
+A check computes one :class:`dagster.AssetCheckResult` per partition of its run and
+:func:`per_partition` records each one under its partition key, so the UI and the check history
+show the state of every hour or day instead of one pooled (or worst-day) result for the range.
+
+Dagster cannot stop part of a step: a failed blocking evaluation fails the check's whole step and
+so skips the downstream step for every partition of the range. Inside a multi-partition run the
+failed partitions are therefore recorded as ERROR but not blocking, and each downstream asset
+leaves them out itself with the same verdict function the check uses
+(:func:`quarantine_blocked`, :func:`hourly_contract_verdicts`); a run of one partition blocks
+the Dagster way."""
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 
 import dagster as dg
 import pandas as pd
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluation,
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
 from ml_assets.defs.partitions import checked_window
+from ml_assets.lib.core.catalog import QUARANTINE_FILES
 from ml_assets.lib.core.lake import read_parquet_files
+from ml_assets.lib.core.lake_table import LakeTable
 from ml_assets.lib.core.workspace import Workspace
 
+MAX_QUARANTINE_SHARE = 0.02  # above this a partition is too broken to build on
 
-def hourly_contract_result(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace],
-                           partitions_def: dg.TimeWindowPartitionsDefinition, asset: str,
+
+def checked_partitions(context, partitions_def: dg.TimeWindowPartitionsDefinition,
+                       table: LakeTable) -> list[tuple[str, datetime, datetime]]:
+    """``(partition_key, start, end)`` of every partition the check's run covers (the latest
+    written one when the check runs alone)."""
+    lo, hi = checked_window(context, partitions_def, table)
+    windows = partitions_def.get_partition_keys_in_time_window(dg.TimeWindow(lo, hi))
+    return [(k, (w := partitions_def.time_window_for_partition_key(k)).start, w.end)
+            for k in windows]
+
+
+def _target(context, asset_key: dg.AssetKey, partition: str
+            ) -> AssetCheckEvaluationTargetMaterializationData | None:
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1).records
+    if not records:
+        return None
+    return AssetCheckEvaluationTargetMaterializationData(
+        run_id=records[0].run_id, storage_id=records[0].storage_id,
+        timestamp=records[0].timestamp)
+
+
+def per_partition(context, results: Mapping[str, dg.AssetCheckResult]
+                  | list[tuple[str, dg.AssetCheckResult]],
+                  default_key: dg.AssetCheckKey | None = None) -> Iterator:
+    """Record each partition's result under its key, then the check's (valueless) output.
+
+    Parameters
+    ----------
+    context : dagster.AssetCheckExecutionContext
+        The running check (one or several checks of a multi-asset check).
+    results : Mapping[str, dagster.AssetCheckResult] or list of (str, dagster.AssetCheckResult)
+        Partition key -> that partition's result, or (key, result) pairs when a multi-asset
+        check has several results per partition (each naming ``asset_key`` and ``check_name``).
+    default_key : dagster.AssetCheckKey, optional
+        The check key for results that name none (a single ``@asset_check``).
+
+    Yields
+    ------
+    AssetCheckEvaluation or dagster.Output
+        One evaluation per partition and one output per check key seen.
+    """
+    assets_def = context.op_execution_context.assets_def
+    pairs = list(results.items() if isinstance(results, Mapping) else results)
+    single = len({partition for partition, _ in pairs}) == 1
+    keys = []
+    for partition, r in pairs:
+        key = (dg.AssetCheckKey(r.asset_key, r.check_name) if r.check_name else default_key)
+        spec = assets_def.get_spec_for_check_key(key)
+        # one partition: Dagster's own block; several: downstream assets skip failed partitions
+        yield AssetCheckEvaluation(
+            asset_key=key.asset_key, check_name=key.name, passed=r.passed, metadata=r.metadata,
+            target_materialization_data=_target(context, key.asset_key, partition),
+            severity=r.severity, description=r.description,
+            blocking=bool(spec.blocking and single), partition=partition)
+        if key not in keys:
+            keys.append(key)
+    for key in keys:
+        yield dg.Output(None, output_name=assets_def.get_output_name_for_asset_check_key(key))
+
+
+def _share(project: Workspace, asset: str, files) -> tuple[int, int]:
+    valid = sum(pd.read_parquet(f, columns=[]).shape[0] for f in files)
+    quarantine = project.catalog.table(QUARANTINE_FILES)
+    bad = sum(pd.read_parquet(q, columns=["row"]).shape[0] for f in files
+              if (q := quarantine.path(f"{asset}/{f.stem}")).exists())
+    return valid, bad
+
+
+def ingest_contract(project: Workspace, asset: str, lo: datetime, hi: datetime
+                    ) -> dg.AssetCheckResult:
+    """The ingest contract of ``asset`` over ``[lo, hi)`` (callers pass one partition): ERROR when
+    a partition was not written or its quarantine share is above :data:`MAX_QUARANTINE_SHARE`."""
+    files, missing = project.catalog.table(asset).coverage(lo, hi)
+    valid, bad = _share(project, asset, files)
+    share = bad / max(valid + bad, 1)
+    passed = not missing and share <= MAX_QUARANTINE_SHARE
+    why = ("ok" if passed else f"{len(missing)} partition(s) not materialized" if missing
+           else f"quarantine share {share:.2%} above {MAX_QUARANTINE_SHARE:.0%}: inspect the "
+                "`quarantine` asset, fix the source and rerun the partition")
+    return dg.AssetCheckResult(
+        passed=bool(passed),
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{asset} contract over {lo:%Y-%m-%d %H:00}..{hi:%Y-%m-%d %H:00}: {why}",
+        metadata={"valid_rows": int(valid), "quarantined_rows": int(bad),
+                  "quarantine_share": float(share), "partitions_checked": len(files),
+                  "max_quarantine_share": MAX_QUARANTINE_SHARE},
+    )
+
+
+def quarantine_blocked(project: Workspace, asset: str, starts: list[datetime]) -> list[datetime]:
+    """Partitions of ``asset`` (by start) whose written file fails the ingest contract, so that
+    nothing is built on them: the per-partition block of :func:`ingest_contract`."""
+    table = project.catalog.table(asset)
+    return [s for s in starts if table.path(s).exists()
+            and not ingest_contract(project, asset, s, s + table.step).passed]
+
+
+def hourly_contract_result(table: LakeTable, lo: datetime, hi: datetime,
                            problems_of: Callable[[pd.DataFrame], list[str]],
                            metadata: dict | None = None) -> dg.AssetCheckResult:
-    """Read the run's partitions of ``asset`` from the lake; ERROR when any are missing or
-    ``problems_of`` names a contract violation."""
-    table = project.catalog.table(asset)
-    files, missing = table.coverage(*checked_window(context, partitions_def, table))
+    """The contract of ``table`` over ``[lo, hi)``: ERROR when a partition is missing or
+    ``problems_of`` names a violation."""
+    files, missing = table.coverage(lo, hi)
     df = read_parquet_files(files) if files else None
     problems = ([f"{len(missing)} partition(s) missing"] if missing else []) + (
         problems_of(df) if df is not None else [])
@@ -28,3 +144,13 @@ def hourly_contract_result(context: dg.AssetCheckExecutionContext, project: dg.R
         metadata={"rows": int(len(df)) if df is not None else 0, "problems": len(problems),
                   **(metadata or {})},
     )
+
+
+def hourly_contract_verdicts(context, project: Workspace,
+                             partitions_def: dg.TimeWindowPartitionsDefinition, asset: str,
+                             problems_of: Callable[[pd.DataFrame], list[str]],
+                             metadata: dict | None = None) -> dict[str, dg.AssetCheckResult]:
+    """Partition key -> :func:`hourly_contract_result` of that partition, for the check's run."""
+    table = project.catalog.table(asset)
+    return {k: hourly_contract_result(table, lo, hi, problems_of, metadata)
+            for k, lo, hi in checked_partitions(context, partitions_def, table)}

@@ -21,7 +21,8 @@ class LakeIOManager(dg.UPathIOManager):
     file names are the lake catalog's (``lib/core/catalog.py``), so readers find what it wrote.
 
     Unlike the stock ``UPathIOManager`` it accepts one output covering many partitions (a
-    ``{partition_key: DataFrame}`` dict), which single-run backfills over ranges produce."""
+    ``{partition_key: DataFrame}`` dict), which single-run backfills over ranges produce; a
+    ``None`` value writes nothing for that partition (a contract blocked it)."""
 
     extension = PARQUET
 
@@ -55,10 +56,13 @@ class LakeIOManager(dg.UPathIOManager):
                 f"{context.asset_key.to_user_string()}: output lacks {len(missing)} partition(s) "
                 f"of the run, e.g. {sorted(missing)[:3]}")
         for key, path in paths.items():
+            if obj[key] is None:  # blocked by its contract: nothing is built on the partition
+                continue
             self.make_directory(path.parent)
             self.dump_to_path(context, obj[key], path)
-        rows = sum(len(df) for df in obj.values())
-        context.add_output_metadata({"partitions_written": len(paths), "rows": rows,
+        rows = sum(len(df) for df in obj.values() if df is not None)
+        context.add_output_metadata({"partitions_written": sum(v is not None for v in obj.values()),
+                                     "rows": rows,
                                      "path": dg.MetadataValue.path(str(next(iter(paths.values())).parent))})
 
 

@@ -7,8 +7,10 @@ from datetime import timedelta
 import dagster as dg
 import pandas as pd
 
+from ml_assets.defs.contract_checks import quarantine_blocked
 from ml_assets.defs.freshness import HOURLY_FRESHNESS
 from ml_assets.defs.partitions import hour_key, hourly
+from ml_assets.lib.core.catalog import RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import hours_between
 from ml_assets.lib.core.workspace import Workspace
@@ -42,16 +44,22 @@ def build_feature_assets(spec: DatasetSpec) -> list:
                   "features": dg.MetadataValue.md(
                       "\n".join(f"- `{f.name}`: {type(f).__name__}" for f in spec.features))},
     )
-    def event_features(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame]:
+    def event_features(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame | None]:
         start, end = context.partition_time_window
         t0 = time.perf_counter()
-        out: dict[str, pd.DataFrame] = {}
+        out: dict[str, pd.DataFrame | None] = {}
         for lo, hi, chunk in build_features(project.paths, spec, start, end):
             for h, df in split_by_hour(chunk, spec.event_ts, hours_between(lo, hi)).items():
                 out[hour_key(h)] = df
+        # an hour whose events fail their contract gets no features, as a run of it alone
+        for h in quarantine_blocked(project, RAW_EVENTS, hours_between(start, end)):
+            out[hour_key(h)] = None
+            context.add_asset_metadata({"blocked_by": "raw_events event_contract"},
+                                       partition_key=hour_key(h))
+        built = [df for df in out.values() if df is not None]
         seconds = time.perf_counter() - t0
-        rows = sum(len(df) for df in out.values())
-        nulls = pd.concat(out.values())[spec.feature_names].isna().mean() if rows else None
+        rows = sum(len(df) for df in built)
+        nulls = pd.concat(built)[spec.feature_names].isna().mean() if rows else None
         context.add_output_metadata({
             "rows": rows,
             "seconds": float(seconds),

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from ml_assets.defs.contract_checks import hourly_contract_result
+from ml_assets.defs.contract_checks import hourly_contract_verdicts, per_partition
 from ml_assets.defs.partitions import hourly
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.workspace import Workspace
@@ -15,11 +15,12 @@ def build_feature_checks(spec: DatasetSpec) -> list:
 
     @dg.asset_check(asset="event_features", name="feature_contract", blocking=True,
                     description="Columns, dtypes, finiteness, ranges and allowed nulls of every "
-                                "declared feature, over the run's partitions.")
+                                "declared feature, for each partition of the run.")
     def feature_contract(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
-        return hourly_contract_result(
+        yield from per_partition(context, hourly_contract_verdicts(
             context, project, hourly_def, "event_features",
             lambda df: feature_contract_problems(df, spec),
-            {"feature_schema_version": spec.schema_version})
+            {"feature_schema_version": spec.schema_version}),
+            dg.AssetCheckKey(dg.AssetKey("event_features"), "feature_contract"))
 
     return [feature_contract]

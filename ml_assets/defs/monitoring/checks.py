@@ -2,16 +2,19 @@
 business thresholds.
 
 Each check reads what its asset wrote for the run's days (the latest day when run alone) and
-reports the worst one: WARN and ERROR map to Dagster severities; a pending evaluation day can
-never fail. None blocks: they are alarms, not contracts."""
+records one verdict per day under that day's partition key, so a range run shows every day's
+state (not one worst day) and rerunning one day changes only that day: WARN and ERROR map to
+Dagster severities; a pending evaluation day can never fail. None blocks: they are alarms, not
+contracts."""
 
 import json
 
 import dagster as dg
 import pandas as pd
 
+from ml_assets.defs.contract_checks import checked_partitions, per_partition
 from ml_assets.defs.metadata import known_metadata
-from ml_assets.defs.partitions import checked_window, daily
+from ml_assets.defs.partitions import daily
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.monitoring import check_names as names
@@ -20,13 +23,16 @@ SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.E
 RANK = {"ok": 0, "warn": 1, "error": 2}
 
 
-def _read(context, project: dg.ResourceParam[Workspace], asset: str, daily_def) -> pd.DataFrame:
+def _by_day(context, project: dg.ResourceParam[Workspace], asset: str, daily_def
+            ) -> list[tuple[str, pd.DataFrame]]:
+    """What ``asset`` wrote for each day of the run: every day gets its own verdict."""
     table = project.catalog.table(asset)
-    return table.read(*checked_window(context, daily_def, table))
+    return [(k, table.read(lo, hi)) for k, lo, hi in checked_partitions(context, daily_def, table)]
 
 
 def _result(asset: str, check: str, rows: pd.DataFrame, describe, metadata) -> dg.AssetCheckResult:
-    """Worst row decides: passed when "ok", else WARN/ERROR with that row described."""
+    """One day's verdict; its worst row decides: passed when "ok", else WARN/ERROR with that
+    row described."""
     if rows.empty:
         return dg.AssetCheckResult(asset_key=asset, check_name=check, passed=True,
                                    description="nothing to check in this window",
@@ -58,34 +64,36 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                for f in features],
         can_subset=True)
     def feature_psi_checks(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
-        df = _read(context, project, "feature_drift", daily_def)
         wanted = {k.name for k in context.selected_asset_check_keys}
-        for f in features:
-            if names.psi_check(f) not in wanted:
-                continue
-            rows = df[df["feature"] == f] if len(df) else df
-            yield _result(
-                "feature_drift", names.psi_check(f), rows,
-                lambda w, f=f: f"{f}: PSI {w['psi']:.3f} on {pd.Timestamp(w['day']).date()} "
-                               f"({w['severity']}; warn>{w['warn_threshold']:.3f}, "
-                               f"error>{w['error_threshold']:.3f})",
-                lambda w, f=f: {"feature": f, "psi": float(w["psi"]),
-                                "ks_stat": w["ks_stat"],
-                                "missing_share": float(w["missing_share_cur"]),
-                                "warn_threshold": float(w["warn_threshold"]),
-                                "error_threshold": float(w["error_threshold"]),
-                                "top_bins": dg.MetadataValue.json(json.loads(w["top_bins"]))})
+        yield from per_partition(context, [
+            (day, psi_result(df[df["feature"] == f] if len(df) else df, f))
+            for day, df in _by_day(context, project, "feature_drift", daily_def)
+            for f in features if names.psi_check(f) in wanted])
+
+    def psi_result(rows: pd.DataFrame, f: str) -> dg.AssetCheckResult:
+        return _result(
+            "feature_drift", names.psi_check(f), rows,
+            lambda w, f=f: f"{f}: PSI {w['psi']:.3f} on {pd.Timestamp(w['day']).date()} "
+                           f"({w['severity']}; warn>{w['warn_threshold']:.3f}, "
+                           f"error>{w['error_threshold']:.3f})",
+            lambda w, f=f: {"feature": f, "psi": float(w["psi"]),
+                            "ks_stat": w["ks_stat"],
+                            "missing_share": float(w["missing_share_cur"]),
+                            "warn_threshold": float(w["warn_threshold"]),
+                            "error_threshold": float(w["error_threshold"]),
+                            "top_bins": dg.MetadataValue.json(json.loads(w["top_bins"]))})
 
     @dg.asset_check(asset="prediction_drift", name=names.SCORE_SHIFT,
                     description="PSI of each live version's daily scores vs its trailing baseline.")
     def score_shift(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
-        rows = _read(context, project, "prediction_drift", daily_def)
-        return _result("prediction_drift", names.SCORE_SHIFT, rows,
-                       lambda w: f"{w['model_version']} ({w['role']}): score PSI {w['psi']:.3f} vs "
-                                 f"baseline, p50 {w['p50']:.4g}",
-                       lambda w: {"model_version": str(w["model_version"]),
-                                  "psi": w["psi"],
-                                  "p50": float(w["p50"])})
+        yield from per_partition(context, [
+            (day, _result("prediction_drift", names.SCORE_SHIFT, rows,
+                           lambda w: f"{w['model_version']} ({w['role']}): score PSI {w['psi']:.3f} vs "
+                                     f"baseline, p50 {w['p50']:.4g}",
+                           lambda w: {"model_version": str(w["model_version"]),
+                                      "psi": w["psi"],
+                                      "p50": float(w["p50"])}))
+            for day, rows in _by_day(context, project, "prediction_drift", daily_def)])
 
     @dg.asset_check(asset="delayed_evaluation", name=names.AUC_VS_HELD_OUT,
                     description="Realized AUC on mature days vs the version's held-out AUC: "
@@ -93,13 +101,14 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                                 "threshold and beyond 2 standard errors of the day's AUC. Days "
                                 "whose labels are pending never fail.")
     def auc_vs_held_out(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
-        rows = _read(context, project, "delayed_evaluation", daily_def)
-        return _result("delayed_evaluation", names.AUC_VS_HELD_OUT, rows,
-                       lambda w: f"{w['model_version']}: {w['alert_message']}",
-                       lambda w: {"model_version": str(w["model_version"]),
-                                  "status": str(w["status"]),
-                                  "label_coverage": float(w["label_coverage"]),
-                                  "pending_days": int((rows["status"] == "pending").sum())})
+        yield from per_partition(context, [
+            (day, _result("delayed_evaluation", names.AUC_VS_HELD_OUT, rows,
+                           lambda w: f"{w['model_version']}: {w['alert_message']}",
+                           lambda w, rows=rows: {"model_version": str(w["model_version"]),
+                                                 "status": str(w["status"]),
+                                                 "label_coverage": float(w["label_coverage"]),
+                                                 "pending_days": int((rows["status"] == "pending").sum())}))
+            for day, rows in _by_day(context, project, "delayed_evaluation", daily_def)])
 
     @dg.asset_check(asset="early_label_watch", name=names.MISSED_POSITIVE_REPORTS,
                     description="Positives reported early among passed events vs the reference "
@@ -107,12 +116,13 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                                 f"ERROR at p<{spec.monitoring.early_error_p:g} (and at least "
                                 f"{spec.monitoring.early_min_count} and twice the expected).")
     def missed_positive_reports(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
-        rows = _read(context, project, "early_label_watch", daily_def)
-        return _result("early_label_watch", names.MISSED_POSITIVE_REPORTS, rows,
-                       lambda w: str(w["alert_message"]),
-                       lambda w: {"reported_positives": int(w["reported_positives"]),
-                                  "expected_positives": w["expected_positives"],
-                                  "label_age_hours": float(w["label_age_hours"])})
+        yield from per_partition(context, [
+            (day, _result("early_label_watch", names.MISSED_POSITIVE_REPORTS, rows,
+                           lambda w: str(w["alert_message"]),
+                           lambda w: {"reported_positives": int(w["reported_positives"]),
+                                      "expected_positives": w["expected_positives"],
+                                      "label_age_hours": float(w["label_age_hours"])}))
+            for day, rows in _by_day(context, project, "early_label_watch", daily_def)])
 
     checks = [feature_psi_checks, score_shift, auc_vs_held_out]
     if spec.early_reports:
@@ -126,12 +136,13 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                                     "below its floor: ERROR (pages); an unusual move of the "
                                     "decision rate vs its trailing baseline: WARN.")
         def business_thresholds(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
-            rows = _read(context, project, "business_metric", daily_def)
-            return _result("business_metric", names.BUSINESS_THRESHOLDS, rows,
-                           lambda w: w["alert_message"] or "within thresholds",
-                           lambda w: {metric.decision_rate_name:
-                                      float(w[metric.decision_rate_name]),
-                                      "status": str(w["status"])})
+            yield from per_partition(context, [
+                (day, _result("business_metric", names.BUSINESS_THRESHOLDS, rows,
+                               lambda w: w["alert_message"] or "within thresholds",
+                               lambda w: {metric.decision_rate_name:
+                                          float(w[metric.decision_rate_name]),
+                                          "status": str(w["status"])}))
+                for day, rows in _by_day(context, project, "business_metric", daily_def)])
 
         checks.insert(0, business_thresholds)
     return checks

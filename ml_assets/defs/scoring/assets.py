@@ -6,13 +6,15 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from ml_assets.defs.contract_checks import hourly_contract_result, quarantine_blocked
 from ml_assets.defs.freshness import HOURLY_FRESHNESS
 from ml_assets.defs.partitions import hour_key, hourly
-from ml_assets.lib.core.catalog import EVENT_FEATURES
+from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import hours_between, read_parquet_files
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import MissingUpstreamError, split_by_hour
+from ml_assets.lib.features.contract import feature_contract_problems
 from ml_assets.lib.release.rollout import acting_arm
 from ml_assets.lib.scoring.batch import (
     check_features_computable,
@@ -20,6 +22,17 @@ from ml_assets.lib.scoring.batch import (
     load_live_model,
     score_frame,
 )
+
+
+def _blocked_hours(project: Workspace, spec: DatasetSpec, hours: list) -> set:
+    """Hours a run of each alone would not score: events failing their contract (so no
+    features) or features failing theirs."""
+    table = project.catalog.table(EVENT_FEATURES)
+    blocked = set(quarantine_blocked(project, RAW_EVENTS, hours))
+    return blocked | {h for h in hours if h not in blocked and table.path(h).exists()
+                      and not hourly_contract_result(
+                          table, h, h + table.step,
+                          lambda df: feature_contract_problems(df, spec)).passed}
 
 
 def build_scoring_assets(spec: DatasetSpec) -> list:
@@ -36,7 +49,7 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
                     "switch flip or promotion needs no recompute. Every row has model_version, "
                     "role, score, decision and acted (only the champion's decision acts).",
     )
-    def batch_scores(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame]:
+    def batch_scores(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame | None]:
         start, end = context.partition_time_window
         registry = project.registry
         live = live_versions(registry, spec)
@@ -47,7 +60,11 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
             card = registry.get_model(version)
             check_features_computable(card, spec)
             models.append((role, card, load_live_model(project.paths, card)))
+        blocked = _blocked_hours(project, spec, hours_between(start, end))
         files, missing = project.catalog.table(EVENT_FEATURES).coverage(start, end)
+        files = [f for f in files if project.catalog.table(EVENT_FEATURES).start(f.stem)
+                 not in blocked]
+        missing = [h for h in missing if h not in blocked]
         if missing:
             raise MissingUpstreamError(
                 f"event_features lacks {len(missing)} partition(s) of this run (first: "
@@ -65,6 +82,9 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
             "champion_decision_rate": float(champion["decision"].mean()) if len(champion) else 0.0,
         })
         by_hour = split_by_hour(scores, spec.event_ts, hours_between(start, end))
-        return {hour_key(h): df for h, df in by_hour.items()}
+        for h in blocked:  # scored by no run of that hour alone either
+            context.add_asset_metadata({"blocked_by": "an upstream contract"},
+                                       partition_key=hour_key(h))
+        return {hour_key(h): None if h in blocked else df for h, df in by_hour.items()}
 
     return [batch_scores]

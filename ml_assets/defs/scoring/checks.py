@@ -1,10 +1,10 @@
 """Blocking score contract: a version on every row, finite scores in [0, 1], one champion row
-per event."""
+per event - for each partition of the run."""
 
 
 import dagster as dg
 
-from ml_assets.defs.contract_checks import hourly_contract_result
+from ml_assets.defs.contract_checks import hourly_contract_verdicts, per_partition
 from ml_assets.defs.partitions import hourly
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.workspace import Workspace
@@ -18,7 +18,9 @@ def build_scoring_checks(spec: DatasetSpec) -> list:
                     description="model_version on every row, finite scores in [0, 1], exactly "
                                 "one champion row per event.")
     def score_contract(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
-        return hourly_contract_result(context, project, hourly_def, "batch_scores",
-                                      lambda df: score_contract_problems(df, spec))
+        yield from per_partition(context, hourly_contract_verdicts(
+            context, project, hourly_def, "batch_scores",
+            lambda df: score_contract_problems(df, spec)),
+            dg.AssetCheckKey(dg.AssetKey("batch_scores"), "score_contract"))
 
     return [score_contract]
