@@ -25,7 +25,6 @@ from ml_assets.lib.features.definitions import (
     WindowAgg,
     parse_window,
 )
-from ml_assets.lib.ingest.landing import AVAILABLE_AT
 
 _US = 1_000_000
 _EPOCH = pd.Timestamp(0, tz="UTC")
@@ -124,8 +123,7 @@ class OnlineState:
                 cols = (f.column,) if isinstance(f, WindowAgg) and f.column else ()
                 self._add_group(self._event_groups, f.entities, _window_us(f), cols)
             elif isinstance(f, LabelAgg):
-                self._add_group(self._label_groups, f.entities, _window_us(f),
-                                ("label", "_available_us"))
+                self._add_group(self._label_groups, f.entities, _window_us(f), ("label",))
 
     @staticmethod
     def _add_group(groups: dict, keys: tuple[str, ...], retention: int, cols: tuple) -> None:
@@ -185,26 +183,16 @@ class OnlineState:
             return len(fresh)
 
     def add_labels(self, df: pd.DataFrame) -> None:
-        """Add label rows (as in ``raw_labels``: entity keys, the spec's label, label time and
-        ``available_at``). A label counts at ``t`` only once ``label_ts < t`` and
-        ``available_at < t`` (the compiler's availability rule, ``lib/features/sql.py``).
+        """Add label rows (as in ``raw_labels``: entity keys, the spec's label and label time).
 
         Parameters
         ----------
         df : DataFrame, one row per label
-            Without ``available_at`` (or where it is null) the on-time rule applies: end of
-            the label's day plus ``spec.label_ingest_delay``.
         """
         if df.empty or not self._label_groups:
             return
-        label_ts = df[self.spec.label_ts]
-        on_time = (label_ts.dt.tz_convert("UTC").dt.floor("D") + pd.Timedelta(days=1)
-                   + self.spec.label_ingest_delay)
-        available = df[AVAILABLE_AT].fillna(on_time) if AVAILABLE_AT in df else on_time
-        ts = to_micros(label_ts)
-        # float64 holds microseconds since 1970 exactly (< 2**53)
-        frame = df.assign(label=df[self.spec.label].astype("float64"),
-                          _available_us=to_micros(available).astype("float64"))
+        ts = to_micros(df[self.spec.label_ts])
+        frame = df.assign(label=df[self.spec.label].astype("float64"))
         with self._lock:
             for g in self._label_groups.values():
                 for key, s in _bulk_series(frame, g.keys, ts, g.columns).items():
@@ -299,9 +287,7 @@ def _aggregate(f, s: _Series | None, lo: int, hi: int, t: int) -> float:
     if isinstance(f, TimeSincePrevious):
         return (t - int(s.ts[hi - 1])) / _US if n else float("nan")
     if isinstance(f, LabelAgg):
-        known = s.cols["_available_us"][lo:hi] < t if n else np.zeros(0, dtype=bool)
-        n = int(known.sum())
-        pos = float(np.sum(s.cols["label"][lo:hi][known])) if n else 0.0
+        pos = float(np.sum(s.cols["label"][lo:hi])) if n else 0.0
         return {"positives": pos, "count": float(n),
                 "rate": pos / n if n else float("nan")}[f.agg]
     if f.agg == "count":
