@@ -25,6 +25,7 @@ from ml_assets.lib.features.definitions import (
     WindowAgg,
     parse_window,
 )
+from ml_assets.lib.features.window_value import window_value
 
 _US = 1_000_000
 _EPOCH = pd.Timestamp(0, tz="UTC")
@@ -279,38 +280,8 @@ class OnlineState:
         else:
             hi = int(np.searchsorted(s.ts, t, side="left"))
             lo = int(np.searchsorted(s.ts, lo_t, side="left"))
-        return _aggregate(f, s, lo, hi, t)
-
-
-def _aggregate(f, s: _Series | None, lo: int, hi: int, t: int) -> float:
-    n = hi - lo
-    if isinstance(f, TimeSincePrevious):
-        return (t - int(s.ts[hi - 1])) / _US if n else float("nan")
-    if isinstance(f, LabelAgg):
-        pos = float(np.sum(s.cols["label"][lo:hi])) if n else 0.0
-        return {"positives": pos, "count": float(n),
-                "rate": pos / n if n else float("nan")}[f.agg]
-    if f.agg == "count":
-        return float(n)
-    values = s.cols[f.column][lo:hi] if n else np.empty(0)
-    if f.agg == "distinct":
-        return float(len({v for v in values.tolist() if v is not None and v == v}))
-    values = values[~np.isnan(values)]
-    if f.agg == "sum":
-        return float(_nano_sum(values)) / 1e9 if len(values) else 0.0
-    if not len(values):
-        return float("nan")
-    if f.agg == "mean":
-        return float(_nano_sum(values)) / (len(values) * 1e9)
-    return float(values.max())
-
-
-def _nano_sum(values: np.ndarray) -> int:
-    """The batch path's windowed SUM/AVG over DECIMAL(38, 9), bit for bit: each value rounded
-    to nine decimals and added exactly; the callers divide as DuckDB does (sum / 1e9, and
-    sum / (count * 1e9) for a windowed AVG). A float sum differs in the last bits - enough to
-    flip a tree split now and then, which the parity check reports as skew."""
-    return sum(map(int, np.rint(values * 1e9)))
+        return window_value(f, None if s is None else s.ts, None if s is None else s.cols,
+                            lo, hi, t)
 
 
 def _to_float(value) -> float:
