@@ -98,29 +98,21 @@ CREATE TABLE IF NOT EXISTS landing_acceptances (
     accepted_by TEXT NOT NULL,
     reason TEXT NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS models_no_update BEFORE UPDATE ON models
-BEGIN SELECT RAISE(ABORT, 'model versions are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS models_no_delete BEFORE DELETE ON models
-BEGIN SELECT RAISE(ABORT, 'model versions are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS model_signatures_no_update BEFORE UPDATE ON model_signatures
-BEGIN SELECT RAISE(ABORT, 'model signatures are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS model_signatures_no_delete BEFORE DELETE ON model_signatures
-BEGIN SELECT RAISE(ABORT, 'model signatures are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS drill_results_no_update BEFORE UPDATE ON drill_results
-BEGIN SELECT RAISE(ABORT, 'drill results are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS landing_checksums_no_update BEFORE UPDATE ON landing_checksums
-BEGIN SELECT RAISE(ABORT, 'landing checksums are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS landing_checksums_no_delete BEFORE DELETE ON landing_checksums
-BEGIN SELECT RAISE(ABORT, 'landing checksums are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS landing_acceptances_no_update BEFORE UPDATE ON landing_acceptances
-BEGIN SELECT RAISE(ABORT, 'landing acceptances are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS landing_acceptances_no_delete BEFORE DELETE ON landing_acceptances
-BEGIN SELECT RAISE(ABORT, 'landing acceptances are append-only'); END;
 """
+
+# Append-only tables: SQLite refuses UPDATE (and DELETE, where listed) of their rows.
+_APPEND_ONLY = (
+    ("audit", "audit log is", ("UPDATE", "DELETE")),
+    ("models", "model versions are", ("UPDATE", "DELETE")),
+    ("model_signatures", "model signatures are", ("UPDATE", "DELETE")),
+    ("drill_results", "drill results are", ("UPDATE",)),
+    ("landing_checksums", "landing checksums are", ("UPDATE", "DELETE")),
+    ("landing_acceptances", "landing acceptances are", ("UPDATE", "DELETE")),
+)
+SCHEMA += "".join(
+    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table}\n"
+    f"BEGIN SELECT RAISE(ABORT, '{what} append-only'); END;\n"
+    for table, what, ops in _APPEND_ONLY for op in ops)
 
 # Columns added after files were first written: (table, column, DDL type), added when missing.
 MIGRATIONS = (
