@@ -40,6 +40,12 @@ def pandas_side(root: Path, spec: DatasetSpec, out: Path) -> dict:
     events = pd.read_parquet(catalog.table(RAW_EVENTS).dir)
     labels = pd.read_parquet(catalog.table(RAW_LABELS).dir).rename(
         columns={spec.label_ts: "label_ts", spec.label: "label"})
+    if "available_at" not in labels:  # a lake written before availability was recorded
+        labels["available_at"] = pd.Series(pd.NaT, index=labels.index,
+                                           dtype=labels["label_ts"].dtype)
+    on_time = (labels["label_ts"].dt.tz_convert("UTC").dt.floor("D") + pd.Timedelta(days=1)
+               + spec.label_ingest_delay)
+    labels["available_at"] = labels["available_at"].fillna(on_time)
     features, per_feature = pandas_features(events, labels, spec)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_parquet_atomic(features, out)

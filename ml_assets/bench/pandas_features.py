@@ -65,27 +65,39 @@ def _window_feature(f: WindowAgg | TimeSincePrevious, events: pd.DataFrame,
 
 def _label_feature(f: LabelAgg, events: pd.DataFrame, labels: pd.DataFrame,
                    spec: DatasetSpec) -> pd.Series:
-    """Labels known in ``[t - w, t)``: cumulative counts before t minus before t - w."""
-    keys = list(f.entities)
-    cum = labels.sort_values([*keys, "label_ts"], kind="stable")
-    cum = cum.assign(pos=cum.groupby(keys)["label"].cumsum(),
-                     cnt=cum.groupby(keys).cumcount() + 1.0).sort_values("label_ts", kind="stable")
-    cum = cum[[*keys, "label_ts", "pos", "cnt"]].assign(label_ts=cum["label_ts"].dt.as_unit("us"))
+    """Labels dated in ``[t - w, t)`` and available before t (the availability rule of
+    ``lib/features/sql.py``): cumulative counts of usable labels before t, minus those dated
+    before t - w, plus those dated before t - w but not yet available at t."""
+    keys, w = list(f.entities), parse_window(f.window, f.name)
+    labels = labels.assign(_usable=labels[["label_ts", "available_at"]].max(axis=1))
     left = events[[*keys, spec.event_ts]].reset_index()
     at = {}
-    for name, shift in (("now", pd.Timedelta(0)), ("then", parse_window(f.window, f.name))):
+    for name, order, shift in (("now", "_usable", pd.Timedelta(0)), ("then", "label_ts", w)):
+        cum = labels.sort_values([*keys, order], kind="stable")
+        cum = cum.assign(pos=cum.groupby(keys)["label"].cumsum(),
+                         cnt=cum.groupby(keys).cumcount() + 1.0).sort_values(order, kind="stable")
+        cum = cum[[*keys, order, "pos", "cnt"]].assign(_on=cum[order].dt.as_unit("us"))
         probe = left.assign(_at=(left[spec.event_ts] - shift).dt.as_unit("us")).sort_values("_at", kind="stable")
-        hit = pd.merge_asof(probe, cum, left_on="_at", right_on="label_ts", by=keys,
+        hit = pd.merge_asof(probe, cum, left_on="_at", right_on="_on", by=keys,
                             allow_exact_matches=False)
         at[name] = hit.set_index("index")[["pos", "cnt"]].fillna(0).reindex(events.index)
-    pos, cnt = at["now"]["pos"] - at["then"]["pos"], at["now"]["cnt"] - at["then"]["cnt"]
+    # only labels available more than a window after their label_ts can be late at t
+    late = labels[labels["available_at"] > labels["label_ts"] + w]
+    pair = left.merge(late[[*keys, "label_ts", "available_at", "label"]], on=keys)
+    pair = pair[(pair["label_ts"] < pair[spec.event_ts] - w)
+                & (pair["available_at"] >= pair[spec.event_ts])]
+    extra = pair.groupby("index").agg(pos=("label", "sum"), cnt=("label", "size"))
+    extra = extra.reindex(events.index).fillna(0)
+    pos = at["now"]["pos"] - at["then"]["pos"] + extra["pos"]
+    cnt = at["now"]["cnt"] - at["then"]["cnt"] + extra["cnt"]
     return {"positives": pos, "count": cnt, "rate": pos / cnt.where(cnt != 0)}[f.agg]
 
 
 def pandas_features(events: pd.DataFrame, labels: pd.DataFrame, spec: DatasetSpec,
                     ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Features of every event, ordered like the SQL output (time, then id), and the seconds
-    each feature took. ``labels`` carries the entity keys, ``label_ts`` and ``label``."""
+    each feature took. ``labels`` carries the entity keys, ``label_ts``, ``available_at`` and
+    ``label``."""
     events = events.sort_values([spec.event_ts, spec.event_id], kind="stable",
                                 ignore_index=True)
     events[_TS_US] = events[spec.event_ts].dt.as_unit("us").astype("int64")  # µs since epoch

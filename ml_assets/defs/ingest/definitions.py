@@ -35,7 +35,12 @@ def build_defs(spec: DatasetSpec) -> dg.Definitions:
         "daily_labels_job", selection=dg.AssetSelection.assets(*label_feeds(spec)),
         description="Ingest one day of label files (and early reports, if the dataset has them).")
 
-    @dg.schedule(job=labels_job, cron_schedule="30 2 * * *", execution_timezone="UTC",
+    # The tick time is the spec's ingest delay after midnight: the on-time availability of a
+    # label file (lib/ingest/landing.py) is exactly when this schedule ingests it.
+    minutes = int(spec.label_ingest_delay.total_seconds() // 60) % (24 * 60)
+
+    @dg.schedule(job=labels_job, cron_schedule=f"{minutes % 60} {minutes // 60} * * *",
+                 execution_timezone="UTC",
                  default_status=dg.DefaultScheduleStatus.RUNNING)
     def daily_labels_schedule(context: dg.ScheduleEvaluationContext,
                               project: dg.ResourceParam[Workspace]):

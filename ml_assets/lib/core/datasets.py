@@ -5,7 +5,7 @@ The policies a spec carries (model, monitoring, shadow, rollout) are in ``polici
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ml_assets.lib.core.identifiers import SpecError, check_identifier
 from ml_assets.lib.core.policies import (
@@ -71,6 +71,10 @@ class DatasetSpec:
     business_metric : BusinessMetric, optional
     early_reports : bool
         Whether a daily feed of early positive reports lands (``landing/reports/``).
+    label_ingest_delay : timedelta
+        How long after the end of its day a daily label (or early-report) file is ingested
+        (``daily_labels_schedule``: 02:30 for the previous day). A label file is available
+        no earlier than the end of its day plus this delay (``lib/ingest/landing.py``).
 
     Raises
     ------
@@ -98,6 +102,7 @@ class DatasetSpec:
     business_metric: BusinessMetric | None = None
     # A daily feed of early positive reports (landing/reports/) watched by early_label_watch.
     early_reports: bool = False
+    label_ingest_delay: timedelta = timedelta(hours=2, minutes=30)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     # Release policy: the shadow promotion gate and the staged rollout, beside model and
     # monitoring config so a dataset can tune them without code.
@@ -125,6 +130,8 @@ class DatasetSpec:
             raise SpecError(f"dataset {self.name!r}: column(s) {sorted(dupes)} declared twice")
         if self.start.tzinfo is None:
             raise SpecError(f"dataset {self.name!r}: start must be timezone-aware (UTC)")
+        if self.label_ingest_delay < timedelta(0):
+            raise SpecError(f"dataset {self.name!r}: label_ingest_delay must not be negative")
         validate_features(
             self.features,
             numeric_columns=self.numeric_attributes,

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
+import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ml_assets.lib.core.catalog import RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
 from ml_assets.lib.core.lake import connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
-from ml_assets.lib.features.sql import chunk_ranges, compute_features
+from ml_assets.lib.features.sql import available_sql, chunk_ranges, compute_features
+from ml_assets.lib.ingest.landing import AVAILABLE_AT
 
 DEFAULT_CHUNK = timedelta(days=30)
 
@@ -27,7 +31,7 @@ def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: da
     """Yield the features of events in [start, end) chunk by chunk.
 
     Each chunk reads ``raw_events`` from its look-back start (``spec.lookback``) and the labels
-    known before the chunk's end.
+    dated and available before the chunk's end.
 
     Parameters
     ----------
@@ -64,16 +68,41 @@ def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: da
                 f"[{lo:%Y-%m-%d %H:00}, {hi:%Y-%m-%d %H:00}) (e.g. {shown}); materialize "
                 "raw_events for those hours first (features need the full look-back window)."
             )
-        label_files = catalog.table(RAW_LABELS).files(hist_lo, hi)
-        labels = None
-        if label_files:
-            keys = ", ".join(quote(k) for k in spec.entity_keys)
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE lb_chunk AS SELECT {keys}, "
-                f"{quote(spec.label_ts)} AS label_ts, {quote(spec.label)} AS label "
-                f"FROM {parquet_relation(label_files)} WHERE {quote(spec.label_ts)} < ?", [hi])
-            labels = "lb_chunk"
+        labels = load_labels(con, spec, catalog.table(RAW_LABELS).files(hist_lo, hi), hi)
         yield lo, hi, compute_features(con, spec, parquet_relation(files), labels, lo, hi)
+
+
+def load_labels(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, files: list[Path],
+                before: datetime) -> str | None:
+    """Load the labels a feature before ``before`` may count into temp table ``lb_chunk``.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+    spec : DatasetSpec
+    files : list of pathlib.Path
+        ``raw_labels`` partitions.
+    before : datetime
+        Labels with ``label_ts`` or ``available_at`` at or after it are left out.
+
+    Returns
+    -------
+    str or None
+        ``"lb_chunk"`` (entity keys, ``label_ts``, ``available_at``, ``label``), or None
+        without files.
+    """
+    if not files:
+        return None
+    # partitions written before availability was recorded lack the column altogether
+    has = any(AVAILABLE_AT in pq.read_schema(f).names for f in files)
+    available = available_sql(spec, AVAILABLE_AT if has else "NULL", quote(spec.label_ts))
+    keys = ", ".join(quote(k) for k in spec.entity_keys)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE lb_chunk AS SELECT * FROM (SELECT {keys}, "
+        f"{quote(spec.label_ts)} AS label_ts, {available} AS available_at, "
+        f"CAST({quote(spec.label)} AS DOUBLE) AS label FROM {parquet_relation(files)}) "
+        "WHERE label_ts < $1 AND available_at < $1", [before])
+    return "lb_chunk"
 
 
 def split_by_hour(df: pd.DataFrame, ts_column: str, hours: list[datetime]) -> dict[datetime, pd.DataFrame]:

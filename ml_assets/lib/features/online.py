@@ -26,6 +26,7 @@ from ml_assets.lib.features.definitions import (
     parse_window,
 )
 from ml_assets.lib.features.window_value import window_value
+from ml_assets.lib.ingest.landing import AVAILABLE_AT
 
 _US = 1_000_000
 _EPOCH = pd.Timestamp(0, tz="UTC")
@@ -124,7 +125,8 @@ class OnlineState:
                 cols = (f.column,) if isinstance(f, WindowAgg) and f.column else ()
                 self._add_group(self._event_groups, f.entities, _window_us(f), cols)
             elif isinstance(f, LabelAgg):
-                self._add_group(self._label_groups, f.entities, _window_us(f), ("label",))
+                self._add_group(self._label_groups, f.entities, _window_us(f),
+                                ("label", "_available_us"))
 
     @staticmethod
     def _add_group(groups: dict, keys: tuple[str, ...], retention: int, cols: tuple) -> None:
@@ -184,16 +186,26 @@ class OnlineState:
             return len(fresh)
 
     def add_labels(self, df: pd.DataFrame) -> None:
-        """Add label rows (as in ``raw_labels``: entity keys, the spec's label and label time).
+        """Add label rows (as in ``raw_labels``: entity keys, the spec's label, label time and
+        ``available_at``). A label counts at ``t`` only once ``label_ts < t`` and
+        ``available_at < t`` (the compiler's availability rule, ``lib/features/sql.py``).
 
         Parameters
         ----------
         df : DataFrame, one row per label
+            Without ``available_at`` (or where it is null) the on-time rule applies: end of
+            the label's day plus ``spec.label_ingest_delay``.
         """
         if df.empty or not self._label_groups:
             return
-        ts = to_micros(df[self.spec.label_ts])
-        frame = df.assign(label=df[self.spec.label].astype("float64"))
+        label_ts = df[self.spec.label_ts]
+        on_time = (label_ts.dt.tz_convert("UTC").dt.floor("D") + pd.Timedelta(days=1)
+                   + self.spec.label_ingest_delay)
+        available = df[AVAILABLE_AT].fillna(on_time) if AVAILABLE_AT in df else on_time
+        ts = to_micros(label_ts)
+        # float64 holds microseconds since 1970 exactly (< 2**53)
+        frame = df.assign(label=df[self.spec.label].astype("float64"),
+                          _available_us=to_micros(available).astype("float64"))
         with self._lock:
             for g in self._label_groups.values():
                 for key, s in _bulk_series(frame, g.keys, ts, g.columns).items():

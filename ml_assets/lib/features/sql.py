@@ -1,8 +1,14 @@
 """Compile feature declarations to one DuckDB query, and build features over a time range.
 
 Trailing windows are ``RANGE`` frames ending one microsecond before the event, so an event
-never sees itself, a tie at the same instant, or anything later. Label aggregates run over a
-timeline of label arrivals (``label_ts``), so only labels known before the event count.
+never sees itself, a tie at the same instant, or anything later.
+
+Availability rule for label aggregates: a feature at ``t`` counts a label only when
+``label_ts < t`` (the label is in its window by label time) AND ``available_at < t`` (the
+pipeline could have used it: its daily file was ingested, ``lib/ingest/landing.py``
+``label_availability``). The window ``[t - w, t)`` is taken over ``label_ts``. So the answer
+depends only on recorded availability, never on when or in what ranges the build runs: the
+hourly schedule, a range backfill, a bulk rebuild, the online state and ``reproduce`` agree.
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ def compile_feature_query(spec: DatasetSpec) -> str:
     """The DuckDB feature query of ``spec``.
 
     Inputs: relations ``ev`` (events incl. look-back history) and ``lb`` (entity keys,
-    ``label_ts``, ``label``); parameters ``$start`` and ``$end`` bound the events that get a
+    ``label_ts``, ``available_at``, ``label``); parameters ``$start`` and ``$end`` bound the events that get a
     feature row.
 
     Parameters
@@ -132,15 +138,20 @@ def _entity_tag(entities: tuple[str, ...]) -> str:
 
 
 def _label_delta(f: LabelAgg, what: str) -> str:
-    """Labels known in [t - window, t) = cumulative count before t minus before t - window."""
-    now = f"lbn_{_entity_tag(f.entities)}"
-    then = f"lbw_{_entity_tag(f.entities)}_{int(parse_window(f.window, f.name).total_seconds())}"
-    return f"(COALESCE({now}.{what}, 0) - COALESCE({then}.{what}, 0))"
+    """Labels with label_ts in [t - w, t), available before t = (available and label_ts < t)
+    - (label_ts < t - w) + (label_ts < t - w but not yet available at t)."""
+    tag, sec = _entity_tag(f.entities), int(parse_window(f.window, f.name).total_seconds())
+    now, then, late = f"lbn_{tag}", f"lbw_{tag}_{sec}", f"lbx_{tag}_{sec}"
+    return (f"(COALESCE({now}.{what}, 0) - COALESCE({then}.{what}, 0)"
+            f" + COALESCE({late}.{what}, 0))")
 
 
 def _label_ctes(spec: DatasetSpec, feats: list[LabelAgg], target: str) -> tuple[list[str], list[str]]:
-    """Cumulative label counts per entity over ``label_ts``, read with ASOF joins at ``t`` and
-    ``t - window`` (strictly before both). Exact integer arithmetic, no per-row frames."""
+    """Cumulative label counts per entity, read with ASOF joins: over the time a label became
+    usable (later of ``label_ts`` and ``available_at``) at ``t``, over ``label_ts`` at
+    ``t - window``, plus the few labels before ``t - window`` not yet available at ``t`` (only
+    labels available more than a window after their label_ts can be such). Exact integer
+    arithmetic, no per-row frames."""
     if not feats:
         return [], []
     eid, ts = quote(spec.event_id), quote(spec.event_ts)
@@ -150,13 +161,16 @@ def _label_ctes(spec: DatasetSpec, feats: list[LabelAgg], target: str) -> tuple[
     for entities in dict.fromkeys(f.entities for f in feats):
         tag, keys = _entity_tag(entities), ", ".join(quote(k) for k in entities)
         on = " AND ".join(f"lt.{quote(k)} = c.{quote(k)}" for k in entities)
+        for name, order in ((f"lbc_{tag}", "label_ts"),
+                            (f"lbu_{tag}", "greatest(label_ts, available_at)")):
+            ctes.append(
+                f"{name} AS (SELECT {keys}, {order} AS at, SUM(label) OVER w AS pos,"
+                f" COUNT(*) OVER w AS cnt FROM lb"
+                f" WINDOW w AS (PARTITION BY {keys} ORDER BY {order} RANGE UNBOUNDED PRECEDING))"
+            )
         ctes.append(
-            f"lbc_{tag} AS (SELECT {keys}, label_ts, SUM(label) OVER w AS pos, COUNT(*) OVER w AS cnt"
-            f" FROM lb WINDOW w AS (PARTITION BY {keys} ORDER BY label_ts RANGE UNBOUNDED PRECEDING))"
-        )
-        ctes.append(
-            f"lbn_{tag} AS (SELECT lt._eid, c.pos, c.cnt FROM lt ASOF LEFT JOIN lbc_{tag} c"
-            f" ON {on} AND c.label_ts < lt._ts)"
+            f"lbn_{tag} AS (SELECT lt._eid, c.pos, c.cnt FROM lt ASOF LEFT JOIN lbu_{tag} c"
+            f" ON {on} AND c.at < lt._ts)"
         )
         joins.append(f" LEFT JOIN lbn_{tag} ON lbn_{tag}._eid = ev_w.{eid}")
         windows = {int(parse_window(f.window, f.name).total_seconds()) for f in feats
@@ -165,10 +179,38 @@ def _label_ctes(spec: DatasetSpec, feats: list[LabelAgg], target: str) -> tuple[
             name = f"lbw_{tag}_{sec}"
             ctes.append(
                 f"{name} AS (SELECT lt._eid, c.pos, c.cnt FROM lt ASOF LEFT JOIN lbc_{tag} c"
-                f" ON {on} AND c.label_ts < lt._ts - INTERVAL {sec} SECOND)"
+                f" ON {on} AND c.at < lt._ts - INTERVAL {sec} SECOND)"
             )
             joins.append(f" LEFT JOIN {name} ON {name}._eid = ev_w.{eid}")
+            late = f"lbx_{tag}_{sec}"
+            ctes.append(
+                f"{late} AS (SELECT lt._eid, SUM(c.label) AS pos, COUNT(*) AS cnt FROM lt"
+                f" JOIN (SELECT * FROM lb WHERE available_at > label_ts + INTERVAL {sec} SECOND) c"
+                f" ON {on} AND c.label_ts < lt._ts - INTERVAL {sec} SECOND"
+                f" AND c.available_at >= lt._ts GROUP BY lt._eid)"
+            )
+            joins.append(f" LEFT JOIN {late} ON {late}._eid = ev_w.{eid}")
     return ctes, joins
+
+
+def available_sql(spec: DatasetSpec, available: str, label_ts: str) -> str:
+    """SQL for a label row's availability time; rows written before it was recorded (an older
+    lake, fixtures) get the on-time rule: end of their label day plus the ingest delay.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+    available, label_ts : str
+        SQL expressions of the recorded ``available_at`` (may be NULL) and the label time.
+
+    Returns
+    -------
+    str
+        A TIMESTAMPTZ expression (the connection's time zone must be UTC, as ``connect`` sets).
+    """
+    delay = int(spec.label_ingest_delay.total_seconds())
+    return (f"COALESCE({available}, date_trunc('day', {label_ts})"
+            f" + INTERVAL 1 DAY + INTERVAL {delay} SECOND)")
 
 
 def labels_with_entities_sql(spec: DatasetSpec, events: str, labels: str) -> str:
@@ -213,7 +255,9 @@ def compute_features(
     events : str
         Relation expression holding at least ``[start - lookback, end)``.
     labels : str or None
-        Relation with the label rows and their entity keys; None means no labels yet.
+        Relation with the label rows: entity keys, ``label_ts``, ``label`` and optionally
+        ``available_at`` (missing or null: the on-time rule of ``available_sql``); None means
+        no labels yet.
     start, end : datetime
         UTC window.
 
@@ -226,9 +270,14 @@ def compute_features(
     # No labels yet: an empty relation with the entity keys' own types.
     lb = labels or (
         "(SELECT " + ", ".join(quote(k) for k in spec.entity_keys)
-        + ", NULL::TIMESTAMPTZ AS label_ts, NULL::DOUBLE AS label FROM ev WHERE false)"
+        + ", NULL::TIMESTAMPTZ AS label_ts, NULL::TIMESTAMPTZ AS available_at,"
+        " NULL::DOUBLE AS label FROM ev WHERE false)"
     )
-    con.execute(f"CREATE OR REPLACE TEMP VIEW lb AS SELECT * FROM {lb}")
+    has = "available_at" in con.execute(f"SELECT * FROM {lb} LIMIT 0").df().columns
+    available = available_sql(spec, "available_at" if has else "NULL", "label_ts")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW lb AS SELECT * REPLACE ({available} AS available_at) FROM {lb}"
+                if has else
+                f"CREATE OR REPLACE TEMP VIEW lb AS SELECT *, {available} AS available_at FROM {lb}")
     df = con.execute(compile_feature_query(spec), {"start": start, "end": end}).df()
     return df
 

@@ -21,7 +21,7 @@ def window_value(f, ts: np.ndarray | None, cols: dict | None, lo: int, hi: int, 
     ts : ndarray of int64 or None
         The entity's event (or label) times, UTC microseconds, ascending; None for an unseen entity.
     cols : dict of str to ndarray or None
-        The entity's columns aligned with ``ts`` (``label`` for label aggregates).
+        The entity's columns aligned with ``ts`` (``label`` and ``_available_us`` for label aggregates).
     lo, hi : int
         The window ``[lo, hi)`` into ``ts`` (``searchsorted`` of ``t - window`` and ``t``).
     t : int
@@ -36,7 +36,10 @@ def window_value(f, ts: np.ndarray | None, cols: dict | None, lo: int, hi: int, 
     if isinstance(f, TimeSincePrevious):
         return (t - int(ts[hi - 1])) / _US if n else float("nan")
     if isinstance(f, LabelAgg):
-        pos = float(np.sum(cols["label"][lo:hi])) if n else 0.0
+        # a label counts once it is dated before t and was available before t
+        known = cols["_available_us"][lo:hi] < t if n else np.zeros(0, dtype=bool)
+        n = int(known.sum())
+        pos = float(np.sum(cols["label"][lo:hi][known])) if n else 0.0
         return {"positives": pos, "count": float(n),
                 "rate": pos / n if n else float("nan")}[f.agg]
     if f.agg == "count":

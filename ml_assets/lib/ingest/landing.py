@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml_assets.lib.core.catalog import RAW_EVENTS, Catalog
+from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
 from ml_assets.lib.core.lake import connect, parquet_relation
@@ -246,10 +246,65 @@ def _already_labeled(paths: DataPaths, spec: DatasetSpec, days: list[datetime],
                          + " (duplicate or conflicting label; the first one stands); ")
 
 
+AVAILABLE_AT = "available_at"
+
+
+def label_availability(paths: DataPaths, spec: DatasetSpec, days: list[datetime],
+                       feed: LabelFeed = LABELS, recorded_in: DataPaths | None = None,
+                       ) -> dict[datetime, datetime]:
+    """When each day's label file could first be used by the pipeline (``available_at``).
+
+    A file of day ``d`` is on time at ``d + 1 day + spec.label_ingest_delay`` (when
+    ``daily_labels_schedule`` ingests it); history loaded in bulk counts as on time. A file
+    ingested after ``event_features`` hours later than that were already built is late: it is
+    available from the end of the newest built hour, since every hour up to there was computed
+    without it. A partition already in the lake keeps its recorded value (first sight stands),
+    so re-ingesting, backfilling or rebuilding never moves a label's availability.
+
+    Parameters
+    ----------
+    paths : DataPaths
+    spec : DatasetSpec
+    days : list of datetime
+        UTC day starts being ingested.
+    feed : LabelFeed
+    recorded_in : DataPaths, optional
+        The lake whose recorded availability stands (default: ``paths``); ``reproduce``
+        rebuilds in a scratch directory with the live lake's.
+
+    Returns
+    -------
+    dict of datetime to datetime
+        ``{day: available_at}`` (UTC).
+    """
+    catalog = Catalog(paths.lake)
+    built = catalog.table(EVENT_FEATURES).latest()
+    frontier = built + timedelta(hours=1) if built is not None else None
+    table = Catalog((recorded_in or paths).lake).table(feed.asset)
+    out = {}
+    for d in days:
+        on_time = d + timedelta(days=1) + spec.label_ingest_delay
+        recorded = _recorded_availability(table.path(d))
+        out[d] = recorded or (max(on_time, frontier) if frontier else on_time)
+    return out
+
+
+def _recorded_availability(path: Path) -> datetime | None:
+    if not path.exists():
+        return None
+    schema = pq.read_schema(path)
+    if AVAILABLE_AT not in schema.names:
+        return None  # written before availability was recorded: the on-time rule applies
+    col = pq.read_table(path, columns=[AVAILABLE_AT])[AVAILABLE_AT]
+    return col[0].as_py() if len(col) else None
+
+
 def ingest_labels(paths: DataPaths, spec: DatasetSpec, days: list[datetime], now: datetime,
-                  feed: LabelFeed = LABELS) -> tuple[dict[datetime, pd.DataFrame], pd.DataFrame]:
+                  feed: LabelFeed = LABELS, recorded_in: DataPaths | None = None,
+                  ) -> tuple[dict[datetime, pd.DataFrame], pd.DataFrame]:
     """Validate label files and attach each label's event time and entity keys, so feature
-    builds never scan all events. Labels for unknown events, or not after their event, are
+    builds never scan all events, and its ``available_at`` (``label_availability``, recorded
+    in ``recorded_in`` if given). Labels for unknown events, or not after their event, are
     quarantined."""
     files = [(feed.landing_file(paths, d), d, d + timedelta(days=1)) for d in days]
     batch = read_landing_batch(paths, files, [spec.event_id, spec.label, spec.label_ts],
@@ -276,6 +331,10 @@ def ingest_labels(paths: DataPaths, spec: DatasetSpec, days: list[datetime], now
     reasons[before] += "label_ts not after the event's event_ts; "
     _already_labeled(paths, spec, days, joined, reasons, feed)
     valid = joined.loc[reasons == ""]
+    available = label_availability(paths, spec, days, feed, recorded_in)
+    valid = valid.assign(**{AVAILABLE_AT: pd.to_datetime(
+        valid["_lo"].map(lambda lo: available[lo.to_pydatetime()]), utc=True
+    ).astype("datetime64[us, UTC]")})
     quarantined = pd.concat([q for q in (bad, quarantine_rows(joined, reasons)) if len(q)]
                             or [bad], ignore_index=True)
     return _by_window(valid, days), quarantined

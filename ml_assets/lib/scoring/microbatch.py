@@ -28,6 +28,7 @@ from ml_assets.lib.core.identifiers import confined
 from ml_assets.lib.core.lake import connect, read_parquet_files
 from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
 from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.features.build import load_labels
 from ml_assets.lib.features.online import lookback_start
 from ml_assets.lib.features.sql import compute_features
 from ml_assets.lib.ingest.contracts import event_kinds, validate_events
@@ -164,13 +165,8 @@ def score_files(paths: DataPaths, spec: DatasetSpec, registry: Registry, names: 
         lo, hi = chunk[spec.event_ts].min(), chunk[spec.event_ts].max() + pd.Timedelta(1, "us")
         con = connect(threads=1)
         con.register("hist", _history(paths, spec, lo, hi, chunk))
-        label_files = catalog.table(RAW_LABELS).files(lookback_start(spec, lo), hi)
-        labels = None
-        if label_files:  # the feature SQL reads labels as (entity keys, label_ts, label)
-            lab = read_parquet_files(label_files).rename(
-                columns={spec.label_ts: "label_ts", spec.label: "label"})
-            con.register("labels_df", lab[lab["label_ts"] < hi])
-            labels = "labels_df"
+        labels = load_labels(con, spec, catalog.table(RAW_LABELS).files(lookback_start(spec, lo), hi),
+                             hi)
         feats = compute_features(con, spec, "hist", labels, lo, hi)
         feats = feats[feats[spec.event_id].isin(chunk[spec.event_id])]
         scored_at = datetime.now(UTC)

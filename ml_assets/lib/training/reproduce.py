@@ -120,7 +120,7 @@ def _write_partitions(frames: dict, table: LakeTable) -> None:
 
 
 def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: TrainingWindow,
-                         now: datetime) -> pd.DataFrame:
+                         now: datetime, live: DataPaths | None = None) -> pd.DataFrame:
     """raw -> contracts -> lake -> point-in-time features -> as-of training set (scratch only).
 
     Parameters
@@ -130,11 +130,15 @@ def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: Training
     window : TrainingWindow
     now : datetime
         The contracts' clock for "in the future" (UTC).
+    live : DataPaths, optional
+        The live lake whose recorded label availability the rebuild keeps (a late label file
+        stays late, so features equal the live ones).
     """
     events, _ = ingest_events(scratch, spec, hours_between(spec.start_utc, window.end), now)
     catalog = Catalog(scratch.lake)
     _write_partitions(events, catalog.table(RAW_EVENTS))
-    labels, _ = ingest_labels(scratch, spec, days_between(spec.start_utc, window.label_cutoff), now)
+    labels, _ = ingest_labels(scratch, spec, days_between(spec.start_utc, window.label_cutoff), now,
+                              recorded_in=live)
     _write_partitions(labels, catalog.table(RAW_LABELS))
     features = catalog.table(EVENT_FEATURES)
     for lo, hi, chunk in build_features(scratch, spec, window.start, window.end):
@@ -217,7 +221,7 @@ def reproduce(ws: Workspace, version: str, seed: int | None = None,
         landing_problems = stage_landing(live, registry, scratch, spec, window)
         old_model = load_live_model(live, card)["model"]
         # A rewritten or broken landing file may stop the rebuild; the diagnosis still runs.
-        training_set = rebuild_training_set(scratch, spec, window, datetime.now(UTC))
+        training_set = rebuild_training_set(scratch, spec, window, datetime.now(UTC), live)
         dataset_sha = artifacts.dataset_sha256(training_set)
         splits = pd.DataFrame({spec.event_id: training_set[spec.event_id],
                                "split": assign_splits(training_set[spec.event_id],

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 from threadpoolctl import threadpool_limits
@@ -17,15 +18,18 @@ from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.build import MissingUpstreamError
+from ml_assets.lib.features.sql import available_sql
+from ml_assets.lib.ingest.landing import AVAILABLE_AT
 
 
 @dataclass(frozen=True)
 class TrainingWindow:
-    """The events ``start <= event_ts < end`` (UTC) and the labels known before ``label_cutoff``."""
+    """The events ``start <= event_ts < end`` (UTC) and the labels known before ``label_cutoff``
+    (``label_ts`` and ``available_at`` both before it)."""
 
     start: datetime  # events with start <= event_ts < end
     end: datetime
-    label_cutoff: datetime  # only labels with label_ts < cutoff are known
+    label_cutoff: datetime  # only labels with label_ts and available_at < cutoff are known
 
     def as_dict(self) -> dict:
         """The three bounds as ISO-8601 strings."""
@@ -70,11 +74,14 @@ def build_training_set(paths: DataPaths, spec: DatasetSpec, window: TrainingWind
                                    f"{window.label_cutoff:%Y-%m-%d}; materialize raw_labels first.")
     eid = spec.event_id
     con = connect()
+    # known at the cutoff = dated and available before it (the features' availability rule)
+    has = any(AVAILABLE_AT in pq.read_schema(f).names for f in label_files)
+    available = available_sql(spec, AVAILABLE_AT if has else "NULL", spec.label_ts)
     df = con.execute(
         f"SELECT f.*, CAST(l.{spec.label} AS INTEGER) AS {spec.label}, l.{spec.label_ts} "
         f"FROM {parquet_relation(feat_files)} f "
         f"JOIN (SELECT {eid}, {spec.label}, {spec.label_ts} FROM {parquet_relation(label_files)} "
-        f"      WHERE {spec.label_ts} < $cutoff) l USING ({eid}) "
+        f"      WHERE {spec.label_ts} < $cutoff AND {available} < $cutoff) l USING ({eid}) "
         f"WHERE f.{spec.event_ts} >= $start AND f.{spec.event_ts} < $end ORDER BY f.{eid}",
         {"cutoff": window.label_cutoff, "start": window.start, "end": window.end},
     ).df()

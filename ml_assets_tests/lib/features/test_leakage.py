@@ -1,5 +1,5 @@
 """Point-in-time correctness: every compiled feature equals a brute-force recomputation that
-only sees strictly earlier events and labels known before the event. A definition that peeks
+only sees strictly earlier events and labels dated and available before the event. A definition that peeks
 one second into the future must be caught by the same comparison."""
 
 from datetime import UTC, datetime, timedelta
@@ -26,7 +26,9 @@ event_rows = st.lists(
               st.sampled_from(["grocery", "travel", "not_a_category", None]),
               st.sampled_from([None, 3.0]),
               st.sampled_from([None, 0, 1]),
-              st.sampled_from([timedelta(minutes=15 * k) for k in (0, 1, 4, 96, 2880)])),
+              st.sampled_from([timedelta(minutes=15 * k) for k in (0, 1, 4, 96, 2880)]),
+              # availability lag after label_ts: on time, a day late, later than a window
+              st.sampled_from([timedelta(minutes=15 * k) for k in (0, 1, 4, 106, 960, 3000)])),
     min_size=2, max_size=40)
 
 
@@ -42,9 +44,12 @@ def make_world(rows) -> tuple[pd.DataFrame, pd.DataFrame]:
         "device": pd.Series(["web" if r[5] is None else "ios" for r in rows], dtype="str"),
         "distance_km": [float("nan") if r[5] is None else r[5] for r in rows],
     })
-    lab = [(i + 1, r[6], T0 + r[0] + r[7]) for i, r in enumerate(rows) if r[6] is not None]
-    labels = pd.DataFrame(lab, columns=["event_id", "label", "label_ts"])
-    labels["label_ts"] = pd.to_datetime(labels["label_ts"], utc=True).astype("datetime64[us, UTC]")
+    # an optional 9th field delays availability past label_ts (default: available at once)
+    lab = [(i + 1, r[6], T0 + r[0] + r[7], T0 + r[0] + r[7] + (r[8] if len(r) > 8 else timedelta(0)))
+           for i, r in enumerate(rows) if r[6] is not None]
+    labels = pd.DataFrame(lab, columns=["event_id", "label", "label_ts", "available_at"])
+    for col in ("label_ts", "available_at"):
+        labels[col] = pd.to_datetime(labels[col], utc=True).astype("datetime64[us, UTC]")
     labels = labels.merge(events[["event_id", "card_id", "merchant_id"]], on="event_id")
     return events, labels
 
@@ -108,6 +113,29 @@ def test_a_label_known_at_the_same_instant_as_the_event_is_not_used():
     assert got.loc[2, "card_chargebacks_30d"] == 0.0  # label_ts == t: not yet known
     events.loc[1, "event_ts"] += pd.Timedelta(microseconds=1)
     assert compiled(events, labels).loc[2, "card_chargebacks_30d"] == 1.0
+
+
+def test_a_label_counts_only_once_available_not_from_its_label_ts():
+    # labelled at +2h, but its file is ingested only at +30h: events between see nothing
+    rows = [(timedelta(0), 0, 0, 5.0, "grocery", None, 1, timedelta(hours=2), timedelta(hours=28)),
+            (timedelta(hours=3), 0, 0, 7.0, "grocery", None, None, timedelta(0)),
+            (timedelta(hours=30), 0, 0, 7.0, "grocery", None, None, timedelta(0)),
+            (timedelta(hours=30, microseconds=1), 0, 0, 7.0, "grocery", None, None, timedelta(0))]
+    events, labels = make_world(rows)
+    got = compiled(events, labels)
+    assert got.loc[[2, 3, 4], "card_chargebacks_30d"].tolist() == [0.0, 0.0, 1.0]
+    assert first_mismatch(events, labels) is None
+
+
+def test_a_label_available_after_its_window_ended_never_counts_in_that_window():
+    # label_ts +1h, available only +40d: past the 30-day window by then
+    rows = [(timedelta(0), 0, 0, 5.0, "grocery", None, 1, timedelta(hours=1), timedelta(days=40)),
+            (timedelta(days=20), 0, 0, 7.0, "grocery", None, None, timedelta(0)),
+            (timedelta(days=41), 0, 0, 7.0, "grocery", None, None, timedelta(0))]
+    events, labels = make_world(rows)
+    got = compiled(events, labels)
+    assert got.loc[[2, 3], "card_chargebacks_30d"].tolist() == [0.0, 0.0]
+    assert first_mismatch(events, labels) is None
 
 
 @pytest.mark.parametrize("window_edge", [timedelta(hours=1), timedelta(hours=1, microseconds=1)])

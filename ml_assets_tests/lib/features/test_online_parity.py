@@ -87,12 +87,17 @@ def test_edge_cases_agree_with_the_compiled_sql():
         "device": ["web", None, "ios", "ios", None, "web", "android"],
         "distance_km": [1.0, None, 3.0, 4.0, None, 6.0, 7.0],
     })
-    labels = pd.DataFrame({"card_id": np.array([1, 1, 2], dtype="int64"),
-                           "merchant_id": np.array([9, 8, 9], dtype="int64"),
+    # available_at: the first three at once, the 4th (dated t0-5h) only from exactly t0
+    labels = pd.DataFrame({"card_id": np.array([1, 1, 2, 1], dtype="int64"),
+                           "merchant_id": np.array([9, 8, 9, 9], dtype="int64"),
                            "label_ts": pd.Series([t0 - pd.Timedelta(hours=3), t0,
-                                                  t0 - pd.Timedelta(days=40)])
+                                                  t0 - pd.Timedelta(days=40),
+                                                  t0 - pd.Timedelta(hours=5)])
                            .astype("datetime64[us, UTC]"),
-                           "label": [1.0, 1.0, 0.0]})
+                           "available_at": pd.Series([t0 - pd.Timedelta(hours=3), t0,
+                                                      t0 - pd.Timedelta(days=40), t0])
+                           .astype("datetime64[us, UTC]"),
+                           "label": [1.0, 1.0, 0.0, 1.0]})
     con = connect()
     con.register("events_df", events)
     con.register("labels_df", labels)
@@ -109,6 +114,8 @@ def test_edge_cases_agree_with_the_compiled_sql():
     at_t0 = merged.set_index("event_id")
     assert at_t0.loc[4, "card_tx_count_1h_o"] == 1.0  # event 3 only; 5 (same instant) is card 2
     assert at_t0.loc[4, "card_chargebacks_30d_o"] == 1.0  # the label at t0 is not counted
+    # ... nor the one available exactly at t0; a second later all three are
+    assert at_t0.loc[6, "card_chargebacks_30d_o"] == 3.0
 
 
 def test_online_state_never_sees_the_event_itself_or_the_future(world):

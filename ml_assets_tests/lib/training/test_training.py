@@ -28,11 +28,16 @@ def test_training_set_holds_only_labels_known_at_the_cutoff_and_no_unlabeled_row
     assert (ts["label_ts"] < cutoff).all()
     assert ts["label"].notna().all() and set(ts["label"].unique()) <= {0, 1}
     assert ts["event_id"].is_unique
-    # nothing lost: exactly the labeled events of the window whose label was known in time
+    # nothing lost: exactly the labeled events of the window whose label was known in time,
+    # i.e. dated and available (its file ingested) before the cutoff
     labels = _labels(paths)
-    known = labels[(labels["label_ts"] < cutoff) & (labels["event_ts"] >= cfg.start)
-                   & (labels["event_ts"] < cutoff)]
+    known = labels[(labels["label_ts"] < cutoff) & (labels["available_at"] < cutoff)
+                   & (labels["event_ts"] >= cfg.start) & (labels["event_ts"] < cutoff)]
     assert sorted(ts["event_id"]) == sorted(known["event_id"])
+    # the previous day's labels are ingested at 02:30 after the cutoff: not known yet
+    assert not known["label_ts"].ge(cutoff - timedelta(days=1)).any()
+    assert labels["label_ts"].between(cutoff - timedelta(days=1), cutoff,
+                                      inclusive="left").any()
 
 
 def test_an_earlier_cutoff_never_sees_a_later_label(fraud_world):
