@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 from ml_assets.lib.core.identifiers import SpecError
 
@@ -135,12 +136,15 @@ class ShadowConfig:
     """Promotion-gate thresholds for a challenger in shadow (``lib/release/shadow.py``).
 
     Rates and shares are fractions of events in [0, 1]; PSI is unitless (population stability
-    index over the champion's score bins); latency in milliseconds.
+    index over ``score_bands``, probability band edges); latency in milliseconds.
     """
 
     min_days: float = 7.0  # minimum shadow duration, in days of data
     max_disagreement: float = 0.30  # share of events whose decisions differ
-    max_score_psi: float = 0.25  # PSI of challenger scores against champion score bins
+    max_score_psi: float = 0.25  # PSI of challenger scores against the champion's, over bands
+    # Probability bands of that PSI: log-spaced where fraud scores live, so a band shift is a
+    # change in risk read as a probability, not a reordering of clear negatives.
+    score_bands: tuple[float, ...] = (0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
     # Spearman over all events: the near-zero mass of an imbalanced problem ranks almost
     # arbitrarily, so two good fraud models sit near 0.3; a model unrelated to the champion
     # (e.g. trained on shuffled labels) sits near 0.
@@ -169,6 +173,11 @@ class ShadowConfig:
         for name in ("min_labeled_positives", "latency_samples"):
             value = getattr(self, name)
             check_limit(is_int(value) and value >= 1, f"shadow.{name}", value, "an integer >= 1")
+        bands = self.score_bands
+        check_limit(isinstance(bands, tuple) and len(bands) >= 3
+                    and all(is_number(b) for b in bands) and bands[0] == 0 and bands[-1] == 1
+                    and all(a < b for a, b in pairwise(bands)),
+                    "shadow.score_bands", bands, "a tuple of >= 3 numbers rising from 0 to 1")
         # An unknown name would never pause anything: fail closed at construction.
         check_limit(isinstance(self.hard_limits, tuple) and set(self.hard_limits) <= set(SHADOW_CHECKS),
                "shadow.hard_limits", self.hard_limits, f"names among {SHADOW_CHECKS}")

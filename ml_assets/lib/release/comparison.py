@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from ml_assets.lib.core.datasets import DatasetSpec, ShadowConfig
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.definitions import Categorical, Numeric
-from ml_assets.lib.monitoring import drift
+from ml_assets.lib.monitoring.drift_stats import psi
 from ml_assets.lib.monitoring.evaluation import auc_standard_error
 from ml_assets.lib.scoring.batch import load_live_model
 
@@ -46,11 +46,34 @@ def edge_case_masks(features: pd.DataFrame, spec: DatasetSpec) -> dict[str, np.n
             "no_history": features[history].isna().any(axis=1).to_numpy()}
 
 
-def _psi(reference: np.ndarray, current: np.ndarray) -> float:
+def band_psi(reference: np.ndarray, current: np.ndarray, bands: tuple[float, ...]) -> float:
+    """PSI of ``current`` scores against ``reference`` scores over fixed probability bands.
+
+    Fixed bands, not the reference's deciles: on an imbalanced problem nine deciles of the
+    champion's scores sit among clear negatives a few 1e-5 apart, and an honest retrain that
+    reorders them moves a decile PSI past 0.25 without changing one decision (measured on the
+    shadow test world: decile PSI 0.30, band PSI 0.02; a model fit on shuffled labels 4.6 and
+    1.6). The bands read scores as the business does, as probabilities.
+
+    Parameters
+    ----------
+    reference, current : ndarray of float, shape (n,) and (m,)
+        Finite scores in [0, 1]: the champion's and the challenger's.
+    bands : tuple of float
+        Band edges, strictly increasing from 0 to 1 (``ShadowConfig.score_bands``).
+
+    Returns
+    -------
+    float
+        Sum over bands of (cur - ref) * ln(cur / ref), shares floored at ``PSI_EPS``
+        (Yurdakul 2018); NaN when either side is empty.
+    """
     if len(reference) == 0 or len(current) == 0:
         return float("nan")
-    profile = drift.build_profile(pd.DataFrame({"score": reference}), ["score"], [])
-    return float(drift.compare(profile, pd.DataFrame({"score": current}))["psi"].iloc[0])
+    edges = np.asarray(bands, dtype="float64")
+    ref = np.histogram(np.clip(reference, 0.0, 1.0), edges)[0] / len(reference)
+    cur = np.histogram(np.clip(current, 0.0, 1.0), edges)[0] / len(current)
+    return float(psi(ref, cur).sum())
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -63,7 +86,8 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
     return float(roc_auc_score(y, s)) if len(np.unique(y)) == 2 else None
 
 
-def compare(pairs: pd.DataFrame) -> dict:
+def compare(pairs: pd.DataFrame, score_bands: tuple[float, ...] = ShadowConfig.score_bands
+            ) -> dict:
     """Paired comparison of one window: coverage, errors, disagreement, distribution overlap.
 
     Parameters
@@ -71,12 +95,14 @@ def compare(pairs: pd.DataFrame) -> dict:
     pairs : DataFrame
         One row per event with ``champion_score``, ``challenger_score`` (NaN when not scored),
         ``champion_decision``, ``challenger_decision`` and ``source``.
+    score_bands : tuple of float
+        Probability band edges for ``score_psi`` (see ``band_psi``).
 
     Returns
     -------
     dict
         Counts and rates over the events the champion scored; ``score_psi`` is the PSI of
-        the challenger's scores against the champion's (``monitoring.drift``, Yurdakul 2018),
+        the challenger's scores against the champion's over ``score_bands`` (``band_psi``),
         ``rank_correlation`` the Spearman correlation (``scipy.stats.spearmanr``; NaN under
         3 pairs or constant scores), ``mean_abs_score_diff`` in score units.
     """
@@ -104,7 +130,7 @@ def compare(pairs: pd.DataFrame) -> dict:
         "flagged_disagreement_rate": float(differ.sum() / max(int(flagged.sum()), 1)),
         "champion_decision_rate": float(dc[both].mean()) if both.any() else 0.0,
         "challenger_decision_rate": float(dx[both].mean()) if both.any() else 0.0,
-        "score_psi": _psi(champ[both], chal[both]),
+        "score_psi": band_psi(champ[both], chal[both], score_bands),
         "rank_correlation": _spearman(champ[both], chal[both]),
         "mean_abs_score_diff": float(np.abs(champ[both] - chal[both]).mean()) if both.any() else 0.0,
     }

@@ -213,7 +213,7 @@ def checklist(report: dict, cfg: ShadowConfig, latency_slo_ms: float) -> list[di
         _item("disagreement_rate", "events whose decisions differ at the threshold",
               c["disagreement_rate"], cfg.max_disagreement,
               c["disagreement_rate"] <= cfg.max_disagreement),
-        _item("score_psi", "PSI of challenger scores vs champion score bins", c["score_psi"],
+        _item("score_psi", "PSI of challenger scores vs champion over probability bands", c["score_psi"],
               cfg.max_score_psi, bool(c["score_psi"] <= cfg.max_score_psi)),
         _item("rank_correlation", "Spearman correlation of the two models' scores",
               c["rank_correlation"], cfg.min_rank_correlation,
@@ -283,7 +283,8 @@ def shadow_report(paths: DataPaths, spec: DatasetSpec, registry: Registry, champ
         raise ShadowDataMissing(f"no events scored by {champion} in [{lo}, {hi})")
     features = load_features(paths, spec, lo, hi)
     day = pairs[spec.event_ts].dt.floor("D")
-    daily = [{"day": d.isoformat(), **compare(g)} for d, g in pairs.groupby(day)]
+    daily = [{"day": d.isoformat(), **compare(g, cfg.score_bands)}
+             for d, g in pairs.groupby(day)]
     span = pairs[spec.event_ts].max() - pairs[spec.event_ts].min()
     report = {
         "model_name": spec.model_name, "champion": champion, "challenger": challenger,
@@ -291,7 +292,7 @@ def shadow_report(paths: DataPaths, spec: DatasetSpec, registry: Registry, champ
         "label_horizon": horizon.isoformat() if horizon else None,
         "days_of_data": round(float(min(hi - lo, span + timedelta(hours=1)).total_seconds())
                               / 86_400, 3),
-        "cumulative": compare(pairs), "daily": daily,
+        "cumulative": compare(pairs, cfg.score_bands), "daily": daily,
         "offline_online": offline_online(pairs, cards[champion], cards[challenger], cfg),
         "edge_cases": edge_cases(pairs, features, spec),
         "latency": measure_latency(paths, spec, cards, features,

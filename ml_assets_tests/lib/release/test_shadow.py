@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ml_assets.lib.monitoring.tables import label_horizon
-from ml_assets.lib.release import shadow
+from ml_assets.lib.release import comparison, shadow
 from ml_assets_tests.fixtures.shadow_world import SPEC, day, world_copy
 
 GATE_AT = 45  # candidates were trained as of day 38: a 7-day shadow window
@@ -109,3 +109,14 @@ def test_no_traffic_after_the_cutoff_is_refused(world):
     with pytest.raises(shadow.ShadowDataMissing, match="no traffic to shadow"):
         shadow.shadow_report(world.paths, SPEC, world.registry, world.versions["champion"],
                              world.versions["honest"], day(38), None)
+
+
+def test_score_psi_reads_probabilities_not_the_order_of_clear_negatives():
+    rng = np.random.default_rng(7)
+    champion = rng.uniform(5e-5, 9e-4, 10_000)  # clear negatives, 1e-5 apart
+    reordered = rng.permutation(champion) * rng.uniform(0.5, 1.1, champion.size)
+    bands = shadow.ShadowConfig().score_bands
+    assert comparison.band_psi(champion, reordered, bands) == pytest.approx(0.0, abs=1e-9)
+    # a tenth of the traffic moved past the decision threshold is a different model
+    riskier = np.where(np.arange(champion.size) < 1_000, 0.8, champion)
+    assert comparison.band_psi(champion, riskier, bands) > 0.25
