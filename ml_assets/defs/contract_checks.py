@@ -1,14 +1,17 @@
 """Checks over partitioned assets give each partition the verdict a run of that partition alone
 gives, whatever range the run covers.
 
-A check computes one :class:`dagster.AssetCheckResult` per partition of its run and
-:func:`per_partition` records each one under its partition key, so the UI and the check history
-show the state of every hour or day instead of one pooled (or worst-day) result for the range.
+Such a check is partitioned like its asset (``partitions_def`` of ``@asset_check`` or of each
+``AssetCheckSpec`` of a ``@multi_asset_check``). It computes one :class:`dagster.AssetCheckResult`
+per partition of its run and :func:`per_partition` records each one under its partition key,
+aimed at that partition's latest materialization: Dagster keeps a status per partition (the
+check's partition grid in the UI, ``event_log_storage.get_asset_check_state``), so a range run
+over N partitions leaves N verdicts and a later run of one partition changes only that one.
 
-Dagster cannot stop part of a step: a failed blocking evaluation fails the check's whole step and
-so skips the downstream step for every partition of the range. Inside a multi-partition run the
-failed partitions are therefore recorded as ERROR but not blocking, and each downstream asset
-leaves them out itself with the same verdict function the check uses
+Dagster cannot stop part of a step, partitioned check or not: a failed blocking evaluation fails
+the check's whole step and so skips the downstream step for every partition of the range. Inside
+a multi-partition run the failed partitions are therefore recorded as ERROR but not blocking,
+and each downstream asset leaves them out itself with the same verdict function the check uses
 (:func:`quarantine_blocked`, :func:`hourly_contract_verdicts`); a run of one partition blocks
 the Dagster way."""
 
@@ -43,6 +46,9 @@ def checked_partitions(context, partitions_def: dg.TimeWindowPartitionsDefinitio
 
 def _target(context, asset_key: dg.AssetKey, partition: str
             ) -> AssetCheckEvaluationTargetMaterializationData | None:
+    """The latest materialization of ``partition`` (None when it has none). Dagster shows a
+    partition's check status only while the evaluation targets that partition's latest
+    materialization; an evaluation without a target is cleared by any materialization."""
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1).records
     if not records:

@@ -14,6 +14,7 @@ def build_feature_checks(spec: DatasetSpec) -> list:
     hourly_def = hourly(spec)
 
     @dg.asset_check(asset="event_features", name="feature_contract", blocking=True,
+                    partitions_def=hourly_def,
                     description="Columns, dtypes, finiteness, ranges and allowed nulls of every "
                                 "declared feature, for each partition of the run.")
     def feature_contract(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):

@@ -28,6 +28,7 @@ def build_ingest_checks(spec: DatasetSpec) -> list:
                 for k, lo, hi in checked_partitions(context, partitions_def, table)}
 
     @dg.asset_check(asset=RAW_EVENTS, name="event_contract", blocking=True,
+                    partitions_def=hourly_def,
                     description="Quarantine share of each partition of the run is at most "
                                 f"{MAX_QUARANTINE_SHARE:.0%} and the partition was written.")
     def event_contract(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
@@ -36,6 +37,7 @@ def build_ingest_checks(spec: DatasetSpec) -> list:
 
     def feed_contract(asset: str):
         @dg.asset_check(asset=asset, name="label_contract", blocking=True,
+                        partitions_def=daily_def,
                         description="Quarantine share of each label partition of the run is at "
                                     f"most {MAX_QUARANTINE_SHARE:.0%}.")
         def label_contract(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):

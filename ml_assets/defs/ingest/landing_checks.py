@@ -29,6 +29,7 @@ def build_landing_checks(spec: DatasetSpec) -> list:
     hourly_def, daily_def = hourly(spec), daily(spec)
 
     @dg.asset_check(asset=RAW_EVENTS, name="landing_events_append_only",
+                    partitions_def=hourly_def,
                     description="Records the checksum of every event landing file ingested; "
                                 "fails if one was rewritten after it first landed.")
     def landing_events_append_only(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
@@ -41,6 +42,7 @@ def build_landing_checks(spec: DatasetSpec) -> list:
 
     def feed_append_only(feed: LabelFeed):
         @dg.asset_check(asset=feed.asset, name="landing_labels_append_only",
+                        partitions_def=daily_def,
                         description="Records the checksum of every landing file of this feed "
                                     "ingested; fails if one was rewritten after it first landed.")
         def landing_labels_append_only(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):

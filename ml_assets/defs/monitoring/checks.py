@@ -56,7 +56,7 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
     features = spec.feature_names
 
     @dg.multi_asset_check(
-        specs=[dg.AssetCheckSpec(names.psi_check(f), asset="feature_drift",
+        specs=[dg.AssetCheckSpec(names.psi_check(f), asset="feature_drift", partitions_def=daily_def,
                                  description=f"PSI of {f} vs the champion's reference: WARN above "
                                              f"{spec.monitoring.psi_warn}, ERROR above "
                                              f"{spec.monitoring.psi_error} (raised to the "
@@ -83,7 +83,7 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                             "error_threshold": float(w["error_threshold"]),
                             "top_bins": dg.MetadataValue.json(json.loads(w["top_bins"]))})
 
-    @dg.asset_check(asset="prediction_drift", name=names.SCORE_SHIFT,
+    @dg.asset_check(asset="prediction_drift", name=names.SCORE_SHIFT, partitions_def=daily_def,
                     description="PSI of each live version's daily scores vs its trailing baseline.")
     def score_shift(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
         yield from per_partition(context, [
@@ -96,6 +96,7 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
             for day, rows in _by_day(context, project, "prediction_drift", daily_def)])
 
     @dg.asset_check(asset="delayed_evaluation", name=names.AUC_VS_HELD_OUT,
+                    partitions_def=daily_def,
                     description="Realized AUC on mature days vs the version's held-out AUC: "
                                 "WARN on a drop past the warn threshold, ERROR past the error "
                                 "threshold and beyond 2 standard errors of the day's AUC. Days "
@@ -111,6 +112,7 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
             for day, rows in _by_day(context, project, "delayed_evaluation", daily_def)])
 
     @dg.asset_check(asset="early_label_watch", name=names.MISSED_POSITIVE_REPORTS,
+                    partitions_def=daily_def,
                     description="Positives reported early among passed events vs the reference "
                                 f"at the same label age: WARN at p<{spec.monitoring.early_warn_p:g}, "
                                 f"ERROR at p<{spec.monitoring.early_error_p:g} (and at least "
@@ -131,6 +133,7 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
         metric = spec.business_metric
 
         @dg.asset_check(asset="business_metric", name=names.BUSINESS_THRESHOLDS,
+                        partitions_def=daily_def,
                         description=f"{metric.decision_rate_name} above "
                                     f"{metric.max_decision_rate:.1%} or realized {metric.name} "
                                     "below its floor: ERROR (pages); an unusual move of the "

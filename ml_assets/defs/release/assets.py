@@ -120,6 +120,8 @@ def build_rollout_assets(spec: DatasetSpec) -> list:
 
 
 def build_rollout_checks(spec: DatasetSpec) -> list:
+    # Not partitioned like shadow_report: the gate reads the current challenger's cumulative
+    # report (all its days), which no single day partition owns.
     @dg.asset_check(asset="shadow_report", name="promotion_gate",
                     description="Every shadow checklist item of the current challenger passes "
                                 "(duration, errors, disagreement, overlap, offline-vs-online, "

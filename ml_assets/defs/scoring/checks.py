@@ -15,6 +15,7 @@ def build_scoring_checks(spec: DatasetSpec) -> list:
     hourly_def = hourly(spec)
 
     @dg.asset_check(asset="batch_scores", name="score_contract", blocking=True,
+                    partitions_def=hourly_def,
                     description="model_version on every row, finite scores in [0, 1], exactly "
                                 "one champion row per event.")
     def score_contract(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):

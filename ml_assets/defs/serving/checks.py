@@ -24,6 +24,8 @@ def parity_day(project: dg.ResourceParam[Workspace]) -> datetime | None:
 
 
 def build_serving_checks(spec: DatasetSpec) -> list:
+    # Not partitioned like batch_scores: the verdict is about the newest complete day, whatever
+    # hours the run covers, so no hour partition owns it.
     @dg.asset_check(asset="batch_scores", name="online_offline_parity",
                     description="Replays the newest complete day of events through the realtime "
                                 "feature path and compares every feature and live-model score with "
