@@ -5,7 +5,7 @@ import os
 import warnings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
 
 from datetime import timedelta  # noqa: E402
 

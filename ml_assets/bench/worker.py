@@ -64,7 +64,7 @@ TASKS = {name[5:]: fn for name, fn in globals().items() if name.startswith("task
 
 
 def main() -> None:
-    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     task, args = sys.argv[1], json.loads(sys.stdin.read())
     result = TASKS[task](args)
     result.update(peak_rss_mb=peak_rss_mb(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"))
