@@ -29,7 +29,7 @@ demo: $(STAMP)
 # pytest exits 5 when it collects nothing; make (and .ci/run) treat any non-zero as failure.
 test: $(MLFLOW_STAMP)
 	$(BIN)/ruff check ml_assets ml_assets_tests
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist loadscope
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 # The runner writes the instance config (Dagster's run monitoring on: scenarios/runner.py
