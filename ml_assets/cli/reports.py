@@ -1,5 +1,9 @@
 """Read-only report commands: ``status`` (and ``status --criteria``), ``models``, ``monitor`` and
-``shadow``. Builders live in ``status_report``/``monitor_report``; this module renders."""
+``shadow``. Builders live in ``status_report``/``monitor_report``/``lib/monitoring/periods``; this
+module renders."""
+
+import argparse
+from datetime import UTC, datetime
 
 from ml_assets.cli.output import emit, refused
 from ml_assets.lib.core.workspace import Workspace
@@ -103,9 +107,51 @@ def cmd_shadow(args, ws: Workspace) -> int:
     return 0
 
 
+def utc_day(text: str) -> datetime:
+    """``YYYY-MM-DD`` as UTC midnight (an argparse ``type``: a bad value is a usage error)."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def cmd_monitor_periods(args, ws: Workspace) -> int:
+    """``monitor --by PERIOD [--from DAY] [--to DAY]``: AUC, PR-AUC, business metric and PSI
+    pooled per day, ISO week or month over ``[from, to)``."""
+    from ml_assets.lib.monitoring.periods import period_report
+
+    lo = args.date_from or datetime(1970, 1, 1, tzinfo=UTC)
+    hi = args.date_to or datetime(9999, 1, 1, tzinfo=UTC)
+    try:
+        periods = period_report(ws, lo, hi, args.by)
+    except ValueError as exc:
+        return refused(str(exc))
+
+    def render(payload):
+        for p in payload["periods"]:
+            b = p.get("business_metric") or {}
+            champion = p["models"].get(p.get("psi_model_version"), {})
+            worst = max(p.get("psi", {}).items(), key=lambda kv: kv[1], default=("-", 0.0))
+            auc = (f"AUC {champion['auc']:.3f} ±{champion['auc_se']:.3f} "
+                   f"PR-AUC {champion['pr_auc']:.3f}" if "auc" in champion else "AUC -")
+            final = b.get("status") == "final"
+            value = b.get("value") if final else b.get("estimated_value")
+            print(f"{p['period']} {'' if p['complete'] else '(incomplete) '}"
+                  f"{p['events']:,} events  labels {p['label_status']} "
+                  f"{p['label_coverage']:.0%}  {auc}  {b.get('metric', '')} "
+                  f"{'' if final else 'est. '}{value or 0:,.0f} {b.get('unit', '')}  "
+                  f"max PSI {worst[0]} {worst[1]:.3f}")
+
+    emit({"by": args.by, "periods": periods}, args.json, render)
+    return 0
+
+
 def cmd_monitor(args, ws: Workspace) -> int:
     """``monitor --days N``: per day the business metric, drift, prediction quantiles, delayed
-    evaluation and the checks that fired."""
+    evaluation and the checks that fired; with ``--by`` figures pooled per period."""
+    if args.by or args.date_from or args.date_to:
+        args.by = args.by or "day"
+        return cmd_monitor_periods(args, ws)
     from ml_assets.cli.monitor_report import monitor
 
     payload = monitor(ws.spec, ws.paths, args.days)
@@ -143,6 +189,12 @@ def add_parsers(sub) -> None:
     mon = sub.add_parser("monitor", help="per day: business metric, drift, prediction "
                                          "quantiles, delayed evaluation and failing checks")
     mon.add_argument("--days", type=int, default=7)
+    mon.add_argument("--by", choices=("day", "week", "month"),
+                     help="pool AUC, PR-AUC, business metric and PSI per period")
+    mon.add_argument("--from", dest="date_from", type=utc_day, metavar="YYYY-MM-DD",
+                     help="first day of the window (UTC); default: the first scored hour")
+    mon.add_argument("--to", dest="date_to", type=utc_day, metavar="YYYY-MM-DD",
+                     help="day after the window (UTC, exclusive); default: the newest scored hour")
     mon.set_defaults(func=cmd_monitor)
     sub.add_parser("shadow", help="shadow report of the current (or last) challenger with "
                                   "every gate item, its measured value and passed") \
