@@ -97,10 +97,15 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
 
     @dg.asset_check(asset="delayed_evaluation", name=names.AUC_VS_HELD_OUT,
                     partitions_def=daily_def,
-                    description="Realized AUC on mature days vs the version's held-out AUC: "
-                                "WARN on a drop past the warn threshold, ERROR past the error "
-                                "threshold and beyond 2 standard errors of the day's AUC. Days "
-                                "whose labels are pending never fail.")
+                    description="Realized AUC on mature days vs the version's held-out days: "
+                                "the drop from the median per-day held-out AUC must pass "
+                                f"{spec.monitoring.auc_drop_warn} (WARN) or "
+                                f"{spec.monitoring.auc_drop_error} (ERROR) and exceed 2 standard "
+                                "errors combining the day's AUC (Hanley-McNeil), the held-out "
+                                "days' day-to-day spread and the median's own uncertainty. "
+                                "Cards without a per-day baseline fall back to the pooled "
+                                "held-out AUC and say so. Days whose labels are pending never "
+                                "fail.")
     def auc_vs_held_out(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
         yield from per_partition(context, [
             (day, _result("delayed_evaluation", names.AUC_VS_HELD_OUT, rows,

@@ -135,6 +135,9 @@ def build_training_assets(spec: DatasetSpec) -> list:
             "held_out_auc": m["held_out"]["auc"],
             "held_out_pr_auc": m["held_out"]["pr_auc"],
             "frozen_reference_auc": m["frozen_reference"]["auc"],
+            "held_out_days_with_auc": m["held_out_per_day"]["days"],
+            **({"held_out_per_day_auc_p50": m["held_out_per_day"]["auc_p50"]}
+               if "auc_p50" in m["held_out_per_day"] else {}),
             "train_rows": card["rows"]["train"],
             "code_commit": card["code_commit"],
         })

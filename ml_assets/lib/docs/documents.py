@@ -26,7 +26,8 @@ DOCUMENTS = ("model_card", "shadow_checklist", "rollback_runbook", "interface_co
 REQUIRED_FIELDS = {
     "model_card": ["Version", "Owner", "Dataset SHA-256", "Training window", "Label cutoff",
                    "Seed", "Feature schema version", "Code commit", "Lockfile SHA-256",
-                   "Artifact SHA-256", "Held-out metrics", "Frozen-reference metrics",
+                   "Artifact SHA-256", "Held-out metrics", "Held-out per-day AUC",
+                   "Frozen-reference metrics",
                    "Serving SLO", "Current role", "Deploy date", "Rollback procedure"],
     "shadow_checklist": ["Challenger", "Champion", "Shadow window", "Days of data",
                          "Label horizon", "Gate", "Items passed", "Recorded decision"],

@@ -31,6 +31,17 @@ def _metrics(m: dict) -> str:
             f"decision rate {m['decision_rate']:.4f} on {m['rows']:,} rows")
 
 
+def _per_day(m: dict | None) -> str:
+    """The per-day held-out AUC baseline a mature day is compared with (``auc_baseline``)."""
+    m = m or {}
+    if "auc_p50" not in m:
+        return ("not recorded on this card: a mature day's AUC is compared with the pooled "
+                "held-out AUC" + (f" ({m['days']} usable held-out days)" if "days" in m else ""))
+    return (f"median {m['auc_p50']:.4f}, p25 {m['auc_p25']:.4f}, p05 {m['auc_p05']:.4f} over "
+            f"{m['days']} mature held-out days (median {m['positives_p50']:.0f} positives); "
+            f"between-day SD {m['between_day_sd']:.4f}")
+
+
 # -- facts ----------------------------------------------------------------------------------
 def _contract(spec: DatasetSpec) -> tuple[InterfaceContract | None, Path]:
     path = CONTRACTS_DIR / f"{spec.model_name}_contract.toml"
@@ -85,6 +96,7 @@ def model_card(paths: DataPaths, spec: DatasetSpec, registry: Registry, version:
         "Code commit": f"{card['code_commit']}{' (dirty tree)' if card['code_dirty'] else ''}",
         "Lockfile SHA-256": card["lockfile_sha256"], "Artifact SHA-256": card["artifact_sha256"],
         "Held-out metrics": _metrics(card["metrics"]["held_out"]),
+        "Held-out per-day AUC": _per_day(card["metrics"].get("held_out_per_day")),
         "Frozen-reference metrics": _metrics(card["metrics"]["frozen_reference"]),
         "Serving SLO": _slo(contract), "Current role": role, "Deploy date": deployed,
         "Rollback procedure": (f"`ml-assets kill-switch on --reason ...` serves {back} from the "

@@ -224,34 +224,67 @@ def auc_standard_error(auc: float | None, positives: int, negatives: int) -> flo
 
 
 def auc_alert(result: dict, reference_auc: float | None, warn_drop: float, error_drop: float,
-              noise_sigmas: float = 2.0) -> tuple[str, str]:
-    """Level and message of one day's AUC against the held-out AUC.
+              noise_sigmas: float = 2.0, per_day: dict | None = None) -> tuple[str, str]:
+    """Level and message of one day's AUC against the version's held-out baseline.
 
-    A pending day, or one without a realized AUC, can never alarm. A drop past ``error_drop``
-    pages only if it is also beyond ``noise_sigmas`` standard errors of the day's AUC
-    (Hanley & McNeil 1982); within that noise it is a WARN.
+    A pending day, or one without a realized AUC, can never alarm. With a per-day baseline on
+    the card (``auc_baseline.held_out_per_day``) the day is held to the same statistic - the
+    median AUC of one held-out day, ``m`` - within the noise of both sides:
+    ``sigma = sqrt(between_day_sd**2 + median_se**2 + auc_se**2)`` (day-to-day variation of the
+    per-day AUC net of the held-out days' sampling noise, the uncertainty of ``m``, and the
+    day's own Hanley & McNeil 1982 standard error; a random-effects comparison, DerSimonian &
+    Laird 1986). With ``drop = m - auc``:
+
+    - ERROR: ``drop > error_drop`` and ``drop > noise_sigmas * sigma``;
+    - WARN: ``drop > warn_drop`` and ``drop > noise_sigmas * sigma``;
+    - else ok. At 2 sigmas a day drawn from the held-out process alarms about 2% of the time.
+
+    A card without the per-day baseline (trained before it was recorded, or with fewer than
+    ``auc_baseline.MIN_BASELINE_DAYS`` usable held-out days) falls back to the pooled held-out
+    AUC: WARN past ``warn_drop``, ERROR past ``error_drop`` and beyond ``noise_sigmas`` of the
+    day's standard error; the message says so. The pooled AUC runs above a typical day's AUC
+    whenever days differ in base rate and score level, so this fallback alarms too often.
 
     Parameters
     ----------
     result : dict
         Output of ``evaluate_day`` (``status``, ``auc``, ``auc_se``, ``label_coverage``).
     reference_auc : float or None
-        Held-out AUC of the version.
+        Pooled held-out AUC of the version (0-1).
     warn_drop, error_drop : float
-        AUC drops (absolute) that warn and error.
+        AUC drops (absolute, AUC units) that warn and error.
     noise_sigmas : float
+        How many combined standard errors a drop must exceed.
+    per_day : dict, optional
+        The card's ``metrics.held_out_per_day``; used when it has ``auc_p50``.
 
     Returns
     -------
     level : {"ok", "warn", "error"}
     message : str
     """
-    if result["status"] != FINAL or result["auc"] is None or reference_auc is None:
+    if result["status"] != FINAL or result["auc"] is None:
         return "ok", f"no alarm: {result['status']}, label coverage {result['label_coverage']:.1%}"
-    drop = reference_auc - result["auc"]
     se = result.get("auc_se") or 0.0
+    if per_day and "auc_p50" in per_day:
+        center = per_day["auc_p50"]
+        sigma = float(np.sqrt(per_day["between_day_sd"] ** 2 + per_day["median_se"] ** 2
+                              + se ** 2))
+        drop = center - result["auc"]
+        beyond = drop > noise_sigmas * sigma
+        level = ("error" if beyond and drop > error_drop else
+                 "warn" if beyond and drop > warn_drop else "ok")
+        pooled = "n/a" if reference_auc is None else f"{reference_auc:.4f}"
+        return level, (f"AUC {result['auc']:.4f} vs held-out per-day median {center:.4f} "
+                       f"(p05 {per_day['auc_p05']:.4f} over {per_day['days']} days; pooled "
+                       f"{pooled}): drop {drop:+.4f}, noise {sigma:.4f} (day's standard error "
+                       f"{se:.4f}, between-day SD {per_day['between_day_sd']:.4f})")
+    if reference_auc is None:
+        return "ok", "no alarm: the version has no held-out AUC"
+    drop = reference_auc - result["auc"]
     level = "warn" if drop > warn_drop else "ok"
     if drop > error_drop and drop > noise_sigmas * se:
         level = "error"
-    return level, (f"AUC {result['auc']:.4f} vs held-out {reference_auc:.4f} (drop {drop:+.4f}, "
-                   f"standard error {se:.4f})")
+    return level, (f"AUC {result['auc']:.4f} vs pooled held-out {reference_auc:.4f} (drop "
+                   f"{drop:+.4f}, standard error {se:.4f}); no per-day held-out baseline on "
+                   "this card, so the pooled figure is used")

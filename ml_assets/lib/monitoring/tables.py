@@ -231,7 +231,8 @@ def _load_labeled(paths, spec, lo, hi) -> tuple[pd.DataFrame, datetime]:
 
 
 def delayed_evaluation(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, pd.DataFrame]:
-    """Per day and version: AUC and calibration once labels are mature, against the held-out AUC.
+    """Per day and version: AUC and calibration once labels are mature, against the version's
+    per-day held-out AUC (``evaluation.auc_alert``; the pooled held-out AUC on older cards).
 
     Parameters
     ----------
@@ -244,8 +245,9 @@ def delayed_evaluation(ws: Workspace, lo: datetime, hi: datetime) -> dict[dateti
     -------
     dict of datetime to DataFrame
         Per day one row per (model_version, role): the result of ``evaluation.evaluate_day``,
-        ``status_reason``, ``reference_auc``, ``label_horizon``, ``severity`` and
-        ``alert_message`` (``evaluation.auc_alert``).
+        ``status_reason``, ``reference_auc`` (pooled held-out AUC), ``reference_auc_per_day_p50``
+        (median per-day held-out AUC; NaN on cards without it), ``label_horizon``, ``severity``
+        and ``alert_message`` (``evaluation.auc_alert``).
 
     Raises
     ------
@@ -265,10 +267,14 @@ def delayed_evaluation(ws: Workspace, lo: datetime, hi: datetime) -> dict[dateti
                                        cfg.label_maturity_days, cfg.min_label_coverage)
             res = evaluate_day(labels, g["score"].to_numpy(), status,
                                _calibrator(scores, version, day, horizon, cfg), cfg.min_positives)
-            ref_auc = registry.get_model(version)["metrics"]["held_out"]["auc"]
-            level, message = auc_alert(res, ref_auc, cfg.auc_drop_warn, cfg.auc_drop_error)
+            metrics = registry.get_model(version)["metrics"]
+            ref_auc, per_day = metrics["held_out"]["auc"], metrics.get("held_out_per_day")
+            level, message = auc_alert(res, ref_auc, cfg.auc_drop_warn, cfg.auc_drop_error,
+                                       per_day=per_day)
             rows.append({"day": day, "model_version": version, "role": role, **res,
                          "status_reason": why, "reference_auc": ref_auc,
+                         "reference_auc_per_day_p50": float((per_day or {}).get("auc_p50",
+                                                                                 np.nan)),
                          "label_horizon": pd.Timestamp(horizon), "severity": level,
                          "alert_message": message})
         out[day.to_pydatetime()] = pd.DataFrame(rows)

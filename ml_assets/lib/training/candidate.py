@@ -12,6 +12,7 @@ from ml_assets.lib.core import artifacts
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.definitions import feature_fingerprint
+from ml_assets.lib.monitoring.auc_baseline import held_out_per_day
 from ml_assets.lib.training.provenance import code_commit, lockfile_sha256
 from ml_assets.lib.training.train import TrainingWindow, evaluate, fit_model, predict, split_frame
 
@@ -47,7 +48,9 @@ def train_candidate(paths: DataPaths, spec: DatasetSpec, training_set: pd.DataFr
     -------
     dict
         The model card: artifact SHA-256 and path, provenance, row counts per split and
-        ``metrics`` (held_out, validation, frozen_reference; see ``evaluate``).
+        ``metrics`` (held_out, validation, frozen_reference; see ``evaluate``; and
+        held_out_per_day, the per-day AUC distribution over the mature held-out days that a
+        production day's AUC is compared with, see ``auc_baseline.held_out_per_day``).
 
     Raises
     ------
@@ -70,6 +73,8 @@ def train_candidate(paths: DataPaths, spec: DatasetSpec, training_set: pd.DataFr
     }
     sha, path = artifacts.store_model(paths.artifacts, bundle)
     commit, dirty = code_commit()
+    test_scores = predict(model, spec, parts["test"], threads)
+    mon = spec.monitoring
     return {
         "artifact_sha256": sha,
         "artifact_path": str(path.relative_to(paths.root)),
@@ -88,8 +93,10 @@ def train_candidate(paths: DataPaths, spec: DatasetSpec, training_set: pd.DataFr
                              "python": platform.python_version()},
         "rows": {k: int(len(v)) for k, v in parts.items()},
         "metrics": {
-            "held_out": evaluate(parts["test"][spec.label].to_numpy(),
-                                 predict(model, spec, parts["test"], threads), threshold),
+            "held_out": evaluate(parts["test"][spec.label].to_numpy(), test_scores, threshold),
+            "held_out_per_day": held_out_per_day(
+                parts["test"][spec.event_ts], parts["test"][spec.label].to_numpy(), test_scores,
+                window.label_cutoff, mon.label_maturity_days, mon.min_positives),
             "validation": evaluate(parts["valid"][spec.label].to_numpy(),
                                    predict(model, spec, parts["valid"], threads), threshold),
             "frozen_reference": evaluate(reference[spec.label].to_numpy(),

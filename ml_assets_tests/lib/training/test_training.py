@@ -59,6 +59,12 @@ def test_registered_models_carry_every_card_field(fraud_world):
         assert set(m["training_window"]) == {"start", "end"}
         for split in ("held_out", "frozen_reference"):
             assert 0.5 < m["metrics"][split]["auc"] <= 1.0
+        # the per-day baseline of delayed evaluation: counts always, quantiles when known
+        per_day = m["metrics"]["held_out_per_day"]
+        assert {"days", "days_immature", "days_too_few_positives"} <= set(per_day)
+        assert all(isinstance(v, int | float) for v in per_day.values())
+        if "auc_p50" in per_day:
+            assert per_day["auc_p05"] <= per_day["auc_p25"] <= per_day["auc_p50"]
         artifact = fraud_world["paths"].root / m["artifact_path"]
         assert artifact.name.startswith(m["artifact_sha256"])
 
