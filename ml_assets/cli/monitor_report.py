@@ -47,6 +47,10 @@ def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
         early = tables["early_label_watch"].query("_day == @day")
         checks = [{"check": names.psi_check(r.feature), "severity": r.severity, "value": float(r.psi)}
                   for r in drift.itertuples() if r.severity != "ok"]
+        # The psi check's own WARN: a threshold that leaves the feature effectively unmonitored.
+        checks += [{"check": names.psi_check(r.feature), "severity": "warn", "value": float(r.psi),
+                    "message": r.unmonitored_reason} for r in drift.itertuples()
+                   if r.severity == "ok" and getattr(r, "unmonitored", False)]
         checks += [{"check": f"{names.SCORE_SHIFT}/{r.model_version}", "severity": r.severity,
                     "value": _num(r.psi)} for r in preds.itertuples() if r.severity != "ok"]
         checks += [{"check": f"{names.AUC_VS_HELD_OUT}/{r.model_version}", "severity": r.severity,

@@ -64,7 +64,14 @@ def test_cli_models_and_status_json(fraud_world):
     status = json.loads(_cli("status", "--json", data_dir=root))
     assert status["champion"] == "fraud-v2"  # the demo promotes the later model
     assert status["aliases"]["previous"] == "fraud-v1"
-    assert status["failing_checks"] == []
+    # The only failing checks may be features whose noise-raised threshold leaves them
+    # effectively unmonitored (issue 17, item 1): in this 30-day world the reference window is
+    # mostly warm-up (trailing 7d/30d windows still filling), so those features' clean reference
+    # days differ by PSI 1.6-3.7. Each says so and why; none is a drift alarm (item 6 removes
+    # the cause).
+    assert all(c["asset"] == "feature_drift" and c["severity"] == "WARN"
+               and "effectively unmonitored" in c["description"]
+               for c in status["failing_checks"]), status["failing_checks"]
     assert {c["check"] for c in status["checks"]} >= {"event_contract", "feature_contract",
                                                        "score_contract"}
     assert "fraud-v1" in _cli("models", data_dir=root)

@@ -172,3 +172,34 @@ def test_a_surge_of_early_reports_among_passed_events_fails_the_early_label_watc
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR, check.description
     assert check.metadata["reported_positives"].value >= len(reports) >= 10
     assert check.metadata["expected_positives"].value < 3
+
+
+def test_an_effectively_unmonitored_feature_is_a_warn_of_its_own(world, materialized):
+    """Issue 17, item 1: on the demo, one dominant merchant's daily value crosses bin edges, so
+    the merchant features' clean days vary by PSI ~2 and their error threshold exceeds 1: the
+    row, the asset summary and the check say "effectively unmonitored" instead of "ok"."""
+    w, _, instance = world
+    rows = pd.read_parquet(w.paths.lake / "feature_drift")
+    blind = rows[rows["unmonitored"] & (rows["severity"] == "ok")]
+    assert len(blind) and (blind["unmonitored_reason"].str.startswith("effectively unmonitored")).all()
+    assert (rows.loc[~rows["unmonitored"], "unmonitored_reason"] == "").all()
+    r = blind.iloc[0]
+    key = day_key(r["day"].to_pydatetime())
+    evals = {(e.check_name, e.partition): e for e in materialized.get_asset_check_evaluations()}
+    check = evals[f"psi_{r['feature']}", key]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert "effectively unmonitored" in check.description and check.metadata["unmonitored"].value
+    events = instance.fetch_materializations(dg.AssetKey("feature_drift"), limit=100).records
+    meta = {e.partition_key: e.asset_materialization.metadata for e in events}[key]
+    assert meta["features_unmonitored"].value >= 1
+    assert f"**WARN** `{r['feature']}`: effectively unmonitored" in meta["summary"].value
+
+
+def test_the_psi_check_reports_an_effectively_unmonitored_feature_as_warn():
+    """Issue 17, item 1: never a silent "ok" for a feature no realistic drift could alarm on."""
+    from ml_assets.defs.monitoring.checks import _unmonitored_is_warn
+
+    rows = pd.DataFrame({"severity": ["ok", "ok", "error"], "unmonitored": [True, False, True]})
+    assert _unmonitored_is_warn(rows)["severity"].tolist() == ["warn", "ok", "error"]
+    legacy = pd.DataFrame({"severity": ["ok"]})  # a table written before the flag existed
+    assert _unmonitored_is_warn(legacy)["severity"].tolist() == ["ok"]

@@ -74,13 +74,18 @@ def _drift_meta(df: pd.DataFrame):
     numbers = {f"psi/{r.feature}": float(r.psi) for r in df.itertuples()}
     numbers |= {f"ks/{r.feature}": float(r.ks_stat) for r in df.itertuples()
                 if r.kind == "continuous" and pd.notna(r.ks_stat)}
+    blind = df[df["unmonitored"]]  # thresholds so high that drift would pass unflagged
     numbers |= {"max_psi": float(df["psi"].max()) if len(df) else 0.0,
                 "features_warn": int((df["severity"] == "warn").sum()),
-                "features_error": int((df["severity"] == "error").sum())}
+                "features_error": int((df["severity"] == "error").sum()),
+                "features_unmonitored": len(blind),
+                "rows": int(df["n_cur"].max()) if len(df) else 0}
     top = df.sort_values("psi", ascending=False).head(5)
+    notes = "".join(f"\n\n**WARN** `{r.feature}`: {r.unmonitored_reason}" for r in blind.itertuples())
     return numbers, (f"Champion `{df['model_version'].iloc[0]}` vs its reference profile "
-                     f"`{df['profile_sha256'].iloc[0][:12]}`\n\n"
-                     + _table(top, ["feature", "psi", "ks_stat", "missing_share_cur", "severity"]))
+                     f"`{df['profile_sha256'].iloc[0][:12]}`{notes}\n\n"
+                     + _table(top, ["feature", "psi", "ks_stat", "missing_share_cur",
+                                    "error_threshold", "severity"]))
 
 
 def _prediction_meta(df: pd.DataFrame):

@@ -51,6 +51,15 @@ def _result(asset: str, check: str, rows: pd.DataFrame, describe, metadata) -> d
                                  **metadata(worst)}))
 
 
+def _unmonitored_is_warn(rows: pd.DataFrame) -> pd.DataFrame:
+    """A feature whose threshold leaves it effectively unmonitored is a WARN of its own, never
+    a silent "ok" (tables written before the flag existed have no ``unmonitored`` column)."""
+    if rows.empty or "unmonitored" not in rows:
+        return rows
+    blind = rows["unmonitored"].astype(bool) & (rows["severity"] == "ok")
+    return rows.assign(severity=rows["severity"].mask(blind, "warn"))
+
+
 def build_monitoring_checks(spec: DatasetSpec) -> list:
     daily_def = daily(spec)
     features = spec.feature_names
@@ -60,7 +69,10 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                                  description=f"PSI of {f} vs the champion's reference: WARN above "
                                              f"{spec.monitoring.psi_warn}, ERROR above "
                                              f"{spec.monitoring.psi_error} (raised to the "
-                                             "feature's clean day-to-day noise)")
+                                             "feature's clean day-to-day noise, plus what a "
+                                             "clean sample of the day's size reaches by "
+                                             "chance); WARN when that leaves the feature "
+                                             "effectively unmonitored")
                for f in features],
         can_subset=True)
     def feature_psi_checks(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
@@ -72,15 +84,20 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
 
     def psi_result(rows: pd.DataFrame, f: str) -> dg.AssetCheckResult:
         return _result(
-            "feature_drift", names.psi_check(f), rows,
+            "feature_drift", names.psi_check(f), _unmonitored_is_warn(rows),
             lambda w, f=f: f"{f}: PSI {w['psi']:.3f} on {pd.Timestamp(w['day']).date()} "
                            f"({w['severity']}; warn>{w['warn_threshold']:.3f}, "
-                           f"error>{w['error_threshold']:.3f})",
+                           f"error>{w['error_threshold']:.3f})"
+                           + (f"; {w['unmonitored_reason']}" if w.get("unmonitored") else ""),
             lambda w, f=f: {"feature": f, "psi": float(w["psi"]),
                             "ks_stat": w["ks_stat"],
                             "missing_share": float(w["missing_share_cur"]),
                             "warn_threshold": float(w["warn_threshold"]),
                             "error_threshold": float(w["error_threshold"]),
+                            "rows": w.get("n_cur"), "psi_null": w.get("psi_null"),
+                            "unmonitored": bool(w.get("unmonitored", False)),
+                            **({"unmonitored_reason": str(w["unmonitored_reason"])}
+                               if w.get("unmonitored") else {}),
                             "top_bins": dg.MetadataValue.json(json.loads(w["top_bins"]))})
 
     @dg.asset_check(asset="prediction_drift", name=names.SCORE_SHIFT, partitions_def=daily_def,

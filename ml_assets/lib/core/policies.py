@@ -87,6 +87,11 @@ class MonitoringConfig:
     psi_error: float = 0.25
     psi_bins: int = 10
     noise_margin: float = 2.0  # error threshold >= this times a feature's clean day-to-day PSI
+    # Both PSI thresholds add the PSI a clean sample of the day's size reaches with this
+    # probability, so small days do not alarm on sampling noise (lib/monitoring/drift.py).
+    psi_null_quantile: float = 0.99
+    # An error threshold above this multiple of psi_error leaves a feature effectively unmonitored.
+    unmonitored_factor: float = 4.0
     prediction_psi_warn: float = 0.1
     prediction_psi_error: float = 0.25
     baseline_days: int = 7
@@ -121,6 +126,11 @@ class MonitoringConfig:
                "an integer >= 2 (PSI compares shares across bins)")
         check_limit(is_number(self.noise_margin) and self.noise_margin > 0, "monitoring.noise_margin",
                self.noise_margin, "a number > 0")
+        check_limit(is_number(self.psi_null_quantile) and 0.5 <= self.psi_null_quantile < 1,
+               "monitoring.psi_null_quantile", self.psi_null_quantile, "a quantile in [0.5, 1)")
+        check_limit(is_number(self.unmonitored_factor) and self.unmonitored_factor > 1,
+               "monitoring.unmonitored_factor", self.unmonitored_factor,
+               "a number > 1 (a multiple of psi_error)")
         check_limit(is_int(self.label_maturity_days) and self.label_maturity_days >= 0,
                "monitoring.label_maturity_days", self.label_maturity_days, "an integer >= 0 (days)")
         check_limit(is_number(self.min_label_coverage) and 0 < self.min_label_coverage <= 1,

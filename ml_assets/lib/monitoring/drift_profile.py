@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.lib.core import artifacts
-from ml_assets.lib.monitoring.drift_stats import psi
+from ml_assets.lib.monitoring.drift_stats import expected_null_psi, psi
 
 MISSING = "missing"
 OTHER = "other"
@@ -29,7 +29,8 @@ class FeatureProfile:
     """The reference of one feature: bins with reference counts (``missing`` last;
     categorical: ``other`` before it) and, for a continuous feature, right-closed inner ``edges``
     at reference quantiles and the exact ECDF (sorted unique ``values`` with ``counts``).
-    ``noise_psi`` is the largest PSI of one clean reference day against the whole reference.
+    ``noise_psi`` is the largest PSI of one clean reference day against the whole reference
+    beyond the PSI its row count alone would show.
     """
     name: str
     kind: str  # "continuous" | "categorical"
@@ -39,7 +40,7 @@ class FeatureProfile:
     categories: list | None = None  # categorical: values with their own bin ("other" follows)
     values: np.ndarray | None = None  # continuous: sorted unique non-missing reference values
     counts: np.ndarray | None = None  # ... and how often each occurs
-    noise_psi: float = 0.0  # largest PSI of one reference day against the whole reference
+    noise_psi: float = 0.0  # largest excess PSI of one reference day vs the whole reference
 
     @property
     def n(self) -> int:
@@ -246,9 +247,11 @@ def bin_counts(fp: FeatureProfile, values) -> np.ndarray:
 
 
 def _noise_psi(fp: FeatureProfile, values, period: np.ndarray, min_rows: int) -> float:
-    """Largest PSI of one reference period (day) against the whole reference: the day-to-day
-    variability a clean day shows. Features dominated by a few entities (one big merchant
-    crossing a bin edge) vary far more than sampling noise suggests."""
+    """Largest excess PSI of one reference period (day) against the whole reference: the
+    day-to-day variability a clean day shows beyond sampling noise. Features dominated by a few
+    entities (one big merchant crossing a bin edge) vary far more than sampling noise suggests.
+    Each day's expected PSI at its row count (``expected_null_psi``) is subtracted, because the
+    sample-size allowance of each judged day (``drift.grade``) already covers sampling noise."""
     codes, period_idx = np.unique(period, return_inverse=True)
     nb = len(fp.bins)
     counts = np.bincount(period_idx * nb + _bins_of(fp, values),
@@ -257,8 +260,10 @@ def _noise_psi(fp: FeatureProfile, values, period: np.ndarray, min_rows: int) ->
     counts = counts[totals >= min_rows]
     if not len(counts):
         return 0.0
-    shares = counts / counts.sum(axis=1, keepdims=True)
-    return float(psi(fp.ref_share[None, :], shares).sum(axis=1).max())
+    totals = counts.sum(axis=1)
+    day_psi = psi(fp.ref_share[None, :], counts / totals[:, None]).sum(axis=1)
+    sampling = expected_null_psi(int((fp.ref_counts > 0).sum()), totals, fp.n)
+    return float(max(0.0, (day_psi - sampling).max()))
 
 
 def build_profile(frame: pd.DataFrame, continuous: list[str], categorical: list[str],
@@ -279,8 +284,8 @@ def build_profile(frame: pd.DataFrame, continuous: list[str], categorical: list[
         Display labels per categorical feature.
     period : ndarray, shape (n_rows,), optional
         Period of each row (e.g. its day): each feature then records its clean day-to-day PSI
-        (periods under ``min_period_rows`` rows are ignored), so thresholds can sit above what
-        an ordinary day already shows.
+        beyond sampling noise (periods under ``min_period_rows`` rows are ignored), so
+        thresholds can sit above what an ordinary day already shows.
     meta : dict, optional
         Provenance stored with the profile.
 

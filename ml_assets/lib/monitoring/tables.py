@@ -107,7 +107,8 @@ def feature_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, p
     """Per day: one row per feature with PSI, KS, thresholds and severity against the champion's profile.
 
     PSI after Yurdakul 2018, KS as ``scipy.stats.ks_2samp`` (see ``drift``); thresholds raised for
-    features whose clean reference days already vary (``drift.effective_thresholds``).
+    features whose clean reference days already vary and by what a clean sample of the day's
+    size reaches by chance, with effectively unmonitored features flagged (``drift.grade``).
 
     Parameters
     ----------
@@ -120,7 +121,8 @@ def feature_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, p
     -------
     dict of datetime to DataFrame
         Per day the rows of ``drift.compare`` plus ``warn_threshold``/``error_threshold`` (PSI),
-        ``severity``, ``day``, ``model_version`` and ``profile_sha256``.
+        ``severity``, ``unmonitored``/``unmonitored_reason`` (``drift.grade``), ``day``,
+        ``model_version`` and ``profile_sha256``.
 
     Raises
     ------
@@ -138,13 +140,8 @@ def feature_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, p
         if version not in profiles:
             profiles[version] = reference_profile(paths, spec, registry.get_model(version))
         profile, sha = profiles[version]
-        rows = drift.compare(profile, features[feat_day == day])
-        limits = [drift.effective_thresholds(cfg.psi_warn, cfg.psi_error, n, cfg.noise_margin)
-                  for n in rows["noise_psi"]]
-        rows["warn_threshold"] = [w for w, _ in limits]
-        rows["error_threshold"] = [e for _, e in limits]
-        rows["severity"] = [drift.severity(p, w, e) for p, (w, e) in zip(rows["psi"], limits,
-                                                                          strict=True)]
+        rows = drift.grade(drift.compare(profile, features[feat_day == day],
+                                         null_quantile=cfg.psi_null_quantile), cfg)
         out[day.to_pydatetime()] = rows.assign(day=day, model_version=version, profile_sha256=sha)
     return out
 
