@@ -15,6 +15,8 @@ from ml_assets.lib.core.markdown import table
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.monitoring import tables as monitoring
 from ml_assets.lib.monitoring.early_labels import early_label_watch
+from ml_assets.lib.monitoring.feature_drift import feature_drift
+from ml_assets.lib.monitoring.prediction_drift import prediction_drift
 
 MONITORING_ASSETS = MONITORING_TABLES
 LABEL_DRIVEN_ASSETS = ("business_metric", "early_label_watch", "delayed_evaluation")
@@ -134,13 +136,13 @@ def build_monitoring_assets(spec: DatasetSpec) -> list:
         return _asset
 
     assets = [
-        asset_fn("feature_drift", monitoring.feature_drift, _drift_meta,
+        asset_fn("feature_drift", feature_drift, _drift_meta,
                  ["event_features", "batch_scores", "candidate_model"], {"scipy", "duckdb"},
                  "Daily PSI per feature (reference-quantile bins, explicit missing bin, "
                  "categories with an 'other' bin) and two-sample KS for continuous features, "
                  "against the acting champion's training-window profile (built once per "
                  "version, content-addressed)."),
-        asset_fn("prediction_drift", monitoring.prediction_drift, _prediction_meta,
+        asset_fn("prediction_drift", prediction_drift, _prediction_meta,
                  ["batch_scores"], {"duckdb"},
                  "Daily p10/p50/p90, mean and decision share of each live version's scores, "
                  "with the PSI against the same version's trailing baseline."),

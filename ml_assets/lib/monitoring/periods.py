@@ -19,13 +19,13 @@ from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.monitoring import drift
 from ml_assets.lib.monitoring.business import compute_business
 from ml_assets.lib.monitoring.evaluation import FINAL, auc_standard_error, label_status
+from ml_assets.lib.monitoring.feature_drift import reference_profile
 from ml_assets.lib.monitoring.scored_events import (
     champion_of,
     hourly_files,
     label_horizon,
     load_scores,
 )
-from ml_assets.lib.monitoring.tables import reference_profile
 
 PERIODS = ("day", "week", "month")
 
