@@ -11,6 +11,7 @@ from pathlib import Path
 from ml_assets.cli.control import cmd_drill_rollback
 from ml_assets.cli.output import emit, refused
 from ml_assets.lib.core.workspace import Workspace
+from ml_assets.scenarios import DEMO_DAYS
 
 
 def _log(args):
@@ -204,9 +205,11 @@ def add_parsers(sub, actor: str) -> None:
         Default ``--actor`` of ``drill`` for the audit log (``$USER``).
     """
     demo = sub.add_parser("demo", help="generate demo data and materialize the whole graph")
-    demo.add_argument("--days", type=int, default=120)
+    demo.add_argument("--days", type=int, default=DEMO_DAYS,
+                      help="days of data: 60 of warm-up, then the first model's window, "
+                           "then scoring")
     demo.add_argument("--scale", type=float, default=1.0,
-                      help="1.0 is about 1M events over 120 days; 20 is about 20M")
+                      help="1.0 is about 8,400 events a day (1.3M over 150 days)")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo)
     rep = sub.add_parser("reproduce", help="retrain VERSION from raw landing data; identical?")

@@ -152,7 +152,8 @@ def _log_version(mlflow, ws: Workspace, card: dict, experiment_id: str) -> str:
     # there, the whole digest into the source (and the run's ml_assets.dataset_sha256 tag).
     dataset = MetaDataset(CodeDatasetSource({"builder": "ml_assets training set",
                                              "sha256": card["dataset_sha256"],
-                                             **card["training_window"]}),
+                                             "start": card["training_window"]["start"],
+                                             "end": card["training_window"]["end"]}),
                           name=f"{spec.name}-training", digest=card["dataset_sha256"][:36])
     with mlflow.start_run(experiment_id=experiment_id, run_name=card["version"], tags=tags):
         mlflow.log_params(card_params(card))

@@ -16,6 +16,7 @@ from ml_assets.lib.ingest.landing import label_feeds
 from ml_assets.lib.monitoring.tables import label_horizon
 from ml_assets.lib.release import rollout
 from ml_assets.lib.release.rollback import promote
+from ml_assets.scenarios import FIRST_MODEL_AT
 from ml_assets.scenarios.runner import dagster_instance, materialize, training_config
 from ml_assets.scenarios.synthetic import SyntheticConfig, write_landing
 
@@ -63,7 +64,8 @@ def run_demo(ws: Workspace, cfg: SyntheticConfig, defs: dg.Definitions, log=prin
     seconds = time.perf_counter() - t0
     log(f"generated {manifest['events']:,} events and {manifest['labels']:,} labels "
         f"({cfg.days} days from {cfg.start:%Y-%m-%d}) in {seconds:.1f}s")
-    report = run_pipeline(ws, defs, cfg.start, cfg.end, challenger_at=0.75, log=log)
+    report = run_pipeline(ws, defs, cfg.start, cfg.end, first_model_at=FIRST_MODEL_AT,
+                          challenger_at=0.75, log=log)
     report.events, report.labels = manifest["events"], manifest["labels"]
     report.steps.insert(0, {"step": "generate landing data", "seconds": seconds})
     report.seconds += seconds

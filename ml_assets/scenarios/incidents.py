@@ -31,10 +31,10 @@ from ml_assets.lib.release.rollback import promote, readiness
 from ml_assets.lib.training.candidate import train_candidate
 from ml_assets.lib.training.splits import assign_splits
 from ml_assets.lib.training.train import (
-    TrainingWindow,
     build_training_set,
     reference_rows,
     split_frame,
+    training_window,
 )
 from ml_assets.scenarios.synthetic import Incident, SyntheticConfig, write_landing
 
@@ -191,8 +191,7 @@ def train_at(state: DrillState, day: int, shuffle_labels: bool = False) -> str:
     register it; ``shuffle_labels`` makes the bad challenger (seeded, so reproducible)."""
     spec, paths = state.spec, state.paths
     end = state.day(day)
-    window = TrainingWindow(max(end - timedelta(days=spec.model.training_window_days),
-                                spec.start_utc), end, end)
+    window = training_window(spec, end)
     ts = build_training_set(paths, spec, window)
     if shuffle_labels:
         ts[spec.label] = np.random.default_rng(day).permutation(ts[spec.label].to_numpy())

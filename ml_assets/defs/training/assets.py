@@ -20,6 +20,7 @@ from ml_assets.lib.training.train import (
     build_training_set,
     reference_rows,
     split_frame,
+    training_window,
 )
 
 
@@ -45,9 +46,7 @@ def resolve_window(project: dg.ResourceParam[Workspace], spec: DatasetSpec, cfg:
         if last is None:
             raise dg.Failure("no raw_labels partitions yet: materialize raw_labels first")
         as_of = last.replace(tzinfo=spec.start_utc.tzinfo) + timedelta(days=1)
-    days = cfg.window_days or spec.model.training_window_days
-    start = max(as_of - timedelta(days=days), spec.start_utc)
-    return TrainingWindow(start=start, end=as_of, label_cutoff=as_of)
+    return training_window(spec, as_of, cfg.window_days)
 
 
 def build_training_assets(spec: DatasetSpec) -> list:

@@ -20,6 +20,7 @@ from ml_assets.lib.features.definitions import (
     Categorical,
     FeatureDef,
     feature_schema_version,
+    feature_warm_up,
     max_lookback,
     validate_features,
 )
@@ -75,6 +76,12 @@ class DatasetSpec:
         How long after the end of its day a daily label (or early-report) file is ingested
         (``daily_labels_schedule``: 02:30 for the previous day). A label file is available
         no earlier than the end of its day plus this delay (``lib/ingest/landing.py``).
+    warm_up : timedelta, optional
+        How long after ``start`` every feature is in steady state; training windows and drift
+        reference profiles start after it when the history allows. Default: derived from the
+        features (``definitions.feature_warm_up``: the longest window, plus
+        ``monitoring.label_maturity_days`` for label features). ``timedelta(0)`` declares that
+        the data before ``start`` was already warm (e.g. a backfilled history).
 
     Raises
     ------
@@ -108,6 +115,7 @@ class DatasetSpec:
     # monitoring config so a dataset can tune them without code.
     shadow: ShadowConfig = field(default_factory=ShadowConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    warm_up: timedelta | None = None
 
     def __post_init__(self) -> None:
         check_identifier(self.name, "dataset name")
@@ -132,6 +140,10 @@ class DatasetSpec:
             raise SpecError(f"dataset {self.name!r}: start must be timezone-aware (UTC)")
         if self.label_ingest_delay < timedelta(0):
             raise SpecError(f"dataset {self.name!r}: label_ingest_delay must not be negative")
+        if self.warm_up is not None and (not isinstance(self.warm_up, timedelta)
+                                         or self.warm_up < timedelta(0)):
+            raise SpecError(f"dataset {self.name!r}: warm_up must be a timedelta >= 0 or None "
+                            f"(derived from the features), got {self.warm_up!r}")
         validate_features(
             self.features,
             numeric_columns=self.numeric_attributes,
@@ -208,3 +220,11 @@ class DatasetSpec:
     def start_utc(self) -> datetime:
         """``start`` converted to UTC."""
         return self.start.astimezone(UTC)
+
+    @property
+    def warm_start(self) -> datetime:
+        """First time (UTC) at which every feature is in steady state: ``start`` plus
+        ``warm_up`` (or the features' derived warm-up, ``definitions.feature_warm_up``)."""
+        span = self.warm_up if self.warm_up is not None else feature_warm_up(
+            self.features, timedelta(days=self.monitoring.label_maturity_days))
+        return self.start_utc + span

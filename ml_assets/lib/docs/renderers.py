@@ -91,7 +91,10 @@ def model_card(paths: DataPaths, spec: DatasetSpec, registry: Registry, version:
     w = card["training_window"]
     fields = {
         "Version": version, "Owner": card["owner"], "Dataset SHA-256": card["dataset_sha256"],
-        "Training window": f"{w['start']} to {w['end']}", "Label cutoff": card["label_cutoff"],
+        "Training window": f"{w['start']} to {w['end']}" + (
+            f" (starts before warm-up ends at {w['warm_start']}: label features were still "
+            "gaining late labels)" if w.get("warm") is False else ""),
+        "Label cutoff": card["label_cutoff"],
         "Seed": card["seed"], "Feature schema version": card["feature_schema_version"],
         "Code commit": f"{card['code_commit']}{' (dirty tree)' if card['code_dirty'] else ''}",
         "Lockfile SHA-256": card["lockfile_sha256"], "Artifact SHA-256": card["artifact_sha256"],

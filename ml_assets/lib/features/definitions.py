@@ -255,3 +255,33 @@ def max_lookback(features: tuple[FeatureDef, ...]) -> timedelta:
         if isinstance(f, WindowAgg | TimeSincePrevious | LabelAgg)
     ]
     return max(windows, default=timedelta(0))
+
+
+def feature_warm_up(features: tuple[FeatureDef, ...], label_maturity: timedelta) -> timedelta:
+    """How long after the data starts every feature reaches steady state.
+
+    A window feature is warm once its window has filled. A label feature (``LabelAgg``) also
+    needs the labels of its window's events, which land late: it is warm only after its window
+    plus ``label_maturity`` (the age at which a day's labels count as complete). Before that its
+    values drift upward as label history accumulates, so a reference or training window taken
+    there differs from every later day.
+
+    Parameters
+    ----------
+    features : tuple of FeatureDef
+    label_maturity : timedelta
+        Age after which a prediction day's labels are (nearly) complete.
+
+    Returns
+    -------
+    timedelta
+        Zero when no feature has a window.
+
+    Raises
+    ------
+    SpecError
+        A window is invalid.
+    """
+    spans = [max_lookback((f,)) + (label_maturity if isinstance(f, LabelAgg) else timedelta(0))
+             for f in features if isinstance(f, WindowAgg | TimeSincePrevious | LabelAgg)]
+    return max(spans, default=timedelta(0))

@@ -30,7 +30,7 @@ def _profile_pointer(paths: DataPaths, version: str, spec: DatasetSpec) -> Path:
 def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[drift.DriftProfile, str]:
     """The version's drift profile: built once from its training window, then loaded (verified).
 
-    Rows whose look-back reaches before the data starts are skipped when the window allows.
+    Rows before the spec's warm-up (``DatasetSpec.warm_start``) are skipped when the window allows.
 
     Parameters
     ----------
@@ -59,10 +59,10 @@ def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[
         return drift.DriftProfile.from_bytes(read_verified(path, ref["sha256"])), ref["sha256"]
     w = card["training_window"]
     lo, hi = datetime.fromisoformat(w["start"]), datetime.fromisoformat(w["end"])
-    # Rows whose look-back reaches before the data starts have truncated windows; they are
-    # not what steady-state traffic looks like, so the reference skips them when it can.
-    warm = spec.start_utc + spec.lookback
-    lo = warm if warm < hi and warm > lo else lo
+    # Rows before warm-up (windows still filling, label features still gaining late labels)
+    # are not what steady-state traffic looks like: the reference skips them when it can.
+    warm = spec.warm_start
+    lo = warm if lo < warm < hi else lo
     frame = read_parquet_files(hourly_files(paths, EVENT_FEATURES, lo, hi, True))
     cats = [f for f in spec.features if isinstance(f, Categorical)]
     profile = drift.build_profile(

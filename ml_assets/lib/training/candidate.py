@@ -79,7 +79,11 @@ def train_candidate(paths: DataPaths, spec: DatasetSpec, training_set: pd.DataFr
         "artifact_sha256": sha,
         "artifact_path": str(path.relative_to(paths.root)),
         "dataset_sha256": dataset_sha256,
-        "training_window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+        # A window starting before warm-up learns label features still filling with late
+        # labels: their later values will read as drift. Recorded so the card says so.
+        "training_window": {"start": window.start.isoformat(), "end": window.end.isoformat(),
+                            "warm_start": spec.warm_start.isoformat(),
+                            "warm": window.start >= spec.warm_start},
         "label_cutoff": window.label_cutoff.isoformat(),
         "seed": seed,
         "feature_schema_version": spec.schema_version,

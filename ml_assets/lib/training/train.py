@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,32 @@ class TrainingWindow:
         """The three bounds as ISO-8601 strings."""
         return {"start": self.start.isoformat(), "end": self.end.isoformat(),
                 "label_cutoff": self.label_cutoff.isoformat()}
+
+
+def training_window(spec: DatasetSpec, as_of: datetime, days: int | None = None) -> TrainingWindow:
+    """The window a model trained as of ``as_of`` learns from: the ``days`` before it (default
+    ``spec.model.training_window_days``), labels known at ``as_of``, starting no earlier than
+    the data and - when the history reaches past it - no earlier than ``spec.warm_start``, so
+    label features still filling with late labels are not learnt (nor profiled) as normal.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+    as_of : datetime
+        Window end and label cutoff, timezone-aware.
+    days : int, optional
+        Window length in days.
+
+    Returns
+    -------
+    TrainingWindow
+        Shorter than ``days`` when the warm-up cuts it; the model card records whether the
+        window is warm (``lib/training/candidate.py``).
+    """
+    start = max(as_of - timedelta(days=days or spec.model.training_window_days), spec.start_utc)
+    if spec.warm_start < as_of:
+        start = max(start, spec.warm_start)
+    return TrainingWindow(start=start, end=as_of, label_cutoff=as_of)
 
 
 def build_training_set(paths: DataPaths, spec: DatasetSpec, window: TrainingWindow) -> pd.DataFrame:
