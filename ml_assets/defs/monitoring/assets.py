@@ -63,6 +63,8 @@ def _business_meta(spec: DatasetSpec):
                  "value_per_1k": _num(r["value_per_1k"]),
                  "value_per_1k_se": _num(r["value_per_1k_se"]),
                  "label_coverage": _num(r["label_coverage"]),
+                 "labelable_events": int(r["labelable_events"]),
+                 "unlabelable_events": int(r["unlabelable_events"]),
                  "final": int(r["status"] == "final")},
                 f"**{metric.name}** ({label}): {shown:,.2f} {metric.unit}  \n"
                 f"{metric.decision_rate_name}: {r[metric.decision_rate_name]:.3%} "
@@ -105,6 +107,8 @@ def _evaluation_meta(df: pd.DataFrame):
     numbers = {}
     for r in df.itertuples():
         numbers |= {f"{r.role}/label_coverage": float(r.label_coverage),
+                    f"{r.role}/labelable_events": int(r.labelable_events),
+                    f"{r.role}/unlabelable_events": int(r.unlabelable_events),
                     f"{r.role}/estimated_auc": _num(r.estimated_auc),
                     f"{r.role}/auc": _num(r.auc), f"{r.role}/pr_auc": _num(r.pr_auc),
                     f"{r.role}/brier": _num(r.brier), f"{r.role}/final": int(r.status == "final")}

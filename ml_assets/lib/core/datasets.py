@@ -14,6 +14,7 @@ from ml_assets.lib.core.policies import (
     RolloutConfig,
     ShadowConfig,
     check_limit,
+    is_int,
     is_number,
 )
 from ml_assets.lib.features.definitions import (
@@ -25,6 +26,7 @@ from ml_assets.lib.features.definitions import (
     validate_features,
 )
 from ml_assets.lib.monitoring.business import BusinessMetric
+from ml_assets.lib.monitoring.labelable import check_unlabelable_when
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,14 @@ class DatasetSpec:
         How long after the end of its day a daily label (or early-report) file is ingested
         (``daily_labels_schedule``: 02:30 for the previous day). A label file is available
         no earlier than the end of its day plus this delay (``lib/ingest/landing.py``).
+    unlabelable_when : tuple of (column, operator, value), optional
+        Events never labelled by design (e.g. cancelled before their outcome exists): all
+        conditions hold (AND) on the raw event's attribute columns, operators in
+        ``labelable.OPERATORS`` (e.g. ``(("status", "in", ("cancelled", "voided")),)``). They
+        are left out of label coverage, so they cannot hold a day ``pending`` forever.
+    label_timeout_days : int, optional
+        An event still without a label this many days after its event time (as seen from the
+        label horizon) will not get one: left out of label coverage, never a negative.
     warm_up : timedelta, optional
         How long after ``start`` every feature is in steady state; training windows and drift
         reference profiles start after it when the history allows. Default: derived from the
@@ -90,7 +100,9 @@ class DatasetSpec:
         twice, ``start`` is naive, a feature is invalid (``validate_features``), or a value is
         outside a limit a later stage has (no feature, a feature named like a key column, a
         label column clashing with an event column, an empty owner, a business-metric value
-        column that is not numeric); the config classes check their own limits likewise.
+        column that is not numeric, an ``unlabelable_when`` condition on a column that is not an
+        attribute or with an unknown operator or mistyped value, a ``label_timeout_days`` below
+        1); the config classes check their own limits likewise.
     """
     name: str
     model_name: str
@@ -115,6 +127,9 @@ class DatasetSpec:
     # monitoring config so a dataset can tune them without code.
     shadow: ShadowConfig = field(default_factory=ShadowConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    # Events a label is not expected for (lib/monitoring/labelable.py): by filter or by age.
+    unlabelable_when: tuple[tuple[str, str, object], ...] = ()
+    label_timeout_days: int | None = None
     warm_up: timedelta | None = None
 
     def __post_init__(self) -> None:
@@ -180,6 +195,11 @@ class DatasetSpec:
             check_limit(is_number(m.decision_rate_change) and m.decision_rate_change > 0,
                    "business_metric.decision_rate_change", m.decision_rate_change,
                    "a relative change > 0")
+        check_unlabelable_when(self.unlabelable_when, {a.name: a.kind for a in self.attributes},
+                               {a.name for a in self.attributes if a.nullable})
+        check_limit(self.label_timeout_days is None or (is_int(self.label_timeout_days)
+                                                        and self.label_timeout_days >= 1),
+                    "label_timeout_days", self.label_timeout_days, "an integer >= 1 (days) or None")
 
     @property
     def numeric_attributes(self) -> set[str]:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ml_assets.lib.monitoring.labelable import label_coverage
+
 
 @dataclass(frozen=True)
 class BusinessMetric:
@@ -71,7 +73,8 @@ def compute_business(frame: pd.DataFrame, metric: BusinessMetric, final: bool,
     Parameters
     ----------
     frame : DataFrame, one row per event
-        Columns ``decision`` (acted on), ``label`` (NaN when unknown), ``score`` and ``value``.
+        Columns ``decision`` (acted on), ``label`` (NaN when unknown), ``score`` and ``value``;
+        optional ``labelable`` (bool, ``scored_events.load_scores``; default every row).
     metric : BusinessMetric
     final : bool
         Whether the day's labels are mature: realized value and per-1k figures only then.
@@ -81,7 +84,8 @@ def compute_business(frame: pd.DataFrame, metric: BusinessMetric, final: bool,
     Returns
     -------
     dict
-        ``events``/``decisions`` (rows), the decision rate (0-1), ``estimated_value``,
+        ``events``/``decisions`` (rows), the decision rate (0-1), ``decided_label_coverage``
+        (0-1, labelled share of the labelable acted-on rows; 1.0 with none), ``estimated_value``,
         ``value_prevented``, ``cost_of_false_decisions``, ``missed_positive_value`` (``unit``);
         ``value``, ``value_per_1k``, ``missed_value_per_1k`` and their standard errors
         (``*_se``, per-event standard deviation / sqrt(n)) are None unless ``final``.
@@ -91,6 +95,8 @@ def compute_business(frame: pd.DataFrame, metric: BusinessMetric, final: bool,
     gain, cost = value_per_row(frame, metric)
     p = frame["score"].to_numpy(dtype="float64") if calibrated is None else calibrated
     known = ~np.isnan(label)
+    labelable = (frame["labelable"].to_numpy(dtype=bool) if "labelable" in frame
+                 else np.ones(len(frame), bool))
     pos, neg = known & (label == 1), known & (label == 0)
     n = len(frame)
     realized = float(gain[acted & pos].sum() - cost[acted & neg].sum())
@@ -101,7 +107,8 @@ def compute_business(frame: pd.DataFrame, metric: BusinessMetric, final: bool,
         "events": int(n),
         "decisions": int(acted.sum()),
         metric.decision_rate_name: float(acted.mean()) if n else 0.0,
-        "decided_label_coverage": float(known[acted].mean()) if acted.any() else 1.0,
+        "decided_label_coverage": label_coverage(
+            label[acted], labelable[acted])["label_coverage"] if acted.any() else 1.0,
         "estimated_value": float((p * gain - (1 - p) * cost)[acted].sum()),
         "value_prevented": float(gain[acted & pos].sum()),
         "cost_of_false_decisions": float(cost[acted & neg].sum()),

@@ -16,6 +16,8 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
+from ml_assets.lib.monitoring.labelable import label_coverage
+
 FINAL, PENDING = "final", "pending"
 
 
@@ -30,7 +32,8 @@ def label_status(day_end: datetime, horizon: datetime, coverage: float, maturity
     horizon : datetime
         Labels known up to here (UTC).
     coverage : float
-        Share of the day's rows with a known label (0-1).
+        Share of the day's labelable rows with a known label (0-1; ``labelable.label_coverage``:
+        events never labelled by design or past the label timeout are not counted).
     maturity_days : int
         Days after ``day_end`` before labels count as mature.
     min_coverage : float
@@ -143,7 +146,7 @@ def calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
 
 
 def evaluate_day(labels: np.ndarray, scores: np.ndarray, status: str, calibrator,
-                 min_positives: int) -> dict:
+                 min_positives: int, labelable: np.ndarray | None = None) -> dict:
     """Metrics of one model version on one prediction day.
 
     Parameters
@@ -157,11 +160,14 @@ def evaluate_day(labels: np.ndarray, scores: np.ndarray, status: str, calibrator
         For the CBPE estimate (``expected_auc``).
     min_positives : int
         A final day's AUC needs at least this many positives.
+    labelable : ndarray of bool, shape (n_rows,), optional
+        Rows a label is expected for (``labelable.labelable_mask``); None counts every row.
 
     Returns
     -------
     dict
-        ``status``, row and label counts, ``label_coverage`` (0-1), ``estimated_auc``, and on a
+        ``status``, row and label counts, ``label_coverage`` (0-1, over labelable rows),
+        ``labelable_events``/``unlabelable_events`` (rows), ``estimated_auc``, and on a
         final day ``auc``, ``pr_auc``, ``brier``, ``calibration_error``, ``positive_rate`` and
         ``auc_se`` (Hanley-McNeil); unknown values are None.
     """
@@ -172,7 +178,7 @@ def evaluate_day(labels: np.ndarray, scores: np.ndarray, status: str, calibrator
         "status": status,
         "rows": int(len(labels)),
         "labeled_rows": int(known.sum()),
-        "label_coverage": float(known.mean()) if len(labels) else 0.0,
+        **label_coverage(labels, labelable),
         "positives": int(y.sum()),
         "estimated_auc": expected_auc(scores, calibrate(calibrator, scores)),
         "estimate_calibrated": calibrator is not None,

@@ -20,6 +20,7 @@ from ml_assets.lib.monitoring import drift
 from ml_assets.lib.monitoring.business import compute_business
 from ml_assets.lib.monitoring.evaluation import FINAL, auc_standard_error, label_status
 from ml_assets.lib.monitoring.feature_drift import reference_profile
+from ml_assets.lib.monitoring.labelable import label_coverage
 from ml_assets.lib.monitoring.scored_events import (
     champion_of,
     hourly_files,
@@ -96,8 +97,9 @@ def period_report(ws: Workspace, lo: datetime, hi: datetime, by: str) -> list[di
         ``period`` (start date), ``start``/``end`` (ISO, UTC), ``complete`` (the whole period lies
         in the clipped window), ``events`` (acted rows), ``label_status``/``label_why``
         (``evaluation.label_status`` over the period: final only when its last day is mature),
-        ``label_coverage`` (0-1), ``models`` (per version: ``role``, ``rows``, ``decision_rate``
-        and ``_ranking``'s AUC/PR-AUC figures, final periods only), ``business_metric`` (``compute_business`` over the
+        ``label_coverage`` (0-1, over labelable acted rows) with ``labelable_events`` and
+        ``unlabelable_events`` (``labelable.label_coverage``), ``models`` (per version: ``role``,
+        ``rows``, ``decision_rate`` and ``_ranking``'s AUC/PR-AUC figures, final periods only), ``business_metric`` (``compute_business`` over the
         period's acted rows; absent when the spec has none) and ``psi`` (per feature: PSI of the
         period's feature rows against the period's champion's reference profile, Yurdakul 2018).
 
@@ -132,13 +134,13 @@ def period_report(ws: Workspace, lo: datetime, hi: datetime, by: str) -> list[di
     for start, rows in scores.groupby("period"):
         end = _period_end(start, by)
         acted = rows[rows["acted"]]
-        coverage = float(acted["label"].notna().mean()) if len(acted) else 0.0
-        status, why = (label_status(end.to_pydatetime(), horizon, coverage,
+        coverage = label_coverage(acted["label"].to_numpy(), acted["labelable"].to_numpy())
+        status, why = (label_status(end.to_pydatetime(), horizon, coverage["label_coverage"],
                                     cfg.label_maturity_days, cfg.min_label_coverage)
                        if horizon is not None else ("pending", "no labels yet"))
         entry = {"period": f"{start:%Y-%m-%d}", "start": start.isoformat(), "end": end.isoformat(),
                  "complete": bool(start >= lo and end <= hi), "events": int(len(acted)),
-                 "label_status": status, "label_why": why, "label_coverage": coverage,
+                 "label_status": status, "label_why": why, **coverage,
                  "models": {str(v): {"role": str(g["role"].iloc[0]), "rows": int(len(g)),
                                      "decision_rate": float(g["decision"].mean()),
                                      **_ranking(g, status == FINAL)}

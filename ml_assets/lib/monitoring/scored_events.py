@@ -16,6 +16,7 @@ from ml_assets.lib.core.lake import connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.build import MissingUpstreamError
 from ml_assets.lib.ingest.landing import EARLY_REPORTS, LABELS
+from ml_assets.lib.monitoring.labelable import labelable_mask, unlabelable_sql
 
 
 def hourly_files(paths: DataPaths, asset: str, lo: datetime, hi: datetime, strict: bool) -> list[Path]:
@@ -87,13 +88,15 @@ def load_scores(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
     DataFrame, one row per scored event and model version
         ``event_id``, ``event_ts``, ``model_version``, ``role``, ``score``, ``decision``,
         ``acted``, ``label`` (NaN unless known), ``value`` (the business metric's value column,
-        else 1.0) and ``day`` (UTC).
+        else 1.0), ``labelable`` (bool, ``labelable.labelable_mask``: the spec's
+        ``unlabelable_when`` and ``label_timeout_days`` at ``horizon``; every row without a
+        horizon) and ``day`` (UTC).
 
     Raises
     ------
     MissingUpstreamError
-        A ``batch_scores`` (or, for the value column, ``raw_events``) hour from ``strict_lo`` on
-        is missing.
+        A ``batch_scores`` (or, for the value column or ``unlabelable_when``, ``raw_events``)
+        hour from ``strict_lo`` on is missing.
     """
     strict_lo = strict_lo or lo
     files = hourly_files(paths, BATCH_SCORES, lo, strict_lo, False) + \
@@ -103,6 +106,7 @@ def load_scores(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
     sql = (f"SELECT s.{eid} AS event_id, s.{ets} AS event_ts, s.model_version, s.role, s.score, "
            f"s.decision, s.acted FROM {parquet_relation(files)} s")
     label_files = Catalog(paths.lake).table(RAW_LABELS).files(lo, horizon) if horizon else []
+    params = {"horizon": horizon} if label_files else {}
     if label_files:
         sql = (f"SELECT x.*, CAST(l.{quote(spec.label)} AS DOUBLE) AS label FROM ({sql}) x "
                f"LEFT JOIN (SELECT {eid}, {quote(spec.label)} FROM {parquet_relation(label_files)} "
@@ -110,14 +114,29 @@ def load_scores(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
     else:
         sql = f"SELECT *, CAST(NULL AS DOUBLE) AS label FROM ({sql})"
     metric = spec.business_metric
-    if metric and metric.value_column:
+    value_column = metric.value_column if metric else None
+    # Without a horizon no label is known, so which events will never get one does not matter.
+    declared = bool(spec.unlabelable_when) and horizon is not None
+    if value_column or declared:
+        # One join to the raw events, for only the columns needed.
         event_files = hourly_files(paths, RAW_EVENTS, strict_lo, hi, True)
-        sql = (f"SELECT y.*, e.{quote(metric.value_column)} AS value FROM ({sql}) y LEFT JOIN "
-               f"(SELECT {eid}, {quote(metric.value_column)} FROM {parquet_relation(event_files)}) e "
-               f"ON e.{eid} = y.event_id")
+        columns = {spec.event_id, *([value_column] if value_column else []),
+                   *(c for c, _, _ in spec.unlabelable_when if declared)}
+        value = f"e.{quote(value_column)}" if value_column else "1.0"
+        predicate, filter_params = unlabelable_sql(spec.unlabelable_when, "e") if declared \
+            else ("FALSE", {})
+        params |= filter_params
+        # A row without its raw event (before strict_lo) is not known to be unlabelable.
+        sql = (f"SELECT y.*, {value} AS value, COALESCE(e.{eid} IS NOT NULL AND ({predicate}), "
+               f"FALSE) AS declared_unlabelable FROM ({sql}) y LEFT JOIN "
+               f"(SELECT {', '.join(quote(c) for c in sorted(columns))} "
+               f"FROM {parquet_relation(event_files)}) e ON e.{eid} = y.event_id")
     else:
-        sql = f"SELECT *, 1.0 AS value FROM ({sql})"
-    df = con.execute(sql, {"horizon": horizon} if label_files else {}).df()
+        sql = f"SELECT *, 1.0 AS value, FALSE AS declared_unlabelable FROM ({sql})"
+    df = con.execute(sql, params).df()
+    df["labelable"] = labelable_mask(df["label"].to_numpy(dtype="float64"), df["event_ts"],
+                                     df.pop("declared_unlabelable").to_numpy(dtype=bool), horizon,
+                                     spec.label_timeout_days)
     df["day"] = df["event_ts"].dt.floor("D")
     return df
 

@@ -23,6 +23,7 @@ from ml_assets.lib.monitoring.evaluation import (
     fit_calibrator,
     label_status,
 )
+from ml_assets.lib.monitoring.labelable import label_coverage
 from ml_assets.lib.monitoring.scored_events import (  # noqa: F401  (re-exported for callers)
     affected_days,
     champion_of,
@@ -88,12 +89,13 @@ def delayed_evaluation(ws: Workspace, lo: datetime, hi: datetime) -> dict[dateti
     for day in pd.date_range(lo, hi, freq="D", inclusive="left"):
         rows = []
         for (version, role), g in scores[scores["day"] == day].groupby(["model_version", "role"]):
-            labels = g["label"].to_numpy()
-            coverage = float(np.mean(~np.isnan(labels))) if len(labels) else 0.0
+            labels, labelable = g["label"].to_numpy(), g["labelable"].to_numpy()
+            coverage = label_coverage(labels, labelable)["label_coverage"]
             status, why = label_status(day.to_pydatetime() + timedelta(days=1), horizon, coverage,
                                        cfg.label_maturity_days, cfg.min_label_coverage)
             res = evaluate_day(labels, g["score"].to_numpy(), status,
-                               _calibrator(scores, version, day, horizon, cfg), cfg.min_positives)
+                               _calibrator(scores, version, day, horizon, cfg), cfg.min_positives,
+                               labelable)
             metrics = registry.get_model(version)["metrics"]
             ref_auc, per_day = metrics["held_out"]["auc"], metrics.get("held_out_per_day")
             level, message = auc_alert(res, ref_auc, cfg.auc_drop_warn, cfg.auc_drop_error,
@@ -120,9 +122,10 @@ def business_metric(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime,
     Returns
     -------
     dict of datetime to DataFrame
-        Per day one row: ``compute_business`` output, ``label_coverage`` (0-1), ``status_reason``,
-        ``baseline_decision_rate``, ``baseline_missed_value_per_1k``, ``severity`` and
-        ``alert_message``.
+        Per day one row: ``compute_business`` output, ``label_coverage`` (0-1, over labelable
+        acted events), ``labelable_events``/``unlabelable_events`` (``labelable.label_coverage``),
+        ``status_reason``, ``baseline_decision_rate``, ``baseline_missed_value_per_1k``,
+        ``severity`` and ``alert_message``.
 
     Raises
     ------
@@ -145,9 +148,10 @@ def business_metric(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime,
     out = {}
     for day in pd.date_range(lo, hi, freq="D", inclusive="left"):
         g = acted[acted["day"] == day]
-        coverage = float(g["label"].notna().mean()) if len(g) else 0.0
-        status, why = label_status(day.to_pydatetime() + timedelta(days=1), horizon, coverage,
-                                   cfg.label_maturity_days, cfg.min_label_coverage)
+        coverage = label_coverage(g["label"].to_numpy(), g["labelable"].to_numpy())
+        status, why = label_status(day.to_pydatetime() + timedelta(days=1), horizon,
+                                   coverage["label_coverage"], cfg.label_maturity_days,
+                                   cfg.min_label_coverage)
         version = champion_of(g) or (str(g["model_version"].iloc[0]) if len(g) else None)
         p = calibrate(_calibrator(scores, version, day, horizon, cfg), g["score"].to_numpy())
         res = compute_business(g, metric, status == FINAL, p)
@@ -160,7 +164,7 @@ def business_metric(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime,
         alerts = business_alerts(res, metric, baseline, missed_baseline)
         level = "error" if any(a == "error" for a, _ in alerts) else "warn" if alerts else "ok"
         out[day.to_pydatetime()] = pd.DataFrame([{
-            "day": day, "model_version": version, **res, "label_coverage": coverage,
+            "day": day, "model_version": version, **res, **coverage,
             "status_reason": why, "baseline_decision_rate": baseline,
             "baseline_missed_value_per_1k": missed_baseline, "severity": level,
             "alert_message": "; ".join(m for _, m in alerts)}])
