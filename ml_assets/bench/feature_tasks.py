@@ -14,6 +14,7 @@ from ml_assets.lib.core.catalog import RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
 from ml_assets.lib.features.build import build_features
+from ml_assets.lib.ingest.landing import AVAILABLE_AT, recorded_or_on_time
 from ml_assets.scenarios.synthetic import SyntheticConfig
 
 from .pandas_features import pandas_features
@@ -40,12 +41,7 @@ def pandas_side(root: Path, spec: DatasetSpec, out: Path) -> dict:
     events = pd.read_parquet(catalog.table(RAW_EVENTS).dir)
     labels = pd.read_parquet(catalog.table(RAW_LABELS).dir).rename(
         columns={spec.label_ts: "label_ts", spec.label: "label"})
-    if "available_at" not in labels:  # a lake written before availability was recorded
-        labels["available_at"] = pd.Series(pd.NaT, index=labels.index,
-                                           dtype=labels["label_ts"].dtype)
-    on_time = (labels["label_ts"].dt.tz_convert("UTC").dt.floor("D") + pd.Timedelta(days=1)
-               + spec.label_ingest_delay)
-    labels["available_at"] = labels["available_at"].fillna(on_time)
+    labels[AVAILABLE_AT] = recorded_or_on_time(spec, labels["label_ts"], labels.get(AVAILABLE_AT))
     features, per_feature = pandas_features(events, labels, spec)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_parquet_atomic(features, out)

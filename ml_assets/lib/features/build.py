@@ -72,6 +72,28 @@ def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: da
         yield lo, hi, compute_features(con, spec, parquet_relation(files), labels, lo, hi)
 
 
+
+def files_available_sql(spec: DatasetSpec, files: list[Path], label_ts: str) -> str:
+    """SQL for the availability time of rows read from label ``files`` (``available_sql``):
+    partitions written before availability was recorded lack the column altogether.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+    files : list of Path
+        The label partitions read.
+    label_ts : str
+        SQL expression of the label time.
+
+    Returns
+    -------
+    str
+        A TIMESTAMPTZ expression.
+    """
+    has = any(AVAILABLE_AT in pq.read_schema(f).names for f in files)
+    return available_sql(spec, AVAILABLE_AT if has else "NULL", label_ts)
+
+
 def load_labels(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, files: list[Path],
                 before: datetime) -> str | None:
     """Load the labels a feature before ``before`` may count into temp table ``lb_chunk``.
@@ -93,9 +115,7 @@ def load_labels(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, files: list[P
     """
     if not files:
         return None
-    # partitions written before availability was recorded lack the column altogether
-    has = any(AVAILABLE_AT in pq.read_schema(f).names for f in files)
-    available = available_sql(spec, AVAILABLE_AT if has else "NULL", quote(spec.label_ts))
+    available = files_available_sql(spec, files, quote(spec.label_ts))
     keys = ", ".join(quote(k) for k in spec.entity_keys)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE lb_chunk AS SELECT * FROM (SELECT {keys}, "

@@ -26,7 +26,7 @@ from ml_assets.lib.features.definitions import (
     parse_window,
 )
 from ml_assets.lib.features.window_value import window_value
-from ml_assets.lib.ingest.landing import AVAILABLE_AT
+from ml_assets.lib.ingest.landing import AVAILABLE_AT, recorded_or_on_time
 
 _US = 1_000_000
 _EPOCH = pd.Timestamp(0, tz="UTC")
@@ -199,9 +199,7 @@ class OnlineState:
         if df.empty or not self._label_groups:
             return
         label_ts = df[self.spec.label_ts]
-        on_time = (label_ts.dt.tz_convert("UTC").dt.floor("D") + pd.Timedelta(days=1)
-                   + self.spec.label_ingest_delay)
-        available = df[AVAILABLE_AT].fillna(on_time) if AVAILABLE_AT in df else on_time
+        available = recorded_or_on_time(self.spec, label_ts, df.get(AVAILABLE_AT))
         ts = to_micros(label_ts)
         # float64 holds microseconds since 1970 exactly (< 2**53)
         frame = df.assign(label=df[self.spec.label].astype("float64"),

@@ -249,6 +249,28 @@ def _already_labeled(paths: DataPaths, spec: DatasetSpec, days: list[datetime],
 AVAILABLE_AT = "available_at"
 
 
+def recorded_or_on_time(spec: DatasetSpec, label_ts: pd.Series,
+                        available: pd.Series | None) -> pd.Series:
+    """Each label's availability time: as recorded at ingestion, else (a lake written before
+    it was recorded, fixtures) the on-time rule - end of the label's UTC day plus
+    ``spec.label_ingest_delay``. The pandas twin of ``features.sql.available_sql``.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+    label_ts : Series of datetime64 (tz-aware), shape (n,)
+    available : Series of datetime64 (tz-aware), shape (n,), or None
+        Recorded ``available_at`` (may hold NaT); None when the column is absent.
+
+    Returns
+    -------
+    Series of datetime64[UTC], shape (n,)
+    """
+    on_time = (label_ts.dt.tz_convert("UTC").dt.floor("D") + pd.Timedelta(days=1)
+               + spec.label_ingest_delay)
+    return on_time if available is None else available.fillna(on_time)
+
+
 def label_availability(paths: DataPaths, spec: DatasetSpec, days: list[datetime],
                        feed: LabelFeed = LABELS, recorded_in: DataPaths | None = None,
                        ) -> dict[datetime, datetime]:
@@ -332,9 +354,9 @@ def ingest_labels(paths: DataPaths, spec: DatasetSpec, days: list[datetime], now
     _already_labeled(paths, spec, days, joined, reasons, feed)
     valid = joined.loc[reasons == ""]
     available = label_availability(paths, spec, days, feed, recorded_in)
-    valid = valid.assign(**{AVAILABLE_AT: pd.to_datetime(
-        valid["_lo"].map(lambda lo: available[lo.to_pydatetime()]), utc=True
-    ).astype("datetime64[us, UTC]")})
+    by_day = pd.Series(available, dtype="datetime64[us, UTC]")
+    by_day.index = pd.DatetimeIndex(by_day.index, tz="UTC")
+    valid = valid.assign(**{AVAILABLE_AT: valid["_lo"].map(by_day).astype("datetime64[us, UTC]")})
     quarantined = pd.concat([q for q in (bad, quarantine_rows(joined, reasons)) if len(q)]
                             or [bad], ignore_index=True)
     return _by_window(valid, days), quarantined

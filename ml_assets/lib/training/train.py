@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 from threadpoolctl import threadpool_limits
@@ -17,9 +16,7 @@ from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
-from ml_assets.lib.features.build import MissingUpstreamError
-from ml_assets.lib.features.sql import available_sql
-from ml_assets.lib.ingest.landing import AVAILABLE_AT
+from ml_assets.lib.features.build import MissingUpstreamError, files_available_sql
 
 
 @dataclass(frozen=True)
@@ -101,8 +98,7 @@ def build_training_set(paths: DataPaths, spec: DatasetSpec, window: TrainingWind
     eid = spec.event_id
     con = connect()
     # known at the cutoff = dated and available before it (the features' availability rule)
-    has = any(AVAILABLE_AT in pq.read_schema(f).names for f in label_files)
-    available = available_sql(spec, AVAILABLE_AT if has else "NULL", spec.label_ts)
+    available = files_available_sql(spec, label_files, spec.label_ts)
     df = con.execute(
         f"SELECT f.*, CAST(l.{spec.label} AS INTEGER) AS {spec.label}, l.{spec.label_ts} "
         f"FROM {parquet_relation(feat_files)} f "

@@ -56,7 +56,9 @@ def test_registered_models_carry_every_card_field(fraud_world):
         for field in ("artifact_sha256", "dataset_sha256", "label_cutoff", "seed",
                       "feature_schema_version", "code_commit", "code_dirty", "lockfile_sha256"):
             assert m[field] not in (None, ""), field
-        assert set(m["training_window"]) == {"start", "end"}
+        assert set(m["training_window"]) == {"start", "end", "warm_start", "warm"}
+        # 30 days of history against a 60-day warm-up: the card says the window is not warm
+        assert m["training_window"]["warm"] is False
         for split in ("held_out", "frozen_reference"):
             assert 0.5 < m["metrics"][split]["auc"] <= 1.0
         # the per-day baseline of delayed evaluation: counts always, quantiles when known
