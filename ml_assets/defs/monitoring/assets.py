@@ -79,16 +79,21 @@ def _drift_meta(df: pd.DataFrame):
     numbers |= {f"ks/{r.feature}": float(r.ks_stat) for r in df.itertuples()
                 if r.kind == "continuous" and pd.notna(r.ks_stat)}
     blind = df[df["unmonitored"]]  # thresholds so high that drift would pass unflagged
+    waiting = df[~df["period_complete"]]  # periods still open: reported, never alarmed
+    day_rows = df.loc[df["period"] == "day", "n_cur"]
     numbers |= {"max_psi": float(df["psi"].max()) if len(df) else 0.0,
                 "features_warn": int((df["severity"] == "warn").sum()),
                 "features_error": int((df["severity"] == "error").sum()),
                 "features_unmonitored": len(blind),
-                "rows": int(df["n_cur"].max()) if len(df) else 0}
+                "features_period_incomplete": len(waiting),
+                **({"rows": int(day_rows.max())} if len(day_rows) else {})}
     top = df.sort_values("psi", ascending=False).head(5)
     notes = "".join(f"\n\n**WARN** `{r.feature}`: {r.unmonitored_reason}" for r in blind.itertuples())
+    notes += "".join(f"\n\n_not judged yet_ `{r.feature}`: {r.period_note}"
+                     for r in waiting.itertuples())
     return numbers, (f"Champion `{df['model_version'].iloc[0]}` vs its reference profile "
                      f"`{df['profile_sha256'].iloc[0][:12]}`{notes}\n\n"
-                     + _table(top, ["feature", "psi", "ks_stat", "missing_share_cur",
+                     + _table(top, ["feature", "period", "psi", "ks_stat", "missing_share_cur",
                                     "error_threshold", "severity"]))
 
 

@@ -18,6 +18,7 @@ from ml_assets.defs.partitions import daily
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.monitoring import check_names as names
+from ml_assets.lib.monitoring.feature_drift import monitored_periods
 
 SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
 RANK = {"ok": 0, "warn": 1, "error": 2}
@@ -60,19 +61,27 @@ def _unmonitored_is_warn(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(severity=rows["severity"].mask(blind, "warn"))
 
 
+def _period_words(period) -> str:
+    return {"day": "each day", "week": "each calendar week", "month": "each calendar month"}.get(
+        period.kind, f"the trailing {period.days} days")
+
+
 def build_monitoring_checks(spec: DatasetSpec) -> list:
     daily_def = daily(spec)
-    features = spec.feature_names
+    periods = monitored_periods(spec)  # features declared "off" get no check
+    features = list(periods)
 
     @dg.multi_asset_check(
         specs=[dg.AssetCheckSpec(names.psi_check(f), asset="feature_drift", partitions_def=daily_def,
-                                 description=f"PSI of {f} vs the champion's reference: WARN above "
+                                 description=f"PSI of {f} over {_period_words(periods[f])} vs "
+                                             "the champion's reference: WARN above "
                                              f"{spec.monitoring.psi_warn}, ERROR above "
                                              f"{spec.monitoring.psi_error} (raised to the "
                                              "feature's clean day-to-day noise, plus what a "
                                              "clean sample of the day's size reaches by "
                                              "chance); WARN when that leaves the feature "
-                                             "effectively unmonitored")
+                                             "effectively unmonitored. A period not yet "
+                                             "complete is reported, never failed.")
                for f in features],
         can_subset=True)
     def feature_psi_checks(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
@@ -88,13 +97,17 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
             lambda w, f=f: f"{f}: PSI {w['psi']:.3f} on {pd.Timestamp(w['day']).date()} "
                            f"({w['severity']}; warn>{w['warn_threshold']:.3f}, "
                            f"error>{w['error_threshold']:.3f})"
-                           + (f"; {w['unmonitored_reason']}" if w.get("unmonitored") else ""),
+                           + (f"; {w['unmonitored_reason']}" if w.get("unmonitored") else "")
+                           + (f"; not judged: {w['period_note']}" if w.get("period_note") else ""),
             lambda w, f=f: {"feature": f, "psi": float(w["psi"]),
                             "ks_stat": w["ks_stat"],
                             "missing_share": float(w["missing_share_cur"]),
                             "warn_threshold": float(w["warn_threshold"]),
                             "error_threshold": float(w["error_threshold"]),
                             "rows": w.get("n_cur"), "psi_null": w.get("psi_null"),
+                            **({"period": str(w["period"]),
+                                "period_complete": bool(w["period_complete"])}
+                               if "period" in w else {}),
                             "unmonitored": bool(w.get("unmonitored", False)),
                             **({"unmonitored_reason": str(w["unmonitored_reason"])}
                                if w.get("unmonitored") else {}),

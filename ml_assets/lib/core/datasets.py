@@ -165,6 +165,10 @@ class DatasetSpec:
             categorical_columns=self.categorical_attributes,
             entity_columns=set(self.entity_keys),
         )
+        unknown = sorted({f for f, _ in self.monitoring.drift_periods} - set(self.feature_names))
+        if unknown:
+            raise SpecError(f"dataset {self.name!r}: monitoring.drift_periods names {unknown}, "
+                            f"which are not features of the spec")
         self._check_stages()
 
     def _check_stages(self) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from ml_assets.lib.core.identifiers import SpecError
+from ml_assets.lib.monitoring.drift_periods import DriftPeriod, parse_period
 
 # The shadow checklist's items (lib/release/shadow.py), the only names a hard limit can take.
 SHADOW_CHECKS = ("shadow_duration", "error_rate", "nan_inf_rate", "disagreement_rate",
@@ -92,6 +93,11 @@ class MonitoringConfig:
     psi_null_quantile: float = 0.99
     # An error threshold above this multiple of psi_error leaves a feature effectively unmonitored.
     unmonitored_factor: float = 4.0
+    # The period a feature's drift is judged over (lib/monitoring/drift_periods.py): "day",
+    # "week", "month", "<N>d" (trailing N days) or "off"; per feature in drift_periods, e.g.
+    # {"day_of_week": "week", "month": "off"} (a dict or (feature, period) pairs).
+    drift_period: str = "day"
+    drift_periods: tuple[tuple[str, str], ...] = ()
     prediction_psi_warn: float = 0.1
     prediction_psi_error: float = 0.25
     baseline_days: int = 7
@@ -109,6 +115,15 @@ class MonitoringConfig:
     early_error_p: float = 1e-6
 
     def __post_init__(self) -> None:
+        pairs = (tuple(sorted(self.drift_periods.items())) if isinstance(self.drift_periods, dict)
+                 else tuple(tuple(p) for p in self.drift_periods))
+        object.__setattr__(self, "drift_periods", pairs)  # hashable, whatever was declared
+        for field, period in [("drift_period", self.drift_period),
+                              *((f"drift_periods[{f!r}]", p) for f, p in pairs)]:
+            try:
+                parse_period(period)
+            except ValueError as exc:
+                raise SpecError(f"monitoring.{field}: {exc}") from None
         for warn, error in [("psi_warn", "psi_error"),
                             ("prediction_psi_warn", "prediction_psi_error")]:
             lo, hi = getattr(self, warn), getattr(self, error)
@@ -139,6 +154,10 @@ class MonitoringConfig:
                      "early_reference_days", "early_min_count"):
             value = getattr(self, name)
             check_limit(is_int(value) and value >= 1, f"monitoring.{name}", value, "an integer >= 1")
+
+    def period_of(self, feature: str) -> DriftPeriod:
+        """The period ``feature``'s drift is judged over (its own, else ``drift_period``)."""
+        return parse_period(dict(self.drift_periods).get(feature, self.drift_period))
 
 
 @dataclass(frozen=True)

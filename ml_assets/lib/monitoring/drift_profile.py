@@ -252,9 +252,10 @@ def _noise_psi(fp: FeatureProfile, values, period: np.ndarray, min_rows: int) ->
     entities (one big merchant crossing a bin edge) vary far more than sampling noise suggests.
     Each day's expected PSI at its row count (``expected_null_psi``) is subtracted, because the
     sample-size allowance of each judged day (``drift.grade``) already covers sampling noise."""
-    codes, period_idx = np.unique(period, return_inverse=True)
+    whole = ~pd.isna(period)  # rows of periods cut by the window have no key
+    codes, period_idx = np.unique(period[whole], return_inverse=True)
     nb = len(fp.bins)
-    counts = np.bincount(period_idx * nb + _bins_of(fp, values),
+    counts = np.bincount(period_idx * nb + _bins_of(fp, np.asarray(values)[whole]),
                          minlength=len(codes) * nb).reshape(len(codes), nb)
     totals = counts.sum(axis=1)
     counts = counts[totals >= min_rows]
@@ -268,7 +269,8 @@ def _noise_psi(fp: FeatureProfile, values, period: np.ndarray, min_rows: int) ->
 
 def build_profile(frame: pd.DataFrame, continuous: list[str], categorical: list[str],
                   n_bins: int = 10, category_labels: dict[str, dict] | None = None,
-                  period: np.ndarray | None = None, min_period_rows: int = 100,
+                  period: np.ndarray | dict[str, np.ndarray] | None = None,
+                  min_period_rows: int = 100,
                   meta: dict | None = None) -> DriftProfile:
     """The drift reference of a training window.
 
@@ -282,10 +284,11 @@ def build_profile(frame: pd.DataFrame, continuous: list[str], categorical: list[
         Quantile bins per continuous feature.
     category_labels : dict of str to dict, optional
         Display labels per categorical feature.
-    period : ndarray, shape (n_rows,), optional
-        Period of each row (e.g. its day): each feature then records its clean day-to-day PSI
-        beyond sampling noise (periods under ``min_period_rows`` rows are ignored), so
-        thresholds can sit above what an ordinary day already shows.
+    period : ndarray, shape (n_rows,), or dict of str to such arrays, optional
+        Period of each row (e.g. its day), or per feature (features are judged over different
+        periods, ``drift_periods``): each feature then records its clean period-to-period PSI
+        beyond sampling noise (periods under ``min_period_rows`` rows, and rows whose period
+        is NaT, are ignored), so thresholds can sit above what an ordinary period shows.
     meta : dict, optional
         Provenance stored with the profile.
 
@@ -299,7 +302,9 @@ def build_profile(frame: pd.DataFrame, continuous: list[str], categorical: list[
     features |= {c: categorical_profile(c, frame[c], category_labels.get(c)) for c in categorical}
     if period is not None:
         for fp in features.values():
-            fp.noise_psi = _noise_psi(fp, frame[fp.name], np.asarray(period), min_period_rows)
+            keys = period.get(fp.name) if isinstance(period, dict) else period
+            if keys is not None:
+                fp.noise_psi = _noise_psi(fp, frame[fp.name], np.asarray(keys), min_period_rows)
     return DriftProfile(features, {**(meta or {}), "rows": int(len(frame)), "bins": n_bins})
 
 

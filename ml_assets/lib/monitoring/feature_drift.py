@@ -1,30 +1,43 @@
-"""Daily feature drift: each day's feature rows against the acting champion's reference
-profile (built once per model version from its training window, content-addressed), graded by
-``drift.grade``."""
+"""Daily feature drift: each feature's rows over its drift period (a day by default; a week, a
+month or trailing days by declaration, ``drift_periods``) against the acting champion's
+reference profile (built once per model version from its training window, content-addressed),
+graded by ``drift.grade``. A period not yet complete is reported, never alarmed."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 
 from ml_assets.lib.core.artifacts import read_verified, recorded_file
-from ml_assets.lib.core.catalog import EVENT_FEATURES
+from ml_assets.lib.core.catalog import EVENT_FEATURES, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import confined
-from ml_assets.lib.core.lake import read_parquet_files
+from ml_assets.lib.core.lake import connect, parquet_relation, read_parquet_files
 from ml_assets.lib.core.paths import DataPaths, atomic_write_bytes
+from ml_assets.lib.core.policies import MonitoringConfig
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.definitions import UNKNOWN_CATEGORY, Categorical
 from ml_assets.lib.monitoring import drift
+from ml_assets.lib.monitoring.drift_periods import OFF, DriftPeriod, day_is_whole
 from ml_assets.lib.monitoring.scored_events import champion_of, hourly_files, load_scores
 
 
+def monitored_periods(spec: DatasetSpec) -> dict[str, DriftPeriod]:
+    """Each feature's drift period, features declared "off" left out."""
+    periods = {f: spec.monitoring.period_of(f) for f in spec.feature_names}
+    return {f: p for f, p in periods.items() if p.kind != OFF}
+
+
 def _profile_pointer(paths: DataPaths, version: str, spec: DatasetSpec) -> Path:
+    # The clean variability in a profile is measured per period kind: other periods, other file.
+    periods = json.dumps({f: p.label for f, p in monitored_periods(spec).items()}, sort_keys=True)
+    tag = hashlib.sha256(periods.encode()).hexdigest()[:12]
     return confined(paths.artifacts / "drift_profiles",
-                    f"{version}-{spec.monitoring.psi_bins}bins.json", "model version")
+                    f"{version}-{spec.monitoring.psi_bins}bins-{tag}.json", "model version")
 
 
 def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[drift.DriftProfile, str]:
@@ -64,12 +77,16 @@ def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[
     warm = spec.warm_start
     lo = warm if lo < warm < hi else lo
     frame = read_parquet_files(hourly_files(paths, EVENT_FEATURES, lo, hi, True))
-    cats = [f for f in spec.features if isinstance(f, Categorical)]
+    periods = monitored_periods(spec)
+    features = [f for f in spec.features if f.name in periods]
+    cats = [f for f in features if isinstance(f, Categorical)]
+    ts, window = frame[spec.event_ts], (pd.Timestamp(lo), pd.Timestamp(hi))
+    keys = {p.label: p.reference_keys(ts, *window) for p in set(periods.values())}
     profile = drift.build_profile(
-        frame, [f.name for f in spec.features if not isinstance(f, Categorical)],
+        frame, [f.name for f in features if not isinstance(f, Categorical)],
         [f.name for f in cats], n_bins=spec.monitoring.psi_bins,
         category_labels={f.name: dict(enumerate([*f.vocabulary, UNKNOWN_CATEGORY])) for f in cats},
-        period=frame[spec.event_ts].dt.floor("D").to_numpy(),
+        period={f: keys[p.label] for f, p in periods.items()},
         meta={"model_version": card["version"], "window_start": lo.isoformat(),
               "window_end": hi.isoformat(), "feature_schema_version": spec.schema_version})
     sha, path = drift.store_profile(paths.artifacts, profile)
@@ -78,12 +95,87 @@ def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[
     return profile, sha
 
 
+
+def judge_day(profile: drift.DriftProfile, frame: pd.DataFrame, day: pd.Timestamp,
+              periods: dict[str, DriftPeriod], cfg: MonitoringConfig, event_ts: str,
+              data_start: pd.Timestamp, newest_event: pd.Timestamp | None,
+              missing_hours: list[datetime] = ()) -> pd.DataFrame:
+    """Every monitored feature's drift on ``day``, each over its own period.
+
+    A period is judged (severity as ``drift.grade`` says) only when it is complete: ``day``
+    closes it, it starts no earlier than the data, none of its hours is missing, and ``day`` is
+    whole (``drift_periods.day_is_whole``). Otherwise its PSI so far is reported with severity "ok",
+    ``period_complete`` False and the reason in ``period_note``: never alarmed, never counted
+    as unmonitored.
+
+    Parameters
+    ----------
+    profile : DriftProfile
+        The reference (features not in ``periods`` are skipped).
+    frame : DataFrame, shape (n_rows, n_columns)
+        Feature rows covering every period judged on ``day`` (``event_ts`` and the features).
+    day : Timestamp
+        Midnight (UTC) of the judged day.
+    periods : dict of str to DriftPeriod
+    cfg : MonitoringConfig
+    event_ts : str
+        The event-time column.
+    data_start, newest_event : Timestamp
+        First time with data and newest event time known in the lake (None: none).
+    missing_hours : list of datetime
+        Feature hours not built (UTC), sorted.
+
+    Returns
+    -------
+    DataFrame, one row per feature
+        The columns of ``drift.grade`` plus ``period`` (its label), ``period_start``,
+        ``period_complete`` (bool) and ``period_note`` ("" when complete).
+    """
+    by_period: dict[DriftPeriod, list[str]] = {}
+    for name in profile.features:
+        if name in periods:
+            by_period.setdefault(periods[name], []).append(name)
+    whole_day = day_is_whole(day, newest_event)
+    gaps = pd.DatetimeIndex(sorted(missing_hours), tz="UTC")
+    parts = []
+    for period, names in by_period.items():
+        start, end, closes = period.bounds(day)
+        rows = frame[(frame[event_ts] >= start) & (frame[event_ts] < end)]
+        sub = drift.DriftProfile({n: profile.features[n] for n in names}, profile.meta)
+        graded = drift.grade(drift.compare(sub, rows, null_quantile=cfg.psi_null_quantile), cfg)
+        gap = int(((gaps >= start) & (gaps < end)).sum())
+        note = (f"{period.label} to date: judged on its last day" if not closes else
+                f"the {period.label} starts before the data ({data_start:%Y-%m-%d})"
+                if start < data_start else
+                f"{gap} hour(s) of the {period.label} not built" if gap else
+                "" if whole_day else
+                f"the day is partial: the data ends at {newest_event} ({len(rows)} rows)")
+        if note:
+            graded = graded.assign(severity="ok", unmonitored=False, unmonitored_reason="")
+        parts.append(graded.assign(period=period.label, period_start=start,
+                                   period_complete=not note, period_note=note))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _newest_event(paths: DataPaths, event_ts: str, frame: pd.DataFrame, hi: datetime):
+    """The newest event time known: in ``frame``, or in the two days of features after it
+    (whether the run's last day is whole)."""
+    later = hourly_files(paths, EVENT_FEATURES, hi, hi + timedelta(days=2), False)
+    found = [connect().execute(f"SELECT max({event_ts}) FROM {parquet_relation(later)}"
+                               ).fetchone()[0]] if later else []
+    found += [frame[event_ts].max()] if len(frame) else []
+    found = [pd.Timestamp(t) for t in found if t is not None and not pd.isna(t)]
+    return max(found) if found else None
+
+
 def feature_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, pd.DataFrame]:
-    """Per day: one row per feature with PSI, KS, thresholds and severity against the champion's profile.
+    """Per day: one row per monitored feature with PSI, KS, thresholds and severity over the
+    feature's drift period against the champion's profile.
 
     PSI after Yurdakul 2018, KS as ``scipy.stats.ks_2samp`` (see ``drift``); thresholds raised for
-    features whose clean reference days already vary and by what a clean sample of the day's
-    size reaches by chance, with effectively unmonitored features flagged (``drift.grade``).
+    features whose clean reference periods already vary and by what a clean sample of the
+    period's size reaches by chance, with effectively unmonitored features flagged
+    (``drift.grade``); incomplete periods reported, never alarmed (``judge_day``).
 
     Parameters
     ----------
@@ -95,27 +187,31 @@ def feature_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, p
     Returns
     -------
     dict of datetime to DataFrame
-        Per day the rows of ``drift.compare`` plus ``warn_threshold``/``error_threshold`` (PSI),
-        ``severity``, ``unmonitored``/``unmonitored_reason`` (``drift.grade``), ``day``,
-        ``model_version`` and ``profile_sha256``.
+        Per day the rows of ``judge_day`` plus ``day``, ``model_version`` and
+        ``profile_sha256``.
 
     Raises
     ------
     MissingUpstreamError
-        An ``event_features`` or ``batch_scores`` hour is missing.
+        An ``event_features`` or ``batch_scores`` hour in [lo, hi) is missing.
     """
     paths, spec = ws.paths, ws.spec
-    cfg = spec.monitoring
-    features = read_parquet_files(hourly_files(paths, EVENT_FEATURES, lo, hi, True))
+    periods = monitored_periods(spec)
+    data_start = pd.Timestamp(spec.start_utc)
+    # Longer periods reach back before lo: hours missing there leave their periods incomplete.
+    starts = [p.bounds(pd.Timestamp(lo))[0] for p in periods.values()]
+    back = max(min([pd.Timestamp(lo), *starts]), data_start).to_pydatetime()
+    before, missing = Catalog(paths.lake).table(EVENT_FEATURES).coverage(back, lo)
+    features = read_parquet_files(before + hourly_files(paths, EVENT_FEATURES, lo, hi, True))
+    newest = _newest_event(paths, spec.event_ts, features, hi)
     scores = load_scores(paths, spec, lo, hi, None)
     registry, profiles, out = ws.registry, {}, {}
-    feat_day = features[spec.event_ts].dt.floor("D")
     for day, day_scores in scores.groupby("day"):
         version = champion_of(day_scores)
         if version not in profiles:
             profiles[version] = reference_profile(paths, spec, registry.get_model(version))
         profile, sha = profiles[version]
-        rows = drift.grade(drift.compare(profile, features[feat_day == day],
-                                         null_quantile=cfg.psi_null_quantile), cfg)
+        rows = judge_day(profile, features, day, periods, spec.monitoring, spec.event_ts,
+                         data_start, newest, missing)
         out[day.to_pydatetime()] = rows.assign(day=day, model_version=version, profile_sha256=sha)
     return out
