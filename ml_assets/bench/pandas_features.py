@@ -22,6 +22,7 @@ from ml_assets.lib.features.definitions import (
     Ratio,
     TimeSincePrevious,
     WindowAgg,
+    is_constant,
     parse_window,
 )
 
@@ -49,7 +50,7 @@ def _window_feature(f: WindowAgg | TimeSincePrevious, events: pd.DataFrame,
     by_key = events.sort_values([*f.entities, spec.event_ts], kind="stable")
     if isinstance(f, TimeSincePrevious):
         prev = _rolling(by_key, spec, f.entities, f.within, _TS_US, lambda r: r.max())
-        values = (by_key[_TS_US].to_numpy(dtype="float64") - prev) / 1e6
+        values = (by_key[_TS_US].to_numpy(dtype="float64") - prev) / f.unit_us
     else:
         column = f.column or spec.event_id
         agg = {
@@ -115,8 +116,9 @@ def pandas_features(events: pd.DataFrame, labels: pd.DataFrame, spec: DatasetSpe
         elif isinstance(f, LabelAgg):
             out[f.name] = _label_feature(f, events, labels, spec)
         elif isinstance(f, Ratio):
-            num = out[f.numerator] if f.numerator in out else events[f.numerator]
-            den = out[f.denominator] if f.denominator in out else events[f.denominator]
-            out[f.name] = num.astype("float64") / den.astype("float64").where(den != 0)
+            num, den = (pd.Series(float(p), index=out.index) if is_constant(p)
+                        else (out[p] if p in out else events[p]).astype("float64")
+                        for p in (f.numerator, f.denominator))
+            out[f.name] = num / den.where(den != 0)
         seconds[f.name] = time.perf_counter() - t0
     return out, seconds

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -19,6 +20,7 @@ _WINDOW = re.compile(r"^(\d{1,4})(m|h|d)$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 WINDOW_AGGS = ("count", "sum", "mean", "max", "distinct")
 LABEL_AGGS = ("positives", "count", "rate")
+TIME_UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400}  # seconds per unit
 UNKNOWN_CATEGORY = "__unknown__"
 # HistGradientBoosting bins a categorical feature into at most 255 categories; the unknown
 # bucket takes one.
@@ -93,16 +95,23 @@ class WindowAgg:
 
 @dataclass(frozen=True)
 class TimeSincePrevious:
-    """Seconds since the entity's previous event within ``within``; null when there is none."""
+    """Time since the entity's previous event within ``within``, in ``unit`` (``"s"``,
+    ``"min"``, ``"h"`` or ``"d"``); null when there is none."""
 
     name: str
     entity: str | tuple[str, ...]
     within: str = "30d"
+    unit: str = "s"
 
     @property
     def entities(self) -> tuple[str, ...]:
         """The entity key columns aggregated over."""
         return _entity_tuple(self.entity)
+
+    @property
+    def unit_us(self) -> int:
+        """Microseconds per ``unit``: every execution divides the gap in microseconds by it."""
+        return TIME_UNITS[self.unit] * 1_000_000
 
 
 @dataclass(frozen=True)
@@ -123,14 +132,44 @@ class LabelAgg:
 
 @dataclass(frozen=True)
 class Ratio:
-    """``numerator / denominator`` of two other features or numeric columns; null on 0/null."""
+    """``numerator / denominator``: each an earlier feature, a numeric column or a number
+    constant (e.g. ``denominator=1000.0``); null on a zero or null denominator or a null
+    numerator. A non-finite constant or a zero constant denominator is refused (``SpecError``)."""
 
     name: str
-    numerator: str
-    denominator: str
+    numerator: str | float
+    denominator: str | float
+
+    def __post_init__(self):
+        for role, part in (("numerator", self.numerator), ("denominator", self.denominator)):
+            if is_constant(part) and not math.isfinite(part):
+                raise SpecError(f"feature {self.name!r}: {role} {part!r} is not a finite number")
+        if is_constant(self.denominator) and self.denominator == 0:
+            raise SpecError(f"feature {self.name!r}: denominator is the constant 0; a division "
+                            "by zero is null for every event")
+
+
+def is_constant(part) -> bool:
+    """Whether a ``Ratio`` part is a number constant (not a feature or column name).
+
+    Parameters
+    ----------
+    part : str or float
+
+    Returns
+    -------
+    bool
+        True for an int or float (a bool is neither).
+    """
+    return isinstance(part, int | float) and not isinstance(part, bool)
 
 
 FeatureDef = Numeric | Categorical | WindowAgg | TimeSincePrevious | LabelAgg | Ratio
+
+
+# Fields added after models recorded fingerprints: left out at their default, so a declaration
+# not using them keeps its fingerprint and its registered models stay scorable.
+_LATER_DEFAULTS = {"unit": "s"}
 
 
 def feature_fingerprint(feature: FeatureDef) -> str:
@@ -145,7 +184,9 @@ def feature_fingerprint(feature: FeatureDef) -> str:
     str
         First 16 hex chars of the SHA-256 of its type and fields.
     """
-    payload = json.dumps({"type": type(feature).__name__, **asdict(feature)}, sort_keys=True)
+    fields = {k: v for k, v in asdict(feature).items()
+              if not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])}
+    payload = json.dumps({"type": type(feature).__name__, **fields}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -183,7 +224,9 @@ def validate_features(
     ------
     SpecError
         A name is invalid or repeated, a column or entity is unknown or of the wrong kind, an empty
-        vocabulary or one over ``MAX_VOCABULARY`` values or with repeats, an aggregation or window is invalid, or a ratio refers to neither an earlier feature nor a numeric column.
+        vocabulary or one over ``MAX_VOCABULARY`` values or with repeats, an aggregation, window
+        or time unit is invalid, or a ratio part is neither an earlier feature, a numeric column
+        nor a number.
     """
     seen: set[str] = set()
     for f in features:
@@ -211,6 +254,8 @@ def validate_features(
                 if key not in entity_columns:
                     raise SpecError(f"feature {f.name!r}: entity {key!r} is not an entity key")
             parse_window(f.within if isinstance(f, TimeSincePrevious) else f.window, f.name)
+        if isinstance(f, TimeSincePrevious) and f.unit not in TIME_UNITS:
+            raise SpecError(f"feature {f.name!r}: unit {f.unit!r} is not one of {tuple(TIME_UNITS)}")
         if isinstance(f, WindowAgg):
             if f.agg not in WINDOW_AGGS:
                 raise SpecError(f"feature {f.name!r}: agg {f.agg!r} is not one of {WINDOW_AGGS}")
@@ -224,10 +269,10 @@ def validate_features(
             raise SpecError(f"feature {f.name!r}: agg {f.agg!r} is not one of {LABEL_AGGS}")
         if isinstance(f, Ratio):
             for part in (f.numerator, f.denominator):
-                if part not in seen and part not in numeric_columns:
+                if not is_constant(part) and part not in seen and part not in numeric_columns:
                     raise SpecError(
-                        f"feature {f.name!r}: {part!r} is neither an earlier feature nor a "
-                        "numeric column"
+                        f"feature {f.name!r}: {part!r} is neither an earlier feature, a "
+                        "numeric column nor a number"
                     )
         seen.add(f.name)
 

@@ -23,6 +23,7 @@ from ml_assets.lib.features.definitions import (
     Ratio,
     TimeSincePrevious,
     WindowAgg,
+    is_constant,
     parse_window,
 )
 from ml_assets.lib.features.window_value import window_value
@@ -278,9 +279,8 @@ class OnlineState:
             return float(f.vocabulary.index(text)) if text in f.vocabulary \
                 else float(len(f.vocabulary))
         if isinstance(f, Ratio):
-            num = done[f.numerator] if f.numerator in done else _to_float(event.get(f.numerator))
-            den = done[f.denominator] if f.denominator in done \
-                else _to_float(event.get(f.denominator))
+            num, den = (float(p) if is_constant(p) else done[p] if p in done
+                        else _to_float(event.get(p)) for p in (f.numerator, f.denominator))
             return num / den if den == den and den != 0 and num == num else float("nan")
         groups = self._label_groups if isinstance(f, LabelAgg) else self._event_groups
         s = groups[f.entities].series.get(tuple(event[k] for k in f.entities))

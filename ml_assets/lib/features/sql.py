@@ -28,6 +28,7 @@ from ml_assets.lib.features.definitions import (
     Ratio,
     TimeSincePrevious,
     WindowAgg,
+    is_constant,
     parse_window,
 )
 
@@ -66,6 +67,15 @@ def _window_expr(f: WindowAgg, ts: str) -> str:
     }[f.agg]
 
 
+def _ratio_part(part: str | float, exprs: dict[str, str]) -> str:
+    """A ratio's numerator or denominator: an earlier feature's expression, an event column
+    or a constant. A constant is written with an exponent so DuckDB reads it as the same DOUBLE
+    the online path divides by (a plain ``0.1`` would be a DECIMAL)."""
+    if is_constant(part):
+        return f"{float(part):.17e}"
+    return exprs.get(part, f"CAST(ev_w.{quote(part)} AS DOUBLE)")
+
+
 def compile_feature_query(spec: DatasetSpec) -> str:
     """The DuckDB feature query of ``spec``.
 
@@ -99,9 +109,8 @@ def compile_feature_query(spec: DatasetSpec) -> str:
             exprs[f.name] = f"CAST(ev_w.{quote(f.name)} AS DOUBLE)"
         elif isinstance(f, TimeSincePrevious):
             prev = f"MAX({ts}) OVER {_frame(f.entities, spec.event_ts, f.within, f.name)}"
-            window_cols.append(
-                f"date_diff('microsecond', {prev}, {ts}) / 1e6 AS {quote(f.name)}"
-            )
+            window_cols.append(f"date_diff('microsecond', {prev}, {ts})"
+                               f" / CAST({f.unit_us} AS DOUBLE) AS {quote(f.name)}")
             exprs[f.name] = f"CAST(ev_w.{quote(f.name)} AS DOUBLE)"
         elif isinstance(f, LabelAgg):
             label_feats.append(f)
@@ -112,8 +121,7 @@ def compile_feature_query(spec: DatasetSpec) -> str:
                 "rate": f"CAST({p} AS DOUBLE) / NULLIF({c}, 0)",
             }[f.agg]
         elif isinstance(f, Ratio):
-            num = exprs.get(f.numerator, f"CAST(ev_w.{quote(f.numerator)} AS DOUBLE)")
-            den = exprs.get(f.denominator, f"CAST(ev_w.{quote(f.denominator)} AS DOUBLE)")
+            num, den = (_ratio_part(part, exprs) for part in (f.numerator, f.denominator))
             exprs[f.name] = f"({num}) / NULLIF({den}, 0)"
 
     attrs = [quote(a.name) for a in spec.attributes]

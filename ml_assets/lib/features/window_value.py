@@ -7,8 +7,6 @@ import numpy as np
 
 from ml_assets.lib.features.definitions import LabelAgg, TimeSincePrevious
 
-_US = 1_000_000  # microseconds per second
-
 
 def window_value(f, ts: np.ndarray | None, cols: dict | None, lo: int, hi: int, t: int) -> float:
     """One windowed feature's value at ``t`` from an entity's sorted history, exactly as the
@@ -34,7 +32,7 @@ def window_value(f, ts: np.ndarray | None, cols: dict | None, lo: int, hi: int, 
     """
     n = hi - lo
     if isinstance(f, TimeSincePrevious):
-        return (t - int(ts[hi - 1])) / _US if n else float("nan")
+        return (t - int(ts[hi - 1])) / f.unit_us if n else float("nan")
     if isinstance(f, LabelAgg):
         # a label counts once it is dated before t and was available before t
         known = cols["_available_us"][lo:hi] < t if n else np.zeros(0, dtype=bool)

@@ -8,8 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_assets.bench.pandas_features import pandas_features
+from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.lake import connect
 from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.features.definitions import Ratio, TimeSincePrevious, feature_fingerprint
 from ml_assets.lib.features.online import state_from_frames
 from ml_assets.lib.features.parity import online_and_batch, replay_online, replay_parity
 from ml_assets.lib.features.sql import compute_features
@@ -70,9 +73,9 @@ def test_a_skewed_online_definition_is_detected_and_named(world, name, change):
     assert report.examples[name][0]["online"] != report.examples[name][0]["batch"]
 
 
-def test_edge_cases_agree_with_the_compiled_sql():
-    """Ties at the same instant, nulls, unknown categories, a first-ever event, labels that
-    become known exactly at the event time: both executions give the same numbers."""
+def _edge_case_frames():
+    """Events and labels with ties at the same instant, nulls, unknown categories, a
+    first-ever event and labels that become known exactly at ``t0``."""
     t0 = pd.Timestamp("2026-07-10 12:00", tz="UTC")
     ts = [t0 - pd.Timedelta(days=31), t0 - pd.Timedelta(hours=2), t0 - pd.Timedelta(hours=1),
           t0, t0, t0 + pd.Timedelta(seconds=1), t0 + pd.Timedelta(hours=25)]
@@ -98,13 +101,25 @@ def test_edge_cases_agree_with_the_compiled_sql():
                                                       t0 - pd.Timedelta(days=40), t0])
                            .astype("datetime64[us, UTC]"),
                            "label": [1.0, 1.0, 0.0, 1.0]})
+    return t0, events, labels
+
+
+def _both_paths(spec, events, labels, t0):
+    """Batch (compiled SQL) and online features of every event, merged on the event id."""
     con = connect()
     con.register("events_df", events)
     con.register("labels_df", labels)
     lo, hi = t0 - pd.Timedelta(days=40), t0 + pd.Timedelta(days=2)
-    batch = compute_features(con, SPEC, "events_df", "labels_df", lo, hi)
-    online = replay_online(state_from_frames(SPEC, events.iloc[:0], labels), events)
-    merged = online.merge(batch, on="event_id", suffixes=("_o", "_b"))
+    batch = compute_features(con, spec, "events_df", "labels_df", lo, hi)
+    online = replay_online(state_from_frames(spec, events.iloc[:0], labels), events)
+    return online.merge(batch, on="event_id", suffixes=("_o", "_b"))
+
+
+def test_edge_cases_agree_with_the_compiled_sql():
+    """Ties at the same instant, nulls, unknown categories, a first-ever event, labels that
+    become known exactly at the event time: both executions give the same numbers."""
+    t0, events, labels = _edge_case_frames()
+    merged = _both_paths(SPEC, events, labels, t0)
     assert len(merged) == len(events)
     for name in SPEC.feature_names:
         a, b = merged[f"{name}_o"].to_numpy(float), merged[f"{name}_b"].to_numpy(float)
@@ -133,3 +148,50 @@ def test_online_state_never_sees_the_event_itself_or_the_future(world):
                   & (events["event_ts"] < probe["event_ts"])
                   & (events["event_ts"] >= probe["event_ts"] - pd.Timedelta(hours=24))]
     assert feats["card_tx_count_24h"] == len(past)
+
+
+def test_time_units_and_constant_ratios_agree_on_every_path():
+    """A non-default ``TimeSincePrevious`` unit and ``Ratio`` constants give the same bits in
+    the compiled SQL, the online state and the bench pandas baseline."""
+    extra = (TimeSincePrevious("card_hours_since_prev", entity="card_id", unit="h"),
+             TimeSincePrevious("card_minutes_since_prev", entity="card_id", unit="min"),
+             Ratio("amount_k", numerator="amount", denominator=1000.0),
+             Ratio("mean_in_tenths", numerator="card_amount_mean_30d", denominator=0.1),
+             Ratio("inverse_distance", numerator=1, denominator="distance_km"))
+    spec = dataclasses.replace(SPEC, features=SPEC.features + extra)
+    t0, events, labels = _edge_case_frames()
+    merged = _both_paths(spec, events, labels, t0)
+    theirs, _ = pandas_features(events.copy(), labels, spec)
+    merged = merged.merge(theirs.add_suffix("_p"), left_on="event_id", right_on="event_id_p")
+    assert len(merged) == len(events)
+    for f in extra:
+        o, b, p = (merged[f"{f.name}_{s}"].to_numpy(float) for s in "obp")
+        assert ((o == b) | np.isnan(o) & np.isnan(b)).all(), (f.name, o, b)
+        assert ((o == p) | np.isnan(o) & np.isnan(p)).all(), (f.name, o, p)
+    by_id = merged.set_index("event_id")
+    assert by_id.loc[3, "card_hours_since_prev_o"] == 1.0  # card 1's previous event: 1 h before
+    assert by_id.loc[3, "card_minutes_since_prev_o"] == 60.0
+    assert by_id.loc[3, "amount_k_o"] == 250.5 / 1000.0
+    assert np.isnan(by_id.loc[2, "inverse_distance_o"])  # null distance: null ratio
+
+
+def test_default_unit_keeps_the_recorded_fingerprints():
+    """Fingerprints recorded before ``unit`` existed stay valid, so registered models stay
+    scorable; a non-default unit is a different feature."""
+    since = next(f for f in SPEC.features if isinstance(f, TimeSincePrevious))
+    assert feature_fingerprint(since) == "4214246140ab8bf4"
+    assert feature_fingerprint(dataclasses.replace(since, unit="h")) != "4214246140ab8bf4"
+    ratio = next(f for f in SPEC.features if isinstance(f, Ratio))
+    assert feature_fingerprint(ratio) == "5e6bfd0565a1007a"
+
+
+@pytest.mark.parametrize("feature,message", [
+    (lambda: TimeSincePrevious("gap_weeks", entity="card_id", unit="w"), "'gap_weeks': unit 'w'"),
+    (lambda: Ratio("per_nothing", numerator="amount", denominator=0), "'per_nothing'.*constant 0"),
+    (lambda: Ratio("per_nan", numerator="amount", denominator=float("nan")),
+     "'per_nan'.*not a finite"),
+    (lambda: Ratio("per_name", numerator="amount", denominator="nope"), "'per_name'.*'nope'"),
+])
+def test_bad_units_and_constants_are_refused_naming_the_feature(feature, message):
+    with pytest.raises(SpecError, match=message):
+        dataclasses.replace(SPEC, features=SPEC.features + (feature(),))
