@@ -9,16 +9,66 @@ from ml_assets.cli.output import emit, refused
 from ml_assets.lib.core.workspace import Workspace
 
 
+def _num(value, spec: str = ".4f") -> str:
+    """A metric for display; ``-`` where the card has none (one class in the split)."""
+    return "-" if value is None else format(value, spec)
+
+
 def print_models(models: list[dict], aliases: dict) -> None:
-    """One line per model version: alias, window, cutoff, seed, held-out/frozen-ref AUC, SHA."""
+    """Each version's card essentials in two lines: version, alias, training window (``cold``
+    when it starts before warm-up), label cutoff, seed, held-out AUC and PR-AUC, frozen-reference
+    AUC, then the dataset SHA-256, code commit (``+dirty``) and artifact SHA-256 prefixes.
+
+    Parameters
+    ----------
+    models : list of dict
+        Model cards as ``Registry.list_models`` returns them.
+    aliases : dict of str to str or None
+        Alias to version.
+    """
     by_version = {v: a for a, v in aliases.items() if v}
     for m in models:
         held, ref = m["metrics"]["held_out"], m["metrics"]["frozen_reference"]
         w = m["training_window"]
-        print(f"{m['version']:<12} {by_version.get(m['version'], ''):<11} "
-              f"window {w['start'][:10]}..{w['end'][:10]}  cutoff {m['label_cutoff'][:10]}  "
-              f"seed {m['seed']}  held-out AUC {held['auc'] or float('nan'):.4f}  "
-              f"frozen-ref AUC {ref['auc'] or float('nan'):.4f}  artifact {m['artifact_sha256'][:12]}")
+        cold = "" if w.get("warm", True) else " (cold)"
+        print(f"{m['version']:<12} {by_version.get(m['version'], '-'):<11} "
+              f"window {w['start'][:10]}..{w['end'][:10]}{cold}  cutoff {m['label_cutoff'][:10]}"
+              f"  seed {m['seed']}  held-out AUC {_num(held['auc'])} PR-AUC "
+              f"{_num(held.get('pr_auc'))}  frozen-ref AUC {_num(ref['auc'])}")
+        dirty = "+dirty" if m.get("code_dirty") else ""
+        print(f"{'':<12} dataset {m['dataset_sha256'][:12]}  code "
+              f"{(m.get('code_commit') or 'unknown')[:12]}{dirty}  "
+              f"artifact {m['artifact_sha256'][:12]}")
+
+
+def print_card(card, indent: int = 0) -> None:
+    """A whole model card as indented ``key: value`` text: nested sections indented, lists of
+    plain values on one line, lists of records (rollout history) one record a line.
+
+    Parameters
+    ----------
+    card : dict
+        The card (or a section of it).
+    indent : int
+        Spaces before each line.
+    """
+    pad = " " * indent
+    for key, value in card.items():
+        if isinstance(value, dict):
+            print(f"{pad}{key}:")
+            print_card(value, indent + 2)
+        elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            print(f"{pad}{key}:")
+            for item in value:
+                print(f"{pad}  - " + ", ".join(f"{k}={_plain_text(v)}" for k, v in item.items()))
+        elif isinstance(value, list):
+            print(f"{pad}{key}: {', '.join(map(_plain_text, value)) or '-'}")
+        else:
+            print(f"{pad}{key}: {_plain_text(value)}")
+
+
+def _plain_text(value) -> str:
+    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def cmd_status(args, ws: Workspace) -> int:
@@ -58,21 +108,36 @@ def cmd_status(args, ws: Workspace) -> int:
 
 
 def cmd_models(args, ws: Workspace) -> int:
-    """``models``: registered versions with their card fields, aliases and rollout history."""
+    """``models [VERSION]``: registered versions with their card essentials, aliases and
+    rollout history; with a version, that one whole card."""
+    from ml_assets.lib.core.registry import RegistryError
     from ml_assets.lib.release.rollout import history
 
     registry = ws.registry
-    models = registry.list_models(ws.spec.model_name)
     aliases = registry.aliases(ws.spec.model_name)
-    payload = [{**m, "aliases": [a for a, v in aliases.items() if v == m["version"]],
-                "rollout_history": history(registry, m["version"])} for m in models]
+
+    def annotated(m: dict) -> dict:
+        return {**m, "aliases": [a for a, v in aliases.items() if v == m["version"]],
+                "rollout_history": history(registry, m["version"])}
+
+    if args.version:
+        try:
+            card = annotated(registry.get_model(args.version))
+        except RegistryError as exc:
+            return refused(f"refused: {exc}")
+        emit(card, args.json, lambda c: (
+            print(f"{c['version']} ({', '.join(c['aliases']) or 'no alias'})"), print_card(c, 2)))
+        return 0
+    models = registry.list_models(ws.spec.model_name)
 
     def render(p):
         if not p:
             print("No models registered yet: run `make demo` or materialize candidate_model.")
         print_models(models, aliases)
+        if p:
+            print("`ml-assets models VERSION` shows one whole card.")
 
-    emit(payload, args.json, render)
+    emit([annotated(m) for m in models], args.json, render)
     return 0
 
 
@@ -184,8 +249,9 @@ def add_parsers(sub) -> None:
     status.add_argument("--criteria", action="store_true",
                         help="the playbook's success criteria as measured (reproduce, drills)")
     status.set_defaults(func=cmd_status)
-    sub.add_parser("models", help="registered versions with their model cards") \
-        .set_defaults(func=cmd_models)
+    models = sub.add_parser("models", help="registered versions with their model cards")
+    models.add_argument("version", nargs="?", help="show this version's whole card")
+    models.set_defaults(func=cmd_models)
     mon = sub.add_parser("monitor", help="per day: business metric, drift, prediction "
                                          "quantiles, delayed evaluation and failing checks")
     mon.add_argument("--days", type=int, default=7)
