@@ -2,10 +2,11 @@
 the monitoring tables in the lake (the same rows the Dagster checks judge)."""
 
 import numbers
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from ml_assets.lib.core.catalog import MONITORING_TABLES, Catalog
+from ml_assets.lib.core.catalog import BATCH_SCORES, MONITORING_TABLES, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.monitoring import check_names as names
@@ -34,7 +35,46 @@ def _read(paths: DataPaths, asset: str, days: list[str]) -> pd.DataFrame:
     return df.assign(_day=df["day"].dt.strftime("%Y-%m-%d"))
 
 
+def _scored_decision_rate(paths: DataPaths, day: str) -> float | None:
+    """Share of ``day``'s acted-on scores whose decision was positive, read from
+    ``batch_scores``: the rate the business metric reports, for a spec that has none.
+
+    Parameters
+    ----------
+    paths : DataPaths
+    day : str
+        ``YYYY-MM-DD`` (UTC).
+
+    Returns
+    -------
+    float or None
+        0-1; None when the day has no acted-on score.
+    """
+    lo = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+    acted = Catalog(paths.lake).table(BATCH_SCORES).read(
+        lo, lo + timedelta(days=1), columns=["acted", "decision"]).query("acted")
+    return float(acted["decision"].astype(bool).mean()) if len(acted) else None
+
+
 def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
+    """The last ``days`` monitored days, newest last.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+    paths : DataPaths
+    days : int
+        How many of the newest days with any monitoring partition.
+
+    Returns
+    -------
+    dict
+        ``dataset``, ``data_dir``, ``hint`` (None when there are days) and ``days``: per day
+        the business metric row (None without one), ``decision_rate`` (0-1: the business
+        metric's, else from the day's acted-on batch scores; None without scores), PSI and KS
+        per feature, prediction quantiles and delayed evaluation per model version, the early
+        label watch and the checks that fired.
+    """
     catalog = Catalog(paths.lake)
     stems = sorted({p.stem for a in ASSETS for p in catalog.table(a).files()})[-days:]
     tables = {a: _read(paths, a, stems) for a in ASSETS}
@@ -59,10 +99,14 @@ def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
                     "message": r.alert_message} for r in early.itertuples() if r.severity != "ok"]
         checks += [{"check": names.BUSINESS_THRESHOLDS, "severity": r.severity,
                     "message": r.alert_message} for r in biz.itertuples() if r.severity != "ok"]
+        business = None if biz.empty else {
+            k: _plain(v) for k, v in biz.drop(columns=["day", "_day"]).iloc[0].items()}
         out.append({
             "day": day,
-            "business_metric": None if biz.empty else {
-                k: _plain(v) for k, v in biz.drop(columns=["day", "_day"]).iloc[0].items()},
+            "business_metric": business,
+            "decision_rate": (business[spec.business_metric.decision_rate_name]
+                              if business and spec.business_metric
+                              else _scored_decision_rate(paths, day)),
             "psi": {r.feature: float(r.psi) for r in drift.itertuples()},
             "ks": {r.feature: {"statistic": float(r.ks_stat), "pvalue": float(r.ks_pvalue)}
                    for r in drift.itertuples() if r.kind == "continuous" and pd.notna(r.ks_stat)},

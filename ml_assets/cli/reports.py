@@ -223,17 +223,20 @@ def cmd_monitor(args, ws: Workspace) -> int:
 
     def render(p):
         for d in p["days"]:
-            b = d["business_metric"] or {}
-            value = b.get("value") if b.get("status") == "final" else b.get("estimated_value")
-            rate = next((b[k] for k in b if k.endswith("_rate") and k != "baseline_decision_rate"),
-                        None)
+            b = d["business_metric"]
+            if b:
+                final = b["status"] == "final"
+                value = b["value"] if final else b["estimated_value"]
+                business = f"{b['metric']} {value or 0:,.0f} {b['unit']} ({b['status']})  "
+            else:
+                business = "no business metric  "
+            rate = "-" if d["decision_rate"] is None else f"{d['decision_rate']:.2%}"
             evals = ", ".join(f"{v}: {e['status']} cov {e['label_coverage']:.0%} "
                               + (f"AUC {e['auc']:.3f}" if e.get("auc") is not None else
                                  f"est. AUC {e.get('estimated_auc') or float('nan'):.3f}")
                               for v, e in d["evaluation"].items())
             worst = max(d["psi"].items(), key=lambda kv: kv[1], default=("-", 0.0))
-            print(f"{d['day']}  {b.get('metric', '-')} {value or 0:,.0f} {b.get('unit', '')} "
-                  f"({b.get('status', '-')})  rate {rate or 0:.2%}  max PSI {worst[0]} "
+            print(f"{d['day']}  {business}decision rate {rate}  max PSI {worst[0]} "
                   f"{worst[1]:.3f}  {evals}  checks: "
                   + (", ".join(f"{c['check']}={c['severity']}" for c in d["checks"]) or "ok"))
         if p["hint"]:
