@@ -271,8 +271,8 @@ def validate_features(
             for part in (f.numerator, f.denominator):
                 if not is_constant(part) and part not in seen and part not in numeric_columns:
                     raise SpecError(
-                        f"feature {f.name!r}: {part!r} is neither an earlier feature, a "
-                        "numeric column nor a number"
+                        f"feature {f.name!r}: {part!r} is neither an earlier feature nor a "
+                        "numeric column (nor a number constant)"
                     )
         seen.add(f.name)
 
