@@ -92,7 +92,7 @@ def test_T08_a_type_outside_its_family_fails_once_naming_file_and_column(world):
     good.assign(amount=True).to_parquet(paths.landing_events_file(hour), index=False)
     result = _run(paths, spec, "hourly_scoring_job", hour_key(hour))
     assert not result.success
-    assert "landing/events/2026-07-31T00.parquet: column 'amount' has type bool" in \
+    assert "landing/events/2026-07-31T00.parquet: column 'amount' has type boolean" in \
         _failure(result)
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     started = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]

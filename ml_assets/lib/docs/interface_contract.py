@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.type_names import plain_value_type
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "specs"
 _JSON_TYPES = {"integer": int, "string": str}
@@ -268,7 +269,7 @@ class InterfaceContract:
         if kind == "number":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise RequestError(422, "invalid_field", f"{name} must be a number, got "
-                                   f"{type(value).__name__}", field=name)
+                                   f"{plain_value_type(value)}", field=name)
             try:
                 number = float(value)  # a 400-digit JSON integer does not fit a double
             except OverflowError:
@@ -285,7 +286,7 @@ class InterfaceContract:
         if isinstance(value, bool) or not isinstance(value, expected):
             article = "an" if kind == "integer" else "a"
             raise RequestError(422, "invalid_field", f"{name} must be {article} {kind}, got "
-                               f"{type(value).__name__}", field=name)
+                               f"{plain_value_type(value)}", field=name)
         if kind == "integer" and not -(2**63) <= value < 2**63:
             raise RequestError(422, "invalid_field", f"{name} is out of the int64 range",
                                field=name)

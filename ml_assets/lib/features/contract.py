@@ -9,6 +9,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.type_names import plain_type
 from ml_assets.lib.features.definitions import (
     Categorical,
     LabelAgg,
@@ -63,6 +64,13 @@ def feature_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, strict=True, ordered=True)
 
 
+def _type_problem(expected: str, actual) -> str:
+    want, found = plain_type(expected), plain_type(actual)
+    if want == found:  # e.g. timestamps of another precision or zone: the exact types tell
+        return f"expected {want} ({expected}), got {found} ({actual})"
+    return f"expected {want}, got {found}"
+
+
 def feature_contract_problems(df: pd.DataFrame, spec: DatasetSpec, limit: int = 10) -> list[str]:
     """Human-readable contract violations (empty when the table is fine).
 
@@ -77,12 +85,21 @@ def feature_contract_problems(df: pd.DataFrame, spec: DatasetSpec, limit: int = 
     Returns
     -------
     list of str
-        ``"<column>: <check> (<n> row(s))"``.
+        ``"<column>: <check> (<n> row(s))"``; a column of the wrong type as
+        ``"<column>: expected number, got string"`` (plain type names, ``type_names``).
     """
     try:
         feature_schema(spec).validate(df, lazy=True)
     except SchemaErrors as err:
         fc = err.failure_cases
+        # pandera names a type failure by the dtype's repr (``dtype('float64')``): said in plain
+        # words instead, from the column's actual type (its failure case may be a value).
+        wrong_type = fc["check"].astype(str).str.fullmatch(r"dtype\('.*'\)")
+        fc = fc.assign(check=[_type_problem(chk[7:-2], df[col].dtype) if wrong else chk
+                              for col, chk, wrong in zip(fc["column"], fc["check"].astype(str),
+                                                         wrong_type, strict=True)])
         grouped = fc.groupby(["column", "check"], dropna=False).size().head(limit)
-        return [f"{col}: {chk} ({n} row(s))" for (col, chk), n in grouped.items()]
+        # a type is the whole column's: no row count
+        return [f"{col}: {chk}" + ("" if chk.startswith("expected ") else f" ({n} row(s))")
+                for (col, chk), n in grouped.items()]
     return []

@@ -41,6 +41,7 @@ import pyarrow
 from pandera.errors import SchemaErrors
 
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.type_names import plain_type
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 QUARANTINE_COLUMNS = ["source", "row", "reason", "record"]
@@ -105,7 +106,9 @@ def _is_text(t: pyarrow.DataType) -> bool:
 
 
 def _refuse(source: str, column: str, t: pyarrow.DataType, expected: str) -> ContractError:
-    return ContractError(f"{source}: column {column!r} has type {t}, expected {expected}. "
+    # The plain kind for whoever fixes the writer; the exact Parquet type when it says more.
+    found = plain_type(t) if plain_type(t) == str(t) else f"{plain_type(t)} (Parquet {t})"
+    return ContractError(f"{source}: column {column!r} has type {found}, expected {expected}. "
                          "Fix the writer (or the dataset spec) and re-deliver the file.")
 
 
@@ -171,7 +174,7 @@ def canonical_column(col: pyarrow.ChunkedArray, kind: str, id_type: str, column:
     text = _is_text(t) or pyarrow.types.is_null(t)
     if kind == CATEGORY or (kind == ID and id_type == "string"):
         if not text:
-            raise _refuse(source, column, t, "text (string, large_string or dictionary)")
+            raise _refuse(source, column, t, "a string")
         return col.cast(pyarrow.string())
     if _is_text(t):  # numbers and integer ids written as text: parsed and checked per row
         return col.cast(pyarrow.string())
@@ -180,7 +183,7 @@ def canonical_column(col: pyarrow.ChunkedArray, kind: str, id_type: str, column:
         if pyarrow.types.is_floating(t):
             return col.cast(pyarrow.float64())  # integral and finite is checked per row
         if not integral:
-            raise _refuse(source, column, t, "integer ids (int8..int64, uint8..uint64)")
+            raise _refuse(source, column, t, "an integer")
         try:
             return col.cast(pyarrow.int64())
         except pyarrow.ArrowInvalid as exc:  # uint64 above 2**63 - 1
@@ -188,7 +191,7 @@ def canonical_column(col: pyarrow.ChunkedArray, kind: str, id_type: str, column:
                                 f"({exc})") from exc
     boolean = kind == LABEL and pyarrow.types.is_boolean(t)
     if not (integral or boolean or pyarrow.types.is_floating(t) or pyarrow.types.is_decimal(t)):
-        raise _refuse(source, column, t, "a number (int, uint, float or decimal)")
+        raise _refuse(source, column, t, "a number")
     return col.cast(pyarrow.int8()).cast(pyarrow.float64()) if boolean \
         else col.cast(pyarrow.float64(), safe=False)  # decimal: the nearest double
 
