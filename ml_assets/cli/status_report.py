@@ -6,6 +6,7 @@ import dagster as dg
 from ml_assets.lib.core.catalog import PIPELINE_TABLES, Catalog
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.workspace import Workspace
+from ml_assets.scenarios.runner import open_instance
 
 
 def lake_partitions(paths: DataPaths) -> dict:
@@ -22,7 +23,7 @@ def latest_checks(paths: DataPaths, defs: dg.Definitions) -> list[dict]:
     """Latest evaluation per check from the Dagster instance under the data directory."""
     if not (paths.dagster_home / "history").exists():
         return []
-    instance = dg.DagsterInstance.from_config(str(paths.dagster_home))
+    instance = open_instance(paths)
     out = []
     for checks_def in defs.asset_checks or []:
         for key in checks_def.check_keys:

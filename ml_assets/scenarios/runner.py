@@ -56,11 +56,29 @@ def dagster_instance(paths: DataPaths) -> dg.DagsterInstance:
     dagster.DagsterInstance
         A persistent SQLite instance opened from that directory (``DAGSTER_HOME`` untouched).
     """
-    write_instance_config(paths)
-    instance = dg.DagsterInstance.from_config(str(paths.dagster_home))
+    instance = open_instance(paths)
     fail_orphaned_runs(instance)
     sweep_stale_temp_files(paths)
     return instance
+
+
+def open_instance(paths: DataPaths) -> dg.DagsterInstance:
+    """The persistent instance under ``paths.dagster_home``, its ``dagster.yaml`` written first
+    (``write_instance_config``): with ``DAGSTER_HOME`` set, Dagster warns on every open of a
+    directory without one, so each command would print that warning.
+
+    Parameters
+    ----------
+    paths : DataPaths
+        Runtime state root.
+
+    Returns
+    -------
+    dagster.DagsterInstance
+        A persistent SQLite instance (``DAGSTER_HOME`` untouched).
+    """
+    write_instance_config(paths)
+    return dg.DagsterInstance.from_config(str(paths.dagster_home))
 
 
 def write_instance_config(paths: DataPaths) -> None:
