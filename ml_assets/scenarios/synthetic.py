@@ -121,7 +121,9 @@ def generate_all(cfg: SyntheticConfig) -> tuple[pa.Table, pa.Table, pa.Table]:
     # Compromised cards: bursts of 2-8 transactions minutes apart at new merchants.
     n_comp = max(3, int(n_cards * 0.04))  # cards already scale with days: ~0.8% fraud
     comp_card = rng.choice(n_cards, n_comp, p=activity / activity.sum())
-    comp_start_us = rng.integers(0, span_s - 86_400, n_comp) * 1_000_000
+    # Starts are uniform over the whole span, so the last day is like any other; a burst
+    # running past the end is cut there.
+    comp_start_us = rng.integers(0, span_s, n_comp) * 1_000_000
     burst_len = rng.integers(2, 9, n_comp)
     b_card = np.repeat(comp_card, burst_len)
     gaps = rng.exponential(20 * 60 * 1_000_000, burst_len.sum()).astype(np.int64)
@@ -129,6 +131,8 @@ def generate_all(cfg: SyntheticConfig) -> tuple[pa.Table, pa.Table, pa.Table]:
     first = np.r_[0, np.cumsum(burst_len)[:-1]]
     csum = np.cumsum(gaps)
     b_offset = starts + csum - np.repeat(csum[first] - gaps[first], burst_len)
+    in_span = b_offset < span_s * 1_000_000
+    b_card, b_offset = b_card[in_span], b_offset[in_span]
     nb = len(b_card)
     b_merchant = rng.choice(n_merchants, nb)
     b_amount = rng.lognormal(card_mu[b_card] + 1.3, 0.5)
