@@ -18,7 +18,7 @@ from ml_assets.defs.serving import definitions as serving
 from ml_assets.defs.training import definitions as training
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import default_data_dir
-from ml_assets.specs import active_spec
+from ml_assets.specs.loading import spec_from_env
 
 # Pipeline order: the UI lists assets and jobs in the order they are merged.
 DOMAINS = (ingest, features, training, scoring, serving, monitoring, release, docs)
@@ -30,8 +30,9 @@ def build_definitions(spec: DatasetSpec | None = None, data_dir: str | None = No
     Parameters
     ----------
     spec : DatasetSpec, optional
-        The dataset spec object, held as is by the ``project`` resource; default: the active
-        spec (``ML_ASSETS_SPEC``, else the fraud demo).
+        The dataset spec object, held as is by the ``project`` resource; default: the spec
+        ``ML_ASSETS_SPEC`` points at (a ``.py``/``.toml`` file or ``package.module:NAME``, see
+        ``ml_assets/specs/loading.py``), else the fraud demo.
     data_dir : str, optional
         Runtime state root (landing, lake, artifacts, control plane); default
         :func:`~ml_assets.lib.core.paths.default_data_dir`.
@@ -44,9 +45,9 @@ def build_definitions(spec: DatasetSpec | None = None, data_dir: str | None = No
     Raises
     ------
     SpecError
-        When no spec is passed and ``ML_ASSETS_SPEC`` names no known spec.
+        When no spec is passed and ``ML_ASSETS_SPEC`` does not load.
     """
-    spec = spec or active_spec()
+    spec = spec or spec_from_env()
     return dg.Definitions.merge(
         *(domain.build_defs(spec) for domain in DOMAINS),
         dg.Definitions(resources=default_resources(data_dir or str(default_data_dir()), spec)),

@@ -73,12 +73,12 @@ def demo_copy(data_dir: Path | None) -> Iterator[Path | None]:
     """A throwaway copy of a demo data dir (the load test flips its kill switch, reproduce
     writes scratch state), or None when there is no demo state with a champion and a previous model."""
     from ml_assets.lib.core.workspace import Workspace
-    from ml_assets.specs import active_spec
+    from ml_assets.specs.loading import spec_from_env
 
     if data_dir is None or not (data_dir / "control.sqlite").exists():
         yield None
         return
-    ws = Workspace.open(data_dir, active_spec())
+    ws = Workspace.open(data_dir, spec_from_env())
     aliases = ws.registry.aliases(ws.spec.model_name)
     if not (aliases.get("champion") and aliases.get("previous")):
         yield None
@@ -104,7 +104,7 @@ def serving_section(ctx: dict, demo_dir: Path | None) -> dict:
     """Lookup/realtime p50/p95/p99 at 1, 10 and 50 clients and the kill switch's time to effect,
     from the serving package's load test (its own server process, over HTTP)."""
     from ml_assets.lib.core.paths import DataPaths
-    from ml_assets.specs import active_spec
+    from ml_assets.specs.loading import spec_from_env
 
     empty = dict.fromkeys(("lookup_p99_ms", "realtime_p99_ms_50_clients",
                            "kill_switch_effect_ms"))
@@ -115,7 +115,7 @@ def serving_section(ctx: dict, demo_dir: Path | None) -> dict:
     if demo_dir is None:
         return {**empty, "reason": "no demo state with a champion and a previous model: run "
                                    "`make demo` first or pass --with-demo"}
-    report = load_test(DataPaths(demo_dir), active_spec(), concurrency=(1, 10, 50),
+    report = load_test(DataPaths(demo_dir), spec_from_env(), concurrency=(1, 10, 50),
                        requests=ctx["serving_requests"])
     return {"lookup_p99_ms": max(x["p99_ms"] for x in report["lookup"]),
             "realtime_p99_ms_50_clients": _at(report["predict"], 50),
@@ -135,9 +135,9 @@ def reproduce_section(demo_dir: Path | None, threads: int) -> dict:
         return {"reproduce_seconds": None, "reason": "no demo state: run `make demo` or pass "
                                                      "--with-demo"}
     from ml_assets.lib.core.workspace import Workspace
-    from ml_assets.specs import active_spec
+    from ml_assets.specs.loading import spec_from_env
 
-    ws = Workspace.open(demo_dir, active_spec())
+    ws = Workspace.open(demo_dir, spec_from_env())
     champion = ws.registry.aliases(ws.spec.model_name)["champion"]
     t0 = time.perf_counter()
     result = reproduce(ws, champion, threads=threads).as_dict()

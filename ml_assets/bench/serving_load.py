@@ -215,7 +215,7 @@ def render(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ml_assets.specs import active_spec
+    from ml_assets.specs.loading import spec_from_env
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, help="default $ML_ASSETS_DATA_DIR or ./data")
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     paths = DataPaths(args.data_dir.resolve()) if args.data_dir else DataPaths.from_env()
-    report = run_bench(paths, active_spec(), requests=args.requests)
+    report = run_bench(paths, spec_from_env(), requests=args.requests)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0 if all(report["within_slo"].values()) else 1
 

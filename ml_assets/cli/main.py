@@ -20,7 +20,7 @@ from ml_assets.lib.core.paths import DATA_DIR_ENV, default_data_dir
 from ml_assets.lib.core.registry import ControlPlaneDamaged
 from ml_assets.lib.core.stopping import Stopped, raise_if_stopped, stop_on_signals
 from ml_assets.lib.core.workspace import Workspace
-from ml_assets.specs import DEFAULT_SPEC, SPEC_ENV, active_spec, spec_named
+from ml_assets.specs.loading import DEMO_NAME, SPEC_ENV, load_spec, spec_from_env
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", help=f"runtime state directory (default ${DATA_DIR_ENV} "
                                            "or ./data)")
-    parser.add_argument("--spec", help=f"built-in dataset spec name (default ${SPEC_ENV} or "
-                                       f"{DEFAULT_SPEC})")
+    parser.add_argument("--spec", help="dataset spec: path/to/spec.py[:NAME], path/to/spec.toml "
+                                       f"or package.module:NAME (default ${SPEC_ENV} or "
+                                       f"{DEMO_NAME}, the demo)")
     sub = parser.add_subparsers(dest="command", required=True)
     actor = os.environ.get("USER") or getpass.getuser()
     runs.add_parsers(sub, actor)
@@ -55,9 +56,9 @@ def workspace(args: argparse.Namespace) -> Workspace:
     Raises
     ------
     SpecError
-        When the spec name is not a built-in spec.
+        When the spec reference does not load (``ml_assets.specs.loading.load_spec``).
     """
-    spec = spec_named(args.spec) if args.spec else active_spec()
+    spec = load_spec(args.spec) if args.spec else spec_from_env()
     return Workspace.open(args.data_dir or default_data_dir(), spec)
 
 

@@ -11,7 +11,7 @@ import sys
 
 from ml_assets.export.mlflow_export import ExportError, export_to_mlflow
 from ml_assets.lib.core.workspace import Workspace
-from ml_assets.specs import spec_named
+from ml_assets.specs.loading import load_spec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,11 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml_assets.export")
     parser.add_argument("target", choices=["mlflow"])
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--spec", required=True, help="built-in dataset spec name")
+    parser.add_argument("--spec", required=True, help="spec reference (SpecOrigin.ref)")
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--artifact-root")
     args = parser.parse_args(argv)
-    ws = Workspace.open(args.data_dir, spec_named(args.spec))
+    ws = Workspace.open(args.data_dir, load_spec(args.spec))
     try:
         result = export_to_mlflow(ws, args.tracking_uri, args.artifact_root)
     except ExportError as exc:

@@ -33,8 +33,9 @@ def cmd_export(args, ws: Workspace) -> int:
     int
         0 when exported (or already up to date), 1 when the export refused or failed.
     """
+    # The CLI loads every spec with load_spec, whose origin names how to load it again.
     argv = [sys.executable, "-m", "ml_assets.export", args.target,
-            "--data-dir", str(ws.paths.root), "--spec", ws.spec.name,
+            "--data-dir", str(ws.paths.root), "--spec", ws.spec.origin.ref,
             "--tracking-uri", args.tracking_uri]
     if args.artifact_root:
         argv += ["--artifact-root", args.artifact_root]

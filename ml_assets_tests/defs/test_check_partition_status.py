@@ -17,7 +17,7 @@ from ml_assets.definitions import build_definitions
 from ml_assets.defs.partitions import PARTITION_TAG, day_key, hour_key, range_tags
 from ml_assets.lib.core.catalog import Catalog
 from ml_assets.scenarios.runner import dagster_instance, run
-from ml_assets.specs import available_specs
+from ml_assets_tests.fixtures.example_specs import example_specs
 from ml_assets_tests.fixtures.reliability_world import copy_world, hours, shifted_hour
 
 HOURLY_ASSETS = ["raw_events", "event_features", "batch_scores"]
@@ -46,10 +46,10 @@ def all_statuses(instance, defs, keys) -> dict:
     return {k.name: statuses(instance, defs, k) for k in keys}
 
 
-@pytest.mark.parametrize("spec_name", sorted(available_specs()))
+@pytest.mark.parametrize("spec_name", sorted(example_specs()))
 def test_every_check_over_a_partitioned_asset_is_partitioned_like_it(spec_name, tmp_path):
     """Without a partitions definition Dagster keeps one status per check, whatever ran last."""
-    defs = build_definitions(available_specs()[spec_name], str(tmp_path))
+    defs = build_definitions(example_specs()[spec_name], str(tmp_path))
     graph = defs.get_repository_def().asset_graph
     for key in graph.asset_check_keys:
         asset_def = graph.get(key.asset_key).partitions_def

@@ -1,8 +1,9 @@
 """Snapshot of every definition name, so a rename shows up in review.
 
-For each built-in dataset spec: every asset key with its group, every check (asset, name,
-blocking), every job, every schedule with its cron and every sensor, compared with the committed
-``defs_snapshot.json``. Asset and check names key the UI's history: renaming one loses it.
+For each dataset spec the repository ships (the demo and ``examples/``): every asset key with
+its group, every check (asset, name, blocking), every job, every schedule with its cron and
+every sensor, compared with the committed ``defs_snapshot.json``. Asset and check names key the
+UI's history: renaming one loses it.
 
 After an intended change, regenerate the snapshot and commit it with the change::
 
@@ -16,7 +17,7 @@ import dagster as dg
 import pytest
 
 from ml_assets.definitions import build_definitions
-from ml_assets.specs import available_specs
+from ml_assets_tests.fixtures.example_specs import example_specs
 
 SNAPSHOT = Path(__file__).with_name("defs_snapshot.json")
 
@@ -51,7 +52,7 @@ def names(defs: dg.Definitions) -> dict:
 
 def current(data_dir: str) -> dict:
     return {name: names(build_definitions(spec, data_dir))
-            for name, spec in sorted(available_specs().items())}
+            for name, spec in sorted(example_specs().items())}
 
 
 @pytest.fixture(scope="module")
@@ -70,18 +71,18 @@ def test_every_job_name_ends_in_job(snapshot):
     assert jobs and all(j.endswith("_job") for j in jobs), sorted(jobs)
 
 
-@pytest.mark.parametrize("spec_name", sorted(available_specs()))
+@pytest.mark.parametrize("spec_name", sorted(example_specs()))
 def test_every_asset_is_described_owned_grouped_and_kinded(spec_name, tmp_path):
-    graph = build_definitions(available_specs()[spec_name], str(tmp_path)).get_repository_def(
+    graph = build_definitions(example_specs()[spec_name], str(tmp_path)).get_repository_def(
     ).asset_graph
     for key in graph.materializable_asset_keys:
         node = graph.get(key)
         assert node.description and node.owners and node.group_name and node.kinds, key
 
 
-@pytest.mark.parametrize("spec_name", sorted(available_specs()))
+@pytest.mark.parametrize("spec_name", sorted(example_specs()))
 def test_a_check_function_is_named_after_its_check(spec_name, tmp_path):
-    for checks_def in build_definitions(available_specs()[spec_name], str(tmp_path)).asset_checks:
+    for checks_def in build_definitions(example_specs()[spec_name], str(tmp_path)).asset_checks:
         specs = list(checks_def.check_specs)
         if len(specs) == 1:  # a multi-check (one PSI check per feature) cannot share one name
             assert checks_def.node_def.compute_fn.decorated_fn.__name__ == specs[0].name

@@ -10,12 +10,15 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.definitions import build_definitions
+from ml_assets.lib.core.artifacts import sha256_file
 from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
+from ml_assets.lib.training.provenance import code_commit
 from ml_assets.scenarios.demo import run_pipeline
-from ml_assets.specs.support_tickets import SUPPORT_TICKETS_SPEC
+from ml_assets.specs.loading import load_spec
+from ml_assets_tests.fixtures.example_specs import SUPPORT_TICKETS
 
 
 def test_every_stage_wrote_its_outputs(fraud_world):
@@ -103,7 +106,7 @@ def write_ticket_landing(paths: DataPaths, start: datetime, days: int, seed: int
 
 
 def test_pipeline_runs_on_a_second_non_fraud_spec(tmp_path):
-    spec = SUPPORT_TICKETS_SPEC
+    spec = load_spec(SUPPORT_TICKETS)  # from examples/, the way a user's spec loads
     start = spec.start_utc
     days = 12
     paths = DataPaths(tmp_path)
@@ -112,6 +115,9 @@ def test_pipeline_runs_on_a_second_non_fraud_spec(tmp_path):
                  start + timedelta(days=days), first_model_at=0.6, log=lambda *_: None)
     registry = Registry(paths.control_db)
     assert registry.aliases("escalation")["champion"] == "escalation-v1"
+    card = registry.get_model("escalation-v1")
+    assert card["spec"] == {"ref": str(SUPPORT_TICKETS), "sha256": sha256_file(SUPPORT_TICKETS)}
+    assert card["code_dirty"] == code_commit()[1]  # the spec adds nothing to the tree's state
     scores = read_parquet_files(sorted((paths.lake / "batch_scores").glob("*.parquet")))
     assert scores["ticket_id"].str.startswith("T-").all()
     assert scores["model_version"].str.startswith("escalation-v").all()

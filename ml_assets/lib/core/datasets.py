@@ -51,6 +51,23 @@ class Attribute:
 
 
 @dataclass(frozen=True)
+class SpecOrigin:
+    """Where a spec was loaded from (``ml_assets.specs.loading.load_spec``), for the model card.
+
+    Parameters
+    ----------
+    ref : str
+        The reference that loads it again: an absolute ``path.py[:NAME]`` or ``path.toml``, or
+        ``package.module:NAME``.
+    sha256 : str
+        SHA-256 (hex) of the source file's bytes (the ``.py``/``.toml`` file, or the module's).
+    """
+
+    ref: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """One dataset and its model: event columns, label, features and every policy, as configuration.
 
@@ -92,6 +109,9 @@ class DatasetSpec:
         features (``definitions.feature_warm_up``: the longest window, plus
         ``monitoring.label_maturity_days`` for label features). ``timedelta(0)`` declares that
         the data before ``start`` was already warm (e.g. a backfilled history).
+    origin : SpecOrigin, optional
+        Set by the loader; not part of the spec's identity (left out of ``==``).
+        ``dataclasses.replace`` keeps it, so a spec derived in code still names its file.
 
     Raises
     ------
@@ -131,6 +151,8 @@ class DatasetSpec:
     unlabelable_when: tuple[tuple[str, str, object], ...] = ()
     label_timeout_days: int | None = None
     warm_up: timedelta | None = None
+    # Provenance, not configuration: two files declaring the same spec load to equal specs.
+    origin: SpecOrigin | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         check_identifier(self.name, "dataset name")

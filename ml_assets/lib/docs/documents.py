@@ -25,7 +25,8 @@ from ml_assets.lib.docs.renderers import (
 DOCUMENTS = ("model_card", "shadow_checklist", "rollback_runbook", "interface_contract")
 REQUIRED_FIELDS = {
     "model_card": ["Version", "Owner", "Dataset SHA-256", "Training window", "Label cutoff",
-                   "Seed", "Feature schema version", "Code commit", "Lockfile SHA-256",
+                   "Seed", "Feature schema version", "Dataset spec", "Code commit",
+                   "Lockfile SHA-256",
                    "Artifact SHA-256", "Held-out metrics", "Held-out per-day AUC",
                    "Frozen-reference metrics",
                    "Serving SLO", "Current role", "Deploy date", "Rollback procedure"],

@@ -96,6 +96,7 @@ def model_card(paths: DataPaths, spec: DatasetSpec, registry: Registry, version:
             "gaining late labels)" if w.get("warm") is False else ""),
         "Label cutoff": card["label_cutoff"],
         "Seed": card["seed"], "Feature schema version": card["feature_schema_version"],
+        "Dataset spec": _spec_origin(card.get("spec")),
         "Code commit": f"{card['code_commit']}{' (dirty tree)' if card['code_dirty'] else ''}",
         "Lockfile SHA-256": card["lockfile_sha256"], "Artifact SHA-256": card["artifact_sha256"],
         "Held-out metrics": _metrics(card["metrics"]["held_out"]),
@@ -118,6 +119,13 @@ def model_card(paths: DataPaths, spec: DatasetSpec, registry: Registry, version:
         if rollout.history(registry, version) else
         f"No rollout transitions recorded for {version}; current role: {role}.",
     ]) + "\n"
+
+
+def _spec_origin(origin: dict | None) -> str:
+    """The card's ``spec`` field: where the spec was loaded from and its file's SHA-256."""
+    if not origin:
+        return "not recorded (built in code, not loaded from a file or module)"
+    return f"`{origin['ref']}` (SHA-256 {origin['sha256']})"
 
 
 def _signoffs(registry: Registry, version: str, contract: InterfaceContract | None) -> list[list]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from datetime import UTC, datetime
 
@@ -47,7 +48,9 @@ def train_candidate(paths: DataPaths, spec: DatasetSpec, training_set: pd.DataFr
     Returns
     -------
     dict
-        The model card: artifact SHA-256 and path, provenance, row counts per split and
+        The model card: artifact SHA-256 and path, provenance (``spec``: the spec's ``ref`` and
+        source ``sha256``, see ``DatasetSpec.origin``; None for a spec built in code), row
+        counts per split and
         ``metrics`` (held_out, validation, frozen_reference; see ``evaluate``; and
         held_out_per_day, the per-day AUC distribution over the mature held-out days that a
         production day's AUC is compared with, see ``auc_baseline.held_out_per_day``).
@@ -90,6 +93,9 @@ def train_candidate(paths: DataPaths, spec: DatasetSpec, training_set: pd.DataFr
         "feature_fingerprints": bundle["feature_fingerprints"],
         "feature_names": spec.feature_names,
         "decision_threshold": threshold,
+        # The spec is versioned by its own file's hash: a user's spec outside this checkout
+        # leaves code_dirty alone, and a change to it is still visible here.
+        "spec": dataclasses.asdict(spec.origin) if spec.origin else None,
         "code_commit": commit,
         "code_dirty": dirty,
         "lockfile_sha256": lockfile_sha256(),

@@ -6,7 +6,7 @@ the landing files that are checksummed on the way in; the live lake, artifacts a
 only read. The result compares the dataset SHA-256, the artifact SHA-256 and the predictions on
 the frozen reference set with what the model card recorded, and when anything differs, lists
 the causes found (landing data rewritten, feature definitions, seed, model config, splits,
-code, lockfile, library versions) - direct evidence first.
+the spec file, code, lockfile, library versions) - direct evidence first.
 """
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ def reproduce(ws: Workspace, version: str, seed: int | None = None,
     notes = [f"{c.kind}: {c.detail} (the rerun is identical regardless)"
              for c in causes] if identical else []
     keys = ("dataset_sha256", "artifact_sha256", "seed", "feature_schema_version",
-            "code_commit", "lockfile_sha256", "rows")
+            "spec", "code_commit", "lockfile_sha256", "rows")
     return ReproduceResult(
         version=version, identical=identical, dataset_sha256_match=dataset_ok,
         artifact_sha256_match=artifact_ok, frozen_reference_max_abs_diff=max_diff,
@@ -340,13 +340,18 @@ def _same(x, y) -> bool:
 
 
 def environment_causes(card: dict, new: dict) -> list[Cause]:
-    """Code, lockfile and library-version differences of ``card`` (recorded) and ``new`` (rerun)."""
+    """Code, spec file, lockfile and library-version differences of ``card`` (recorded) and
+    ``new`` (rerun)."""
     out = []
     if card.get("code_commit") != new.get("code_commit") or card.get("code_dirty"):
         dirty = " (recorded from a dirty tree: uncommitted changes are not recoverable)" \
             if card.get("code_dirty") else ""
         out.append(Cause("code_changed", f"trained at commit {str(card.get('code_commit'))[:12]},"
                          f" rerun at {str(new.get('code_commit'))[:12]}{dirty}", ENVIRONMENT))
+    old_spec, new_spec = card.get("spec") or {}, new.get("spec") or {}
+    if old_spec and old_spec.get("sha256") != new_spec.get("sha256"):
+        out.append(Cause("spec_changed", f"spec {old_spec['ref']} {old_spec['sha256'][:12]} -> "
+                         f"{new_spec.get('ref')} {str(new_spec.get('sha256'))[:12]}", ENVIRONMENT))
     if card.get("lockfile_sha256") != new.get("lockfile_sha256"):
         out.append(Cause("lockfile_changed", f"requirements.lock {card.get('lockfile_sha256', '')[:12]}"
                          f" -> {new.get('lockfile_sha256', '')[:12]}", ENVIRONMENT))

@@ -1,5 +1,12 @@
 """A second, non-fraud spec: will a support ticket escalate? String ids, one entity, and a
-label known days later. It proves ``lib/`` holds no fraud knowledge."""
+label known days later. It proves ``lib/`` holds no fraud knowledge.
+
+It lives outside the package and is loaded the way a user's spec is::
+
+    ml-assets --spec examples/support_tickets/spec.py status
+
+``spec.toml`` beside it declares the same spec without code.
+"""
 
 from datetime import UTC, datetime
 
@@ -14,7 +21,7 @@ from ml_assets.lib.features.definitions import (
 )
 from ml_assets.lib.monitoring.business import BusinessMetric
 
-SUPPORT_TICKETS_SPEC = DatasetSpec(
+SPEC = DatasetSpec(
     name="support_tickets",
     model_name="escalation",
     description="Support tickets; label = escalated to engineering, known days later.",
