@@ -20,6 +20,7 @@ from ml_assets.lib.core.paths import DATA_DIR_ENV, default_data_dir
 from ml_assets.lib.core.registry import ControlPlaneDamaged
 from ml_assets.lib.core.stopping import Stopped, raise_if_stopped, stop_on_signals
 from ml_assets.lib.core.workspace import Workspace
+from ml_assets.lib.docs.interface_contract import ContractError
 from ml_assets.specs.loading import DEMO_NAME, SPEC_ENV, load_spec, spec_from_env
 
 
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(args, ws)
     except ControlPlaneDamaged as exc:  # every command, not only the control ones, says why
         return refused(f"refused: {exc}")
+    except ContractError as exc:  # a malformed override file: what to write, not a traceback
+        return refused(f"ml-assets {args.command}: {exc}")
 
 
 if __name__ == "__main__":

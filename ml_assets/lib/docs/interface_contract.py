@@ -1,9 +1,14 @@
-"""The eng/DS interface contract as data: the API schema generated from the dataset spec plus
-SLOs, error budget, ownership and rollback authority from a TOML file. The serving app
-validates every request against it, and the benchmark reports against its SLOs."""
+"""The eng/DS interface contract as data: the API schema derived from the dataset spec
+(fields, types, nulls, ranges) plus its operational terms (SLOs, error budget, ownership and
+rollback authority). Those terms have documented defaults (``default_config``); a
+``<spec file stem>_contract.toml`` beside the spec's source file overrides any of them
+(``contract_path``). The serving app validates every request against it, and the benchmark
+reports against its SLOs."""
 
 from __future__ import annotations
 
+import copy
+import importlib
 import json
 import math
 import re
@@ -15,9 +20,13 @@ from pathlib import Path
 import pandas as pd
 
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.type_names import plain_value_type
 
+#: Where a spec built in code (no ``origin``, e.g. the demo's ``FRAUD_SPEC`` imported directly)
+#: finds its override file: the package's own specs directory, as ``<model_name>_contract.toml``.
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "specs"
+CONTRACT_SUFFIX = "_contract.toml"
 _JSON_TYPES = {"integer": int, "string": str}
 #: The one spelling of an integer id in a path: ASCII digits, no sign but one '-', no leading
 #: zeros (``str.isdigit`` also accepts '²' and '١٢', which ``int`` then rejects or reads as 12).
@@ -25,6 +34,11 @@ _CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")
 #: The instants a timestamp may hold: the feature code, the lake and the prediction log all use
 #: nanosecond timestamps, so anything outside pandas' range is refused, not crashed on.
 _TS_RANGE = (pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC"))
+
+
+class ContractError(SpecError):
+    """An interface contract override file the spec or the schema refuses; one line naming the
+    file and the key, and what to write instead."""
 
 
 class RequestError(ValueError):
@@ -41,10 +55,13 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class InterfaceContract:
-    """The contract of one model: its dataset ``spec`` and the parsed TOML ``config``."""
+    """The contract of one model: its dataset ``spec``, the merged ``config`` (the defaults of
+    ``default_config`` overridden by the file, same tables as ``specs/fraud_contract.toml``) and
+    ``path``, the override file read (None: every term is a default)."""
 
     spec: DatasetSpec
     config: dict
+    path: Path | None = None
 
     # -- schema --------------------------------------------------------------------------
     @property
@@ -147,7 +164,7 @@ class InterfaceContract:
         return dict(self.config["slo"]["latency_ms"][path])
 
     def as_dict(self) -> dict:
-        """The TOML config plus input/output schemas, errors and the feature schema version."""
+        """The merged config plus input/output schemas, errors and the feature schema version."""
         return {**self.config, "input_schema": self.input_schema(),
                 "output_schema": self.output_schema(), "errors": self.errors(),
                 "feature_schema_version": self.spec.schema_version}
@@ -320,27 +337,172 @@ class InterfaceContract:
         return event
 
 
-def load_contract(spec: DatasetSpec, path: Path | None = None) -> InterfaceContract:
-    """Read the interface contract of ``spec``'s model.
+#: Latency SLOs at the HTTP client in milliseconds, per path, with the concurrent closed-loop
+#: clients they hold at: what the demo's server meets on a 2-core machine (``ml-assets bench``),
+#: so a new model starts from figures the serving code is known to reach, not a wish.
+DEFAULT_LATENCY_MS = {"lookup": {"clients": 10, "p50": 2.0, "p95": 4.0, "p99": 5.0},
+                      "predict": {"clients": 50, "p50": 15.0, "p95": 35.0, "p99": 50.0}}
+#: Requests per second each path must sustain (measured by the same benchmark).
+DEFAULT_THROUGHPUT_RPS = {"lookup": 500, "predict": 200}
+#: The kill switch is read from the control plane on every request; 1 s leaves room for a
+#: request already in flight.
+DEFAULT_KILL_SWITCH_MS = 1000
+#: 99.9% of requests without a 5xx over a rolling 30 days: a common first budget, loose enough
+#: for one bad deploy a month, tight enough to page on a broken model file.
+DEFAULT_ERROR_BUDGET = {"max_5xx_rate": 0.001, "window_days": 30}
+#: Request limits: ``event_ts`` may be left out (the server's clock is used); 5 minutes of clock
+#: skew is tolerated; 16 KiB holds any one event; unknown fields are refused so a misspelt
+#: optional field is not silently scored as null.
+DEFAULT_INPUT = {"event_ts_optional": True, "future_tolerance_seconds": 300,
+                 "max_body_bytes": 16384, "unknown_fields": "reject"}
+#: Who may change what serves when nobody is listed: only this project's own Dagster runs (the
+#: rollout walk and the monthly drill, which act under the spec's policies). People are named
+#: by the deployment, in the override file: an authority list nobody wrote admits no person.
+DEFAULT_MAY_ACT = ("dagster:*",)
+#: What the server does (``serving/``), stated in the contract; not a setting.
+BEHAVIOUR = {"unknown_entity": "score_with_empty_history", "unknown_category": "unknown_bucket",
+             "model_unavailable": "503_no_servable_model"}
+#: How often the rollback is drilled: the ``drill_recency`` check's limit
+#: (``release/rollback.DRILL_MAX_AGE``), stated in the contract; not a setting.
+DRILL_EVERY_DAYS = 90
+_UNKNOWN_FIELDS = ("reject", "ignore")
+
+
+def default_config(spec: DatasetSpec) -> dict:
+    """The contract of ``spec`` when no file overrides anything.
 
     Parameters
     ----------
     spec : DatasetSpec
-    path : pathlib.Path, optional
-        The TOML file; default ``specs/<model_name>_contract.toml``.
+
+    Returns
+    -------
+    dict
+        Tables ``contract``, ``input``, ``behaviour``, ``slo``, ``error_budget``,
+        ``ownership``, ``rollback_authority`` (the layout of ``specs/fraud_contract.toml``):
+        the module's ``DEFAULT_*`` constants; ``spec.owner`` signs, owns wrong predictions,
+        5xx and both together, and promotes; entity key types follow ``spec.id_type``.
+    """
+    owner, wire = spec.owner, "integer" if spec.id_type == "int64" else "string"
+    return copy.deepcopy({
+        "contract": {"dataset": spec.name, "version": 1, "signed_by": [owner]},
+        "input": {"entity_types": {k: wire for k in spec.entity_keys}, **DEFAULT_INPUT},
+        "behaviour": BEHAVIOUR,
+        "slo": {"kill_switch_time_to_effect_ms": DEFAULT_KILL_SWITCH_MS,
+                "latency_ms": DEFAULT_LATENCY_MS, "throughput_rps": DEFAULT_THROUGHPUT_RPS},
+        "error_budget": DEFAULT_ERROR_BUDGET,
+        "ownership": {"wrong_predictions": owner, "service_errors_5xx": owner,
+                      "up_but_predictions_bad": owner},
+        "rollback_authority": {"kill_switch": "on-call engineer, no escalation needed",
+                               "rollback": f"on-call engineer; notify {owner} within 1 hour",
+                               "promote": f"{owner} after shadow sign-off",
+                               "drill_every_days": DRILL_EVERY_DAYS,
+                               "may_act": list(DEFAULT_MAY_ACT)},
+    })
+
+
+def contract_path(spec: DatasetSpec) -> Path:
+    """Where the override file of ``spec``'s contract is (it need not exist).
+
+    Returns
+    -------
+    pathlib.Path
+        ``<stem>_contract.toml`` beside the spec's source file (``origin``: a ``.py`` or
+        ``.toml`` path, or the file of ``package.module``); for a spec without an origin (built
+        in code), ``CONTRACTS_DIR / <model_name>_contract.toml``. The demo's is
+        ``ml_assets/specs/fraud_contract.toml`` either way.
+    """
+    if spec.origin is None:
+        return CONTRACTS_DIR / f"{spec.model_name}{CONTRACT_SUFFIX}"
+    ref = spec.origin.ref
+    head = ref.rpartition(":")[0]
+    if ref.endswith((".py", ".toml")):
+        source = Path(ref)
+    elif head.endswith(".py"):
+        source = Path(head)
+    else:  # package.module:NAME, which load_spec imported already
+        source = Path(importlib.import_module(head).__file__)
+    return source.with_name(source.stem + CONTRACT_SUFFIX)
+
+
+def load_contract(spec: DatasetSpec) -> InterfaceContract:
+    """The interface contract of ``spec``'s model: defaults, overridden by its file if any.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+
+    Returns
+    -------
+    InterfaceContract
+        ``default_config(spec)`` with every key of ``contract_path(spec)`` (when it exists)
+        in place of the default; ``path`` is that file or None.
 
     Raises
     ------
-    ValueError
-        The file is the contract of another dataset, or lacks an entity key's type.
+    ContractError
+        One line naming the file and the key: not valid TOML, an unknown key, a value of the
+        wrong type or out of range, or one contradicting the spec (``[contract] dataset``,
+        ``[input] entity_types``) or the code (``[behaviour]``, ``drill_every_days``).
     """
-    path = path or CONTRACTS_DIR / f"{spec.model_name}_contract.toml"
-    with open(path, "rb") as fh:
-        config = tomllib.load(fh)
-    if config["contract"]["dataset"] != spec.name:
-        raise ValueError(f"{path} is the contract of {config['contract']['dataset']!r}, "
-                         f"not of {spec.name!r}")
-    missing = set(spec.entity_keys) - set(config["input"]["entity_types"])
-    if missing:
-        raise ValueError(f"{path}: [input] entity_types lacks {sorted(missing)}")
-    return InterfaceContract(spec, config)
+    path = contract_path(spec)
+    config = default_config(spec)
+    if not path.is_file():
+        return InterfaceContract(spec, config)
+    try:
+        override = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ContractError(f"{path}: not valid TOML: {exc}") from exc
+    fixed = {"contract.dataset": f"the spec's name {spec.name!r}",
+             "input.entity_types": f"the spec's id_type {spec.id_type!r}",
+             "behaviour": "what the server does",
+             "rollback_authority.drill_every_days": "the drill_recency check's limit"}
+    _merge(config, override, path, "", fixed)
+    return InterfaceContract(spec, config, path)
+
+
+def _merge(base: dict, override: dict, path: Path, where: str, fixed: dict[str, str]) -> None:
+    """Put ``override``'s values into ``base`` in place, refusing keys ``base`` lacks, other
+    types, bad values and changes to a ``fixed`` key or table (``{key path: why}``)."""
+    for key, value in override.items():
+        keypath = f"{where}.{key}" if where else key
+        if key not in base:
+            takes = f"[{where}] takes" if where else "the contract has tables"
+            raise ContractError(f"{path}: unknown key {keypath}; {takes} {', '.join(base)}")
+        default = base[key]
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise ContractError(f"{path}: {keypath} must be a table: write [{keypath}]")
+            _merge(default, value, path, keypath, fixed)
+            continue
+        ok, what = _fits(key, value, default)
+        if not ok:
+            raise ContractError(f"{path}: {keypath} = {value!r} must be {what}, e.g. "
+                                f"{key} = {json.dumps(default)}")  # JSON is TOML for these
+        why = next((w for k, w in fixed.items() if keypath == k or keypath.startswith(k + ".")),
+                   None)
+        if why and value != default:
+            raise ContractError(f"{path}: {keypath} = {value!r} contradicts {why}: write "
+                                f"{key} = {json.dumps(default)} or leave it out")
+        base[key] = value
+
+
+def _fits(key: str, value: object, default: object) -> tuple[bool, str]:
+    """Whether ``value`` may replace ``default`` under ``key``, and what is expected."""
+    if key == "unknown_fields":
+        return value in _UNKNOWN_FIELDS, f"one of {', '.join(map(repr, _UNKNOWN_FIELDS))}"
+    if isinstance(default, bool):  # before the numbers: a bool is an int
+        return isinstance(value, bool), "true or false"
+    if isinstance(default, str):
+        return isinstance(value, str) and bool(value.strip()), "a non-empty string"
+    if isinstance(default, list):
+        return (isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value),
+                "an array of non-empty strings")
+    integer = isinstance(default, int)
+    number = isinstance(value, int if integer else int | float) and not isinstance(value, bool)
+    kind = "an integer" if integer else "a number"
+    if key == "max_5xx_rate":
+        return number and 0 < value <= 1, "a rate in (0, 1]"
+    if key == "future_tolerance_seconds":
+        return number and value >= 0, f"{kind} >= 0"
+    return number and value > 0, f"{kind} > 0"

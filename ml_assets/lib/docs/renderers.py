@@ -1,6 +1,6 @@
 """The four document renderers: each builds one Markdown document of a model version from
 recorded facts only (registry cards, aliases, the recorded shadow report, rollout transitions,
-drills, the interface contract file). ``documents.py`` lists them and writes them out.
+drills, the interface contract). ``documents.py`` lists them and writes them out.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.markdown import table
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
-from ml_assets.lib.docs.interface_contract import CONTRACTS_DIR, InterfaceContract, load_contract
+from ml_assets.lib.docs.interface_contract import InterfaceContract, contract_path, load_contract
 from ml_assets.lib.release import rollout, shadow
 from ml_assets.lib.release.rollback import DRILL_MAX_AGE, drill_status, readiness
 
@@ -43,9 +43,12 @@ def _per_day(m: dict | None) -> str:
 
 
 # -- facts ----------------------------------------------------------------------------------
-def _contract(spec: DatasetSpec) -> tuple[InterfaceContract | None, Path]:
-    path = CONTRACTS_DIR / f"{spec.model_name}_contract.toml"
-    return (load_contract(spec, path) if path.exists() else None), path
+def _contract_source(contract: InterfaceContract) -> str:
+    """The override file's SHA-256, or that every term is a documented default (and where the
+    file would go)."""
+    if contract.path is None:
+        return f"defaults (no override file at {contract_path(contract.spec)})"
+    return sha256_file(contract.path)
 
 
 def _cli(paths: DataPaths) -> str:
@@ -66,9 +69,7 @@ def _deployed(registry: Registry, version: str) -> str:
     return None
 
 
-def _slo(contract: InterfaceContract | None) -> str:
-    if contract is None:
-        return "no interface contract file for this dataset"
+def _slo(contract: InterfaceContract) -> str:
     p, lk = contract.slo("predict"), contract.slo("lookup")
     return (f"predict p50/p95/p99 {p['p50']}/{p['p95']}/{p['p99']} ms; lookup p99 {lk['p99']} "
             f"ms; {contract.config['slo']['throughput_rps']['predict']} predict rps")
@@ -83,7 +84,7 @@ def _history_lines(registry: Registry, version: str) -> list[list]:
 def model_card(paths: DataPaths, spec: DatasetSpec, registry: Registry, version: str) -> str:
     """Model card of ``version`` (Markdown): registry card, role, SLO, rollout history."""
     card = registry.get_model(version)
-    contract, _ = _contract(spec)
+    contract = load_contract(spec)
     aliases = registry.aliases(spec.model_name)
     role = _role(registry, spec, version)
     deployed = _deployed(registry, version) or f"not deployed: current role {role}"
@@ -128,19 +129,18 @@ def _spec_origin(origin: dict | None) -> str:
     return f"`{origin['ref']}` (SHA-256 {origin['sha256']})"
 
 
-def _signoffs(registry: Registry, version: str, contract: InterfaceContract | None) -> list[list]:
+def _signoffs(registry: Registry, version: str, contract: InterfaceContract) -> list[list]:
     starts = [h for h in rollout.history(registry, version) if h["action"] == "rollout:1"]
     decision = (f"rollout started {starts[-1]['ts']} by {starts[-1]['actor']}: "
                 f"{starts[-1]['reason']}" if starts else "no rollout decision recorded (in shadow)")
-    parties = contract.config["contract"]["signed_by"] if contract else ["model owner"]
-    return [[p, decision] for p in parties]
+    return [[p, decision] for p in contract.config["contract"]["signed_by"]]
 
 
 def shadow_checklist(paths: DataPaths, spec: DatasetSpec, registry: Registry,
                      version: str) -> str:
     """Shadow checklist of ``version`` (Markdown) from its recorded shadow report, if any."""
     report = shadow.recorded(paths, version)
-    contract, _ = _contract(spec)
+    contract = load_contract(spec)
     signoffs = _signoffs(registry, version, contract)
     if report is None:
         how = _deployed(registry, version) or f"registered as {_role(registry, spec, version)}"
@@ -196,7 +196,7 @@ def rollback_runbook(paths: DataPaths, spec: DatasetSpec, registry: Registry,
     ready = readiness(registry, paths, spec, target)
     drills = registry.drills(spec.model_name, limit=1)
     status = drill_status(registry, spec)
-    contract, _ = _contract(spec)
+    contract = load_contract(spec)
     cli = _cli(paths)
     if drills:
         d = drills[0]
@@ -204,10 +204,9 @@ def rollback_runbook(paths: DataPaths, spec: DatasetSpec, registry: Registry,
                 f"{d['previous_version']}, time to effect {d['time_to_effect_ms']} ms")
     else:
         last = "no rollback drill recorded for this model"
-    own = contract.config["ownership"] if contract else {}
-    auth = contract.config["rollback_authority"] if contract else {}
+    own, auth = contract.config["ownership"], contract.config["rollback_authority"]
     notify = (f"wrong predictions: {own['wrong_predictions']}; 5xx: {own['service_errors_5xx']};"
-              f" rollback: {auth['rollback']}" if contract else f"model owner {spec.owner}")
+              f" rollback: {auth['rollback']}")
     fields = {
         "Deployment": f"data directory {paths.root}", "Champion": champion or "none",
         "Rollback target": target or "none: no previous version (kill switch refuses)",
@@ -266,11 +265,9 @@ def _measured_latency(paths: DataPaths, spec: DatasetSpec, version: str) -> tupl
 
 def interface_contract(paths: DataPaths, spec: DatasetSpec, registry: Registry,
                        version: str) -> str:
-    """Interface contract (Markdown) from the contract file, with measured latency (ms)."""
-    contract, path = _contract(spec)
-    if contract is None:
-        return (f"# Interface contract: {spec.name}\n\n" + _fields(
-            {"Dataset": spec.name, "Contract version": f"no contract file at {path}"}) + "\n")
+    """Interface contract (Markdown): the spec's schema and the contract's terms (defaults or
+    the override file), with measured latency (ms)."""
+    contract = load_contract(spec)
     cfg = contract.config
     latency, p99 = _measured_latency(paths, spec, version)
     budget = cfg["error_budget"]
@@ -281,9 +278,10 @@ def interface_contract(paths: DataPaths, spec: DatasetSpec, registry: Registry,
                 f"{errors['events']:,} scored events in shadow (5xx are not logged by the app)"
                 if errors else "0 failures recorded: no shadow report and no error log")
     slo_p = contract.slo("predict")
+    signed_sha = sha256_file(contract.path)[:16] if contract.path else "defaults"
     fields = {
         "Dataset": spec.name, "Contract version": cfg["contract"]["version"],
-        "Contract file SHA-256": sha256_file(path),
+        "Contract file SHA-256": _contract_source(contract),
         "Feature schema version": spec.schema_version,
         "Latency SLO (predict)": f"p50 {slo_p['p50']} / p95 {slo_p['p95']} / p99 {slo_p['p99']} ms",
         "Measured latency": latency + (f"; p99 {'meets' if p99 <= slo_p['p99'] else 'MISSES'}"
@@ -307,6 +305,6 @@ def interface_contract(paths: DataPaths, spec: DatasetSpec, registry: Registry,
             [p, contract.slo(p)["p50"], contract.slo(p)["p95"], contract.slo(p)["p99"],
              cfg["slo"]["throughput_rps"][p]] for p in ("lookup", "predict")]),
         "## Signatures", table(["party", "signed version", "file sha256"],
-                                [[p, cfg["contract"]["version"], sha256_file(path)[:16]]
+                                [[p, cfg["contract"]["version"], signed_sha]
                                  for p in cfg["contract"]["signed_by"]]),
     ]) + "\n"

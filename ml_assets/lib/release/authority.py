@@ -10,7 +10,7 @@ from __future__ import annotations
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.registry import Registry, RegistryError
 from ml_assets.lib.core.registry.audit import check_identity
-from ml_assets.lib.docs.interface_contract import load_contract
+from ml_assets.lib.docs.interface_contract import contract_path, load_contract
 
 
 class NotAuthorized(RegistryError):
@@ -39,15 +39,14 @@ def authorize(registry: Registry, spec: DatasetSpec, action: str, actor: str,
     RegistryError
         The identity is blank or not printable (nothing recorded).
     NotAuthorized
-        The contract does not list ``actor``, or there is no contract (nobody is listed).
+        The contract does not list ``actor`` (by default it lists only Dagster runs); the
+        message names the file to list it in.
+    ContractError
+        The contract's override file is malformed (``load_contract``).
     """
     check_identity(actor, action)
-    try:
-        allowed = load_contract(spec).may_act(actor)
-    except FileNotFoundError:  # no contract, no authority: fail closed
-        allowed = False
-    if not allowed:
+    if not load_contract(spec).may_act(actor):
         why = (f"{actor!r} may not {action.replace('_', ' ')} {spec.model_name}: not listed in "
-               "[rollback_authority] may_act of its interface contract")
+               f"[rollback_authority] may_act of its interface contract ({contract_path(spec)})")
         registry.audit_refusal(actor, action, str(target), why)
         raise NotAuthorized(why + "; the refusal is in the audit log")
