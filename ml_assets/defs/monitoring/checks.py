@@ -114,14 +114,28 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
                             "top_bins": dg.MetadataValue.json(json.loads(w["top_bins"]))})
 
     @dg.asset_check(asset="prediction_drift", name=names.SCORE_SHIFT, partitions_def=daily_def,
-                    description="PSI of each live version's daily scores vs its trailing baseline.")
+                    description="Each live version's daily scores vs its trailing "
+                                f"{spec.monitoring.baseline_days} days: score PSI above "
+                                f"{spec.monitoring.prediction_psi_warn} (WARN) or "
+                                f"{spec.monitoring.prediction_psi_error} (ERROR), raised to the "
+                                "baseline days' own day-to-day PSI (x"
+                                f"{spec.monitoring.prediction_noise_margin:g} for ERROR) plus what "
+                                "a clean sample of the day's size reaches by chance; and the "
+                                "decision share vs the baseline's, allowing its day-to-day "
+                                f"dispersion: WARN at p<{spec.monitoring.decision_warn_p:g}, "
+                                f"ERROR at p<{spec.monitoring.decision_error_p:g}.")
     def score_shift(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
         yield from per_partition(context, [
             (day, _result("prediction_drift", names.SCORE_SHIFT, rows,
-                           lambda w: f"{w['model_version']} ({w['role']}): score PSI {w['psi']:.3f} vs "
-                                     f"baseline, p50 {w['p50']:.4g}",
+                           lambda w: f"{w['model_version']} ({w['role']}): "
+                                     + (w.get("alert_message") or
+                                        f"score PSI {w['psi']:.3f} vs baseline, p50 {w['p50']:.4g}"),
                            lambda w: {"model_version": str(w["model_version"]),
                                       "psi": w["psi"],
+                                      "psi_error_threshold": w.get("psi_error_threshold"),
+                                      "decision_share": float(w["decision_share"]),
+                                      "decision_share_baseline": w.get("decision_share_baseline"),
+                                      "decision_share_p_value": w.get("decision_share_p_value"),
                                       "p50": float(w["p50"])}))
             for day, rows in _by_day(context, project, "prediction_drift", daily_def)])
 

@@ -100,7 +100,14 @@ class MonitoringConfig:
     drift_periods: tuple[tuple[str, str], ...] = ()
     prediction_psi_warn: float = 0.1
     prediction_psi_error: float = 0.25
-    baseline_days: int = 7
+    # Score-shift error threshold >= this times the largest clean day-to-day score PSI among the
+    # baseline days: the largest of 7 clean days is a low estimate of a clean day's 99th
+    # percentile (lib/monitoring/prediction_drift.py).
+    prediction_noise_margin: float = 4.0
+    # Decision share vs the baseline's, allowing its day-to-day dispersion: two-sided p-values.
+    decision_warn_p: float = 1e-3
+    decision_error_p: float = 1e-6
+    baseline_days: int = 7  # the trailing days a version's scores are compared with (and pooled)
     label_maturity_days: int = 30  # a prediction day is never final before this many days
     min_label_coverage: float = 0.9
     min_positives: int = 5  # fewer labeled positives and AUC stays "pending"
@@ -133,14 +140,17 @@ class MonitoringConfig:
                and 0 <= self.auc_drop_warn <= self.auc_drop_error, "monitoring.auc_drop_warn",
                (self.auc_drop_warn, self.auc_drop_error),
                "auc_drop_warn and auc_drop_error must be >= 0 with warn <= error")
-        check_limit(is_number(self.early_warn_p) and is_number(self.early_error_p)
-               and 0 < self.early_error_p <= self.early_warn_p < 1, "monitoring.early_warn_p",
-               (self.early_warn_p, self.early_error_p),
-               "p-values in (0, 1) with early_error_p <= early_warn_p")
+        for warn, error in [("early_warn_p", "early_error_p"),
+                            ("decision_warn_p", "decision_error_p")]:
+            lo, hi = getattr(self, error), getattr(self, warn)
+            check_limit(is_number(lo) and is_number(hi) and 0 < lo <= hi < 1,
+                        f"monitoring.{warn}", (hi, lo),
+                        f"p-values in (0, 1) with {error} <= {warn}")
         check_limit(is_int(self.psi_bins) and self.psi_bins >= 2, "monitoring.psi_bins", self.psi_bins,
                "an integer >= 2 (PSI compares shares across bins)")
-        check_limit(is_number(self.noise_margin) and self.noise_margin > 0, "monitoring.noise_margin",
-               self.noise_margin, "a number > 0")
+        for name in ("noise_margin", "prediction_noise_margin"):
+            value = getattr(self, name)
+            check_limit(is_number(value) and value > 0, f"monitoring.{name}", value, "a number > 0")
         check_limit(is_number(self.psi_null_quantile) and 0.5 <= self.psi_null_quantile < 1,
                "monitoring.psi_null_quantile", self.psi_null_quantile, "a quantile in [0.5, 1)")
         check_limit(is_number(self.unmonitored_factor) and self.unmonitored_factor > 1,
