@@ -34,11 +34,15 @@ class TrainingWindow:
                 "label_cutoff": self.label_cutoff.isoformat()}
 
 
+MIN_WARM_SHARE = 0.5  # of the configured window that must be warm for the warm start to apply
+
+
 def training_window(spec: DatasetSpec, as_of: datetime, days: int | None = None) -> TrainingWindow:
     """The window a model trained as of ``as_of`` learns from: the ``days`` before it (default
     ``spec.model.training_window_days``), labels known at ``as_of``, starting no earlier than
-    the data and - when the history reaches past it - no earlier than ``spec.warm_start``, so
-    label features still filling with late labels are not learnt (nor profiled) as normal.
+    the data and - when at least ``MIN_WARM_SHARE`` of the window lies past it - no earlier
+    than ``spec.warm_start``, so label features still filling with late labels are not learnt
+    (nor profiled) as normal.
 
     Parameters
     ----------
@@ -54,9 +58,12 @@ def training_window(spec: DatasetSpec, as_of: datetime, days: int | None = None)
         Shorter than ``days`` when the warm-up cuts it; the model card records whether the
         window is warm (``lib/training/candidate.py``).
     """
-    start = max(as_of - timedelta(days=days or spec.model.training_window_days), spec.start_utc)
-    if spec.warm_start < as_of:
-        start = max(start, spec.warm_start)
+    length = timedelta(days=days or spec.model.training_window_days)
+    start = max(as_of - length, spec.start_utc)
+    # A few warm days teach less than a full cold window (a day or two may hold no positive):
+    # the warm start applies once it leaves at least MIN_WARM_SHARE of the window.
+    if start < spec.warm_start <= as_of - MIN_WARM_SHARE * length:
+        start = spec.warm_start
     return TrainingWindow(start=start, end=as_of, label_cutoff=as_of)
 
 

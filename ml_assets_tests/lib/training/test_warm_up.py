@@ -32,6 +32,9 @@ def test_training_windows_start_after_warm_up_when_the_history_reaches_past_it()
     # far past warm-up the configured length applies
     w = training_window(spec, start + 200 * DAY)
     assert w.start == start + 140 * DAY
+    # fewer warm days than half the window: the full (cold) window, the card says not warm
+    w = training_window(spec, start + 75 * DAY)
+    assert w.start == start + 15 * DAY
     # history shorter than warm-up: the whole history, and the card will say it is not warm
     w = training_window(spec, start + 40 * DAY)
     assert w.start == start
