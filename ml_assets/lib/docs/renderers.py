@@ -39,7 +39,9 @@ def _per_day(m: dict | None) -> str:
                 "held-out AUC" + (f" ({m['days']} usable held-out days)" if "days" in m else ""))
     return (f"median {m['auc_p50']:.4f}, p25 {m['auc_p25']:.4f}, p05 {m['auc_p05']:.4f} over "
             f"{m['days']} mature held-out days (median {m['positives_p50']:.0f} positives); "
-            f"between-day SD {m['between_day_sd']:.4f}")
+            f"between-day SD {m['between_day_sd']:.4f}"
+            + (f" (95% upper bound {m['between_day_sd_upper']:.4f}, the one days are held to)"
+               if "between_day_sd_upper" in m else ""))
 
 
 # -- facts ----------------------------------------------------------------------------------

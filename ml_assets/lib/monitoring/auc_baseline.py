@@ -28,6 +28,10 @@ from ml_assets.lib.monitoring.evaluation import auc_standard_error
 MIN_BASELINE_DAYS = 7  # fewer usable held-out days and no per-day baseline is recorded
 IQR_TO_SD = 1.349  # interquartile range of a normal distribution, in standard deviations
 MEDIAN_SE_FACTOR = float(np.sqrt(np.pi / 2))  # SE of a normal sample's median: this * sd / sqrt(k)
+# SE of the IQR-based SD of a normal sample: this * sd / sqrt(k) (asymptotic variance of the
+# 25% and 75% sample quantiles and their covariance: sqrt(2.474) / 1.349).
+IQR_SD_SE_FACTOR = 1.166
+Z95 = 1.6448536269514722  # one-sided 95% normal quantile
 
 
 def per_day_auc(days: np.ndarray, y: np.ndarray, scores: np.ndarray,
@@ -92,8 +96,10 @@ def held_out_per_day(event_ts: pd.Series, y: np.ndarray, scores: np.ndarray,
         also: ``auc_p05``, ``auc_p25``, ``auc_p50``, ``auc_p75`` (per-day AUC quantiles),
         ``positives_p50`` and ``rows_p50`` (per-day sizes), ``day_se_rms`` (root mean square
         Hanley-McNeil SE of a held-out day), ``between_day_sd`` (day-to-day SD of the AUC with
-        that sampling noise removed, floored at 0) and ``median_se`` (SE of ``auc_p50``), all in
-        AUC units. Unknown values are omitted, never filled in.
+        that sampling noise removed, floored at 0), ``between_day_sd_upper`` (its one-sided 95%
+        upper confidence bound: a few noisy held-out days estimate it poorly, and a low
+        estimate would page on ordinary days) and ``median_se`` (SE of ``auc_p50``), all in AUC
+        units. Unknown values are omitted, never filled in.
     """
     ts = pd.to_datetime(pd.Series(event_ts).reset_index(drop=True), utc=True)
     day = ts.dt.floor("D")
@@ -109,10 +115,12 @@ def held_out_per_day(event_ts: pd.Series, y: np.ndarray, scores: np.ndarray,
     q05, q25, q50, q75 = np.quantile(auc["auc"], [0.05, 0.25, 0.5, 0.75])
     spread = (q75 - q25) / IQR_TO_SD  # robust: one odd held-out day does not widen it
     se2 = float(np.mean(np.square(auc["auc_se"])))
+    spread_upper = spread * (1 + Z95 * IQR_SD_SE_FACTOR / np.sqrt(len(auc)))
     return out | {
         "auc_p05": float(q05), "auc_p25": float(q25), "auc_p50": float(q50), "auc_p75": float(q75),
         "positives_p50": float(auc["positives"].median()), "rows_p50": float(auc["rows"].median()),
         "day_se_rms": float(np.sqrt(se2)),
         "between_day_sd": float(np.sqrt(max(spread ** 2 - se2, 0.0))),
+        "between_day_sd_upper": float(np.sqrt(max(spread_upper ** 2 - se2, 0.0))),
         "median_se": float(MEDIAN_SE_FACTOR * spread / np.sqrt(len(auc))),
     }

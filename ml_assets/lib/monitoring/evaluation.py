@@ -236,10 +236,12 @@ def auc_alert(result: dict, reference_auc: float | None, warn_drop: float, error
     A pending day, or one without a realized AUC, can never alarm. With a per-day baseline on
     the card (``auc_baseline.held_out_per_day``) the day is held to the same statistic - the
     median AUC of one held-out day, ``m`` - within the noise of both sides:
-    ``sigma = sqrt(between_day_sd**2 + median_se**2 + auc_se**2)`` (day-to-day variation of the
-    per-day AUC net of the held-out days' sampling noise, the uncertainty of ``m``, and the
-    day's own Hanley & McNeil 1982 standard error; a random-effects comparison, DerSimonian &
-    Laird 1986). With ``drop = m - auc``:
+    ``sigma = sqrt(between_day_sd_upper**2 + median_se**2 + auc_se**2)`` (day-to-day variation
+    of the per-day AUC net of the held-out days' sampling noise, at its 95% upper confidence
+    bound because a few small held-out days estimate it poorly; the uncertainty of ``m``; and
+    the day's own Hanley & McNeil 1982 standard error; a random-effects comparison,
+    DerSimonian & Laird 1986; cards without the bound use ``between_day_sd``). With
+    ``drop = m - auc``:
 
     - ERROR: ``drop > error_drop`` and ``drop > noise_sigmas * sigma``;
     - WARN: ``drop > warn_drop`` and ``drop > noise_sigmas * sigma``;
@@ -274,8 +276,8 @@ def auc_alert(result: dict, reference_auc: float | None, warn_drop: float, error
     se = result.get("auc_se") or 0.0
     if per_day and "auc_p50" in per_day:
         center = per_day["auc_p50"]
-        sigma = float(np.sqrt(per_day["between_day_sd"] ** 2 + per_day["median_se"] ** 2
-                              + se ** 2))
+        between = per_day.get("between_day_sd_upper", per_day["between_day_sd"])
+        sigma = float(np.sqrt(between ** 2 + per_day["median_se"] ** 2 + se ** 2))
         drop = center - result["auc"]
         beyond = drop > noise_sigmas * sigma
         level = ("error" if beyond and drop > error_drop else
@@ -284,7 +286,7 @@ def auc_alert(result: dict, reference_auc: float | None, warn_drop: float, error
         return level, (f"AUC {result['auc']:.4f} vs held-out per-day median {center:.4f} "
                        f"(p05 {per_day['auc_p05']:.4f} over {per_day['days']} days; pooled "
                        f"{pooled}): drop {drop:+.4f}, noise {sigma:.4f} (day's standard error "
-                       f"{se:.4f}, between-day SD {per_day['between_day_sd']:.4f})")
+                       f"{se:.4f}, between-day SD up to {between:.4f})")
     if reference_auc is None:
         return "ok", "no alarm: the version has no held-out AUC"
     drop = reference_auc - result["auc"]
