@@ -1,11 +1,13 @@
-"""Commands that run things: ``demo``, ``reproduce``, ``drill incidents|six-weeks`` (``drill
-rollback`` is a control command), ``bench`` and ``serve``. Scenarios are imported per command, so
-``ml-assets status`` never loads them. Drill outcomes are recorded in the control plane for the
-scorecard (``status --criteria``)."""
+"""Commands that run things: ``demo``, ``train``, ``run STEP``, ``reproduce``, ``drill
+incidents|six-weeks`` (``drill rollback`` is a control command), ``bench`` and ``serve``.
+Scenarios are imported per command, so ``ml-assets status`` never loads them. Drill outcomes
+are recorded in the control plane for the scorecard (``status --criteria``)."""
 
+import argparse
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ml_assets.cli.control import cmd_drill_rollback
@@ -51,6 +53,135 @@ def cmd_demo(args, ws: Workspace) -> int:
               "`.venv/bin/ml-assets status`, `.venv/bin/ml-assets models`")
 
     emit(payload, args.json, render)
+    return 0
+
+
+def utc_time(text: str) -> datetime:
+    """``YYYY-MM-DD`` as UTC midnight, or an ISO-8601 time with its offset (an argparse
+    ``type``: anything else is a usage error)."""
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date or ISO-8601 time") from None
+    if len(text) == 10:  # a bare date
+        return t.replace(tzinfo=UTC)
+    if t.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs its UTC offset, e.g. {text}+00:00")
+    return t
+
+
+def _train(args, ws: Workspace, fields: dict) -> int:
+    """Materialize the training assets with ``TrainingConfig`` ``fields`` (ISO strings, None
+    for unset) through the data directory's Dagster instance, as the demo does; print the
+    registered version and its held-out metrics. The window is validated first, so a bad one
+    is refused in one line (exit 1) without a run."""
+    import dagster as dg
+
+    from ml_assets.cli.reports import _num
+    from ml_assets.definitions import build_definitions
+    from ml_assets.defs.training.assets import TrainingConfig, resolve_window
+    from ml_assets.defs.training.definitions import TRAINING_ASSETS
+    from ml_assets.lib.training.train import WindowError
+    from ml_assets.scenarios.runner import (
+        StepFailed,
+        dagster_instance,
+        materialize,
+        training_run_config,
+    )
+
+    fields = {k: v for k, v in fields.items() if v is not None}
+    try:
+        resolve_window(ws, ws.spec, TrainingConfig(**fields))
+    except WindowError as exc:
+        return refused(f"refused: {exc}")
+    instance = dagster_instance(ws.paths)
+    try:
+        seconds = materialize(build_definitions(ws.spec, str(ws.paths.root)), instance,
+                              list(TRAINING_ASSETS), None, training_run_config(fields))
+    except StepFailed as exc:
+        return refused(f"training failed: {exc}")
+    # the version this run registered, or found registered already (the same artifact)
+    meta = instance.get_latest_materialization_event(
+        dg.AssetKey("candidate_model")).asset_materialization.metadata
+    card = ws.registry.get_model(meta["version"].value)
+    payload = {"version": card["version"], "newly_registered": meta["newly_registered"].value,
+               "seconds": round(seconds, 1), "training_window": card["training_window"],
+               "label_cutoff": card["label_cutoff"],
+               "held_out_period": card.get("held_out_period"), "rows": card["rows"],
+               "held_out": card["metrics"]["held_out"],
+               "validation": card["metrics"]["validation"]}
+
+    def render(p):
+        w, h, test = p["training_window"], p["held_out"], p["held_out_period"]
+        new = "registered" if p["newly_registered"] else "already registered (same artifact)"
+        print(f"{p['version']} {new} in {p['seconds']:.0f}s")
+        print(f"  window {w['start']} .. {w['end']}  label cutoff {p['label_cutoff']}")
+        print("  test split: " + (f"held-out period {test['start']} .. {test['end']}" if test
+                                  else "hashed from the window"))
+        print(f"  held-out: rows {h['rows']:,}  AUC {_num(h['auc'])}  PR-AUC "
+              f"{_num(h['pr_auc'])}  Brier {_num(h['brier'])}  (train rows "
+              f"{p['rows']['train']:,})")
+
+    emit(payload, args.json, render)
+    return 0
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t else None
+
+
+def cmd_train(args, ws: Workspace) -> int:
+    """``train [--start] [--end] [--label-cutoff] [--window-days] [--test-start --test-end]``."""
+    return _train(args, ws, {"start": _iso(args.start), "end": _iso(args.end),
+                             "label_cutoff": _iso(args.label_cutoff),
+                             "window_days": args.window_days,
+                             "test_start": _iso(args.test_start),
+                             "test_end": _iso(args.test_end)})
+
+
+def cmd_run(args, ws: Workspace) -> int:
+    """``run STEP --from --to``: one pipeline step over ``[from, to)`` as range runs of its
+    assets (``scenarios.demo.step_runs``); ``train`` trains on that window, labels known at
+    ``to``."""
+    from dagster import PartitionKeyRange
+
+    from ml_assets.definitions import build_definitions
+    from ml_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
+    from ml_assets.scenarios.demo import step_runs
+    from ml_assets.scenarios.runner import StepFailed, dagster_instance, materialize
+
+    lo, hi = args.date_from, args.date_to
+    if not lo < hi:
+        return refused(f"refused: --from {lo.isoformat()} must be before --to {hi.isoformat()}")
+    if args.step == "train":
+        return _train(args, ws, {"start": lo.isoformat(), "end": hi.isoformat(),
+                                 "label_cutoff": hi.isoformat()})
+    defs = build_definitions(ws.spec, str(ws.paths.root))
+    runs = []
+    for run in step_runs(ws.spec, args.step, lo, hi):
+        keys = (run.tags[RANGE_START_TAG], run.tags[RANGE_END_TAG])
+        partitions = defs.resolve_assets_def(run.selection[0]).partitions_def
+        outside = [k for k in keys if not partitions.has_partition_key(k)]
+        if outside:
+            return refused(f"refused: {run.selection[0]} has no partition {outside[0]} (its "
+                           f"partitions: {partitions.get_first_partition_key()} .. "
+                           f"{partitions.get_last_partition_key()})")
+        runs.append((run, keys, len(partitions.get_partition_keys_in_range(
+            PartitionKeyRange(*keys)))))
+    instance = dagster_instance(ws.paths)
+    done = []
+    for run, keys, count in runs:
+        try:
+            seconds = materialize(defs, instance, run.selection, run.tags,
+                                  fail_on_checks=run.fail_on_checks)
+        except StepFailed as exc:
+            return refused(f"run {args.step} failed: {exc}")
+        done.append({"assets": run.selection, "partitions": count, "first": keys[0],
+                     "last": keys[1], "seconds": round(seconds, 1)})
+    emit({"step": args.step, "runs": done}, args.json,
+         lambda p: [print(f"{p['step']}: {', '.join(r['assets'])}  {r['partitions']} "
+                          f"partition(s) {r['first']} .. {r['last']}  {r['seconds']:.1f}s")
+                    for r in p["runs"]])
     return 0
 
 
@@ -212,6 +343,39 @@ def add_parsers(sub, actor: str) -> None:
                       help="1.0 is about 8,400 events a day (1.3M over 150 days)")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo)
+    train = sub.add_parser(
+        "train", help="train and register a model on an explicit window through Dagster",
+        description="Train on [start, end) with the labels known at the label cutoff; "
+                    "DATE is YYYY-MM-DD (UTC midnight) or an ISO time with its offset.")
+    train.add_argument("--start", type=utc_time, metavar="DATE",
+                       help="window start (default: --window-days before --end, not before "
+                            "the warm-up)")
+    train.add_argument("--end", type=utc_time, metavar="DATE",
+                       help="window end, exclusive (default: the label cutoff)")
+    train.add_argument("--label-cutoff", type=utc_time, metavar="DATE",
+                       help="labels dated and available before it are known (default: the "
+                            "end of the latest label partition)")
+    train.add_argument("--window-days", type=int,
+                       help="window length when --start is not given (default: the spec's)")
+    train.add_argument("--test-start", type=utc_time, metavar="DATE",
+                       help="held-out period start: its rows are the test split, the whole "
+                            "window trains (with --test-end, outside the window)")
+    train.add_argument("--test-end", type=utc_time, metavar="DATE",
+                       help="held-out period end, exclusive, at most the label cutoff")
+    train.set_defaults(func=cmd_train)
+    run = sub.add_parser(
+        "run", help="run one pipeline step over [--from, --to) through Dagster",
+        description="One step as range runs of its assets, as the demo runs it. --to is "
+                    "EXCLUSIVE: --from 2026-08-01 --to 2026-08-08 is 7 days. DATE is "
+                    "YYYY-MM-DD (UTC midnight) or an ISO time with its offset; partitions run "
+                    "from the one holding --from to the last one ending by --to. train: the "
+                    "window [from, to), labels known at --to.")
+    run.add_argument("step", choices=("ingest", "features", "train", "score", "monitor"))
+    run.add_argument("--from", dest="date_from", type=utc_time, metavar="DATE", required=True,
+                     help="first time covered (inclusive)")
+    run.add_argument("--to", dest="date_to", type=utc_time, metavar="DATE", required=True,
+                     help="end of the range, EXCLUSIVE")
+    run.set_defaults(func=cmd_run)
     rep = sub.add_parser("reproduce", help="retrain VERSION from raw landing data; identical?")
     rep.add_argument("version")
     rep.add_argument("--keep", action="store_true", help="keep the scratch directory")

@@ -10,6 +10,7 @@ import dagster as dg
 from ml_assets.defs.monitoring.assets import monitoring_asset_names
 from ml_assets.defs.partitions import day_key, hour_key, range_tags
 from ml_assets.defs.training.definitions import TRAINING_ASSETS
+from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.docs.documents import DOCUMENTS
 from ml_assets.lib.ingest.landing import label_feeds
@@ -19,6 +20,45 @@ from ml_assets.lib.release.rollback import promote
 from ml_assets.scenarios import FIRST_MODEL_AT
 from ml_assets.scenarios.runner import dagster_instance, materialize, training_config
 from ml_assets.scenarios.synthetic import SyntheticConfig, write_landing
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """One range run of a step: its assets, the partition range tags and whether a failed
+    check fails it (monitoring's alarms are findings, not failures)."""
+    selection: list[str]
+    tags: dict[str, str]
+    fail_on_checks: bool = True
+
+
+def step_runs(spec: DatasetSpec, step: str, start: datetime, end: datetime) -> list[StepRun]:
+    """The runs of a pipeline step over ``[start, end)``: from the partition holding ``start``
+    to the last one ending by ``end`` (hours for hourly assets, days for daily ones).
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+        Gives the label feeds and monitoring assets.
+    step : str
+        ``ingest``, ``features``, ``score`` or ``monitor`` (as ``ml-assets run`` names them;
+        training is not partitioned, its window is run config: ``training_config``).
+    start, end : datetime
+        UTC; ``end`` exclusive.
+
+    Returns
+    -------
+    list of StepRun
+        ``ingest``: events (hourly) then labels with the quarantine (daily); the others one run.
+    """
+    hours = range_tags(hour_key(start), hour_key(end - timedelta(hours=1)))
+    days = range_tags(day_key(start), day_key(end - timedelta(days=1)))
+    return {
+        "ingest": [StepRun(["raw_events"], hours),
+                   StepRun([*label_feeds(spec), "quarantine"], days)],
+        "features": [StepRun(["event_features"], hours)],
+        "score": [StepRun(["batch_scores"], hours)],
+        "monitor": [StepRun(monitoring_asset_names(spec), days, fail_on_checks=False)],
+    }[step]
 
 
 @dataclass
@@ -93,28 +133,29 @@ def run_pipeline(ws: Workspace, defs: dg.Definitions, start: datetime, end: date
     instance = dagster_instance(paths)
     first_hour, last_hour = start, end - timedelta(hours=1)
     first_day, last_day = start, end - timedelta(days=1)
-    hours = range_tags(hour_key(first_hour), hour_key(last_hour))
-    days = range_tags(day_key(first_day), day_key(last_day))
     v1_as_of = start + timedelta(days=round((end - start).days * first_model_at))
     v2_as_of = start + timedelta(days=round((end - start).days * challenger_at))
+    events, labels = step_runs(spec, "ingest", start, end)
+    [features] = step_runs(spec, "features", start, end)
+    [scores] = step_runs(spec, "score", v1_as_of, end)
+    [monitor] = step_runs(spec, "monitor", v1_as_of, end)
     plan = [
-        ("ingest events", ["raw_events"], hours, None),
-        ("ingest labels", [*label_feeds(spec), "quarantine"], days, None),
-        ("build features", ["event_features"], hours, None),
+        ("ingest events", events.selection, events.tags, None),
+        ("ingest labels", labels.selection, labels.tags, None),
+        ("build features", features.selection, features.tags, None),
         (f"train first model as of {v1_as_of:%Y-%m-%d}", list(TRAINING_ASSETS), None,
          training_config(v1_as_of, spec)),
         (f"train later model as of {v2_as_of:%Y-%m-%d}", list(TRAINING_ASSETS), None,
          training_config(v2_as_of, spec)),
-        ("score with every live model", ["batch_scores"],
-         range_tags(hour_key(v1_as_of), hour_key(last_hour)), None),
+        ("score with every live model", scores.selection, scores.tags, None),
     ]
     for name, selection, tags, run_config in plan:
         seconds = materialize(defs, instance, selection, tags, run_config)
         report.steps.append({"step": name, "seconds": seconds})
         log(f"{name}: {seconds:.1f}s")
     name = "monitor every scored day"
-    seconds = materialize(defs, instance, monitoring_asset_names(spec),
-                          range_tags(day_key(v1_as_of), day_key(last_day)), fail_on_checks=False)
+    seconds = materialize(defs, instance, monitor.selection, monitor.tags,
+                          fail_on_checks=monitor.fail_on_checks)
     report.steps.append({"step": name, "seconds": seconds})
     log(f"{name}: {seconds:.1f}s (`ml-assets monitor` shows the days and their alarms)")
 

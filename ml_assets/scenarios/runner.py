@@ -200,8 +200,13 @@ def step_failure_message(event: dg.DagsterEvent) -> str:
 
 def training_config(as_of: datetime, spec: DatasetSpec) -> dict:
     """Run config training the model as of ``as_of`` over the spec's training window (days)."""
-    return {"ops": {"training_set": {"config": {"as_of": as_of.isoformat(),
-                                                "window_days": spec.model.training_window_days}}}}
+    return training_run_config({"as_of": as_of.isoformat(),
+                                "window_days": spec.model.training_window_days})
+
+
+def training_run_config(fields: dict) -> dict:
+    """Run config of the training assets from ``TrainingConfig`` fields (``defs/training``)."""
+    return {"ops": {"training_set": {"config": fields}}}
 
 
 def exec_stoppable(command: list[str]) -> None:

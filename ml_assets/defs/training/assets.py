@@ -3,10 +3,11 @@
 
 import getpass
 import io
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from ml_assets.defs.freshness import NIGHTLY_TRAINING_FRESHNESS
 from ml_assets.lib.core import artifacts
@@ -14,21 +15,45 @@ from ml_assets.lib.core.catalog import RAW_LABELS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.training.candidate import train_candidate
-from ml_assets.lib.training.splits import assign_splits
 from ml_assets.lib.training.train import (
     TrainingWindow,
+    WindowError,
     build_training_set,
+    explicit_window,
+    parse_time,
     reference_rows,
     split_frame,
-    training_window,
+    training_splits,
 )
 
 
+def _described(text: str):
+    """An optional config field whose description the launchpad shows (Dagster reads field
+    descriptions, not attribute docstrings)."""
+    return Field(default=None, description=text)
+
+
 class TrainingConfig(dg.Config):
-    as_of: str | None = None
-    """ISO time of the label cutoff and window end; default: end of the latest label partition."""
-    window_days: int | None = None
-    """Length of the training window; default from the dataset spec."""
+    """The training window, its label cutoff and an optional held-out period; times are
+    ISO-8601 with a UTC offset, e.g. ``2026-08-01T00:00:00+00:00``. Nothing set: the window
+    of the spec's length ending at the latest label partition."""
+
+    start: str | None = _described(
+        "Window start (events with start <= event_ts < end). Default: window_days before end, "
+        "not before the data nor (once the history reaches past it) the warm-up.")
+    end: str | None = _described("Window end, exclusive. Default: label_cutoff.")
+    label_cutoff: str | None = _described(
+        "Only labels dated and available before it are known (window and held-out period). "
+        "Default: as_of, else the end of the latest raw_labels partition.")
+    as_of: str | None = _described(
+        "Shorthand for label_cutoff (and so the window end); give it or label_cutoff.")
+    window_days: int | None = _described(
+        "Window length in days when start is not given. Default: the dataset spec's.")
+    test_start: str | None = _described(
+        "Held-out period start: its rows form the test split instead of the hashed one, and "
+        "the window gives train and validation only. Give with test_end; must not overlap "
+        "the window.")
+    test_end: str | None = _described("Held-out period end, exclusive; at most label_cutoff.")
 
 
 class ModelConfig(dg.Config):
@@ -36,17 +61,40 @@ class ModelConfig(dg.Config):
     """Overrides the spec's seed (every RNG derives from it)."""
 
 
-def resolve_window(project: dg.ResourceParam[Workspace], spec: DatasetSpec, cfg: TrainingConfig) -> TrainingWindow:
-    if cfg.as_of:
-        as_of = datetime.fromisoformat(cfg.as_of)
-        if as_of.tzinfo is None:
-            raise dg.Failure(f"as_of {cfg.as_of!r} must carry a timezone, e.g. '+00:00'")
-    else:
+def resolve_window(project: dg.ResourceParam[Workspace], spec: DatasetSpec,
+                   cfg: TrainingConfig) -> TrainingWindow:
+    """The validated training window a ``TrainingConfig`` asks for (``explicit_window``).
+
+    Parameters
+    ----------
+    project : Workspace
+        Its catalog gives the default cutoff: the end of the latest ``raw_labels`` partition.
+    spec : DatasetSpec
+    cfg : TrainingConfig
+
+    Returns
+    -------
+    TrainingWindow
+
+    Raises
+    ------
+    WindowError
+        A time without offset, an invalid combination (see ``explicit_window``), both
+        ``as_of`` and ``label_cutoff``, or no cutoff given and no ``raw_labels`` partition yet.
+    """
+    t = {name: parse_time(name, getattr(cfg, name))
+         for name in ("as_of", "label_cutoff", "start", "end", "test_start", "test_end")}
+    if t["as_of"] and t["label_cutoff"]:
+        raise WindowError("as_of: give as_of or label_cutoff, not both")
+    cutoff = t["label_cutoff"] or t["as_of"]
+    if cutoff is None:
         last = project.catalog.table(RAW_LABELS).latest()
         if last is None:
-            raise dg.Failure("no raw_labels partitions yet: materialize raw_labels first")
-        as_of = last.replace(tzinfo=spec.start_utc.tzinfo) + timedelta(days=1)
-    return training_window(spec, as_of, cfg.window_days)
+            raise WindowError("label_cutoff: no raw_labels partitions yet; materialize "
+                              "raw_labels first or give label_cutoff")
+        cutoff = last.replace(tzinfo=spec.start_utc.tzinfo) + timedelta(days=1)
+    return explicit_window(spec, cutoff, t["start"], t["end"], cfg.window_days,
+                           t["test_start"], t["test_end"])
 
 
 def build_training_assets(spec: DatasetSpec) -> list:
@@ -60,7 +108,10 @@ def build_training_assets(spec: DatasetSpec) -> list:
                           "Records the SHA-256 of the post-feature table.", **common)
     def training_set(context: dg.AssetExecutionContext, config: TrainingConfig,
                      project: dg.ResourceParam[Workspace]) -> pd.DataFrame:
-        window = resolve_window(project, spec, config)
+        try:
+            window = resolve_window(project, spec, config)
+        except WindowError as exc:  # a config mistake: its message, not a traceback
+            raise dg.Failure(str(exc)) from None
         df = build_training_set(project.paths, spec, window)
         sha = artifacts.dataset_sha256(df)
         df.attrs = {"window": window.as_dict(), "dataset_sha256": sha}
@@ -70,16 +121,18 @@ def build_training_assets(spec: DatasetSpec) -> list:
             "positive_rate": float(df[spec.label].mean()) if len(df) else 0.0,
             "window_start": window.start.isoformat(), "window_end": window.end.isoformat(),
             "label_cutoff": window.label_cutoff.isoformat(),
+            **({"test_start": window.test_start.isoformat(),
+                "test_end": window.test_end.isoformat()} if window.held_out else {}),
         })
         return df
 
     @dg.asset(name="data_splits", kinds={"duckdb"},
               description="train/valid/test by md5(salt:event_id): the same row lands in the "
-                          "same split forever, whatever data is added.", **common)
+                          "same split forever, whatever data is added. With a held-out "
+                          "period, its rows are test and the window's train/valid.", **common)
     def data_splits(context: dg.AssetExecutionContext, training_set: pd.DataFrame) -> pd.DataFrame:
-        split = assign_splits(training_set[spec.event_id], spec.model.split_salt,
-                              spec.model.split_fractions)
-        out = pd.DataFrame({spec.event_id: training_set[spec.event_id], "split": split})
+        out = training_splits(training_set, spec,
+                              TrainingWindow.from_dict(training_set.attrs["window"]))
         counts = out["split"].value_counts().to_dict()
         context.add_output_metadata({f"rows_{k}": int(counts.get(k, 0))
                                      for k in ("train", "valid", "test")}
@@ -117,9 +170,7 @@ def build_training_assets(spec: DatasetSpec) -> list:
     def candidate_model(context: dg.AssetExecutionContext, config: ModelConfig, project: dg.ResourceParam[Workspace],
                         training_set: pd.DataFrame, data_splits: pd.DataFrame,
                         frozen_reference_set: pd.DataFrame) -> dg.MaterializeResult:
-        w = training_set.attrs["window"]
-        window = TrainingWindow(datetime.fromisoformat(w["start"]), datetime.fromisoformat(w["end"]),
-                                datetime.fromisoformat(w["label_cutoff"]))
+        window = TrainingWindow.from_dict(training_set.attrs["window"])
         card = train_candidate(project.paths, spec, training_set, data_splits, frozen_reference_set,
                                window, training_set.attrs["dataset_sha256"], seed=config.seed)
         version, created = project.registry.register_model(spec.model_name, card,

@@ -37,7 +37,7 @@ def train_candidate(paths: DataPaths, spec: DatasetSpec, training_set: pd.DataFr
     reference : DataFrame
         The frozen reference rows, with the label column.
     window : TrainingWindow
-        Event window and label cutoff (UTC) recorded on the card.
+        Event window, label cutoff and held-out period, if any (UTC), recorded on the card.
     dataset_sha256 : str
         SHA-256 of the training set, recorded on the card.
     seed : int, optional
@@ -50,7 +50,8 @@ def train_candidate(paths: DataPaths, spec: DatasetSpec, training_set: pd.DataFr
     dict
         The model card: artifact SHA-256 and path, provenance (``spec``: the spec's ``ref`` and
         source ``sha256``, see ``DatasetSpec.origin``; None for a spec built in code), row
-        counts per split and
+        counts per split, ``held_out_period`` (start, end) when the test split is a held-out
+        period rather than hashed, and
         ``metrics`` (held_out, validation, frozen_reference; see ``evaluate``; and
         held_out_per_day, the per-day AUC distribution over the mature held-out days that a
         production day's AUC is compared with, see ``auc_baseline.held_out_per_day``).
@@ -88,6 +89,8 @@ def train_candidate(paths: DataPaths, spec: DatasetSpec, training_set: pd.DataFr
                             "warm_start": spec.warm_start.isoformat(),
                             "warm": window.start >= spec.warm_start},
         "label_cutoff": window.label_cutoff.isoformat(),
+        **({"held_out_period": {"start": window.test_start.isoformat(),
+                                "end": window.test_end.isoformat()}} if window.held_out else {}),
         "seed": seed,
         "feature_schema_version": spec.schema_version,
         "feature_fingerprints": bundle["feature_fingerprints"],

@@ -37,8 +37,12 @@ from ml_assets.lib.ingest import integrity as landing_integrity
 from ml_assets.lib.ingest.landing import ingest_events, ingest_labels
 from ml_assets.lib.scoring.batch import load_live_model
 from ml_assets.lib.training.candidate import train_candidate
-from ml_assets.lib.training.splits import assign_splits
-from ml_assets.lib.training.train import TrainingWindow, build_training_set, predict
+from ml_assets.lib.training.train import (
+    TrainingWindow,
+    build_training_set,
+    predict,
+    training_splits,
+)
 
 DIRECT = "direct"  # the difference explains a mismatch by itself
 ENVIRONMENT = "environment"  # may explain a mismatch; harmless when the rerun is identical
@@ -73,16 +77,19 @@ class ReproduceResult:
 
 
 def _window(card: dict) -> TrainingWindow:
-    w = card["training_window"]
-    return TrainingWindow(datetime.fromisoformat(w["start"]), datetime.fromisoformat(w["end"]),
-                          datetime.fromisoformat(card["label_cutoff"]))
+    w, held_out = card["training_window"], card.get("held_out_period")
+    return TrainingWindow.from_dict({"start": w["start"], "end": w["end"],
+                                     "label_cutoff": card["label_cutoff"]}
+                                    | ({"test_start": held_out["start"], "test_end": held_out["end"]}
+                                       if held_out else {}))
 
 
 def stage_landing(live: DataPaths, registry: Registry, scratch: DataPaths, spec: DatasetSpec,
                   window: TrainingWindow) -> list[landing_integrity.FileProblem]:
     """Copy the landing files the rebuild reads into the scratch directory, checksumming each
     against the ledger/manifest on the way. Every event hour from the dataset start (labels of
-    the window can belong to any earlier event) and every label day before the cutoff.
+    the window can belong to any earlier event) to the end of the window or held-out period,
+    and every label day before the cutoff.
     Returns one FileProblem per file rewritten, missing or without a recorded checksum.
 
     Parameters
@@ -95,7 +102,7 @@ def stage_landing(live: DataPaths, registry: Registry, scratch: DataPaths, spec:
     window : TrainingWindow
     """
     rels = [str(live.landing_events_file(h).relative_to(live.root))
-            for h in hours_between(spec.start_utc, window.end)]
+            for h in hours_between(spec.start_utc, _last_event(window))]
     rels += [str(live.landing_labels_file(d).relative_to(live.root))
              for d in days_between(spec.start_utc, window.label_cutoff)]
     expected = landing_integrity.expected_checksums(live, registry, rels)
@@ -112,6 +119,11 @@ def stage_landing(live: DataPaths, registry: Registry, scratch: DataPaths, spec:
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_bytes(data)
     return problems
+
+
+def _last_event(window: TrainingWindow) -> datetime:
+    """The end of the last event range the training set reads."""
+    return max(hi for _, hi in window.event_ranges())
 
 
 def _write_partitions(frames: dict, table: LakeTable) -> None:
@@ -134,19 +146,21 @@ def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: Training
         The live lake whose recorded label availability the rebuild keeps (a late label file
         stays late, so features equal the live ones).
     """
-    events, _ = ingest_events(scratch, spec, hours_between(spec.start_utc, window.end), now)
+    events, _ = ingest_events(scratch, spec, hours_between(spec.start_utc, _last_event(window)),
+                              now)
     catalog = Catalog(scratch.lake)
     _write_partitions(events, catalog.table(RAW_EVENTS))
     labels, _ = ingest_labels(scratch, spec, days_between(spec.start_utc, window.label_cutoff), now,
                               recorded_in=live)
     _write_partitions(labels, catalog.table(RAW_LABELS))
     features = catalog.table(EVENT_FEATURES)
-    for lo, hi, chunk in build_features(scratch, spec, window.start, window.end):
-        hour = chunk[spec.event_ts].dt.floor("h")
-        groups = dict(tuple(chunk.groupby(hour, sort=False)))
-        for h in hours_between(lo, hi):
-            part = groups.get(pd.Timestamp(h), chunk.iloc[0:0]).reset_index(drop=True)
-            features.write(h, part)
+    for start, end in window.event_ranges():
+        for lo, hi, chunk in build_features(scratch, spec, start, end):
+            hour = chunk[spec.event_ts].dt.floor("h")
+            groups = dict(tuple(chunk.groupby(hour, sort=False)))
+            for h in hours_between(lo, hi):
+                part = groups.get(pd.Timestamp(h), chunk.iloc[0:0]).reset_index(drop=True)
+                features.write(h, part)
     return build_training_set(scratch, spec, window)
 
 
@@ -223,10 +237,7 @@ def reproduce(ws: Workspace, version: str, seed: int | None = None,
         # A rewritten or broken landing file may stop the rebuild; the diagnosis still runs.
         training_set = rebuild_training_set(scratch, spec, window, datetime.now(UTC), live)
         dataset_sha = artifacts.dataset_sha256(training_set)
-        splits = pd.DataFrame({spec.event_id: training_set[spec.event_id],
-                               "split": assign_splits(training_set[spec.event_id],
-                                                      spec.model.split_salt,
-                                                      spec.model.split_fractions)})
+        splits = training_splits(training_set, spec, window)
         reference = frozen_reference(live, registry, spec)
         new = train_candidate(scratch, spec, training_set, splits, reference, window,
                               dataset_sha, seed=seed, threads=threads)

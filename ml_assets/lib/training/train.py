@@ -17,21 +17,63 @@ from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.build import MissingUpstreamError, files_available_sql
+from ml_assets.lib.training.splits import assign_splits
 
 
 @dataclass(frozen=True)
 class TrainingWindow:
     """The events ``start <= event_ts < end`` (UTC) and the labels known before ``label_cutoff``
-    (``label_ts`` and ``available_at`` both before it)."""
+    (``label_ts`` and ``available_at`` both before it). With a held-out period
+    ``[test_start, test_end)`` its events are read too and form the test split
+    (``training_splits``); the window then gives train and validation only."""
 
     start: datetime  # events with start <= event_ts < end
     end: datetime
     label_cutoff: datetime  # only labels with label_ts and available_at < cutoff are known
+    test_start: datetime | None = None
+    test_end: datetime | None = None
+
+    @property
+    def held_out(self) -> tuple[datetime, datetime] | None:
+        """``(test_start, test_end)``, or None when the test split is hashed from the window."""
+        return (self.test_start, self.test_end) if self.test_start is not None else None
+
+    def event_ranges(self) -> list[tuple[datetime, datetime]]:
+        """The ``[start, end)`` ranges of events read: the window, then the held-out period."""
+        return [(self.start, self.end), *([self.held_out] if self.held_out else [])]
 
     def as_dict(self) -> dict:
-        """The three bounds as ISO-8601 strings."""
-        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
-                "label_cutoff": self.label_cutoff.isoformat()}
+        """The bounds as ISO-8601 strings; the held-out ones only when set."""
+        return {k: v.isoformat() for k, v in vars(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainingWindow:
+        """The inverse of ``as_dict``."""
+        return cls(**{k: datetime.fromisoformat(v) for k, v in d.items()})
+
+
+class WindowError(ValueError):
+    """A training window setting is invalid or cannot be defaulted; the message starts with
+    the setting's name (``start``, ``end``, ``label_cutoff``, ``test_start``, ...)."""
+
+
+def parse_time(name: str, value: str | None) -> datetime | None:
+    """An ISO-8601 time that must carry its UTC offset; None stays None.
+
+    Raises
+    ------
+    WindowError
+        Not ISO-8601, or without an offset (naming ``name``).
+    """
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise WindowError(f"{name} {value!r} is not an ISO-8601 time") from None
+    if t.tzinfo is None:
+        raise WindowError(f"{name} {value!r} must carry a timezone, e.g. '+00:00'")
+    return t
 
 
 MIN_WARM_SHARE = 0.5  # of the configured window that must be warm for the warm start to apply
@@ -67,6 +109,70 @@ def training_window(spec: DatasetSpec, as_of: datetime, days: int | None = None)
     return TrainingWindow(start=start, end=as_of, label_cutoff=as_of)
 
 
+def explicit_window(spec: DatasetSpec, label_cutoff: datetime, start: datetime | None = None,
+                    end: datetime | None = None, days: int | None = None,
+                    test_start: datetime | None = None, test_end: datetime | None = None,
+                    ) -> TrainingWindow:
+    """A training window from explicit bounds (all timezone-aware), validated.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+    label_cutoff : datetime
+        Labels dated and available before it are known - for the window and the held-out
+        period alike.
+    start : datetime, optional
+        Default: as ``training_window(spec, end, days)`` (``days`` before ``end``, not before
+        the data nor, once the history reaches past it, the warm-up). An explicit start is
+        kept as asked; the card says when it is before the warm-up ends.
+    end : datetime, optional
+        Exclusive; default ``label_cutoff``.
+    days : int, optional
+        Window length when ``start`` is not given.
+    test_start, test_end : datetime, optional
+        A held-out period ``[test_start, test_end)`` whose rows are the test split.
+
+    Returns
+    -------
+    TrainingWindow
+
+    Raises
+    ------
+    WindowError
+        start given with days; start not before end; end after label_cutoff; a bound before
+        the data starts; only one of test_start/test_end; an empty held-out period, one
+        ending after label_cutoff (its labels would not be known) or overlapping the window.
+    """
+    end = end or label_cutoff
+    if start is not None and days is not None:
+        raise WindowError("start: give start or window_days, not both")
+    start = start or training_window(spec, end, days).start
+    if end > label_cutoff:
+        raise WindowError(f"end {end.isoformat()} is after label_cutoff "
+                          f"{label_cutoff.isoformat()}: the window's labels would not be known")
+    if not start < end:
+        raise WindowError(f"start {start.isoformat()} must be before end {end.isoformat()}")
+    if start < spec.start_utc:
+        raise WindowError(f"start {start.isoformat()} is before the data starts "
+                          f"({spec.start_utc.isoformat()})")
+    if (test_start is None) != (test_end is None):
+        raise WindowError("test_start and test_end: give both (the held-out period) or neither")
+    if test_start is not None:
+        if not test_start < test_end:
+            raise WindowError(f"test_start {test_start.isoformat()} must be before test_end "
+                              f"{test_end.isoformat()}")
+        if test_start < spec.start_utc:
+            raise WindowError(f"test_start {test_start.isoformat()} is before the data starts "
+                              f"({spec.start_utc.isoformat()})")
+        if test_end > label_cutoff:
+            raise WindowError(f"test_end {test_end.isoformat()} is after label_cutoff "
+                              f"{label_cutoff.isoformat()}: the held-out labels would not be known")
+        if test_start < end and start < test_end:
+            raise WindowError(f"test_start..test_end {test_start.isoformat()}..{test_end.isoformat()}"
+                              f" overlaps the training window {start.isoformat()}..{end.isoformat()}")
+    return TrainingWindow(start, end, label_cutoff, test_start, test_end)
+
+
 def build_training_set(paths: DataPaths, spec: DatasetSpec, window: TrainingWindow) -> pd.DataFrame:
     """Feature rows in the window joined to labels known at the cutoff. Unlabeled rows are
     excluded (never counted as negatives). Sorted by event id, so the SHA is stable.
@@ -78,31 +184,40 @@ def build_training_set(paths: DataPaths, spec: DatasetSpec, window: TrainingWind
     spec : DatasetSpec
         Column names (event id, timestamps, label).
     window : TrainingWindow
-        Event window and label cutoff, UTC.
+        Event window (and held-out period, if any) and label cutoff, UTC.
 
     Returns
     -------
     DataFrame
-        One row per labelled event: the ``event_features`` columns plus the label (int 0/1)
-        and its timestamp.
+        One row per labelled event of the window or held-out period: the ``event_features``
+        columns plus the label (int 0/1) and its timestamp.
 
     Raises
     ------
     MissingUpstreamError
-        An ``event_features`` hour of the window is missing, or no ``raw_labels``
-        partition precedes the cutoff.
+        An ``event_features`` hour of the window or held-out period is missing, or no
+        ``raw_labels`` partition precedes the cutoff.
     """
     catalog = Catalog(paths.lake)
-    feat_files, missing = catalog.table(EVENT_FEATURES).coverage(window.start, window.end)
-    if missing:
-        raise MissingUpstreamError(
-            f"event_features lacks {len(missing)} partition(s) of the training window "
-            f"(first: {missing[0]:%Y-%m-%d-%H:00}); materialize event_features for the window.")
-    label_files = catalog.table(RAW_LABELS).files(window.start, window.label_cutoff)
+    ranges = window.event_ranges()
+    feat_files = []
+    for lo, hi in ranges:
+        files, missing = catalog.table(EVENT_FEATURES).coverage(lo, hi)
+        if missing:
+            raise MissingUpstreamError(
+                f"event_features lacks {len(missing)} partition(s) of the training window or "
+                f"held-out period (first: {missing[0]:%Y-%m-%d-%H:00}); materialize "
+                "event_features for them.")
+        feat_files += files
+    # a label is dated at or after its event: label files from the earliest event read on
+    label_files = catalog.table(RAW_LABELS).files(min(lo for lo, _ in ranges), window.label_cutoff)
     if not label_files:
         raise MissingUpstreamError("no raw_labels partitions before the label cutoff "
                                    f"{window.label_cutoff:%Y-%m-%d}; materialize raw_labels first.")
     eid = spec.event_id
+    in_ranges = " OR ".join(f"(f.{spec.event_ts} >= $start{i} AND f.{spec.event_ts} < $end{i})"
+                            for i in range(len(ranges)))
+    bounds = {f"{k}{i}": t for i, (lo, hi) in enumerate(ranges) for k, t in (("start", lo), ("end", hi))}
     con = connect()
     # known at the cutoff = dated and available before it (the features' availability rule)
     available = files_available_sql(spec, label_files, spec.label_ts)
@@ -111,8 +226,8 @@ def build_training_set(paths: DataPaths, spec: DatasetSpec, window: TrainingWind
         f"FROM {parquet_relation(feat_files)} f "
         f"JOIN (SELECT {eid}, {spec.label}, {spec.label_ts} FROM {parquet_relation(label_files)} "
         f"      WHERE {spec.label_ts} < $cutoff AND {available} < $cutoff) l USING ({eid}) "
-        f"WHERE f.{spec.event_ts} >= $start AND f.{spec.event_ts} < $end ORDER BY f.{eid}",
-        {"cutoff": window.label_cutoff, "start": window.start, "end": window.end},
+        f"WHERE {in_ranges} ORDER BY f.{eid}",
+        {"cutoff": window.label_cutoff, **bounds},
     ).df()
     return df
 
@@ -248,6 +363,35 @@ def split_frame(training_set: pd.DataFrame, splits: pd.DataFrame, spec: DatasetS
     """
     merged = training_set.merge(splits, on=spec.event_id, how="inner", validate="one_to_one")
     return {name: merged[merged["split"] == name] for name in ("train", "valid", "test")}
+
+
+def training_splits(training_set: pd.DataFrame, spec: DatasetSpec, window: TrainingWindow,
+                    ) -> pd.DataFrame:
+    """The split of every training-set row: the hash split (``assign_splits``) - or, with a
+    held-out period, ``test`` for the period's rows and the window's rows in train or valid
+    (their hashed test share joins train: the model learns from the whole window).
+
+    Parameters
+    ----------
+    training_set : DataFrame
+        One row per labelled event (``build_training_set`` of ``window``).
+    spec : DatasetSpec
+        Event id and time columns, split salt and fractions.
+    window : TrainingWindow
+        Its ``held_out`` period, if any.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``spec.event_id`` and ``split`` (``train``, ``valid`` or ``test``).
+    """
+    ids = training_set[spec.event_id]
+    split = assign_splits(ids, spec.model.split_salt, spec.model.split_fractions)
+    if window.held_out:
+        ts = training_set[spec.event_ts]
+        split = split.where(split != "test", "train")
+        split[(ts >= window.test_start) & (ts < window.test_end)] = "test"
+    return pd.DataFrame({spec.event_id: ids, "split": split})
 
 
 def reference_rows(test: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
