@@ -103,9 +103,14 @@ def _prediction_meta(df: pd.DataFrame):
         numbers |= {f"{r.role}/p10": float(r.p10), f"{r.role}/p50": float(r.p50),
                     f"{r.role}/p90": float(r.p90), f"{r.role}/mean": float(r.mean),
                     f"{r.role}/decision_share": float(r.decision_share),
-                    f"{r.role}/psi_vs_baseline": _num(r.psi)}
+                    f"{r.role}/psi_vs_baseline": _num(r.psi),
+                    f"{r.role}/psi_error_threshold": _num(getattr(r, "psi_error_threshold", None)),
+                    f"{r.role}/decision_share_baseline":
+                        _num(getattr(r, "decision_share_baseline", None))}
     cols = ["model_version", "role", "p10", "p50", "p90", "decision_share", "psi", "severity"]
-    return numbers, _table(df, cols) if len(df) else "_no scores_"
+    alerts = "".join(f"\n\n`{r.model_version}` ({r.role}): {r.alert_message}"
+                     for r in df.itertuples() if getattr(r, "alert_message", ""))
+    return numbers, (_table(df, cols) + alerts) if len(df) else "_no scores_"
 
 
 def _evaluation_meta(df: pd.DataFrame):
