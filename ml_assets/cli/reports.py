@@ -16,8 +16,8 @@ def _num(value, spec: str = ".4f") -> str:
 
 def print_models(models: list[dict], aliases: dict) -> None:
     """Each version's card essentials in two lines: version, alias, training window (``cold``
-    when it starts before warm-up), label cutoff, seed, held-out AUC and PR-AUC, frozen-reference
-    AUC, then the dataset SHA-256, code commit (``+dirty``) and artifact SHA-256 prefixes.
+    when it starts before warm-up), label cutoff, seed, held-out AUC and PR-AUC (``on`` its
+    held-out period when the card has one), frozen-reference AUC, then the dataset SHA-256, code commit (``+dirty``) and artifact SHA-256 prefixes.
 
     Parameters
     ----------
@@ -31,9 +31,11 @@ def print_models(models: list[dict], aliases: dict) -> None:
         held, ref = m["metrics"]["held_out"], m["metrics"]["frozen_reference"]
         w = m["training_window"]
         cold = "" if w.get("warm", True) else " (cold)"
+        test = m.get("held_out_period")
+        period = f" on {test['start'][:10]}..{test['end'][:10]}" if test else ""
         print(f"{m['version']:<12} {by_version.get(m['version'], '-'):<11} "
               f"window {w['start'][:10]}..{w['end'][:10]}{cold}  cutoff {m['label_cutoff'][:10]}"
-              f"  seed {m['seed']}  held-out AUC {_num(held['auc'])} PR-AUC "
+              f"  seed {m['seed']}  held-out{period} AUC {_num(held['auc'])} PR-AUC "
               f"{_num(held.get('pr_auc'))}  frozen-ref AUC {_num(ref['auc'])}")
         dirty = "+dirty" if m.get("code_dirty") else ""
         print(f"{'':<12} dataset {m['dataset_sha256'][:12]}  code "

@@ -84,6 +84,23 @@ def test_train_with_a_held_out_period_evaluates_on_that_period_only(world, capsy
                    & (labels["label_ts"] < cutoff) & (labels["available_at"] < cutoff)]
     assert card["rows"]["test"] == card["metrics"]["held_out"]["rows"] == len(known)
     assert card["rows"]["train"] > card["rows"]["valid"] > 0
+    _, text, _ = _run(paths, capsys, "models")
+    assert f"held-out on {_day(16)}..{_day(22)} AUC" in text
+    # the rerun from raw landing data rebuilds the period too
+    from ml_assets.lib.core.workspace import Workspace
+    from ml_assets.lib.training.reproduce import reproduce
+    from ml_assets.specs.fraud import FRAUD_SPEC
+
+    assert reproduce(Workspace.open(paths.root, FRAUD_SPEC), card["version"]).identical
+
+
+def test_run_train_trains_on_from_to_with_labels_known_at_to(world, capsys):
+    code, out, err = _run(world, capsys, "run", "train", "--from", _day(3), "--to", _day(24),
+                          "--json")
+    assert code == 0, err
+    card = Registry(world.control_db).get_model(json.loads(out)["version"])
+    assert (card["training_window"]["start"], card["training_window"]["end"],
+            card["label_cutoff"]) == (_iso(3), _iso(24), _iso(24))
 
 
 def test_bad_windows_and_ranges_are_refused_in_one_line(world, capsys):
