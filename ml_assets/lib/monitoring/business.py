@@ -163,12 +163,16 @@ def missed_value_per_1k(frame: pd.DataFrame, metric: BusinessMetric) -> pd.Serie
 
 
 def business_alerts(result: dict, metric: BusinessMetric, baseline_rate: float | None,
-                    missed_baseline: float | None = None) -> list[tuple[str, str]]:
+                    missed_baseline: float | None = None, rate_p_value: float | None = None,
+                    rate_warn_p: float = 1e-3) -> list[tuple[str, str]]:
     """Alerts of one day's business result: decision-rate limits always; realized and missed value
     only on final days.
 
-    A decision-rate move counts only beyond 3 sigma of Poisson noise on the expected decisions;
-    value below the floor is an ERROR only beyond ``floor_noise_sigmas`` standard errors.
+    A decision-rate move past ``decision_rate_change`` counts only when it is also beyond the
+    baseline days' own day-to-day dispersion (``rate_p_value`` below ``rate_warn_p``; the
+    negative binomial test of ``prediction_drift.decision_share_p_value``), or, without enough
+    baseline days for that, beyond 3 sigma of Poisson noise on the expected decisions; value
+    below the floor is an ERROR only beyond ``floor_noise_sigmas`` standard errors.
 
     Parameters
     ----------
@@ -179,6 +183,10 @@ def business_alerts(result: dict, metric: BusinessMetric, baseline_rate: float |
         Decision rate (0-1) over the trailing baseline days.
     missed_baseline : float, optional
         Missed value per 1,000 events on the trailing final days (``metric.unit``).
+    rate_p_value : float, optional
+        Two-sided p-value of the day's decisions against the baseline days'.
+    rate_warn_p : float
+        A rate move counts below this p-value (``monitoring.decision_warn_p``).
 
     Returns
     -------
@@ -192,8 +200,9 @@ def business_alerts(result: dict, metric: BusinessMetric, baseline_rate: float |
                                 f"{metric.max_decision_rate:.2%} limit"))
     expected = (baseline_rate or 0.0) * n
     # A relative move counts only beyond Poisson noise (3 sigma) of the expected decisions.
-    if baseline_rate and abs(rate / baseline_rate - 1) > metric.decision_rate_change \
-            and abs(result["decisions"] - expected) > 3 * np.sqrt(expected):
+    beyond = (rate_p_value < rate_warn_p if rate_p_value is not None
+              else abs(result["decisions"] - expected) > 3 * np.sqrt(expected))
+    if baseline_rate and abs(rate / baseline_rate - 1) > metric.decision_rate_change and beyond:
         alerts.append(("warn", f"{metric.decision_rate_name} {rate:.2%} vs {baseline_rate:.2%} "
                                f"over the trailing baseline (> {metric.decision_rate_change:.0%} move)"))
     per_1k, floor = result.get("value_per_1k"), metric.min_value_per_1k

@@ -24,6 +24,7 @@ from ml_assets.lib.monitoring.evaluation import (
     label_status,
 )
 from ml_assets.lib.monitoring.labelable import label_coverage
+from ml_assets.lib.monitoring.prediction_drift import MIN_DISPERSION_DAYS, decision_share_p_value
 from ml_assets.lib.monitoring.scored_events import (  # noqa: F401  (re-exported for callers)
     affected_days,
     champion_of,
@@ -140,7 +141,7 @@ def business_metric(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime,
         raise ValueError(f"dataset {spec.name!r} defines no business_metric")
     scores, horizon = _load_labeled(paths, spec, lo, hi)
     acted = scores[scores["acted"]]
-    daily_rate = acted.groupby("day")["decision"].mean()
+    daily = acted.groupby("day")["decision"].agg(["sum", "size", "mean"])
     # Missed value per 1k on days whose labels are mature: the baseline a final day is held to.
     matured = acted[acted["day"] + pd.Timedelta(days=1 + cfg.label_maturity_days)
                     <= pd.Timestamp(horizon)]
@@ -155,13 +156,19 @@ def business_metric(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime,
         version = champion_of(g) or (str(g["model_version"].iloc[0]) if len(g) else None)
         p = calibrate(_calibrator(scores, version, day, horizon, cfg), g["score"].to_numpy())
         res = compute_business(g, metric, status == FINAL, p)
-        prior = daily_rate[(daily_rate.index >= day - pd.Timedelta(days=cfg.baseline_days))
-                           & (daily_rate.index < day)]
-        baseline = float(prior.mean()) if len(prior) else None
+        prior = daily[(daily.index >= day - pd.Timedelta(days=cfg.baseline_days))
+                      & (daily.index < day)]
+        baseline = float(prior["mean"].mean()) if len(prior) else None
+        # The rate's move is judged against the baseline days' own dispersion, as score_shift's
+        # decision share is: decisions vary from day to day well beyond Poisson noise.
+        p_value = (decision_share_p_value(int(res["decisions"]), int(res["events"]),
+                                          prior["sum"].to_numpy(), prior["size"].to_numpy())
+                   if len(prior) >= MIN_DISPERSION_DAYS and res["events"] else None)
         missed_prior = daily_missed[(daily_missed.index >= day - pd.Timedelta(
             days=cfg.calibration_days)) & (daily_missed.index < day)]
         missed_baseline = float(missed_prior.mean()) if len(missed_prior) >= 7 else None
-        alerts = business_alerts(res, metric, baseline, missed_baseline)
+        alerts = business_alerts(res, metric, baseline, missed_baseline, p_value,
+                                 cfg.decision_warn_p)
         level = "error" if any(a == "error" for a, _ in alerts) else "warn" if alerts else "ok"
         out[day.to_pydatetime()] = pd.DataFrame([{
             "day": day, "model_version": version, **res, **coverage,

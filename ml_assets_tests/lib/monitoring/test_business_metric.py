@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from ml_assets.lib.monitoring.business import BusinessMetric, business_alerts, compute_business
+from ml_assets.lib.monitoring.prediction_drift import decision_share_p_value
 from ml_assets_tests.fixtures.example_specs import example_specs
 
 METRIC = BusinessMetric(name="net", unit="USD", description="", decision_rate_name="decline_rate",
@@ -32,6 +33,22 @@ def test_realized_value_is_prevented_losses_minus_false_decline_costs():
     per_event = np.array([100, -7] + [0] * 9)
     assert r["value_per_1k_se"] == pytest.approx(per_event.std(ddof=1) / np.sqrt(11) * 1000)
     assert r["missed_value_per_1k"] == pytest.approx(30 / 11 * 1000)  # the approved fraud
+
+
+def test_a_rate_move_within_the_baselines_own_dispersion_is_not_a_warn():
+    """The demo's bursty decisions: baseline days of 45-80 declines in 8,000; a day with 95
+    (+56% on their mean) is past the 50% move and 3 Poisson sigmas, not past their spread."""
+    base = np.array([45, 80, 52, 70, 48, 75, 57])
+    rows = np.full(7, 8_000)
+    day = {"decline_rate": 95 / 8_000, "events": 8_000, "decisions": 95, "value_per_1k": None}
+    baseline = float((base / rows).mean())
+    assert [a for a, _ in business_alerts(day, METRIC, baseline)] == ["warn"]  # Poisson only
+    p = decision_share_p_value(95, 8_000, base, rows)
+    assert p > 1e-3 and business_alerts(day, METRIC, baseline, rate_p_value=p) == []
+    # a real move beyond that spread still warns
+    moved = {**day, "decline_rate": 200 / 8_000, "decisions": 200}
+    p = decision_share_p_value(200, 8_000, base, rows)
+    assert [a for a, _ in business_alerts(moved, METRIC, baseline, rate_p_value=p)] == ["warn"]
 
 
 def test_pending_day_reports_only_an_estimate():
