@@ -38,6 +38,7 @@ from ml_assets.lib.monitoring.drift_stats import (  # noqa: F401  (re-exported f
     PSI_EPS,
     expected_null_psi,
     ks_against_profile,
+    pearson_dispersion,
     psi,
     psi_null_quantile,
 )

@@ -116,6 +116,26 @@ def psi_null_quantile(ref_counts: np.ndarray, n_cur: int, q: float, draws: int =
     return null[min(rank, draws - 1)]
 
 
+def pearson_dispersion(observed: np.ndarray, expected: np.ndarray) -> float:
+    """Pearson dispersion of counts: sum((o - e)^2 / e) over k - 1 degrees of freedom, the
+    quasi-Poisson scale (McCullagh & Nelder 1989, sec. 4.5); 1 when fewer than two counts.
+
+    Parameters
+    ----------
+    observed, expected : ndarray of float, shape (k,)
+        Counts per period and their expectation under a common rate (> 0; floored at 1e-9).
+
+    Returns
+    -------
+    float
+        About 1 for Poisson counts, larger when periods vary beyond Poisson noise.
+    """
+    if len(observed) < 2:
+        return 1.0
+    terms = (observed - expected) ** 2 / np.maximum(expected, 1e-9)
+    return float(np.sum(terms) / (len(observed) - 1))
+
+
 def ks_against_profile(fp: FeatureProfile, current: np.ndarray) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov test of ``current`` against the reference ECDF of ``fp``.
 

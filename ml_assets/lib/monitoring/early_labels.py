@@ -31,6 +31,7 @@ from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import MissingUpstreamError
 from ml_assets.lib.ingest.landing import EARLY_REPORTS
+from ml_assets.lib.monitoring.drift_stats import pearson_dispersion
 from ml_assets.lib.monitoring.tables import label_horizon
 
 DAY = timedelta(days=1)
@@ -146,8 +147,7 @@ def early_label_watch(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetim
         rate = (ref_obs.sum() + 0.5) / max(ref_n.sum(), 1.0)
         expected = rate * row["passed"]
         ref_expected = rate * ref_n
-        dispersion = float(np.sum((ref_obs - ref_expected) ** 2 / np.maximum(ref_expected, 1e-9))
-                           / max(len(ref_n) - 1, 1)) if len(ref_n) > 1 else 1.0
+        dispersion = pearson_dispersion(ref_obs, ref_expected)
         p = surprise(observed, expected, dispersion)
         big = observed >= cfg.early_min_count and observed >= 2 * expected
         level = ("error" if big and p < cfg.early_error_p else

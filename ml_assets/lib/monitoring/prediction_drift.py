@@ -227,11 +227,8 @@ def decision_share_p_value(x: int, n: int, base_counts: np.ndarray, base_rows: n
     total = max(counts.sum(), 0.5)
     share = total / rows.sum()
     k = len(counts)
-    tau2 = 0.0
-    if k >= 2:
-        expected = rows * share
-        dispersion = float(((counts - expected) ** 2 / expected).sum()) / (k - 1)
-        tau2 = max(0.0, dispersion - 1) / expected.mean()
+    expected = rows * share
+    tau2 = max(0.0, drift.pearson_dispersion(counts, expected) - 1) / expected.mean()
     # A new day varies by tau2; the share it is compared with is a mean over k days (tau2 / k)
     # of ``total`` decisions (Poisson: 1 / total).
     cv2 = tau2 * (1 + 1 / k) + 1 / total
