@@ -177,6 +177,7 @@ def _load_toml(path: Path) -> DatasetSpec:
         "features": lambda v, key: tuple(
             _feature(item, f"{key}[{i}]", path) for i, item in enumerate(_array(v, key, path))),
         "start": lambda v, key: _datetime(v, key, path),
+        "end": lambda v, key: _datetime(v, key, path),
         "label_ingest_delay": lambda v, key: _duration(v, key, path),
         "warm_up": lambda v, key: _duration(v, key, path),
         **{name: (lambda v, key, cls=cls: _build(cls, v, key, path)) for name, cls in TABLES.items()},

@@ -103,6 +103,19 @@ class DatasetSpec:
     label_timeout_days : int, optional
         An event still without a label this many days after its event time (as seen from the
         label horizon) will not get one: left out of label coverage, never a negative.
+    end : datetime, optional
+        End (exclusive, timezone-aware) of a historical dataset: partitions stop there and the
+        schedules and sensors that follow the clock do not run (nothing more will land). None:
+        a live dataset, partitioned up to now.
+    nullable_keys : tuple of str
+        Entity keys an event may lack (e.g. a guest checkout has no customer id). Such an event
+        is scored with an empty history for that key and still counts in every other key's
+        windows; a null in any other key is quarantined.
+    landing_completeness : {"later_file", "marker"}
+        When a period with no landing file counts as empty rather than not yet landed:
+        ``later_file`` (default) once a file of a later period has landed; ``marker`` once
+        a ``_SUCCESS`` marker covers it (``lib/ingest/landing_layout.py``). Landing files may
+        be hourly (``YYYY-MM-DDTHH.parquet``) or daily (``YYYY-MM-DD.parquet``).
     warm_up : timedelta, optional
         How long after ``start`` every feature is in steady state; training windows and drift
         reference profiles start after it when the history allows. Default: derived from the
@@ -151,6 +164,9 @@ class DatasetSpec:
     unlabelable_when: tuple[tuple[str, str, object], ...] = ()
     label_timeout_days: int | None = None
     warm_up: timedelta | None = None
+    end: datetime | None = None
+    nullable_keys: tuple[str, ...] = ()
+    landing_completeness: str = "later_file"  # "later_file" | "marker"
     # Provenance, not configuration: two files declaring the same spec load to equal specs.
     origin: SpecOrigin | None = field(default=None, compare=False, repr=False)
 
@@ -175,6 +191,16 @@ class DatasetSpec:
             raise SpecError(f"dataset {self.name!r}: column(s) {sorted(dupes)} declared twice")
         if self.start.tzinfo is None:
             raise SpecError(f"dataset {self.name!r}: start must be timezone-aware (UTC)")
+        if self.end is not None and (self.end.tzinfo is None or self.end <= self.start):
+            raise SpecError(f"dataset {self.name!r}: end must be timezone-aware (UTC) and after "
+                            f"start, got {self.end!r}")
+        stray = sorted(set(self.nullable_keys) - set(self.entity_keys))
+        if stray:
+            raise SpecError(f"dataset {self.name!r}: nullable_keys {stray} are not entity keys "
+                            f"({list(self.entity_keys)})")
+        if self.landing_completeness not in ("later_file", "marker"):
+            raise SpecError(f"dataset {self.name!r}: landing_completeness "
+                            f"{self.landing_completeness!r} is not 'later_file' or 'marker'")
         if self.label_ingest_delay < timedelta(0):
             raise SpecError(f"dataset {self.name!r}: label_ingest_delay must not be negative")
         if self.warm_up is not None and (not isinstance(self.warm_up, timedelta)
@@ -266,6 +292,11 @@ class DatasetSpec:
     def start_utc(self) -> datetime:
         """``start`` converted to UTC."""
         return self.start.astimezone(UTC)
+
+    @property
+    def end_utc(self) -> datetime | None:
+        """``end`` converted to UTC; None for a live dataset."""
+        return self.end.astimezone(UTC) if self.end is not None else None
 
     @property
     def warm_start(self) -> datetime:
