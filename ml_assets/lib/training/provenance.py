@@ -11,15 +11,23 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 LOCKFILE = REPO_ROOT / "requirements.lock"
 
 
-def code_commit() -> tuple[str, bool]:
-    """(commit, dirty). Runtime state under data/ does not make the tree dirty."""
+def code_commit(root: Path = REPO_ROOT) -> tuple[str, bool]:
+    """(commit, dirty) of the checkout ``root`` (default: the one the package runs from).
+
+    Dirty means code that can run differs from the commit: a change to a tracked file, or an
+    untracked file inside the package (importable). Runtime state under ``data/`` and untracked
+    files elsewhere - a user's own spec or CSVs beside the checkout - do not count: a spec is
+    recorded on the card with its own SHA-256. ``("unknown", True)`` outside a git checkout.
+    """
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                text=True, check=True, timeout=10).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!data"],
-                                cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-                                timeout=10).stdout.strip()
-        return commit, bool(status)
+        commit = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!data")
+        stray = git("ls-files", "--others", "--exclude-standard", "--", "ml_assets")
+        return commit, bool(changed or stray)
     except (OSError, subprocess.SubprocessError):
         return "unknown", True
 
