@@ -1,8 +1,9 @@
-"""Landing-file commands: ``landing accept`` records a corrected re-delivery in the control
-plane (who, why, old and new checksum; appended and audited), after which the append-only check
-and ``reproduce`` expect the accepted version."""
+"""Landing-file commands: ``land`` imports CSV/Parquet files as they come into daily landing
+files (``lib/ingest/importing.py``); ``landing accept`` records a corrected re-delivery in the
+control plane (who, why, old and new checksum; appended and audited), after which the
+append-only check and ``reproduce`` expect the accepted version."""
 
-from ml_assets.cli.output import control_result
+from ml_assets.cli.output import control_result, emit, refused
 from ml_assets.lib.core.workspace import Workspace
 
 
@@ -14,8 +15,40 @@ def cmd_landing_accept(args, ws: Workspace) -> int:
         ws.paths, ws.registry, args.file, args.actor, args.reason))
 
 
+def _print_land(report: dict) -> None:
+    for feed, r in report.items():
+        span = f", {r['first_day']} .. {r['last_day']}" if r["first_day"] else ""
+        print(f"{feed}: {len(r['files'])} file(s), {r['rows']} row(s){span}: "
+              f"{len(r['written'])} day file(s) written, {len(r['unchanged'])} unchanged")
+        for key, label in (("renamed", "renamed"), ("dropped", "dropped columns"),
+                           ("ignored_files", "ignored files (not CSV/Parquet)")):
+            if r[key]:
+                print(f"  {label}: {r[key]}")
+        for column, why in r["as_text"].items():
+            print(f"  {column}: {why}")
+
+
+def cmd_land(args, ws: Workspace) -> int:
+    """``land --events/--labels/--reports PATH... [--map SRC=DST]``: daily landing files."""
+    from ml_assets.lib.ingest.importing import LandingImportError, land, parse_mapping
+
+    sources = {feed: getattr(args, feed) for feed in ("events", "labels", "reports")
+               if getattr(args, feed)}
+    try:
+        if not sources:
+            raise LandingImportError("nothing to land: give --events, --labels or --reports")
+        report = land(ws.paths, ws.spec, sources, parse_mapping(args.map))
+    except LandingImportError as exc:
+        if args.json:
+            emit({"ok": False, "error": str(exc)}, True, print)
+            return 1
+        return refused(f"ml-assets land: {exc}")
+    emit({"ok": True, **report} if args.json else report, args.json, _print_land)
+    return 0
+
+
 def add_parsers(sub, actor: str) -> None:
-    """Register ``landing accept`` on the ``ml-assets`` subparsers.
+    """Register ``land`` and ``landing accept`` on the ``ml-assets`` subparsers.
 
     Parameters
     ----------
@@ -24,6 +57,16 @@ def add_parsers(sub, actor: str) -> None:
     actor : str
         Default ``--actor`` for the audit log (``$USER``).
     """
+    land = sub.add_parser(
+        "land", help="import CSV/Parquet files as they come into daily landing files "
+                     "(landing/<feed>/YYYY-MM-DD.parquet, UTC days); reports what it dropped")
+    for feed in ("events", "labels", "reports"):
+        land.add_argument(f"--{feed}", nargs="+", action="extend", default=[], metavar="PATH",
+                          help=f"{feed} sources: .csv, .csv.gz or .parquet files, directories "
+                               "(recursive; Hive key=value/ parts become columns) or globs")
+    land.add_argument("--map", action="append", default=[], metavar="SRC=DST",
+                      help="rename a source column to a spec column (repeatable)")
+    land.set_defaults(func=cmd_land)
     landing = sub.add_parser("landing", help="landing files: accept a corrected re-delivery "
                                              "(audited; the append-only check turns green)")
     landing.add_argument("action", choices=["accept"],
