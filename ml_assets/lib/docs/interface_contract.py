@@ -79,7 +79,10 @@ class InterfaceContract:
                                  "required": not self.config["input"]["event_ts_optional"],
                                  "nullable": False}
         for key in spec.entity_keys:
-            fields[key] = {"type": self.entity_types[key], "required": True, "nullable": False}
+            # a nullable key may be null or left out: scored with an empty history for it
+            nullable = key in spec.nullable_keys
+            fields[key] = {"type": self.entity_types[key], "required": not nullable,
+                           "nullable": nullable}
         for a in spec.attributes:
             f = {"type": "number" if a.kind == "numeric" else "string",
                  "required": not a.nullable, "nullable": a.nullable}

@@ -51,13 +51,14 @@ def feature_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
     Returns
     -------
     pandera.DataFrameSchema
-        Strict and ordered: unique non-null event id, UTC timestamp, non-null entity keys, one
-        float64 column per feature with its nullability and range checks.
+        Strict and ordered: unique non-null event id, UTC timestamp, entity keys (null only in
+        ``spec.nullable_keys``), one float64 column per feature with its nullability and range
+        checks.
     """
     columns = {
         spec.event_id: pa.Column(nullable=False, unique=True),
         spec.event_ts: pa.Column("datetime64[us, UTC]", nullable=False),
-        **{k: pa.Column(nullable=False) for k in spec.entity_keys},
+        **{k: pa.Column(nullable=k in spec.nullable_keys) for k in spec.entity_keys},
         **{f.name: pa.Column("float64", nullable=_nullable(f, spec), checks=_checks(f))
            for f in spec.features},
     }

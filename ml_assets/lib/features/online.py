@@ -92,7 +92,12 @@ def _object_or_float(values: pd.Series) -> np.ndarray:
 
 def _bulk_series(df: pd.DataFrame, keys: tuple[str, ...], ts_us: np.ndarray,
                  columns: tuple[str, ...]) -> dict[tuple, _Series]:
-    """Split rows sorted by (keys, ts) into one ``_Series`` per entity, without a row loop."""
+    """Split rows sorted by (keys, ts) into one ``_Series`` per entity, without a row loop.
+    A row with a null key belongs to no entity (a nullable key, ``spec.nullable_keys``): it is
+    left out, so no later event sees it in that group, as the batch SQL does."""
+    keyed = df[list(keys)].notna().all(axis=1).to_numpy()
+    if not keyed.all():
+        df, ts_us = df[keyed], ts_us[keyed]
     if df.empty:
         return {}
     order = np.lexsort([ts_us, *(df[k].to_numpy() for k in reversed(keys))])
@@ -236,7 +241,9 @@ class OnlineState:
                 return
             self._seen.add(eid)
             for g in self._event_groups.values():
-                key = tuple(event[k] for k in g.keys)
+                key = _entity(event, g.keys)
+                if key is None:  # a null key: no entity's history to join
+                    continue
                 values = {c: _scalar(event.get(c)) for c in g.columns}
                 s = g.series.get(key)
                 if s is None:
@@ -283,7 +290,8 @@ class OnlineState:
                         else _to_float(event.get(p)) for p in (f.numerator, f.denominator))
             return num / den if den == den and den != 0 and num == num else float("nan")
         groups = self._label_groups if isinstance(f, LabelAgg) else self._event_groups
-        s = groups[f.entities].series.get(tuple(event[k] for k in f.entities))
+        key = _entity(event, f.entities)
+        s = None if key is None else groups[f.entities].series.get(key)
         lo_t = t - self._window[f.name]
         if s is None:
             lo = hi = 0
@@ -292,6 +300,13 @@ class OnlineState:
             lo = int(np.searchsorted(s.ts, lo_t, side="left"))
         return window_value(f, None if s is None else s.ts, None if s is None else s.cols,
                             lo, hi, t)
+
+
+def _entity(event: dict, keys: tuple[str, ...]) -> tuple | None:
+    """The event's entity tuple over ``keys``; None when one of them is null or absent (a
+    nullable key): such an event has an empty history there, like an unseen entity."""
+    key = tuple(event.get(k) for k in keys)
+    return None if any(pd.isna(v) for v in key) else key
 
 
 def _to_float(value) -> float:

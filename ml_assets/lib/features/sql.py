@@ -41,18 +41,30 @@ def _interval(window: str, feature: str) -> str:
     return f"INTERVAL {seconds} SECOND"
 
 
-def _frame(entities: tuple[str, ...], ts: str, window: str | None, feature: str) -> str:
+def _partition(spec: DatasetSpec, entities: tuple[str, ...]) -> str:
+    """``PARTITION BY`` columns of an entity tuple. ``PARTITION BY`` puts every NULL key in one
+    partition, so an event with a NULL nullable key is put in a partition of its own (its id
+    added as a partition column): it sees an empty history, exactly as an unseen entity's first
+    event, and no other NULL-key event sees it."""
+    keys = [quote(k) for k in entities]
+    nulls = " OR ".join(f"{quote(k)} IS NULL" for k in entities if k in spec.nullable_keys)
+    if nulls:
+        keys.append(f"CASE WHEN {nulls} THEN {quote(spec.event_id)} END")
+    return ", ".join(keys)
+
+
+def _frame(spec: DatasetSpec, entities: tuple[str, ...], window: str | None, feature: str) -> str:
     start = "UNBOUNDED PRECEDING" if window is None else f"{_interval(window, feature)} PRECEDING"
-    keys = ", ".join(quote(k) for k in entities)
-    return f"(PARTITION BY {keys} ORDER BY {quote(ts)} RANGE BETWEEN {start} AND {STRICTLY_BEFORE})"
+    return (f"(PARTITION BY {_partition(spec, entities)} ORDER BY {quote(spec.event_ts)}"
+            f" RANGE BETWEEN {start} AND {STRICTLY_BEFORE})")
 
 
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _window_expr(f: WindowAgg, ts: str) -> str:
-    frame = _frame(f.entities, ts, f.window, f.name)
+def _window_expr(f: WindowAgg, spec: DatasetSpec) -> str:
+    frame = _frame(spec, f.entities, f.window, f.name)
     col = quote(f.column) if f.column else None
     # Sums and means add exact decimals: DuckDB's windowed SUM/AVG over DOUBLE rounds
     # differently depending on where the partition starts and ends, so features built hourly,
@@ -105,10 +117,10 @@ def compile_feature_query(spec: DatasetSpec) -> str:
                 f" {len(f.vocabulary) + 1}) - 1 AS DOUBLE)"
             )
         elif isinstance(f, WindowAgg):
-            window_cols.append(f"{_window_expr(f, spec.event_ts)} AS {quote(f.name)}")
+            window_cols.append(f"{_window_expr(f, spec)} AS {quote(f.name)}")
             exprs[f.name] = f"CAST(ev_w.{quote(f.name)} AS DOUBLE)"
         elif isinstance(f, TimeSincePrevious):
-            prev = f"MAX({ts}) OVER {_frame(f.entities, spec.event_ts, f.within, f.name)}"
+            prev = f"MAX({ts}) OVER {_frame(spec, f.entities, f.within, f.name)}"
             window_cols.append(f"date_diff('microsecond', {prev}, {ts})"
                                f" / CAST({f.unit_us} AS DOUBLE) AS {quote(f.name)}")
             exprs[f.name] = f"CAST(ev_w.{quote(f.name)} AS DOUBLE)"

@@ -259,6 +259,13 @@ def _duplicate_reasons(batch: pd.DataFrame, column: str, reasons: pd.Series) -> 
 _ID_DTYPE = {"int64": "int64", "string": "str"}
 
 
+def _id_dtype(spec: DatasetSpec, column: str) -> str:
+    """The pandas dtype an id column is stored in: a nullable key of int64 ids takes the
+    nullable ``Int64`` (Parquet int64 with nulls; ``int64`` cannot hold a null)."""
+    nullable_int = column in spec.nullable_keys and spec.id_type == "int64"
+    return "Int64" if nullable_int else _ID_DTYPE[spec.id_type]
+
+
 def _coerce_integer_text(df: pd.DataFrame, column: str) -> pd.Series:
     """Parse ids written as text; return a mask of values that are not canonical integers."""
     raw = df[column]
@@ -305,7 +312,9 @@ def validate_events(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
         reasons[_coerce_numeric(batch, col)] += f"{col}: not a number; "
     id_cols = [spec.event_id, *spec.entity_keys]
     _coerce_ids(batch, id_cols, spec.id_type, reasons)
-    columns = {c: pa.Column(nullable=False) for c in (spec.event_id, spec.event_ts, *spec.entity_keys)}
+    # a null in a key the spec declares nullable is valid: that event has no history there
+    columns = {c: pa.Column(nullable=c in spec.nullable_keys)
+               for c in (spec.event_id, spec.event_ts, *spec.entity_keys)}
     for attr in spec.attributes:
         checks = []
         if attr.kind == "numeric":
@@ -320,7 +329,7 @@ def validate_events(batch: pd.DataFrame, spec: DatasetSpec, now: datetime,
     _duplicate_reasons(batch, spec.event_id, reasons)
     valid = batch.loc[reasons == ""]
     # one stored type per spec column, whatever each file's writer produced
-    valid = valid.astype({**dict.fromkeys(id_cols, _ID_DTYPE[spec.id_type]),
+    valid = valid.astype({**{c: _id_dtype(spec, c) for c in id_cols},
                           **dict.fromkeys(spec.numeric_attributes, "float64"),
                           **dict.fromkeys(spec.categorical_attributes, "str")})
     return valid.reset_index(drop=True), quarantine_rows(raw, reasons)

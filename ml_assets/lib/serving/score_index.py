@@ -43,8 +43,8 @@ class ScoreIndex:
         latest = df.assign(_row=codes).sort_values(spec.event_ts, kind="stable")
         self.latest_by_entity = {
             key: dict(zip(*(lambda d: (d[key].tolist(), d["_row"].tolist()))(
-                latest.drop_duplicates(key, keep="last")), strict=True))
-            for key in spec.entity_keys}
+                latest.dropna(subset=[key]).drop_duplicates(key, keep="last")), strict=True))
+            for key in spec.entity_keys}  # a null key (spec.nullable_keys) is no entity
         self.ids = uniques.tolist()
         # The rollout arm is decided by the first entity key (``rollout.entity_key``).
         arm_key = spec.entity_keys[0]
