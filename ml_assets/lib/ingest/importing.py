@@ -6,7 +6,8 @@ entirely so: string ids keep their leading zeros) and cast deliberately, in Duck
 
 - timestamps must carry a UTC offset (``2026-03-01T10:00:00+02:00``, ``...Z``) or be typed
   with a zone; they become ``timestamp[us, UTC]`` (the same instant). Naive, empty or
-  unparseable values refuse the import naming file, column, row and value;
+  unparseable values refuse the import naming file, column, row (data rows counted from 1,
+  a CSV header excluded) and value;
 - integer ids become ``int64`` when every value is an integer's canonical spelling, numbers
   ``float64`` when every value is a number, labels ``int8`` when every value is 0/1/true/false.
   Otherwise the column stays text (labels with true/false written as 1/0), so the pipeline's

@@ -1,6 +1,7 @@
 """``ml-assets land`` (lib/ingest/importing.py): CSV/Parquet as they come -> daily landing files
 that pass the landing contract; bad input is one error line, nothing half-written."""
 
+import gzip
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -146,11 +147,12 @@ def test_rerun_is_byte_identical_and_other_rows_are_refused_with_nothing_written
 def test_labels_csv_true_false_become_0_1_by_label_day(tmp_path, tickets):
     paths = DataPaths(tmp_path / "data")
     land(paths, tickets, {"events": [_write(tmp_path / "t.csv", EVENTS_CSV)]}, TICKET_MAP)
-    labels = _write(tmp_path / "l.csv", "ticket_id,escalated,resolved_at\n"
-                                        "007,true,2026-03-04T10:00:00Z\n"
-                                        "008,0,2026-03-04T23:30:00-02:00\n")
-    report = land(paths, tickets, {"labels": [labels]})["labels"]
-    assert report["written"] == ["2026-03-04", "2026-03-05"] and report["as_text"] == {}
+    _write(tmp_path / "l1.csv", "ticket_id,escalated,resolved_at\n007,true,2026-03-04T10:00:00Z\n")
+    with gzip.open(tmp_path / "l2.csv.gz", "wt") as fh:
+        fh.write("ticket_id,escalated,resolved_at\n008,0,2026-03-04T23:30:00-02:00\n")
+    report = land(paths, tickets, {"labels": [str(tmp_path / "l*.csv*")]})["labels"]
+    assert len(report["files"]) == 2 and report["as_text"] == {}
+    assert report["written"] == ["2026-03-04", "2026-03-05"]
     day = pq.read_table(paths.landing / "labels" / "2026-03-04.parquet")
     assert day.column_names == ["ticket_id", "escalated", "resolved_at"]
     assert day["escalated"].type == pa.int8() and day["escalated"].to_pylist() == [1]
@@ -170,6 +172,22 @@ def test_integer_ids_cast_only_when_every_value_is_an_integer(tmp_path):
     assert day["event_id"].type == pa.int64() and day["card_id"].type == pa.string()
     valid, quarantined = _through_contract(paths, fraud, "events")
     assert valid["event_id"].tolist() == [1] and len(quarantined) == 1
+
+
+def test_reports_land_only_for_a_spec_with_early_reports_and_never_beside_hourly_files(
+        tmp_path, tickets):
+    fraud = load_spec("card_fraud")
+    paths = DataPaths(tmp_path / "data")
+    reports = _write(tmp_path / "r.csv", "event_id,label,label_ts\n1,1,2026-03-02T01:00:00Z\n")
+    assert land(paths, fraud, {"reports": [reports]})["reports"]["written"] == ["2026-03-02"]
+    with pytest.raises(LandingImportError, match="no reports feed in spec 'support_tickets'"):
+        land(paths, tickets, {"reports": [reports]})
+    hourly = paths.landing / "labels" / "2026-03-02T00.parquet"
+    hourly.parent.mkdir(parents=True)
+    hourly.write_bytes(b"")
+    with pytest.raises(LandingImportError, match="2026-03-02T00.parquet already covers part"):
+        land(paths, fraud, {"labels": [reports]})
+    assert not (paths.landing / "labels" / "2026-03-02.parquet").exists()
 
 
 def test_cli_land_reports_and_refuses(tmp_path, capsys):
