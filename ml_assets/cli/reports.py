@@ -96,8 +96,13 @@ def cmd_status(args, ws: Workspace) -> int:
                   f"(drill by {p['reverted_drill_flip']['actor']}, audited as lease-expiry)")
         if p["drill_flip"]:
             print(f"drill flip open: {p['drill_flip']['message']}")
+        if p["end"]:
+            print(f"historical dataset: ends at {p['end']} (freshness judged there)")
         for asset, info in p["lake"].items():
-            print(f"  {asset:<15} {info['partitions']:>5} partitions, latest {info['latest']}")
+            behind = "" if info["behind"] is None else (
+                f", {info['behind']} period(s) behind {p['freshness_judged_at']}")
+            print(f"  {asset:<15} {info['partitions']:>5} partitions, latest "
+                  f"{info['latest']}{behind}")
         failing = p["failing_checks"]
         print(f"checks: {len(p['checks'])} evaluated, {len(failing)} failing")
         for c in failing:

@@ -1,9 +1,10 @@
-"""Commands that run things: ``demo``, ``train``, ``run STEP``, ``reproduce``, ``drill
+"""Commands that run things: ``demo``, ``train``, ``run STEP...``, ``reproduce``, ``drill
 incidents|six-weeks`` (``drill rollback`` is a control command), ``bench`` and ``serve``.
 Scenarios are imported per command, so ``ml-assets status`` never loads them. Drill outcomes
 are recorded in the control plane for the scorecard (``status --criteria``)."""
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -70,59 +71,76 @@ def utc_time(text: str) -> datetime:
     return t
 
 
-def _train(args, ws: Workspace, fields: dict) -> int:
+def _training_payload(ws: Workspace, fields: dict) -> dict:
     """Materialize the training assets with ``TrainingConfig`` ``fields`` (ISO strings, None
-    for unset) through the data directory's Dagster instance, as the demo does; print the
-    registered version and its held-out metrics. The window is validated first, so a bad one
-    is refused in one line (exit 1) without a run."""
+    for unset) through the data directory's Dagster instance, as the demo does; the registered
+    version, its window and held-out metrics.
+
+    Raises
+    ------
+    WindowError
+        A bad window, validated before any run.
+    StepFailed
+        The training run failed.
+    """
     import dagster as dg
 
-    from ml_assets.cli.reports import _num
     from ml_assets.definitions import build_definitions
-    from ml_assets.defs.training.assets import TrainingConfig, resolve_window
     from ml_assets.defs.training.definitions import TRAINING_ASSETS
-    from ml_assets.lib.training.train import WindowError
-    from ml_assets.scenarios.runner import (
-        StepFailed,
-        dagster_instance,
-        materialize,
-        training_run_config,
-    )
+    from ml_assets.scenarios.runner import dagster_instance, materialize, training_run_config
 
-    fields = {k: v for k, v in fields.items() if v is not None}
-    try:
-        resolve_window(ws, ws.spec, TrainingConfig(**fields))
-    except WindowError as exc:
-        return refused(f"refused: {exc}")
+    fields = _training_fields(ws, fields)
     instance = dagster_instance(ws.paths)
-    try:
-        seconds = materialize(build_definitions(ws.spec, str(ws.paths.root)), instance,
-                              list(TRAINING_ASSETS), None, training_run_config(fields))
-    except StepFailed as exc:
-        return refused(f"training failed: {exc}")
+    seconds = materialize(build_definitions(ws.spec, str(ws.paths.root)), instance,
+                          list(TRAINING_ASSETS), None, training_run_config(fields))
     # the version this run registered, or found registered already (the same artifact)
     meta = instance.get_latest_materialization_event(
         dg.AssetKey("candidate_model")).asset_materialization.metadata
     card = ws.registry.get_model(meta["version"].value)
-    payload = {"version": card["version"], "newly_registered": meta["newly_registered"].value,
-               "seconds": round(seconds, 1), "training_window": card["training_window"],
-               "label_cutoff": card["label_cutoff"],
-               "held_out_period": card.get("held_out_period"), "rows": card["rows"],
-               "held_out": card["metrics"]["held_out"],
-               "validation": card["metrics"]["validation"]}
+    return {"version": card["version"], "newly_registered": meta["newly_registered"].value,
+            "seconds": round(seconds, 1), "training_window": card["training_window"],
+            "label_cutoff": card["label_cutoff"],
+            "held_out_period": card.get("held_out_period"), "rows": card["rows"],
+            "held_out": card["metrics"]["held_out"],
+            "validation": card["metrics"]["validation"]}
 
-    def render(p):
-        w, h, test = p["training_window"], p["held_out"], p["held_out_period"]
-        new = "registered" if p["newly_registered"] else "already registered (same artifact)"
-        print(f"{p['version']} {new} in {p['seconds']:.0f}s")
-        print(f"  window {w['start']} .. {w['end']}  label cutoff {p['label_cutoff']}")
-        print("  test split: " + (f"held-out period {test['start']} .. {test['end']}" if test
-                                  else "hashed from the window"))
-        print(f"  held-out: rows {h['rows']:,}  AUC {_num(h['auc'])}  PR-AUC "
-              f"{_num(h['pr_auc'])}  Brier {_num(h['brier'])}  (train rows "
-              f"{p['rows']['train']:,})")
 
-    emit(payload, args.json, render)
+def _training_fields(ws: Workspace, fields: dict) -> dict:
+    """``fields`` without the unset ones, once their window validates (``WindowError``)."""
+    from ml_assets.defs.training.assets import TrainingConfig, resolve_window
+
+    fields = {k: v for k, v in fields.items() if v is not None}
+    resolve_window(ws, ws.spec, TrainingConfig(**fields))
+    return fields
+
+
+def _render_train(p: dict) -> None:
+    from ml_assets.cli.reports import _num
+
+    w, h, test = p["training_window"], p["held_out"], p["held_out_period"]
+    new = "registered" if p["newly_registered"] else "already registered (same artifact)"
+    print(f"{p['version']} {new} in {p['seconds']:.0f}s")
+    print(f"  window {w['start']} .. {w['end']}  label cutoff {p['label_cutoff']}")
+    print("  test split: " + (f"held-out period {test['start']} .. {test['end']}" if test
+                              else "hashed from the window"))
+    print(f"  held-out: rows {h['rows']:,}  AUC {_num(h['auc'])}  PR-AUC "
+          f"{_num(h['pr_auc'])}  Brier {_num(h['brier'])}  (train rows "
+          f"{p['rows']['train']:,})")
+
+
+def _train(args, ws: Workspace, fields: dict) -> int:
+    """``train``: :func:`_training_payload`, printed; a bad window is refused in one line (exit
+    1) without a run."""
+    from ml_assets.lib.training.train import WindowError
+    from ml_assets.scenarios.runner import StepFailed
+
+    try:
+        payload = _training_payload(ws, fields)
+    except WindowError as exc:
+        return refused(f"refused: {exc}")
+    except StepFailed as exc:
+        return refused(f"training failed: {exc}")
+    emit(payload, args.json, _render_train)
     return 0
 
 
@@ -139,49 +157,88 @@ def cmd_train(args, ws: Workspace) -> int:
                              "test_end": _iso(args.test_end)})
 
 
-def cmd_run(args, ws: Workspace) -> int:
-    """``run STEP --from --to``: one pipeline step over ``[from, to)`` as range runs of its
-    assets (``scenarios.demo.step_runs``); ``train`` trains on that window, labels known at
-    ``to``."""
+RUN_STEPS = ("ingest", "features", "train", "score", "monitor")  # pipeline order
+
+
+def _planned_runs(defs, spec, step: str, lo: datetime, hi: datetime) -> list:
+    """``(run, (first, last) key, partition count)`` of each range run of ``step``.
+
+    Raises
+    ------
+    ValueError
+        A range key outside the asset's partitions (before the start, past now or past a
+        historical dataset's end), naming them.
+    """
     from dagster import PartitionKeyRange
 
-    from ml_assets.definitions import build_definitions
     from ml_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
     from ml_assets.scenarios.demo import step_runs
+
+    planned = []
+    for run in step_runs(spec, step, lo, hi):
+        keys = (run.tags[RANGE_START_TAG], run.tags[RANGE_END_TAG])
+        partitions = defs.resolve_assets_def(run.selection[0]).partitions_def
+        outside = [k for k in keys if not partitions.has_partition_key(k)]
+        if outside:
+            raise ValueError(f"{run.selection[0]} has no partition {outside[0]} (its "
+                             f"partitions: {partitions.get_first_partition_key()} .. "
+                             f"{partitions.get_last_partition_key()})")
+        planned.append((run, keys, len(partitions.get_partition_keys_in_range(
+            PartitionKeyRange(*keys)))))
+    return planned
+
+
+def _render_step(p: dict) -> None:
+    if p["step"] == "train":
+        return _render_train(p)
+    for r in p["runs"]:
+        print(f"{p['step']}: {', '.join(r['assets'])}  {r['partitions']} partition(s) "
+              f"{r['first']} .. {r['last']}  {r['seconds']:.1f}s")
+
+
+def cmd_run(args, ws: Workspace) -> int:
+    """``run STEP [STEP ...] --from --to``: pipeline steps over ``[from, to)``, in pipeline
+    order whatever order they are named in, as range runs of their assets
+    (``scenarios.demo.step_runs``); ``train`` trains on that window, labels known at ``to``.
+    Every step's range and window is validated before the first run; a failed step stops the
+    command (the steps before it stay done)."""
+    from ml_assets.definitions import build_definitions
+    from ml_assets.lib.training.train import WindowError
     from ml_assets.scenarios.runner import StepFailed, dagster_instance, materialize
 
     lo, hi = args.date_from, args.date_to
     if not lo < hi:
         return refused(f"refused: --from {lo.isoformat()} must be before --to {hi.isoformat()}")
-    if args.step == "train":
-        return _train(args, ws, {"start": lo.isoformat(), "end": hi.isoformat(),
-                                 "label_cutoff": hi.isoformat()})
+    steps = [s for s in RUN_STEPS if s in args.steps]
+    window = {"start": lo.isoformat(), "end": hi.isoformat(), "label_cutoff": hi.isoformat()}
     defs = build_definitions(ws.spec, str(ws.paths.root))
-    runs = []
-    for run in step_runs(ws.spec, args.step, lo, hi):
-        keys = (run.tags[RANGE_START_TAG], run.tags[RANGE_END_TAG])
-        partitions = defs.resolve_assets_def(run.selection[0]).partitions_def
-        outside = [k for k in keys if not partitions.has_partition_key(k)]
-        if outside:
-            return refused(f"refused: {run.selection[0]} has no partition {outside[0]} (its "
-                           f"partitions: {partitions.get_first_partition_key()} .. "
-                           f"{partitions.get_last_partition_key()})")
-        runs.append((run, keys, len(partitions.get_partition_keys_in_range(
-            PartitionKeyRange(*keys)))))
+    try:
+        planned = {s: _planned_runs(defs, ws.spec, s, lo, hi) for s in steps if s != "train"}
+        if "train" in steps:
+            _training_fields(ws, window)
+    except (ValueError, WindowError) as exc:
+        return refused(f"refused: {exc}")
     instance = dagster_instance(ws.paths)
     done = []
-    for run, keys, count in runs:
+    for step in steps:
         try:
-            seconds = materialize(defs, instance, run.selection, run.tags,
-                                  fail_on_checks=run.fail_on_checks)
+            if step == "train":
+                result = {"step": step, **_training_payload(ws, window)}
+            else:
+                result = {"step": step, "runs": [
+                    {"assets": run.selection, "partitions": count, "first": keys[0],
+                     "last": keys[1], "seconds": round(materialize(
+                         defs, instance, run.selection, run.tags,
+                         fail_on_checks=run.fail_on_checks), 1)}
+                    for run, keys, count in planned[step]]}
         except StepFailed as exc:
-            return refused(f"run {args.step} failed: {exc}")
-        done.append({"assets": run.selection, "partitions": count, "first": keys[0],
-                     "last": keys[1], "seconds": round(seconds, 1)})
-    emit({"step": args.step, "runs": done}, args.json,
-         lambda p: [print(f"{p['step']}: {', '.join(r['assets'])}  {r['partitions']} "
-                          f"partition(s) {r['first']} .. {r['last']}  {r['seconds']:.1f}s")
-                    for r in p["runs"]])
+            finished = ", ".join(d["step"] for d in done) or "none"
+            return refused(f"run {step} failed: {exc} (steps done: {finished})")
+        if not args.json:  # each step's lines as it finishes
+            _render_step(result)
+        done.append(result)
+    if args.json:
+        print(json.dumps({"steps": done}, indent=2, default=str))
     return 0
 
 
@@ -364,13 +421,15 @@ def add_parsers(sub, actor: str) -> None:
                        help="held-out period end, exclusive, at most the label cutoff")
     train.set_defaults(func=cmd_train)
     run = sub.add_parser(
-        "run", help="run one pipeline step over [--from, --to) through Dagster",
-        description="One step as range runs of its assets, as the demo runs it. --to is "
+        "run", help="run pipeline steps over [--from, --to) through Dagster",
+        description="Steps as range runs of their assets, as the demo runs them, in pipeline "
+                    "order (ingest, features, train, score, monitor) however they are typed. --to is "
                     "EXCLUSIVE: --from 2026-08-01 --to 2026-08-08 is 7 days. DATE is "
                     "YYYY-MM-DD (UTC midnight) or an ISO time with its offset; partitions run "
                     "from the one holding --from to the last one ending by --to. train: the "
                     "window [from, to), labels known at --to.")
-    run.add_argument("step", choices=("ingest", "features", "train", "score", "monitor"))
+    run.add_argument("steps", nargs="+", choices=RUN_STEPS, metavar="STEP",
+                     help=f"one or more of {', '.join(RUN_STEPS)}; run in that order")
     run.add_argument("--from", dest="date_from", type=utc_time, metavar="DATE", required=True,
                      help="first time covered (inclusive)")
     run.add_argument("--to", dest="date_to", type=utc_time, metavar="DATE", required=True,

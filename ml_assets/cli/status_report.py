@@ -1,21 +1,29 @@
 """What `ml-assets status` reports: aliases, kill switch, rollout stage, lake partitions and
 the latest result of every asset check."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
+from ml_assets.defs.freshness import judged_at
 from ml_assets.lib.core.catalog import PIPELINE_TABLES, Catalog
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.scenarios.runner import open_instance
 
 
-def lake_partitions(paths: DataPaths) -> dict:
+def lake_partitions(paths: DataPaths, judged: datetime) -> dict:
+    """Each pipeline table's partitions, and how many whole periods its latest one ends before
+    ``judged`` (the freshness reference: now, or a historical dataset's end)."""
     out, catalog = {}, Catalog(paths.lake)
     for asset in PIPELINE_TABLES:
         table = catalog.table(asset)
         stems = [p.stem for p in table.files()]
+        behind = (max(0, (judged - table.start(stems[-1]) - table.step) // table.step)
+                  if stems else None)
         out[asset] = {"partitions": len(stems), "first": stems[0] if stems else None,
-                      "latest": stems[-1] if stems else None, "path": str(table.dir)}
+                      "latest": stems[-1] if stems else None, "behind": behind,
+                      "path": str(table.dir)}
     return out
 
 
@@ -46,6 +54,7 @@ def status(ws: Workspace, defs: dg.Definitions) -> dict:
     reverted = rollback.expire_drill_flip(registry)  # a dead drill's flip: undone, audited
     aliases = registry.aliases(spec.model_name)
     checks = latest_checks(paths, defs)
+    judged = judged_at(spec, datetime.now(UTC))
     return {
         "dataset": spec.name,
         "model_name": spec.model_name,
@@ -57,7 +66,9 @@ def status(ws: Workspace, defs: dg.Definitions) -> dict:
         "drill_flip": rollback.drill_flip(registry),
         "reverted_drill_flip": reverted,
         "feature_schema_version": spec.schema_version,
-        "lake": lake_partitions(paths),
+        "end": spec.end_utc.isoformat() if spec.end_utc else None,
+        "freshness_judged_at": judged.isoformat(timespec="seconds"),
+        "lake": lake_partitions(paths, judged),
         "checks": checks,
         "failing_checks": [c for c in checks if not c["passed"]],
     }

@@ -11,11 +11,18 @@ the asset page and the catalogue show PASS / WARN / FAIL. They mirror the schedu
   04:30 UTC each day.
 - the nightly training assets run at 03:00 UTC: they must be materialized between 03:00 and
   06:00 UTC each day (training a model takes minutes; three hours covers a retried run).
+
+A policy judges the latest materialization against now, so on a historical dataset (a spec
+with an ``end``: nothing lands after it) it would alarm forever. Such a dataset's assets carry
+no policy (:func:`freshness_policy`); its freshness is judged at the end instead
+(:func:`judged_at`: ``ml-assets status`` counts the periods each table lacks up to it).
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
+
+from ml_assets.lib.core.datasets import DatasetSpec
 
 HOURLY_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=2, minutes=20), warn_window=timedelta(minutes=80))
@@ -25,3 +32,14 @@ DAILY_LABELS_FRESHNESS = dg.FreshnessPolicy.cron(
 
 NIGHTLY_TRAINING_FRESHNESS = dg.FreshnessPolicy.cron(
     deadline_cron="0 6 * * *", lower_bound_delta=timedelta(hours=3), timezone="UTC")
+
+
+def freshness_policy(spec: DatasetSpec, policy: dg.FreshnessPolicy) -> dg.FreshnessPolicy | None:
+    """``policy`` for a live dataset; None for a historical one (see the module docstring)."""
+    return policy if spec.end is None else None
+
+
+def judged_at(spec: DatasetSpec, now: datetime) -> datetime:
+    """The time freshness is judged at: ``now`` (UTC), or a historical dataset's end once
+    ``now`` is past it."""
+    return now if spec.end_utc is None else min(now, spec.end_utc)

@@ -13,14 +13,22 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 PARTITION_TAG = "dagster/partition"
 
 
+def _end(spec: DatasetSpec, key_format: str) -> str | None:
+    """The exclusive ``end_date`` of a historical dataset's partitions; None (up to now) for a
+    live one."""
+    return spec.end_utc.strftime(key_format) if spec.end_utc is not None else None
+
+
 def hourly(spec: DatasetSpec) -> dg.HourlyPartitionsDefinition:
+    """Hourly partitions from the spec's start to its end (exclusive), or to now when live."""
     return dg.HourlyPartitionsDefinition(start_date=spec.start_utc.strftime(HOUR_KEY_FORMAT),
-                                         timezone="UTC")
+                                         end_date=_end(spec, HOUR_KEY_FORMAT), timezone="UTC")
 
 
 def daily(spec: DatasetSpec) -> dg.DailyPartitionsDefinition:
+    """Daily partitions from the spec's start to its end (exclusive), or to now when live."""
     return dg.DailyPartitionsDefinition(start_date=spec.start_utc.strftime(DAY_KEY_FORMAT),
-                                        timezone="UTC")
+                                        end_date=_end(spec, DAY_KEY_FORMAT), timezone="UTC")
 
 
 def run_window(tags: dict, partitions_def: dg.TimeWindowPartitionsDefinition,

@@ -1,4 +1,4 @@
-"""``ml-assets run STEP --from --to`` and ``ml-assets train`` drive the real Dagster instance
+"""``ml-assets run STEP... --from --to`` and ``ml-assets train`` drive the real Dagster instance
 of the data directory: the registered card carries exactly the window, cutoff and held-out
 period asked for, and a bad window or range is refused in one line before any run."""
 
@@ -38,19 +38,44 @@ def world(fraud_world, tmp_path_factory):
 
 
 def test_run_ingest_and_features_cover_the_range_asked(world, capsys):
-    """Two days again, not the whole history: Dagster's cost is per partition."""
+    """Two days again, not the whole history: Dagster's cost is per partition. Steps named
+    out of order and twice run once each, in pipeline order."""
     last = CFG.start + timedelta(days=CFG.days - 1)
-    for step in ("ingest", "features"):
-        code, out, err = _run(world, capsys, "run", step, "--from", _day(CFG.days - 2),
-                              "--to", _day(CFG.days), "--json")
-        assert code == 0, err
-        runs = json.loads(out)["runs"]
+    code, out, err = _run(world, capsys, "run", "features", "ingest", "features", "--from",
+                          _day(CFG.days - 2), "--to", _day(CFG.days), "--json")
+    assert code == 0, err
+    steps = json.loads(out)["steps"]
+    assert [s["step"] for s in steps] == ["ingest", "features"]
+    for step in steps:
+        runs = step["runs"]
         # --to is exclusive: the last hour is the day before's 23:00
         assert (runs[0]["partitions"], runs[0]["last"]) == (48, f"{last:%Y-%m-%d}-23:00")
         assert all(r["seconds"] > 0 for r in runs)
-        if step == "ingest":  # events by the hour, then labels (and quarantine) by the day
-            assert (runs[1]["partitions"], runs[1]["last"]) == (2, f"{last:%Y-%m-%d}")
-    assert [r["assets"] for r in runs] == [["event_features"]]
+    # events by the hour, then labels (and quarantine) by the day
+    assert (steps[0]["runs"][1]["partitions"], steps[0]["runs"][1]["last"]) == (
+        2, f"{last:%Y-%m-%d}")
+    assert [r["assets"] for r in steps[1]["runs"]] == [["event_features"]]
+    # text output: one line per run, each step's as it finishes
+    code, out, err = _run(world, capsys, "run", "features", "--from", _day(CFG.days - 1),
+                          "--to", _day(CFG.days))
+    assert code == 0, err
+    assert out.startswith("features: event_features  24 partition(s) ") and out.count("\n") == 1
+
+
+def test_run_refuses_an_unknown_step_and_checks_every_range_before_running(world, capsys):
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["run", "ingest", "deploy", "--from", _day(0),
+                                       "--to", _day(1)])
+    assert "invalid choice: 'deploy'" in capsys.readouterr().err
+    runs = len(list((world.dagster_home / "history").rglob("*")))
+    code, out, err = _run(world, capsys, "run", "ingest", "train", "--from", _day(5),
+                          "--to", _day(3))
+    assert code == 1 and not out and err.startswith("refused: --from")
+    # a range before the data: refused before any step runs
+    code, out, err = _run(world, capsys, "run", "ingest", "train", "--from", _day(-3),
+                          "--to", _day(1))
+    assert code == 1 and not out and err.count("\n") == 1 and "has no partition" in err
+    assert len(list((world.dagster_home / "history").rglob("*"))) == runs
 
 
 def test_train_registers_the_window_and_cutoff_asked(world, capsys):
@@ -98,7 +123,9 @@ def test_run_train_trains_on_from_to_with_labels_known_at_to(world, capsys):
     code, out, err = _run(world, capsys, "run", "train", "--from", _day(3), "--to", _day(24),
                           "--json")
     assert code == 0, err
-    card = Registry(world.control_db).get_model(json.loads(out)["version"])
+    [step] = json.loads(out)["steps"]
+    card = Registry(world.control_db).get_model(step["version"])
+    assert step["step"] == "train"
     assert (card["training_window"]["start"], card["training_window"]["end"],
             card["label_cutoff"]) == (_iso(3), _iso(24), _iso(24))
 

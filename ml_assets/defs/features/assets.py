@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets.defs.contract_checks import quarantine_blocked
-from ml_assets.defs.freshness import HOURLY_FRESHNESS
+from ml_assets.defs.freshness import HOURLY_FRESHNESS, freshness_policy
 from ml_assets.defs.partitions import hour_key, hourly
 from ml_assets.lib.core.catalog import RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
@@ -26,7 +26,7 @@ def build_feature_assets(spec: DatasetSpec) -> list:
         group_name="features",
         partitions_def=hourly(spec),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        freshness_policy=HOURLY_FRESHNESS,
+        freshness_policy=freshness_policy(spec, HOURLY_FRESHNESS),
         deps=[
             dg.AssetDep("raw_events", partition_mapping=dg.TimeWindowPartitionMapping(
                 start_offset=-lookback_hours, allow_nonexistent_upstream_partitions=True)),

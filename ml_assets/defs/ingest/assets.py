@@ -7,7 +7,11 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from ml_assets.defs.freshness import DAILY_LABELS_FRESHNESS, HOURLY_FRESHNESS
+from ml_assets.defs.freshness import (
+    DAILY_LABELS_FRESHNESS,
+    HOURLY_FRESHNESS,
+    freshness_policy,
+)
 from ml_assets.defs.partitions import daily, day_key, hour_key, hourly
 from ml_assets.lib.core.catalog import RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
@@ -48,7 +52,7 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
         kinds={"parquet", "pandera"},
         owners=owners,
         retry_policy=IO_RETRY,
-        freshness_policy=HOURLY_FRESHNESS,
+        freshness_policy=freshness_policy(spec, HOURLY_FRESHNESS),
         description=f"{spec.description} Hourly landing files validated against the event "
                     "contract; broken rows go to quarantine with a reason, a broken file fails.",
     )
@@ -83,7 +87,7 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
             kinds={"parquet", "pandera"},
             owners=owners,
             retry_policy=IO_RETRY,
-            freshness_policy=DAILY_LABELS_FRESHNESS,
+            freshness_policy=freshness_policy(spec, DAILY_LABELS_FRESHNESS),
             description=feed.description,
         )
         def _asset(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame]:

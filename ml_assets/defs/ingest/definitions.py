@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from ml_assets.defs.historical import past_end, schedule_status
 from ml_assets.defs.ingest.assets import build_ingest_assets
 from ml_assets.defs.ingest.checks import build_ingest_checks
 from ml_assets.defs.ingest.landing_checks import build_landing_checks
@@ -41,10 +42,12 @@ def build_defs(spec: DatasetSpec) -> dg.Definitions:
 
     @dg.schedule(job=labels_job, cron_schedule=f"{minutes % 60} {minutes // 60} * * *",
                  execution_timezone="UTC",
-                 default_status=dg.DefaultScheduleStatus.RUNNING)
+                 default_status=schedule_status(spec))
     def daily_labels_schedule(context: dg.ScheduleEvaluationContext,
                               project: dg.ResourceParam[Workspace]):
         day = day_floor(context.scheduled_execution_time) - timedelta(days=1)
+        if skip := past_end(spec, day):
+            return skip
         path = project.paths.landing_labels_file(day)
         if not path.exists():
             return dg.SkipReason(f"waiting for {path.name}: no label file for {day_key(day)}")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from ml_assets.defs.historical import past_end, schedule_status, sensor_status
 from ml_assets.defs.monitoring.assets import LABEL_DRIVEN_ASSETS, monitoring_asset_names
 from ml_assets.defs.partitions import day_key, range_tags
 from ml_assets.lib.core.catalog import BATCH_SCORES
@@ -31,19 +32,22 @@ def build_monitoring_automation(spec: DatasetSpec) -> tuple[list, list, list]:
         description="Re-evaluate prediction days whose labels just landed.")
 
     @dg.schedule(job=monitoring_job, cron_schedule="45 1 * * *", execution_timezone="UTC",
-                 default_status=dg.DefaultScheduleStatus.RUNNING)
+                 default_status=schedule_status(spec))
     def daily_monitoring_schedule(context: dg.ScheduleEvaluationContext, project: dg.ResourceParam[Workspace]):
         day = day_floor(context.scheduled_execution_time) - timedelta(days=1)
+        if skip := past_end(spec, day):
+            return skip
         missing = project.catalog.table(BATCH_SCORES).missing(day, day + timedelta(days=1))
         if missing:
             return dg.SkipReason(f"batch_scores for {day_key(day)} lack {len(missing)} hour(s)")
         return dg.RunRequest(run_key=day_key(day), partition_key=day_key(day))
 
-    @dg.sensor(job=label_job, minimum_interval_seconds=300,
-               default_status=dg.DefaultSensorStatus.RUNNING,
+    @dg.sensor(job=label_job, minimum_interval_seconds=300, default_status=sensor_status(spec),
                description="Watches ingested label partitions; requests evaluation runs for "
                            "exactly the prediction days whose labels changed.")
     def label_arrival_sensor(context: dg.SensorEvaluationContext, project: dg.ResourceParam[Workspace]):
+        if skip := past_end(spec, datetime.now(UTC)):
+            return skip
         state = json.loads(context.cursor) if context.cursor else {}
         seen = state.get("files", {})
         current = monitoring.label_file_state(project.paths)

@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets.defs.contract_checks import hourly_contract_result, quarantine_blocked
-from ml_assets.defs.freshness import HOURLY_FRESHNESS
+from ml_assets.defs.freshness import HOURLY_FRESHNESS, freshness_policy
 from ml_assets.defs.partitions import hour_key, hourly
 from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
@@ -41,7 +41,7 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
         group_name="scoring",
         partitions_def=hourly(spec),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        freshness_policy=HOURLY_FRESHNESS,
+        freshness_policy=freshness_policy(spec, HOURLY_FRESHNESS),
         deps=["event_features", "candidate_model"],
         kinds={"scikitlearn", "parquet"},
         owners=[spec.owner],

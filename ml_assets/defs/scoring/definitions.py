@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from ml_assets.defs.historical import past_end, schedule_status
 from ml_assets.defs.partitions import hour_key
 from ml_assets.defs.scoring.assets import build_scoring_assets
 from ml_assets.defs.scoring.checks import build_scoring_checks
@@ -39,10 +40,12 @@ def build_defs(spec: DatasetSpec) -> dg.Definitions:
                     "live model. Contract checks block downstream steps.")
 
     @dg.schedule(job=hourly_job, cron_schedule="15 * * * *", execution_timezone="UTC",
-                 default_status=dg.DefaultScheduleStatus.RUNNING)
+                 default_status=schedule_status(spec))
     def hourly_scoring_schedule(context: dg.ScheduleEvaluationContext,
                                 project: dg.ResourceParam[Workspace]):
         hour = hour_floor(context.scheduled_execution_time) - timedelta(hours=1)
+        if skip := past_end(spec, hour):
+            return skip
         path = project.paths.landing_events_file(hour)
         if not path.exists():
             return dg.SkipReason(f"waiting for {path.name}: no landing file for {hour_key(hour)}")

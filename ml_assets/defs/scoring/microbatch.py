@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from ml_assets.defs.historical import past_end, sensor_status
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import UnsafePath
 from ml_assets.lib.core.workspace import Workspace
@@ -73,10 +74,12 @@ def build_microbatch_defs(spec: DatasetSpec) -> dg.Definitions:
         description="Score one microbatch of landed event files with every live model.")
 
     @dg.sensor(name="microbatch_landing_sensor", job=microbatch_job, minimum_interval_seconds=30,
-               default_status=dg.DefaultSensorStatus.RUNNING,
+               default_status=sensor_status(spec),
                description="Scores event files landing in landing/microbatch/ in batches of "
                            "100-1000 rows; a partial batch waits at most 2 minutes.")
     def microbatch_landing_sensor(context: dg.SensorEvaluationContext, project: dg.ResourceParam[Workspace]):
+        if skip := past_end(spec, datetime.now(UTC)):
+            return skip
         pending = pending_files(project.paths)
         requested = _requested(context.cursor, pending)
         batches, requested = plan_batches(pending, requested, datetime.now(UTC))

@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from ml_assets.defs.freshness import NIGHTLY_TRAINING_FRESHNESS
+from ml_assets.defs.freshness import NIGHTLY_TRAINING_FRESHNESS, freshness_policy
 from ml_assets.lib.core import artifacts
 from ml_assets.lib.core.catalog import RAW_LABELS
 from ml_assets.lib.core.datasets import DatasetSpec
@@ -100,7 +100,7 @@ def resolve_window(project: dg.ResourceParam[Workspace], spec: DatasetSpec,
 def build_training_assets(spec: DatasetSpec) -> list:
     owners = [spec.owner]
     common = {"group_name": "training", "owners": owners,
-              "freshness_policy": NIGHTLY_TRAINING_FRESHNESS}
+              "freshness_policy": freshness_policy(spec, NIGHTLY_TRAINING_FRESHNESS)}
 
     @dg.asset(name="training_set", deps=["event_features", "raw_labels"], kinds={"duckdb", "parquet"},
               description="Feature rows of the training window joined to labels known at the "

@@ -1,0 +1,113 @@
+"""A historical dataset (spec ``end``, issue 16 item 6): partitions stop at the end, the
+clock-following schedules and sensors start STOPPED and skip past the end if turned on,
+freshness is judged at the end, and ``ml-assets run`` refuses a range past it."""
+
+import argparse
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from ml_assets.cli.runs import cmd_run
+from ml_assets.cli.status_report import lake_partitions
+from ml_assets.definitions import build_definitions
+from ml_assets.defs.freshness import judged_at
+from ml_assets.defs.partitions import daily, hourly
+from ml_assets.lib.core.catalog import RAW_EVENTS, Catalog
+from ml_assets.lib.core.workspace import Workspace
+from ml_assets.specs.fraud import FRAUD_SPEC
+
+START = datetime(2013, 1, 1, tzinfo=UTC)
+END = datetime(2013, 1, 11, tzinfo=UTC)
+HISTORICAL = replace(FRAUD_SPEC, start=START, end=END)
+LIVE = replace(FRAUD_SPEC, start=START)
+# follow the clock: nothing to do once nothing more lands
+CLOCK_FOLLOWING = {"hourly_scoring_schedule", "daily_labels_schedule",
+                   "daily_monitoring_schedule", "nightly_training_schedule",
+                   "label_arrival_sensor", "microbatch_landing_sensor"}
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory) -> dg.Definitions:
+    return build_definitions(HISTORICAL, str(tmp_path_factory.mktemp("historical")))
+
+
+def test_partitions_run_from_start_to_end_not_to_now():
+    assert len(hourly(HISTORICAL).get_partition_keys()) == 10 * 24
+    assert daily(HISTORICAL).get_partition_keys()[-1] == "2013-01-10"
+    assert hourly(HISTORICAL).get_last_partition_key() == "2013-01-10-23:00"
+    assert len(daily(LIVE).get_partition_keys()) > 4_000  # a live one runs to now
+
+
+def test_clock_following_automation_starts_stopped(defs, tmp_path):
+    repo = defs.get_repository_def()
+    status = {d.name: d.default_status.value
+              for d in [*repo.schedule_defs, *repo.sensor_defs]}
+    assert {n for n in CLOCK_FOLLOWING if status[n] == "STOPPED"} == CLOCK_FOLLOWING
+    # alerts on failed checks and the drill's safety net are not clock-driven
+    assert status["check_alert_sensor"] == status["drill_lease_sensor"] == "RUNNING"
+    live = build_definitions(LIVE, str(tmp_path))
+    live_repo = live.get_repository_def()
+    assert {d.default_status.value for d in [*live_repo.schedule_defs, *live_repo.sensor_defs]
+            if d.name in CLOCK_FOLLOWING} == {"RUNNING"}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in CLOCK_FOLLOWING if "schedule" in n))
+def test_a_schedule_turned_on_skips_past_the_end(defs, name):
+    schedule = defs.get_repository_def().get_schedule_def(name)
+    past = END + timedelta(days=3)
+    with dg.build_schedule_context(resources=defs.resources,
+                                   scheduled_execution_time=past) as ctx:
+        tick = schedule.evaluate_tick(ctx)
+    assert not tick.run_requests
+    assert tick.skip_message.startswith("card_fraud is a historical dataset (ends at "
+                                        "2013-01-11T00:00:00+00:00)")
+
+
+def test_a_tick_before_the_end_still_runs_as_usual(defs):
+    """A replayed tick of a period before the end is not the dataset being over."""
+    schedule = defs.get_repository_def().get_schedule_def("hourly_scoring_schedule")
+    with dg.build_schedule_context(resources=defs.resources,
+                                   scheduled_execution_time=END - timedelta(hours=2)) as ctx:
+        tick = schedule.evaluate_tick(ctx)
+    assert "waiting" in tick.skip_message and "historical" not in tick.skip_message
+
+
+@pytest.mark.parametrize("name", sorted(n for n in CLOCK_FOLLOWING if "sensor" in n))
+def test_a_sensor_turned_on_skips_past_the_end(defs, name):
+    sensor = defs.get_repository_def().get_sensor_def(name)
+    with dg.build_sensor_context(resources=defs.resources, definitions=defs) as ctx:
+        tick = sensor.evaluate_tick(ctx)
+    assert not tick.run_requests and "is a historical dataset" in tick.skip_message
+
+
+def test_freshness_is_judged_at_the_end(defs, tmp_path):
+    now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    assert judged_at(HISTORICAL, now) == END
+    assert judged_at(HISTORICAL, END - timedelta(hours=5)) == END - timedelta(hours=5)
+    assert judged_at(LIVE, now) == now
+    # no freshness policy judges it against now: nothing lands after the end
+    assert _policies(defs) == {None}
+    assert len(_policies(build_definitions(LIVE, str(tmp_path)))) > 1
+    # a lake complete to the end is not behind, however late it is now
+    ws = Workspace.open(tmp_path / "w", HISTORICAL)
+    table = Catalog(ws.paths.lake).table(RAW_EVENTS)
+    table.write(END - timedelta(hours=1), pd.DataFrame({"event_id": ["e1"]}))
+    assert lake_partitions(ws.paths, judged_at(HISTORICAL, now))[RAW_EVENTS]["behind"] == 0
+    assert lake_partitions(ws.paths, now)[RAW_EVENTS]["behind"] > 0
+
+
+def _policies(defs: dg.Definitions) -> set:
+    return {spec.freshness_policy for a in defs.get_repository_def().assets_defs_by_key.values()
+            for spec in a.specs}
+
+
+def test_run_refuses_a_range_past_the_end(tmp_path, capsys):
+    args = argparse.Namespace(steps=["features", "ingest"], date_from=END - timedelta(days=1),
+                              date_to=END + timedelta(days=1), json=False)
+    assert cmd_run(args, Workspace.open(tmp_path / "w", HISTORICAL)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no partition 2013-01-11-23:00" in err
+    assert "2013-01-01-00:00 .. 2013-01-10-23:00" in err
