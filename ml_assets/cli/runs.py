@@ -353,14 +353,18 @@ def cmd_bench(args, ws: Workspace) -> int:
 
 
 def cmd_serve(args, ws: Workspace) -> int:
-    """``serve``: HTTP serving of precomputed lookups and realtime scoring (blocks)."""
-    from ml_assets.serving.app import serve
+    """``serve``: HTTP serving of precomputed lookups and realtime scoring (blocks). The
+    interface contract, the data directory and its control plane are loaded first: an error in
+    any is one line (exit 1) instead of following a banner that said serving."""
+    from ml_assets.serving.app import create_app, serve
 
+    app = create_app(ws.paths, ws.spec)
+    ws.registry  # noqa: B018 - opened (and checked) now, not on the first request
     url = f"http://{args.host}:{args.port}"
     emit({"url": url, "data_dir": str(ws.paths.root)}, args.json,
          lambda p: print(f"serving {ws.spec.name} from {p['data_dir']} on {p['url']} "
                          "(GET /health, GET /scores/{event_id}, POST /predict)"), indent=None)
-    serve(ws.paths, ws.spec, host=args.host, port=args.port)
+    serve(app, host=args.host, port=args.port)
     return 0
 
 

@@ -161,8 +161,10 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
         lifespan=lifespan, exception_handlers={Exception: internal_error})
 
 
-def serve(paths: DataPaths, spec: DatasetSpec, host: str = DEFAULT_HOST, port: int = 8000) -> None:
-    uvicorn.run(create_app(paths, spec), host=host, port=port, log_level="warning",
+def serve(app: Starlette, host: str = DEFAULT_HOST, port: int = 8000) -> None:
+    """Serve ``app`` (``create_app``: built first, so its errors come before any banner) until
+    stopped."""
+    uvicorn.run(app, host=host, port=port, log_level="warning",
                 access_log=False, **server_options())
 
 

@@ -160,8 +160,9 @@ def test_serve_with_a_malformed_override_is_one_line_saying_what_to_write(user_s
                                                                           capsys):
     _with_override(user_spec, "[error_budget]\nwindow_days = 'monthly'\n")
     code = main(["--data-dir", str(tmp_path / "data"), "--spec", str(user_spec), "serve"])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code == 1
+    assert out == ""  # the contract is loaded before the "serving ... on" banner
     assert err == (f"ml-assets serve: {user_spec.with_name('spec_contract.toml')}: "
                    "error_budget.window_days = 'monthly' must be an integer > 0, e.g. "
                    "window_days = 30\n")
