@@ -2,10 +2,10 @@
 version, the aliases ``champion``/``challenger``/``previous`` are mirrored. Our registry stays
 the source of truth; MLflow is a read-only view for the tools that look there.
 
-Per version: the model card's scalar fields as tags (``ml_assets.*``) and parameters, its
-metrics (``<split>_<metric>``), the training-set SHA-256 as the dataset digest (MLflow keeps
-36 hex digits; the dataset source and a tag keep all 64), a signature of the spec's feature
-columns, the serving contract's input schema as model metadata, and the verified artifact
+Per version: the model card's scalar fields and its spec's ref and SHA-256 as tags
+(``ml_assets.*``) and parameters, its metrics (``<split>_<metric>``), the training-set SHA-256
+as the dataset digest (MLflow keeps 36 hex digits; the dataset source and a tag keep all 64), a
+signature of the spec's feature columns, the serving contract's input schema as model metadata, and the verified artifact
 wrapped as a pyfunc model (:mod:`ml_assets.export.mlflow_model`).
 
 Idempotent: a version already exported (found by its ``ml_assets.version`` tag) is left alone
@@ -58,9 +58,12 @@ def card_params(card: dict) -> dict[str, str]:
 
 
 def card_tags(card: dict) -> dict[str, str]:
-    """Provenance fields of the card as ``ml_assets.*`` tags (library versions included)."""
+    """Provenance fields of the card as ``ml_assets.*`` tags: library versions, and the spec
+    file that trained it (``ml_assets.spec.ref``/``ml_assets.spec.sha256``) when the card
+    records one (older cards and specs built in code do not: no tag then)."""
     tags = {f"ml_assets.{k}": str(card[k]) for k in _CARD_TAGS if k in card}
     tags.update({f"ml_assets.library.{k}": str(v) for k, v in card["library_versions"].items()})
+    tags.update({f"ml_assets.spec.{k}": str(v) for k, v in (card.get("spec") or {}).items()})
     return tags
 
 

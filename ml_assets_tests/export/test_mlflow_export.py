@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ml_assets.cli.main import main as cli_main
-from ml_assets.export.mlflow_export import VERSION_TAG, export_to_mlflow
+from ml_assets.export.mlflow_export import VERSION_TAG, card_tags, export_to_mlflow
 from ml_assets.lib.core.artifacts import load_model
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.release.rollback import promote
@@ -53,6 +53,9 @@ def test_export_mirrors_the_registry_and_is_idempotent(tmp_path, monkeypatch):
     assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [card["dataset_sha256"][:36]]
     assert card["dataset_sha256"] in run.inputs.dataset_inputs[0].dataset.source
     assert run.data.tags["ml_assets.dataset_sha256"] == card["dataset_sha256"]
+    # this world's spec is built in code (no file): no spec tag, never a placeholder
+    assert card.get("spec") is None and not any(t.startswith("ml_assets.spec.")
+                                                for t in champion.tags)
 
     before = snapshot(client, SPEC.model_name)
     second = export_to_mlflow(ws, uri)
@@ -81,3 +84,13 @@ def test_export_mirrors_the_registry_and_is_idempotent(tmp_path, monkeypatch):
         a: first["versions"][v] for a, v in now.items() if v}
     assert client.get_model_version_by_alias(SPEC.model_name, "champion").tags[VERSION_TAG] \
         == now["champion"]
+
+
+def test_a_version_is_tagged_with_the_spec_file_that_trained_it():
+    card = {"version": "m-v1", "library_versions": {"pandas": "2"},
+            "spec": {"ref": "/teams/orders/spec.toml", "sha256": "ab" * 32}}
+    tags = card_tags(card)
+    assert (tags["ml_assets.spec.ref"], tags["ml_assets.spec.sha256"]) == (
+        "/teams/orders/spec.toml", "ab" * 32)
+    for old in ({k: v for k, v in card.items() if k != "spec"}, {**card, "spec": None}):
+        assert not any(t.startswith("ml_assets.spec.") for t in card_tags(old))
