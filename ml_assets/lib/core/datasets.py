@@ -110,7 +110,8 @@ class DatasetSpec:
     nullable_keys : tuple of str
         Entity keys an event may lack (e.g. a guest checkout has no customer id). Such an event
         is scored with an empty history for that key and still counts in every other key's
-        windows; a null in any other key is quarantined.
+        windows; a null in any other key is quarantined. Not the first entity key (the rollout
+        arm key, ``release/arms.py``).
     landing_completeness : {"later_file", "marker"}
         When a period with no landing file counts as empty rather than not yet landed:
         ``later_file`` (default) once a file of a later period has landed; ``marker`` once
@@ -198,6 +199,10 @@ class DatasetSpec:
         if stray:
             raise SpecError(f"dataset {self.name!r}: nullable_keys {stray} are not entity keys "
                             f"({list(self.entity_keys)})")
+        if self.entity_keys and self.entity_keys[0] in self.nullable_keys:
+            raise SpecError(f"dataset {self.name!r}: the first entity key "
+                            f"({self.entity_keys[0]!r}) decides rollout arms and cannot be "
+                            "nullable; list a key every event has first")
         if self.landing_completeness not in ("later_file", "marker"):
             raise SpecError(f"dataset {self.name!r}: landing_completeness "
                             f"{self.landing_completeness!r} is not 'later_file' or 'marker'")

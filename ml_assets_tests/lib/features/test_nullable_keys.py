@@ -3,6 +3,7 @@ valid, gets for every feature over that key exactly what an unseen entity's firs
 still counts in its other keys' windows, and is scored alike offline and online. NULL-key
 events never form one shared "null entity"."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ml_assets.lib.core.datasets import Attribute, DatasetSpec
+from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.lake import connect
 from ml_assets.lib.docs.interface_contract import InterfaceContract, RequestError, default_config
 from ml_assets.lib.features.contract import feature_contract_problems
@@ -26,6 +28,7 @@ from ml_assets.lib.features.online import state_from_frames
 from ml_assets.lib.features.parity import differences, replay_online
 from ml_assets.lib.features.sql import compute_features
 from ml_assets.lib.ingest.contracts import validate_events
+from ml_assets.serving.openapi import openapi_document
 from ml_assets_tests.fixtures.brute_force import assert_features_match, brute_force_features
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
@@ -173,6 +176,10 @@ def test_request_may_omit_a_nullable_key_but_not_another():
     schema = contract.input_schema()
     assert schema["device_id"]["nullable"] and not schema["device_id"]["required"]
     assert not schema["customer_id"]["nullable"] and schema["customer_id"]["required"]
+    event_schema = openapi_document(contract)["components"]["schemas"]["Event"]
+    assert event_schema["properties"]["device_id"]["type"] == ["integer", "null"]
+    assert "device_id" not in event_schema["required"]
+    assert event_schema["properties"]["customer_id"]["type"] == "integer"
     at = "2026-07-01T00:40:00+00:00"
     now = T0 + timedelta(hours=1)
     for body in ({"order_id": 9, "order_ts": at, "customer_id": 1, "amount": 5.0},
@@ -221,3 +228,8 @@ def test_random_null_keys_match_brute_force_and_online(rows, returned):
     online = replay_online(state, events)
     counts, examples = differences(online, got.reset_index(), SPEC.feature_names, "order_id")
     assert not any(counts.values()), examples
+
+
+def test_the_rollout_arm_key_cannot_be_nullable():
+    with pytest.raises(SpecError, match="first entity key .'customer_id'. decides rollout arms"):
+        dataclasses.replace(SPEC, nullable_keys=("customer_id",))
