@@ -91,12 +91,9 @@ def model_card(paths: DataPaths, spec: DatasetSpec, registry: Registry, version:
     role = _role(registry, spec, version)
     deployed = _deployed(registry, version) or f"not deployed: current role {role}"
     back = aliases["previous"] if aliases["champion"] == version else aliases["champion"]
-    w = card["training_window"]
     fields = {
         "Version": version, "Owner": card["owner"], "Dataset SHA-256": card["dataset_sha256"],
-        "Training window": f"{w['start']} to {w['end']}" + (
-            f" (starts before warm-up ends at {w['warm_start']}: label features were still "
-            "gaining late labels)" if w.get("warm") is False else ""),
+        **window_fields(card),
         "Label cutoff": card["label_cutoff"],
         "Seed": card["seed"], "Feature schema version": card["feature_schema_version"],
         "Dataset spec": _spec_origin(card.get("spec")),
@@ -122,6 +119,35 @@ def model_card(paths: DataPaths, spec: DatasetSpec, registry: Registry, version:
         if rollout.history(registry, version) else
         f"No rollout transitions recorded for {version}; current role: {role}.",
     ]) + "\n"
+
+
+def window_fields(card: dict) -> dict[str, str]:
+    """The model card's training window, its warm start and its held-out period, each with
+    what it means (the last two only when the card records them).
+
+    Parameters
+    ----------
+    card : dict
+        A model card as ``Registry.get_model`` returns it.
+
+    Returns
+    -------
+    dict
+        ``Training window``, ``Warm start`` and ``Held-out period`` document fields.
+    """
+    w, held = card["training_window"], card.get("held_out_period")
+    fields = {"Training window": f"{w['start']} to {w['end']} (events trained on, end "
+                                 "exclusive)"}
+    if "warm_start" in w:
+        fields["Warm start"] = f"{w['warm_start']}: first time every feature is in steady " + (
+            "state; the window starts after it" if w.get("warm") else
+            "state; the window starts before it, so label features were still gaining late "
+            "labels")
+    if held:
+        fields["Held-out period"] = (f"{held['start']} to {held['end']}: its events are the "
+                                     "test split (the held-out metrics); the window gives "
+                                     "train and validation only")
+    return fields
 
 
 def _spec_origin(origin: dict | None) -> str:

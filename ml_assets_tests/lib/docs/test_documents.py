@@ -41,6 +41,7 @@ def test_every_required_field_is_filled_from_recorded_facts(rolled_out):
     assert card["Dataset SHA-256"] == recorded["dataset_sha256"]
     assert card["Seed"] == str(recorded["seed"])
     assert card["Lockfile SHA-256"] == recorded["lockfile_sha256"]
+    assert card["Warm start"].startswith(recorded["training_window"]["warm_start"] + ": ")
     assert card["Current role"] == "champion" and "promote" in card["Deploy date"]
     chk = docs["shadow_checklist"]
     assert chk["Champion"] == world.versions["champion"] and chk["Gate"].startswith("PASSED")
@@ -90,3 +91,19 @@ def test_a_challenger_in_shadow_is_documented_as_not_deployed(rolled_out, tmp_pa
     assert card["Deploy date"] == "not deployed: current role challenger"
     chk = documents.parse_fields(documents.shadow_checklist(paths, SPEC, reg, leaky))
     assert chk["Gate"].startswith("not evaluated")
+
+
+def test_the_card_says_what_its_held_out_period_and_warm_start_mean():
+    from ml_assets.lib.docs.renderers import window_fields
+
+    window = {"start": "2026-03-01", "end": "2026-04-01", "warm_start": "2026-03-02",
+              "warm": False}
+    fields = window_fields({"training_window": window,
+                            "held_out_period": {"start": "2026-04-01", "end": "2026-04-15"}})
+    assert fields["Held-out period"].startswith("2026-04-01 to 2026-04-15: its events are the "
+                                                "test split")
+    assert fields["Warm start"].startswith("2026-03-02: first time every feature is in steady")
+    assert "window starts before it" in fields["Warm start"]
+    # an older card: no held-out period, no warm start recorded - no such lines
+    old = window_fields({"training_window": {"start": "2026-03-01", "end": "2026-04-01"}})
+    assert list(old) == ["Training window"]
