@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.core.lake import connect, parquet_relation
+from ml_assets.lib.core.lake import DAY_FILE_FORMAT, HOUR_FILE_FORMAT, connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.ingest.contracts import (
     CANONICAL_TS,
@@ -29,20 +29,15 @@ from ml_assets.lib.ingest.contracts import (
     validate_events,
     validate_labels,
 )
+from ml_assets.lib.ingest.landing_layout import DAY, HOUR, Layout
 
 
 def read_landing_table(path: Path, root: Path) -> pa.Table:
     """Read one landing file; a missing, empty, corrupt or escaping path is a ContractError."""
     if not path.resolve().is_relative_to(root.resolve()):
         raise ContractError(f"{path}: resolves outside the data directory; refusing to read it")
-    if not path.exists():
-        others = sorted(p.name for p in path.parent.glob(f"{path.stem}.*") if p != path)
-        if others:  # e.g. a CSV export: refuse it by name rather than report "no file"
-            raise ContractError(f"{path}: not found, but {others} is there; landing files must "
-                                "be Parquet (CSV and other formats are refused: they lose "
-                                "types and time zones). Convert it and re-deliver.")
-        raise ContractError(f"{path}: no landing file for this partition. If the period truly "
-                            "had no data, land an empty file with the contract's columns.")
+    if not path.exists():  # listed by the layout, then removed before it was read
+        raise ContractError(f"{path}: disappeared while it was being read; rerun")
     if path.stat().st_size == 0:
         raise ContractError(f"{path}: file is empty (0 bytes); re-deliver it")
     try:
@@ -112,6 +107,36 @@ def read_landing_batch(paths: DataPaths, files: list[tuple[Path, datetime, datet
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
+def _partition_of(batch: pd.DataFrame, ts_column: str, grain: timedelta) -> pd.Series:
+    """Each landing row's partition start: its timestamp's ``grain`` period when inside its
+    file's window, else the window's first period (a file's bad rows belong to one partition,
+    so runs over different partitions of one daily file never quarantine a row twice)."""
+    if batch.empty:  # no file was read (every partition complete and empty): untyped columns
+        return pd.Series(index=batch.index, dtype=CANONICAL_TS.to_pandas_dtype())
+    ts = batch[ts_column]
+    inside = (ts >= batch["_lo"]) & (ts < batch["_hi"])
+    return ts.dt.floor("h" if grain == HOUR else "D").where(inside, batch["_lo"])
+
+
+def _filed(quarantined: pd.DataFrame, batch: pd.DataFrame, ts_column: str, grain: timedelta,
+           starts: list[datetime]) -> pd.DataFrame:
+    """The quarantined rows of partitions ``starts``, each with its ``partition`` stem
+    (``write_quarantine`` files them by it); rows of a file's other partitions are left to
+    the runs of those partitions."""
+    parts = pd.DataFrame({"source": batch["_source"].astype("str"),
+                          "row": batch["_row"].astype("int64"),
+                          "_part": _partition_of(batch, ts_column, grain)})
+    out = quarantined.merge(parts, on=["source", "row"], how="left")
+    out = out.loc[out["_part"].isin(_index(starts))]
+    fmt = HOUR_FILE_FORMAT if grain == HOUR else DAY_FILE_FORMAT
+    return out.assign(partition=out["_part"].dt.strftime(fmt).astype("str")).drop(
+        columns="_part").reset_index(drop=True)
+
+
+def _index(starts: list[datetime]) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(starts).tz_convert("UTC") if starts else pd.DatetimeIndex([], tz="UTC")
+
+
 def _by_window(valid: pd.DataFrame, starts: list[datetime]) -> dict[datetime, pd.DataFrame]:
     groups = dict(tuple(valid.groupby("_lo", sort=False))) if len(valid) else {}
     meta = ["_source", "_row", "_lo", "_hi"]
@@ -132,7 +157,9 @@ def ingest_events(paths: DataPaths, spec: DatasetSpec, hours: list[datetime], no
     spec : DatasetSpec
         Columns, kinds and checks.
     hours : list of datetime
-        The hourly partitions (UTC hour starts) to ingest; each one's file is read.
+        The hourly partitions (UTC hour starts) to ingest. Each is read from the hourly or
+        daily file covering it (``landing_layout``; a daily file's rows go to their hours),
+        or is empty when it has no file and is complete by ``spec.landing_completeness``.
     now : datetime
         The clock for "in the future".
     notes : list of str, optional
@@ -141,31 +168,37 @@ def ingest_events(paths: DataPaths, spec: DatasetSpec, hours: list[datetime], no
     Returns
     -------
     (dict, pandas.DataFrame)
-        ``{hour: valid rows}`` (sorted by time and id) and the quarantined rows with reasons.
+        ``{hour: valid rows}`` (sorted by time and id) and the quarantined rows of ``hours``
+        with reasons and their hour's ``partition`` stem.
 
     Raises
     ------
     ContractError
-        A file is missing, unreadable, or breaks the contract's columns or types.
+        An hour is not landed yet, or a file is unreadable or breaks the contract's columns
+        or types.
     """
-    files = [(paths.landing_events_file(h), h, h + timedelta(hours=1)) for h in hours]
-    batch = read_landing_batch(paths, files, spec.event_columns, spec.event_ts,
-                               event_kinds(spec), spec.id_type, notes)
+    layout = Layout.scan(paths.landing / "events", HOUR, spec.landing_completeness)
+    batch = read_landing_batch(paths, layout.cover(hours).files, spec.event_columns,
+                               spec.event_ts, event_kinds(spec), spec.id_type, notes)
     valid, quarantined = validate_events(batch, spec, now)
-    valid, later = _ingested_before(paths, spec, hours, valid)
+    valid = valid.assign(_lo=_partition_of(valid, spec.event_ts, HOUR))
+    valid, later = _ingested_before(paths, spec, hours, valid.loc[valid["_lo"].isin(_index(hours))],
+                                    layout)
     valid = valid.sort_values([spec.event_ts, spec.event_id], kind="stable")
-    return _by_window(valid, hours), pd.concat([q for q in (quarantined, later) if len(q)]
-                                               or [quarantined], ignore_index=True)
+    quarantined = pd.concat([q for q in (quarantined, later) if len(q)] or [quarantined],
+                            ignore_index=True)
+    return _by_window(valid, hours), _filed(quarantined, batch, spec.event_ts, HOUR, hours)
 
 
 def _ingested_before(paths: DataPaths, spec: DatasetSpec, hours: list[datetime],
-                     valid: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     valid: pd.DataFrame, layout: Layout) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split off rows whose ``event_id`` is already in another raw_events partition.
 
     Uniqueness holds across the whole lake, not inside one run: the copy ingested first stands
     (whatever its hour), a later copy is quarantined naming the landing file that holds the
-    kept one. The partitions being (re)written are left out, so a rerun is not its own
-    duplicate. DuckDB reads only the id column and skips row groups by their min/max.
+    kept one (``layout`` names the file that covered its hour). The partitions being
+    (re)written are left out, so a rerun is not its own duplicate. DuckDB reads only the id
+    column and skips row groups by their min/max.
     """
     table = Catalog(paths.lake).table(RAW_EVENTS)
     rewritten = {table.stem(h) for h in hours}
@@ -179,8 +212,8 @@ def _ingested_before(paths: DataPaths, spec: DatasetSpec, hours: list[datetime],
     seen = con.execute(
         f"SELECT {eid}, min(parse_filename(filename, true)) AS part FROM read_parquet([{listed}], "
         f"filename = true) WHERE {eid} IN (SELECT {eid} FROM ids) GROUP BY {eid}").df()
-    first = {i: str(paths.landing_events_file(table.start(p)).relative_to(paths.root))
-             for i, p in zip(seen[spec.event_id], seen["part"], strict=True)}
+    landed = {p: _landed_as(paths, layout, table.start(p)) for p in seen["part"].unique()}
+    first = dict(zip(seen[spec.event_id], seen["part"].map(landed), strict=True))
     where = valid[spec.event_id].map(first).astype("object")
     hit = where.notna()
     reasons = pd.Series("", index=valid.index, dtype="object")
@@ -188,13 +221,29 @@ def _ingested_before(paths: DataPaths, spec: DatasetSpec, hours: list[datetime],
     return valid.loc[~hit], quarantine_rows(valid, reasons)
 
 
+def _landed_as(paths: DataPaths, layout: Layout, start: datetime) -> str:
+    """The landing file an ingested partition was read from (relative to the data directory);
+    its would-be hourly name when none covers it any more."""
+    try:
+        found = layout.covering(start)
+    except ContractError:  # now covered twice: name the partition's hourly file
+        found = None
+    path = found[0] if found else paths.landing_events_file(start)
+    return str(path.relative_to(paths.root))
+
+
 @dataclass(frozen=True)
 class LabelFeed:
     """A daily feed of (event id, label, label time) rows: its landing files and lake asset."""
 
     asset: str
-    landing_file: Callable[[DataPaths, datetime], Path]
+    landing_file: Callable[[DataPaths, datetime], Path]  # the day's file, if landed daily
     description: str
+
+    def layout(self, paths: DataPaths, spec: DatasetSpec) -> Layout:
+        """The feed directory's landing files (one listing), by ``spec.landing_completeness``."""
+        folder = self.landing_file(paths, spec.start_utc).parent
+        return Layout.scan(folder, DAY, spec.landing_completeness)
 
 
 LABELS = LabelFeed(
@@ -328,9 +377,9 @@ def ingest_labels(paths: DataPaths, spec: DatasetSpec, days: list[datetime], now
     builds never scan all events, and its ``available_at`` (``label_availability``, recorded
     in ``recorded_in`` if given). Labels for unknown events, or not after their event, are
     quarantined."""
-    files = [(feed.landing_file(paths, d), d, d + timedelta(days=1)) for d in days]
-    batch = read_landing_batch(paths, files, [spec.event_id, spec.label, spec.label_ts],
-                               spec.label_ts, label_kinds(spec), spec.id_type)
+    batch = read_landing_batch(paths, feed.layout(paths, spec).cover(days).files,
+                               [spec.event_id, spec.label, spec.label_ts], spec.label_ts,
+                               label_kinds(spec), spec.id_type)
     ok, bad = validate_labels(batch, spec, now)
     events_files = Catalog(paths.lake).table(RAW_EVENTS).files()
     eid, ets = quote(spec.event_id), quote(spec.event_ts)
@@ -359,4 +408,4 @@ def ingest_labels(paths: DataPaths, spec: DatasetSpec, days: list[datetime], now
     valid = valid.assign(**{AVAILABLE_AT: valid["_lo"].map(by_day).astype("datetime64[us, UTC]")})
     quarantined = pd.concat([q for q in (bad, quarantine_rows(joined, reasons)) if len(q)]
                             or [bad], ignore_index=True)
-    return _by_window(valid, days), quarantined
+    return _by_window(valid, days), _filed(quarantined, batch, spec.label_ts, DAY, days)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from ml_assets.lib.core.catalog import QUARANTINE_FILES, Catalog
@@ -20,15 +18,17 @@ def write_quarantine(paths: DataPaths, asset: str, rows: pd.DataFrame, stems: li
     asset : str
         The asset the rows failed in (the folder under the quarantine table).
     rows : DataFrame, one row per quarantined record
-        ``QUARANTINE_COLUMNS``; ``source`` is the landing file, whose stem picks the partition.
+        ``QUARANTINE_COLUMNS`` plus ``partition``, the stem of the partition the row belongs
+        to (a daily landing file's rows belong to their hours); that column is not stored.
     stems : list of str
-        The partitions (landing file stems) just validated; one without rows loses its file.
+        The partitions just validated; one without rows loses its file.
     """
     table = Catalog(paths.lake).table(QUARANTINE_FILES)
-    by_stem = {Path(src).stem: g for src, g in rows.groupby("source")} if len(rows) else {}
+    by_stem = dict(tuple(rows.groupby("partition"))) if len(rows) else {}
     for stem in stems:
         if stem in by_stem:
-            table.write(f"{asset}/{stem}", by_stem[stem].reset_index(drop=True))
+            table.write(f"{asset}/{stem}",
+                        by_stem[stem].drop(columns="partition").reset_index(drop=True))
         else:
             table.delete(f"{asset}/{stem}")
 

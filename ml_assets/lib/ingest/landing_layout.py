@@ -1,0 +1,281 @@
+"""Which landing files cover a run's partitions, and when a period with no file is empty.
+
+A feed directory (``landing/events``, ``landing/labels``, ``landing/reports``) holds files of
+any period at least as long as the feed's partition: hourly ``YYYY-MM-DDTHH.parquet`` or daily
+``YYYY-MM-DD.parquet`` (a daily events file covers its 24 hourly partitions). Two files
+covering the same partition (a daily and an hourly one) are refused, naming both.
+
+Only periods that had data need a file. A period with no file is *complete and empty* by the
+dataset's ``landing_completeness`` rule, and otherwise *not landed yet* (the run is refused):
+
+``later_file`` (default)
+    once a file of a later period exists in the feed directory (files land in time order).
+``marker``
+    once a marker says so; a data file alone completes no other period. Markers:
+
+    - ``_SUCCESS`` in the feed directory, holding one ISO-8601 time with its zone, e.g.
+      ``2026-03-06T00:00:00Z``: complete through that time (every period ending at or before
+      it is complete);
+    - ``YYYY-MM-DD._SUCCESS`` or ``YYYY-MM-DDTHH._SUCCESS``: that one day or hour (and every
+      partition inside it) is complete.
+
+The directory is listed once per ``Layout``; nothing here reads a data file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ml_assets.lib.core.lake import DAY_FILE_FORMAT, HOUR_FILE_FORMAT
+from ml_assets.lib.ingest.contracts import ContractError
+
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+# file periods a feed may land, finest first, with their name formats
+GRAINS = ((HOUR, HOUR_FILE_FORMAT), (DAY, DAY_FILE_FORMAT))
+MARKER = "_SUCCESS"
+COMPLETENESS = ("later_file", "marker")
+_PERIOD = re.compile(r"^(?P<day>\d{4}-\d{2}-\d{2})(?:T(?P<hour>\d{2}))?"
+                     r"(?P<suffix>\._SUCCESS|\..+)?$")
+
+
+def _floor(ts: datetime, grain: timedelta) -> datetime:
+    return ts.replace(minute=0, second=0, microsecond=0,
+                      **({"hour": 0} if grain == DAY else {}))
+
+
+def _name(ts: datetime, grain: timedelta) -> str:
+    return ts.strftime(dict(GRAINS)[grain])
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What a run over some partitions reads.
+
+    Attributes
+    ----------
+    files : list of (pathlib.Path, datetime, datetime)
+        Each covering file once, with its window ``[lo, hi)`` (UTC), by ``lo``.
+    empty : list of datetime
+        Partition starts with no file that are complete by the rule: empty partitions.
+    file_of : dict of datetime to pathlib.Path
+        Partition start -> its covering file (partitions in ``empty`` are absent).
+    """
+
+    files: list[tuple[Path, datetime, datetime]]
+    empty: list[datetime]
+    file_of: dict[datetime, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One listing of a feed directory: its data files, markers and stray formats.
+
+    Build it with :meth:`scan`; ``partition`` is the feed's partition length (1 hour for
+    events, 1 day for label feeds).
+    """
+
+    folder: Path
+    partition: timedelta
+    completeness: str
+    files: dict[tuple[timedelta, datetime], Path]  # (grain, period start) -> file
+    others: dict[str, list[str]]  # period name -> non-Parquet files of that name (CSV...)
+    marked: frozenset[tuple[timedelta, datetime]]  # per-period ``._SUCCESS`` markers
+    through: datetime | None  # ``_SUCCESS``: complete through this time
+
+    @classmethod
+    def scan(cls, folder: Path, partition: timedelta, completeness: str) -> Layout:
+        """List ``folder`` once.
+
+        Parameters
+        ----------
+        folder : pathlib.Path
+            The feed directory (may not exist yet: nothing has landed).
+        partition : timedelta
+            The feed's partition length, ``HOUR`` or ``DAY``.
+        completeness : {"later_file", "marker"}
+            ``DatasetSpec.landing_completeness``.
+
+        Raises
+        ------
+        ContractError
+            ``_SUCCESS`` does not hold one ISO-8601 time with a zone.
+        """
+        if completeness not in COMPLETENESS:
+            raise ValueError(f"landing_completeness {completeness!r} is not one of {COMPLETENESS}")
+        files, others, marked, through = {}, {}, set(), None
+        for entry in (folder.iterdir() if folder.is_dir() else ()):
+            if entry.name == MARKER:
+                through = _read_marker(entry)
+                continue
+            m = _PERIOD.match(entry.name)
+            if not m:
+                continue  # temp files, manifests, anything not named like a period
+            grain = HOUR if m["hour"] else DAY
+            stem = entry.name[:len(entry.name) - len(m["suffix"] or "")]
+            try:
+                start = datetime.strptime(stem, dict(GRAINS)[grain]).replace(tzinfo=UTC)
+            except ValueError:
+                continue  # 2026-13-45: not a period name
+            if m["suffix"] == "." + MARKER:
+                marked.add((grain, start))
+            elif m["suffix"] == ".parquet":
+                files[(grain, start)] = entry
+            else:
+                others.setdefault(stem, []).append(entry.name)
+        return cls(folder, partition, completeness, files, others, frozenset(marked), through)
+
+    def candidates(self, start: datetime) -> list[str]:
+        """The file names that would cover the partition starting at ``start``, finest first."""
+        return [f"{self.folder.name}/{_name(_floor(start, g), g)}.parquet"
+                for g, _ in GRAINS if g >= self.partition]
+
+    def covering(self, start: datetime) -> tuple[Path, datetime, datetime] | None:
+        """The file covering the partition starting at ``start``, with its window.
+
+        Raises
+        ------
+        ContractError
+            Two files cover it; a file covers only part of it; or no Parquet file covers it
+            but a file of another format has its name (e.g. a CSV export).
+        """
+        end = start + self.partition
+        found = [(self.files[(g, lo)], lo, lo + g) for g, _ in GRAINS
+                 for lo in _starts_within(start, end, g) if (g, lo) in self.files]
+        if len(found) > 1:
+            names = " and ".join(f"{self.folder.name}/{p.name}" for p, _, _ in found)
+            raise ContractError(f"{_name(start, self.partition)}: covered by {names}; a period "
+                                "must land in one file - remove one of them")
+        if found and found[0][2] - found[0][1] < self.partition:
+            raise ContractError(f"{self.folder.name}/{found[0][0].name}: covers only part of "
+                                f"partition {_name(start, self.partition)}; land files of at "
+                                f"least one partition ({self.partition})")
+        if not found:
+            stray = [n for g, _ in GRAINS if g >= self.partition
+                     for n in self.others.get(_name(_floor(start, g), g), [])]
+            if stray:  # e.g. a CSV export: refuse it by name rather than report "no file"
+                raise ContractError(f"{self.candidates(start)[0]}: not found, but {stray} is "
+                                    "there; landing files must be Parquet (CSV and other "
+                                    "formats are refused: they lose types and time zones). "
+                                    "Convert it and re-deliver.")
+        return found[0] if found else None
+
+    def complete(self, start: datetime) -> bool:
+        """Whether the partition starting at ``start``, if it has no file, is empty by the rule."""
+        end = start + self.partition
+        if self.completeness == "later_file":
+            return any(lo >= end for _, lo in self.files)
+        return (self.through is not None and end <= self.through) or any(
+            (g, _floor(start, g)) in self.marked for g, _ in GRAINS if g >= self.partition)
+
+    def waiting(self, start: datetime) -> str:
+        """Why the partition starting at ``start`` cannot be read yet (one line)."""
+        names = " or ".join(self.candidates(start))
+        rule = ("waits for a file of a later period" if self.completeness == "later_file" else
+                f"waits for {self.folder.name}/{MARKER} through "
+                f"{(start + self.partition).isoformat()} or a marker "
+                f"{self.folder.name}/<period>.{MARKER}")
+        return (f"{_name(start, self.partition)}: no landing file ({names}) and not complete "
+                f"yet: completeness '{self.completeness}' {rule}")
+
+    def cover(self, starts: list[datetime]) -> Coverage:
+        """The files covering partitions ``starts`` and the ones that are complete and empty.
+
+        Parameters
+        ----------
+        starts : list of datetime
+            Partition starts (UTC), each aligned to ``partition``.
+
+        Returns
+        -------
+        Coverage
+
+        Raises
+        ------
+        ContractError
+            A partition is not landed yet (the first one is named, with the file names that
+            would cover it and the rule), or ``covering`` refuses one.
+        """
+        file_of, windows, empty, missing = {}, {}, [], []
+        for s in starts:
+            found = self.covering(s)
+            if found:
+                file_of[s], windows[found[0]] = found[0], found
+            elif self.complete(s):
+                empty.append(s)
+            else:
+                missing.append(s)
+        if missing:
+            more = f" (and {len(missing) - 1} later partition(s))" if len(missing) > 1 else ""
+            raise ContractError(self.waiting(missing[0]) + more)
+        return Coverage(sorted(windows.values(), key=lambda w: w[1]), empty, file_of)
+
+
+    def completing(self, end: datetime) -> list[Path]:
+        """The files that make file-less partitions before ``end`` complete: the first data
+        file starting at or after ``end`` (``later_file``), or every marker (``marker``). A
+        copy of the landing (``training.reproduce``) needs them, though it reads none."""
+        if self.completeness == "later_file":
+            later = [(lo, p) for (_, lo), p in self.files.items() if lo >= end]
+            return [min(later)[1]] if later else []
+        return ([self.folder / MARKER] if self.through else []) + [
+            self.folder / f"{_name(lo, g)}.{MARKER}" for g, lo in sorted(self.marked)]
+
+    def found(self, starts: list[datetime],
+              ) -> dict[datetime, tuple[Path, datetime, datetime] | None]:
+        """``covering`` of each of ``starts`` (None: no file); the ones ``covering`` refuses
+        are left out (reading them raises)."""
+        out = {}
+        for s in starts:
+            try:
+                out[s] = self.covering(s)
+            except ContractError:
+                continue
+        return out
+
+    def ready(self, starts: list[datetime]) -> list[list[datetime]]:
+        """The partitions among ``starts`` that can be read now, grouped into runs.
+
+        The partitions of one multi-partition file (a daily events file) form one run, so a
+        broken file fails one run; every other partition (its own file, or complete and
+        empty) is a run of its own. Partitions not landed yet, or refused by ``covering``,
+        are left out.
+
+        Parameters
+        ----------
+        starts : list of datetime
+            Partition starts (UTC), ascending.
+
+        Returns
+        -------
+        list of list of datetime
+            Each run's partition starts, ascending; runs by their first partition.
+        """
+        runs: dict[object, list[datetime]] = {}
+        for s, window in self.found(starts).items():
+            if window and window[2] - window[1] > self.partition:
+                runs.setdefault(window[0], []).append(s)
+            elif window or self.complete(s):
+                runs[s] = [s]
+        return sorted(runs.values())
+
+
+def _starts_within(lo: datetime, hi: datetime, grain: timedelta) -> list[datetime]:
+    """Starts of the ``grain`` periods overlapping ``[lo, hi)``."""
+    first = _floor(lo, grain)
+    return [first + i * grain for i in range(max(1, -(-(hi - first) // grain)))]
+
+
+def _read_marker(path: Path) -> datetime:
+    text = path.read_text().strip()
+    try:
+        through = datetime.fromisoformat(text)
+    except ValueError:
+        through = None
+    if through is None or through.tzinfo is None:
+        raise ContractError(f"{path}: holds {text[:40]!r}, not one ISO-8601 time with its zone "
+                            "(e.g. 2026-03-06T00:00:00Z: complete through that time)")
+    return through.astimezone(UTC)
+

@@ -1,0 +1,138 @@
+"""Issue 16 item 3: landing files of any period (hourly, daily) and a declared completeness
+rule, so only periods that had data need a file (lib/ingest/landing_layout.py)."""
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from ml_assets.lib.core.catalog import RAW_EVENTS, Catalog
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.ingest.contracts import ContractError
+from ml_assets.lib.ingest.landing import ingest_events, ingest_labels
+from ml_assets.lib.ingest.landing_layout import DAY, HOUR, Layout
+from ml_assets.lib.ingest.quarantine import read_quarantine, write_quarantine
+from ml_assets_tests.fixtures.reliability_world import NOW, good_events, spec_with
+
+D1 = datetime(2026, 7, 1, tzinfo=UTC)
+D2, D3, D4 = D1 + DAY, D1 + 2 * DAY, D1 + 3 * DAY
+
+
+def land_day(paths: DataPaths, day: datetime, first_id: int, n: int = 48) -> pd.DataFrame:
+    """``n`` events spread over ``day`` (one every 30 minutes) in its daily file."""
+    df = good_events(day, n, first_id).assign(
+        event_ts=pd.date_range(day, periods=n, freq="30min", tz="UTC").astype("datetime64[us, UTC]"))
+    df.to_parquet(paths.landing / "events" / f"{day:%Y-%m-%d}.parquet", index=False)
+    return df
+
+
+def hours_of(day: datetime) -> list[datetime]:
+    return [day + i * HOUR for i in range(24)]
+
+
+def layout(paths: DataPaths, completeness: str = "later_file") -> Layout:
+    return Layout.scan(paths.landing / "events", HOUR, completeness)
+
+
+@pytest.fixture
+def paths(tmp_path) -> DataPaths:
+    return DataPaths(tmp_path).ensure()
+
+
+def test_a_daily_file_covers_its_24_hours_and_an_hourly_file_one(paths):
+    land_day(paths, D1, 1)
+    good_events(D2 + 5 * HOUR).to_parquet(paths.landing_events_file(D2 + 5 * HOUR), index=False)
+    cov = layout(paths).cover([*hours_of(D1), D2 + 5 * HOUR])
+    assert [(p.name, lo, hi) for p, lo, hi in cov.files] == [
+        ("2026-07-01.parquet", D1, D2), ("2026-07-02T05.parquet", D2 + 5 * HOUR, D2 + 6 * HOUR)]
+    assert cov.empty == [] and cov.file_of[D1 + 7 * HOUR].name == "2026-07-01.parquet"
+
+
+def test_a_daily_and_an_hourly_file_for_the_same_hour_is_refused_naming_both(paths):
+    land_day(paths, D1, 1)
+    good_events(D1 + 7 * HOUR).to_parquet(paths.landing_events_file(D1 + 7 * HOUR), index=False)
+    with pytest.raises(ContractError, match=r"^2026-07-01T07: covered by "
+                       r"events/2026-07-01T07\.parquet and events/2026-07-01\.parquet"):
+        layout(paths).cover([D1 + 7 * HOUR])
+
+
+def test_later_file_a_gap_is_empty_once_a_later_file_landed_and_the_last_day_waits(paths):
+    land_day(paths, D1, 1)
+    land_day(paths, D3, 1000)  # D2 had no data: no file
+    cov = layout(paths).cover(hours_of(D1) + hours_of(D2) + hours_of(D3))
+    assert cov.empty == hours_of(D2) and [p.name for p, _, _ in cov.files] == [
+        "2026-07-01.parquet", "2026-07-03.parquet"]
+    with pytest.raises(ContractError) as err:
+        layout(paths).cover([D4 + 7 * HOUR, D4 + 8 * HOUR])
+    assert str(err.value) == (
+        "2026-07-04T07: no landing file (events/2026-07-04T07.parquet or "
+        "events/2026-07-04.parquet) and not complete yet: completeness 'later_file' waits for "
+        "a file of a later period (and 1 later partition(s))")
+
+
+def test_marker_a_gap_waits_until_success_says_complete(paths):
+    land_day(paths, D1, 1)
+    land_day(paths, D3, 1000)
+    gap = hours_of(D2)
+    with pytest.raises(ContractError, match=r"^2026-07-02T00: .*completeness 'marker' waits for "
+                       r"events/_SUCCESS through 2026-07-02T01:00:00\+00:00"):
+        layout(paths, "marker").cover(gap)  # a later data file alone completes nothing
+    (paths.landing / "events" / "2026-07-02._SUCCESS").touch()  # that one day is complete
+    assert layout(paths, "marker").cover(gap).empty == gap
+    (paths.landing / "events" / "2026-07-02._SUCCESS").unlink()
+    (paths.landing / "events" / "_SUCCESS").write_text("2026-07-02T12:00:00Z\n")
+    marked = layout(paths, "marker")
+    assert marked.cover(gap[:12]).empty == gap[:12]
+    with pytest.raises(ContractError, match="^2026-07-02T12: no landing file"):
+        marked.cover(gap)
+    (paths.landing / "events" / "_SUCCESS").write_text("yesterday")
+    with pytest.raises(ContractError, match=r"_SUCCESS: holds 'yesterday', not one ISO-8601"):
+        layout(paths, "marker")
+
+
+def test_a_daily_file_is_ingested_into_its_hours_and_a_bad_row_quarantined_once(paths):
+    spec = spec_with(start=D1)
+    df = land_day(paths, D1, 1)
+    df.loc[15, "amount"] = -5.0  # 07:30 -> hour 07
+    df.loc[3, "event_ts"] = D2 + HOUR  # outside the file's day -> filed under its first hour
+    df.to_parquet(paths.landing / "events" / "2026-07-01.parquet", index=False)
+    land_day(paths, D2, 1000)
+    runs = [[D1 + 7 * HOUR], [D1 + 8 * HOUR], [D1, D1 + 7 * HOUR]]  # two hourly runs, a range
+    for hours in runs:
+        valid, quarantined = ingest_events(paths, spec, hours, NOW)
+        assert {h: len(v) for h, v in valid.items()} == {
+            h: 2 - (h == D1 + 7 * HOUR) - (h == D1 + HOUR) for h in hours}
+        write_quarantine(paths, RAW_EVENTS, quarantined, [h.strftime("%Y-%m-%dT%H") for h in hours])
+    rows = read_quarantine(paths)
+    assert sorted(rows["row"]) == [3, 15] and set(rows["source"]) == {
+        "landing/events/2026-07-01.parquet"}
+    assert "partition" not in rows.columns
+
+
+def test_a_duplicate_names_the_daily_file_that_holds_the_first_copy(paths):
+    spec = spec_with(start=D1)
+    land_day(paths, D1, 1)
+    valid, _ = ingest_events(paths, spec, [D1 + 2 * HOUR], NOW)
+    Catalog(paths.lake).table(RAW_EVENTS).write(D1 + 2 * HOUR, valid[D1 + 2 * HOUR])
+    again = good_events(D2 + 4 * HOUR, 3, first_id=5)  # ids 5, 6 landed at 02:00 on day 1
+    again.to_parquet(paths.landing_events_file(D2 + 4 * HOUR), index=False)
+    valid, quarantined = ingest_events(paths, spec, [D2 + 4 * HOUR], NOW)
+    assert list(quarantined["reason"]) == [
+        "duplicate event_id, first seen in landing/events/2026-07-01.parquet"] * 2
+    assert list(quarantined["partition"]) == ["2026-07-02T04"] * 2
+    assert list(valid[D2 + 4 * HOUR]["event_id"]) == [7]
+
+
+def test_label_days_without_a_file_are_empty_once_a_later_day_landed(paths):
+    spec = spec_with(start=D1)
+    land_day(paths, D1, 1)
+    valid, _ = ingest_events(paths, spec, hours_of(D1), NOW)
+    for h, part in valid.items():
+        Catalog(paths.lake).table(RAW_EVENTS).write(h, part)
+    pd.DataFrame({"event_id": [1, 2], "label": [1, 0],
+                  "label_ts": pd.to_datetime([D3 + HOUR] * 2, utc=True)}).to_parquet(
+        paths.landing_labels_file(D3), index=False)
+    labels, quarantined = ingest_labels(paths, spec, [D2, D3], NOW)
+    assert {d: len(v) for d, v in labels.items()} == {D2: 0, D3: 2} and quarantined.empty
+    with pytest.raises(ContractError, match=r"^2026-07-04: no landing file \(labels/2026-07-04"):
+        ingest_labels(paths, spec, [D4], NOW)
