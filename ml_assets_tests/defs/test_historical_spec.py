@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ml_assets.cli.runs import cmd_run
-from ml_assets.cli.status_report import lake_partitions
+from ml_assets.cli.status_report import lake_partitions, status
 from ml_assets.definitions import build_definitions
 from ml_assets.defs.freshness import judged_at
 from ml_assets.defs.partitions import daily, hourly
@@ -97,6 +97,9 @@ def test_freshness_is_judged_at_the_end(defs, tmp_path):
     table.write(END - timedelta(hours=1), pd.DataFrame({"event_id": ["e1"]}))
     assert lake_partitions(ws.paths, judged_at(HISTORICAL, now))[RAW_EVENTS]["behind"] == 0
     assert lake_partitions(ws.paths, now)[RAW_EVENTS]["behind"] > 0
+    report = status(ws, defs)
+    assert report["end"] == "2013-01-11T00:00:00+00:00" == report["freshness_judged_at"]
+    assert report["lake"][RAW_EVENTS]["behind"] == 0
 
 
 def _policies(defs: dg.Definitions) -> set:
