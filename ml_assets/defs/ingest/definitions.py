@@ -1,8 +1,9 @@
 """Ingest domain: landing events and label feeds into the lake, their contracts, the append-only
 landing ledger, and the daily labels job.
 
-The schedule runs by default and skips (with the reason) when the day's label file is not there
-yet, so a stalled upstream is visible in the UI instead of producing failed runs."""
+The schedule runs by default and skips (with the reason) when the day is not landed yet (no
+label file and not complete by ``spec.landing_completeness``), so a stalled upstream is visible
+in the UI instead of producing failed runs."""
 
 from datetime import timedelta
 
@@ -16,7 +17,8 @@ from ml_assets.defs.partitions import day_key
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import day_floor
 from ml_assets.lib.core.workspace import Workspace
-from ml_assets.lib.ingest.landing import label_feeds
+from ml_assets.lib.ingest.contracts import ContractError
+from ml_assets.lib.ingest.landing import LABELS, label_feeds
 
 
 def build_defs(spec: DatasetSpec) -> dg.Definitions:
@@ -48,9 +50,10 @@ def build_defs(spec: DatasetSpec) -> dg.Definitions:
         day = day_floor(context.scheduled_execution_time) - timedelta(days=1)
         if skip := past_end(spec, day):
             return skip
-        path = project.paths.landing_labels_file(day)
-        if not path.exists():
-            return dg.SkipReason(f"waiting for {path.name}: no label file for {day_key(day)}")
+        try:  # the day's label file landed, or the day is complete and empty
+            LABELS.layout(project.paths, spec).cover([day])
+        except ContractError as exc:
+            return dg.SkipReason(f"waiting: {exc}")
         return dg.RunRequest(run_key=day_key(day), partition_key=day_key(day))
 
     return dg.Definitions(

@@ -2,6 +2,8 @@
 read; a file whose bytes differ from its first recorded checksum fails the check (ERROR)."""
 
 import getpass
+from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 
@@ -13,16 +15,31 @@ from ml_assets.lib.core.lake import days_between, hours_between
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest import integrity as landing_integrity
 from ml_assets.lib.ingest.landing import LabelFeed, feeds_of
+from ml_assets.lib.ingest.landing_layout import HOUR, Layout
 
 
-def _checked(project: Workspace, files) -> dg.AssetCheckResult:
-    """Record the checksums of one partition's landing files; ERROR when one was rewritten."""
-    problems = landing_integrity.record(project.paths, project.registry, files, getpass.getuser())
-    return dg.AssetCheckResult(
-        passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
-        description="landing files unchanged since first seen" if not problems else
-        "; ".join(p.describe() for p in problems[:5]),
-        metadata={"files_checked": len(files), "rewritten_files": len(problems)})
+def _checked(project: Workspace, layout: Layout,
+             partitions: list[tuple[str, list[datetime]]]) -> dict[str, dg.AssetCheckResult]:
+    """Record the checksums of the files covering each partition (``(key, its layout
+    periods)``), each file once however many partitions it covers; ERROR for a partition
+    whose file was rewritten."""
+    files = {k: list(dict.fromkeys(w[0] for w in layout.found(starts).values() if w))
+             for k, starts in partitions}
+    problems = landing_integrity.record(project.paths, project.registry,
+                                        list(dict.fromkeys(f for fs in files.values() for f in fs)),
+                                        getpass.getuser())
+    by_path = {p.path: p for p in problems}
+    root = project.paths.root.resolve()
+    results = {}
+    for k, fs in files.items():
+        found = [by_path[r] for r in (str(Path(f).resolve().relative_to(root)) for f in fs)
+                 if r in by_path]
+        results[k] = dg.AssetCheckResult(
+            passed=not found, severity=dg.AssetCheckSeverity.ERROR,
+            description="landing files unchanged since first seen" if not found else
+            "; ".join(p.describe() for p in found[:5]),
+            metadata={"files_checked": len(fs), "rewritten_files": len(found)})
+    return results
 
 
 def build_landing_checks(spec: DatasetSpec) -> list:
@@ -33,11 +50,10 @@ def build_landing_checks(spec: DatasetSpec) -> list:
                     description="Records the checksum of every event landing file ingested; "
                                 "fails if one was rewritten after it first landed.")
     def landing_events_append_only(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
-        paths = project.paths
-        yield from per_partition(context, {
-            k: _checked(project, [paths.landing_events_file(h) for h in hours_between(lo, hi)])
-            for k, lo, hi in checked_partitions(context, hourly_def,
-                                                project.catalog.table(RAW_EVENTS))},
+        layout = Layout.scan(project.paths.landing / "events", HOUR, spec.landing_completeness)
+        yield from per_partition(context, _checked(project, layout, [
+            (k, hours_between(lo, hi)) for k, lo, hi in checked_partitions(
+                context, hourly_def, project.catalog.table(RAW_EVENTS))]),
             dg.AssetCheckKey(dg.AssetKey(RAW_EVENTS), "landing_events_append_only"))
 
     def feed_append_only(feed: LabelFeed):
@@ -46,11 +62,9 @@ def build_landing_checks(spec: DatasetSpec) -> list:
                         description="Records the checksum of every landing file of this feed "
                                     "ingested; fails if one was rewritten after it first landed.")
         def landing_labels_append_only(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
-            paths = project.paths
-            yield from per_partition(context, {
-                k: _checked(project, [feed.landing_file(paths, d) for d in days_between(lo, hi)])
-                for k, lo, hi in checked_partitions(context, daily_def,
-                                                    project.catalog.table(feed.asset))},
+            yield from per_partition(context, _checked(project, feed.layout(project.paths, spec), [
+                (k, days_between(lo, hi)) for k, lo, hi in checked_partitions(
+                    context, daily_def, project.catalog.table(feed.asset))]),
                 dg.AssetCheckKey(dg.AssetKey(feed.asset), "landing_labels_append_only"))
         return landing_labels_append_only
 

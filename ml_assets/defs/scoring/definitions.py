@@ -1,23 +1,53 @@
 """Scoring domain: hourly batch scores with their contract, the hourly job (ingest -> features
 -> scores for one hour), and microbatch scoring of files as they land.
 
-The hourly schedule runs by default and skips (with the reason) when the hour's landing file is
-not there yet, so a stalled upstream is visible in the UI instead of producing failed runs."""
+The hourly schedule runs by default and skips (with the reason) when the hour is not landed
+yet (no file covers it and it is not complete by ``spec.landing_completeness``), so a stalled
+upstream is visible in the UI instead of producing failed runs. Hours of a daily landing file
+run together once that file lands."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 
 from ml_assets.defs.historical import past_end, schedule_status
-from ml_assets.defs.partitions import hour_key
+from ml_assets.defs.partitions import hour_key, range_tags
 from ml_assets.defs.scoring.assets import build_scoring_assets
 from ml_assets.defs.scoring.checks import build_scoring_checks
 from ml_assets.defs.scoring.microbatch import build_microbatch_defs
+from ml_assets.lib.core.catalog import RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import hour_floor
 from ml_assets.lib.core.workspace import Workspace
+from ml_assets.lib.ingest.contracts import ContractError
+from ml_assets.lib.ingest.landing_layout import HOUR, Layout
 
 HOURLY_ASSETS = ("raw_events", "event_features", "batch_scores")
+# a daily landing file lands after its day ends: look back far enough to run it a day late
+LOOKBACK = timedelta(days=2)
+
+
+def _hourly_requests(project: Workspace, spec: DatasetSpec, hour: datetime):
+    """The runs a tick for ``hour`` starts: every hour of the last ``LOOKBACK`` up to ``hour``
+    that has no raw_events partition yet and can be read now (``Layout.ready``: one run per
+    daily file, one per other hour). Without any, a SkipReason naming what ``hour`` waits for.
+    Run keys are the hours (ranges) run, so a tick never starts the same run twice."""
+    layout = Layout.scan(project.paths.landing / "events", HOUR, spec.landing_completeness)
+    pending = project.catalog.table(RAW_EVENTS).missing(max(hour - LOOKBACK, spec.start_utc),
+                                                        hour + HOUR)
+    runs = layout.ready(pending)
+    if not runs:
+        if hour not in pending:
+            return dg.SkipReason(f"{hour_key(hour)} is already ingested; nothing new landed")
+        try:
+            layout.cover([hour])
+        except ContractError as exc:
+            return dg.SkipReason(f"waiting: {exc}")
+    requests = [dg.RunRequest(run_key=hour_key(r[0]), partition_key=hour_key(r[0]))
+                if len(r) == 1 else
+                dg.RunRequest(run_key=f"{hour_key(r[0])}...{hour_key(r[-1])}",
+                              tags=range_tags(hour_key(r[0]), hour_key(r[-1]))) for r in runs]
+    return requests[0] if len(requests) == 1 else requests
 
 
 def build_defs(spec: DatasetSpec) -> dg.Definitions:
@@ -46,10 +76,7 @@ def build_defs(spec: DatasetSpec) -> dg.Definitions:
         hour = hour_floor(context.scheduled_execution_time) - timedelta(hours=1)
         if skip := past_end(spec, hour):
             return skip
-        path = project.paths.landing_events_file(hour)
-        if not path.exists():
-            return dg.SkipReason(f"waiting for {path.name}: no landing file for {hour_key(hour)}")
-        return dg.RunRequest(run_key=hour_key(hour), partition_key=hour_key(hour))
+        return _hourly_requests(project, spec, hour)
 
     hourly = dg.Definitions(assets=build_scoring_assets(spec),
                             asset_checks=build_scoring_checks(spec),

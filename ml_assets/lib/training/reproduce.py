@@ -34,7 +34,8 @@ from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import build_features
 from ml_assets.lib.features.definitions import feature_fingerprint
 from ml_assets.lib.ingest import integrity as landing_integrity
-from ml_assets.lib.ingest.landing import ingest_events, ingest_labels
+from ml_assets.lib.ingest.landing import LABELS, ingest_events, ingest_labels
+from ml_assets.lib.ingest.landing_layout import HOUR, Layout
 from ml_assets.lib.scoring.batch import load_live_model
 from ml_assets.lib.training.candidate import train_candidate
 from ml_assets.lib.training.train import (
@@ -87,10 +88,12 @@ def _window(card: dict) -> TrainingWindow:
 def stage_landing(live: DataPaths, registry: Registry, scratch: DataPaths, spec: DatasetSpec,
                   window: TrainingWindow) -> list[landing_integrity.FileProblem]:
     """Copy the landing files the rebuild reads into the scratch directory, checksumming each
-    against the ledger/manifest on the way. Every event hour from the dataset start (labels of
-    the window can belong to any earlier event) to the end of the window or held-out period,
-    and every label day before the cutoff.
-    Returns one FileProblem per file rewritten, missing or without a recorded checksum.
+    against the ledger/manifest on the way: the files covering every event hour from the
+    dataset start (labels of the window can belong to any earlier event) to the end of the
+    window or held-out period, and every label day before the cutoff (``landing_layout``),
+    plus, unchecked, what makes their file-less periods complete (a later file, markers).
+    Returns one FileProblem per file rewritten, missing (a file name of those periods the
+    ledger knows) or without a recorded checksum.
 
     Parameters
     ----------
@@ -101,15 +104,25 @@ def stage_landing(live: DataPaths, registry: Registry, scratch: DataPaths, spec:
     spec : DatasetSpec
     window : TrainingWindow
     """
-    rels = [str(live.landing_events_file(h).relative_to(live.root))
-            for h in hours_between(spec.start_utc, _last_event(window))]
-    rels += [str(live.landing_labels_file(d).relative_to(live.root))
-             for d in days_between(spec.start_utc, window.label_cutoff)]
+    hours = hours_between(spec.start_utc, _last_event(window))
+    days = days_between(spec.start_utc, window.label_cutoff)
+    feeds = [(Layout.scan(live.landing / "events", HOUR, spec.landing_completeness), hours),
+             (LABELS.layout(live, spec), days)]
+    # every name that could cover a period: one the ledger knows but that is gone is "missing"
+    rels = list(dict.fromkeys(str((layout.folder.parent / name).relative_to(live.root))
+                              for layout, starts in feeds for s in starts
+                              for name in layout.candidates(s)))
+    present = {str(p.relative_to(live.root)) for layout, _ in feeds for p in layout.files.values()}
     expected = landing_integrity.expected_checksums(live, registry, rels)
     problems = []
+    for layout, starts in feeds:
+        for src in layout.completing(starts[-1] + layout.partition) if starts else []:
+            dst = scratch.root / src.relative_to(live.root)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
     for rel in rels:
         src = live.root / rel
-        data = src.read_bytes() if src.exists() else None
+        data = src.read_bytes() if rel in present else None
         actual = hashlib.sha256(data).hexdigest() if data is not None else None
         problem = landing_integrity.compare(rel, expected.get(rel), actual)
         if problem:

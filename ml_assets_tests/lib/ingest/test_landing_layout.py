@@ -8,10 +8,14 @@ import pytest
 
 from ml_assets.lib.core.catalog import RAW_EVENTS, Catalog
 from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.ingest import integrity as landing_integrity
 from ml_assets.lib.ingest.contracts import ContractError
 from ml_assets.lib.ingest.landing import ingest_events, ingest_labels
 from ml_assets.lib.ingest.landing_layout import DAY, HOUR, Layout
 from ml_assets.lib.ingest.quarantine import read_quarantine, write_quarantine
+from ml_assets.lib.training.reproduce import stage_landing
+from ml_assets.lib.training.train import TrainingWindow
 from ml_assets_tests.fixtures.reliability_world import NOW, good_events, spec_with
 
 D1 = datetime(2026, 7, 1, tzinfo=UTC)
@@ -136,3 +140,26 @@ def test_label_days_without_a_file_are_empty_once_a_later_day_landed(paths):
     assert {d: len(v) for d, v in labels.items()} == {D2: 0, D3: 2} and quarantined.empty
     with pytest.raises(ContractError, match=r"^2026-07-04: no landing file \(labels/2026-07-04"):
         ingest_labels(paths, spec, [D4], NOW)
+
+
+def test_reproduce_stages_the_covering_files_and_what_completes_the_gaps(paths, tmp_path):
+    spec = spec_with(start=D1)
+    land_day(paths, D1, 1)
+    land_day(paths, D3, 1000)
+    labels = paths.landing_labels_file(D3)
+    pd.DataFrame({"event_id": [1], "label": [1], "label_ts": pd.to_datetime([D3], utc=True)}
+                 ).to_parquet(labels, index=False)
+    registry = Registry(paths.control_db)
+    landing_integrity.record(paths, registry, [paths.landing / "events" / "2026-07-01.parquet"],
+                             "test")
+    window = TrainingWindow(D1, D2 + 12 * HOUR, D3)  # day 2 has no file: empty, as day 3 landed
+    scratch = DataPaths(tmp_path / "scratch").ensure()
+    assert stage_landing(paths, registry, scratch, spec, window) == []
+    staged = sorted(str(p.relative_to(scratch.landing)) for p in scratch.landing.rglob("*.*"))
+    assert staged == ["events/2026-07-01.parquet", "events/2026-07-03.parquet",
+                      "labels/2026-07-03.parquet"]
+    valid, _ = ingest_events(scratch, spec, hours_of(D1) + hours_of(D2)[:12], NOW)
+    assert sum(map(len, valid.values())) == 48
+    (paths.landing / "events" / "2026-07-01.parquet").unlink()  # recorded, now gone
+    [problem] = stage_landing(paths, registry, DataPaths(tmp_path / "s2").ensure(), spec, window)
+    assert (problem.path, problem.problem) == ("landing/events/2026-07-01.parquet", "missing")

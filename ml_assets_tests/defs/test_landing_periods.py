@@ -1,0 +1,114 @@
+"""Issue 16 item 3 through the real definitions: raw_events over a range of hours from daily
+landing files with gaps (days with no data have no file), both completeness rules, a bad row
+of a daily file quarantined once, and the hourly schedule on a daily-file landing."""
+
+from datetime import timedelta
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets.definitions import build_definitions
+from ml_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, hour_key, range_tags
+from ml_assets.lib.core.catalog import RAW_EVENTS, Catalog
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.ingest.landing import ingest_events
+from ml_assets.lib.ingest.quarantine import read_quarantine
+from ml_assets.scenarios.runner import step_failure_message
+from ml_assets_tests.fixtures.reliability_world import NOW, spec_with
+from ml_assets_tests.lib.ingest.test_landing_layout import D1, D2, D3, D4, HOUR, hours_of, land_day
+
+JOB = "raw_events_only"
+
+
+def _world(tmp_path, completeness: str = "later_file"):
+    """Daily event files for days 1 and 3 (day 2 had no data), one bad row at 07:30 on day 1."""
+    paths = DataPaths(tmp_path).ensure()
+    df = land_day(paths, D1, 1)
+    df.loc[15, "amount"] = -5.0
+    df.to_parquet(paths.landing / "events" / "2026-07-01.parquet", index=False)
+    land_day(paths, D3, 1000)
+    spec = spec_with(start=D1, landing_completeness=completeness)
+    defs = dg.Definitions.merge(build_definitions(spec, str(paths.root)), dg.Definitions(
+        jobs=[dg.define_asset_job(JOB, selection=dg.AssetSelection.assets(RAW_EVENTS))]))
+    return paths, spec, defs, dg.DagsterInstance.ephemeral()
+
+
+def _run(defs, instance, first, last=None):
+    tags = range_tags(hour_key(first), hour_key(last)) if last else {
+        "dagster/partition": hour_key(first)}
+    return defs.resolve_job_def(JOB).execute_in_process(instance=instance, tags=tags,
+                                                        raise_on_error=False)
+
+
+def _failure(result) -> str:
+    [message] = [step_failure_message(e) for e in result.all_events if e.is_step_failure]
+    return message
+
+
+def _rows(paths: DataPaths, hours) -> list[int]:
+    table = Catalog(paths.lake).table(RAW_EVENTS)
+    return [len(pd.read_parquet(table.path(h))) for h in hours]
+
+
+def test_a_range_over_daily_files_with_a_gap_runs_and_the_day_after_the_last_file_waits(tmp_path):
+    paths, _, defs, instance = _world(tmp_path)
+    assert _run(defs, instance, D1, D3 + 23 * HOUR).success
+    assert _rows(paths, hours_of(D2)) == [0] * 24  # the gap: empty partitions
+    assert _rows(paths, hours_of(D1)) == [2] * 7 + [1] + [2] * 16
+    # the append-only ledger holds each daily file once, and only files that landed
+    assert sorted(Registry(paths.control_db).landing_checksums()) == [
+        "landing/events/2026-07-01.parquet", "landing/events/2026-07-03.parquet"]
+    # the same bad row again through two hourly runs: still quarantined once (alone, hour 07
+    # is 1 bad row of 2 and fails its contract check; its raw_events step still ran)
+    for hour in (D1 + 7 * HOUR, D1 + 8 * HOUR):
+        result = _run(defs, instance, hour)
+        assert result.is_node_success("raw_events")
+    assert list(read_quarantine(paths)["row"]) == [15]
+
+    result = _run(defs, instance, D4, D4 + 5 * HOUR)
+    assert not result.success
+    message = _failure(result)
+    assert "\n" not in message and message.endswith(
+        "2026-07-04T00: no landing file (events/2026-07-04T00.parquet or "
+        "events/2026-07-04.parquet) and not complete yet: completeness 'later_file' waits for "
+        "a file of a later period (and 5 later partition(s))")
+
+
+def test_marker_mode_refuses_the_gap_until_success_says_it_is_complete(tmp_path):
+    paths, _, defs, instance = _world(tmp_path, "marker")
+    result = _run(defs, instance, D2, D2 + 23 * HOUR)
+    assert not result.success and "2026-07-02T00: no landing file" in _failure(result)
+    (paths.landing / "events" / "_SUCCESS").write_text("2026-07-03T00:00:00Z")
+    assert _run(defs, instance, D2, D2 + 23 * HOUR).success
+    assert _rows(paths, hours_of(D2)) == [0] * 24
+
+
+def test_the_hourly_schedule_runs_a_daily_file_once_it_lands_and_says_what_it_waits_for(tmp_path):
+    paths, spec, defs, instance = _world(tmp_path)
+    (paths.landing / "events" / "2026-07-03.parquet").unlink()
+    schedule = defs.get_schedule_def("hourly_scoring_schedule")
+
+    def tick(hour):
+        return schedule(dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=hour + HOUR + timedelta(minutes=15),
+            resources=defs.resources))
+
+    # day 1's file landed late: the tick for 04:00 on day 2 runs all of day 1 in one run
+    request = tick(D2 + 4 * HOUR)
+    assert isinstance(request, dg.RunRequest) and request.run_key == (
+        f"{hour_key(D1)}...{hour_key(D1 + 23 * HOUR)}")
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (
+        hour_key(D1), hour_key(D1 + 23 * HOUR))
+    valid, _ = ingest_events(paths, spec, hours_of(D1), NOW)
+    for h, part in valid.items():
+        Catalog(paths.lake).table(RAW_EVENTS).write(h, part)
+    skip = tick(D2 + 4 * HOUR)
+    assert isinstance(skip, dg.SkipReason) and skip.skip_message == (
+        "waiting: 2026-07-02T04: no landing file (events/2026-07-02T04.parquet or "
+        "events/2026-07-02.parquet) and not complete yet: completeness 'later_file' waits for "
+        "a file of a later period")
+    land_day(paths, D3, 1000)  # day 2 is complete and empty now: its hours run one by one
+    requests = tick(D2 + 4 * HOUR)
+    assert [r.partition_key for r in requests] == [hour_key(D2 + i * HOUR) for i in range(5)]
+
