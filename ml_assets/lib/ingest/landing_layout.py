@@ -25,11 +25,11 @@ The directory is listed once per ``Layout``; nothing here reads a data file.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ml_assets.lib.core.lake import DAY_FILE_FORMAT, HOUR_FILE_FORMAT
+from ml_assets.lib.core.lake import DAY_FILE_FORMAT, HOUR_FILE_FORMAT, day_floor, hour_floor
 from ml_assets.lib.ingest.contracts import ContractError
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -37,13 +37,11 @@ HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 GRAINS = ((HOUR, HOUR_FILE_FORMAT), (DAY, DAY_FILE_FORMAT))
 MARKER = "_SUCCESS"
 COMPLETENESS = ("later_file", "marker")
-_PERIOD = re.compile(r"^(?P<day>\d{4}-\d{2}-\d{2})(?:T(?P<hour>\d{2}))?"
-                     r"(?P<suffix>\._SUCCESS|\..+)?$")
+_PERIOD = re.compile(r"^\d{4}-\d{2}-\d{2}(?:T(?P<hour>\d{2}))?(?P<suffix>\..+)?$")
 
 
 def _floor(ts: datetime, grain: timedelta) -> datetime:
-    return ts.replace(minute=0, second=0, microsecond=0,
-                      **({"hour": 0} if grain == DAY else {}))
+    return day_floor(ts) if grain == DAY else hour_floor(ts)
 
 
 def _name(ts: datetime, grain: timedelta) -> str:
@@ -60,13 +58,10 @@ class Coverage:
         Each covering file once, with its window ``[lo, hi)`` (UTC), by ``lo``.
     empty : list of datetime
         Partition starts with no file that are complete by the rule: empty partitions.
-    file_of : dict of datetime to pathlib.Path
-        Partition start -> its covering file (partitions in ``empty`` are absent).
     """
 
     files: list[tuple[Path, datetime, datetime]]
     empty: list[datetime]
-    file_of: dict[datetime, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -198,11 +193,11 @@ class Layout:
             A partition is not landed yet (the first one is named, with the file names that
             would cover it and the rule), or ``covering`` refuses one.
         """
-        file_of, windows, empty, missing = {}, {}, [], []
+        windows, empty, missing = {}, [], []
         for s in starts:
             found = self.covering(s)
             if found:
-                file_of[s], windows[found[0]] = found[0], found
+                windows[found[0]] = found
             elif self.complete(s):
                 empty.append(s)
             else:
@@ -210,7 +205,7 @@ class Layout:
         if missing:
             more = f" (and {len(missing) - 1} later partition(s))" if len(missing) > 1 else ""
             raise ContractError(self.waiting(missing[0]) + more)
-        return Coverage(sorted(windows.values(), key=lambda w: w[1]), empty, file_of)
+        return Coverage(sorted(windows.values(), key=lambda w: w[1]), empty)
 
 
     def completing(self, end: datetime) -> list[Path]:

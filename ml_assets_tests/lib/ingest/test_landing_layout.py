@@ -49,7 +49,7 @@ def test_a_daily_file_covers_its_24_hours_and_an_hourly_file_one(paths):
     cov = layout(paths).cover([*hours_of(D1), D2 + 5 * HOUR])
     assert [(p.name, lo, hi) for p, lo, hi in cov.files] == [
         ("2026-07-01.parquet", D1, D2), ("2026-07-02T05.parquet", D2 + 5 * HOUR, D2 + 6 * HOUR)]
-    assert cov.empty == [] and cov.file_of[D1 + 7 * HOUR].name == "2026-07-01.parquet"
+    assert cov.empty == [] and layout(paths).covering(D1 + 7 * HOUR)[0].name == "2026-07-01.parquet"
 
 
 def test_a_daily_and_an_hourly_file_for_the_same_hour_is_refused_naming_both(paths):
