@@ -14,8 +14,8 @@ from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import days_between, hours_between
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest import integrity as landing_integrity
-from ml_assets.lib.ingest.landing import LabelFeed, feeds_of
-from ml_assets.lib.ingest.landing_layout import HOUR, Layout
+from ml_assets.lib.ingest.landing import LabelFeed, events_layout, feeds_of
+from ml_assets.lib.ingest.landing_layout import Layout
 
 
 def _checked(project: Workspace, layout: Layout,
@@ -50,8 +50,7 @@ def build_landing_checks(spec: DatasetSpec) -> list:
                     description="Records the checksum of every event landing file ingested; "
                                 "fails if one was rewritten after it first landed.")
     def landing_events_append_only(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
-        layout = Layout.scan(project.paths.landing / "events", HOUR, spec.landing_completeness)
-        yield from per_partition(context, _checked(project, layout, [
+        yield from per_partition(context, _checked(project, events_layout(project.paths, spec), [
             (k, hours_between(lo, hi)) for k, lo, hi in checked_partitions(
                 context, hourly_def, project.catalog.table(RAW_EVENTS))]),
             dg.AssetCheckKey(dg.AssetKey(RAW_EVENTS), "landing_events_append_only"))

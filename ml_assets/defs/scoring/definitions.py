@@ -20,7 +20,8 @@ from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import hour_floor
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest.contracts import ContractError
-from ml_assets.lib.ingest.landing_layout import HOUR, Layout
+from ml_assets.lib.ingest.landing import events_layout
+from ml_assets.lib.ingest.landing_layout import HOUR
 
 HOURLY_ASSETS = ("raw_events", "event_features", "batch_scores")
 # a daily landing file lands after its day ends: look back far enough to run it a day late
@@ -32,7 +33,7 @@ def _hourly_requests(project: Workspace, spec: DatasetSpec, hour: datetime):
     that has no raw_events partition yet and can be read now (``Layout.ready``: one run per
     daily file, one per other hour). Without any, a SkipReason naming what ``hour`` waits for.
     Run keys are the hours (ranges) run, so a tick never starts the same run twice."""
-    layout = Layout.scan(project.paths.landing / "events", HOUR, spec.landing_completeness)
+    layout = events_layout(project.paths, spec)
     pending = project.catalog.table(RAW_EVENTS).missing(max(hour - LOOKBACK, spec.start_utc),
                                                         hour + HOUR)
     runs = layout.ready(pending)

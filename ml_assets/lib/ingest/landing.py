@@ -145,6 +145,12 @@ def _by_window(valid: pd.DataFrame, starts: list[datetime]) -> dict[datetime, pd
             if pd.Timestamp(s) in groups else empty for s in starts}
 
 
+def events_layout(paths: DataPaths, spec: DatasetSpec) -> Layout:
+    """The event landing files (one listing of ``landing/events``), hourly partitions, by
+    ``spec.landing_completeness``."""
+    return Layout.scan(paths.landing / "events", HOUR, spec.landing_completeness)
+
+
 def ingest_events(paths: DataPaths, spec: DatasetSpec, hours: list[datetime], now: datetime,
                   notes: list[str] | None = None,
                   ) -> tuple[dict[datetime, pd.DataFrame], pd.DataFrame]:
@@ -177,7 +183,7 @@ def ingest_events(paths: DataPaths, spec: DatasetSpec, hours: list[datetime], no
         An hour is not landed yet, or a file is unreadable or breaks the contract's columns
         or types.
     """
-    layout = Layout.scan(paths.landing / "events", HOUR, spec.landing_completeness)
+    layout = events_layout(paths, spec)
     batch = read_landing_batch(paths, layout.cover(hours).files, spec.event_columns,
                                spec.event_ts, event_kinds(spec), spec.id_type, notes)
     valid, quarantined = validate_events(batch, spec, now)

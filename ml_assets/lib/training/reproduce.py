@@ -34,8 +34,7 @@ from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import build_features
 from ml_assets.lib.features.definitions import feature_fingerprint
 from ml_assets.lib.ingest import integrity as landing_integrity
-from ml_assets.lib.ingest.landing import LABELS, ingest_events, ingest_labels
-from ml_assets.lib.ingest.landing_layout import HOUR, Layout
+from ml_assets.lib.ingest.landing import LABELS, events_layout, ingest_events, ingest_labels
 from ml_assets.lib.scoring.batch import load_live_model
 from ml_assets.lib.training.candidate import train_candidate
 from ml_assets.lib.training.train import (
@@ -106,7 +105,7 @@ def stage_landing(live: DataPaths, registry: Registry, scratch: DataPaths, spec:
     """
     hours = hours_between(spec.start_utc, _last_event(window))
     days = days_between(spec.start_utc, window.label_cutoff)
-    feeds = [(Layout.scan(live.landing / "events", HOUR, spec.landing_completeness), hours),
+    feeds = [(events_layout(live, spec), hours),
              (LABELS.layout(live, spec), days)]
     # every name that could cover a period: one the ledger knows but that is gone is "missing"
     rels = list(dict.fromkeys(str((layout.folder.parent / name).relative_to(live.root))
