@@ -1,6 +1,7 @@
 """End to end through Dagster: landing -> raw -> features -> training -> batch scores, then the
 CLI a user runs. Plus the same pipeline on a second, non-fraud spec."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,11 +12,14 @@ import pandas as pd
 
 from ml_assets.definitions import build_definitions
 from ml_assets.lib.core.artifacts import sha256_file
+from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
+from ml_assets.lib.features.definitions import LabelAgg, TimeSincePrevious, WindowAgg
 from ml_assets.lib.training.provenance import code_commit
+from ml_assets.scenarios import demo
 from ml_assets.scenarios.demo import run_pipeline
 from ml_assets.specs.loading import load_spec
 from ml_assets_tests.fixtures.example_specs import SUPPORT_TICKETS
@@ -81,17 +85,20 @@ def test_cli_models_and_status_json(fraud_world):
 
 
 def write_ticket_landing(paths: DataPaths, start: datetime, days: int, seed: int = 5) -> None:
-    """A toy support-ticket stream: busy customers with long messages escalate more."""
+    """A toy support-ticket stream: busy customers with long messages escalate more; about a
+    third of the tickets have no agent yet (``agent_id`` null)."""
     rng = np.random.default_rng(seed)
     n = days * 24 * 6
     ts = start + pd.to_timedelta(np.sort(rng.integers(0, days * 86_400, n)), unit="s")
     customer = rng.integers(0, 60, n)
     chars = rng.gamma(2.0, 300.0, n).round()
     prio = rng.choice(["low", "normal", "high", "urgent"], n)
+    agent = rng.integers(-4, 8, n)
     escalated = (rng.random(n) < 0.05 + 0.3 * (chars > 1200) + 0.2 * (prio == "high")).astype("int8")
     events = pd.DataFrame({"ticket_id": [f"T-{i:06d}" for i in range(n)],
                            "opened_at": pd.DatetimeIndex(ts).astype("datetime64[us, UTC]"),
                            "customer_id": [f"C{c:03d}" for c in customer],
+                           "agent_id": [f"A{a}" if a >= 0 else None for a in agent],
                            "priority": prio, "message_chars": chars})
     paths.ensure()
     for hour in pd.date_range(start, periods=days * 24, freq="h"):
@@ -105,8 +112,25 @@ def write_ticket_landing(paths: DataPaths, start: datetime, days: int, seed: int
         part.to_parquet(paths.landing_labels_file(day.to_pydatetime()), index=False)
 
 
-def test_pipeline_runs_on_a_second_non_fraud_spec(tmp_path):
-    spec = load_spec(SUPPORT_TICKETS)  # from examples/, the way a user's spec loads
+def with_nullable_agent(spec: DatasetSpec) -> DatasetSpec:
+    """The tickets spec plus a second entity key ``agent_id``, null while a ticket is
+    unassigned (``nullable_keys``), and features over it."""
+    return dataclasses.replace(
+        spec, entity_keys=(*spec.entity_keys, "agent_id"), nullable_keys=("agent_id",),
+        features=(*spec.features,
+                  WindowAgg("agent_tickets_1d", entity="agent_id", agg="count", window="1d"),
+                  TimeSincePrevious("agent_seconds_since_prev", entity="agent_id", within="1d"),
+                  LabelAgg("agent_escalations_14d", entity="agent_id", agg="positives",
+                           window="14d")))
+
+
+def test_pipeline_runs_on_a_second_non_fraud_spec(tmp_path, monkeypatch):
+    # from examples/, the way a user's spec loads; with a nullable key it runs end to end too
+    spec = with_nullable_agent(load_spec(SUPPORT_TICKETS))
+    # The demo's closing promotion (actor "demo") is refused for a spec without a contract
+    # file (default may_act ["dagster:*"]) when the later model is not worse, as it is with the
+    # agent features; promotion is not what this test is about.
+    monkeypatch.setattr(demo, "_promote_if_not_worse", lambda ws, log: None)
     start = spec.start_utc
     days = 12
     paths = DataPaths(tmp_path)
@@ -124,3 +148,19 @@ def test_pipeline_runs_on_a_second_non_fraud_spec(tmp_path):
     feats = read_parquet_files(sorted((paths.lake / "event_features").glob("*.parquet")))
     # the unknown priority "urgent" lands in the explicit unknown bucket (index 3)
     assert feats["priority"].max() == 3.0
+    # unassigned tickets are neither quarantined nor one shared "null agent": scored, with an
+    # empty agent history, and counted in their customer's windows
+    raw = read_parquet_files(sorted((paths.lake / "raw_events").glob("*.parquet")))
+    assert len(raw) == days * 24 * 6 and raw["agent_id"].isna().mean() > 0.25
+    unassigned = feats[feats["agent_id"].isna()]
+    assert (unassigned["agent_tickets_1d"] == 0).all()
+    assert (unassigned["agent_escalations_14d"] == 0).all()
+    assert unassigned["agent_seconds_since_prev"].isna().all()
+    assert feats.loc[feats["agent_id"].notna(), "agent_tickets_1d"].max() > 0
+    for _, row in unassigned.tail(20).iterrows():  # customer windows count unassigned tickets
+        seen = raw[(raw["customer_id"] == row["customer_id"]) & (raw["opened_at"] < row["opened_at"])
+                   & (raw["opened_at"] >= row["opened_at"] - pd.Timedelta(days=7))]
+        assert row["customer_tickets_7d"] == len(seen) and seen["agent_id"].isna().any()
+    scored_from = unassigned["opened_at"] >= scores["opened_at"].min()
+    assert scored_from.any() and set(unassigned.loc[scored_from, "ticket_id"]) <= set(scores["ticket_id"])
+    assert scores["agent_id"].isna().any()
