@@ -13,7 +13,7 @@ from ml_assets.lib.core.lake import connect
 from ml_assets.lib.features import sql as feature_sql
 from ml_assets.lib.features.sql import compute_features
 from ml_assets.specs.fraud import FRAUD_SPEC
-from ml_assets_tests.fixtures.brute_force import assert_features_match, brute_force_features
+from ml_assets_tests.fixtures.brute_force import assert_all_match_brute_force, compiled_features
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
 # Offsets on a coarse grid so ties, exact window edges (1h, 24h, 7d, 30d) and label arrivals
@@ -55,22 +55,14 @@ def make_world(rows) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def compiled(events: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
-    con = connect()
-    con.register("events_in", events)
-    con.register("labels_in", labels)
-    return compute_features(con, FRAUD_SPEC, "events_in", "labels_in" if len(labels) else None,
-                            T0, T0 + timedelta(days=45)).set_index("event_id")
+    return compiled_features(FRAUD_SPEC, events, labels, T0, T0 + timedelta(days=45))
 
 
 def first_mismatch(events: pd.DataFrame, labels: pd.DataFrame) -> str | None:
-    got = compiled(events, labels)
-    for _, row in events.iterrows():
-        try:
-            assert_features_match(got.loc[row["event_id"]].to_dict(),
-                                  brute_force_features(events, labels, FRAUD_SPEC, row),
-                                  f"event {row['event_id']}")
-        except AssertionError as exc:
-            return str(exc)
+    try:
+        assert_all_match_brute_force(compiled(events, labels), events, labels, FRAUD_SPEC)
+    except AssertionError as exc:
+        return str(exc)
     return None
 
 

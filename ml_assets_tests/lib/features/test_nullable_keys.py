@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from ml_assets.lib.core.datasets import Attribute, DatasetSpec
 from ml_assets.lib.core.identifiers import SpecError
-from ml_assets.lib.core.lake import connect
 from ml_assets.lib.docs.interface_contract import InterfaceContract, RequestError, default_config
 from ml_assets.lib.features.contract import feature_contract_problems
 from ml_assets.lib.features.definitions import (
@@ -26,10 +25,9 @@ from ml_assets.lib.features.definitions import (
 )
 from ml_assets.lib.features.online import state_from_frames
 from ml_assets.lib.features.parity import differences, replay_online
-from ml_assets.lib.features.sql import compute_features
 from ml_assets.lib.ingest.contracts import validate_events
 from ml_assets.serving.openapi import openapi_document
-from ml_assets_tests.fixtures.brute_force import assert_features_match, brute_force_features
+from ml_assets_tests.fixtures.brute_force import assert_all_match_brute_force, compiled_features
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
 
@@ -82,11 +80,7 @@ def _labels(events: pd.DataFrame, returned: dict[int, int], delay: timedelta) ->
 
 
 def _offline(events: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
-    con = connect()
-    con.register("events_in", events)
-    con.register("labels_in", labels)
-    return compute_features(con, SPEC, "events_in", "labels_in" if len(labels) else None,
-                            T0, T0 + timedelta(days=10)).set_index("order_id")
+    return compiled_features(SPEC, events, labels, T0, T0 + timedelta(days=10))
 
 
 # Two customers; device 7 is used by both; orders 4, 5 and 6 have no device (4 and 5 are six seconds
@@ -145,10 +139,7 @@ def test_null_key_event_counts_in_its_other_keys_windows(offline):
 
 
 def test_offline_equals_brute_force_and_meets_the_feature_contract(offline):
-    for _, row in EVENTS.iterrows():
-        assert_features_match(offline.loc[row["order_id"]].to_dict(),
-                              brute_force_features(EVENTS, LABELS, SPEC, row),
-                              f"order {row['order_id']}")
+    assert_all_match_brute_force(offline, EVENTS, LABELS, SPEC)
     assert feature_contract_problems(offline.reset_index()[
         ["order_id", "order_ts", "customer_id", "device_id", *SPEC.feature_names]], SPEC) == []
 
@@ -219,10 +210,7 @@ def test_random_null_keys_match_brute_force_and_online(rows, returned):
     labels = _labels(events, dict.fromkeys(events["order_id"][::2], returned),
                      timedelta(minutes=30))
     got = _offline(events, labels)
-    for _, row in events.iterrows():
-        assert_features_match(got.loc[row["order_id"]].to_dict(),
-                              brute_force_features(events, labels, SPEC, row),
-                              f"order {row['order_id']}")
+    assert_all_match_brute_force(got, events, labels, SPEC)
     online_labels = labels.rename(columns={"label": "returned", "label_ts": "returned_ts"})
     state = state_from_frames(SPEC, events.iloc[:0], online_labels)
     online = replay_online(state, events)
