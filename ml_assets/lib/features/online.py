@@ -159,7 +159,8 @@ class OnlineState:
         Returns
         -------
         list of str
-            Single-key entity columns whose value has no series yet.
+            Single-key entity columns whose value has no series yet (a null nullable key
+            included: it has no history either).
         """
         with self._lock:
             return [g.keys[0] for g in self._event_groups.values()
@@ -303,9 +304,9 @@ class OnlineState:
 
 
 def _entity(event: dict, keys: tuple[str, ...]) -> tuple | None:
-    """The event's entity tuple over ``keys``; None when one of them is null or absent (a
-    nullable key): such an event has an empty history there, like an unseen entity."""
-    key = tuple(event.get(k) for k in keys)
+    """The event's entity tuple over ``keys``; None when one of them is null (a nullable key):
+    such an event has an empty history there, like an unseen entity."""
+    key = tuple(event[k] for k in keys)
     return None if any(pd.isna(v) for v in key) else key
 
 
