@@ -18,6 +18,8 @@ from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.definitions import LabelAgg, TimeSincePrevious, WindowAgg
+from ml_assets.lib.features.parity import replay_parity
+from ml_assets.lib.scoring.batch import load_live_model
 from ml_assets.lib.training.provenance import code_commit
 from ml_assets.scenarios import demo
 from ml_assets.scenarios.demo import run_pipeline
@@ -164,3 +166,8 @@ def test_pipeline_runs_on_a_second_non_fraud_spec(tmp_path, monkeypatch):
     scored_from = unassigned["opened_at"] >= scores["opened_at"].min()
     assert scored_from.any() and set(unassigned.loc[scored_from, "ticket_id"]) <= set(scores["ticket_id"])
     assert scores["agent_id"].isna().any()
+    # training/serving parity on a scored day, unassigned tickets included
+    models = {v: load_live_model(paths, registry.get_model(v))["model"]
+              for v in registry.aliases("escalation").values() if v}
+    report = replay_parity(paths, spec, start + timedelta(days=days - 1), models)
+    assert report.ok and report.events > 100, report.as_dict()
