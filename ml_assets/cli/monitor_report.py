@@ -107,7 +107,7 @@ def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
             "decision_rate": (business[spec.business_metric.decision_rate_name]
                               if business and spec.business_metric
                               else _scored_decision_rate(paths, day)),
-            "psi": {r.feature: float(r.psi) for r in drift.itertuples()},
+            "psi": {r.feature: float(r.psi) for r in drift.itertuples() if pd.notna(r.psi)},
             "ks": {r.feature: {"statistic": float(r.ks_stat), "pvalue": float(r.ks_pvalue)}
                    for r in drift.itertuples() if r.kind == "continuous" and pd.notna(r.ks_stat)},
             "prediction_quantiles": {r.model_version: {"role": r.role, "p10": float(r.p10),

@@ -75,6 +75,8 @@ def _business_meta(spec: DatasetSpec):
 
 
 def _drift_meta(df: pd.DataFrame):
+    if "feature" not in df:
+        return {}, "_no scored events in this run: nothing to compare_"
     numbers = {f"psi/{r.feature}": float(r.psi) for r in df.itertuples()}
     numbers |= {f"ks/{r.feature}": float(r.ks_stat) for r in df.itertuples()
                 if r.kind == "continuous" and pd.notna(r.ks_stat)}
@@ -114,6 +116,8 @@ def _prediction_meta(df: pd.DataFrame):
 
 
 def _evaluation_meta(df: pd.DataFrame):
+    if not len(df):
+        return {}, "_no scored events on this day_"
     numbers = {}
     for r in df.itertuples():
         numbers |= {f"{r.role}/label_coverage": float(r.label_coverage),

@@ -61,7 +61,8 @@ def compare(profile: DriftProfile, frame: pd.DataFrame, top_bins: int = 3,
     Returns
     -------
     DataFrame, one row per feature
-        ``psi``, ``ks_stat``/``ks_pvalue`` (NaN for categorical), ``noise_psi``, ``n_ref``/
+        ``psi``, ``ks_stat``/``ks_pvalue`` (NaN for categorical; all NaN when ``frame`` has
+        no rows: nothing to compare), ``noise_psi``, ``n_ref``/
         ``n_cur`` (rows), ``psi_expected`` (mean PSI of a clean sample of ``n_cur`` rows,
         ``drift_stats.expected_null_psi``), ``psi_null`` (its ``null_quantile``,
         ``drift_stats.psi_null_quantile``), missing shares (0-1) and ``top_bins`` (JSON).
@@ -75,14 +76,17 @@ def compare(profile: DriftProfile, frame: pd.DataFrame, top_bins: int = 3,
             values = frame[name]
             ks_stat = ks_p = float("nan")
         cur_counts = bin_counts(fp, values)
-        cur_share = cur_counts / max(int(cur_counts.sum()), 1)
+        n = int(cur_counts.sum())
+        cur_share = cur_counts / max(n, 1)
         contrib = psi(fp.ref_share, cur_share)
-        order = np.argsort(-np.abs(contrib))[:top_bins]
+        # An empty sample has no distribution: its "PSI" would be the smoothing constant's.
+        order = np.argsort(-np.abs(contrib))[:top_bins] if n else []
         rows.append({
-            "feature": name, "kind": fp.kind, "psi": float(contrib.sum()),
+            "feature": name, "kind": fp.kind, "psi": float(contrib.sum()) if n else np.nan,
             "ks_stat": ks_stat, "ks_pvalue": ks_p,
-            "noise_psi": fp.noise_psi, "n_ref": fp.n, "n_cur": int(cur_counts.sum()),
-            "missing_share_ref": float(fp.ref_share[-1]), "missing_share_cur": float(cur_share[-1]),
+            "noise_psi": fp.noise_psi, "n_ref": fp.n, "n_cur": n,
+            "missing_share_ref": float(fp.ref_share[-1]),
+            "missing_share_cur": float(cur_share[-1]) if n else np.nan,
             "top_bins": json.dumps([{"bin": fp.bins[i], "ref_share": round(float(fp.ref_share[i]), 6),
                                      "cur_share": round(float(cur_share[i]), 6),
                                      "psi": round(float(contrib[i]), 6)} for i in order]),

@@ -150,6 +150,7 @@ def judge_day(profile: drift.DriftProfile, frame: pd.DataFrame, day: pd.Timestam
                 f"{gap} hour(s) of the {period.label} not built" if gap else
                 "" if whole_day else
                 f"the day is partial: the data ends at {newest_event} ({len(rows)} rows)")
+        note = note or ("" if len(rows) else f"no events in the {period.label}: nothing to compare")
         if note:
             graded = graded.assign(severity="ok", unmonitored=False, unmonitored_reason="")
         parts.append(graded.assign(period=period.label, period_start=start,
@@ -206,8 +207,16 @@ def feature_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, p
     newest = _newest_event(paths, spec.event_ts, features, hi)
     scores = load_scores(paths, spec, lo, hi, None)
     registry, profiles, out = ws.registry, {}, {}
-    for day, day_scores in scores.groupby("day"):
-        version = champion_of(day_scores)
+    by_day = dict(tuple(scores.groupby("day")))
+    # A day without events (a closed store's Sunday) is judged under the acting champion of
+    # the nearest scored day: its day period reports "no events", longer periods still close.
+    scored = sorted(by_day)
+    for day in pd.date_range(lo, hi, freq="D", inclusive="left"):
+        if not scored:
+            out[day.to_pydatetime()] = pd.DataFrame({"day": pd.Series([], dtype="datetime64[us, UTC]")})
+            continue
+        nearest = max([d for d in scored if d <= day], default=scored[0])
+        version = champion_of(by_day[nearest])
         if version not in profiles:
             profiles[version] = reference_profile(paths, spec, registry.get_model(version))
         profile, sha = profiles[version]

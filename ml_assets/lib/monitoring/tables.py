@@ -107,7 +107,7 @@ def delayed_evaluation(ws: Workspace, lo: datetime, hi: datetime) -> dict[dateti
                                                                                  np.nan)),
                          "label_horizon": pd.Timestamp(horizon), "severity": level,
                          "alert_message": message})
-        out[day.to_pydatetime()] = pd.DataFrame(rows)
+        out[day.to_pydatetime()] = pd.DataFrame(rows).assign(day=day)  # "day" even when empty
     return out
 
 

@@ -66,6 +66,16 @@ def test_missing_and_unseen_categories_get_their_own_bins():
     assert row["missing_share_cur"] == pytest.approx(0.3)
 
 
+@pytest.mark.parametrize("kind", ["continuous", "categorical"])
+def test_an_empty_day_has_no_psi_rather_than_the_smoothing_constants(kind):
+    # a day without events (a closed store's Sunday): nothing to compare, never a large PSI
+    ref = np.arange(1000, dtype=float) if kind == "continuous" else np.repeat(["a", "b"], 500)
+    row = one(ref, ref[:0], kind)
+    assert row["n_cur"] == 0 and np.isnan(row["psi"]) and np.isnan(row["missing_share_cur"])
+    assert np.isnan(row["ks_stat"]) and json.loads(row["top_bins"]) == []
+    assert drift.severity(row["psi"], 0.1, 0.25) == "ok"
+
+
 @pytest.mark.parametrize("n_ref,n_cur", [(200_000, 30_000), (3_000, 800)])
 def test_ks_equals_scipy_in_the_asymptotic_and_exact_regimes(n_ref, n_cur):
     rng = np.random.default_rng(n_ref)
