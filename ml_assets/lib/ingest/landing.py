@@ -147,8 +147,8 @@ def _by_window(valid: pd.DataFrame, starts: list[datetime]) -> dict[datetime, pd
 
 def events_layout(paths: DataPaths, spec: DatasetSpec) -> Layout:
     """The event landing files (one listing of ``landing/events``), hourly partitions, by
-    ``spec.landing_completeness``."""
-    return Layout.scan(paths.landing / "events", HOUR, spec.landing_completeness)
+    ``spec.landing_completeness`` (and ``spec.end``)."""
+    return Layout.scan(paths.landing / "events", HOUR, spec.landing_completeness, spec.end_utc)
 
 
 def ingest_events(paths: DataPaths, spec: DatasetSpec, hours: list[datetime], now: datetime,
@@ -247,9 +247,10 @@ class LabelFeed:
     description: str
 
     def layout(self, paths: DataPaths, spec: DatasetSpec) -> Layout:
-        """The feed directory's landing files (one listing), by ``spec.landing_completeness``."""
+        """The feed directory's landing files (one listing), by ``spec.landing_completeness``
+        (and ``spec.end``)."""
         folder = self.landing_file(paths, spec.start_utc).parent
-        return Layout.scan(folder, DAY, spec.landing_completeness)
+        return Layout.scan(folder, DAY, spec.landing_completeness, spec.end_utc)
 
 
 LABELS = LabelFeed(

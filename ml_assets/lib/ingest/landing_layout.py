@@ -19,6 +19,9 @@ dataset's ``landing_completeness`` rule, and otherwise *not landed yet* (the run
     - ``YYYY-MM-DD._SUCCESS`` or ``YYYY-MM-DDTHH._SUCCESS``: that one day or hour (and every
       partition inside it) is complete.
 
+A historical dataset (spec ``end``) has landed everything: whatever the rule, a period before
+its end with no file is empty.
+
 The directory is listed once per ``Layout``; nothing here reads a data file.
 """
 
@@ -79,9 +82,11 @@ class Layout:
     others: dict[str, list[str]]  # period name -> non-Parquet files of that name (CSV...)
     marked: frozenset[tuple[timedelta, datetime]]  # per-period ``._SUCCESS`` markers
     through: datetime | None  # ``_SUCCESS``: complete through this time
+    end: datetime | None = None  # a historical dataset's end: everything before it landed
 
     @classmethod
-    def scan(cls, folder: Path, partition: timedelta, completeness: str) -> Layout:
+    def scan(cls, folder: Path, partition: timedelta, completeness: str,
+             end: datetime | None = None) -> Layout:
         """List ``folder`` once.
 
         Parameters
@@ -92,6 +97,9 @@ class Layout:
             The feed's partition length, ``HOUR`` or ``DAY``.
         completeness : {"later_file", "marker"}
             ``DatasetSpec.landing_completeness``.
+        end : datetime, optional
+            ``DatasetSpec.end_utc``: a historical dataset's end (every period before it is
+            complete); None for a live dataset.
 
         Raises
         ------
@@ -120,7 +128,8 @@ class Layout:
                 files[(grain, start)] = entry
             else:
                 others.setdefault(stem, []).append(entry.name)
-        return cls(folder, partition, completeness, files, others, frozenset(marked), through)
+        return cls(folder, partition, completeness, files, others, frozenset(marked), through,
+                   end)
 
     def candidates(self, start: datetime) -> list[str]:
         """The file names that would cover the partition starting at ``start``, finest first."""
@@ -160,6 +169,8 @@ class Layout:
     def complete(self, start: datetime) -> bool:
         """Whether the partition starting at ``start``, if it has no file, is empty by the rule."""
         end = start + self.partition
+        if self.end is not None and end <= self.end:
+            return True
         if self.completeness == "later_file":
             return any(lo >= end for _, lo in self.files)
         return (self.through is not None and end <= self.through) or any(

@@ -72,6 +72,9 @@ def test_later_file_a_gap_is_empty_once_a_later_file_landed_and_the_last_day_wai
         "2026-07-04T07: no landing file (events/2026-07-04T07.parquet or "
         "events/2026-07-04.parquet) and not complete yet: completeness 'later_file' waits for "
         "a file of a later period (and 1 later partition(s))")
+    # a historical dataset (spec end) has landed everything before its end
+    ended = Layout.scan(paths.landing / "events", HOUR, "later_file", end=D4 + DAY)
+    assert ended.cover(hours_of(D4)).empty == hours_of(D4)
 
 
 def test_marker_a_gap_waits_until_success_says_complete(paths):
