@@ -16,6 +16,7 @@ from ml_assets.lib.docs.documents import DOCUMENTS
 from ml_assets.lib.ingest.landing import label_feeds
 from ml_assets.lib.monitoring.tables import label_horizon
 from ml_assets.lib.release import rollout
+from ml_assets.lib.release.authority import NotAuthorized
 from ml_assets.lib.release.rollback import promote
 from ml_assets.scenarios import FIRST_MODEL_AT
 from ml_assets.scenarios.runner import dagster_instance, materialize, training_config
@@ -217,7 +218,11 @@ def _promote_if_not_worse(ws: Workspace, log) -> None:
         log(f"kept {aliases['champion']}: {aliases['challenger']} is worse on the frozen "
             f"reference set (AUC {auc['challenger']:.4f} < {auc['champion']:.4f})")
         return
-    promote(registry, ws.paths, spec, aliases["challenger"], actor="demo",
-            reason="demo: later model not worse on the frozen reference set")
+    try:
+        promote(registry, ws.paths, spec, aliases["challenger"], actor="demo",
+                reason="demo: later model not worse on the frozen reference set")
+    except NotAuthorized as exc:  # a user's contract need not name the demo (audited refusal)
+        log(f"kept {aliases['champion']}: {exc}")
+        return
     log(f"promoted {aliases['challenger']} to champion; {aliases['champion']} is now previous")
 

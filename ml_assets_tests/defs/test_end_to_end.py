@@ -21,7 +21,6 @@ from ml_assets.lib.features.definitions import LabelAgg, TimeSincePrevious, Wind
 from ml_assets.lib.features.parity import replay_parity
 from ml_assets.lib.scoring.batch import load_live_model
 from ml_assets.lib.training.provenance import code_commit
-from ml_assets.scenarios import demo
 from ml_assets.scenarios.demo import run_pipeline
 from ml_assets.specs.loading import load_spec
 from ml_assets_tests.fixtures.example_specs import SUPPORT_TICKETS
@@ -126,13 +125,9 @@ def with_nullable_agent(spec: DatasetSpec) -> DatasetSpec:
                            window="14d")))
 
 
-def test_pipeline_runs_on_a_second_non_fraud_spec(tmp_path, monkeypatch):
+def test_pipeline_runs_on_a_second_non_fraud_spec(tmp_path):
     # from examples/, the way a user's spec loads; with a nullable key it runs end to end too
     spec = with_nullable_agent(load_spec(SUPPORT_TICKETS))
-    # The demo's closing promotion (actor "demo") is refused for a spec without a contract
-    # file (default may_act ["dagster:*"]) when the later model is not worse, as it is with the
-    # agent features; promotion is not what this test is about.
-    monkeypatch.setattr(demo, "_promote_if_not_worse", lambda ws, log: None)
     start = spec.start_utc
     days = 12
     paths = DataPaths(tmp_path)
