@@ -12,7 +12,13 @@ import dagster as dg
 import pandas as pd
 import yaml
 
-from ml_assets.lib.core.paths import DataPaths, sweep_stale_temp_files
+from ml_assets.lib.core.paths import (
+    DataPaths,
+    atomic_write_bytes,
+    create_file_bytes,
+    sweep_stale_temp_files,
+    write_parquet_atomic,
+)
 from ml_assets.scenarios.runner import RUN_MONITORING, dagster_instance, fail_orphaned_runs
 from ml_assets_tests.fixtures.reliability_world import REPO, Child, child_env, write_script
 
@@ -64,10 +70,11 @@ def test_a_killed_writers_temp_file_is_swept_and_a_live_writers_is_not(tmp_path)
         killed.kill9()
         killed_tmp, live_tmp = (f"{child.proc.pid}.tmp" for child in (killed, live))
         temps = _temp_files(paths.root)
-        assert {p.name.split(".", 3)[-1] for p in temps} >= {killed_tmp, live_tmp}
+        assert {".".join(p.name.split(".")[-2:]) for p in temps} >= {killed_tmp, live_tmp}
         assert sweep_stale_temp_files(paths) == []  # both younger than the default 5 minutes
         removed = sweep_stale_temp_files(paths, min_age_seconds=0)
-        assert [p.name for p in removed] == [f".2026-07-01T10.parquet.{killed_tmp}"]
+        (gone,) = removed
+        assert gone.name.startswith(".2026-07-01T10.parquet.") and gone.name.endswith(killed_tmp)
         assert not any(p.name.endswith(killed_tmp) for p in _temp_files(paths.root))
         assert any(p.name.endswith(live_tmp) for p in _temp_files(paths.root))  # still owned
         assert outside.exists()
@@ -148,3 +155,27 @@ def test_ml_assets_sweep_removes_old_temp_files_of_dead_writers(tmp_path):
                          text=True, cwd=REPO, env=child_env(), timeout=120).stdout
     assert json.loads(out) == {"removed_temp_files": [str(dead)], "failed_orphaned_runs": []}
     assert not dead.exists() and fresh.exists()  # younger than 5 minutes: kept
+
+
+def test_atomic_writers_never_write_through_a_planted_temp_name(tmp_path):
+    # the old temp name ".<name>.<pid>.tmp" was predictable and opened following symlinks:
+    # anyone able to plant a symlink there overwrote the file it points at
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    target = tmp_path / "data" / "out.json"
+    target.parent.mkdir()
+    (target.parent / f".out.json.{os.getpid()}.tmp").symlink_to(victim)
+    atomic_write_bytes(target, b"new")
+    write_parquet_atomic(pd.DataFrame({"a": [1]}), target.with_name("t.parquet"))
+    assert victim.read_text() == "precious" and target.read_bytes() == b"new"
+    assert pd.read_parquet(target.with_name("t.parquet"))["a"].tolist() == [1]
+    assert not [p for p in target.parent.iterdir() if p.name.endswith(".tmp") and
+                not p.is_symlink()]  # no temp file left behind
+
+
+def test_create_file_bytes_never_overwrites(tmp_path):
+    path = tmp_path / "d" / "2026-01-05.parquet"
+    assert create_file_bytes(path, b"first") is True
+    assert create_file_bytes(path, b"second") is False  # a concurrent writer got there first
+    assert path.read_bytes() == b"first"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]

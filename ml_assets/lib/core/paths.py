@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,6 +83,30 @@ class DataPaths:
         return self
 
 
+def _temp_file(path: Path) -> tuple[int, Path]:
+    """A new temp file beside ``path``: ``.<name>.<random>.<pid>.tmp`` (``TEMP_FILE``), created
+    with O_EXCL (``mkstemp``) so a planted file or symlink of that name is never written
+    through. Returns its open descriptor and path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                               suffix=f".{os.getpid()}.tmp")
+    return fd, Path(tmp)
+
+
+def _written_temp(path: Path, write) -> Path:
+    """The fsynced temp file ``write(binary file object)`` filled; removed if it raised."""
+    fd, tmp = _temp_file(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file in the same directory then ``os.replace``: readers see old or new.
 
@@ -89,16 +114,38 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     ----------
     path : pathlib.Path
         The final file; parent directories are created. The temp file is
-        ``.<name>.<pid>.tmp`` (``TEMP_FILE``), fsynced before the rename.
+        ``.<name>.<random>.<pid>.tmp`` (``TEMP_FILE``), created exclusively and fsynced
+        before the rename.
     data : bytes
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    os.replace(_written_temp(path, lambda fh: fh.write(data)), path)
+
+
+def create_file_bytes(path: Path, data: bytes) -> bool:
+    """Atomically create ``path`` holding ``data`` unless it already exists (never overwrite).
+
+    The temp file is hard-linked to ``path``, which fails when ``path`` exists, so of two
+    concurrent writers exactly one creates it and the other learns it lost.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The final file; parent directories are created.
+    data : bytes
+
+    Returns
+    -------
+    bool
+        True if this call created the file, False if ``path`` already existed (left as it is).
+    """
+    tmp = _written_temp(path, lambda fh: fh.write(data))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
+    return True
 
 
 def write_parquet_atomic(df, path: Path) -> None:
@@ -111,16 +158,12 @@ def write_parquet_atomic(df, path: Path) -> None:
     path : pathlib.Path
         As in ``atomic_write_bytes``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_parquet(tmp, index=False)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    os.replace(_written_temp(path, lambda fh: df.to_parquet(fh, index=False)), path)
 
 
-# The temp-file name both atomic writers use: ``.<final name>.<writer pid>.tmp``.
-TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
+# The temp-file name of the atomic writers: ``.<final name>.<random>.<writer pid>.tmp`` (older
+# writers: ``.<final name>.<writer pid>.tmp``).
+TEMP_FILE = re.compile(r"^\.(?P<name>.+?)(\.[a-z0-9_]{8})?\.(?P<pid>\d+)\.tmp$")
 
 
 def pid_alive(pid: int) -> bool:
