@@ -21,7 +21,11 @@ def _print_land(report: dict) -> None:
         print(f"{feed}: {len(r['files'])} file(s), {r['rows']} row(s){span}: "
               f"{len(r['written'])} day file(s) written, {len(r['unchanged'])} unchanged")
         for key, label in (("renamed", "renamed"), ("dropped", "dropped columns"),
-                           ("ignored_files", "ignored files (not CSV/Parquet)")):
+                           ("ignored_files", "ignored files (not CSV/Parquet, or hidden)"),
+                           ("empty_files", "files without rows"),
+                           ("repeated_files", "skipped, same content as"),
+                           ("multiline_rows", "rows with a quoted field spanning lines (check "
+                                              "for an unclosed quote)")):
             if r[key]:
                 print(f"  {label}: {r[key]}")
         for column, why in r["as_text"].items():
@@ -37,7 +41,9 @@ def cmd_land(args, ws: Workspace) -> int:
     try:
         if not sources:
             raise LandingImportError("nothing to land: give --events, --labels or --reports")
-        report = land(ws.paths, ws.spec, sources, parse_mapping(args.map))
+        if len(args.delimiter) != 1:
+            raise LandingImportError(f"--delimiter {args.delimiter!r}: give one character")
+        report = land(ws.paths, ws.spec, sources, parse_mapping(args.map), args.delimiter)
     except LandingImportError as exc:
         if args.json:
             emit({"ok": False, "error": str(exc)}, True, print)
@@ -66,6 +72,8 @@ def add_parsers(sub, actor: str) -> None:
                                "(recursive; Hive key=value/ parts become columns) or globs")
     land.add_argument("--map", action="append", default=[], metavar="SRC=DST",
                       help="rename a source column to a spec column (repeatable)")
+    land.add_argument("--delimiter", default=",", metavar="CHAR",
+                      help="CSV field separator (default ','; never guessed)")
     land.set_defaults(func=cmd_land)
     landing = sub.add_parser("landing", help="landing files: accept a corrected re-delivery "
                                              "(audited; the append-only check turns green)")

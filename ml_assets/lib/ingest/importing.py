@@ -1,8 +1,13 @@
 """``ml-assets land``: CSV/Parquet files as they come -> the landing layout, one file per UTC day.
 
-Sources may be CSV (``.csv``, ``.csv.gz``) or Parquet files, directories (read recursively,
-Hive ``key=value/`` directories become columns) or globs. Every column is read as text (CSV
-entirely so: string ids keep their leading zeros) and cast deliberately, in DuckDB:
+Sources may be CSV (``.csv``, ``.csv.gz``) or Parquet files (suffixes in any case),
+directories (read recursively; dot files such as ``._x.csv`` are ignored and reported; Hive
+``key=value/`` folders below the directory named become columns, never replacing a column of
+the file) or globs (a path that exists is never a glob). The same file reached twice (paths,
+symlinks, the same content gzipped) is read once. CSV is RFC 4180 with a header, ``,`` (or
+``--delimiter``), ``"`` quotes, no comment lines; a row of another width refuses the import.
+Every column is read as text (CSV entirely so: string ids keep their leading zeros) and cast
+deliberately, in DuckDB:
 
 - timestamps must carry a UTC offset (``2026-03-01T10:00:00+02:00``, ``...Z``) or be typed
   with a zone; they become ``timestamp[us, UTC]`` (the same instant). Naive, empty or
@@ -12,6 +17,8 @@ entirely so: string ids keep their leading zeros) and cast deliberately, in Duck
   ``float64`` when every value is a number, labels ``int8`` when every value is 0/1/true/false.
   Otherwise the column stays text (labels with true/false written as 1/0), so the pipeline's
   contract quarantines exactly the bad rows with reasons; the report names the column;
+- rows before the spec's ``start``, at or after its ``end`` or in the future refuse the
+  import (they could never be ingested);
 - columns the spec does not know are dropped and reported; a spec column missing from a file
   (after ``--map src=dst`` renames) refuses the import naming the file.
 
@@ -20,13 +27,18 @@ Rows are written to ``landing/<kind>/YYYY-MM-DD.parquet`` by the UTC day of thei
 the same input gives byte-identical files. Landing files are append-only
 (``ingest.integrity``): a day whose file already holds the same rows is left unchanged, one
 holding other rows refuses the whole import. Everything is validated before anything is
-written. All sources of one command are held in memory: land long histories in slices.
+written, and a day file is created, never overwritten: one a concurrent run created meanwhile
+with other rows stops this run there. All sources of one command are held in memory: land long histories in slices.
 """
 
 from __future__ import annotations
 
 import glob
+import gzip
+import hashlib
+import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -36,9 +48,10 @@ import pyarrow.parquet as pq
 
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import DAY_FILE_FORMAT, connect
-from ml_assets.lib.core.paths import DataPaths, atomic_write_bytes
+from ml_assets.lib.core.paths import DataPaths, create_file_bytes
 from ml_assets.lib.ingest.contracts import (
     CANONICAL_TS,
+    FUTURE_TOLERANCE,
     ID,
     INTEGER_TEXT,
     LABEL,
@@ -49,9 +62,13 @@ from ml_assets.lib.ingest.contracts import (
 )
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
-# An instant as text: ISO date and time with an explicit offset (Z, +HH, +HHMM, +HH:MM). A
-# zoned Parquet timestamp read as text ("2026-03-01 08:00:00+00") is one too.
-OFFSET_TS = r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)? ?([Zz]|[+-]\d{2}(:?\d{2})?)"
+# An instant as text: ISO date and time with an explicit offset (Z, +HH, +HHMM, +HH:MM; at
+# most 23:59, DuckDB would shift by +99:99). A zoned Parquet timestamp read as text
+# ("2026-03-01 08:00:00+00") is one too.
+OFFSET_TS = (r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)? ?"
+             r"([Zz]|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)")
+# Ends like a time with an offset (an impossible one, when OFFSET_TS does not match it).
+OFFSET_LIKE = r"\d:\d\d(:\d\d(\.\d+)?)? ?[+-]\d\d(:?\d\d)?$"
 META = ["_source", "_row"]
 
 
@@ -80,15 +97,49 @@ def feeds(spec: DatasetSpec) -> dict[str, Feed]:
 
 
 def parse_mapping(pairs: list[str]) -> dict[str, str]:
-    """``["src=dst", ...]`` -> ``{src: dst}``; a pair without ``=`` raises LandingImportError."""
+    """``["src=dst", ...]`` -> ``{src: dst}``; a pair without ``=`` or a source column mapped
+    twice raises LandingImportError."""
     bad = [p for p in pairs if p.count("=") != 1 or "" in p.split("=")]
     if bad:
         raise LandingImportError(f"--map {bad[0]!r}: write it as your_column=spec_column")
-    return dict(p.split("=") for p in pairs)
+    split = [p.split("=") for p in pairs]
+    twice = sorted({s for s, _ in split if sum(t == s for t, _ in split) > 1})
+    if twice:
+        raise LandingImportError(f"--map maps {twice[0]!r} more than once; give one target")
+    return dict(split)
 
 
-def source_files(patterns: list[str]) -> tuple[list[Path], list[Path]]:
+@dataclass(frozen=True)
+class Source:
+    """One data file and the Hive ``key=value`` folders between it and the directory named."""
+
+    path: Path
+    hive: tuple[tuple[str, str], ...] = ()
+
+
+def _is_data(path: Path) -> bool:
+    return path.name.lower().endswith(SUFFIXES)  # .CSV is a CSV
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    """A dot file or folder below ``root`` (``.DS_Store``, ``._x.csv`` AppleDouble, ``.git``)."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _in_directory(root: Path) -> tuple[list[Source], set[Path]]:
+    inside = sorted(p for p in root.rglob("*") if p.is_file())
+    data = [p for p in inside if _is_data(p) and not _hidden(p, root)]
+    hive = [tuple(tuple(part.split("=", 1)) for part in p.relative_to(root).parent.parts
+                  if "=" in part) for p in data]
+    return [Source(p, h) for p, h in zip(data, hive, strict=True)], set(inside) - set(data)
+
+
+def source_files(patterns: list[str]) -> tuple[list[Source], list[Path]]:
     """The data files behind files, directories (recursive) and globs.
+
+    A path that exists is taken literally (``orders[1].csv`` is that file, not a pattern);
+    only a path that does not exist is expanded as a glob. Hive columns come only from
+    ``key=value`` folders below a directory named (or matched); a file named directly has none.
 
     Parameters
     ----------
@@ -97,41 +148,65 @@ def source_files(patterns: list[str]) -> tuple[list[Path], list[Path]]:
 
     Returns
     -------
-    (list of pathlib.Path, list of pathlib.Path)
-        Data files (``SUFFIXES``), sorted and deduplicated; other files a directory or glob
-        holds (``_SUCCESS``, checksums), ignored and reported.
+    (list of Source, list of pathlib.Path)
+        Data files (``SUFFIXES``, any case) with their Hive values, sorted, one per resolved
+        path; other files a directory or glob holds (``_SUCCESS``, checksums, dot files),
+        ignored and reported.
 
     Raises
     ------
     LandingImportError
         A pattern matches no data file, or is the path of a file of another format.
     """
-    files, ignored = set(), set()
+    found: dict[Path, Source] = {}
+    ignored = set()
     for pattern in patterns:
-        matches = [Path(m) for m in sorted(glob.glob(pattern, recursive=True))]
-        found = set()
+        literal = Path(pattern).exists()
+        matches = [Path(pattern)] if literal else [
+            Path(m) for m in sorted(glob.glob(pattern, recursive=True))]
+        hits = 0
         for m in matches:
-            inside = sorted(p for p in m.rglob("*") if p.is_file()) if m.is_dir() else [m]
-            data = {p for p in inside if p.name.endswith(SUFFIXES)}
-            if not m.is_dir() and not data and not glob.has_magic(pattern):
+            if m.is_dir():
+                data, other = _in_directory(m)
+            elif _is_data(m):
+                data, other = [Source(m)], set()
+            elif literal:
                 raise LandingImportError(f"{m}: not a {', '.join(SUFFIXES)} file")
-            found |= data
-            ignored |= set(inside) - data
-        if not found:
+            else:
+                data, other = [], {m}
+            for source in data:  # the same file reached twice (abs + rel, symlink) is read once
+                found.setdefault(source.path.resolve(), source)
+            ignored |= other
+            hits += len(data)
+        if not hits:
             raise LandingImportError(f"{pattern}: no {', '.join(SUFFIXES)} file there")
-        files |= found
-    return sorted(files), sorted(ignored)
+    return sorted(found.values(), key=lambda s: str(s.path)), sorted(ignored)
 
 
 def _q(name: str) -> str:  # source column names are anyone's: escape, don't validate
     return '"' + name.replace('"', '""') + '"'
 
 
-def _relation(path: Path) -> str:
-    literal = "'" + str(path).replace("'", "''") + "'"
-    if path.name.endswith(".parquet"):  # partition values stay text: "007" is not 7
-        return f"read_parquet({literal}, hive_partitioning = true, hive_types_autocast = false)"
-    return f"read_csv({literal}, all_varchar = true, header = true)"
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _relation(link: Path, delimiter: str) -> str:
+    """DuckDB reads ``link`` (a safely named link to the source, so no glob or Hive guessing)
+    as text; CSV dialect pinned: no comment or skipped lines, RFC 4180 quotes, a row of
+    another width is an error."""
+    if link.name.endswith(".parquet"):
+        return f"read_parquet({_literal(str(link))}, hive_partitioning = false)"
+    return (f"read_csv({_literal(str(link))}, all_varchar = true, header = true, "
+            f"delim = {_literal(delimiter)}, quote = '\"', escape = '\"', comment = '', "
+            "skip = 0, strict_mode = true, null_padding = false, hive_partitioning = false)")
+
+
+def _content_sha(path: Path) -> str:
+    """SHA-256 of the file's content (``.csv.gz`` decompressed: the same rows either way)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 @dataclass
@@ -140,18 +215,60 @@ class _Read:
     missing: dict[tuple[str, ...], list[tuple[str, list[str]]]]  # -> [(file, its columns)]
     dropped: set[str]
     renamed: dict[str, str]
+    empty: list[str]  # files without rows (a day without events)
+    repeated: dict[str, str]  # {file: the file with the same content, read instead}
+    multiline: dict[str, int]  # {CSV file: rows with a quoted field spanning lines}
 
 
-def _read(con: duckdb.DuckDBPyConnection, files: list[Path], feed: Feed,
-          mapping: dict[str, str]) -> _Read:
+def _duckdb_error(path: Path, link: Path, exc: Exception) -> LandingImportError:
+    lines = [line.replace(str(link), str(path)) for line in str(exc).splitlines() if line.strip()]
+    where = [line for line in lines[1:] if line.startswith(("Expected", "Original"))]
+    hint = ("; not CSV with the header's number of fields in every row, '\"' quotes and that "
+            "separator (--delimiter)" if "sniffing" in lines[0] else "")
+    return LandingImportError(f"{path}: unreadable ({'; '.join(lines[:1] + where[:2])}{hint})")
+
+
+def _columns(con: duckdb.DuckDBPyConnection, source: Source, link: Path, relation: str,
+             ) -> tuple[list[str], str]:
+    """The file's column names with its Hive columns, and a SELECT of all of them as text."""
+    try:
+        names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+    except duckdb.Error as exc:
+        raise _duckdb_error(source.path, link, exc) from exc
+    clash = [k for k, _ in source.hive if k in names]
+    if clash:
+        raise LandingImportError(
+            f"{source.path}: folder {clash[0]}=... and the file's column {clash[0]!r} both give "
+            f"{clash[0]!r}; rename the folder or drop the column (neither replaces the other)")
+    hive = "".join(f", {_literal(v)} AS {_q(k)}" for k, v in source.hive)
+    return names + [k for k, _ in source.hive], f"SELECT *{hive} FROM {relation}"
+
+
+def _count_multiline(con: duckdb.DuckDBPyConnection, path: Path, names: list[str], query: str,
+                     out: _Read) -> None:
+    """Rows with a field spanning lines: valid CSV, but an unclosed quote looks the same and
+    swallows the rows after it, so they are counted and reported."""
+    spans = " OR ".join(f"contains({_q(n)}, chr(10))" for n in names)
+    (count,) = _first(con, f"SELECT count(*) FROM ({query}) WHERE {spans}")
+    if count:
+        out.multiline[str(path)] = count
+
+
+def _read(con: duckdb.DuckDBPyConnection, sources: list[Source], feed: Feed,
+          mapping: dict[str, str], links: Path, delimiter: str) -> _Read:
     """Each file's spec columns as text, with ``_source`` and ``_row`` (1-based)."""
-    out = _Read([], {}, set(), {})
-    for path in files:
-        relation = _relation(path)
-        try:
-            names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
-        except duckdb.Error as exc:
-            raise LandingImportError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from exc
+    out = _Read([], {}, set(), {}, [], {}, {})
+    seen: dict[str, Path] = {}
+    for i, source in enumerate(sources):
+        path = source.path
+        first = seen.setdefault(_content_sha(path), path)
+        if first != path:
+            out.repeated[str(path)] = str(first)
+            continue
+        lower = path.name.lower()
+        link = links / f"{feed.name}-{i}{next(s for s in SUFFIXES if lower.endswith(s))}"
+        link.symlink_to(path.resolve())
+        names, query = _columns(con, source, link, _relation(link, delimiter))
         renames = {s: d for s, d in mapping.items() if s in names and d in feed.kinds}
         after = [renames.get(n, n) for n in names]
         twice = sorted({a for a in after if after.count(a) > 1})
@@ -164,11 +281,19 @@ def _read(con: duckdb.DuckDBPyConnection, files: list[Path], feed: Feed,
             continue
         out.dropped |= {n for n in after if n not in feed.kinds}
         out.renamed |= renames
-        source = {a: n for n, a in zip(names, after, strict=True)}
-        select = ", ".join(f"CAST({_q(source[c])} AS VARCHAR) AS {_q(c)}" for c in feed.kinds)
-        table = con.sql(f"SELECT {select} FROM {relation}").to_arrow_table()
+        source_of = {a: n for n, a in zip(names, after, strict=True)}
+        select = ", ".join(f"CAST({_q(source_of[c])} AS VARCHAR) AS {_q(c)}" for c in feed.kinds)
+        try:
+            table = con.sql(f"SELECT {select} FROM ({query})").to_arrow_table()
+        except duckdb.Error as exc:
+            raise _duckdb_error(path, link, exc) from exc
+        if not len(table):
+            out.empty.append(str(path))
+        if not link.name.endswith(".parquet"):
+            _count_multiline(con, path, names, query, out)
         table = pa.table({c: table[c].cast(pa.string()) for c in feed.kinds})
-        out.tables.append(table.append_column("_source", pa.array([str(path)] * len(table)))
+        out.tables.append(table.append_column("_source", pa.array([str(path)] * len(table),
+                                                                  pa.string()))
                           .append_column("_row", pa.array(np.arange(1, len(table) + 1))))
     return out
 
@@ -188,16 +313,20 @@ def _first(con: duckdb.DuckDBPyConnection, query: str) -> tuple | None:
     return rows[0] if rows else None
 
 
+def _ts_text(column: str) -> str:  # DuckDB parses "Z" but not "z"
+    return f"regexp_replace(trim({_q(column)}), 'z$', 'Z')"
+
+
 def _check_timestamps(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
     """Refuse the first naive, unparseable or empty timestamp, naming file, row and value."""
-    c = _q(feed.ts)
     row = _first(con, f"""
         SELECT problem, _source, _row, v FROM (
-          SELECT _source, _row, {c} AS v, CASE
+          SELECT _source, _row, {_q(feed.ts)} AS v, {_ts_text(feed.ts)} AS t, CASE
             WHEN v IS NULL THEN 3
-            WHEN regexp_full_match(trim(v), '{OFFSET_TS}')
-                 AND TRY_CAST(trim(v) AS TIMESTAMPTZ) IS NOT NULL THEN 0
-            WHEN TRY_CAST(trim(v) AS TIMESTAMP) IS NOT NULL THEN 1
+            WHEN regexp_full_match(t, '{OFFSET_TS}')
+                 AND TRY_CAST(t AS TIMESTAMPTZ) IS NOT NULL THEN 0
+            WHEN regexp_matches(t, '{OFFSET_LIKE}') THEN 2
+            WHEN TRY_CAST(t AS TIMESTAMP) IS NOT NULL THEN 1
             ELSE 2 END AS problem FROM src)
         WHERE problem > 0 ORDER BY problem, _source, _row LIMIT 1""")
     if row is None:
@@ -229,12 +358,37 @@ def _text_or_typed(kind: str, id_type: str, column: str) -> tuple[str, str, str,
     return None
 
 
-def _typed(con: duckdb.DuckDBPyConnection, feed: Feed, id_type: str,
+def _check_window(con: duckdb.DuckDBPyConnection, feed: Feed, spec: DatasetSpec,
+                  now: datetime) -> None:
+    """Refuse rows the pipeline could never ingest: before the spec's ``start``, at or after
+    its ``end``, or in the future (``FUTURE_TOLERANCE``). A far-future typo would also make
+    every earlier day without a file look complete (``later_file``)."""
+    future = now.astimezone(UTC) + FUTURE_TOLERANCE
+    end, why = ((spec.end_utc, "the spec's end") if spec.end_utc and spec.end_utc <= future
+                else (future, "now + 5 minutes"))
+    ts = f"CAST({_ts_text(feed.ts)} AS TIMESTAMPTZ)"
+    row = _first(con, f"""
+        SELECT count(*) OVER (), _source, _row, {_q(feed.ts)} FROM src
+        WHERE {ts} < '{spec.start_utc.isoformat()}'::TIMESTAMPTZ
+           OR {ts} >= '{end.isoformat()}'::TIMESTAMPTZ
+        ORDER BY _source, _row LIMIT 1""")
+    if row is not None:
+        count, source, n, value = row
+        raise LandingImportError(
+            f"{count} row(s) with {feed.ts!r} outside [{spec.start_utc.isoformat()}, "
+            f"{end.isoformat()}) (the spec's start .. {why}; first: {source} row {n}: "
+            f"{value!r}); they could never be ingested: fix or drop them and rerun (nothing "
+            "was written)")
+
+
+def _typed(con: duckdb.DuckDBPyConnection, feed: Feed, spec: DatasetSpec, now: datetime,
            ) -> tuple[pa.Table, dict[str, str]]:
     """The rows of ``src`` in landing types, sorted by time and id, with ``_day``; and the
     columns left as text with why."""
     _check_timestamps(con, feed)
-    exprs = {c: f"CAST(trim({_q(c)}) AS TIMESTAMPTZ)" if k == TIMESTAMP else _q(c)
+    _check_window(con, feed, spec, now)
+    id_type = spec.id_type
+    exprs = {c: f"CAST({_ts_text(c)} AS TIMESTAMPTZ)" if k == TIMESTAMP else _q(c)
              for c, k in feed.kinds.items()}
     as_text = {}
     for c, k in feed.kinds.items():
@@ -275,16 +429,21 @@ def _same_rows(path: Path, table: pa.Table, data: bytes) -> bool:
         return False
 
 
+def _other_rows(paths: DataPaths, path: Path, rows: pa.Table) -> str:
+    return f"{path.relative_to(paths.root)} already holds other rows than the {len(rows)} landed now"
+
+
 def _by_day(table: pa.Table) -> dict[str, pa.Table]:
     days = table["_day"].to_numpy(zero_copy_only=False)
     names, starts = np.unique(days, return_index=True)  # rows are sorted by time: days contiguous
-    ends = [*starts[1:], len(days)]
+    ends = [*starts[1:], len(days)][:len(starts)]  # no rows (header-only files): no days
     body = table.drop_columns(["_day"])
     return {d: body.slice(s, e - s) for d, s, e in zip(names, starts, ends, strict=True)}
 
 
 def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
-         mapping: dict[str, str] | None = None) -> dict[str, dict]:
+         mapping: dict[str, str] | None = None, delimiter: str = ",",
+         now: datetime | None = None) -> dict[str, dict]:
     """Import CSV/Parquet sources into daily landing files (see the module docstring).
 
     Parameters
@@ -297,20 +456,30 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
         ``{"events"|"labels"|"reports": [file, directory or glob, ...]}``.
     mapping : dict, optional
         ``{source column: spec column}``, applied in every feed that has the spec column.
+    delimiter : str, default ","
+        The CSV field separator (the dialect is never guessed).
+    now : datetime, optional
+        The current time (default: the clock); rows after it (``FUTURE_TOLERANCE``) refuse.
 
     Returns
     -------
     dict
-        Per feed: ``files`` (read), ``ignored_files``, ``rows``, ``written`` and ``unchanged``
+        Per feed: ``files`` (read), ``ignored_files``, ``empty_files`` (no rows),
+        ``repeated_files`` (``{file: the file with the same content, read instead}``),
+        ``multiline_rows`` (``{CSV file: rows with a quoted field spanning lines}``), ``rows``, ``written`` and ``unchanged``
         (days, ``YYYY-MM-DD``), ``first_day``, ``last_day``, ``dropped`` (columns),
         ``renamed`` (``{source: spec column}``), ``as_text`` (``{column: why}``).
 
     Raises
     ------
     LandingImportError
-        An unknown feed or ``--map`` target, an unreadable source, a missing column, a naive,
-        empty or unparseable timestamp, or a day whose landing file holds other rows (or is
-        covered by hourly files). Nothing is written then.
+        An unknown feed or ``--map`` target, an unreadable source (a malformed CSV row), a
+        Hive folder clashing with a column, a source inside the landing or lake, a missing
+        column, a naive, empty or unparseable timestamp, a row outside the spec's
+        ``[start, end)`` or in the future, a landing folder resolving outside the data
+        directory, or a day whose landing file holds other rows (or is covered by hourly
+        files). Nothing is written then, except when a concurrent run created a day file
+        meanwhile: the files before it stay written.
     """
     mapping = mapping or {}
     known = feeds(spec)
@@ -323,45 +492,66 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
     if unknown:
         raise LandingImportError(f"--map {unknown[0]}: no spec column of that name (they are "
                                  f"{sorted(targets)})")
+    guard = [paths.landing.resolve(), paths.lake.resolve()]
     con = connect()
     report, planned, conflicts = {}, [], []
-    for name, patterns in sources.items():
-        feed = known[name]
-        files, ignored = source_files(patterns)
-        read = _read(con, files, feed, mapping)
-        if read.missing:
-            raise LandingImportError(_missing_error(read.missing, mapping))
-        con.register("src", pa.concat_tables(read.tables))
-        table, as_text = _typed(con, feed, spec.id_type)
-        con.unregister("src")
-        written, unchanged = [], []
-        for day, rows in _by_day(table).items():
-            path = paths.landing / name / f"{day}.parquet"
-            data = _parquet_bytes(rows)
-            hourly = sorted(path.parent.glob(f"{day}T*.parquet"))
-            if hourly:
-                conflicts.append(f"{hourly[0].relative_to(paths.root)} already covers part of "
-                                 f"{day} (hourly files and a daily file cannot both land)")
-            elif not path.exists():
-                planned.append((path, data))
-                written.append(day)
-            elif _same_rows(path, rows, data):
-                unchanged.append(day)
-            else:
-                conflicts.append(f"{path.relative_to(paths.root)} already holds other rows "
-                                 f"than the {len(rows)} landed now")
-        days = sorted(written + unchanged)
-        report[name] = {"files": [str(f) for f in files], "ignored_files": [str(f) for f in ignored],
-                        "rows": len(table), "written": written, "unchanged": unchanged,
-                        "first_day": days[0] if days else None,
-                        "last_day": days[-1] if days else None, "dropped": sorted(read.dropped),
-                        "renamed": read.renamed, "as_text": as_text}
+    with tempfile.TemporaryDirectory(prefix="ml-assets-land-") as links:
+        for name, patterns in sources.items():
+            feed = known[name]
+            folder = paths.landing / name
+            if not folder.resolve().is_relative_to(paths.root.resolve()):
+                raise LandingImportError(f"{folder}: resolves outside the data directory "
+                                         f"{paths.root}; refusing to write there")
+            files, ignored = source_files(patterns)
+            own = [s.path for s in files if any(s.path.resolve().is_relative_to(g)
+                                                for g in guard)]
+            if own:
+                raise LandingImportError(f"{own[0]}: is inside the data directory's landing or "
+                                         "lake; land files from where they were delivered")
+            read = _read(con, files, feed, mapping, Path(links), delimiter)
+            if read.missing:
+                raise LandingImportError(_missing_error(read.missing, mapping))
+            con.register("src", pa.concat_tables(read.tables))
+            table, as_text = _typed(con, feed, spec, now or datetime.now(UTC))
+            con.unregister("src")
+            written, unchanged = [], []
+            for day, rows in _by_day(table).items():
+                path = folder / f"{day}.parquet"
+                data = _parquet_bytes(rows)
+                hourly = sorted(path.parent.glob(f"{day}T*.parquet"))
+                if hourly:
+                    conflicts.append(f"{hourly[0].relative_to(paths.root)} already covers part "
+                                     f"of {day} (hourly files and a daily file cannot both land)")
+                elif not path.exists():
+                    planned.append((name, day, path, rows, data))
+                    written.append(day)
+                elif _same_rows(path, rows, data):
+                    unchanged.append(day)
+                else:
+                    conflicts.append(_other_rows(paths, path, rows))
+            days = sorted(written + unchanged)
+            report[name] = {
+                "files": [str(f.path) for f in files],
+                "ignored_files": [str(f) for f in ignored],
+                "empty_files": read.empty, "repeated_files": read.repeated,
+                "multiline_rows": read.multiline,
+                "rows": len(table), "written": written, "unchanged": unchanged,
+                "first_day": days[0] if days else None, "last_day": days[-1] if days else None,
+                "dropped": sorted(read.dropped), "renamed": read.renamed, "as_text": as_text}
     if conflicts:
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise LandingImportError(
             f"{conflicts[0]}{more}: landing files are append-only, nothing was written. For a "
             "deliberate re-delivery replace the file, then record it: `ml-assets landing "
             "accept <file> --reason ...`")
-    for path, data in planned:
-        atomic_write_bytes(path, data)
+    for name, day, path, rows, data in planned:
+        # never overwrite: a file that appeared since the check was written by a concurrent run
+        if create_file_bytes(path, data):
+            continue
+        if not _same_rows(path, rows, data):
+            raise LandingImportError(
+                f"{_other_rows(paths, path, rows)}: another `ml-assets land` wrote it meanwhile; "
+                "this run stopped there (files before it were written): rerun it")
+        report[name]["written"].remove(day)
+        report[name]["unchanged"] = sorted([*report[name]["unchanged"], day])
     return report

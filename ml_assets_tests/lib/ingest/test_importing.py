@@ -1,6 +1,7 @@
 """``ml-assets land`` (lib/ingest/importing.py): CSV/Parquet as they come -> daily landing files
 that pass the landing contract; bad input is one error line, nothing half-written."""
 
+import dataclasses
 import gzip
 import json
 from datetime import UTC, datetime, timedelta
@@ -12,19 +13,20 @@ import pytest
 
 from ml_assets.cli.main import main
 from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.ingest import importing
 from ml_assets.lib.ingest.contracts import (
     event_kinds,
     label_kinds,
     validate_events,
     validate_labels,
 )
-from ml_assets.lib.ingest.importing import LandingImportError, land
+from ml_assets.lib.ingest.importing import LandingImportError, land, parse_mapping
 from ml_assets.lib.ingest.landing import read_landing_batch
 from ml_assets.specs.loading import load_spec
 from ml_assets_tests.fixtures.example_specs import REPO_ROOT
 
 TICKETS_TOML = REPO_ROOT / "examples" / "support_tickets" / "spec.toml"
-NOW = datetime(2026, 4, 1, tzinfo=UTC)
+NOW = datetime(2026, 8, 1, tzinfo=UTC)
 EVENTS_CSV = """id,opened,customer_id,priority,message_chars,agent
 007,2026-03-01T10:00:00+02:00,0042,high,120,ann
 008,2026-03-01T08:00:00Z,0042,low,40,bob
@@ -163,12 +165,12 @@ def test_labels_csv_true_false_become_0_1_by_label_day(tmp_path, tickets):
 def test_integer_ids_cast_only_when_every_value_is_an_integer(tmp_path):
     fraud = load_spec("card_fraud")
     header = "event_id,event_ts,card_id,merchant_id,amount,merchant_category,country,device,distance_km\n"
-    row = "{},2026-03-01T10:00:00Z,{},5,9.5,grocery,DE,,\n"
+    row = "{},2026-07-01T10:00:00Z,{},5,9.5,grocery,DE,,\n"
     paths = DataPaths(tmp_path / "data")
     src = _write(tmp_path / "e.csv", header + row.format(1, 7) + row.format(2, "007"))
     report = land(paths, fraud, {"events": [src]})["events"]
     assert set(report["as_text"]) == {"card_id"} and "'007'" in report["as_text"]["card_id"]
-    day = pq.read_table(paths.landing / "events" / "2026-03-01.parquet")
+    day = pq.read_table(paths.landing / "events" / "2026-07-01.parquet")
     assert day["event_id"].type == pa.int64() and day["card_id"].type == pa.string()
     valid, quarantined = _through_contract(paths, fraud, "events")
     assert valid["event_id"].tolist() == [1] and len(quarantined) == 1
@@ -178,16 +180,16 @@ def test_reports_land_only_for_a_spec_with_early_reports_and_never_beside_hourly
         tmp_path, tickets):
     fraud = load_spec("card_fraud")
     paths = DataPaths(tmp_path / "data")
-    reports = _write(tmp_path / "r.csv", "event_id,label,label_ts\n1,1,2026-03-02T01:00:00Z\n")
-    assert land(paths, fraud, {"reports": [reports]})["reports"]["written"] == ["2026-03-02"]
+    reports = _write(tmp_path / "r.csv", "event_id,label,label_ts\n1,1,2026-07-02T01:00:00Z\n")
+    assert land(paths, fraud, {"reports": [reports]})["reports"]["written"] == ["2026-07-02"]
     with pytest.raises(LandingImportError, match="no reports feed in spec 'support_tickets'"):
         land(paths, tickets, {"reports": [reports]})
-    hourly = paths.landing / "labels" / "2026-03-02T00.parquet"
+    hourly = paths.landing / "labels" / "2026-07-02T00.parquet"
     hourly.parent.mkdir(parents=True)
     hourly.write_bytes(b"")
-    with pytest.raises(LandingImportError, match="2026-03-02T00.parquet already covers part"):
+    with pytest.raises(LandingImportError, match="2026-07-02T00.parquet already covers part"):
         land(paths, fraud, {"labels": [reports]})
-    assert not (paths.landing / "labels" / "2026-03-02.parquet").exists()
+    assert not (paths.landing / "labels" / "2026-07-02.parquet").exists()
 
 
 def test_cli_land_reports_and_refuses(tmp_path, capsys):
@@ -200,3 +202,195 @@ def test_cli_land_reports_and_refuses(tmp_path, capsys):
     assert main([*base, "--events", src, "--json"]) == 1
     error = json.loads(capsys.readouterr().out)
     assert not error["ok"] and "--map your_col=ticket_id" in error["error"]
+
+
+TICKETS_HEADER = "ticket_id,opened_at,customer_id,priority,message_chars\n"
+
+
+def _tickets_csv(path, *rows):
+    return _write(path, TICKETS_HEADER + "".join(f"{r}\n" for r in rows))
+
+
+def _landed(paths, column, feed="events"):
+    return [v for p in sorted((paths.landing / feed).glob("*.parquet"))
+            for v in pq.read_table(p)[column].to_pylist()]
+
+
+def test_hive_columns_only_below_the_named_directory_and_never_replace_a_column(tmp_path,
+                                                                                tickets):
+    # D1: a key=value ancestor of a named file or directory is not a column
+    src = _tickets_csv(tmp_path / "customer_id=ACME" / "2026" / "e.csv",
+                       "T1,2026-03-01T10:00:00Z,C-1,low,1")
+    paths = DataPaths(tmp_path / "data")
+    land(paths, tickets, {"events": [src]})
+    land(DataPaths(tmp_path / "d2"), tickets, {"events": [str(tmp_path / "customer_id=ACME")]})
+    assert _landed(paths, "customer_id") == _landed(DataPaths(tmp_path / "d2"),
+                                                     "customer_id") == ["C-1"]
+    # below the named directory a folder clashing with a column of the file is an error
+    with pytest.raises(LandingImportError, match="folder customer_id=... and the file's column"):
+        land(DataPaths(tmp_path / "d3"), tickets, {"events": [str(tmp_path)]})
+    assert not (tmp_path / "d3").exists()
+
+
+def test_existing_paths_with_glob_characters_are_read_literally(tmp_path, tickets):
+    # D2/D18: "orders[1].csv" is that file, not a pattern matching orders1.csv
+    _tickets_csv(tmp_path / "in" / "orders[1].csv", "INTENDED,2026-03-01T10:00:00Z,c,low,1")
+    _tickets_csv(tmp_path / "in" / "orders1.csv", "OTHER,2026-03-01T11:00:00Z,c,low,1")
+    direct = DataPaths(tmp_path / "a")
+    land(direct, tickets, {"events": [str(tmp_path / "in" / "orders[1].csv")]})
+    assert _landed(direct, "ticket_id") == ["INTENDED"]
+    _tickets_csv(tmp_path / "exports[v2]" / "o*.csv", "STAR,2026-03-01T12:00:00Z,c,low,1")
+    folder = DataPaths(tmp_path / "b")
+    land(folder, tickets, {"events": [str(tmp_path / "exports[v2]")]})
+    assert _landed(folder, "ticket_id") == ["STAR"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # D5/D17: a row of another width, anywhere, is one error line naming the file
+    (TICKETS_HEADER + "T1,2026-03-01T10:00:00Z,c,low,1\nT2,2026-03-01T10:00:00Z,c\n",
+     "not CSV with the header's number of fields in every row"),
+    (TICKETS_HEADER + "T1,2026-03-01T10:00:00Z,c,low,1\n" * 30000
+     + "T2,2026-03-01T10:00:00Z,c,low,1,extra\n", "Line: 30002; Original Line: T2,"),
+])
+def test_a_malformed_csv_row_is_one_error_line_naming_the_file(tmp_path, tickets, text,
+                                                               message, capsys):
+    src = _write(tmp_path / "t.csv", text)
+    with pytest.raises(LandingImportError) as err:
+        land(DataPaths(tmp_path / "data"), tickets, {"events": [src]})
+    assert str(err.value).startswith(f"{src}: unreadable (") and "\n" not in str(err.value)
+    assert message in str(err.value)
+    assert main(["--data-dir", str(tmp_path / "data"), "--spec", str(TICKETS_TOML), "land",
+                 "--json", "--events", src]) == 1
+    assert json.loads(capsys.readouterr().out)["error"] == str(err.value)
+
+
+def test_csv_dialect_is_pinned_not_sniffed(tmp_path, tickets):
+    # D10: '#' rows are data, not comments; --delimiter is the only way to another separator
+    src = _tickets_csv(tmp_path / "t.csv", "#T1,2026-03-01T10:00:00Z,c,low,1",
+                       "T2,2026-03-01T11:00:00Z,\"a,b\",low,1")
+    paths = DataPaths(tmp_path / "data")
+    land(paths, tickets, {"events": [src]})
+    assert _landed(paths, "ticket_id") == ["#T1", "T2"]
+    assert _landed(paths, "customer_id") == ["c", "a,b"]
+    # a field spanning lines is valid CSV; an unclosed quote looks the same: counted
+    spans = _tickets_csv(tmp_path / "m.csv", 'T4,2026-03-01T13:00:00Z,"c', 'd",low,1')
+    report = land(DataPaths(tmp_path / "m"), tickets, {"events": [spans]})["events"]
+    assert report["rows"] == 1 and report["multiline_rows"] == {spans: 1}
+    semi = _write(tmp_path / "s.csv", TICKETS_HEADER.replace(",", ";")
+                  + "T3;2026-03-01T12:00:00Z;c;low;1\n")
+    other = DataPaths(tmp_path / "semi")
+    land(other, tickets, {"events": [semi]}, delimiter=";")
+    assert _landed(other, "ticket_id") == ["T3"]
+
+
+@pytest.mark.parametrize("offset", ["+99:99", "+25:00", "+00:60"])
+def test_impossible_utc_offsets_are_refused(tmp_path, tickets, offset):
+    # D7: DuckDB would shift the instant by them
+    src = _tickets_csv(tmp_path / "t.csv", f"T1,2026-03-01T10:00:00{offset},c,low,1")
+    with pytest.raises(LandingImportError, match=rf"row 1: column 'opened_at' value "
+                                                 rf"'2026-03-01T10:00:00\{offset}' is not a"):
+        land(DataPaths(tmp_path / "data"), tickets, {"events": [src]})
+
+
+def test_a_lower_case_z_is_utc(tmp_path, tickets):
+    paths = DataPaths(tmp_path / "data")
+    land(paths, tickets, {"events": [_tickets_csv(tmp_path / "t.csv",
+                                                  "T1,2026-03-01T10:00:00z,c,low,1")]})
+    assert _landed(paths, "opened_at") == [datetime(2026, 3, 1, 10, tzinfo=UTC)]
+
+
+@pytest.mark.parametrize(("ts", "why"), [
+    ("2026-02-28T23:59:00Z", "now + 5 minutes"),  # before the spec's start
+    ("2026-08-01T00:06:00Z", "now + 5 minutes"),  # in the future
+])
+def test_rows_that_could_never_be_ingested_are_refused(tmp_path, tickets, ts, why):
+    # D8/D4
+    src = _tickets_csv(tmp_path / "t.csv", "T1,2026-03-01T10:00:00Z,c,low,1", f"T2,{ts},c,low,1")
+    with pytest.raises(LandingImportError) as err:
+        land(DataPaths(tmp_path / "data"), tickets, {"events": [src]}, now=NOW)
+    assert str(err.value).startswith("1 row(s) with 'opened_at' outside [2026-03-01")
+    assert f"{src} row 2: '{ts}'" in str(err.value) and why in str(err.value)
+    assert not (tmp_path / "data" / "landing").exists()
+    ended = dataclasses.replace(tickets, end=datetime(2026, 3, 2, tzinfo=UTC))
+    late = _tickets_csv(tmp_path / "late.csv", "T3,2026-03-02T00:00:00Z,c,low,1")
+    with pytest.raises(LandingImportError, match="2026-03-02T00:00:00\\+00:00\\) \\(the spec's"
+                                                 " start .. the spec's end"):
+        land(DataPaths(tmp_path / "data"), ended, {"events": [late]}, now=NOW)
+
+
+def test_the_same_file_reached_twice_is_read_once(tmp_path, tickets, monkeypatch):
+    # D9: abs + relative path, a symlink, e.csv and its e.csv.gz
+    src = _tickets_csv(tmp_path / "in" / "e.csv", "T1,2026-03-01T10:00:00Z,c,low,1")
+    (tmp_path / "in" / "link.csv").symlink_to(src)
+    with gzip.open(tmp_path / "in" / "e.csv.gz", "wt") as fh:
+        fh.write((tmp_path / "in" / "e.csv").read_text())
+    monkeypatch.chdir(tmp_path)
+    paths = DataPaths(tmp_path / "data")
+    report = land(paths, tickets, {"events": [src, "in/e.csv", str(tmp_path / "in")]})["events"]
+    assert _landed(paths, "ticket_id") == ["T1"] and report["rows"] == 1
+    assert report["repeated_files"] == {str(tmp_path / "in" / "e.csv.gz"): src}
+    with pytest.raises(LandingImportError, match="inside the data directory's landing or lake"):
+        land(paths, tickets, {"events": [str(paths.landing / "events")]})
+
+
+def test_suffixes_match_in_any_case_and_hidden_files_are_ignored(tmp_path, tickets):
+    # D11
+    _tickets_csv(tmp_path / "in" / "b.CSV", "T1,2026-03-01T10:00:00Z,c,low,1")
+    (tmp_path / "in" / "._b.csv").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    _tickets_csv(tmp_path / "in" / ".hidden" / "c.csv", "T9,2026-03-01T10:00:00Z,c,low,1")
+    paths = DataPaths(tmp_path / "data")
+    report = land(paths, tickets, {"events": [str(tmp_path / "in")]})["events"]
+    assert _landed(paths, "ticket_id") == ["T1"]
+    assert sorted(report["ignored_files"]) == sorted(
+        str(tmp_path / "in" / p) for p in ("._b.csv", ".hidden/c.csv"))
+
+
+def test_land_refuses_a_landing_folder_resolving_outside_the_data_directory(tmp_path, tickets):
+    # D12
+    paths = DataPaths(tmp_path / "data")
+    (tmp_path / "outside").mkdir()
+    paths.landing.mkdir(parents=True)
+    (paths.landing / "events").symlink_to(tmp_path / "outside")
+    src = _tickets_csv(tmp_path / "t.csv", "T1,2026-03-01T10:00:00Z,c,low,1")
+    with pytest.raises(LandingImportError, match="resolves outside the data directory"):
+        land(paths, tickets, {"events": [src]})
+    assert not list((tmp_path / "outside").iterdir())
+
+
+def test_a_day_file_created_by_a_concurrent_run_is_never_overwritten(tmp_path, tickets,
+                                                                     monkeypatch):
+    # D6: the other run writes its file between this run's check and its write
+    paths = DataPaths(tmp_path / "data")
+    mine = _tickets_csv(tmp_path / "a.csv", "T1,2026-03-01T10:00:00Z,c,low,1")
+    theirs = _tickets_csv(tmp_path / "b.csv", "T2,2026-03-01T11:00:00Z,c,low,1")
+    real = importing.create_file_bytes
+
+    def racing(path, data):
+        monkeypatch.setattr(importing, "create_file_bytes", real)
+        land(paths, tickets, {"events": [theirs]})
+        return real(path, data)
+
+    monkeypatch.setattr(importing, "create_file_bytes", racing)
+    with pytest.raises(LandingImportError, match="another `ml-assets land` wrote it meanwhile"):
+        land(paths, tickets, {"events": [mine]})
+    assert _landed(paths, "ticket_id") == ["T2"]
+    (paths.landing / "events" / "2026-03-01.parquet").unlink()
+    monkeypatch.setattr(importing, "create_file_bytes", racing)  # the same rows: unchanged
+    report = land(paths, tickets, {"events": [theirs]})["events"]
+    assert report["written"] == [] and report["unchanged"] == ["2026-03-01"]
+
+
+def test_a_header_only_csv_contributes_no_rows_and_is_reported(tmp_path, tickets):
+    # D14: a day without events (a Sunday)
+    empty = _tickets_csv(tmp_path / "in" / "sunday.csv")
+    _tickets_csv(tmp_path / "in" / "monday.csv", "T1,2026-03-02T10:00:00Z,c,low,1")
+    paths = DataPaths(tmp_path / "data")
+    report = land(paths, tickets, {"events": [str(tmp_path / "in")]})["events"]
+    assert report["rows"] == 1 and report["empty_files"] == [empty]
+    alone = land(paths, tickets, {"events": [empty]})["events"]
+    assert alone["rows"] == 0 and alone["written"] == [] and alone["first_day"] is None
+
+
+def test_a_source_column_mapped_twice_is_refused():
+    with pytest.raises(LandingImportError, match="maps 'a' more than once"):
+        parse_mapping(["a=ticket_id", "a=opened_at"])
