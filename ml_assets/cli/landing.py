@@ -28,7 +28,7 @@ def _print_land(report: dict) -> None:
                                               "for an unclosed quote)")):
             if r[key]:
                 print(f"  {label}: {r[key]}")
-        for column, why in r["as_text"].items():
+        for column, why in {**r["padded_ids"], **r["as_text"]}.items():
             print(f"  {column}: {why}")
 
 

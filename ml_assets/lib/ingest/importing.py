@@ -33,13 +33,16 @@ with other rows stops this run there. All sources of one command are held in mem
 
 from __future__ import annotations
 
+import csv
 import glob
 import gzip
 import hashlib
+import io
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import numpy as np
@@ -202,11 +205,23 @@ def _relation(link: Path, delimiter: str) -> str:
             "skip = 0, strict_mode = true, null_padding = false, hive_partitioning = false)")
 
 
+def _open(path: Path) -> BinaryIO:  # a .csv.gz decompressed: the same rows either way
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
 def _content_sha(path: Path) -> str:
-    """SHA-256 of the file's content (``.csv.gz`` decompressed: the same rows either way)."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as fh:
+    """SHA-256 of the file's content (``.csv.gz`` decompressed)."""
+    with _open(path) as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _header(path: Path, delimiter: str) -> list[str]:
+    """The file's own column names (DuckDB renames a repeated one to ``name_1``)."""
+    if path.name.lower().endswith(".parquet"):
+        return pq.read_schema(path).names
+    with _open(path) as fh:
+        text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
+        return next(csv.reader(text, delimiter=delimiter), [])
 
 
 @dataclass
@@ -228,9 +243,15 @@ def _duckdb_error(path: Path, link: Path, exc: Exception) -> LandingImportError:
     return LandingImportError(f"{path}: unreadable ({'; '.join(lines[:1] + where[:2])}{hint})")
 
 
-def _columns(con: duckdb.DuckDBPyConnection, source: Source, link: Path, relation: str,
+def _columns(con: duckdb.DuckDBPyConnection, source: Source, link: Path, delimiter: str,
              ) -> tuple[list[str], str]:
-    """The file's column names with its Hive columns, and a SELECT of all of them as text."""
+    """The file's column names with its Hive columns, and a SELECT of all of them."""
+    header = _header(source.path, delimiter)
+    twice = sorted({n for n in header if header.count(n) > 1})
+    if twice:
+        raise LandingImportError(f"{source.path}: column(s) {twice} appear more than once in "
+                                 "its header; which one is meant cannot be guessed")
+    relation = _relation(link, delimiter)
     try:
         names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
     except duckdb.Error as exc:
@@ -268,7 +289,7 @@ def _read(con: duckdb.DuckDBPyConnection, sources: list[Source], feed: Feed,
         lower = path.name.lower()
         link = links / f"{feed.name}-{i}{next(s for s in SUFFIXES if lower.endswith(s))}"
         link.symlink_to(path.resolve())
-        names, query = _columns(con, source, link, _relation(link, delimiter))
+        names, query = _columns(con, source, link, delimiter)
         renames = {s: d for s, d in mapping.items() if s in names and d in feed.kinds}
         after = [renames.get(n, n) for n in names]
         twice = sorted({a for a in after if after.count(a) > 1})
@@ -311,6 +332,24 @@ def _missing_error(missing: dict[tuple[str, ...], list[tuple[str, list[str]]]],
 def _first(con: duckdb.DuckDBPyConnection, query: str) -> tuple | None:
     rows = con.execute(query).fetchall()  # all of them: the connection is reused
     return rows[0] if rows else None
+
+
+def _first_where(con: duckdb.DuckDBPyConnection, column: str, where: str,
+                 ) -> tuple[int, str | None, int | None, str | None]:
+    """How many rows of ``src`` match ``where``, and the first one's file, row and ``column``."""
+    return _first(con, f"SELECT count(*) OVER (), _source, _row, {_q(column)} FROM src "
+                       f"WHERE {where} ORDER BY _source, _row LIMIT 1") or (0, None, None, None)
+
+
+def _padded_ids(con: duckdb.DuckDBPyConnection, feed: Feed) -> dict[str, str]:
+    """Text ids with surrounding whitespace: kept as they are (the contract decides), counted."""
+    out = {}
+    for c in (c for c, k in feed.kinds.items() if k == ID):
+        count, source, n, value = _first_where(con, c, f"{_q(c)} <> trim({_q(c)})")
+        if count:
+            out[c] = (f"{count} value(s) with surrounding whitespace, kept as they are "
+                      f"(first: {source} row {n}: {value!r})")
+    return out
 
 
 def _ts_text(column: str) -> str:  # DuckDB parses "Z" but not "z"
@@ -367,13 +406,10 @@ def _check_window(con: duckdb.DuckDBPyConnection, feed: Feed, spec: DatasetSpec,
     end, why = ((spec.end_utc, "the spec's end") if spec.end_utc and spec.end_utc <= future
                 else (future, "now + 5 minutes"))
     ts = f"CAST({_ts_text(feed.ts)} AS TIMESTAMPTZ)"
-    row = _first(con, f"""
-        SELECT count(*) OVER (), _source, _row, {_q(feed.ts)} FROM src
-        WHERE {ts} < '{spec.start_utc.isoformat()}'::TIMESTAMPTZ
-           OR {ts} >= '{end.isoformat()}'::TIMESTAMPTZ
-        ORDER BY _source, _row LIMIT 1""")
-    if row is not None:
-        count, source, n, value = row
+    count, source, n, value = _first_where(
+        con, feed.ts, f"{ts} < '{spec.start_utc.isoformat()}'::TIMESTAMPTZ "
+                      f"OR {ts} >= '{end.isoformat()}'::TIMESTAMPTZ")
+    if count:
         raise LandingImportError(
             f"{count} row(s) with {feed.ts!r} outside [{spec.start_utc.isoformat()}, "
             f"{end.isoformat()}) (the spec's start .. {why}; first: {source} row {n}: "
@@ -397,9 +433,7 @@ def _typed(con: duckdb.DuckDBPyConnection, feed: Feed, spec: DatasetSpec, now: d
             continue
         text, failing, typed, what = plan
         bad = f"{_q(c)} IS NOT NULL AND ({failing})"
-        count, source, n, value = _first(
-            con, f"SELECT count(*) OVER (), _source, _row, {_q(c)} FROM src WHERE {bad} "
-                 "ORDER BY _source, _row LIMIT 1") or (0, None, None, None)
+        count, source, n, value = _first_where(con, c, bad)
         exprs[c] = text if count else typed
         if count:
             as_text[c] = (f"{count} value(s) not {what} (first: {source} row {n}: {value!r}); "
@@ -466,7 +500,8 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
     dict
         Per feed: ``files`` (read), ``ignored_files``, ``empty_files`` (no rows),
         ``repeated_files`` (``{file: the file with the same content, read instead}``),
-        ``multiline_rows`` (``{CSV file: rows with a quoted field spanning lines}``), ``rows``, ``written`` and ``unchanged``
+        ``multiline_rows`` (``{CSV file: rows with a quoted field spanning lines}``),
+        ``padded_ids`` (``{id column: how many values have surrounding whitespace}``), ``rows``, ``written`` and ``unchanged``
         (days, ``YYYY-MM-DD``), ``first_day``, ``last_day``, ``dropped`` (columns),
         ``renamed`` (``{source: spec column}``), ``as_text`` (``{column: why}``).
 
@@ -513,6 +548,7 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
                 raise LandingImportError(_missing_error(read.missing, mapping))
             con.register("src", pa.concat_tables(read.tables))
             table, as_text = _typed(con, feed, spec, now or datetime.now(UTC))
+            padded = _padded_ids(con, feed)
             con.unregister("src")
             written, unchanged = [], []
             for day, rows in _by_day(table).items():
@@ -534,7 +570,7 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
                 "files": [str(f.path) for f in files],
                 "ignored_files": [str(f) for f in ignored],
                 "empty_files": read.empty, "repeated_files": read.repeated,
-                "multiline_rows": read.multiline,
+                "multiline_rows": read.multiline, "padded_ids": padded,
                 "rows": len(table), "written": written, "unchanged": unchanged,
                 "first_day": days[0] if days else None, "last_day": days[-1] if days else None,
                 "dropped": sorted(read.dropped), "renamed": read.renamed, "as_text": as_text}

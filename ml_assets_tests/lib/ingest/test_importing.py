@@ -391,6 +391,20 @@ def test_a_header_only_csv_contributes_no_rows_and_is_reported(tmp_path, tickets
     assert alone["rows"] == 0 and alone["written"] == [] and alone["first_day"] is None
 
 
-def test_a_source_column_mapped_twice_is_refused():
+def test_a_source_column_mapped_twice_or_named_twice_is_refused(tmp_path, tickets):
     with pytest.raises(LandingImportError, match="maps 'a' more than once"):
         parse_mapping(["a=ticket_id", "a=opened_at"])
+    src = _write(tmp_path / "t.csv", TICKETS_HEADER.replace("\n", ",priority\n")
+                 + "T1,2026-03-01T10:00:00Z,c,low,1,high\n")
+    with pytest.raises(LandingImportError, match=r"column\(s\) \['priority'\] appear more than"):
+        land(DataPaths(tmp_path / "data"), tickets, {"events": [src]})
+
+
+def test_ids_with_surrounding_whitespace_are_kept_and_counted(tmp_path, tickets):
+    paths = DataPaths(tmp_path / "data")
+    src = _tickets_csv(tmp_path / "t.csv", " T1,2026-03-01T10:00:00Z,c ,low,1",
+                       "T2,2026-03-01T11:00:00Z,c,low,1")
+    report = land(paths, tickets, {"events": [src]})["events"]
+    assert _landed(paths, "ticket_id") == [" T1", "T2"]
+    assert report["padded_ids"]["ticket_id"].startswith("1 value(s) with surrounding whitespace")
+    assert f"{src} row 1: 'c '" in report["padded_ids"]["customer_id"]
