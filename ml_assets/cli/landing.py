@@ -69,7 +69,8 @@ def add_parsers(sub, actor: str) -> None:
     for feed in ("events", "labels", "reports"):
         land.add_argument(f"--{feed}", nargs="+", action="extend", default=[], metavar="PATH",
                           help=f"{feed} sources: .csv, .csv.gz or .parquet files, directories "
-                               "(recursive; Hive key=value/ parts become columns) or globs")
+                               "(recursive; key=value/ folders below it become columns; dot files "
+                               "ignored) or globs (an existing path is never a glob)")
     land.add_argument("--map", action="append", default=[], metavar="SRC=DST",
                       help="rename a source column to a spec column (repeatable)")
     land.add_argument("--delimiter", default=",", metavar="CHAR",
