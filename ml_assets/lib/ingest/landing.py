@@ -145,10 +145,11 @@ def _by_window(valid: pd.DataFrame, starts: list[datetime]) -> dict[datetime, pd
             if pd.Timestamp(s) in groups else empty for s in starts}
 
 
-def events_layout(paths: DataPaths, spec: DatasetSpec) -> Layout:
+def events_layout(paths: DataPaths, spec: DatasetSpec, now: datetime | None = None) -> Layout:
     """The event landing files (one listing of ``landing/events``), hourly partitions, by
-    ``spec.landing_completeness`` (and ``spec.end``)."""
-    return Layout.scan(paths.landing / "events", HOUR, spec.landing_completeness, spec.end_utc)
+    ``spec.landing_completeness`` (and ``spec.end``) as of ``now`` (default: the wall clock)."""
+    return Layout.scan(paths.landing / "events", HOUR, spec.landing_completeness, spec.end_utc,
+                       now)
 
 
 def ingest_events(paths: DataPaths, spec: DatasetSpec, hours: list[datetime], now: datetime,
@@ -183,7 +184,7 @@ def ingest_events(paths: DataPaths, spec: DatasetSpec, hours: list[datetime], no
         An hour is not landed yet, or a file is unreadable or breaks the contract's columns
         or types.
     """
-    layout = events_layout(paths, spec)
+    layout = events_layout(paths, spec, now)
     batch = read_landing_batch(paths, layout.cover(hours).files, spec.event_columns,
                                spec.event_ts, event_kinds(spec), spec.id_type, notes)
     valid, quarantined = validate_events(batch, spec, now)
@@ -246,11 +247,11 @@ class LabelFeed:
     landing_file: Callable[[DataPaths, datetime], Path]  # the day's file, if landed daily
     description: str
 
-    def layout(self, paths: DataPaths, spec: DatasetSpec) -> Layout:
+    def layout(self, paths: DataPaths, spec: DatasetSpec, now: datetime | None = None) -> Layout:
         """The feed directory's landing files (one listing), by ``spec.landing_completeness``
-        (and ``spec.end``)."""
+        (and ``spec.end``) as of ``now`` (default: the wall clock)."""
         folder = self.landing_file(paths, spec.start_utc).parent
-        return Layout.scan(folder, DAY, spec.landing_completeness, spec.end_utc)
+        return Layout.scan(folder, DAY, spec.landing_completeness, spec.end_utc, now)
 
 
 LABELS = LabelFeed(
@@ -270,6 +271,13 @@ EARLY_REPORTS = LabelFeed(
 def feeds_of(spec: DatasetSpec) -> list[LabelFeed]:
     """The label feeds this dataset has."""
     return [LABELS] + ([EARLY_REPORTS] if spec.early_reports else [])
+
+
+def feed_layouts(paths: DataPaths, spec: DatasetSpec, now: datetime | None = None,
+                 ) -> list[tuple[str, Layout]]:
+    """``(lake table, its landing layout)`` of every feed: events, then each label feed."""
+    return [(RAW_EVENTS, events_layout(paths, spec, now)),
+            *((f.asset, f.layout(paths, spec, now)) for f in feeds_of(spec))]
 
 
 def label_feeds(spec: DatasetSpec) -> list[str]:
@@ -384,7 +392,7 @@ def ingest_labels(paths: DataPaths, spec: DatasetSpec, days: list[datetime], now
     builds never scan all events, and its ``available_at`` (``label_availability``, recorded
     in ``recorded_in`` if given). Labels for unknown events, or not after their event, are
     quarantined."""
-    batch = read_landing_batch(paths, feed.layout(paths, spec).cover(days).files,
+    batch = read_landing_batch(paths, feed.layout(paths, spec, now).cover(days).files,
                                [spec.event_id, spec.label, spec.label_ts], spec.label_ts,
                                label_kinds(spec), spec.id_type)
     ok, bad = validate_labels(batch, spec, now)

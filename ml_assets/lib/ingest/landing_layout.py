@@ -10,12 +10,16 @@ dataset's ``landing_completeness`` rule, and otherwise *not landed yet* (the run
 
 ``later_file`` (default)
     once a file of a later period exists in the feed directory (files land in time order).
+    A file whose period starts after now (plus ``FUTURE_TOLERANCE``: a mistyped date such as
+    ``2062-03-01.parquet``) completes nothing and is reported (``Layout.notes``); ``_SUCCESS``
+    markers are ignored.
 ``marker``
     once a marker says so; a data file alone completes no other period. Markers:
 
     - ``_SUCCESS`` in the feed directory, holding one ISO-8601 time with its zone, e.g.
       ``2026-03-06T00:00:00Z``: complete through that time (every period ending at or before
-      it is complete);
+      it is complete). An empty one (Spark's 0-byte marker) is refused; a time after now is
+      clamped to now and reported: a marker never completes the future;
     - ``YYYY-MM-DD._SUCCESS`` or ``YYYY-MM-DDTHH._SUCCESS``: that one day or hour (and every
       partition inside it) is complete.
 
@@ -40,6 +44,8 @@ HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 GRAINS = ((HOUR, HOUR_FILE_FORMAT), (DAY, DAY_FILE_FORMAT))
 MARKER = "_SUCCESS"
 COMPLETENESS = ("later_file", "marker")
+# producers' clocks drift: a period starting this little after now is not "in the future"
+FUTURE_TOLERANCE = timedelta(hours=1)
 _PERIOD = re.compile(r"^\d{4}-\d{2}-\d{2}(?:T(?P<hour>\d{2}))?(?P<suffix>\..+)?$")
 
 
@@ -81,12 +87,14 @@ class Layout:
     files: dict[tuple[timedelta, datetime], Path]  # (grain, period start) -> file
     others: dict[str, list[str]]  # period name -> non-Parquet files of that name (CSV...)
     marked: frozenset[tuple[timedelta, datetime]]  # per-period ``._SUCCESS`` markers
-    through: datetime | None  # ``_SUCCESS``: complete through this time
+    through: datetime | None  # ``_SUCCESS``: complete through this time (at most ``now``)
     end: datetime | None = None  # a historical dataset's end: everything before it landed
+    now: datetime | None = None  # the scan's clock: files starting after it complete nothing
+    notes: tuple[str, ...] = ()  # one line per future-dated file or clamped ``_SUCCESS``
 
     @classmethod
     def scan(cls, folder: Path, partition: timedelta, completeness: str,
-             end: datetime | None = None) -> Layout:
+             end: datetime | None = None, now: datetime | None = None) -> Layout:
         """List ``folder`` once.
 
         Parameters
@@ -100,18 +108,25 @@ class Layout:
         end : datetime, optional
             ``DatasetSpec.end_utc``: a historical dataset's end (every period before it is
             complete); None for a live dataset.
+        now : datetime, optional
+            The clock (UTC; default: the wall clock). A data file starting after
+            ``now + FUTURE_TOLERANCE`` completes no earlier period; a later ``_SUCCESS`` time
+            is clamped to ``now``. Both are reported in ``notes``.
 
         Raises
         ------
         ContractError
-            ``_SUCCESS`` does not hold one ISO-8601 time with a zone.
+            Under ``marker``: ``_SUCCESS`` does not hold one ISO-8601 time with a zone (an
+            empty one included).
         """
         if completeness not in COMPLETENESS:
             raise ValueError(f"landing_completeness {completeness!r} is not one of {COMPLETENESS}")
-        files, others, marked, through = {}, {}, set(), None
+        now = now or datetime.now(UTC)
+        files, others, marked, through, notes = {}, {}, set(), None, []
         for entry in (folder.iterdir() if folder.is_dir() else ()):
             if entry.name == MARKER:
-                through = _read_marker(entry)
+                if completeness == "marker":  # later_file ignores it (Spark writes it empty)
+                    through = _read_marker(entry)
                 continue
             m = _PERIOD.match(entry.name)
             if not m:
@@ -128,8 +143,20 @@ class Layout:
                 files[(grain, start)] = entry
             else:
                 others.setdefault(stem, []).append(entry.name)
+        if through is not None and through > now:
+            notes.append(f"{folder.name}/{MARKER} says complete through {through.isoformat()}, "
+                         f"after now ({now.isoformat(timespec='seconds')}): taken as now")
+            through = now
+        notes += [f"{folder.name}/{p.name} starts after now ({now.isoformat(timespec='seconds')})"
+                  ": a mistyped date? It completes no earlier period; remove or rename it"
+                  for (_, lo), p in sorted(files.items()) if lo > now + FUTURE_TOLERANCE]
         return cls(folder, partition, completeness, files, others, frozenset(marked), through,
-                   end)
+                   end, now, tuple(notes))
+
+    def _completes(self, lo: datetime, end: datetime) -> bool:
+        """Whether a data file starting at ``lo`` completes the periods ending by ``end``
+        (``later_file``): it is later, and not dated in the future."""
+        return end <= lo <= self.now + FUTURE_TOLERANCE
 
     def candidates(self, start: datetime) -> list[str]:
         """The file names that would cover the partition starting at ``start``, finest first."""
@@ -172,7 +199,7 @@ class Layout:
         if self.end is not None and end <= self.end:
             return True
         if self.completeness == "later_file":
-            return any(lo >= end for _, lo in self.files)
+            return any(self._completes(lo, end) for _, lo in self.files)
         return (self.through is not None and end <= self.through) or any(
             (g, _floor(start, g)) in self.marked for g, _ in GRAINS if g >= self.partition)
 
@@ -184,7 +211,8 @@ class Layout:
                 f"{(start + self.partition).isoformat()} or a marker "
                 f"{self.folder.name}/<period>.{MARKER}")
         return (f"{_name(start, self.partition)}: no landing file ({names}) and not complete "
-                f"yet: completeness '{self.completeness}' {rule}")
+                f"yet: completeness '{self.completeness}' {rule}"
+                + "".join(f"; {n}" for n in self.notes))
 
     def cover(self, starts: list[datetime]) -> Coverage:
         """The files covering partitions ``starts`` and the ones that are complete and empty.
@@ -224,7 +252,7 @@ class Layout:
         file starting at or after ``end`` (``later_file``), or every marker (``marker``). A
         copy of the landing (``training.reproduce``) needs them, though it reads none."""
         if self.completeness == "later_file":
-            later = [(lo, p) for (_, lo), p in self.files.items() if lo >= end]
+            later = [(lo, p) for (_, lo), p in self.files.items() if self._completes(lo, end)]
             return [min(later)[1]] if later else []
         return ([self.folder / MARKER] if self.through else []) + [
             self.folder / f"{_name(lo, g)}.{MARKER}" for g, lo in sorted(self.marked)]
@@ -276,6 +304,10 @@ def _starts_within(lo: datetime, hi: datetime, grain: timedelta) -> list[datetim
 
 def _read_marker(path: Path) -> datetime:
     text = path.read_text().strip()
+    if not text:
+        raise ContractError(f"{path}: is empty; under landing_completeness 'marker' it must hold "
+                            "the time the directory is complete through, one ISO-8601 time with "
+                            "its zone (e.g. 2026-03-06T00:00:00Z)")
     try:
         through = datetime.fromisoformat(text)
     except ValueError:

@@ -166,3 +166,38 @@ def test_reproduce_stages_the_covering_files_and_what_completes_the_gaps(paths, 
     (paths.landing / "events" / "2026-07-01.parquet").unlink()  # recorded, now gone
     [problem] = stage_landing(paths, registry, DataPaths(tmp_path / "s2").ensure(), spec, window)
     assert (problem.path, problem.problem) == ("landing/events/2026-07-01.parquet", "missing")
+
+
+def test_a_future_dated_file_completes_no_earlier_period_and_is_reported(paths):
+    spec = spec_with(start=D1)
+    land_day(paths, D1, 1)
+    land_day(paths, datetime(2062, 3, 1, tzinfo=UTC), 1000)  # a typo for 2026-03-01
+    future = Layout.scan(paths.landing / "events", HOUR, "later_file", now=D3)
+    assert future.notes == ("events/2062-03-01.parquet starts after now (2026-07-03T00:00:00+00:00)"
+                            ": a mistyped date? It completes no earlier period; remove or rename it",)
+    with pytest.raises(ContractError, match=r"^2026-07-02T00: no landing file .* waits for a file "
+                       r"of a later period; events/2062-03-01.parquet starts after now"):
+        ingest_events(paths, spec, hours_of(D2), D3)
+    # a file dated within the tolerance of now (a producer's clock ahead) still completes
+    good_events(D3, 1, 2000).to_parquet(paths.landing_events_file(D3), index=False)
+    near = Layout.scan(paths.landing / "events", HOUR, "later_file", now=D3 - HOUR / 2)
+    assert near.cover(hours_of(D2)).empty == hours_of(D2)
+
+
+def test_success_is_ignored_by_later_file_and_never_completes_the_future_under_marker(paths):
+    land_day(paths, D1, 1)
+    land_day(paths, D3, 1000)
+    marker = paths.landing / "events" / "_SUCCESS"
+    marker.touch()  # Spark's empty marker: no reason to refuse a later_file landing
+    assert layout(paths).cover(hours_of(D2)).empty == hours_of(D2)
+    with pytest.raises(ContractError, match=r"_SUCCESS: is empty; under landing_completeness "
+                       r"'marker' it must hold the time the directory is complete through"):
+        layout(paths, "marker")
+    marker.write_text("2999-01-01T00:00:00Z")
+    clamped = Layout.scan(paths.landing / "events", HOUR, "marker", now=D2 + 6 * HOUR)
+    assert clamped.through == D2 + 6 * HOUR and clamped.notes[0] == (
+        "events/_SUCCESS says complete through 2999-01-01T00:00:00+00:00, after now "
+        "(2026-07-02T06:00:00+00:00): taken as now")  # (then: day 3's file is after now too)
+    assert clamped.cover(hours_of(D2)[:6]).empty == hours_of(D2)[:6]
+    with pytest.raises(ContractError, match="^2026-07-02T06: no landing file"):
+        clamped.cover(hours_of(D2))
