@@ -103,6 +103,10 @@ def cmd_status(args, ws: Workspace) -> int:
                 f", {info['behind']} period(s) behind {p['freshness_judged_at']}")
             print(f"  {asset:<15} {info['partitions']:>5} partitions, latest "
                   f"{info['latest']}{behind}")
+        for f in p["late_landing_files"]:
+            print(f"  LATE {f['description']}")
+        for note in p["landing_notes"]:
+            print(f"  landing: {note}")
         failing = p["failing_checks"]
         print(f"checks: {len(p['checks'])} evaluated, {len(failing)} failing")
         for c in failing:

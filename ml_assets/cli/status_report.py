@@ -1,5 +1,5 @@
-"""What `ml-assets status` reports: aliases, kill switch, rollout stage, lake partitions and
-the latest result of every asset check."""
+"""What `ml-assets status` reports: aliases, kill switch, rollout stage, lake partitions, late
+or future-dated landing files and the latest result of every asset check."""
 
 from datetime import UTC, datetime
 
@@ -9,6 +9,8 @@ from ml_assets.defs.freshness import judged_at
 from ml_assets.lib.core.catalog import PIPELINE_TABLES, Catalog
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.workspace import Workspace
+from ml_assets.lib.ingest.integrity import late_files
+from ml_assets.lib.ingest.landing import feed_layouts
 from ml_assets.scenarios.runner import open_instance
 
 
@@ -55,6 +57,7 @@ def status(ws: Workspace, defs: dg.Definitions) -> dict:
     aliases = registry.aliases(spec.model_name)
     checks = latest_checks(paths, defs)
     judged = judged_at(spec, datetime.now(UTC))
+    layouts = feed_layouts(paths, spec)
     return {
         "dataset": spec.name,
         "model_name": spec.model_name,
@@ -69,6 +72,8 @@ def status(ws: Workspace, defs: dg.Definitions) -> dict:
         "end": spec.end_utc.isoformat() if spec.end_utc else None,
         "freshness_judged_at": judged.isoformat(timespec="seconds"),
         "lake": lake_partitions(paths, judged),
+        "late_landing_files": [f.as_dict() for f in late_files(paths, registry, spec, layouts)],
+        "landing_notes": [n for _, layout in layouts for n in layout.notes],
         "checks": checks,
         "failing_checks": [c for c in checks if not c["passed"]],
     }

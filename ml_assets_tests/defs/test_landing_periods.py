@@ -1,17 +1,21 @@
 """Issue 16 item 3 through the real definitions: raw_events over a range of hours from daily
 landing files with gaps (days with no data have no file), both completeness rules, a bad row
-of a daily file quarantined once, and the hourly schedule on a daily-file landing."""
+of a daily file quarantined once, the hourly schedule on a daily-file landing, and a file
+landing after its hours were ingested as empty (a late delivery: reported, then rerun)."""
 
 from datetime import timedelta
 
 import dagster as dg
 import pandas as pd
 
+from ml_assets.cli.status_report import status
 from ml_assets.definitions import build_definitions
 from ml_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, hour_key, range_tags
 from ml_assets.lib.core.catalog import RAW_EVENTS, Catalog
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.workspace import Workspace
+from ml_assets.lib.ingest.integrity import late_files
 from ml_assets.lib.ingest.landing import ingest_events
 from ml_assets.lib.ingest.quarantine import read_quarantine
 from ml_assets.scenarios.runner import step_failure_message
@@ -112,3 +116,40 @@ def test_the_hourly_schedule_runs_a_daily_file_once_it_lands_and_says_what_it_wa
     requests = tick(D2 + 4 * HOUR)
     assert [r.partition_key for r in requests] == [hour_key(D2 + i * HOUR) for i in range(5)]
 
+
+
+def _append_only(result) -> list[dg.AssetCheckEvaluation]:
+    return [e for e in result.get_asset_check_evaluations()
+            if e.check_name == "landing_events_append_only"]
+
+
+def test_a_late_file_fails_the_append_only_check_shows_in_status_and_the_schedule_reruns_it(
+        tmp_path):
+    paths, spec, defs, instance = _world(tmp_path)
+    assert _run(defs, instance, D1, D3 + 23 * HOUR).success  # day 2 ingested as empty
+    late = land_day(paths, D2, 500)  # then day 2's file arrives: a late delivery
+    assert _rows(paths, hours_of(D2)) == [0] * 24
+    [check] = _append_only(_run(defs, instance, D3 + 5 * HOUR))  # any later ingest run says so
+    expected = (
+        "landing/events/2026-07-02.parquet landed after raw_events/2026-07-02T00 (and 23 more) "
+        "was ingested without it (a late delivery): reingest it with `ml-assets run ingest "
+        "features score --from 2026-07-02 --to 2026-07-03`; the features of the following "
+        "hours within the longest feature window (")
+    assert not check.passed and check.description.startswith(expected)
+    assert check.metadata["late"].value == ["landing/events/2026-07-02.parquet"]
+    report = status(Workspace.open(paths.root, spec), defs)
+    assert [f["path"] for f in report["late_landing_files"]] == [
+        "landing/events/2026-07-02.parquet"]
+    # the hourly schedule's tick asks for a rerun of the file's hours, once per delivery
+    tick = defs.get_schedule_def("hourly_scoring_schedule")(dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=D4 + HOUR + timedelta(minutes=15),
+        resources=defs.resources))
+    rerun = [r for r in (tick if isinstance(tick, list) else [tick])
+             if r.run_key.startswith("late:")]
+    assert [r.run_key.split(":")[1] for r in rerun] == ["landing/events/2026-07-02.parquet"]
+    assert (rerun[0].tags[RANGE_START_TAG], rerun[0].tags[RANGE_END_TAG]) == (
+        hour_key(D2), hour_key(D2 + 23 * HOUR))
+    result = defs.resolve_job_def(JOB).execute_in_process(instance=instance, tags=rerun[0].tags)
+    assert _rows(paths, hours_of(D2)) == [2] * 24 and len(late) == 48
+    assert [c.passed for c in _append_only(result)] == [True] * 24
+    assert late_files(paths, Registry(paths.control_db), spec) == []

@@ -1,5 +1,7 @@
 """Landing data is append-only: each ingest run records the SHA-256 of the landing files it
-read; a file whose bytes differ from its first recorded checksum fails the check (ERROR)."""
+read; a file whose bytes differ from its first recorded checksum fails the check (ERROR), and
+so does a late file anywhere in the feed: one no ingest has read although partitions it
+covers are already in the lake (``integrity.late_files``)."""
 
 import getpass
 from datetime import datetime
@@ -18,27 +20,31 @@ from ml_assets.lib.ingest.landing import LabelFeed, events_layout, feeds_of
 from ml_assets.lib.ingest.landing_layout import Layout
 
 
-def _checked(project: Workspace, layout: Layout,
+def _checked(project: Workspace, spec: DatasetSpec, asset: str, layout: Layout,
              partitions: list[tuple[str, list[datetime]]]) -> dict[str, dg.AssetCheckResult]:
     """Record the checksums of the files covering each partition (``(key, its layout
     periods)``), each file once however many partitions it covers; ERROR for a partition
-    whose file was rewritten."""
+    whose file was rewritten, and for every partition while the feed has a late file (one
+    listing and one ledger query after recording, so the files just read are not late)."""
     files = {k: list(dict.fromkeys(w[0] for w in layout.found(starts).values() if w))
              for k, starts in partitions}
     problems = landing_integrity.record(project.paths, project.registry,
                                         list(dict.fromkeys(f for fs in files.values() for f in fs)),
                                         getpass.getuser())
+    late = landing_integrity.late_files(project.paths, project.registry, spec, [(asset, layout)])
     by_path = {p.path: p for p in problems}
     root = project.paths.root.resolve()
     results = {}
     for k, fs in files.items():
         found = [by_path[r] for r in (str(Path(f).resolve().relative_to(root)) for f in fs)
                  if r in by_path]
+        lines = [p.describe() for p in found[:5]] + [f.describe() for f in late[:5]]
         results[k] = dg.AssetCheckResult(
-            passed=not found, severity=dg.AssetCheckSeverity.ERROR,
-            description="landing files unchanged since first seen" if not found else
-            "; ".join(p.describe() for p in found[:5]),
-            metadata={"files_checked": len(fs), "rewritten_files": len(found)})
+            passed=not lines, severity=dg.AssetCheckSeverity.ERROR,
+            description="; ".join(lines) or "landing files unchanged since first seen",
+            metadata={"files_checked": len(fs), "rewritten_files": len(found),
+                      "late_files": len(late),
+                      "late": dg.MetadataValue.json([f.path for f in late[:50]])})
     return results
 
 
@@ -48,9 +54,11 @@ def build_landing_checks(spec: DatasetSpec) -> list:
     @dg.asset_check(asset=RAW_EVENTS, name="landing_events_append_only",
                     partitions_def=hourly_def,
                     description="Records the checksum of every event landing file ingested; "
-                                "fails if one was rewritten after it first landed.")
+                                "fails if one was rewritten after it first landed, or if a "
+                                "file landed after its hours were ingested without it.")
     def landing_events_append_only(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
-        yield from per_partition(context, _checked(project, events_layout(project.paths, spec), [
+        yield from per_partition(context, _checked(project, spec, RAW_EVENTS,
+                                                   events_layout(project.paths, spec), [
             (k, hours_between(lo, hi)) for k, lo, hi in checked_partitions(
                 context, hourly_def, project.catalog.table(RAW_EVENTS))]),
             dg.AssetCheckKey(dg.AssetKey(RAW_EVENTS), "landing_events_append_only"))
@@ -59,9 +67,12 @@ def build_landing_checks(spec: DatasetSpec) -> list:
         @dg.asset_check(asset=feed.asset, name="landing_labels_append_only",
                         partitions_def=daily_def,
                         description="Records the checksum of every landing file of this feed "
-                                    "ingested; fails if one was rewritten after it first landed.")
+                                    "ingested; fails if one was rewritten after it first "
+                                    "landed, or if a file landed after its days were "
+                                    "ingested without it.")
         def landing_labels_append_only(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
-            yield from per_partition(context, _checked(project, feed.layout(project.paths, spec), [
+            yield from per_partition(context, _checked(
+                project, spec, feed.asset, feed.layout(project.paths, spec), [
                 (k, days_between(lo, hi)) for k, lo, hi in checked_partitions(
                     context, daily_def, project.catalog.table(feed.asset))]),
                 dg.AssetCheckKey(dg.AssetKey(feed.asset), "landing_labels_append_only"))

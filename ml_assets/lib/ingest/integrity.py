@@ -9,17 +9,29 @@ which file and since when.
 A corrected re-delivery is not a silent rewrite once a person accepts it (``accept``, the
 ``ml-assets landing accept`` command): the acceptance (who, why, old and new checksum) is
 appended and audited, and from then on the accepted checksum is the one expected.
+
+The ledger also knows which files no ingest has read: a landing file covering partitions that
+are already in the lake but absent from the ledger landed after its partitions were ingested
+(under ``later_file`` an hour without a file is ingested as empty once a later file exists;
+its file arriving afterwards is a late delivery). ``late_files`` names them.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from ml_assets.lib.core.artifacts import sha256_file
+from ml_assets.lib.core.catalog import Catalog
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import day_floor
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry, RegistryError
+from ml_assets.lib.features.definitions import feature_warm_up
+from ml_assets.lib.ingest.landing import feed_layouts
+from ml_assets.lib.ingest.landing_layout import Layout
 
 MANIFEST = "_manifest.json"
 
@@ -228,3 +240,87 @@ def accept(paths: DataPaths, registry: Registry, file: str, actor: str, reason: 
         raise RegistryError(f"{file!r}: no such landing file")
     rel = str(path.resolve().relative_to(paths.root.resolve()))
     return registry.accept_landing_file(rel, sha256_file(path), path.stat().st_size, actor, reason)
+
+
+@dataclass(frozen=True)
+class LateFile:
+    """A landing file no ingest has read although partitions it covers are in the lake."""
+
+    path: str  # relative to the data directory
+    asset: str  # the lake table its partitions belong to
+    lo: datetime  # the file's period [lo, hi), UTC
+    hi: datetime
+    ingested: tuple[str, ...]  # the partitions (stems) it covers that are already ingested
+    window: timedelta  # the spec's longest feature window: later hours read these rows too
+
+    def as_dict(self) -> dict:
+        """The fields as a JSON-ready dict (times ISO-8601, the window in hours)."""
+        return {**asdict(self), "lo": self.lo.isoformat(), "hi": self.hi.isoformat(),
+                "ingested": list(self.ingested), "window": self.window / timedelta(hours=1),
+                "description": self.describe()}
+
+    def describe(self) -> str:
+        """One line for an operator: the file, what was ingested without it, the commands."""
+        first, to = day_floor(self.lo), day_floor(self.hi - timedelta(microseconds=1)) + \
+            timedelta(days=1)
+        rebuild = day_floor(to + self.window - timedelta(microseconds=1)) + timedelta(days=1)
+        more = f" (and {len(self.ingested) - 1} more)" if len(self.ingested) > 1 else ""
+        return (f"{self.path} landed after {self.asset}/{self.ingested[0]}{more} was ingested "
+                f"without it (a late delivery): reingest it with `ml-assets run ingest features "
+                f"score --from {first:%Y-%m-%d} --to {to:%Y-%m-%d}`"
+                + (f"; the features of the following hours within the longest feature window "
+                   f"({self.window / timedelta(hours=1):g} hours) read it too: `ml-assets run features score --from "
+                   f"{to:%Y-%m-%d} --to {rebuild:%Y-%m-%d}`" if self.window else ""))
+
+
+def late_files(paths: DataPaths, registry: Registry, spec: DatasetSpec,
+               layouts: list[tuple[str, Layout]] | None = None) -> list[LateFile]:
+    """Landing files not in the ledger that landed after partitions they cover were written.
+
+    Every ingest run records the files it read (the append-only checks), so such a file
+    arrived after its partitions were written - as empty (``later_file``) or from other
+    files - and nothing will read it unless its partitions are rerun. "Landed" is the file's
+    inode change time (a copy keeping its producer's mtime still counts from its arrival);
+    comparing it with the partition's write keeps lakes written without the ledger (fixtures,
+    benchmarks) from reporting every file. One listing per feed directory and lake table and
+    one ledger query; only unrecorded files over ingested partitions are stat'ed.
+
+    Parameters
+    ----------
+    paths : DataPaths
+        The data directory.
+    registry : Registry
+        The control plane holding the ledger.
+    spec : DatasetSpec
+        Its feeds, completeness rule and feature windows.
+    layouts : list of (str, Layout), optional
+        ``(lake table, its feed's layout)`` already listed; default: every feed of ``spec``
+        (``landing.feed_layouts``).
+
+    Returns
+    -------
+    list of LateFile
+        By feed, then by period start.
+    """
+    layouts = feed_layouts(paths, spec) if layouts is None else layouts
+    recorded = registry.landing_checksums()
+    catalog, root = Catalog(paths.lake), paths.root.resolve()
+    window = feature_warm_up(spec.features, timedelta(0))
+    out = []
+    for asset, layout in layouts:
+        table = catalog.table(asset)
+        ingested = {p.stem for p in table.files()}
+        for (grain, lo), path in sorted(layout.files.items(), key=lambda kv: kv[0][1]):
+            rel = str(path.resolve().relative_to(root))
+            if rel in recorded:
+                continue
+            starts = [s for s in (lo + i * table.step for i in range(max(1, grain // table.step)))
+                      if table.stem(s) in ingested]
+            if not starts:
+                continue
+            info = path.stat()
+            landed = max(info.st_mtime_ns, info.st_ctime_ns)
+            stems = [table.stem(s) for s in starts if table.path(s).stat().st_mtime_ns < landed]
+            if stems:
+                out.append(LateFile(rel, asset, lo, lo + grain, tuple(stems), window))
+    return out
