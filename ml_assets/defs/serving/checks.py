@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 import dagster as dg
+import pyarrow.parquet as pq
 
 from ml_assets.lib.core.catalog import BATCH_SCORES, EVENT_FEATURES
 from ml_assets.lib.core.datasets import DatasetSpec
@@ -14,11 +15,17 @@ from ml_assets.lib.serving.tree_predictor import compile_trees
 
 
 def parity_day(project: dg.ResourceParam[Workspace]) -> datetime | None:
-    """The newest day with all 24 hours of event features and some batch scores."""
+    """The newest day with all 24 hours of event features and at least one scored event (a
+    day without events - a closed store's Sunday, the days after a historical dataset's last
+    event - has nothing to replay)."""
     catalog = project.catalog
-    days = sorted({day_floor(h) for h in catalog.table(BATCH_SCORES).partitions()}, reverse=True)
+    scores = catalog.table(BATCH_SCORES)
+    days = sorted({day_floor(h) for h in scores.partitions()}, reverse=True)
     for start in days:
-        if not catalog.table(EVENT_FEATURES).missing(start, start + timedelta(days=1)):
+        end = start + timedelta(days=1)
+        if catalog.table(EVENT_FEATURES).missing(start, end):
+            continue
+        if any(pq.read_metadata(f).num_rows for f in scores.coverage(start, end)[0]):
             return start
     return None
 
@@ -34,7 +41,8 @@ def build_serving_checks(spec: DatasetSpec) -> list:
         day = parity_day(project)
         if day is None:
             return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
-                                       description="no complete day of features and scores yet")
+                                       description="no complete day of features with scored "
+                                                   "events yet")
         registry = project.registry
         models = {}  # scored the way the serving app scores: compiled trees when verified
         for _, version in live_versions(registry, spec):
