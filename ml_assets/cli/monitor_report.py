@@ -107,14 +107,16 @@ def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
             "decision_rate": (business[spec.business_metric.decision_rate_name]
                               if business and spec.business_metric
                               else _scored_decision_rate(paths, day)),
-            "psi": {r.feature: float(r.psi) for r in drift.itertuples() if pd.notna(r.psi)},
+            # judged periods only: a week to date is not a verdict (drift_periods.py)
+            "psi": {r.feature: float(r.psi) for r in drift.itertuples()
+                    if pd.notna(r.psi) and getattr(r, "period_complete", True)},
             "ks": {r.feature: {"statistic": float(r.ks_stat), "pvalue": float(r.ks_pvalue)}
                    for r in drift.itertuples() if r.kind == "continuous" and pd.notna(r.ks_stat)},
             "prediction_quantiles": {r.model_version: {"role": r.role, "p10": float(r.p10),
                                                        "p50": float(r.p50), "p90": float(r.p90)}
                                      for r in preds.itertuples()},
             "evaluation": {r.model_version: {
-                "role": r.role, "status": r.status, "label_coverage": float(r.label_coverage),
+                "role": r.role, "status": r.status, "label_coverage": _num(r.label_coverage),
                 **({"auc": _num(r.auc)} if r.status == "final" else
                    {"estimated_auc": _num(r.estimated_auc), "estimate": True})}
                 for r in evals.itertuples()},

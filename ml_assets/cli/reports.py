@@ -10,8 +10,9 @@ from ml_assets.lib.core.workspace import Workspace
 
 
 def _num(value, spec: str = ".4f") -> str:
-    """A metric for display; ``-`` where the card has none (one class in the split)."""
-    return "-" if value is None else format(value, spec)
+    """A metric for display; ``-`` where there is none (one class in the split, no labelable
+    events: None or NaN)."""
+    return "-" if value is None or value != value else format(value, spec)
 
 
 def print_models(models: list[dict], aliases: dict) -> None:
@@ -214,7 +215,7 @@ def cmd_monitor_periods(args, ws: Workspace) -> int:
             value = b.get("value") if final else b.get("estimated_value")
             print(f"{p['period']} {'' if p['complete'] else '(incomplete) '}"
                   f"{p['events']:,} events  labels {p['label_status']} "
-                  f"{p['label_coverage']:.0%}  {auc}  {b.get('metric', '')} "
+                  f"{_num(p['label_coverage'], '.0%')}  {auc}  {b.get('metric', '')} "
                   f"{'' if final else 'est. '}{value or 0:,.0f} {b.get('unit', '')}  "
                   f"max PSI {worst[0]} {worst[1]:.3f}")
 
@@ -242,7 +243,7 @@ def cmd_monitor(args, ws: Workspace) -> int:
             else:
                 business = "no business metric  "
             rate = "-" if d["decision_rate"] is None else f"{d['decision_rate']:.2%}"
-            evals = ", ".join(f"{v}: {e['status']} cov {e['label_coverage']:.0%} "
+            evals = ", ".join(f"{v}: {e['status']} cov {_num(e['label_coverage'], '.0%')} "
                               + (f"AUC {e['auc']:.3f}" if e.get("auc") is not None else
                                  f"est. AUC {e.get('estimated_auc') or float('nan'):.3f}")
                               for v, e in d["evaluation"].items())

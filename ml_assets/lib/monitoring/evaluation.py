@@ -10,6 +10,7 @@ share of correctly ordered (positive, negative) pairs.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -33,7 +34,8 @@ def label_status(day_end: datetime, horizon: datetime, coverage: float, maturity
         Labels known up to here (UTC).
     coverage : float
         Share of the day's labelable rows with a known label (0-1; ``labelable.label_coverage``:
-        events never labelled by design or past the label timeout are not counted).
+        events never labelled by design or past the label timeout are not counted); NaN when
+        the day has no labelable event (nothing to wait for).
     maturity_days : int
         Days after ``day_end`` before labels count as mature.
     min_coverage : float
@@ -48,6 +50,8 @@ def label_status(day_end: datetime, horizon: datetime, coverage: float, maturity
     matures = day_end + timedelta(days=maturity_days)
     if horizon < matures:
         return PENDING, f"labels mature on {matures:%Y-%m-%d} (known up to {horizon:%Y-%m-%d})"
+    if math.isnan(coverage):
+        return FINAL, f"no labelable events, matured {matures:%Y-%m-%d}"
     if coverage < min_coverage:
         return PENDING, f"label coverage {coverage:.1%} below {min_coverage:.0%}"
     return FINAL, f"label coverage {coverage:.1%}, matured {matures:%Y-%m-%d}"

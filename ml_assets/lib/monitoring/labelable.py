@@ -166,11 +166,12 @@ def label_coverage(label: np.ndarray, labelable: np.ndarray | None = None) -> di
     Returns
     -------
     dict
-        ``label_coverage`` (0-1; 0.0 when no event is labelable, so such a set stays pending),
+        ``label_coverage`` (0-1; NaN when no event is labelable - a day without events, or
+        only cancelled ones: nothing to wait for, so it turns final once mature),
         ``labelable_events`` and ``unlabelable_events`` (rows).
     """
     known = ~np.isnan(np.asarray(label, dtype="float64"))
     expected = np.ones(len(known), bool) if labelable is None else np.asarray(labelable, bool)
     n = int(expected.sum())
-    return {"label_coverage": float((known & expected).sum() / n) if n else 0.0,
+    return {"label_coverage": float((known & expected).sum() / n) if n else float("nan"),
             "labelable_events": n, "unlabelable_events": int(len(known) - n)}

@@ -17,6 +17,7 @@ import pytest
 
 from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.workspace import Workspace
+from ml_assets.lib.monitoring.evaluation import label_status
 from ml_assets.lib.monitoring.labelable import label_coverage, labelable_mask, unlabelable_sql
 from ml_assets.lib.monitoring.periods import period_report
 from ml_assets.lib.monitoring.tables import business_metric, delayed_evaluation
@@ -171,7 +172,12 @@ def test_the_timeout_runs_against_the_label_horizon_never_before():
     assert labelable_mask(label, ts, declared, horizon, None).tolist() == [False, True, True]
     cov = label_coverage(label, labelable_mask(label, ts, declared, horizon, None))
     assert cov == {"label_coverage": 0.5, "labelable_events": 2, "unlabelable_events": 1}
-    assert label_coverage(label, np.zeros(3, bool))["label_coverage"] == 0.0  # stays pending
+    # nothing labelable (a day without events, or only cancelled ones): nothing to wait for
+    assert np.isnan(label_coverage(label, np.zeros(3, bool))["label_coverage"])
+    assert np.isnan(label_coverage(label[:0])["label_coverage"])
+    day_end, horizon = datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 4, 2, tzinfo=UTC)
+    assert label_status(day_end, horizon, float("nan"), 30, 0.9)[0] == "final"
+    assert label_status(day_end, day_end, float("nan"), 30, 0.9)[0] == "pending"  # not mature
 
 
 @pytest.mark.parametrize("field, value, words", [
