@@ -30,8 +30,7 @@ from ml_assets.lib.core.catalog import QUARANTINE_FILES
 from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.lake_table import LakeTable
 from ml_assets.lib.core.workspace import Workspace
-
-MAX_QUARANTINE_SHARE = 0.02  # above this a partition is too broken to build on
+from ml_assets.lib.ingest.quarantine import MAX_QUARANTINE_SHARE, quarantine_excess
 
 
 def checked_partitions(context, partitions_def: dg.TimeWindowPartitionsDefinition,
@@ -108,21 +107,26 @@ def _share(project: Workspace, asset: str, files) -> tuple[int, int]:
 def ingest_contract(project: Workspace, asset: str, lo: datetime, hi: datetime
                     ) -> dg.AssetCheckResult:
     """The ingest contract of ``asset`` over ``[lo, hi)`` (callers pass one partition): ERROR when
-    a partition was not written or its quarantine share is above :data:`MAX_QUARANTINE_SHARE`."""
+    a partition was not written or its quarantine share is above :data:`MAX_QUARANTINE_SHARE`
+    beyond chance (``quarantine.quarantine_excess``)."""
     files, missing = project.catalog.table(asset).coverage(lo, hi)
     valid, bad = _share(project, asset, files)
-    share = bad / max(valid + bad, 1)
-    passed = not missing and share <= MAX_QUARANTINE_SHARE
-    why = ("ok" if passed else f"{len(missing)} partition(s) not materialized" if missing
-           else f"quarantine share {share:.2%} above {MAX_QUARANTINE_SHARE:.0%}: inspect the "
-                "`quarantine` asset, fix the source and rerun the partition")
+    excess, share, p_value = quarantine_excess(valid, bad)
+    passed = not missing and not excess
+    counted = f"quarantine share {share:.2%} ({bad} of {valid + bad} rows)"
+    why = (f"{len(missing)} partition(s) not materialized" if missing else
+           f"{counted} above {MAX_QUARANTINE_SHARE:.0%} beyond chance (binomial p={p_value:.1e}):"
+           " inspect the `quarantine` asset, fix the source and rerun the partition" if excess
+           else f"ok, {counted}" + (f" within what a {MAX_QUARANTINE_SHARE:.0%} rate gives "
+                                    f"{valid + bad} rows by chance (p={p_value:.2g})"
+                                    if share > MAX_QUARANTINE_SHARE else ""))
     return dg.AssetCheckResult(
         passed=bool(passed),
         severity=dg.AssetCheckSeverity.ERROR,
         description=f"{asset} contract over {lo:%Y-%m-%d %H:00}..{hi:%Y-%m-%d %H:00}: {why}",
         metadata={"valid_rows": int(valid), "quarantined_rows": int(bad),
-                  "quarantine_share": float(share), "partitions_checked": len(files),
-                  "max_quarantine_share": MAX_QUARANTINE_SHARE},
+                  "quarantine_share": float(share), "quarantine_p_value": float(p_value),
+                  "partitions_checked": len(files), "max_quarantine_share": MAX_QUARANTINE_SHARE},
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from scipy import stats
 
 from ml_assets.lib.core.catalog import QUARANTINE_FILES, Catalog
 from ml_assets.lib.core.paths import DataPaths
@@ -50,3 +51,38 @@ def read_quarantine(paths: DataPaths) -> pd.DataFrame:
         return pd.DataFrame(columns=["asset", *QUARANTINE_COLUMNS])
     return pd.concat([pd.read_parquet(f).assign(asset=f.parent.name) for f in files],
                      ignore_index=True)
+
+
+MAX_QUARANTINE_SHARE = 0.02  # a clean source's rate of bad rows; well above it, do not build on it
+QUARANTINE_ALPHA = 1e-3  # ... "well above": one-sided binomial p-value below this
+
+
+def quarantine_excess(valid: int, quarantined: int, max_share: float = MAX_QUARANTINE_SHARE,
+                      alpha: float = QUARANTINE_ALPHA) -> tuple[bool, float, float]:
+    """Whether a partition's quarantined rows are more than a source at ``max_share`` bad rows
+    would produce by chance, so the partition is too broken to build on.
+
+    A fixed share misjudges small partitions: one bad row of an hour's 5 is a 20% share, yet a
+    source with 2% bad rows gives that hour at least one bad row 10% of the time. The share must
+    exceed ``max_share`` *and* the one-sided binomial test of ``quarantined`` rows out of ``n``
+    against ``max_share`` must reject at ``alpha`` (exact tail, ``scipy.stats.binom.sf``).
+
+    Parameters
+    ----------
+    valid, quarantined : int
+        Rows kept and rows quarantined in the partition.
+    max_share : float
+        The tolerated rate of bad rows (0-1).
+    alpha : float
+        Significance level of the excess.
+
+    Returns
+    -------
+    (excess, share, p_value) : (bool, float, float)
+        ``share`` = quarantined / rows (0 for an empty partition); ``p_value`` =
+        P(X >= quarantined) for X ~ Binomial(rows, max_share) (1 without quarantined rows).
+    """
+    n = valid + quarantined
+    share = quarantined / n if n else 0.0
+    p_value = float(stats.binom.sf(quarantined - 1, n, max_share)) if quarantined else 1.0
+    return bool(share > max_share and p_value < alpha), share, p_value
