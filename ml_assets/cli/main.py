@@ -93,14 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         ws = workspace(args)
-    except SpecError as exc:
-        parser.error(str(exc))  # exits 2, like any other bad argument
+    except SpecError as exc:  # the spec's own error line, not a usage message
+        return refused(f"ml-assets: bad spec: {exc}")
     try:
         return run_command(args, ws)
     except ControlPlaneDamaged as exc:  # every command, not only the control ones, says why
         return refused(f"refused: {exc}")
     except ContractError as exc:  # a malformed override file: what to write, not a traceback
         return refused(f"ml-assets {args.command}: {exc}")
+    except BrokenPipeError:  # `ml-assets ... --json | head`: the reader left; exit quietly
+        # (the Python docs' recipe: stdout to devnull so the interpreter's final flush is silent)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

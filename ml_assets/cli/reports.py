@@ -113,7 +113,8 @@ def cmd_status(args, ws: Workspace) -> int:
         for c in failing:
             print(f"  FAILING {c['asset']}:{c['check']} - {c['description']}")
         if p["champion"] is None:
-            print("No champion yet: run `make demo` or materialize candidate_model.")
+            print("No champion yet: `ml-assets train` (your data) or `make demo`; the first "
+                  "registered model becomes champion.")
 
     emit(payload, args.json, render)
     return 0

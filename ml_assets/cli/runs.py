@@ -121,6 +121,11 @@ def _render_train(p: dict) -> None:
     new = "registered" if p["newly_registered"] else "already registered (same artifact)"
     print(f"{p['version']} {new} in {p['seconds']:.0f}s")
     print(f"  window {w['start']} .. {w['end']}  label cutoff {p['label_cutoff']}")
+    if "warm_start" in w:  # the spec's warm-up: when every feature's window has filled
+        print(f"  features warm from {w['warm_start']}: " + (
+            "the window starts there or later" if w.get("warm") else
+            "the window starts BEFORE that, so the model and the drift reference learn cold "
+            "feature values; train with a later --end (or --start), or declare warm_up"))
     print("  test split: " + (f"held-out period {test['start']} .. {test['end']}" if test
                               else "hashed from the window"))
     print(f"  held-out: rows {h['rows']:,}  AUC {_num(h['auc'])}  PR-AUC "
@@ -180,9 +185,12 @@ def _planned_runs(defs, spec, step: str, lo: datetime, hi: datetime) -> list:
         partitions = defs.resolve_assets_def(run.selection[0]).partitions_def
         outside = [k for k in keys if not partitions.has_partition_key(k)]
         if outside:
-            raise ValueError(f"{run.selection[0]} has no partition {outside[0]} (its "
-                             f"partitions: {partitions.get_first_partition_key()} .. "
-                             f"{partitions.get_last_partition_key()})")
+            bound = (f"the spec's start {spec.start_utc:%Y-%m-%d %H:%M}" if outside[0] == keys[0]
+                     else f"the spec's end {spec.end_utc:%Y-%m-%d %H:%M} (exclusive)"
+                     if spec.end_utc else "the last complete period before now")
+            raise ValueError(f"{run.selection[0]} has no partition {outside[0]}: its partitions "
+                             f"run {partitions.get_first_partition_key()} .. "
+                             f"{partitions.get_last_partition_key()}, bounded by {bound}")
         planned.append((run, keys, len(partitions.get_partition_keys_in_range(
             PartitionKeyRange(*keys)))))
     return planned
