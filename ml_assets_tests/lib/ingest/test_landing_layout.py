@@ -201,3 +201,23 @@ def test_success_is_ignored_by_later_file_and_never_completes_the_future_under_m
     assert clamped.cover(hours_of(D2)[:6]).empty == hours_of(D2)[:6]
     with pytest.raises(ContractError, match="^2026-07-02T06: no landing file"):
         clamped.cover(hours_of(D2))
+
+
+def test_a_label_file_landing_after_its_day_was_ingested_empty_is_late_until_recorded(paths):
+    spec = spec_with(start=D1)
+    registry = Registry(paths.control_db)
+    land_day(paths, D1, 1)
+    events = Catalog(paths.lake).table(RAW_EVENTS)
+    for h, part in ingest_events(paths, spec, hours_of(D1), NOW)[0].items():
+        events.write(h, part)  # written after its file landed, never recorded: not late
+    labels = pd.DataFrame({"event_id": [1], "label": [1], "label_ts": pd.to_datetime([D3], utc=True)})
+    labels.to_parquet(paths.landing_labels_file(D3), index=False)
+    for d, part in ingest_labels(paths, spec, [D2, D3], NOW)[0].items():
+        Catalog(paths.lake).table("raw_labels").write(d, part)  # day 2: empty
+    assert landing_integrity.late_files(paths, registry, spec) == []
+    labels.assign(event_id=2).to_parquet(paths.landing_labels_file(D2), index=False)
+    [late] = landing_integrity.late_files(paths, registry, spec)
+    assert (late.path, late.asset, late.ingested) == (
+        "landing/labels/2026-07-02.parquet", "raw_labels", ("2026-07-02",))
+    landing_integrity.record(paths, registry, [paths.landing_labels_file(D2)], "test")
+    assert landing_integrity.late_files(paths, registry, spec) == []
