@@ -93,6 +93,14 @@ def _temp_file(path: Path) -> tuple[int, Path]:
     return fd, Path(tmp)
 
 
+def new_temp_file(path: Path) -> Path:
+    """An empty temp file beside ``path``, created exclusively (see ``_temp_file``), for a
+    writer that fills it by name (SQLite) and then ``os.replace``-s it onto ``path``."""
+    fd, tmp = _temp_file(path)
+    os.close(fd)
+    return tmp
+
+
 def _written_temp(path: Path, write) -> Path:
     """The fsynced temp file ``write(binary file object)`` filled; removed if it raised."""
     fd, tmp = _temp_file(path)

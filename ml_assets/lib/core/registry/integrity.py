@@ -23,6 +23,8 @@ import struct
 import time
 from pathlib import Path
 
+from ml_assets.lib.core.paths import atomic_write_bytes, new_temp_file
+
 HEAD_FILE = "control.head.json"
 SQLITE_HEADER = b"SQLite format 3\x00"
 WAL_MAGIC = (0x377F0682, 0x377F0683)
@@ -55,10 +57,8 @@ def read_head(db: Path) -> dict | None:
 
 def write_head(db: Path, audit_id: int, row_hash: str) -> None:
     """Record the newest audit entry (atomic replace, so a reader never sees half a file)."""
-    path = head_path(db)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"audit_id": audit_id, "row_hash": row_hash}))
-    os.replace(tmp, path)
+    atomic_write_bytes(head_path(db),
+                       json.dumps({"audit_id": audit_id, "row_hash": row_hash}).encode())
 
 
 def row_hash(prev_hash: str, row: tuple) -> str:
@@ -281,7 +281,7 @@ def backup(db: Path, target: Path) -> dict:
     """
     target = Path(target).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = new_temp_file(target)  # exclusive: a planted symlink is never written through
     src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     dst = sqlite3.connect(tmp)
     try:
@@ -318,7 +318,7 @@ def restore(backup_file: Path, db: Path) -> dict:
     backup_file, db = Path(backup_file).resolve(), Path(db)
     if not backup_file.is_file() or backup_file.stat().st_size == 0:
         raise ControlPlaneDamaged(f"backup {backup_file} is missing or empty; nothing restored")
-    tmp = db.with_name(f".{db.name}.{os.getpid()}.restore.tmp")
+    tmp = new_temp_file(db)
     tmp.write_bytes(backup_file.read_bytes())
     try:
         con = sqlite3.connect(tmp)
