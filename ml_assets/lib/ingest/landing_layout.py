@@ -23,8 +23,8 @@ dataset's ``landing_completeness`` rule, and otherwise *not landed yet* (the run
     - ``YYYY-MM-DD._SUCCESS`` or ``YYYY-MM-DDTHH._SUCCESS``: that one day or hour (and every
       partition inside it) is complete.
 
-A historical dataset (spec ``end``) has landed everything: whatever the rule, a period before
-its end with no file is empty.
+A historical dataset (spec ``end``) lands in bulk: once its feed holds any data file, whatever
+the rule, a period before its end with no file is empty (before the first file, nothing is).
 
 The directory is listed once per ``Layout``; nothing here reads a data file.
 """
@@ -196,8 +196,8 @@ class Layout:
     def complete(self, start: datetime) -> bool:
         """Whether the partition starting at ``start``, if it has no file, is empty by the rule."""
         end = start + self.partition
-        if self.end is not None and end <= self.end:
-            return True
+        if self.end is not None and end <= self.end and self.files:
+            return True  # landed in bulk: once anything is there, everything is
         if self.completeness == "later_file":
             return any(self._completes(lo, end) for _, lo in self.files)
         return (self.through is not None and end <= self.through) or any(
