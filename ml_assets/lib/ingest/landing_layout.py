@@ -106,8 +106,8 @@ class Layout:
         completeness : {"later_file", "marker"}
             ``DatasetSpec.landing_completeness``.
         end : datetime, optional
-            ``DatasetSpec.end_utc``: a historical dataset's end (every period before it is
-            complete); None for a live dataset.
+            ``DatasetSpec.end_utc``: a historical dataset's end (once a data file landed,
+            every period before it is complete); None for a live dataset.
         now : datetime, optional
             The clock (UTC; default: the wall clock). A data file starting after
             ``now + FUTURE_TOLERANCE`` completes no earlier period; a later ``_SUCCESS`` time
