@@ -166,7 +166,15 @@ def write_parquet_atomic(df, path: Path) -> None:
     path : pathlib.Path
         As in ``atomic_write_bytes``.
     """
-    os.replace(_written_temp(path, lambda fh: df.to_parquet(fh, index=False)), path)
+    tmp = new_temp_file(path)
+    try:  # by name, as every Parquet writer is called (the crash tests hook it there)
+        df.to_parquet(tmp, index=False)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
 
 
 # The temp-file name of the atomic writers: ``.<final name>.<random>.<writer pid>.tmp`` (older
