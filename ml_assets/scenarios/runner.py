@@ -227,8 +227,6 @@ def exec_stoppable(command: list[str]) -> None:
 
 
 if __name__ == "__main__":  # `make ui`: python -m ml_assets.scenarios.runner DATA_DIR [COMMAND]
-    if "DAGSTER_HOME" in os.environ:  # Dagster needs it absolute; ML_ASSETS_DATA_DIR may not be
-        os.environ["DAGSTER_HOME"] = os.path.abspath(os.environ["DAGSTER_HOME"])
     write_instance_config(DataPaths(Path(sys.argv[1])))
     if len(sys.argv) > 2:
         exec_stoppable(sys.argv[2:])
