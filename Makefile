@@ -36,13 +36,10 @@ test: $(MLFLOW_STAMP)
 # RUN_MONITORING), then becomes dagster dev with SIGINT/SIGTERM at their defaults (`exec` all
 # the way): Ctrl-C or SIGTERM stops its webserver, daemon and code server within seconds, also
 # when make was started where SIGINT is ignored (dagster dev would then ignore SIGTERM too).
-# DAGSTER_HOME must be absolute: a relative ML_ASSETS_DATA_DIR is resolved by make itself, so
-# the recipe stays one exec'd command (a shell `&&` before it would outlive SIGTERM to make).
-UI_DATA = $(abspath $(or $(ML_ASSETS_DATA_DIR),$(CURDIR)/data))
 ui: $(STAMP)
-	DAGSTER_HOME=$(UI_DATA)/dagster_home \
+	DAGSTER_HOME=$${ML_ASSETS_DATA_DIR:-$(CURDIR)/data}/dagster_home \
 	DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 \
-	exec $(BIN)/python -m ml_assets.scenarios.runner $(UI_DATA) \
+	exec $(BIN)/python -m ml_assets.scenarios.runner $${ML_ASSETS_DATA_DIR:-$(CURDIR)/data} \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 bench: $(STAMP)

@@ -2,6 +2,7 @@
 leave the data directory consistent: no run left STARTED, every lake file whole. `make ui`
 (dagster dev) stops within seconds too."""
 
+import json
 import os
 import signal
 import socket
@@ -108,13 +109,22 @@ def test_make_ui_stops_within_seconds(tmp_path, how):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         deadline = time.monotonic() + 240
+        # the UI as a user sees it: served, with its code location loaded (under load the code
+        # server can still be importing the definitions after the webserver answers)
+        query = json.dumps({"query": "{ workspaceOrError { ... on Workspace { locationEntries "
+                                     "{ loadStatus } } } }"}).encode()
         while True:
             assert proc.poll() is None and time.monotonic() < deadline, "dagster dev never served"
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=query,
+                                                 headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 (http)
+                    entries = json.load(answer)["data"]["workspaceOrError"]["locationEntries"]
+                if entries and all(e["loadStatus"] == "LOADED" for e in entries):
                     break
-            except OSError:
-                time.sleep(1)
+            except (OSError, KeyError, TypeError, ValueError):
+                pass
+            time.sleep(1)
         t0 = time.monotonic()
         if how == "SIGTERM to make":
             proc.send_signal(signal.SIGTERM)
