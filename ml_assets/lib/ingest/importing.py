@@ -14,9 +14,11 @@ deliberately, in DuckDB:
   unparseable values refuse the import naming file, column, row (data rows counted from 1,
   a CSV header excluded) and value;
 - integer ids become ``int64`` when every value is an integer's canonical spelling, numbers
-  ``float64`` when every value is a number, labels ``int8`` when every value is 0/1/true/false.
-  Otherwise the column stays text (labels with true/false written as 1/0), so the pipeline's
-  contract quarantines exactly the bad rows with reasons; the report names the column;
+  ``float64`` when every value is a number, labels ``int8`` when every value is a yes/no
+  spelling (``BOOLEAN_SPELLINGS``: 1/0, true/false, t/f, yes/no, y/n; any case, surrounding
+  blanks ignored). Otherwise the column stays text (labels' spellings written as 1/0), so the
+  pipeline's contract quarantines exactly the bad rows with reasons; the report names the
+  column, the first bad value's file and row;
 - rows before the spec's ``start``, at or after its ``end`` or in the future refuse the
   import (they could never be ingested);
 - columns the spec does not know are dropped and reported; a spec column missing from a file
@@ -73,6 +75,10 @@ OFFSET_TS = (r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)? ?"
 # Ends like a time with an offset (an impossible one, when OFFSET_TS does not match it).
 OFFSET_LIKE = r"\d:\d\d(:\d\d(\.\d+)?)? ?[+-]\d\d(:?\d\d)?$"
 META = ["_source", "_row"]
+# The usual spellings of a yes/no value (compared lower-cased and trimmed): a label written
+# "Yes"/"n"/"TRUE" is as good as 1/0, not text for the contract to quarantine.
+BOOLEAN_SPELLINGS = {"1": 1, "0": 0, "true": 1, "false": 0, "t": 1, "f": 0, "yes": 1, "no": 0,
+                     "y": 1, "n": 0}
 
 
 class LandingImportError(ValueError):
@@ -390,10 +396,12 @@ def _text_or_typed(kind: str, id_type: str, column: str) -> tuple[str, str, str,
                    "IS NULL", f"CAST({v} AS BIGINT)", "an integer")
     if kind == NUMBER:
         return v, f"TRY_CAST({v} AS DOUBLE) IS NULL", f"CAST({v} AS DOUBLE)", "a number"
-    if kind == LABEL:  # true/false as 1/0 even when the column stays text
-        text = f"CASE lower(trim({v})) WHEN 'true' THEN '1' WHEN 'false' THEN '0' ELSE {v} END"
+    if kind == LABEL:  # yes/no spellings as 1/0 even when the column stays text
+        cases = " ".join(f"WHEN '{w}' THEN '{b}'" for w, b in BOOLEAN_SPELLINGS.items())
+        text = f"CASE lower(trim({v})) {cases} ELSE {v} END"
         return (text, f"coalesce(TRY_CAST({text} AS DOUBLE) IN (0, 1), false) = false",
-                f"CAST(CAST({text} AS DOUBLE) AS TINYINT)", "0, 1, true or false")
+                f"CAST(CAST({text} AS DOUBLE) AS TINYINT)",
+                f"a yes/no value ({'/'.join(BOOLEAN_SPELLINGS)}, any case)")
     return None
 
 

@@ -162,6 +162,32 @@ def test_labels_csv_true_false_become_0_1_by_label_day(tmp_path, tickets):
     assert len(valid) == 2 and quarantined.empty
 
 
+def test_yes_no_label_spellings_become_0_1_and_anything_else_is_quarantined(tmp_path, tickets):
+    """Issue 16: yes/no, y/n, t/f, true/false, 1/0 in any case and with blanks are booleans;
+    another value keeps the column text, named in the report with file and row, and only its
+    row is quarantined."""
+    paths = DataPaths(tmp_path / "data")
+    land(paths, tickets, {"events": [_write(tmp_path / "t.csv", EVENTS_CSV)]}, TICKET_MAP)
+    good = _write(tmp_path / "good" / "l.csv", "ticket_id,escalated,resolved_at\n"
+                  "007, Yes ,2026-03-04T10:00:00Z\n008,n,2026-03-04T10:00:01Z\n"
+                  "009,T,2026-03-04T10:00:02Z\n")
+    report = land(paths, tickets, {"labels": [good]})["labels"]
+    assert report["as_text"] == {}
+    day = pq.read_table(paths.landing / "labels" / "2026-03-04.parquet")
+    assert day["escalated"].type == pa.int8() and day["escalated"].to_pylist() == [1, 0, 1]
+
+    other = DataPaths(tmp_path / "other")
+    land(other, tickets, {"events": [_write(tmp_path / "t.csv", EVENTS_CSV)]}, TICKET_MAP)
+    bad = _write(tmp_path / "bad" / "l.csv", "ticket_id,escalated,resolved_at\n"
+                 "007,FALSE,2026-03-04T10:00:00Z\n008,maybe,2026-03-04T10:00:01Z\n"
+                 "009,y,2026-03-04T10:00:02Z\n")
+    report = land(other, tickets, {"labels": [bad]})["labels"]
+    assert f"{bad} row 2: 'maybe'" in report["as_text"]["escalated"]
+    valid, quarantined = _through_contract(other, tickets, "labels")
+    assert valid["escalated"].tolist() == [0, 1]
+    assert len(quarantined) == 1 and "maybe" in quarantined["record"].iloc[0]
+
+
 def test_integer_ids_cast_only_when_every_value_is_an_integer(tmp_path):
     fraud = load_spec("card_fraud")
     header = "event_id,event_ts,card_id,merchant_id,amount,merchant_category,country,device,distance_km\n"
