@@ -28,6 +28,8 @@ from ml_assets.lib.features.definitions import (
 from ml_assets.lib.monitoring.business import BusinessMetric
 from ml_assets.lib.monitoring.labelable import check_unlabelable_when
 
+# A spec's partition_grain and the length of one event-side partition.
+PARTITION_STEPS = {"hourly": timedelta(hours=1), "daily": timedelta(days=1)}
 
 @dataclass(frozen=True)
 class Attribute:
@@ -117,6 +119,11 @@ class DatasetSpec:
         ``later_file`` (default) once a file of a later period has landed; ``marker`` once
         a ``_SUCCESS`` marker covers it (``lib/ingest/landing_layout.py``). Landing files may
         be hourly (``YYYY-MM-DDTHH.parquet``) or daily (``YYYY-MM-DD.parquet``).
+    partition_grain : {"hourly", "daily"}
+        The partition length of the event-side tables (``raw_events``, ``event_features``,
+        ``batch_scores``) and of batch scoring's schedule. Each partition costs Dagster a
+        materialization and its checks, so a feed that lands daily is cheaper daily (weeks
+        of history: tens of partitions instead of hundreds).
     warm_up : timedelta, optional
         How long after ``start`` every feature is in steady state; training windows and drift
         reference profiles start after it when the history allows. Default: derived from the
@@ -168,6 +175,7 @@ class DatasetSpec:
     end: datetime | None = None
     nullable_keys: tuple[str, ...] = ()
     landing_completeness: str = "later_file"  # "later_file" | "marker"
+    partition_grain: str = "hourly"  # "hourly" | "daily"
     # Provenance, not configuration: two files declaring the same spec load to equal specs.
     origin: SpecOrigin | None = field(default=None, compare=False, repr=False)
 
@@ -206,6 +214,9 @@ class DatasetSpec:
         if self.landing_completeness not in ("later_file", "marker"):
             raise SpecError(f"dataset {self.name!r}: landing_completeness "
                             f"{self.landing_completeness!r} is not 'later_file' or 'marker'")
+        if self.partition_grain not in PARTITION_STEPS:
+            raise SpecError(f"dataset {self.name!r}: partition_grain {self.partition_grain!r} "
+                            f"is not 'hourly' or 'daily'")
         if self.label_ingest_delay < timedelta(0):
             raise SpecError(f"dataset {self.name!r}: label_ingest_delay must not be negative")
         if self.warm_up is not None and (not isinstance(self.warm_up, timedelta)
@@ -302,6 +313,11 @@ class DatasetSpec:
     def end_utc(self) -> datetime | None:
         """``end`` converted to UTC; None for a live dataset."""
         return self.end.astimezone(UTC) if self.end is not None else None
+
+    @property
+    def partition_step(self) -> timedelta:
+        """The length of one event-side partition (``partition_grain``): an hour or a day."""
+        return PARTITION_STEPS[self.partition_grain]
 
     @property
     def warm_start(self) -> datetime:

@@ -138,6 +138,8 @@ CASES = [
      ["attribute 'country'", "numeric attributes only"]),
     ("metric_decision_rate", lambda: _metric(max_decision_rate=0.0),
      ["business_metric.max_decision_rate"]),
+    ("partition_grain_weekly", lambda: replace(S, partition_grain="weekly"),
+     ["dataset 'card_fraud'", "partition_grain 'weekly'", "'hourly' or 'daily'"]),
 ]
 
 

@@ -156,6 +156,8 @@ TOML_ERRORS = [
      "feature 'customer_orders_7d': window '7w' is invalid"),
     (ORDERS_TOML.replace('name = "amount"\nkind', 'name = "amount"\nkinds'),
      "unknown key attributes[0].kinds"),
+    ('partition_grain = "weekly"\n' + ORDERS_TOML,
+     "partition_grain 'weekly' is not 'hourly' or 'daily'"),
     ("name = [", "not valid TOML"),
 ]
 
