@@ -5,10 +5,11 @@ are recorded in the control plane for the scorecard (``status --criteria``)."""
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ml_assets.cli.control import cmd_drill_rollback
@@ -87,12 +88,17 @@ def _training_payload(ws: Workspace, fields: dict) -> dict:
 
     from ml_assets.definitions import build_definitions
     from ml_assets.defs.training.definitions import TRAINING_ASSETS
-    from ml_assets.scenarios.runner import dagster_instance, materialize, training_run_config
+    from ml_assets.scenarios.runner import (
+        SILENT_LOGS,
+        dagster_instance,
+        materialize,
+        training_run_config,
+    )
 
     fields = _training_fields(ws, fields)
     instance = dagster_instance(ws.paths)
     seconds = materialize(build_definitions(ws.spec, str(ws.paths.root)), instance,
-                          list(TRAINING_ASSETS), None, training_run_config(fields))
+                          list(TRAINING_ASSETS), None, training_run_config(fields) | SILENT_LOGS)
     # the version this run registered, or found registered already (the same artifact)
     meta = instance.get_latest_materialization_event(
         dg.AssetKey("candidate_model")).asset_materialization.metadata
@@ -144,7 +150,7 @@ def _train(args, ws: Workspace, fields: dict) -> int:
     except WindowError as exc:
         return refused(f"refused: {exc}")
     except StepFailed as exc:
-        return refused(f"training failed: {exc}")
+        return refused(failure_text("train", exc, ws.spec))
     emit(payload, args.json, _render_train)
     return 0
 
@@ -196,6 +202,44 @@ def _planned_runs(defs, spec, step: str, lo: datetime, hi: datetime) -> list:
     return planned
 
 
+def _day_or_time(t: datetime) -> str:
+    """``t`` as ``--from``/``--to`` take it: the date at UTC midnight, else ISO."""
+    return f"{t:%Y-%m-%d}" if t == t.replace(hour=0, minute=0, second=0, microsecond=0) \
+        and t.utcoffset() == timedelta(0) else t.isoformat()
+
+
+def _runs_first(messages: list[str], spec, lo: datetime, hi: datetime) -> list[str]:
+    """The ``ml-assets`` commands producing the upstream assets the failure ``messages`` ask to
+    "materialize ... first", in pipeline order; each from the earliest date its message names
+    (a look-back reaches before ``lo``) to ``hi``; a model trained on the data before ``lo``."""
+    from ml_assets.scenarios.demo import step_runs
+
+    owners = {a: s for s in RUN_STEPS if s != "train" for r in step_runs(spec, s, lo, hi)
+              for a in r.selection} | {"candidate_model": "train"}
+    starts: dict[str, str] = {}
+    for message in messages:
+        for asset in re.findall(r"materialize (\w+)", message):
+            if asset in owners:
+                days = re.findall(r"\d{4}-\d{2}-\d{2}", message)
+                step = owners[asset]
+                starts[step] = min([starts.get(step, _day_or_time(lo)), *days])
+    return [f"ml-assets train --end {_day_or_time(lo)}" if step == "train" else
+            f"ml-assets run {step} --from {starts[step]} --to {_day_or_time(hi)}"
+            for step in RUN_STEPS if step in starts]
+
+
+def failure_text(where: str, exc, spec, lo: datetime | None = None,
+                 hi: datetime | None = None) -> str:
+    """Plain lines for a failed run (``runner.StepFailed``), no stack trace: each failing step
+    or check of ``where`` (the step and its partitions) with its error, then (given the range
+    asked, ``lo``/``hi``) the commands to run first for the upstream partitions missing."""
+    lines = [f"{where}: {f}" for f in exc.failures] or [f"{where}: {exc}"]
+    first = _runs_first([f.message for f in exc.failures], spec, lo, hi) if lo else []
+    if first:
+        lines.append("run first: " + ", then ".join(f"`{c}`" for c in first))
+    return "\n".join(lines)
+
+
 def _render_step(p: dict) -> None:
     if p["step"] == "train":
         return _render_train(p)
@@ -212,7 +256,7 @@ def cmd_run(args, ws: Workspace) -> int:
     command (the steps before it stay done)."""
     from ml_assets.definitions import build_definitions
     from ml_assets.lib.training.train import WindowError
-    from ml_assets.scenarios.runner import StepFailed, dagster_instance, materialize
+    from ml_assets.scenarios.runner import SILENT_LOGS, StepFailed, dagster_instance, materialize
 
     lo, hi = args.date_from, args.date_to
     if not lo < hi:
@@ -229,19 +273,23 @@ def cmd_run(args, ws: Workspace) -> int:
     instance = dagster_instance(ws.paths)
     done = []
     for step in steps:
+        where = f"train {_day_or_time(lo)}..{_day_or_time(hi)}"
         try:
             if step == "train":
                 result = {"step": step, **_training_payload(ws, window)}
             else:
-                result = {"step": step, "runs": [
-                    {"assets": run.selection, "partitions": count, "first": keys[0],
-                     "last": keys[1], "seconds": round(materialize(
-                         defs, instance, run.selection, run.tags,
-                         fail_on_checks=run.fail_on_checks), 1)}
-                    for run, keys, count in planned[step]]}
+                result = {"step": step, "runs": []}
+                for run, keys, count in planned[step]:
+                    where = f"{step} {keys[0]}..{keys[1]}"
+                    seconds = materialize(defs, instance, run.selection, run.tags, SILENT_LOGS,
+                                          fail_on_checks=run.fail_on_checks)
+                    result["runs"].append({"assets": run.selection, "partitions": count,
+                                           "first": keys[0], "last": keys[1],
+                                           "seconds": round(seconds, 1)})
         except StepFailed as exc:
             finished = ", ".join(d["step"] for d in done) or "none"
-            return refused(f"run {step} failed: {exc} (steps done: {finished})")
+            return refused(f"{failure_text(where, exc, ws.spec, lo, hi)}\n"
+                           f"(steps done: {finished})")
         if not args.json:  # each step's lines as it finishes
             _render_step(result)
         done.append(result)

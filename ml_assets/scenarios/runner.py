@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -26,10 +27,32 @@ from ml_assets.lib.core.paths import DataPaths, pid_alive, sweep_stale_temp_file
 from ml_assets.lib.core.stopping import raise_if_stopped
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# For a command that reports failures itself (``StepFailed.failures``, the CLI): Dagster's
+# console logger would print each step failure's stack trace first. The run's event log keeps
+# the full error either way.
+SILENT_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One reason a run failed: a step's innermost error, or a failed check."""
+
+    step: str  # the step key, or the check's name
+    error: str  # the innermost exception's class name; "check" for a failed check
+    message: str  # that exception's message (the check's description), stripped
+
+    def __str__(self) -> str:
+        return (f"check {self.step} failed: {self.message}" if self.error == "check"
+                else f"{self.step}: {self.message}")
 
 
 class StepFailed(RuntimeError):
-    """A scenario run failed: a step raised, or a check failed while checks were binding."""
+    """A scenario run failed: a step raised, or a check failed while checks were binding.
+    ``failures`` holds each reason (:class:`Failure`), for a caller that words them itself."""
+
+    def __init__(self, message: str, failures: list[Failure] = ()):
+        super().__init__(message)
+        self.failures = list(failures)
 
 
 # Run tags naming the process that executes a run in process, so a later runner can tell a run
@@ -184,18 +207,28 @@ def materialize(defs: dg.Definitions, instance: dg.DagsterInstance, selection: l
     failed_checks = [e for e in result.get_asset_check_evaluations()
                      if not e.passed and fail_on_checks]
     if not result.success or failed_checks:
-        failures = [step_failure_message(e) for e in result.all_events if e.is_step_failure]
-        failures += [f"check {e.check_name} failed: {e.description}" for e in failed_checks]
-        raise StepFailed(f"materializing {selection} failed: {'; '.join(failures)}")
+        failures = [step_failure(e) for e in result.all_events if e.is_step_failure]
+        failures += [Failure(e.check_name, "check", (e.description or "").strip())
+                     for e in failed_checks]
+        raise StepFailed(f"materializing {selection} failed: {'; '.join(map(str, failures))}",
+                         failures)
     return time.perf_counter() - t0
+
+
+def step_failure(event: dg.DagsterEvent) -> Failure:
+    """The user's (innermost) exception of a step failure event."""
+    error = event.event_specific_data.error
+    while error.cause is not None:
+        error = error.cause
+    # The message starts "package.module.ErrorClass: ", as Python prints an exception.
+    head, sep, rest = error.message.strip().partition(": ")
+    named = sep and head.rsplit(".", 1)[-1] == error.cls_name
+    return Failure(event.step_key, error.cls_name or "", rest if named else error.message.strip())
 
 
 def step_failure_message(event: dg.DagsterEvent) -> str:
     """``<step key>: <message>`` of a step failure, from the user's (innermost) exception."""
-    error = event.event_specific_data.error
-    while error.cause is not None:
-        error = error.cause
-    return f"{event.step_key}: {error.message.strip()}"
+    return str(step_failure(event))
 
 
 def training_config(as_of: datetime, spec: DatasetSpec) -> dict:
