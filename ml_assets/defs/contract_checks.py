@@ -43,18 +43,29 @@ def checked_partitions(context, partitions_def: dg.TimeWindowPartitionsDefinitio
             for k in windows]
 
 
-def _target(context, asset_key: dg.AssetKey, partition: str
-            ) -> AssetCheckEvaluationTargetMaterializationData | None:
-    """The latest materialization of ``partition`` (None when it has none). Dagster shows a
+def _targets(context, asset_key: dg.AssetKey, partitions: set[str]
+             ) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
+    """Partition -> its latest materialization (absent when it has none). Dagster shows a
     partition's check status only while the evaluation targets that partition's latest
-    materialization; an evaluation without a target is cleared by any materialization."""
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1).records
-    if not records:
-        return None
-    return AssetCheckEvaluationTargetMaterializationData(
-        run_id=records[0].run_id, storage_id=records[0].storage_id,
-        timestamp=records[0].timestamp)
+    materialization; an evaluation without a target is cleared by any materialization.
+
+    One query per round, newest first: the first record of each still-unresolved partition is
+    its latest. A range run's own materializations are the newest, so one round usually
+    resolves every partition; each round resolves at least one, or ends the search."""
+    found: dict[str, AssetCheckEvaluationTargetMaterializationData] = {}
+    remaining = set(partitions)
+    while remaining:
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=sorted(remaining)),
+            limit=len(remaining)).records
+        for r in records:
+            if r.partition_key in remaining:
+                found[r.partition_key] = AssetCheckEvaluationTargetMaterializationData(
+                    run_id=r.run_id, storage_id=r.storage_id, timestamp=r.timestamp)
+                remaining.discard(r.partition_key)
+        if not records:
+            break
+    return found
 
 
 def per_partition(context, results: Mapping[str, dg.AssetCheckResult]
@@ -80,14 +91,20 @@ def per_partition(context, results: Mapping[str, dg.AssetCheckResult]
     assets_def = context.op_execution_context.assets_def
     pairs = list(results.items() if isinstance(results, Mapping) else results)
     single = len({partition for partition, _ in pairs}) == 1
+    keyed = [(partition, dg.AssetCheckKey(r.asset_key, r.check_name) if r.check_name
+               else default_key, r) for partition, r in pairs]
+    partitions_of: dict[dg.AssetKey, set[str]] = {}
+    for partition, key, _ in keyed:
+        partitions_of.setdefault(key.asset_key, set()).add(partition)
+    # one lookup per asset, not per partition: a year of hourly partitions is 8,760 queries
+    targets = {a: _targets(context, a, parts) for a, parts in partitions_of.items()}
     keys = []
-    for partition, r in pairs:
-        key = (dg.AssetCheckKey(r.asset_key, r.check_name) if r.check_name else default_key)
+    for partition, key, r in keyed:
         spec = assets_def.get_spec_for_check_key(key)
         # one partition: Dagster's own block; several: downstream assets skip failed partitions
         yield AssetCheckEvaluation(
             asset_key=key.asset_key, check_name=key.name, passed=r.passed, metadata=r.metadata,
-            target_materialization_data=_target(context, key.asset_key, partition),
+            target_materialization_data=targets[key.asset_key].get(partition),
             severity=r.severity, description=r.description,
             blocking=bool(spec.blocking and single), partition=partition)
         if key not in keys:
