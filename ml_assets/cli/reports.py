@@ -82,7 +82,7 @@ def cmd_status(args, ws: Workspace) -> int:
 
         emit(criteria.scorecard(ws), args.json, lambda c: print(criteria.render_markdown(c)))
         return 0
-    from ml_assets.cli.status_report import status
+    from ml_assets.cli.status_report import check_line, status
     from ml_assets.definitions import build_definitions
 
     payload = status(ws, build_definitions(ws.spec, str(ws.paths.root)))
@@ -111,7 +111,7 @@ def cmd_status(args, ws: Workspace) -> int:
         failing = p["failing_checks"]
         print(f"checks: {len(p['checks'])} evaluated, {len(failing)} failing")
         for c in failing:
-            print(f"  FAILING {c['asset']}:{c['check']} - {c['description']}")
+            print(f"  {check_line(c)}")
         if p["champion"] is None:
             print("No champion yet: `ml-assets train` (your data) or `make demo`; the first "
                   "registered model becomes champion.")

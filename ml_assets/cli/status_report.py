@@ -1,5 +1,5 @@
 """What `ml-assets status` reports: aliases, kill switch, rollout stage, lake partitions, late
-or future-dated landing files and the latest result of every asset check."""
+or future-dated landing files and every asset check's verdict over all its partitions."""
 
 from datetime import UTC, datetime
 
@@ -29,23 +29,83 @@ def lake_partitions(paths: DataPaths, judged: datetime) -> dict:
     return out
 
 
+FAILING_NAMED = 3  # failing partitions named per check; the rest are counted
+
+
+def _evaluation(record) -> dict:
+    """``severity`` and ``description`` of an execution record's evaluation."""
+    evaluation = record.event.dagster_event.event_specific_data if record.event else None
+    return {"severity": getattr(getattr(evaluation, "severity", None), "value", None),
+            "description": getattr(evaluation, "description", None)}
+
+
 def latest_checks(paths: DataPaths, defs: dg.Definitions) -> list[dict]:
-    """Latest evaluation per check from the Dagster instance under the data directory."""
+    """Every evaluated check's verdict over all its partitions, from the Dagster instance under
+    the data directory: a check passes only when the latest evaluation of each of its
+    partitions passed (an earlier failed hour is not hidden by a later clean one).
+
+    One storage query per check for the per-partition statuses
+    (``get_asset_check_partition_info``), one more per failing check for its first failing
+    partition's evaluation.
+
+    Parameters
+    ----------
+    paths : DataPaths
+    defs : dagster.Definitions
+        Names the checks reported.
+
+    Returns
+    -------
+    list of dict
+        Per check: ``asset``, ``check``, ``passed``, ``partitions`` (evaluated; None for a
+        check without partitions), ``failing_partitions`` (count), ``first_failing`` (the first
+        :data:`FAILING_NAMED` failing partition keys, sorted), ``latest_partition``, and
+        ``severity``/``description`` of the first failing partition's evaluation (of the latest
+        evaluation when none fails).
+    """
+    from dagster._core.event_api import PartitionKeyFilter
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus as Status,
+    )
+
     if not (paths.dagster_home / "history").exists():
         return []
-    instance = open_instance(paths)
+    storage = open_instance(paths).event_log_storage
+    keys = [key for checks_def in defs.asset_checks or [] for key in checks_def.check_keys]
+    infos: dict[dg.AssetCheckKey, list] = {}
+    for info in storage.get_asset_check_partition_info(keys):
+        infos.setdefault(info.check_key, []).append(info)
     out = []
-    for checks_def in defs.asset_checks or []:
-        for key in checks_def.check_keys:
-            history = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
-            if not history or history[0].event is None:
-                continue
-            evaluation = history[0].event.dagster_event.event_specific_data
-            out.append({"asset": key.asset_key.to_user_string(), "check": key.name,
-                        "passed": bool(getattr(evaluation, "passed", False)),
-                        "severity": getattr(getattr(evaluation, "severity", None), "value", None),
-                        "description": getattr(evaluation, "description", None)})
+    for key in keys:
+        evaluated = [i for i in infos.get(key, []) if i.latest_execution_status != Status.PLANNED]
+        if not evaluated:
+            continue
+        failing = sorted(i.partition_key or "" for i in evaluated
+                         if i.latest_execution_status == Status.FAILED)
+        latest = max(evaluated, key=lambda i: i.latest_check_event_storage_id)
+        partitioned = latest.partition_key is not None
+        shown = PartitionKeyFilter(key=failing[0] or None) if failing else (
+            PartitionKeyFilter(key=latest.partition_key))
+        [record] = storage.get_asset_check_execution_history(key, limit=1, partition_filter=shown)
+        out.append({"asset": key.asset_key.to_user_string(), "check": key.name,
+                    "passed": not failing, **_evaluation(record),
+                    "partitions": len(evaluated) if partitioned else None,
+                    "failing_partitions": len(failing),
+                    "first_failing": failing[:FAILING_NAMED] if partitioned else [],
+                    "latest_partition": latest.partition_key})
     return out
+
+
+def check_line(check: dict) -> str:
+    """One line for a failing check of :func:`latest_checks`: how many of its partitions fail,
+    the first ones named, and the first failing partition's description."""
+    where = ""
+    if check["partitions"] is not None:
+        more = check["failing_partitions"] - len(check["first_failing"])
+        where = (f" ({check['failing_partitions']} of {check['partitions']} partition(s) "
+                 f"failing: {', '.join(check['first_failing'])}"
+                 + (f" and {more} more" if more else "") + ")")
+    return f"FAILING {check['asset']}:{check['check']}{where} - {check['description']}"
 
 
 def status(ws: Workspace, defs: dg.Definitions) -> dict:
