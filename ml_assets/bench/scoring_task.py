@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 from ml_assets.lib.core.catalog import RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import (
+    HOUR,
     HOUR_FILE_FORMAT,
     connect,
     hours_between,
@@ -21,7 +22,7 @@ from ml_assets.lib.core.lake import (
     read_parquet_files,
 )
 from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
-from ml_assets.lib.features.build import split_by_hour
+from ml_assets.lib.features.build import split_by_period
 from ml_assets.lib.scoring.batch import score_frame
 from ml_assets.lib.training.train import fit_model
 from ml_assets.scenarios.synthetic import SyntheticConfig
@@ -62,7 +63,7 @@ def scoring_task(root: Path, cfg: SyntheticConfig, spec: DatasetSpec, feature_fi
     hours = hours_between(cfg.start, cfg.end)
 
     def write() -> int:
-        for hour, df in split_by_hour(scores, spec.event_ts, hours).items():
+        for hour, df in split_by_period(scores, spec.event_ts, hours, HOUR).items():
             write_parquet_atomic(df, out / f"{hour.strftime(HOUR_FILE_FORMAT)}.parquet")
         return len(hours)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ml_assets.lib.core.catalog import RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import days_between, hours_between
+from ml_assets.lib.core.lake import days_between, periods_in
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.ingest.landing import ingest_events, ingest_labels
 from ml_assets.scenarios.synthetic import SyntheticConfig, write_landing
@@ -57,12 +57,12 @@ def build_world(root: Path, cfg: SyntheticConfig, spec: DatasetSpec) -> dict:
     t0 = time.perf_counter()
     manifest = write_landing(cfg, paths)
     generated = time.perf_counter() - t0
-    now, catalog = datetime.now(UTC), Catalog(paths.lake)
+    now, catalog = datetime.now(UTC), Catalog(paths.lake, spec.partition_grain)
     t1 = time.perf_counter()
     for lo, hi in _batches(cfg.start, cfg.end):
-        valid, _ = ingest_events(paths, spec, hours_between(lo, hi), now)
-        for hour, df in valid.items():
-            catalog.table(RAW_EVENTS).write(hour, df)
+        valid, _ = ingest_events(paths, spec, periods_in(lo, hi, spec.partition_step), now)
+        for start, df in valid.items():
+            catalog.table(RAW_EVENTS).write(start, df)
     for lo, hi in _batches(cfg.start, cfg.end):  # labels join to every ingested event
         valid, _ = ingest_labels(paths, spec, days_between(lo, hi), now)
         for day, df in valid.items():

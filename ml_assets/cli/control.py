@@ -57,7 +57,7 @@ def cmd_rollout(args, ws: Workspace) -> int:
     from ml_assets.lib.release import rollout
 
     registry, paths, spec = ws.registry, ws.paths, ws.spec
-    as_of, horizon = rollout.data_end(paths), label_horizon(paths)
+    as_of, horizon = rollout.data_end(paths, spec), label_horizon(paths)
 
     def act() -> dict:
         if as_of is None:

@@ -35,13 +35,15 @@ def _read(paths: DataPaths, asset: str, days: list[str]) -> pd.DataFrame:
     return df.assign(_day=df["day"].dt.strftime("%Y-%m-%d"))
 
 
-def _scored_decision_rate(paths: DataPaths, day: str) -> float | None:
+def _scored_decision_rate(paths: DataPaths, spec: DatasetSpec, day: str) -> float | None:
     """Share of ``day``'s acted-on scores whose decision was positive, read from
     ``batch_scores``: the rate the business metric reports, for a spec that has none.
 
     Parameters
     ----------
     paths : DataPaths
+    spec : DatasetSpec
+        Its partition grain names the batch_scores files.
     day : str
         ``YYYY-MM-DD`` (UTC).
 
@@ -51,7 +53,7 @@ def _scored_decision_rate(paths: DataPaths, day: str) -> float | None:
         0-1; None when the day has no acted-on score.
     """
     lo = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
-    acted = Catalog(paths.lake).table(BATCH_SCORES).read(
+    acted = Catalog(paths.lake, spec.partition_grain).table(BATCH_SCORES).read(
         lo, lo + timedelta(days=1), columns=["acted", "decision"]).query("acted")
     return float(acted["decision"].astype(bool).mean()) if len(acted) else None
 
@@ -106,7 +108,7 @@ def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
             "business_metric": business,
             "decision_rate": (business[spec.business_metric.decision_rate_name]
                               if business and spec.business_metric
-                              else _scored_decision_rate(paths, day)),
+                              else _scored_decision_rate(paths, spec, day)),
             # judged periods only: a week to date is not a verdict (drift_periods.py)
             "psi": {r.feature: float(r.psi) for r in drift.itertuples()
                     if pd.notna(r.psi) and getattr(r, "period_complete", True)},

@@ -161,7 +161,7 @@ def cmd_shadow(args, ws: Workspace) -> int:
     from ml_assets.lib.release import rollout, shadow
 
     aliases = ws.registry.aliases(ws.spec.model_name)
-    end = rollout.data_end(ws.paths)
+    end = rollout.data_end(ws.paths, ws.spec)
     if aliases["challenger"] and end:
         try:
             report = rollout.gate(ws.paths, ws.spec, ws.registry, end, label_horizon(ws.paths))

@@ -14,10 +14,10 @@ from ml_assets.lib.ingest.landing import feed_layouts
 from ml_assets.scenarios.runner import open_instance
 
 
-def lake_partitions(paths: DataPaths, judged: datetime) -> dict:
+def lake_partitions(catalog: Catalog, judged: datetime) -> dict:
     """Each pipeline table's partitions, and how many whole periods its latest one ends before
     ``judged`` (the freshness reference: now, or a historical dataset's end)."""
-    out, catalog = {}, Catalog(paths.lake)
+    out = {}
     for asset in PIPELINE_TABLES:
         table = catalog.table(asset)
         stems = [p.stem for p in table.files()]
@@ -131,7 +131,7 @@ def status(ws: Workspace, defs: dg.Definitions) -> dict:
         "feature_schema_version": spec.schema_version,
         "end": spec.end_utc.isoformat() if spec.end_utc else None,
         "freshness_judged_at": judged.isoformat(timespec="seconds"),
-        "lake": lake_partitions(paths, judged),
+        "lake": lake_partitions(ws.catalog, judged),
         "late_landing_files": [f.as_dict() for f in late_files(paths, registry, spec, layouts)],
         "landing_notes": [n for _, layout in layouts for n in layout.notes],
         "checks": checks,

@@ -97,7 +97,7 @@ def build_rollout_assets(spec: DatasetSpec) -> list:
                     "plane; `ml-assets rollout 1` starts a rollout once the gate passes.")
     def rollout_state(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dg.MaterializeResult:
         paths, registry = project.paths, project.registry
-        until = rollout.data_end(paths)
+        until = rollout.data_end(paths, spec)
         st = rollout.advance(registry, paths, spec, f"dagster:{getpass.getuser()}", until,
                              label_horizon(paths)) if until else rollout.current(registry, spec)
         walk = st.get("walk", [])

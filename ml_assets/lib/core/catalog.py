@@ -1,6 +1,8 @@
 """The lake catalog: the one module that knows every table written under ``lake/``.
 
-Each table has a name, a grain and a file layout. Hourly and daily tables keep one Parquet
+Each table has a name, a grain and a file layout. The event-side tables (``EVENT_TABLES``) take
+the dataset spec's ``partition_grain``, which a :class:`Catalog` is built with. Hourly and daily
+tables keep one Parquet
 file per partition, named by the partition's start (``2026-07-01T13.parquet``,
 ``2026-07-01.parquet``); Dagster's partition keys (``2026-07-01-13:00``) map to those names
 here and nowhere else. Tables without a grain are either one file (``lake/<name>.parquet``,
@@ -14,6 +16,7 @@ move to an object store (issue 19: a ``UPath`` root) - in one place.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ml_assets.lib.core.identifiers import confined
@@ -51,8 +54,10 @@ MONITORING_TABLES = (BUSINESS_METRIC, FEATURE_DRIFT, PREDICTION_DRIFT, EARLY_LAB
                      DELAYED_EVALUATION)
 # The ingest -> features -> scoring spine that `ml-assets status` reports partitions of.
 PIPELINE_TABLES = (RAW_EVENTS, RAW_LABELS, EVENT_FEATURES, BATCH_SCORES)
-# Where scored rows live: hourly batch scores and micro-batch scores.
+# Where scored rows live: batch scores and micro-batch scores.
 SCORE_TABLES = (BATCH_SCORES, MICROBATCH_SCORES)
+# Partitioned by event time at the spec's partition_grain (TABLES lists them hourly).
+EVENT_TABLES = (RAW_EVENTS, EVENT_FEATURES, BATCH_SCORES)
 
 TABLES: dict[str, Table] = {t.name: t for t in (
     _t(RAW_EVENTS, Grain.HOURLY, "validated events, by event time"),
@@ -86,13 +91,25 @@ class Catalog:
     ----------
     root : str or Path
         The lake directory (``DataPaths.lake``).
+    event_grain : {"hourly", "daily"}
+        The grain of ``EVENT_TABLES``: the spec's ``partition_grain``.
+
+    Raises
+    ------
+    ValueError
+        ``event_grain`` is not hourly or daily.
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, event_grain: str = Grain.HOURLY):
         self.root = Path(root)
+        self.event_grain = Grain(event_grain)
+        if self.event_grain is Grain.NONE:
+            raise ValueError("event tables are partitioned hourly or daily, not 'none'")
+        self._tables = {name: replace(t, grain=self.event_grain) if name in EVENT_TABLES else t
+                        for name, t in TABLES.items()}
 
     def __repr__(self) -> str:
-        return f"Catalog({str(self.root)!r})"
+        return f"Catalog({str(self.root)!r}, {self.event_grain.value!r})"
 
     def table(self, name: str) -> LakeTable:
         """The table ``name``.
@@ -107,7 +124,7 @@ class Catalog:
         KeyError
             If the catalog has no such table.
         """
-        return LakeTable(self.root, TABLES[name])
+        return LakeTable(self.root, self._tables[name])
 
     def tables(self, grain: Grain | None = None) -> list[Table]:
         """Every table's facts (of one grain, if given), in catalog order.
@@ -117,7 +134,7 @@ class Catalog:
         grain : Grain, optional
             ``HOURLY``, ``DAILY`` or ``NONE``; None lists all.
         """
-        return [t for t in TABLES.values() if grain is None or t.grain is grain]
+        return [t for t in self._tables.values() if grain is None or t.grain is grain]
 
     def path_of(self, relative: str) -> Path:
         """A file named relative to the lake root (``raw_labels/2026-07-01.parquet``), as

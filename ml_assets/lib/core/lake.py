@@ -17,6 +17,7 @@ import pandas as pd
 # Partition file stems (lake and landing): no ':' (invalid on some filesystems).
 HOUR_FILE_FORMAT = "%Y-%m-%dT%H"
 DAY_FILE_FORMAT = "%Y-%m-%d"
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 
 def hour_floor(ts: datetime) -> datetime:
@@ -50,12 +51,35 @@ def day_floor(ts: datetime) -> datetime:
 
 def hours_between(lo: datetime, hi: datetime) -> list[datetime]:
     """Hour starts h with lo <= h < hi (lo floored to the hour); see :func:`periods_between`."""
-    return periods_between(hour_floor(lo), hi, timedelta(hours=1))
+    return periods_in(lo, hi, HOUR)
 
 
 def days_between(lo: datetime, hi: datetime) -> list[datetime]:
     """Day starts d with lo <= d < hi (lo floored to the day); see :func:`periods_between`."""
-    return periods_between(day_floor(lo), hi, timedelta(days=1))
+    return periods_in(lo, hi, DAY)
+
+
+def period_floor(ts: datetime, step: timedelta) -> datetime:
+    """``ts`` truncated to the start of its hour (``step`` an hour) or day (a day).
+
+    Raises
+    ------
+    KeyError
+        ``step`` is neither an hour nor a day.
+    """
+    return {HOUR: hour_floor, DAY: day_floor}[step](ts)
+
+
+def periods_in(lo: datetime, hi: datetime, step: timedelta) -> list[datetime]:
+    """Starts of the hours (``step`` an hour) or days (a day) p with lo <= p < hi, ``lo``
+    floored to the grain; see :func:`periods_between`.
+
+    Raises
+    ------
+    KeyError
+        ``step`` is neither an hour nor a day.
+    """
+    return periods_between(period_floor(lo, step), hi, step)
 
 
 def periods_between(start: datetime, hi: datetime, step: timedelta) -> list[datetime]:

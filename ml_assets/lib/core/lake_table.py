@@ -20,9 +20,8 @@ from ml_assets.lib.core.identifiers import confined
 from ml_assets.lib.core.lake import (
     DAY_FILE_FORMAT,
     HOUR_FILE_FORMAT,
-    days_between,
-    hours_between,
     parquet_relation,
+    periods_in,
     read_parquet_files,
 )
 from ml_assets.lib.core.paths import atomic_write_bytes, write_parquet_atomic
@@ -43,6 +42,24 @@ class Grain(StrEnum):
 _STEP = {Grain.HOURLY: timedelta(hours=1), Grain.DAILY: timedelta(days=1)}
 _FILE_FORMAT = {Grain.HOURLY: HOUR_FILE_FORMAT, Grain.DAILY: DAY_FILE_FORMAT}
 _KEY_FORMAT = {Grain.HOURLY: HOUR_KEY_FORMAT, Grain.DAILY: DAY_KEY_FORMAT}
+
+
+def partition_key(start: datetime, grain: Grain | str) -> str:
+    """The Dagster partition key of the ``grain`` partition starting at ``start``.
+
+    Parameters
+    ----------
+    start : datetime
+        UTC partition start (formatted, not floored).
+    grain : Grain or str
+        ``"hourly"`` (``2026-07-01-13:00``) or ``"daily"`` (``2026-07-01``).
+
+    Raises
+    ------
+    KeyError
+        For ``Grain.NONE`` (ValueError for a name that is not a grain).
+    """
+    return start.strftime(_KEY_FORMAT[Grain(grain)])
 
 
 @dataclass(frozen=True)
@@ -138,7 +155,7 @@ class LakeTable:
         start : datetime
             UTC partition start.
         """
-        return start.strftime(_KEY_FORMAT[self.grain])
+        return partition_key(start, self.grain)
 
     def start(self, stem: str) -> datetime:
         """The UTC start of the partition whose file stem is ``stem``.
@@ -180,7 +197,7 @@ class LakeTable:
         return self.dir / f"{stem}{self.table.suffix}"
 
     def _periods(self, lo: datetime, hi: datetime) -> list[datetime]:
-        return (hours_between if self.grain is Grain.HOURLY else days_between)(lo, hi)
+        return periods_in(lo, hi, self.step)
 
     # -- the filesystem seam (an object store would replace these three) ----------------
     @staticmethod

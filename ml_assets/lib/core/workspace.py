@@ -67,8 +67,9 @@ class Workspace:
 
     @cached_property
     def catalog(self) -> Catalog:
-        """The lake's tables (file layout, listing, reads and atomic writes)."""
-        return Catalog(self.paths.lake)
+        """The lake's tables (file layout, listing, reads and atomic writes); the event-side
+        tables at the spec's ``partition_grain``."""
+        return Catalog(self.paths.lake, self.spec.partition_grain)
 
     @cached_property
     def registry(self) -> Registry:

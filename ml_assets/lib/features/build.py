@@ -53,20 +53,21 @@ def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: da
     Raises
     ------
     MissingUpstreamError
-        A ``raw_events`` hour of a chunk's look-back is missing.
+        A ``raw_events`` partition of a chunk's look-back is missing.
     """
     con = connect(threads)
     con.execute("SET enable_progress_bar = false")
-    lookback, catalog = spec.lookback, Catalog(paths.lake)
+    lookback, catalog = spec.lookback, Catalog(paths.lake, spec.partition_grain)
     for lo, hi in chunk_ranges(start, end, chunk):
         hist_lo = max(lo - lookback, spec.start_utc)
-        files, missing = catalog.table(RAW_EVENTS).coverage(hist_lo, hi)
+        events = catalog.table(RAW_EVENTS)
+        files, missing = events.coverage(hist_lo, hi)
         if missing:
-            shown = ", ".join(h.strftime("%Y-%m-%d-%H:00") for h in missing[:3])
+            shown = ", ".join(events.key(p) for p in missing[:3])
             raise MissingUpstreamError(
                 f"raw_events is missing {len(missing)} partition(s) needed for features of "
                 f"[{lo:%Y-%m-%d %H:00}, {hi:%Y-%m-%d %H:00}) (e.g. {shown}); materialize "
-                "raw_events for those hours first (features need the full look-back window)."
+                "raw_events for those partitions first (features need the full look-back window)."
             )
         labels = load_labels(con, spec, catalog.table(RAW_LABELS).files(hist_lo, hi), hi)
         yield lo, hi, compute_features(con, spec, parquet_relation(files), labels, lo, hi)
@@ -125,22 +126,25 @@ def load_labels(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, files: list[P
     return "lb_chunk"
 
 
-def split_by_hour(df: pd.DataFrame, ts_column: str, hours: list[datetime]) -> dict[datetime, pd.DataFrame]:
-    """Split a frame into one frame per hour (every listed hour gets a frame, maybe empty).
+def split_by_period(df: pd.DataFrame, ts_column: str, starts: list[datetime],
+                    step: timedelta) -> dict[datetime, pd.DataFrame]:
+    """Split a frame into one frame per partition (every listed one gets a frame, maybe empty).
 
     Parameters
     ----------
     df : DataFrame
     ts_column : str
         Timestamp column (UTC).
-    hours : list of datetime
-        Hour starts wanted.
+    starts : list of datetime
+        Partition starts wanted (``lake.periods_in``).
+    step : timedelta
+        The partition length (``DatasetSpec.partition_step``): an hour or a day.
 
     Returns
     -------
     dict of datetime to DataFrame
     """
-    floor = df[ts_column].dt.floor("h")
+    floor = df[ts_column].dt.floor(pd.Timedelta(step))
     groups = {k: g.reset_index(drop=True) for k, g in df.groupby(floor, sort=False)}
     empty = df.iloc[0:0]
-    return {h: groups.get(pd.Timestamp(h), empty) for h in hours}
+    return {p: groups.get(pd.Timestamp(p), empty) for p in starts}

@@ -171,7 +171,7 @@ def online_and_batch(paths: DataPaths, spec: DatasetSpec, day: datetime,
         No ``raw_events`` or ``event_features`` partition for the day.
     """
     end = day + timedelta(days=1)
-    catalog = Catalog(paths.lake)
+    catalog = Catalog(paths.lake, spec.partition_grain)
     hist_files = catalog.table(RAW_EVENTS).files(lookback_start(spec, day), end)
     feat_files = catalog.table(EVENT_FEATURES).files(day, end)
     if not hist_files or not feat_files:
@@ -189,7 +189,7 @@ def online_and_batch(paths: DataPaths, spec: DatasetSpec, day: datetime,
 
 def _compare_scores(paths: DataPaths, spec: DatasetSpec, day: datetime, end: datetime,
                     online: pd.DataFrame, models: dict[str, object], report: ParityReport) -> None:
-    score_files = Catalog(paths.lake).table(BATCH_SCORES).files(day, end)
+    score_files = Catalog(paths.lake, spec.partition_grain).table(BATCH_SCORES).files(day, end)
     if not score_files:
         return
     scores = read_parquet_files(score_files, [spec.event_id, "model_version", "score"])

@@ -304,7 +304,7 @@ def late_files(paths: DataPaths, registry: Registry, spec: DatasetSpec,
     """
     layouts = feed_layouts(paths, spec) if layouts is None else layouts
     recorded = registry.landing_checksums()
-    catalog, root = Catalog(paths.lake), paths.root.resolve()
+    catalog, root = Catalog(paths.lake, spec.partition_grain), paths.root.resolve()
     window = feature_warm_up(spec.features, timedelta(0))
     out = []
     for asset, layout in layouts:

@@ -146,10 +146,11 @@ def _by_window(valid: pd.DataFrame, starts: list[datetime]) -> dict[datetime, pd
 
 
 def events_layout(paths: DataPaths, spec: DatasetSpec, now: datetime | None = None) -> Layout:
-    """The event landing files (one listing of ``landing/events``), hourly partitions, by
-    ``spec.landing_completeness`` (and ``spec.end``) as of ``now`` (default: the wall clock)."""
-    return Layout.scan(paths.landing / "events", HOUR, spec.landing_completeness, spec.end_utc,
-                       now)
+    """The event landing files (one listing of ``landing/events``), partitioned by
+    ``spec.partition_step``, by ``spec.landing_completeness`` (and ``spec.end``) as of ``now``
+    (default: the wall clock)."""
+    return Layout.scan(paths.landing / "events", spec.partition_step, spec.landing_completeness,
+                       spec.end_utc, now)
 
 
 def ingest_events(paths: DataPaths, spec: DatasetSpec, hours: list[datetime], now: datetime,
@@ -164,9 +165,10 @@ def ingest_events(paths: DataPaths, spec: DatasetSpec, hours: list[datetime], no
     spec : DatasetSpec
         Columns, kinds and checks.
     hours : list of datetime
-        The hourly partitions (UTC hour starts) to ingest. Each is read from the hourly or
-        daily file covering it (``landing_layout``; a daily file's rows go to their hours),
-        or is empty when it has no file and is complete by ``spec.landing_completeness``.
+        The partitions (UTC starts, ``spec.partition_grain``) to ingest. Each is read from
+        the file covering it (``landing_layout``; a daily file's rows go to their hours under
+        hourly partitions), or is empty when it has no file and is complete by
+        ``spec.landing_completeness``.
     now : datetime
         The clock for "in the future".
     notes : list of str, optional
@@ -188,13 +190,14 @@ def ingest_events(paths: DataPaths, spec: DatasetSpec, hours: list[datetime], no
     batch = read_landing_batch(paths, layout.cover(hours).files, spec.event_columns,
                                spec.event_ts, event_kinds(spec), spec.id_type, notes)
     valid, quarantined = validate_events(batch, spec, now)
-    valid = valid.assign(_lo=_partition_of(valid, spec.event_ts, HOUR))
+    valid = valid.assign(_lo=_partition_of(valid, spec.event_ts, spec.partition_step))
     valid, later = _ingested_before(paths, spec, hours, valid.loc[valid["_lo"].isin(_index(hours))],
                                     layout)
     valid = valid.sort_values([spec.event_ts, spec.event_id], kind="stable")
     quarantined = pd.concat([q for q in (quarantined, later) if len(q)] or [quarantined],
                             ignore_index=True)
-    return _by_window(valid, hours), _filed(quarantined, batch, spec.event_ts, HOUR, hours)
+    return _by_window(valid, hours), _filed(quarantined, batch, spec.event_ts, spec.partition_step,
+                                            hours)
 
 
 def _ingested_before(paths: DataPaths, spec: DatasetSpec, hours: list[datetime],
@@ -207,7 +210,7 @@ def _ingested_before(paths: DataPaths, spec: DatasetSpec, hours: list[datetime],
     (re)written are left out, so a rerun is not its own duplicate. DuckDB reads only the id
     column and skips row groups by their min/max.
     """
-    table = Catalog(paths.lake).table(RAW_EVENTS)
+    table = Catalog(paths.lake, spec.partition_grain).table(RAW_EVENTS)
     rewritten = {table.stem(h) for h in hours}
     others = [p for p in table.files() if p.stem not in rewritten]
     if not others or not len(valid):
@@ -342,9 +345,9 @@ def label_availability(paths: DataPaths, spec: DatasetSpec, days: list[datetime]
 
     A file of day ``d`` is on time at ``d + 1 day + spec.label_ingest_delay`` (when
     ``daily_labels_schedule`` ingests it); history loaded in bulk counts as on time. A file
-    ingested after ``event_features`` hours later than that were already built is late: it is
-    available from the end of the newest built hour, since every hour up to there was computed
-    without it. A partition already in the lake keeps its recorded value (first sight stands),
+    ingested after ``event_features`` partitions later than that were already built is late: it
+    is available from the end of the newest built partition, since every one up to there was
+    computed without it. A partition already in the lake keeps its recorded value (first sight stands),
     so re-ingesting, backfilling or rebuilding never moves a label's availability.
 
     Parameters
@@ -363,9 +366,9 @@ def label_availability(paths: DataPaths, spec: DatasetSpec, days: list[datetime]
     dict of datetime to datetime
         ``{day: available_at}`` (UTC).
     """
-    catalog = Catalog(paths.lake)
-    built = catalog.table(EVENT_FEATURES).latest()
-    frontier = built + timedelta(hours=1) if built is not None else None
+    features = Catalog(paths.lake, spec.partition_grain).table(EVENT_FEATURES)
+    built = features.latest()
+    frontier = built + features.step if built is not None else None
     table = Catalog((recorded_in or paths).lake).table(feed.asset)
     out = {}
     for d in days:

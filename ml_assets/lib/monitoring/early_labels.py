@@ -41,7 +41,7 @@ def _passed_and_reports(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: d
                         horizon: datetime) -> tuple[pd.Series, pd.DataFrame]:
     """(events let through per day, one row per positive reported for such an event with its
     day and its label age in hours after the day's end). Only the rows whose decisions acted."""
-    catalog = Catalog(paths.lake)
+    catalog = Catalog(paths.lake, spec.partition_grain)
     score_files = catalog.table(BATCH_SCORES).files(lo, hi)
     if not score_files:
         return pd.Series(dtype="int64"), pd.DataFrame(columns=["day", "age_h"])

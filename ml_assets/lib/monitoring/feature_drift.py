@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ml_assets.lib.core.artifacts import read_verified, recorded_file
-from ml_assets.lib.core.catalog import EVENT_FEATURES, Catalog
+from ml_assets.lib.core.catalog import EVENT_FEATURES
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import confined
 from ml_assets.lib.core.lake import connect, parquet_relation, read_parquet_files
@@ -23,7 +23,7 @@ from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.definitions import UNKNOWN_CATEGORY, Categorical
 from ml_assets.lib.monitoring import drift
 from ml_assets.lib.monitoring.drift_periods import OFF, DriftPeriod, day_is_whole
-from ml_assets.lib.monitoring.scored_events import champion_of, hourly_files, load_scores
+from ml_assets.lib.monitoring.scored_events import champion_of, event_files, load_scores
 
 
 def monitored_periods(spec: DatasetSpec) -> dict[str, DriftPeriod]:
@@ -61,7 +61,7 @@ def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[
     Raises
     ------
     MissingUpstreamError
-        An ``event_features`` hour of the training window is missing.
+        An ``event_features`` partition of the training window is missing.
     ArtifactIntegrityError
         A stored profile does not hash to its recorded SHA-256.
     """
@@ -76,7 +76,7 @@ def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[
     # are not what steady-state traffic looks like: the reference skips them when it can.
     warm = spec.warm_start
     lo = warm if lo < warm < hi else lo
-    frame = read_parquet_files(hourly_files(paths, EVENT_FEATURES, lo, hi, True))
+    frame = read_parquet_files(event_files(paths, spec, EVENT_FEATURES, lo, hi, True))
     periods = monitored_periods(spec)
     features = [f for f in spec.features if f.name in periods]
     cats = [f for f in features if isinstance(f, Categorical)]
@@ -99,11 +99,11 @@ def reference_profile(paths: DataPaths, spec: DatasetSpec, card: dict) -> tuple[
 def judge_day(profile: drift.DriftProfile, frame: pd.DataFrame, day: pd.Timestamp,
               periods: dict[str, DriftPeriod], cfg: MonitoringConfig, event_ts: str,
               data_start: pd.Timestamp, newest_event: pd.Timestamp | None,
-              missing_hours: list[datetime] = ()) -> pd.DataFrame:
+              missing_partitions: list[datetime] = ()) -> pd.DataFrame:
     """Every monitored feature's drift on ``day``, each over its own period.
 
     A period is judged (severity as ``drift.grade`` says) only when it is complete: ``day``
-    closes it, it starts no earlier than the data, none of its hours is missing, and ``day`` is
+    closes it, it starts no earlier than the data, none of its partitions is missing, and ``day`` is
     whole (``drift_periods.day_is_whole``). Otherwise its PSI so far is reported with severity "ok",
     ``period_complete`` False and the reason in ``period_note``: never alarmed, never counted
     as unmonitored.
@@ -122,8 +122,8 @@ def judge_day(profile: drift.DriftProfile, frame: pd.DataFrame, day: pd.Timestam
         The event-time column.
     data_start, newest_event : Timestamp
         First time with data and newest event time known in the lake (None: none).
-    missing_hours : list of datetime
-        Feature hours not built (UTC), sorted.
+    missing_partitions : list of datetime
+        Starts of the feature partitions not built (UTC), sorted.
 
     Returns
     -------
@@ -136,7 +136,7 @@ def judge_day(profile: drift.DriftProfile, frame: pd.DataFrame, day: pd.Timestam
         if name in periods:
             by_period.setdefault(periods[name], []).append(name)
     whole_day = day_is_whole(day, newest_event)
-    gaps = pd.DatetimeIndex(sorted(missing_hours), tz="UTC")
+    gaps = pd.DatetimeIndex(sorted(missing_partitions), tz="UTC")
     parts = []
     for period, names in by_period.items():
         start, end, closes = period.bounds(day)
@@ -147,7 +147,7 @@ def judge_day(profile: drift.DriftProfile, frame: pd.DataFrame, day: pd.Timestam
         note = (f"{period.label} to date: judged on its last day" if not closes else
                 f"the {period.label} starts before the data ({data_start:%Y-%m-%d})"
                 if start < data_start else
-                f"{gap} hour(s) of the {period.label} not built" if gap else
+                f"{gap} partition(s) of the {period.label} not built" if gap else
                 "" if whole_day else
                 f"the day is partial: the data ends at {newest_event} ({len(rows)} rows)")
         note = note or ("" if len(rows) else f"no events in the {period.label}: nothing to compare")
@@ -158,13 +158,13 @@ def judge_day(profile: drift.DriftProfile, frame: pd.DataFrame, day: pd.Timestam
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def _newest_event(paths: DataPaths, event_ts: str, frame: pd.DataFrame, hi: datetime):
+def _newest_event(paths: DataPaths, spec: DatasetSpec, frame: pd.DataFrame, hi: datetime):
     """The newest event time known: in ``frame``, or in the two days of features after it
     (whether the run's last day is whole)."""
-    later = hourly_files(paths, EVENT_FEATURES, hi, hi + timedelta(days=2), False)
-    found = [connect().execute(f"SELECT max({event_ts}) FROM {parquet_relation(later)}"
+    later = event_files(paths, spec, EVENT_FEATURES, hi, hi + timedelta(days=2), False)
+    found = [connect().execute(f"SELECT max({spec.event_ts}) FROM {parquet_relation(later)}"
                                ).fetchone()[0]] if later else []
-    found += [frame[event_ts].max()] if len(frame) else []
+    found += [frame[spec.event_ts].max()] if len(frame) else []
     found = [pd.Timestamp(t) for t in found if t is not None and not pd.isna(t)]
     return max(found) if found else None
 
@@ -194,17 +194,17 @@ def feature_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, p
     Raises
     ------
     MissingUpstreamError
-        An ``event_features`` or ``batch_scores`` hour in [lo, hi) is missing.
+        An ``event_features`` or ``batch_scores`` partition in [lo, hi) is missing.
     """
     paths, spec = ws.paths, ws.spec
     periods = monitored_periods(spec)
     data_start = pd.Timestamp(spec.start_utc)
-    # Longer periods reach back before lo: hours missing there leave their periods incomplete.
+    # Longer periods reach back before lo: partitions missing there leave their periods incomplete.
     starts = [p.bounds(pd.Timestamp(lo))[0] for p in periods.values()]
     back = max(min([pd.Timestamp(lo), *starts]), data_start).to_pydatetime()
-    before, missing = Catalog(paths.lake).table(EVENT_FEATURES).coverage(back, lo)
-    features = read_parquet_files(before + hourly_files(paths, EVENT_FEATURES, lo, hi, True))
-    newest = _newest_event(paths, spec.event_ts, features, hi)
+    before, missing = ws.catalog.table(EVENT_FEATURES).coverage(back, lo)
+    features = read_parquet_files(before + event_files(paths, spec, EVENT_FEATURES, lo, hi, True))
+    newest = _newest_event(paths, spec, features, hi)
     scores = load_scores(paths, spec, lo, hi, None)
     registry, profiles, out = ws.registry, {}, {}
     by_day = dict(tuple(scores.groupby("day")))

@@ -3,7 +3,7 @@ AUC, PR-AUC, the business metric and feature PSI of each period, for `ml-assets 
 
 One day is a small sample for a ranking metric or a rare-event business figure; a week or a month
 pools enough labelled rows to read a trend. A period only partly inside the requested window, or
-past the newest scored hour, is reported as incomplete rather than judged."""
+past the newest scored partition, is reported as incomplete rather than judged."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from ml_assets.lib.monitoring.feature_drift import reference_profile
 from ml_assets.lib.monitoring.labelable import label_coverage
 from ml_assets.lib.monitoring.scored_events import (
     champion_of,
-    hourly_files,
+    event_files,
     label_horizon,
     load_scores,
 )
@@ -88,7 +88,7 @@ def period_report(ws: Workspace, lo: datetime, hi: datetime, by: str) -> list[di
     ws : Workspace
         Its registry gives the acting champion's model card (for the drift profile).
     lo, hi : datetime
-        Event-time window, UTC; clipped to the hours ``batch_scores`` holds.
+        Event-time window, UTC; clipped to the partitions ``batch_scores`` holds.
     by : {"day", "week", "month"}
 
     Returns
@@ -106,9 +106,9 @@ def period_report(ws: Workspace, lo: datetime, hi: datetime, by: str) -> list[di
     Raises
     ------
     ValueError
-        ``by`` is unknown, ``hi <= lo``, or no scored hour lies in ``[lo, hi)``.
+        ``by`` is unknown, ``hi <= lo``, or no scored partition lies in ``[lo, hi)``.
     MissingUpstreamError
-        A ``batch_scores`` or ``event_features`` hour inside the clipped window is missing.
+        A ``batch_scores`` or ``event_features`` partition inside the clipped window is missing.
     """
     if by not in PERIODS:
         raise ValueError(f"period {by!r} is not one of {PERIODS}")
@@ -119,15 +119,15 @@ def period_report(ws: Workspace, lo: datetime, hi: datetime, by: str) -> list[di
     files = scored.files()
     if not files:
         raise ValueError("no batch_scores yet: nothing to report")
-    first, last = scored.start(files[0].stem), scored.latest() + pd.Timedelta(hours=1)
+    first, last = scored.start(files[0].stem), scored.latest() + scored.step
     lo, hi = max(pd.Timestamp(lo), pd.Timestamp(first)), min(pd.Timestamp(hi), pd.Timestamp(last))
     if hi <= lo:
-        raise ValueError(f"no scored hour in the window: batch_scores covers {first:%Y-%m-%d %H:%M}"
+        raise ValueError(f"no scored partition in the window: batch_scores covers {first:%Y-%m-%d %H:%M}"
                          f" to {last:%Y-%m-%d %H:%M} UTC")
     horizon = label_horizon(paths)
     scores = load_scores(paths, spec, lo, hi, horizon)
     scores["period"] = period_start(scores["event_ts"], by)
-    features = read_parquet_files(hourly_files(paths, EVENT_FEATURES, lo, hi, True))
+    features = read_parquet_files(event_files(paths, spec, EVENT_FEATURES, lo, hi, True))
     feature_period = period_start(features[spec.event_ts], by)
     profiles: dict[str, drift.DriftProfile] = {}
     out = []

@@ -19,18 +19,20 @@ from ml_assets.lib.ingest.landing import EARLY_REPORTS, LABELS
 from ml_assets.lib.monitoring.labelable import labelable_mask, unlabelable_sql
 
 
-def hourly_files(paths: DataPaths, asset: str, lo: datetime, hi: datetime, strict: bool) -> list[Path]:
-    """The lake files of one hourly table in [lo, hi).
+def event_files(paths: DataPaths, spec: DatasetSpec, asset: str, lo: datetime, hi: datetime,
+                strict: bool) -> list[Path]:
+    """The lake files of one event-side table (at the spec's partition grain) in [lo, hi).
 
     Parameters
     ----------
     paths : DataPaths
+    spec : DatasetSpec
     asset : str
-        Catalog table name.
+        Catalog table name (``catalog.EVENT_TABLES``).
     lo, hi : datetime
         UTC window.
     strict : bool
-        Whether every hour must exist.
+        Whether every partition must exist.
 
     Returns
     -------
@@ -39,13 +41,15 @@ def hourly_files(paths: DataPaths, asset: str, lo: datetime, hi: datetime, stric
     Raises
     ------
     MissingUpstreamError
-        ``strict`` and an hour is missing.
+        ``strict`` and a partition is missing.
     """
-    files, missing = Catalog(paths.lake).table(asset).coverage(lo, hi)
+    table = Catalog(paths.lake, spec.partition_grain).table(asset)
+    files, missing = table.coverage(lo, hi)
     if strict and missing:
         raise MissingUpstreamError(
-            f"{asset} lacks {len(missing)} hourly partition(s) in [{lo:%Y-%m-%d}, {hi:%Y-%m-%d}) "
-            f"(first: {missing[0]:%Y-%m-%d-%H:00}); materialize {asset} for those hours first")
+            f"{asset} lacks {len(missing)} {table.grain} partition(s) in [{lo:%Y-%m-%d}, "
+            f"{hi:%Y-%m-%d}) (first: {table.key(missing[0])}); materialize {asset} for those "
+            f"partitions first")
     return files
 
 
@@ -80,7 +84,7 @@ def load_scores(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
     horizon : datetime or None
         Labels with ``label_ts`` before it are joined; None joins none.
     strict_lo : datetime, optional
-        Hours from here on must all exist; earlier ones (baselines, calibration) may be missing.
+        Partitions from here on must all exist; earlier ones (baselines, calibration) may be missing.
         Defaults to ``lo``.
 
     Returns
@@ -96,11 +100,11 @@ def load_scores(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
     ------
     MissingUpstreamError
         A ``batch_scores`` (or, for the value column or ``unlabelable_when``, ``raw_events``)
-        hour from ``strict_lo`` on is missing.
+        partition from ``strict_lo`` on is missing.
     """
     strict_lo = strict_lo or lo
-    files = hourly_files(paths, BATCH_SCORES, lo, strict_lo, False) + \
-        hourly_files(paths, BATCH_SCORES, strict_lo, hi, True)
+    files = event_files(paths, spec, BATCH_SCORES, lo, strict_lo, False) + \
+        event_files(paths, spec, BATCH_SCORES, strict_lo, hi, True)
     eid, ets = quote(spec.event_id), quote(spec.event_ts)
     con = connect()
     sql = (f"SELECT s.{eid} AS event_id, s.{ets} AS event_ts, s.model_version, s.role, s.score, "
@@ -119,7 +123,7 @@ def load_scores(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
     declared = bool(spec.unlabelable_when) and horizon is not None
     if value_column or declared:
         # One join to the raw events, for only the columns needed.
-        event_files = hourly_files(paths, RAW_EVENTS, strict_lo, hi, True)
+        raw_files = event_files(paths, spec, RAW_EVENTS, strict_lo, hi, True)
         columns = {spec.event_id, *([value_column] if value_column else []),
                    *(c for c, _, _ in spec.unlabelable_when if declared)}
         value = f"e.{quote(value_column)}" if value_column else "1.0"
@@ -130,7 +134,7 @@ def load_scores(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
         sql = (f"SELECT y.*, {value} AS value, COALESCE(e.{eid} IS NOT NULL AND ({predicate}), "
                f"FALSE) AS declared_unlabelable FROM ({sql}) y LEFT JOIN "
                f"(SELECT {', '.join(quote(c) for c in sorted(columns))} "
-               f"FROM {parquet_relation(event_files)}) e ON e.{eid} = y.event_id")
+               f"FROM {parquet_relation(raw_files)}) e ON e.{eid} = y.event_id")
     else:
         sql = f"SELECT *, 1.0 AS value, FALSE AS declared_unlabelable FROM ({sql})"
     df = con.execute(sql, params).df()
@@ -197,11 +201,11 @@ def affected_days(paths: DataPaths, spec: DatasetSpec, names: list[str],
     ready : list of datetime
         UTC days, ascending, whose scores are all in the lake.
     waiting : list of datetime
-        UTC days, ascending, scored in part: a later hour or a backfill completes them, so
+        UTC days, ascending, scored in part: a later partition or a backfill completes them, so
         they must be remembered, not dropped. Days without any score were never predicted
         and are left out.
     """
-    catalog = Catalog(paths.lake)
+    catalog = Catalog(paths.lake, spec.partition_grain)
     days = set(waiting)
     if names:
         files = [catalog.path_of(n) for n in names]

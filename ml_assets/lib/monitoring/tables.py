@@ -29,7 +29,7 @@ from ml_assets.lib.monitoring.scored_events import (  # noqa: F401  (re-exported
     affected_days,
     champion_of,
     contiguous_ranges,
-    hourly_files,
+    event_files,
     label_file_state,
     label_horizon,
     load_scores,

@@ -106,10 +106,11 @@ def _transition(registry: Registry, spec: DatasetSpec, st: dict, stage: str, sin
 
 
 # -- evidence -----------------------------------------------------------------------------
-def data_end(paths: DataPaths) -> datetime | None:
-    """End of the latest batch_scores hour: "now" in data time."""
-    last = Catalog(paths.lake).table(BATCH_SCORES).latest()
-    return None if last is None else last + timedelta(hours=1)
+def data_end(paths: DataPaths, spec: DatasetSpec) -> datetime | None:
+    """End of the latest batch_scores partition: "now" in data time (UTC; None before any)."""
+    scores = Catalog(paths.lake, spec.partition_grain).table(BATCH_SCORES)
+    last = scores.latest()
+    return None if last is None else last + scores.step
 
 
 def rollout_frame(paths: DataPaths, spec: DatasetSpec, champion: str, challenger: str,

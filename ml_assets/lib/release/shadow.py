@@ -82,7 +82,7 @@ def load_pairs(paths: DataPaths, spec: DatasetSpec, champion: str, challenger: s
     ShadowDataMissing
         Neither ``batch_scores`` in the window nor any ``prediction_log`` file exists.
     """
-    catalog = Catalog(paths.lake)
+    catalog = Catalog(paths.lake, spec.partition_grain)
     files = catalog.table(BATCH_SCORES).files(lo, hi)
     log_files = catalog.table(PREDICTION_LOG).files()
     eid, ets = quote(spec.event_id), quote(spec.event_ts)
@@ -157,7 +157,7 @@ def load_latency_log(paths: DataPaths, spec: DatasetSpec, versions: list[str], l
 
 def load_features(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
                   ) -> pd.DataFrame:
-    """``event_features`` rows of the hours in [lo, hi): the event id and every feature
+    """``event_features`` rows of the partitions in [lo, hi): the event id and every feature
     (an empty frame with those columns when no partition exists).
 
     Parameters
@@ -167,7 +167,7 @@ def load_features(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetim
     lo, hi : datetime
         Partition bounds, UTC.
     """
-    files = Catalog(paths.lake).table(EVENT_FEATURES).files(lo, hi)
+    files = Catalog(paths.lake, spec.partition_grain).table(EVENT_FEATURES).files(lo, hi)
     if not files:
         return pd.DataFrame({spec.event_id: [], **{f: [] for f in spec.feature_names}})
     cols = ", ".join(quote(c) for c in [spec.event_id, *spec.feature_names])

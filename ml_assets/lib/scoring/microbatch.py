@@ -124,9 +124,9 @@ def batch_id(names: list[str]) -> str:
 
 def _history(paths: DataPaths, spec: DatasetSpec, lo: datetime, hi: datetime,
              batch: pd.DataFrame) -> pd.DataFrame:
-    """Events in the look-back: hourly lake partitions that exist (the current hour may not be
+    """Events in the look-back: lake partitions that exist (the current one may not be
     ingested yet), earlier microbatches, and this batch; each event id once."""
-    catalog = Catalog(paths.lake)
+    catalog = Catalog(paths.lake, spec.partition_grain)
     raw = catalog.table(RAW_EVENTS).files(lookback_start(spec, lo), hi)
     micro = catalog.table(MICROBATCH_EVENTS).files()
     parts = [read_parquet_files(raw + micro, spec.event_columns)] if raw or micro else []
@@ -159,7 +159,7 @@ def score_files(paths: DataPaths, spec: DatasetSpec, registry: Registry, names: 
         models.append((role, card, load_live_model(paths, card)))
     if not models:
         raise RuntimeError("no live model to score with: register a champion first")
-    written, latencies, catalog = 0, [], Catalog(paths.lake)
+    written, latencies, catalog = 0, [], Catalog(paths.lake, spec.partition_grain)
     for k, start in enumerate(range(0, len(valid), max_rows)):
         chunk = valid.iloc[start:start + max_rows]
         lo, hi = chunk[spec.event_ts].min(), chunk[spec.event_ts].max() + pd.Timedelta(1, "us")

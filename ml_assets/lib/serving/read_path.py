@@ -104,7 +104,7 @@ class OnlineStateLoader:
     def refresh(self) -> int:
         """Read the partitions not fed yet (raw events within the look-back, micro-batch
         events, labels); return how many new events the state took."""
-        catalog = Catalog(self.paths.lake)
+        catalog = Catalog(self.paths.lake, self.spec.partition_grain)
         events_table, labels_table = catalog.table(RAW_EVENTS), catalog.table(RAW_LABELS)
         raw, labels = events_table.files(), labels_table.files()
         if raw:  # only the look-back before the newest partition matters

@@ -26,12 +26,12 @@ import pandas as pd
 from ml_assets.lib.core import artifacts
 from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import days_between, hours_between
+from ml_assets.lib.core.lake import days_between, periods_in
 from ml_assets.lib.core.lake_table import LakeTable
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
-from ml_assets.lib.features.build import build_features
+from ml_assets.lib.features.build import build_features, split_by_period
 from ml_assets.lib.features.definitions import feature_fingerprint
 from ml_assets.lib.ingest import integrity as landing_integrity
 from ml_assets.lib.ingest.landing import LABELS, events_layout, ingest_events, ingest_labels
@@ -87,7 +87,7 @@ def _window(card: dict) -> TrainingWindow:
 def stage_landing(live: DataPaths, registry: Registry, scratch: DataPaths, spec: DatasetSpec,
                   window: TrainingWindow) -> list[landing_integrity.FileProblem]:
     """Copy the landing files the rebuild reads into the scratch directory, checksumming each
-    against the ledger/manifest on the way: the files covering every event hour from the
+    against the ledger/manifest on the way: the files covering every event partition from the
     dataset start (labels of the window can belong to any earlier event) to the end of the
     window or held-out period, and every label day before the cutoff (``landing_layout``),
     plus, unchecked, what makes their file-less periods complete (a later file, markers).
@@ -103,9 +103,9 @@ def stage_landing(live: DataPaths, registry: Registry, scratch: DataPaths, spec:
     spec : DatasetSpec
     window : TrainingWindow
     """
-    hours = hours_between(spec.start_utc, _last_event(window))
+    periods = periods_in(spec.start_utc, _last_event(window), spec.partition_step)
     days = days_between(spec.start_utc, window.label_cutoff)
-    feeds = [(events_layout(live, spec), hours),
+    feeds = [(events_layout(live, spec), periods),
              (LABELS.layout(live, spec), days)]
     # every name that could cover a period: one the ledger knows but that is gone is "missing"
     rels = list(dict.fromkeys(str((layout.folder.parent / name).relative_to(live.root))
@@ -158,9 +158,10 @@ def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: Training
         The live lake whose recorded label availability the rebuild keeps (a late label file
         stays late, so features equal the live ones).
     """
-    events, _ = ingest_events(scratch, spec, hours_between(spec.start_utc, _last_event(window)),
+    step = spec.partition_step
+    events, _ = ingest_events(scratch, spec, periods_in(spec.start_utc, _last_event(window), step),
                               now)
-    catalog = Catalog(scratch.lake)
+    catalog = Catalog(scratch.lake, spec.partition_grain)
     _write_partitions(events, catalog.table(RAW_EVENTS))
     labels, _ = ingest_labels(scratch, spec, days_between(spec.start_utc, window.label_cutoff), now,
                               recorded_in=live)
@@ -168,11 +169,9 @@ def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: Training
     features = catalog.table(EVENT_FEATURES)
     for start, end in window.event_ranges():
         for lo, hi, chunk in build_features(scratch, spec, start, end):
-            hour = chunk[spec.event_ts].dt.floor("h")
-            groups = dict(tuple(chunk.groupby(hour, sort=False)))
-            for h in hours_between(lo, hi):
-                part = groups.get(pd.Timestamp(h), chunk.iloc[0:0]).reset_index(drop=True)
-                features.write(h, part)
+            for p, part in split_by_period(chunk, spec.event_ts, periods_in(lo, hi, step),
+                                           step).items():
+                features.write(p, part)
     return build_training_set(scratch, spec, window)
 
 

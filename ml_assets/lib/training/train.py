@@ -195,10 +195,10 @@ def build_training_set(paths: DataPaths, spec: DatasetSpec, window: TrainingWind
     Raises
     ------
     MissingUpstreamError
-        An ``event_features`` hour of the window or held-out period is missing, or no
+        An ``event_features`` partition of the window or held-out period is missing, or no
         ``raw_labels`` partition precedes the cutoff.
     """
-    catalog = Catalog(paths.lake)
+    catalog = Catalog(paths.lake, spec.partition_grain)
     ranges = window.event_ranges()
     feat_files = []
     for lo, hi in ranges:

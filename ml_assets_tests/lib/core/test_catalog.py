@@ -40,6 +40,19 @@ def test_key_file_round_trip():
         cat.table("no_such_table")
 
 
+def test_the_event_tables_take_the_spec_s_grain(tmp_path):
+    cat = Catalog(tmp_path, "daily")
+    scores, labels = cat.table(BATCH_SCORES), cat.table(RAW_LABELS)
+    assert scores.grain is Grain.DAILY and scores.step == timedelta(days=1)
+    assert scores.key(T0) == "2026-07-01" and scores.path(T0).name == "2026-07-01.parquet"
+    assert scores.missing(T0 + timedelta(hours=5), T0 + timedelta(days=2)) == [
+        T0, T0 + timedelta(days=1)]  # lo floored to the day
+    assert labels.grain is Grain.DAILY and Catalog(tmp_path).table(BATCH_SCORES).grain is Grain.HOURLY
+    assert {t.name for t in cat.tables(Grain.HOURLY)} == set()
+    with pytest.raises(ValueError, match="'weekly' is not a valid Grain"):
+        Catalog(tmp_path, "weekly")
+
+
 def test_files_missing_latest(tmp_path):
     table = Catalog(tmp_path).table(BATCH_SCORES)
     assert table.files() == [] and table.latest() is None

@@ -8,9 +8,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS, RAW_LABELS, Catalog
-from ml_assets.lib.core.lake import days_between, hours_between
+from ml_assets.lib.core.lake import HOUR, days_between, hours_between
 from ml_assets.lib.core.paths import DataPaths
-from ml_assets.lib.features.build import build_features, split_by_hour
+from ml_assets.lib.features.build import build_features, split_by_period
 from ml_assets.lib.ingest.landing import AVAILABLE_AT, ingest_events, ingest_labels
 from ml_assets.scenarios.synthetic import SyntheticConfig, write_landing
 from ml_assets.specs.fraud import FRAUD_SPEC as SPEC
@@ -35,7 +35,7 @@ def _ingest_day(paths: DataPaths, day) -> None:
 def _build_hours(paths: DataPaths, lo, hi) -> None:
     table = Catalog(paths.lake).table(EVENT_FEATURES)
     for a, b, chunk in build_features(paths, SPEC, lo, hi):
-        for h, df in split_by_hour(chunk, SPEC.event_ts, hours_between(a, b)).items():
+        for h, df in split_by_period(chunk, SPEC.event_ts, hours_between(a, b), HOUR).items():
             table.write(h, df)
 
 

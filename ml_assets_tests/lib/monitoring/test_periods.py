@@ -105,7 +105,7 @@ def test_bad_arguments_are_refused_naming_the_problem(world, capsys):
               "2026-13-01"])
     assert "not a date YYYY-MM-DD" in capsys.readouterr().err
     code, err = monitor(world, capsys, "--by", "week", "--from", "2027-01-01")
-    assert code == 1 and "no scored hour in the window" in err
+    assert code == 1 and "no scored partition in the window" in err
     code, err = monitor(world, capsys, "--by", "week", "--from", "2026-08-10", "--to",
                         "2026-08-03")
     assert code == 1 and "empty window" in err
