@@ -12,7 +12,7 @@ Dagster cannot stop part of a step, partitioned check or not: a failed blocking 
 the check's whole step and so skips the downstream step for every partition of the range. Inside
 a multi-partition run the failed partitions are therefore recorded as ERROR but not blocking,
 and each downstream asset leaves them out itself with the same verdict function the check uses
-(:func:`quarantine_blocked`, :func:`hourly_contract_verdicts`); a run of one partition blocks
+(:func:`quarantine_blocked`, :func:`partition_contract_verdicts`); a run of one partition blocks
 the Dagster way."""
 
 from collections.abc import Callable, Iterator, Mapping
@@ -155,7 +155,7 @@ def quarantine_blocked(project: Workspace, asset: str, starts: list[datetime]) -
             and not ingest_contract(project, asset, s, s + table.step).passed]
 
 
-def hourly_contract_result(table: LakeTable, lo: datetime, hi: datetime,
+def partition_contract_result(table: LakeTable, lo: datetime, hi: datetime,
                            problems_of: Callable[[pd.DataFrame], list[str]],
                            metadata: dict | None = None) -> dg.AssetCheckResult:
     """The contract of ``table`` over ``[lo, hi)``: ERROR when a partition is missing or
@@ -173,11 +173,11 @@ def hourly_contract_result(table: LakeTable, lo: datetime, hi: datetime,
     )
 
 
-def hourly_contract_verdicts(context, project: Workspace,
+def partition_contract_verdicts(context, project: Workspace,
                              partitions_def: dg.TimeWindowPartitionsDefinition, asset: str,
                              problems_of: Callable[[pd.DataFrame], list[str]],
                              metadata: dict | None = None) -> dict[str, dg.AssetCheckResult]:
-    """Partition key -> :func:`hourly_contract_result` of that partition, for the check's run."""
+    """Partition key -> :func:`partition_contract_result` of that partition, for the check's run."""
     table = project.catalog.table(asset)
-    return {k: hourly_contract_result(table, lo, hi, problems_of, metadata)
+    return {k: partition_contract_result(table, lo, hi, problems_of, metadata)
             for k, lo, hi in checked_partitions(context, partitions_def, table)}

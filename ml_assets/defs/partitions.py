@@ -1,12 +1,17 @@
 """Partition definitions and the time window a run (or a check inside it) covers."""
 
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dagster as dg
 
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake_table import DAY_KEY_FORMAT, HOUR_KEY_FORMAT, LakeTable
+from ml_assets.lib.core.lake_table import (
+    DAY_KEY_FORMAT,
+    HOUR_KEY_FORMAT,
+    LakeTable,
+    partition_key,
+)
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -31,6 +36,24 @@ def daily(spec: DatasetSpec) -> dg.DailyPartitionsDefinition:
                                         end_date=_end(spec, DAY_KEY_FORMAT), timezone="UTC")
 
 
+def event_partitions(spec: DatasetSpec) -> dg.TimeWindowPartitionsDefinition:
+    """The event-side assets' partitions (``raw_events``, ``event_features``, ``batch_scores``):
+    :func:`hourly` or :func:`daily` by the spec's ``partition_grain``."""
+    return hourly(spec) if spec.partition_grain == "hourly" else daily(spec)
+
+
+def event_key(spec: DatasetSpec, start: datetime) -> str:
+    """The partition key of the event partition starting at ``start`` (UTC), at the spec's
+    ``partition_grain``."""
+    return partition_key(start, spec.partition_grain)
+
+
+def lookback_partitions(spec: DatasetSpec, step: timedelta) -> int:
+    """How many partitions of length ``step`` the spec's feature look-back reaches back over
+    (rounded up: a part-partition is read whole)."""
+    return -(-spec.lookback // step)
+
+
 def run_window(tags: dict, partitions_def: dg.TimeWindowPartitionsDefinition,
                ) -> tuple[datetime, datetime] | None:
     """The [start, end) a run covers, from its partition tags; None for unpartitioned runs."""
@@ -45,6 +68,11 @@ def run_window(tags: dict, partitions_def: dg.TimeWindowPartitionsDefinition,
 
 def range_tags(start_key: str, end_key: str) -> dict[str, str]:
     return {RANGE_START_TAG: start_key, RANGE_END_TAG: end_key}
+
+
+def event_range_tags(spec: DatasetSpec, lo: datetime, hi: datetime) -> dict[str, str]:
+    """The tags of one range run over the event partitions in [lo, hi) (UTC, on the grain)."""
+    return range_tags(event_key(spec, lo), event_key(spec, hi - spec.partition_step))
 
 
 def hour_key(ts: datetime) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 
 from ml_assets.defs.monitoring.assets import monitoring_asset_names
-from ml_assets.defs.partitions import day_key, hour_key, range_tags
+from ml_assets.defs.partitions import day_key, event_key, event_range_tags, range_tags
 from ml_assets.defs.training.definitions import TRAINING_ASSETS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.workspace import Workspace
@@ -49,15 +49,16 @@ def step_runs(spec: DatasetSpec, step: str, start: datetime, end: datetime) -> l
     Returns
     -------
     list of StepRun
-        ``ingest``: events (hourly) then labels with the quarantine (daily); the others one run.
+        ``ingest``: events (at the spec's ``partition_grain``) then labels with the quarantine
+        (daily); the others one run.
     """
-    hours = range_tags(hour_key(start), hour_key(end - timedelta(hours=1)))
+    events = event_range_tags(spec, start, end)
     days = range_tags(day_key(start), day_key(end - timedelta(days=1)))
     return {
-        "ingest": [StepRun(["raw_events"], hours),
+        "ingest": [StepRun(["raw_events"], events),
                    StepRun([*label_feeds(spec), "quarantine"], days)],
-        "features": [StepRun(["event_features"], hours)],
-        "score": [StepRun(["batch_scores"], hours)],
+        "features": [StepRun(["event_features"], events)],
+        "score": [StepRun(["batch_scores"], events)],
         "monitor": [StepRun(monitoring_asset_names(spec), days, fail_on_checks=False)],
     }[step]
 
@@ -132,7 +133,7 @@ def run_pipeline(ws: Workspace, defs: dg.Definitions, start: datetime, end: date
     report = DemoReport(data_dir=str(paths.root))
     paths.ensure()
     instance = dagster_instance(paths)
-    first_hour, last_hour = start, end - timedelta(hours=1)
+    last_event = end - spec.partition_step
     first_day, last_day = start, end - timedelta(days=1)
     v1_as_of = start + timedelta(days=round((end - start).days * first_model_at))
     v2_as_of = start + timedelta(days=round((end - start).days * challenger_at))
@@ -168,9 +169,9 @@ def run_pipeline(ws: Workspace, defs: dg.Definitions, start: datetime, end: date
     report.models = registry.list_models(spec.model_name)
     report.aliases = registry.aliases(spec.model_name)
     report.partitions = {
-        "raw_events": f"{hour_key(first_hour)} .. {hour_key(last_hour)}",
+        "raw_events": f"{event_key(spec, start)} .. {event_key(spec, last_event)}",
         "raw_labels": f"{day_key(first_day)} .. {day_key(last_day)}",
-        "batch_scores": f"{hour_key(v1_as_of)} .. {hour_key(last_hour)}",
+        "batch_scores": f"{event_key(spec, v1_as_of)} .. {event_key(spec, last_event)}",
     }
     report.seconds = time.perf_counter() - t_start
     return report

@@ -22,8 +22,14 @@ import pandas as pd
 
 from ml_assets.definitions import build_definitions
 from ml_assets.defs.monitoring.assets import LABEL_DRIVEN_ASSETS, monitoring_asset_names
-from ml_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, day_key, hour_key, range_tags
-from ml_assets.defs.scoring.definitions import HOURLY_ASSETS
+from ml_assets.defs.partitions import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    day_key,
+    event_range_tags,
+    range_tags,
+)
+from ml_assets.defs.scoring.definitions import EVENT_ASSETS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.stopping import Stopped
 from ml_assets.lib.ingest.landing import label_feeds
@@ -80,9 +86,8 @@ def _verdicts(state: DrillState, result: dg.ExecuteInProcessResult, fired: int, 
 
 
 def run_hours(state: DrillState, pipe: Pipeline, d: int, fired: int) -> bool:
-    """The hourly scoring job over day ``d``'s hours in one range run (as a catch-up would)."""
-    lo, hi = state.day(d), state.day(d + 1)
-    result = pipe.run(HOURLY_ASSETS, range_tags(hour_key(lo), hour_key(hi - timedelta(hours=1))))
+    """The scoring job over day ``d``'s partitions in one range run (as a catch-up would)."""
+    result = pipe.run(EVENT_ASSETS, event_range_tags(state.spec, state.day(d), state.day(d + 1)))
     _verdicts(state, result, fired, d)
     if result.success:
         state.scored.add(d)
@@ -158,12 +163,12 @@ def backfill_history(state: DrillState, pipe: Pipeline) -> None:
     state.arrive_events(0, b)
     for d in range(b):
         state.arrive_labels(d)
-    last_hour = hour_key(state.day(b) - timedelta(hours=1))
+    history = event_range_tags(state.spec, state.day(0), state.day(b))
     for selection, tags in [
-            (["raw_events"], range_tags(hour_key(state.day(0)), last_hour)),
+            (["raw_events"], history),
             (label_feeds(state.spec),
              range_tags(day_key(state.day(0)), day_key(state.day(b - 1)))),
-            (["event_features"], range_tags(hour_key(state.day(0)), last_hour))]:
+            (["event_features"], history)]:
         result = pipe.run(selection, tags)
         if not result.success:
             raise RuntimeError(f"history backfill of {selection} failed: " + "; ".join(

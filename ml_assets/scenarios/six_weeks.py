@@ -4,7 +4,7 @@ the incident-timeline replay. Each runs in its own data directory and returns pl
 import time
 from datetime import datetime, timedelta
 
-from ml_assets.defs.partitions import day_key, hour_key, range_tags
+from ml_assets.defs.partitions import day_key, event_range_tags, range_tags
 from ml_assets.defs.training.definitions import TRAINING_ASSETS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.registry import Registry
@@ -31,11 +31,11 @@ def nightly_retraining(ws: Workspace, defs, start: datetime, end: datetime, firs
     and score the days until the next night with it. Returns one row per night."""
     spec, paths = ws.spec, ws.paths
     instance = dagster_instance(paths)
-    last_hour, last_day = end - timedelta(hours=1), end - timedelta(days=1)
+    last_day = end - timedelta(days=1)
     for name, selection, tags in [
-        ("ingest events", ["raw_events"], range_tags(hour_key(start), hour_key(last_hour))),
+        ("ingest events", ["raw_events"], event_range_tags(spec, start, end)),
         ("ingest labels", label_feeds(spec), range_tags(day_key(start), day_key(last_day))),
-        ("build features", ["event_features"], range_tags(hour_key(start), hour_key(last_hour))),
+        ("build features", ["event_features"], event_range_tags(spec, start, end)),
     ]:
         log(f"{name}: {materialize(defs, instance, selection, tags):.1f}s")
     registry, nights = ws.registry, []
@@ -52,7 +52,7 @@ def nightly_retraining(ws: Workspace, defs, start: datetime, end: datetime, firs
         # Monitoring-style checks on the scores (parity, drift) are findings here, not stops;
         # a blocking contract still fails the step.
         materialize(defs, instance, ["batch_scores"],
-                    range_tags(hour_key(night), hour_key(until - timedelta(hours=1))),
+                    event_range_tags(spec, night, until),
                     fail_on_checks=False)
         nights.append({"night": day_key(night), "champion": champion,
                        "seconds": round(time.perf_counter() - t0, 2)})

@@ -14,9 +14,16 @@ from ml_assets.cli.runs import cmd_run
 from ml_assets.cli.status_report import lake_partitions, status
 from ml_assets.definitions import build_definitions
 from ml_assets.defs.freshness import judged_at
-from ml_assets.defs.partitions import daily, hourly
+from ml_assets.defs.partitions import (
+    daily,
+    event_key,
+    event_partitions,
+    hourly,
+    lookback_partitions,
+)
 from ml_assets.lib.core.catalog import RAW_EVENTS, Catalog
 from ml_assets.lib.core.workspace import Workspace
+from ml_assets.lib.features.definitions import WindowAgg
 from ml_assets.specs.fraud import FRAUD_SPEC
 
 START = datetime(2013, 1, 1, tzinfo=UTC)
@@ -95,8 +102,8 @@ def test_freshness_is_judged_at_the_end(defs, tmp_path):
     ws = Workspace.open(tmp_path / "w", HISTORICAL)
     table = Catalog(ws.paths.lake).table(RAW_EVENTS)
     table.write(END - timedelta(hours=1), pd.DataFrame({"event_id": ["e1"]}))
-    assert lake_partitions(ws.paths, judged_at(HISTORICAL, now))[RAW_EVENTS]["behind"] == 0
-    assert lake_partitions(ws.paths, now)[RAW_EVENTS]["behind"] > 0
+    assert lake_partitions(ws.catalog, judged_at(HISTORICAL, now))[RAW_EVENTS]["behind"] == 0
+    assert lake_partitions(ws.catalog, now)[RAW_EVENTS]["behind"] > 0
     report = status(ws, defs)
     assert report["end"] == "2013-01-11T00:00:00+00:00" == report["freshness_judged_at"]
     assert report["lake"][RAW_EVENTS]["behind"] == 0
@@ -114,3 +121,40 @@ def test_run_refuses_a_range_past_the_end(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no partition 2013-01-11-23:00" in err
     assert "2013-01-01-00:00 .. 2013-01-10-23:00" in err
+
+
+def test_a_daily_grain_spec_partitions_maps_and_schedules_its_events_by_day(tmp_path):
+    """``partition_grain = "daily"``: the event-side assets and checks take daily partitions,
+    event_features looks back whole days of raw_events, and the scoring job and schedule are
+    the daily ones (00:15 UTC), STOPPED and skipping past the end like the hourly one."""
+    spec = replace(HISTORICAL, partition_grain="daily")
+    defs = build_definitions(spec, str(tmp_path))
+    repo = defs.get_repository_def()
+    assert event_partitions(spec).get_partition_keys()[::9] == ["2013-01-01", "2013-01-10"]
+    assert event_key(spec, END) == "2013-01-11" and event_key(HISTORICAL, END) == "2013-01-11-00:00"
+    for asset in ("raw_events", "event_features", "batch_scores"):
+        assert repo.assets_defs_by_key[dg.AssetKey(asset)].partitions_def == daily(spec)
+    features = repo.assets_defs_by_key[dg.AssetKey("event_features")]
+    mapping = features.get_partition_mapping(dg.AssetKey("raw_events"))
+    assert spec.lookback == timedelta(days=30) and mapping.start_offset == -30
+    assert lookback_partitions(HISTORICAL, timedelta(hours=1)) == 720
+    short = replace(spec, features=(WindowAgg("n_90m", "card_id", "count", "90m"),))
+    assert [lookback_partitions(short, timedelta(days=1)),
+            lookback_partitions(short, timedelta(hours=1))] == [1, 2]  # part-periods read whole
+    schedules = {s.name: s for s in repo.schedule_defs}
+    assert "hourly_scoring_schedule" not in schedules and "hourly_scoring_job" not in {
+        j.name for j in repo.get_all_jobs()}
+    daily_tick = schedules["daily_scoring_schedule"]
+    assert (daily_tick.cron_schedule, daily_tick.default_status.value) == ("15 0 * * *", "STOPPED")
+
+    def skip(at: datetime) -> str:
+        with dg.build_schedule_context(resources=defs.resources,
+                                       scheduled_execution_time=at) as ctx:
+            return daily_tick.evaluate_tick(ctx).skip_message
+
+    # the last day's tick (00:15 after it) still runs as usual; the next one is past the end
+    assert skip(END + timedelta(minutes=15)).startswith(
+        "waiting: 2013-01-10: no landing file (events/2013-01-10.parquet)")
+    assert skip(END + timedelta(days=1, minutes=15)).startswith(
+        "card_fraud is a historical dataset (ends at 2013-01-11T00:00:00+00:00): nothing lands "
+        "for 2013-01-11")

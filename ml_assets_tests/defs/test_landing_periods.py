@@ -11,7 +11,7 @@ import pandas as pd
 from ml_assets.cli.status_report import status
 from ml_assets.definitions import build_definitions
 from ml_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, hour_key, range_tags
-from ml_assets.lib.core.catalog import RAW_EVENTS, Catalog
+from ml_assets.lib.core.catalog import QUARANTINE_FILES, RAW_EVENTS, Catalog
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
@@ -25,22 +25,22 @@ from ml_assets_tests.lib.ingest.test_landing_layout import D1, D2, D3, D4, HOUR,
 JOB = "raw_events_only"
 
 
-def _world(tmp_path, completeness: str = "later_file"):
-    """Daily event files for days 1 and 3 (day 2 had no data), one bad row at 07:30 on day 1."""
+def _world(tmp_path, completeness: str = "later_file", grain: str = "hourly"):
+    """Daily event files for days 1 and 3 (day 2 had no data), one bad row at 07:30 on day 1;
+    the spec's event partitions of ``grain``."""
     paths = DataPaths(tmp_path).ensure()
     df = land_day(paths, D1, 1)
     df.loc[15, "amount"] = -5.0
     df.to_parquet(paths.landing / "events" / "2026-07-01.parquet", index=False)
     land_day(paths, D3, 1000)
-    spec = spec_with(start=D1, landing_completeness=completeness)
+    spec = spec_with(start=D1, landing_completeness=completeness, partition_grain=grain)
     defs = dg.Definitions.merge(build_definitions(spec, str(paths.root)), dg.Definitions(
         jobs=[dg.define_asset_job(JOB, selection=dg.AssetSelection.assets(RAW_EVENTS))]))
     return paths, spec, defs, dg.DagsterInstance.ephemeral()
 
 
-def _run(defs, instance, first, last=None):
-    tags = range_tags(hour_key(first), hour_key(last)) if last else {
-        "dagster/partition": hour_key(first)}
+def _run(defs, instance, first, last=None, key=hour_key):
+    tags = range_tags(key(first), key(last)) if last else {"dagster/partition": key(first)}
     return defs.resolve_job_def(JOB).execute_in_process(instance=instance, tags=tags,
                                                         raise_on_error=False)
 
@@ -50,9 +50,9 @@ def _failure(result) -> str:
     return message
 
 
-def _rows(paths: DataPaths, hours) -> list[int]:
-    table = Catalog(paths.lake).table(RAW_EVENTS)
-    return [len(pd.read_parquet(table.path(h))) for h in hours]
+def _rows(paths: DataPaths, starts, table=None) -> list[int]:
+    table = table or Catalog(paths.lake).table(RAW_EVENTS)
+    return [len(pd.read_parquet(table.path(s))) for s in starts]
 
 
 def test_a_range_over_daily_files_with_a_gap_runs_and_the_day_after_the_last_file_waits(tmp_path):
@@ -116,6 +116,38 @@ def test_the_hourly_schedule_runs_a_daily_file_once_it_lands_and_says_what_it_wa
     requests = tick(D2 + 4 * HOUR)
     assert [r.partition_key for r in requests] == [hour_key(D2 + i * HOUR) for i in range(5)]
 
+
+
+def test_a_daily_grain_spec_ingests_and_schedules_its_events_by_day(tmp_path):
+    """Daily partitions: one per landing file, a range run over days, the bad row quarantined
+    under its day; the daily schedule (00:15 UTC) runs each landed day, says what it waits for
+    and that a day already ingested has nothing new."""
+    paths, spec, defs, instance = _world(tmp_path, grain="daily")
+    table = Workspace.open(paths.root, spec).catalog.table(RAW_EVENTS)
+    assert _run(defs, instance, D1, D3, key=table.key).success
+    assert _rows(paths, [D1, D2, D3], table) == [47, 0, 48]
+    assert list(read_quarantine(paths)["row"]) == [15]
+    assert [f.name for f in Catalog(paths.lake).table(QUARANTINE_FILES).files()] == [
+        "2026-07-01.parquet"]
+    (paths.landing / "events" / "2026-07-03.parquet").unlink()
+    table.delete(D2)
+    table.delete(D3)
+    schedule = defs.get_schedule_def("daily_scoring_schedule")
+
+    def tick(day):
+        return schedule(dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=day + timedelta(days=1, minutes=15),
+            resources=defs.resources))
+
+    skip = tick(D2)
+    assert isinstance(skip, dg.SkipReason) and skip.skip_message.startswith(
+        "waiting: 2026-07-02: no landing file"), skip.skip_message
+    land_day(paths, D3, 1000)  # day 2 is complete (and empty) now
+    request = tick(D2)
+    assert isinstance(request, dg.RunRequest) and request.run_key == request.partition_key == (
+        "2026-07-02")
+    table.write(D2, table.read(D1).iloc[0:0])
+    assert tick(D2).skip_message == "2026-07-02 is already ingested; nothing new landed"
 
 
 def _append_only(result) -> list[dg.AssetCheckEvaluation]:

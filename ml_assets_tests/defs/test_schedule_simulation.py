@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ml_assets.definitions import build_definitions
 from ml_assets.defs.partitions import hour_key, range_tags
-from ml_assets.defs.scoring.definitions import HOURLY_ASSETS
+from ml_assets.defs.scoring.definitions import EVENT_ASSETS
 from ml_assets.lib.core.catalog import BATCH_SCORES, EVENT_FEATURES, Catalog
 from ml_assets.lib.core.lake import days_between, hours_between
 from ml_assets.lib.ingest.landing import feeds_of
@@ -75,7 +75,7 @@ def test_scheduled_runs_equal_a_one_shot_rebuild_bit_for_bit(fraud_world, tmp_pa
             assert run(defs, instance, labels_job,
                        {"dagster/partition": late_day.strftime("%Y-%m-%d")}).success
             held = None
-        assert run(defs, instance, list(HOURLY_ASSETS),
+        assert run(defs, instance, list(EVENT_ASSETS),
                    range_tags(hour_key(a), hour_key(b - timedelta(hours=1)))).success
         a = b
     scheduled = {t: _read(catalog, t, lo, end) for t in (EVENT_FEATURES, BATCH_SCORES)}

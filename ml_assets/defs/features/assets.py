@@ -1,37 +1,38 @@
-"""Point-in-time features, hourly, computed by one vectorized DuckDB pass per range."""
+"""Point-in-time features, per event partition, computed by one vectorized DuckDB pass per
+range."""
 
 
 import time
-from datetime import timedelta
 
 import dagster as dg
 import pandas as pd
 
 from ml_assets.defs.contract_checks import quarantine_blocked
-from ml_assets.defs.freshness import HOURLY_FRESHNESS, freshness_policy
-from ml_assets.defs.partitions import hour_key, hourly
+from ml_assets.defs.freshness import event_freshness
+from ml_assets.defs.partitions import event_key, event_partitions, lookback_partitions
 from ml_assets.lib.core.catalog import RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import hours_between
+from ml_assets.lib.core.lake import DAY, periods_in
 from ml_assets.lib.core.workspace import Workspace
-from ml_assets.lib.features.build import build_features, split_by_hour
+from ml_assets.lib.features.build import build_features, split_by_period
 
 
 def build_feature_assets(spec: DatasetSpec) -> list:
-    lookback_hours = int(spec.lookback / timedelta(hours=1))
-    lookback_days = -(-lookback_hours // 24)
+    step = spec.partition_step
 
     @dg.asset(
         name="event_features",
         group_name="features",
-        partitions_def=hourly(spec),
+        partitions_def=event_partitions(spec),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        freshness_policy=freshness_policy(spec, HOURLY_FRESHNESS),
+        freshness_policy=event_freshness(spec),
         deps=[
             dg.AssetDep("raw_events", partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-lookback_hours, allow_nonexistent_upstream_partitions=True)),
+                start_offset=-lookback_partitions(spec, step),
+                allow_nonexistent_upstream_partitions=True)),
             dg.AssetDep("raw_labels", partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-lookback_days, allow_nonexistent_upstream_partitions=True)),
+                start_offset=-lookback_partitions(spec, DAY),
+                allow_nonexistent_upstream_partitions=True)),
         ],
         kinds={"duckdb", "parquet"},
         owners=[spec.owner],
@@ -49,13 +50,14 @@ def build_feature_assets(spec: DatasetSpec) -> list:
         t0 = time.perf_counter()
         out: dict[str, pd.DataFrame | None] = {}
         for lo, hi, chunk in build_features(project.paths, spec, start, end):
-            for h, df in split_by_hour(chunk, spec.event_ts, hours_between(lo, hi)).items():
-                out[hour_key(h)] = df
-        # an hour whose events fail their contract gets no features, as a run of it alone
-        for h in quarantine_blocked(project, RAW_EVENTS, hours_between(start, end)):
-            out[hour_key(h)] = None
+            for p, df in split_by_period(chunk, spec.event_ts, periods_in(lo, hi, step),
+                                         step).items():
+                out[event_key(spec, p)] = df
+        # a partition whose events fail their contract gets no features, as a run of it alone
+        for p in quarantine_blocked(project, RAW_EVENTS, periods_in(start, end, step)):
+            out[event_key(spec, p)] = None
             context.add_asset_metadata({"blocked_by": "raw_events event_contract"},
-                                       partition_key=hour_key(h))
+                                       partition_key=event_key(spec, p))
         built = [df for df in out.values() if df is not None]
         seconds = time.perf_counter() - t0
         rows = sum(len(df) for df in built)

@@ -9,13 +9,13 @@ import pandas as pd
 
 from ml_assets.defs.freshness import (
     DAILY_LABELS_FRESHNESS,
-    HOURLY_FRESHNESS,
+    event_freshness,
     freshness_policy,
 )
-from ml_assets.defs.partitions import daily, day_key, hour_key, hourly
+from ml_assets.defs.partitions import daily, day_key, event_key, event_partitions
 from ml_assets.lib.core.catalog import RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import days_between, hours_between
+from ml_assets.lib.core.lake import days_between, periods_in
 from ml_assets.lib.core.markdown import table
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest.contracts import ContractError
@@ -47,26 +47,27 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
     @dg.asset(
         name="raw_events",
         group_name="ingest",
-        partitions_def=hourly(spec),
+        partitions_def=event_partitions(spec),
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"parquet", "pandera"},
         owners=owners,
         retry_policy=IO_RETRY,
-        freshness_policy=freshness_policy(spec, HOURLY_FRESHNESS),
-        description=f"{spec.description} Hourly landing files validated against the event "
-                    "contract; broken rows go to quarantine with a reason, a broken file fails.",
+        freshness_policy=event_freshness(spec),
+        description=f"{spec.description} {spec.partition_grain.capitalize()} landing files "
+                    "validated against the event contract; broken rows go to quarantine with a "
+                    "reason, a broken file fails.",
     )
     def raw_events(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame]:
         start, end = context.partition_time_window
-        hours = hours_between(start, end)
+        starts = periods_in(start, end, spec.partition_step)
         notes: list[str] = []  # defined coercions that lose something (sub-µs digits)
         with contract_failures():
-            valid, quarantined = ingest_events(project.paths, spec, hours, datetime.now(UTC),
+            valid, quarantined = ingest_events(project.paths, spec, starts, datetime.now(UTC),
                                                notes)
         for note in notes:
             context.log.warning(note)
         write_quarantine(project.paths, RAW_EVENTS, quarantined,
-                         [project.catalog.table(RAW_EVENTS).stem(h) for h in hours])
+                         [project.catalog.table(RAW_EVENTS).stem(p) for p in starts])
         rows = sum(len(df) for df in valid.values())
         context.add_output_metadata({
             "valid_rows": rows,
@@ -75,7 +76,7 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
             "quarantine_reasons": dg.MetadataValue.md(_reason_table(quarantined)),
             "coercions": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes) or "none"),
         })
-        return {hour_key(h): df for h, df in valid.items()}
+        return {event_key(spec, p): df for p, df in valid.items()}
 
     def label_feed_asset(feed: LabelFeed):
         @dg.asset(

@@ -12,7 +12,7 @@ from ml_assets.defs.contract_checks import (
     ingest_contract,
     per_partition,
 )
-from ml_assets.defs.partitions import daily, hourly
+from ml_assets.defs.partitions import daily, event_partitions
 from ml_assets.lib.core.catalog import RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.workspace import Workspace
@@ -20,7 +20,7 @@ from ml_assets.lib.ingest.landing import label_feeds
 
 
 def build_ingest_checks(spec: DatasetSpec) -> list:
-    hourly_def, daily_def = hourly(spec), daily(spec)
+    events_def, daily_def = event_partitions(spec), daily(spec)
 
     def verdicts(context, project: Workspace, asset: str, partitions_def):
         table = project.catalog.table(asset)
@@ -28,13 +28,13 @@ def build_ingest_checks(spec: DatasetSpec) -> list:
                 for k, lo, hi in checked_partitions(context, partitions_def, table)}
 
     @dg.asset_check(asset=RAW_EVENTS, name="event_contract", blocking=True,
-                    partitions_def=hourly_def,
+                    partitions_def=events_def,
                     description="Each partition of the run was written and its quarantine "
                                 f"share is not above {MAX_QUARANTINE_SHARE:.0%} beyond chance "
                                 "(one-sided binomial test at p<0.001 for the partition's rows: "
                                 "one bad row of an hour's five is not an outage).")
     def event_contract(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
-        yield from per_partition(context, verdicts(context, project, RAW_EVENTS, hourly_def),
+        yield from per_partition(context, verdicts(context, project, RAW_EVENTS, events_def),
                                  dg.AssetCheckKey(dg.AssetKey(RAW_EVENTS), "event_contract"))
 
     def feed_contract(asset: str):

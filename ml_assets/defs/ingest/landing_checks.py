@@ -10,10 +10,10 @@ from pathlib import Path
 import dagster as dg
 
 from ml_assets.defs.contract_checks import checked_partitions, per_partition
-from ml_assets.defs.partitions import daily, hourly
+from ml_assets.defs.partitions import daily, event_partitions
 from ml_assets.lib.core.catalog import RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import days_between, hours_between
+from ml_assets.lib.core.lake import days_between, periods_in
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest import integrity as landing_integrity
 from ml_assets.lib.ingest.landing import LabelFeed, events_layout, feeds_of
@@ -49,18 +49,18 @@ def _checked(project: Workspace, spec: DatasetSpec, asset: str, layout: Layout,
 
 
 def build_landing_checks(spec: DatasetSpec) -> list:
-    hourly_def, daily_def = hourly(spec), daily(spec)
+    events_def, daily_def = event_partitions(spec), daily(spec)
 
     @dg.asset_check(asset=RAW_EVENTS, name="landing_events_append_only",
-                    partitions_def=hourly_def,
+                    partitions_def=events_def,
                     description="Records the checksum of every event landing file ingested; "
                                 "fails if one was rewritten after it first landed, or if a "
                                 "file landed after its hours were ingested without it.")
     def landing_events_append_only(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
         yield from per_partition(context, _checked(project, spec, RAW_EVENTS,
                                                    events_layout(project.paths, spec), [
-            (k, hours_between(lo, hi)) for k, lo, hi in checked_partitions(
-                context, hourly_def, project.catalog.table(RAW_EVENTS))]),
+            (k, periods_in(lo, hi, spec.partition_step)) for k, lo, hi in checked_partitions(
+                context, events_def, project.catalog.table(RAW_EVENTS))]),
             dg.AssetCheckKey(dg.AssetKey(RAW_EVENTS), "landing_events_append_only"))
 
     def feed_append_only(feed: LabelFeed):

@@ -6,14 +6,14 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from ml_assets.defs.contract_checks import hourly_contract_result, quarantine_blocked
-from ml_assets.defs.freshness import HOURLY_FRESHNESS, freshness_policy
-from ml_assets.defs.partitions import hour_key, hourly
+from ml_assets.defs.contract_checks import partition_contract_result, quarantine_blocked
+from ml_assets.defs.freshness import event_freshness
+from ml_assets.defs.partitions import event_key, event_partitions
 from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import hours_between, read_parquet_files
+from ml_assets.lib.core.lake import periods_in, read_parquet_files
 from ml_assets.lib.core.workspace import Workspace
-from ml_assets.lib.features.build import MissingUpstreamError, split_by_hour
+from ml_assets.lib.features.build import MissingUpstreamError, split_by_period
 from ml_assets.lib.features.contract import feature_contract_problems
 from ml_assets.lib.release.rollout import acting_arm
 from ml_assets.lib.scoring.batch import (
@@ -24,13 +24,13 @@ from ml_assets.lib.scoring.batch import (
 )
 
 
-def _blocked_hours(project: Workspace, spec: DatasetSpec, hours: list) -> set:
-    """Hours a run of each alone would not score: events failing their contract (so no
+def _blocked(project: Workspace, spec: DatasetSpec, starts: list) -> set:
+    """Partitions a run of each alone would not score: events failing their contract (so no
     features) or features failing theirs."""
     table = project.catalog.table(EVENT_FEATURES)
-    blocked = set(quarantine_blocked(project, RAW_EVENTS, hours))
-    return blocked | {h for h in hours if h not in blocked and table.path(h).exists()
-                      and not hourly_contract_result(
+    blocked = set(quarantine_blocked(project, RAW_EVENTS, starts))
+    return blocked | {h for h in starts if h not in blocked and table.path(h).exists()
+                      and not partition_contract_result(
                           table, h, h + table.step,
                           lambda df: feature_contract_problems(df, spec)).passed}
 
@@ -39,9 +39,9 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
     @dg.asset(
         name="batch_scores",
         group_name="scoring",
-        partitions_def=hourly(spec),
+        partitions_def=event_partitions(spec),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        freshness_policy=freshness_policy(spec, HOURLY_FRESHNESS),
+        freshness_policy=event_freshness(spec),
         deps=["event_features", "candidate_model"],
         kinds={"scikitlearn", "parquet"},
         owners=[spec.owner],
@@ -60,18 +60,19 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
             card = registry.get_model(version)
             check_features_computable(card, spec)
             models.append((role, card, load_live_model(project.paths, card)))
-        blocked = _blocked_hours(project, spec, hours_between(start, end))
-        files, missing = project.catalog.table(EVENT_FEATURES).coverage(start, end)
-        files = [f for f in files if project.catalog.table(EVENT_FEATURES).start(f.stem)
-                 not in blocked]
+        starts = periods_in(start, end, spec.partition_step)
+        blocked = _blocked(project, spec, starts)
+        features_table = project.catalog.table(EVENT_FEATURES)
+        files, missing = features_table.coverage(start, end)
+        files = [f for f in files if features_table.start(f.stem) not in blocked]
         missing = [h for h in missing if h not in blocked]
         if missing:
             raise MissingUpstreamError(
                 f"event_features lacks {len(missing)} partition(s) of this run (first: "
-                f"{missing[0]:%Y-%m-%d-%H:00}); materialize event_features for them first")
+                f"{features_table.key(missing[0])}); materialize event_features for them first")
         features = read_parquet_files(files)
         scores = score_frame(features, spec, models, datetime.now(UTC),
-                             features_ref=f"event_features/{hour_key(start)}..{hour_key(end)}",
+                             features_ref=f"event_features/{event_key(spec, start)}..{event_key(spec, end)}",
                              challenger_arm=acting_arm(registry, spec, features))
         champion = scores[scores["role"] == "champion"]
         context.add_output_metadata({
@@ -81,10 +82,10 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
             "champion_mean_score": float(champion["score"].mean()) if len(champion) else 0.0,
             "champion_decision_rate": float(champion["decision"].mean()) if len(champion) else 0.0,
         })
-        by_hour = split_by_hour(scores, spec.event_ts, hours_between(start, end))
-        for h in blocked:  # scored by no run of that hour alone either
+        by_period = split_by_period(scores, spec.event_ts, starts, spec.partition_step)
+        for p in blocked:  # scored by no run of that partition alone either
             context.add_asset_metadata({"blocked_by": "an upstream contract"},
-                                       partition_key=hour_key(h))
-        return {hour_key(h): None if h in blocked else df for h, df in by_hour.items()}
+                                       partition_key=event_key(spec, p))
+        return {event_key(spec, p): None if p in blocked else df for p, df in by_period.items()}
 
     return [batch_scores]
