@@ -199,14 +199,15 @@ def build_training_set(paths: DataPaths, spec: DatasetSpec, window: TrainingWind
         ``raw_labels`` partition precedes the cutoff.
     """
     catalog = Catalog(paths.lake, spec.partition_grain)
+    features = catalog.table(EVENT_FEATURES)
     ranges = window.event_ranges()
     feat_files = []
     for lo, hi in ranges:
-        files, missing = catalog.table(EVENT_FEATURES).coverage(lo, hi)
+        files, missing = features.coverage(lo, hi)
         if missing:
             raise MissingUpstreamError(
                 f"event_features lacks {len(missing)} partition(s) of the training window or "
-                f"held-out period (first: {missing[0]:%Y-%m-%d-%H:00}); materialize "
+                f"held-out period (first: {features.key(missing[0])}); materialize "
                 "event_features for them.")
         feat_files += files
     # a label is dated at or after its event: label files from the earliest event read on
