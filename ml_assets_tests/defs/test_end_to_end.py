@@ -86,8 +86,8 @@ def test_cli_models_and_status_json(fraud_world):
 
 
 def write_ticket_landing(paths: DataPaths, start: datetime, days: int, seed: int = 5) -> None:
-    """A toy support-ticket stream: busy customers with long messages escalate more; about a
-    third of the tickets have no agent yet (``agent_id`` null)."""
+    """A toy support-ticket stream, one landing file per day: busy customers with long messages
+    escalate more; about a third of the tickets have no agent yet (``agent_id`` null)."""
     rng = np.random.default_rng(seed)
     n = days * 24 * 6
     ts = start + pd.to_timedelta(np.sort(rng.integers(0, days * 86_400, n)), unit="s")
@@ -102,9 +102,9 @@ def write_ticket_landing(paths: DataPaths, start: datetime, days: int, seed: int
                            "agent_id": [f"A{a}" if a >= 0 else None for a in agent],
                            "priority": prio, "message_chars": chars})
     paths.ensure()
-    for hour in pd.date_range(start, periods=days * 24, freq="h"):
-        part = events[(events["opened_at"] >= hour) & (events["opened_at"] < hour + pd.Timedelta(hours=1))]
-        part.to_parquet(paths.landing_events_file(hour.to_pydatetime()), index=False)
+    for day in pd.date_range(start, periods=days, freq="D"):
+        part = events[(events["opened_at"] >= day) & (events["opened_at"] < day + pd.Timedelta(days=1))]
+        part.to_parquet(paths.landing / "events" / f"{day:%Y-%m-%d}.parquet", index=False)
     labels = pd.DataFrame({"ticket_id": events["ticket_id"], "escalated": escalated,
                            "resolved_at": events["opened_at"] + pd.to_timedelta(
                                rng.integers(3600, 3 * 86_400, n), unit="s")})
@@ -126,8 +126,10 @@ def with_nullable_agent(spec: DatasetSpec) -> DatasetSpec:
 
 
 def test_pipeline_runs_on_a_second_non_fraud_spec(tmp_path):
-    # from examples/, the way a user's spec loads; with a nullable key it runs end to end too
-    spec = with_nullable_agent(load_spec(SUPPORT_TICKETS))
+    # from examples/, the way a user's spec loads; with a nullable key and daily partitions
+    # (partition_grain) it runs end to end too
+    spec = dataclasses.replace(with_nullable_agent(load_spec(SUPPORT_TICKETS)),
+                               partition_grain="daily")
     start = spec.start_utc
     days = 12
     paths = DataPaths(tmp_path)

@@ -13,7 +13,12 @@ import pytest
 from ml_assets.cli.runs import cmd_run
 from ml_assets.cli.status_report import lake_partitions, status
 from ml_assets.definitions import build_definitions
-from ml_assets.defs.freshness import judged_at
+from ml_assets.defs.freshness import (
+    DAILY_EVENTS_FRESHNESS,
+    HOURLY_FRESHNESS,
+    event_freshness,
+    judged_at,
+)
 from ml_assets.defs.partitions import (
     daily,
     event_key,
@@ -141,6 +146,10 @@ def test_a_daily_grain_spec_partitions_maps_and_schedules_its_events_by_day(tmp_
     short = replace(spec, features=(WindowAgg("n_90m", "card_id", "count", "90m"),))
     assert [lookback_partitions(short, timedelta(days=1)),
             lookback_partitions(short, timedelta(hours=1))] == [1, 2]  # part-periods read whole
+    # a live daily dataset warns after a missed daily run, fails after two
+    assert event_freshness(replace(LIVE, partition_grain="daily")) == DAILY_EVENTS_FRESHNESS
+    assert DAILY_EVENTS_FRESHNESS.warn_window.to_timedelta() == timedelta(days=1, minutes=20)
+    assert event_freshness(spec) is None and event_freshness(LIVE) == HOURLY_FRESHNESS
     schedules = {s.name: s for s in repo.schedule_defs}
     assert "hourly_scoring_schedule" not in schedules and "hourly_scoring_job" not in {
         j.name for j in repo.get_all_jobs()}
