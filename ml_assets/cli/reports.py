@@ -274,9 +274,9 @@ def add_parsers(sub) -> None:
     mon.add_argument("--by", choices=("day", "week", "month"),
                      help="pool AUC, PR-AUC, business metric and PSI per period")
     mon.add_argument("--from", dest="date_from", type=utc_day, metavar="YYYY-MM-DD",
-                     help="first day of the window (UTC); default: the first scored hour")
+                     help="first day of the window (UTC); default: the first scored partition")
     mon.add_argument("--to", dest="date_to", type=utc_day, metavar="YYYY-MM-DD",
-                     help="day after the window (UTC, exclusive); default: the newest scored hour")
+                     help="day after the window (UTC, exclusive); default: the newest scored partition")
     mon.set_defaults(func=cmd_monitor)
     sub.add_parser("shadow", help="shadow report of the current (or last) challenger with "
                                   "every gate item, its measured value and passed") \

@@ -21,6 +21,7 @@ from ml_assets.lib.features.definitions import LabelAgg, TimeSincePrevious, Wind
 from ml_assets.lib.features.parity import replay_parity
 from ml_assets.lib.scoring.batch import load_live_model
 from ml_assets.lib.training.provenance import code_commit
+from ml_assets.lib.training.reproduce import reproduce
 from ml_assets.scenarios.demo import run_pipeline
 from ml_assets.specs.loading import load_spec
 from ml_assets_tests.fixtures.example_specs import SUPPORT_TICKETS
@@ -168,3 +169,6 @@ def test_pipeline_runs_on_a_second_non_fraud_spec(tmp_path):
               for v in registry.aliases("escalation").values() if v}
     report = replay_parity(paths, spec, start + timedelta(days=days - 1), models)
     assert report.ok and report.events > 100, report.as_dict()
+    # a rebuild from raw at the daily grain gives the model trained from the live lake
+    rerun = reproduce(Workspace(paths, spec), "escalation-v1")
+    assert rerun.identical, rerun.causes
