@@ -1,7 +1,6 @@
 """What `ml-assets monitor` reports: the last N monitored days, business metric first, read from
 the monitoring tables in the lake (the same rows the Dagster checks judge)."""
 
-import numbers
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -10,19 +9,13 @@ from ml_assets.lib.core.catalog import BATCH_SCORES, MONITORING_TABLES, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.monitoring import check_names as names
+from ml_assets.lib.monitoring.periods import day_figures, json_value
 
 ASSETS = MONITORING_TABLES
 
 
 def _num(v):
     return None if v is None or pd.isna(v) else float(v)
-
-
-def _plain(v):
-    """numpy scalars -> JSON-native values (NaN -> None)."""
-    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
-        return int(v)
-    return _num(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else v
 
 
 def _read(paths: DataPaths, asset: str, days: list[str]) -> pd.DataFrame:
@@ -101,17 +94,14 @@ def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
                     "message": r.alert_message} for r in early.itertuples() if r.severity != "ok"]
         checks += [{"check": names.BUSINESS_THRESHOLDS, "severity": r.severity,
                     "message": r.alert_message} for r in biz.itertuples() if r.severity != "ok"]
-        business = None if biz.empty else {
-            k: _plain(v) for k, v in biz.drop(columns=["day", "_day"]).iloc[0].items()}
+        business, psi = day_figures(biz, drift)  # the figures `monitor --by day` computes
         out.append({
             "day": day,
             "business_metric": business,
             "decision_rate": (business[spec.business_metric.decision_rate_name]
                               if business and spec.business_metric
                               else _scored_decision_rate(paths, spec, day)),
-            # judged periods only: a week to date is not a verdict (drift_periods.py)
-            "psi": {r.feature: float(r.psi) for r in drift.itertuples()
-                    if pd.notna(r.psi) and getattr(r, "period_complete", True)},
+            "psi": psi,
             "ks": {r.feature: {"statistic": float(r.ks_stat), "pvalue": float(r.ks_pvalue)}
                    for r in drift.itertuples() if r.kind == "continuous" and pd.notna(r.ks_stat)},
             "prediction_quantiles": {r.model_version: {"role": r.role, "p10": float(r.p10),
@@ -123,9 +113,9 @@ def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
                    {"estimated_auc": _num(r.estimated_auc), "estimate": True})}
                 for r in evals.itertuples()},
             "early_labels": None if early.empty else {
-                k: _plain(early.iloc[0][k]) for k in ("status", "label_age_hours", "passed",
-                                                      "reported_positives", "expected_positives",
-                                                      "p_value")},
+                k: json_value(early.iloc[0][k]) for k in (
+                    "status", "label_age_hours", "passed", "reported_positives",
+                    "expected_positives", "p_value")},
             "checks": checks,
         })
     return {"dataset": spec.name, "data_dir": str(paths.root), "days": out,

@@ -2,11 +2,14 @@
 AUC, PR-AUC, the business metric and feature PSI of each period, for `ml-assets monitor --by`.
 
 One day is a small sample for a ranking metric or a rare-event business figure; a week or a month
-pools enough labelled rows to read a trend. A period only partly inside the requested window, or
+pools enough labelled rows to read a trend. A whole day's figures are the daily monitoring assets'
+own (``business_metric``, ``feature_drift``: ``day_figures``), so ``monitor --by day`` and
+``monitor`` agree on a day. A period only partly inside the requested window, or
 past the newest scored partition, is reported as incomplete rather than judged."""
 
 from __future__ import annotations
 
+import numbers
 from datetime import datetime
 
 import numpy as np
@@ -19,7 +22,7 @@ from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.monitoring import drift
 from ml_assets.lib.monitoring.business import compute_business
 from ml_assets.lib.monitoring.evaluation import FINAL, auc_standard_error, label_status
-from ml_assets.lib.monitoring.feature_drift import reference_profile
+from ml_assets.lib.monitoring.feature_drift import feature_drift, reference_profile
 from ml_assets.lib.monitoring.labelable import label_coverage
 from ml_assets.lib.monitoring.scored_events import (
     champion_of,
@@ -27,8 +30,44 @@ from ml_assets.lib.monitoring.scored_events import (
     label_horizon,
     load_scores,
 )
+from ml_assets.lib.monitoring.tables import business_metric
 
 PERIODS = ("day", "week", "month")
+
+
+def json_value(v):
+    """A numpy or pandas scalar as a JSON-native value (NaN -> None)."""
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return int(v)
+    if isinstance(v, numbers.Real) and not isinstance(v, bool):
+        return None if pd.isna(v) else float(v)
+    return v
+
+
+def day_figures(business: pd.DataFrame, drifted: pd.DataFrame) -> tuple[dict | None, dict]:
+    """A day's business metric and PSI from the rows of the daily ``business_metric`` and
+    ``feature_drift`` assets: what ``monitor`` reads from the lake and ``period_report``
+    computes with the same code for a whole day.
+
+    Parameters
+    ----------
+    business : DataFrame
+        The day's ``business_metric`` row (none without a business metric).
+    drifted : DataFrame
+        The day's ``feature_drift`` rows, one per feature.
+
+    Returns
+    -------
+    business : dict or None
+        The row's figures, JSON-native (``day`` left out); None without a row.
+    psi : dict of str to float
+        Per feature judged that day: its period complete (a week to date is not a verdict,
+        ``drift_periods``) and its PSI finite.
+    """
+    figures = None if business.empty else {
+        k: json_value(v) for k, v in business.iloc[0].items() if k not in ("day", "_day")}
+    return figures, {r.feature: float(r.psi) for r in drifted.itertuples()
+                     if pd.notna(r.psi) and getattr(r, "period_complete", True)}
 
 
 def period_start(ts: pd.Series, by: str) -> pd.Series:
@@ -102,6 +141,9 @@ def period_report(ws: Workspace, lo: datetime, hi: datetime, by: str) -> list[di
         ``rows``, ``decision_rate`` and ``_ranking``'s AUC/PR-AUC figures, final periods only), ``business_metric`` (``compute_business`` over the
         period's acted rows; absent when the spec has none) and ``psi`` (per feature: PSI of the
         period's feature rows against the period's champion's reference profile, Yurdakul 2018).
+        A whole day inside the window has the daily assets' figures instead (``day_figures``):
+        the ``business_metric`` row (estimate calibrated as the asset does) and the PSI of each
+        feature judged that day over its own drift period.
 
     Raises
     ------
@@ -130,6 +172,12 @@ def period_report(ws: Workspace, lo: datetime, hi: datetime, by: str) -> list[di
     features = read_parquet_files(event_files(paths, spec, EVENT_FEATURES, lo, hi, True))
     feature_period = period_start(features[spec.event_ts], by)
     profiles: dict[str, drift.DriftProfile] = {}
+    # Whole days: the daily monitoring assets' own computation, so a day reads as `monitor` does.
+    days = (pd.Timestamp(lo).ceil("D"), pd.Timestamp(hi).floor("D"))
+    whole = by == "day" and days[0] < days[1]
+    day_drift = feature_drift(ws, *days) if whole else {}
+    day_business = (business_metric(ws, *days) if whole and horizon is not None
+                    and spec.business_metric is not None else {})
     out = []
     for start, rows in scores.groupby("period"):
         end = _period_end(start, by)
@@ -145,11 +193,18 @@ def period_report(ws: Workspace, lo: datetime, hi: datetime, by: str) -> list[di
                                      "decision_rate": float(g["decision"].mean()),
                                      **_ranking(g, status == FINAL)}
                             for v, g in rows.groupby("model_version")}}
-        if spec.business_metric is not None:
+        day = start.to_pydatetime()
+        if day in day_drift:
+            business, entry["psi"] = day_figures(day_business.get(day, pd.DataFrame()),
+                                                 day_drift[day])
+            entry["psi_model_version"] = str(day_drift[day]["model_version"].iloc[0])
+            if business is not None:
+                entry["business_metric"] = business
+        if spec.business_metric is not None and "business_metric" not in entry:
             entry["business_metric"] = compute_business(acted, spec.business_metric,
                                                         status == FINAL)
         version = champion_of(rows)
-        if version is not None:
+        if version is not None and day not in day_drift:
             if version not in profiles:
                 profiles[version] = reference_profile(paths, spec,
                                                       ws.registry.get_model(version))[0]
