@@ -166,24 +166,22 @@ def test_yes_no_label_spellings_become_0_1_and_anything_else_is_quarantined(tmp_
     """Issue 16: yes/no, y/n, t/f, true/false, 1/0 in any case and with blanks are booleans;
     another value keeps the column text, named in the report with file and row, and only its
     row is quarantined."""
-    paths = DataPaths(tmp_path / "data")
-    land(paths, tickets, {"events": [_write(tmp_path / "t.csv", EVENTS_CSV)]}, TICKET_MAP)
-    good = _write(tmp_path / "good" / "l.csv", "ticket_id,escalated,resolved_at\n"
-                  "007, Yes ,2026-03-04T10:00:00Z\n008,n,2026-03-04T10:00:01Z\n"
-                  "009,T,2026-03-04T10:00:02Z\n")
-    report = land(paths, tickets, {"labels": [good]})["labels"]
+    def land_labels(name: str, values: list[str]):
+        paths = DataPaths(tmp_path / name)
+        land(paths, tickets, {"events": [_write(tmp_path / "t.csv", EVENTS_CSV)]}, TICKET_MAP)
+        src = _write(tmp_path / f"{name}.csv", "ticket_id,escalated,resolved_at\n" + "".join(
+            f"{i},{v},2026-03-04T10:00:0{n}Z\n" for n, (i, v) in enumerate(zip(
+                ["007", "008", "009"], values, strict=True))))
+        return paths, src, land(paths, tickets, {"labels": [src]})["labels"]
+
+    paths, _, report = land_labels("good", [" Yes ", "n", "T"])
     assert report["as_text"] == {}
     day = pq.read_table(paths.landing / "labels" / "2026-03-04.parquet")
     assert day["escalated"].type == pa.int8() and day["escalated"].to_pylist() == [1, 0, 1]
 
-    other = DataPaths(tmp_path / "other")
-    land(other, tickets, {"events": [_write(tmp_path / "t.csv", EVENTS_CSV)]}, TICKET_MAP)
-    bad = _write(tmp_path / "bad" / "l.csv", "ticket_id,escalated,resolved_at\n"
-                 "007,FALSE,2026-03-04T10:00:00Z\n008,maybe,2026-03-04T10:00:01Z\n"
-                 "009,y,2026-03-04T10:00:02Z\n")
-    report = land(other, tickets, {"labels": [bad]})["labels"]
-    assert f"{bad} row 2: 'maybe'" in report["as_text"]["escalated"]
-    valid, quarantined = _through_contract(other, tickets, "labels")
+    paths, src, report = land_labels("bad", ["FALSE", "maybe", "y"])
+    assert f"{src} row 2: 'maybe'" in report["as_text"]["escalated"]
+    valid, quarantined = _through_contract(paths, tickets, "labels")
     assert valid["escalated"].tolist() == [0, 1]
     assert len(quarantined) == 1 and "maybe" in quarantined["record"].iloc[0]
 
