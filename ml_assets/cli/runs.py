@@ -230,9 +230,24 @@ def _runs_first(messages: list[str], spec, lo: datetime, hi: datetime) -> list[s
 
 def failure_text(where: str, exc, spec, lo: datetime | None = None,
                  hi: datetime | None = None) -> str:
-    """Plain lines for a failed run (``runner.StepFailed``), no stack trace: each failing step
-    or check of ``where`` (the step and its partitions) with its error, then (given the range
-    asked, ``lo``/``hi``) the commands to run first for the upstream partitions missing."""
+    """Plain lines for a failed run, no stack trace: each failing step or check with its error,
+    then the commands to run first for the upstream partitions missing.
+
+    Parameters
+    ----------
+    where : str
+        The step and its partitions (``features 2026-01-05..2026-02-14``), leading each line.
+    exc : runner.StepFailed
+        Its ``failures`` are worded one per line; without any, its message.
+    spec : DatasetSpec
+    lo, hi : datetime, optional
+        The range asked (UTC, ``hi`` exclusive); without it no command is suggested.
+
+    Returns
+    -------
+    str
+        Lines joined by newlines, no trailing newline.
+    """
     lines = [f"{where}: {f}" for f in exc.failures] or [f"{where}: {exc}"]
     first = _runs_first([f.message for f in exc.failures], spec, lo, hi) if lo else []
     if first:
