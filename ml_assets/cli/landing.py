@@ -1,5 +1,6 @@
 """Landing-file commands: ``land`` imports CSV/Parquet files as they come into daily landing
-files (``lib/ingest/importing.py``); ``landing accept`` records a corrected re-delivery in the
+files, a day that already landed getting the export's new rows as a part
+(``lib/ingest/importing.py``); ``landing accept`` records a corrected re-delivery in the
 control plane (who, why, old and new checksum; appended and audited), after which the
 append-only check and ``reproduce`` expect the accepted version."""
 
@@ -20,6 +21,12 @@ def _print_land(report: dict) -> None:
         span = f", {r['first_day']} .. {r['last_day']}" if r["first_day"] else ""
         print(f"{feed}: {len(r['files'])} file(s), {r['rows']} row(s){span}: "
               f"{len(r['written'])} day file(s) written, {len(r['unchanged'])} unchanged")
+        for day, counts in r["day_rows"].items():  # days that had landed before this export
+            if day in r["parts"] or counts["already_landed"] or counts["conflicting"]:
+                print(f"  {day}: {counts['new']} new, {counts['already_landed']} already landed, "
+                      f"{counts['conflicting']} conflicting (same id, other values: written, "
+                      "the ingest quarantines them with reasons)"
+                      + (f"; part {r['parts'][day]}" if day in r["parts"] else ""))
         for key, label in (("renamed", "renamed"), ("dropped", "dropped columns"),
                            ("ignored_files", "ignored files (not CSV/Parquet, or hidden)"),
                            ("empty_files", "files without rows"),
@@ -65,7 +72,9 @@ def add_parsers(sub, actor: str) -> None:
     """
     land = sub.add_parser(
         "land", help="import CSV/Parquet files as they come into daily landing files "
-                     "(landing/<feed>/YYYY-MM-DD.parquet, UTC days); reports what it dropped")
+                     "(landing/<feed>/YYYY-MM-DD.parquet, UTC days; a day that already landed "
+                     "gets the new rows as a part, YYYY-MM-DD/part-*.parquet); reports what it "
+                     "dropped")
     for feed in ("events", "labels", "reports"):
         land.add_argument(f"--{feed}", nargs="+", action="extend", default=[], metavar="PATH",
                           help=f"{feed} sources: .csv, .csv.gz or .parquet files, directories "

@@ -1,7 +1,8 @@
 """Issue 16 item 3 through the real definitions: raw_events over a range of hours from daily
 landing files with gaps (days with no data have no file), both completeness rules, a bad row
 of a daily file quarantined once, the hourly schedule on a daily-file landing, and a file
-landing after its hours were ingested as empty (a late delivery: reported, then rerun)."""
+landing after its hours were ingested as empty, or a part after its day was ingested (a late
+delivery: reported, then rerun)."""
 
 from datetime import timedelta
 
@@ -19,7 +20,7 @@ from ml_assets.lib.ingest.integrity import late_files
 from ml_assets.lib.ingest.landing import ingest_events
 from ml_assets.lib.ingest.quarantine import read_quarantine
 from ml_assets.scenarios.runner import step_failure_message
-from ml_assets_tests.fixtures.reliability_world import NOW, spec_with
+from ml_assets_tests.fixtures.reliability_world import NOW, good_events, spec_with
 from ml_assets_tests.lib.ingest.test_landing_layout import D1, D2, D3, D4, HOUR, hours_of, land_day
 
 JOB = "raw_events_only"
@@ -173,15 +174,29 @@ def test_a_late_file_fails_the_append_only_check_shows_in_status_and_the_schedul
     assert [f["path"] for f in report["late_landing_files"]] == [
         "landing/events/2026-07-02.parquet"]
     # the hourly schedule's tick asks for a rerun of the file's hours, once per delivery
-    tick = defs.get_schedule_def("hourly_scoring_schedule")(dg.build_schedule_context(
-        instance=instance, scheduled_execution_time=D4 + HOUR + timedelta(minutes=15),
-        resources=defs.resources))
-    rerun = [r for r in (tick if isinstance(tick, list) else [tick])
-             if r.run_key.startswith("late:")]
-    assert [r.run_key.split(":")[1] for r in rerun] == ["landing/events/2026-07-02.parquet"]
-    assert (rerun[0].tags[RANGE_START_TAG], rerun[0].tags[RANGE_END_TAG]) == (
+    [rerun] = _late_reruns(defs, instance)
+    assert rerun.run_key.split(":")[1] == "landing/events/2026-07-02.parquet"
+    assert (rerun.tags[RANGE_START_TAG], rerun.tags[RANGE_END_TAG]) == (
         hour_key(D2), hour_key(D2 + 23 * HOUR))
-    result = defs.resolve_job_def(JOB).execute_in_process(instance=instance, tags=rerun[0].tags)
+    result = defs.resolve_job_def(JOB).execute_in_process(instance=instance, tags=rerun.tags)
     assert _rows(paths, hours_of(D2)) == [2] * 24 and len(late) == 48
     assert [c.passed for c in _append_only(result)] == [True] * 24
     assert late_files(paths, Registry(paths.control_db), spec) == []
+    # a second export's part of day 2 (ml-assets land) is a delivery of its own: late again
+    part = paths.landing / "events" / "2026-07-02" / "part-x.parquet"
+    part.parent.mkdir()
+    good_events(D2 + 3 * HOUR, 2, 600).to_parquet(part, index=False)
+    [rerun] = _late_reruns(defs, instance)
+    assert rerun.run_key.split(":")[1] == "landing/events/2026-07-02/part-x.parquet"
+    defs.resolve_job_def(JOB).execute_in_process(instance=instance, tags=rerun.tags)
+    assert _rows(paths, [D2 + 2 * HOUR, D2 + 3 * HOUR]) == [2, 4]
+    assert late_files(paths, Registry(paths.control_db), spec) == []
+
+
+def _late_reruns(defs, instance) -> list[dg.RunRequest]:
+    """The late-file reruns the hourly schedule's tick (day 4, 01:15) asks for."""
+    tick = defs.get_schedule_def("hourly_scoring_schedule")(dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=D4 + HOUR + timedelta(minutes=15),
+        resources=defs.resources))
+    return [r for r in (tick if isinstance(tick, list) else [tick])
+            if r.run_key.startswith("late:")]

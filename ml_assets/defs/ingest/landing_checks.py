@@ -26,7 +26,7 @@ def _checked(project: Workspace, spec: DatasetSpec, asset: str, layout: Layout,
     periods)``), each file once however many partitions it covers; ERROR for a partition
     whose file was rewritten, and for every partition while the feed has a late file (one
     listing and one ledger query after recording, so the files just read are not late)."""
-    files = {k: list(dict.fromkeys(w[0] for w in layout.found(starts).values() if w))
+    files = {k: list(dict.fromkeys(w[0] for ws in layout.found(starts).values() for w in ws))
              for k, starts in partitions}
     problems = landing_integrity.record(project.paths, project.registry,
                                         list(dict.fromkeys(f for fs in files.values() for f in fs)),

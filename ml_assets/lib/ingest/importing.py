@@ -27,10 +27,16 @@ deliberately, in DuckDB:
 Rows are written to ``landing/<kind>/YYYY-MM-DD.parquet`` by the UTC day of their timestamp
 (events by ``event_ts``, labels and reports by ``label_ts``), sorted by timestamp and id, so
 the same input gives byte-identical files. Landing files are append-only
-(``ingest.integrity``): a day whose file already holds the same rows is left unchanged, one
-holding other rows refuses the whole import. Everything is validated before anything is
-written, and a day file is created, never overwritten: one a concurrent run created meanwhile
-with other rows stops this run there. All sources of one command are held in memory: land long histories in slices.
+(``ingest.integrity``), so a day that already landed (its file, or parts a writer put in
+``YYYY-MM-DD/``) gets the next export's rows as a new part,
+``YYYY-MM-DD/part-<landed, UTC>-<sha256 prefix>.parquet`` (``landing_layout``: a period in
+parts), holding only the rows not landed yet: a row with the same id and values as a landed
+one is "already landed" and not written again (a rerun of the same export writes nothing),
+one whose id landed with other values is written and reported "conflicting" (the ingest
+quarantines it as a duplicate, or both labels as conflicting). Everything is validated before
+anything is written, and a file is created, never overwritten: a day file a concurrent run
+created meanwhile with other rows stops this run there. All sources of one command are held
+in memory: land long histories in slices.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ from ml_assets.lib.ingest.contracts import (
     event_kinds,
     label_kinds,
 )
+from ml_assets.lib.ingest.landing_layout import DAY, Layout
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 # An instant as text: ISO date and time with an explicit offset (Z, +HH, +HHMM, +HH:MM; at
@@ -475,6 +482,35 @@ def _other_rows(paths: DataPaths, path: Path, rows: pa.Table) -> str:
     return f"{path.relative_to(paths.root)} already holds other rows than the {len(rows)} landed now"
 
 
+def _not_landed(con: duckdb.DuckDBPyConnection, landed: tuple[Path, ...], rows: pa.Table,
+                feed: Feed) -> tuple[pa.Table, dict[str, int]]:
+    """The rows of one day not landed yet in its files ``landed``, and how many rows were
+    ``new`` (id not landed), ``already_landed`` (a landed row has the same id and values: not
+    returned) and ``conflicting`` (the id landed with other values: returned).
+
+    Values are compared as text, numbers as numbers: a column kept as text in one export and
+    typed in another (``as_text``) still matches. One DuckDB join on the id.
+    """
+    con.register("day_rows", rows.append_column("_i", pa.array(np.arange(len(rows)))))
+    listed = ", ".join(_literal(str(p)) for p in landed)
+    text = "CAST({} AS VARCHAR)".format
+    same = " AND ".join(
+        (f"coalesce(TRY_CAST(o.{_q(c)} AS DOUBLE) = TRY_CAST(n.{_q(c)} AS DOUBLE), "
+         if k == NUMBER else "(") + f"{text('o.' + _q(c))} IS NOT DISTINCT FROM "
+        f"{text('n.' + _q(c))})" for c, k in feed.kinds.items())
+    flags = con.execute(
+        f"SELECT bool_or(o.{_q(feed.id)} IS NOT NULL) AS seen, "
+        f"coalesce(bool_or(o.{_q(feed.id)} IS NOT NULL AND {same}), false) AS same "
+        f"FROM day_rows n LEFT JOIN read_parquet([{listed}], union_by_name = true) o "
+        f"ON {text('o.' + _q(feed.id))} = {text('n.' + _q(feed.id))} "
+        "GROUP BY n._i ORDER BY n._i").fetchnumpy()
+    con.unregister("day_rows")
+    seen, same = flags["seen"].astype(bool), flags["same"].astype(bool)
+    return rows.filter(pa.array(~same)), {"new": int((~seen).sum()),
+                                          "already_landed": int(same.sum()),
+                                          "conflicting": int((seen & ~same).sum())}
+
+
 def _by_day(table: pa.Table) -> dict[str, pa.Table]:
     days = table["_day"].to_numpy(zero_copy_only=False)
     names, starts = np.unique(days, return_index=True)  # rows are sorted by time: days contiguous
@@ -491,7 +527,8 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
     Parameters
     ----------
     paths : DataPaths
-        The data directory; files go to ``landing/<feed>/YYYY-MM-DD.parquet``.
+        The data directory; files go to ``landing/<feed>/YYYY-MM-DD.parquet``, or a new part
+        ``landing/<feed>/YYYY-MM-DD/part-....parquet`` when the day already landed.
     spec : DatasetSpec
         Columns, their kinds and ``id_type``.
     sources : dict
@@ -502,6 +539,7 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
         The CSV field separator (the dialect is never guessed).
     now : datetime, optional
         The current time (default: the clock); rows after it (``FUTURE_TOLERANCE``) refuse.
+        A part's name carries it (parts sort in landing order: the first copy of an id stands).
 
     Returns
     -------
@@ -509,8 +547,10 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
         Per feed: ``files`` (read), ``ignored_files``, ``empty_files`` (no rows),
         ``repeated_files`` (``{file: the file with the same content, read instead}``),
         ``multiline_rows`` (``{CSV file: rows with a quoted field spanning lines}``),
-        ``padded_ids`` (``{id column: how many values have surrounding whitespace}``), ``rows``, ``written`` and ``unchanged``
-        (days, ``YYYY-MM-DD``), ``first_day``, ``last_day``, ``dropped`` (columns),
+        ``padded_ids`` (``{id column: how many values have surrounding whitespace}``), ``rows``, ``written`` (days a day file or a
+        part was written for) and ``unchanged`` (days, ``YYYY-MM-DD``), ``parts`` (``{day:
+        the part written, relative to the data directory}``), ``day_rows`` (``{day: {"new",
+        "already_landed", "conflicting": row counts}}``), ``first_day``, ``last_day``, ``dropped`` (columns),
         ``renamed`` (``{source: spec column}``), ``as_text`` (``{column: why}``).
 
     Raises
@@ -520,9 +560,8 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
         Hive folder clashing with a column, a source inside the landing or lake, a missing
         column, a naive, empty or unparseable timestamp, a row outside the spec's
         ``[start, end)`` or in the future, a landing folder resolving outside the data
-        directory, or a day whose landing file holds other rows (or is covered by hourly
-        files). Nothing is written then, except when a concurrent run created a day file
-        meanwhile: the files before it stay written.
+        directory, or a day covered by hourly files. Nothing is written then, except when a
+        concurrent run created a day file meanwhile: the files before it stay written.
     """
     mapping = mapping or {}
     known = feeds(spec)
@@ -537,6 +576,7 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
                                  f"{sorted(targets)})")
     guard = [paths.landing.resolve(), paths.lake.resolve()]
     con = connect()
+    now = now or datetime.now(UTC)
     report, planned, conflicts = {}, [], []
     with tempfile.TemporaryDirectory(prefix="ml-assets-land-") as links:
         for name, patterns in sources.items():
@@ -555,24 +595,32 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
             if read.missing:
                 raise LandingImportError(_missing_error(read.missing, mapping))
             con.register("src", pa.concat_tables(read.tables))
-            table, as_text = _typed(con, feed, spec, now or datetime.now(UTC))
+            table, as_text = _typed(con, feed, spec, now)
             padded = _padded_ids(con, feed)
             con.unregister("src")
-            written, unchanged = [], []
+            layout = Layout.scan(folder, DAY, "later_file", now=now)  # a day's file and parts
+            written, unchanged, parts, day_rows = [], [], {}, {}
             for day, rows in _by_day(table).items():
                 path = folder / f"{day}.parquet"
-                data = _parquet_bytes(rows)
                 hourly = sorted(path.parent.glob(f"{day}T*.parquet"))
+                landed = layout.files.get((DAY, datetime.fromisoformat(day).replace(tzinfo=UTC)))
                 if hourly:
                     conflicts.append(f"{hourly[0].relative_to(paths.root)} already covers part "
                                      f"of {day} (hourly files and a daily file cannot both land)")
-                elif not path.exists():
-                    planned.append((name, day, path, rows, data))
-                    written.append(day)
-                elif _same_rows(path, rows, data):
+                    continue
+                new, day_rows[day] = (_not_landed(con, landed, rows, feed) if landed else
+                                      (rows, {"new": len(rows), "already_landed": 0,
+                                              "conflicting": 0}))
+                if not len(new):
                     unchanged.append(day)
-                else:
-                    conflicts.append(_other_rows(paths, path, rows))
+                    continue
+                data = _parquet_bytes(new)
+                if landed:  # named by landing time, so parts sort in the order they landed
+                    path = folder / day / (f"part-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-"
+                                           f"{hashlib.sha256(data).hexdigest()[:16]}.parquet")
+                    parts[day] = str(path.relative_to(paths.root))
+                planned.append((name, day, path, new, data))
+                written.append(day)
             days = sorted(written + unchanged)
             report[name] = {
                 "files": [str(f.path) for f in files],
@@ -580,6 +628,7 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
                 "empty_files": read.empty, "repeated_files": read.repeated,
                 "multiline_rows": read.multiline, "padded_ids": padded,
                 "rows": len(table), "written": written, "unchanged": unchanged,
+                "parts": parts, "day_rows": day_rows,
                 "first_day": days[0] if days else None, "last_day": days[-1] if days else None,
                 "dropped": sorted(read.dropped), "renamed": read.renamed, "as_text": as_text}
     if conflicts:
@@ -597,5 +646,6 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
                 f"{_other_rows(paths, path, rows)}: another `ml-assets land` wrote it meanwhile; "
                 "this run stopped there (files before it were written): rerun it")
         report[name]["written"].remove(day)
+        report[name]["parts"].pop(day, None)
         report[name]["unchanged"] = sorted([*report[name]["unchanged"], day])
     return report

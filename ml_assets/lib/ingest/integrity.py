@@ -310,17 +310,19 @@ def late_files(paths: DataPaths, registry: Registry, spec: DatasetSpec,
     for asset, layout in layouts:
         table = catalog.table(asset)
         ingested = {p.stem for p in table.files()}
-        for (grain, lo), path in sorted(layout.files.items(), key=lambda kv: kv[0][1]):
-            rel = str(path.resolve().relative_to(root))
-            if rel in recorded:
-                continue
+        for (grain, lo), period in sorted(layout.files.items(), key=lambda kv: kv[0][1]):
             starts = [s for s in (lo + i * table.step for i in range(max(1, grain // table.step)))
                       if table.stem(s) in ingested]
-            if not starts:
-                continue
-            info = path.stat()
-            landed = max(info.st_mtime_ns, info.st_ctime_ns)
-            stems = [table.stem(s) for s in starts if table.path(s).stat().st_mtime_ns < landed]
-            if stems:
-                out.append(LateFile(rel, asset, lo, lo + grain, tuple(stems), window))
+            # each part of a period is a delivery of its own: one that landed after the
+            # period's partitions were ingested is late, whatever the other parts did
+            for path in period if starts else ():
+                rel = str(path.resolve().relative_to(root))
+                if rel in recorded:
+                    continue
+                info = path.stat()
+                landed = max(info.st_mtime_ns, info.st_ctime_ns)
+                stems = [table.stem(s) for s in starts
+                         if table.path(s).stat().st_mtime_ns < landed]
+                if stems:
+                    out.append(LateFile(rel, asset, lo, lo + grain, tuple(stems), window))
     return out

@@ -61,7 +61,9 @@ def read_landing_batch(paths: DataPaths, files: list[tuple[Path, datetime, datet
     paths : DataPaths
         The data directory (files are named relative to it).
     files : list of (pathlib.Path, datetime, datetime)
-        Each file with the time window its rows must fall in.
+        Each file with the time window its rows must fall in, in landing order
+        (``Layout.cover``): rows come back in this order, so of two copies of an id the
+        earlier file's stands.
     expected : list of str
         The contract's columns, in order.
     ts_column : str
@@ -104,7 +106,12 @@ def read_landing_batch(paths: DataPaths, files: list[tuple[Path, datetime, datet
     frames = [pa.concat_tables(tables).to_pandas() for tables in groups.values()]
     if not frames:
         return pd.DataFrame(columns=[*expected, "_source", "_row", "_lo", "_hi"])
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if len(frames) == 1:
+        return frames[0]
+    # back in file order: of two copies of an id the one in the earlier file stands
+    order = {str(p.relative_to(paths.root)): i for i, (p, _, _) in enumerate(files)}
+    batch = pd.concat(frames, ignore_index=True)
+    return batch.iloc[batch["_source"].map(order).argsort(kind="stable")].reset_index(drop=True)
 
 
 def _partition_of(batch: pd.DataFrame, ts_column: str, grain: timedelta) -> pd.Series:
@@ -232,14 +239,15 @@ def _ingested_before(paths: DataPaths, spec: DatasetSpec, hours: list[datetime],
 
 
 def _landed_as(paths: DataPaths, layout: Layout, start: datetime) -> str:
-    """The landing file an ingested partition was read from (relative to the data directory);
-    its would-be hourly name when none covers it any more."""
+    """The landing file(s) an ingested partition was read from (relative to the data
+    directory; a period in parts names each); its would-be hourly name when none covers it
+    any more."""
     try:
-        found = layout.covering(start)
+        found = [p for p, _, _ in layout.covering(start)]
     except ContractError:  # now covered twice: name the partition's hourly file
-        found = None
-    path = found[0] if found else paths.landing_events_file(start)
-    return str(path.relative_to(paths.root))
+        found = []
+    return " or ".join(str(p.relative_to(paths.root))
+                       for p in found or [paths.landing_events_file(start)])
 
 
 @dataclass(frozen=True)

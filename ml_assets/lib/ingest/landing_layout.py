@@ -2,8 +2,13 @@
 
 A feed directory (``landing/events``, ``landing/labels``, ``landing/reports``) holds files of
 any period at least as long as the feed's partition: hourly ``YYYY-MM-DDTHH.parquet`` or daily
-``YYYY-MM-DD.parquet`` (a daily events file covers its 24 hourly partitions). Two files
-covering the same partition (a daily and an hourly one) are refused, naming both.
+``YYYY-MM-DD.parquet`` (a daily events file covers its 24 hourly partitions). A period may
+also land in parts: a directory named like the period (``2026-01-05/``, as Spark and Hive
+writers produce, or a second export ``ml-assets land`` adds) holding ``*.parquet`` part files
+at any depth; names starting with ``.`` or ``_`` (temp files, ``_SUCCESS``, ``_temporary/``)
+are ignored. The period file and every part are read together. Files of two periods of
+different length covering the same partition (a daily and an hourly one) are refused, naming
+both.
 
 Only periods that had data need a file. A period with no file is *complete and empty* by the
 dataset's ``landing_completeness`` rule, and otherwise *not landed yet* (the run is refused):
@@ -84,7 +89,8 @@ class Layout:
     folder: Path
     partition: timedelta
     completeness: str
-    files: dict[tuple[timedelta, datetime], Path]  # (grain, period start) -> file
+    # (grain, period start) -> its files: the period file first, then its parts by path
+    files: dict[tuple[timedelta, datetime], tuple[Path, ...]]
     others: dict[str, list[str]]  # period name -> non-Parquet files of that name (CSV...)
     marked: frozenset[tuple[timedelta, datetime]]  # per-period ``._SUCCESS`` markers
     through: datetime | None  # ``_SUCCESS``: complete through this time (at most ``now``)
@@ -122,7 +128,7 @@ class Layout:
         if completeness not in COMPLETENESS:
             raise ValueError(f"landing_completeness {completeness!r} is not one of {COMPLETENESS}")
         now = now or datetime.now(UTC)
-        files, others, marked, through, notes = {}, {}, set(), None, []
+        found, others, marked, through, notes = {}, {}, set(), None, []
         for entry in (folder.iterdir() if folder.is_dir() else ()):
             if entry.name == MARKER:
                 if completeness == "marker":  # later_file ignores it (Spark writes it empty)
@@ -140,16 +146,23 @@ class Layout:
             if m["suffix"] == "." + MARKER:
                 marked.add((grain, start))
             elif m["suffix"] == ".parquet":
-                files[(grain, start)] = entry
+                found.setdefault((grain, start), []).insert(0, entry)
+            elif m["suffix"] is None and entry.is_dir():
+                parts, stray = _parts(entry)
+                if parts:
+                    found.setdefault((grain, start), []).extend(parts)
+                if stray:
+                    others.setdefault(stem, []).extend(stray)
             else:
                 others.setdefault(stem, []).append(entry.name)
+        files = {k: tuple(v) for k, v in found.items()}
         if through is not None and through > now:
             notes.append(f"{folder.name}/{MARKER} says complete through {through.isoformat()}, "
                          f"after now ({now.isoformat(timespec='seconds')}): taken as now")
             through = now
         notes += [f"{folder.name}/{p.name} starts after now ({now.isoformat(timespec='seconds')})"
                   ": a mistyped date? It completes no earlier period; remove or rename it"
-                  for (_, lo), p in sorted(files.items()) if lo > now + FUTURE_TOLERANCE]
+                  for (_, lo), (p, *_) in sorted(files.items()) if lo > now + FUTURE_TOLERANCE]
         return cls(folder, partition, completeness, files, others, frozenset(marked), through,
                    end, now, tuple(notes))
 
@@ -163,24 +176,29 @@ class Layout:
         return [f"{self.folder.name}/{_name(_floor(start, g), g)}.parquet"
                 for g, _ in GRAINS if g >= self.partition]
 
-    def covering(self, start: datetime) -> tuple[Path, datetime, datetime] | None:
-        """The file covering the partition starting at ``start``, with its window.
+    def shown(self, path: Path) -> str:
+        """``path`` as errors name it: from the feed directory (``events/2026-07-01.parquet``)."""
+        return str(path.relative_to(self.folder.parent))
+
+    def covering(self, start: datetime) -> list[tuple[Path, datetime, datetime]]:
+        """The files covering the partition starting at ``start`` with their window: one
+        period's file and parts (the period file first), or none.
 
         Raises
         ------
         ContractError
-            Two files cover it; a file covers only part of it; or no Parquet file covers it
-            but a file of another format has its name (e.g. a CSV export).
+            Periods of two lengths cover it; a period covers only part of it; or no Parquet
+            file covers it but a file of another format has its name (e.g. a CSV export).
         """
         end = start + self.partition
-        found = [(self.files[(g, lo)], lo, lo + g) for g, _ in GRAINS
-                 for lo in _starts_within(start, end, g) if (g, lo) in self.files]
+        found = [(g, lo) for g, _ in GRAINS for lo in _starts_within(start, end, g)
+                 if (g, lo) in self.files]
         if len(found) > 1:
-            names = " and ".join(f"{self.folder.name}/{p.name}" for p, _, _ in found)
+            names = " and ".join(self.shown(self.files[k][0]) for k in found)
             raise ContractError(f"{_name(start, self.partition)}: covered by {names}; a period "
-                                "must land in one file - remove one of them")
-        if found and found[0][2] - found[0][1] < self.partition:
-            raise ContractError(f"{self.folder.name}/{found[0][0].name}: covers only part of "
+                                "must land in files of one period - remove one of them")
+        if found and found[0][0] < self.partition:
+            raise ContractError(f"{self.shown(self.files[found[0]][0])}: covers only part of "
                                 f"partition {_name(start, self.partition)}; land files of at "
                                 f"least one partition ({self.partition})")
         if not found:
@@ -191,7 +209,7 @@ class Layout:
                                     "there; landing files must be Parquet (CSV and other "
                                     "formats are refused: they lose types and time zones). "
                                     "Convert it and re-deliver.")
-        return found[0] if found else None
+        return [(p, lo, lo + g) for g, lo in found for p in self.files[(g, lo)]]
 
     def complete(self, start: datetime) -> bool:
         """Whether the partition starting at ``start``, if it has no file, is empty by the rule."""
@@ -236,7 +254,7 @@ class Layout:
         for s in starts:
             found = self.covering(s)
             if found:
-                windows[found[0]] = found
+                windows.update((w[0], w) for w in found)
             elif self.complete(s):
                 empty.append(s)
             else:
@@ -252,14 +270,15 @@ class Layout:
         file starting at or after ``end`` (``later_file``), or every marker (``marker``). A
         copy of the landing (``training.reproduce``) needs them, though it reads none."""
         if self.completeness == "later_file":
-            later = [(lo, p) for (_, lo), p in self.files.items() if self._completes(lo, end)]
+            later = [(lo, p) for (_, lo), (p, *_) in self.files.items()
+                     if self._completes(lo, end)]
             return [min(later)[1]] if later else []
         return ([self.folder / MARKER] if self.through else []) + [
             self.folder / f"{_name(lo, g)}.{MARKER}" for g, lo in sorted(self.marked)]
 
     def found(self, starts: list[datetime],
-              ) -> dict[datetime, tuple[Path, datetime, datetime] | None]:
-        """``covering`` of each of ``starts`` (None: no file); the ones ``covering`` refuses
+              ) -> dict[datetime, list[tuple[Path, datetime, datetime]]]:
+        """``covering`` of each of ``starts`` (empty: no file); the ones ``covering`` refuses
         are left out (reading them raises)."""
         out = {}
         for s in starts:
@@ -272,8 +291,8 @@ class Layout:
     def ready(self, starts: list[datetime]) -> list[list[datetime]]:
         """The partitions among ``starts`` that can be read now, grouped into runs.
 
-        The partitions of one multi-partition file (a daily events file) form one run, so a
-        broken file fails one run; every other partition (its own file, or complete and
+        The partitions of one multi-partition period (a daily events file or directory) form
+        one run, so a broken file fails one run; every other partition (its own file, or complete and
         empty) is a run of its own. Partitions not landed yet, or refused by ``covering``,
         are left out.
 
@@ -288,12 +307,22 @@ class Layout:
             Each run's partition starts, ascending; runs by their first partition.
         """
         runs: dict[object, list[datetime]] = {}
-        for s, window in self.found(starts).items():
-            if window and window[2] - window[1] > self.partition:
-                runs.setdefault(window[0], []).append(s)
-            elif window or self.complete(s):
+        for s, windows in self.found(starts).items():
+            if windows and windows[0][2] - windows[0][1] > self.partition:
+                runs.setdefault(windows[0][0], []).append(s)
+            elif windows or self.complete(s):
                 runs[s] = [s]
         return sorted(runs.values())
+
+
+def _parts(folder: Path) -> tuple[list[Path], list[str]]:
+    """A period directory's Parquet part files (at any depth, by path) and its other data
+    files (``2026-01-05/part-0.csv``: refused by name when nothing covers the period); names
+    starting with ``.`` or ``_`` below ``folder`` are temp files and markers, ignored."""
+    inside = sorted(p for p in folder.rglob("*") if p.is_file() and not any(
+        part.startswith((".", "_")) for part in p.relative_to(folder).parts))
+    return ([p for p in inside if p.suffix == ".parquet"],
+            [str(p.relative_to(folder.parent)) for p in inside if p.suffix != ".parquet"])
 
 
 def _starts_within(lo: datetime, hi: datetime, grain: timedelta) -> list[datetime]:

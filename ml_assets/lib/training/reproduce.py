@@ -89,7 +89,8 @@ def stage_landing(live: DataPaths, registry: Registry, scratch: DataPaths, spec:
     """Copy the landing files the rebuild reads into the scratch directory, checksumming each
     against the ledger/manifest on the way: the files covering every event partition from the
     dataset start (labels of the window can belong to any earlier event) to the end of the
-    window or held-out period, and every label day before the cutoff (``landing_layout``),
+    window or held-out period, and every label day before the cutoff (``landing_layout``; a
+    period in parts with every part),
     plus, unchecked, what makes their file-less periods complete (a later file, markers).
     Returns one FileProblem per file rewritten, missing (a file name of those periods the
     ledger knows) or without a recorded checksum.
@@ -107,11 +108,18 @@ def stage_landing(live: DataPaths, registry: Registry, scratch: DataPaths, spec:
     days = days_between(spec.start_utc, window.label_cutoff)
     feeds = [(events_layout(live, spec), periods),
              (LABELS.layout(live, spec), days)]
-    # every name that could cover a period: one the ledger knows but that is gone is "missing"
-    rels = list(dict.fromkeys(str((layout.folder.parent / name).relative_to(live.root))
-                              for layout, starts in feeds for s in starts
-                              for name in layout.candidates(s)))
-    present = {str(p.relative_to(live.root)) for layout, _ in feeds for p in layout.files.values()}
+    # every name that could cover a period, and every part of those periods present or known
+    # to the ledger (parts have no predictable name): one the ledger knows but that is gone
+    # is "missing"
+    names = list(dict.fromkeys(str((layout.folder.parent / name).relative_to(live.root))
+                               for layout, starts in feeds for s in starts
+                               for name in layout.candidates(s)))
+    present = {str(p.relative_to(live.root)) for layout, _ in feeds
+               for period in layout.files.values() for p in period}
+    folders = {n.removesuffix(".parquet") for n in names}
+    rels = list(dict.fromkeys(names + sorted(
+        p for p in present | set(registry.landing_checksums())
+        if not folders.isdisjoint(map(str, Path(p).parents)))))
     expected = landing_integrity.expected_checksums(live, registry, rels)
     problems = []
     for layout, starts in feeds:

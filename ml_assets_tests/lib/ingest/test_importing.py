@@ -22,6 +22,7 @@ from ml_assets.lib.ingest.contracts import (
 )
 from ml_assets.lib.ingest.importing import LandingImportError, land, parse_mapping
 from ml_assets.lib.ingest.landing import read_landing_batch
+from ml_assets.lib.ingest.landing_layout import DAY, Layout
 from ml_assets.specs.loading import load_spec
 from ml_assets_tests.fixtures.example_specs import REPO_ROOT
 
@@ -47,10 +48,10 @@ def _write(path, text):
 
 
 def _through_contract(paths, spec, feed):
-    """Every written file of ``feed`` read as the pipeline reads it: (valid, quarantined)."""
-    files = [(p, datetime.fromisoformat(p.stem).replace(tzinfo=UTC),
-              datetime.fromisoformat(p.stem).replace(tzinfo=UTC) + timedelta(days=1))
-             for p in sorted((paths.landing / feed).glob("*.parquet"))]
+    """Every written file of ``feed`` (parts too) read as the pipeline reads it: (valid,
+    quarantined)."""
+    layout = Layout.scan(paths.landing / feed, DAY, "later_file", now=NOW)
+    files = layout.cover(sorted(lo for _, lo in layout.files)).files
     if feed == "events":
         batch = read_landing_batch(paths, files, spec.event_columns, spec.event_ts,
                                    event_kinds(spec), spec.id_type)
@@ -126,8 +127,8 @@ def test_a_missing_column_names_the_file_and_how_to_map_it(tmp_path, tickets):
     assert "'created'" in str(err.value)
 
 
-def test_rerun_is_byte_identical_and_other_rows_are_refused_with_nothing_written(tmp_path,
-                                                                                tickets):
+def test_rerun_is_byte_identical_and_a_changed_export_lands_only_its_new_rows(tmp_path,
+                                                                             tickets):
     paths = DataPaths(tmp_path / "data")
     src = _write(tmp_path / "t.csv", EVENTS_CSV)
     land(paths, tickets, {"events": [src]}, TICKET_MAP)
@@ -136,14 +137,53 @@ def test_rerun_is_byte_identical_and_other_rows_are_refused_with_nothing_written
     assert again["written"] == [] and again["unchanged"] == ["2026-03-01", "2026-03-03"]
     assert {p.name: p.read_bytes() for p in (paths.landing / "events").iterdir()} == first
 
-    # a changed 2026-03-01 plus a new day: refused whole, the new day is not written either
+    # a changed 2026-03-01 row plus a new day: the landed files stay as they are, the changed
+    # row lands as a part of its day (reported conflicting), the new day as its file
     _write(tmp_path / "t.csv", EVENTS_CSV.replace(",120,", ",121,")
            + "010,2026-03-05T10:00:00Z,0042,low,1,ann\n")
-    with pytest.raises(LandingImportError) as err:
-        land(paths, tickets, {"events": [src]}, TICKET_MAP)
-    assert str(err.value).startswith("landing/events/2026-03-01.parquet already holds other rows")
-    assert "nothing was written" in str(err.value) and "ml-assets landing accept" in str(err.value)
-    assert {p.name: p.read_bytes() for p in (paths.landing / "events").iterdir()} == first
+    report = land(paths, tickets, {"events": [src]}, TICKET_MAP, now=NOW)["events"]
+    assert report["written"] == ["2026-03-01", "2026-03-05"] and report["unchanged"] == [
+        "2026-03-03"]
+    assert report["day_rows"]["2026-03-01"] == {"new": 0, "already_landed": 1, "conflicting": 1}
+    assert {p.name: p.read_bytes() for p in (paths.landing / "events").iterdir()
+            if p.is_file() and p.name in first} == first
+
+
+def test_a_local_day_export_landing_into_a_landed_utc_day_adds_a_part(tmp_path, tickets):
+    """Issue 16: exports cut by a +01:00 local day straddle two UTC days; each export's rows
+    of an already-landed day land as a part, a rerun writes nothing, and a row whose id
+    landed with other values is written, reported and quarantined by the ingest."""
+    paths = DataPaths(tmp_path / "data")
+    monday = _tickets_csv(tmp_path / "mon.csv", "T1,2026-03-02T00:30:00+01:00,c,low,1",
+                          "T2,2026-03-02T10:00:00+01:00,c,low,2")
+    tuesday = _tickets_csv(tmp_path / "tue.csv", "T3,2026-03-03T00:15:00+01:00,c,low,3",
+                           "T4,2026-03-03T12:00:00+01:00,c,low,4")
+    assert land(paths, tickets, {"events": [monday]}, now=NOW)["events"]["written"] == [
+        "2026-03-01", "2026-03-02"]
+    report = land(paths, tickets, {"events": [tuesday]}, now=NOW)["events"]
+    assert report["written"] == ["2026-03-02", "2026-03-03"] and list(report["parts"]) == [
+        "2026-03-02"]
+    part = report["parts"]["2026-03-02"]
+    assert part.startswith("landing/events/2026-03-02/part-20260801T000000Z-")
+    assert report["day_rows"]["2026-03-02"] == {"new": 1, "already_landed": 0, "conflicting": 0}
+    assert pq.read_table(paths.root / part)["ticket_id"].to_pylist() == ["T3"]
+    landed = {p: p.read_bytes() for p in paths.landing.rglob("*.parquet")}
+
+    again = land(paths, tickets, {"events": [tuesday, monday]}, now=NOW + timedelta(days=1))
+    assert again["events"]["written"] == [] and again["events"]["day_rows"]["2026-03-02"] == {
+        "new": 0, "already_landed": 2, "conflicting": 0}
+    assert {p: p.read_bytes() for p in paths.landing.rglob("*.parquet")} == landed
+
+    fixed = _tickets_csv(tmp_path / "fix.csv", "T2,2026-03-02T10:00:00+01:00,c,low,20",
+                         "T5,2026-03-02T15:00:00Z,c,low,5")
+    report = land(paths, tickets, {"events": [fixed]}, now=NOW + timedelta(days=2))["events"]
+    assert report["day_rows"]["2026-03-02"] == {"new": 1, "already_landed": 0, "conflicting": 1}
+    valid, quarantined = _through_contract(paths, tickets, "events")
+    assert sorted(valid["ticket_id"]) == ["T1", "T2", "T3", "T4", "T5"]
+    assert valid.set_index("ticket_id").at["T2", "message_chars"] == 2  # the first copy stands
+    assert quarantined[["source", "reason"]].values.tolist() == [
+        [report["parts"]["2026-03-02"],
+         "duplicate ticket_id (first seen in landing/events/2026-03-02.parquet row 0)"]]
 
 
 def test_labels_csv_true_false_become_0_1_by_label_day(tmp_path, tickets):
@@ -223,6 +263,11 @@ def test_cli_land_reports_and_refuses(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "events: 1 file(s), 3 row(s), 2026-03-01 .. 2026-03-03: 2 day file(s) written" in out
     assert "dropped columns: ['agent']" in out
+    _write(tmp_path / "t.csv", EVENTS_CSV.replace(",120,", ",121,"))  # the next export
+    assert main([*base, "--events", src, "--map", "id=ticket_id", "--map", "opened=opened_at"]) == 0
+    assert "  2026-03-01: 0 new, 1 already landed, 1 conflicting (same id, other values: " \
+           "written, the ingest quarantines them with reasons); part landing/events/" \
+           "2026-03-01/part-" in capsys.readouterr().out
     assert main([*base, "--events", src, "--json"]) == 1
     error = json.loads(capsys.readouterr().out)
     assert not error["ok"] and "--map your_col=ticket_id" in error["error"]

@@ -30,6 +30,22 @@ def land_day(paths: DataPaths, day: datetime, first_id: int, n: int = 48) -> pd.
     return df
 
 
+def land_part(paths: DataPaths, period: str, name: str, df: pd.DataFrame) -> str:
+    """``df`` as part ``name`` of ``period`` (``landing/events/<period>/<name>``)."""
+    path = paths.landing / "events" / period / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(path, index=False)
+    return str(path.relative_to(paths.root))
+
+
+def ingest_day1(paths: DataPaths, spec) -> None:
+    """Day 1 landed as its daily file and ingested into raw_events (no ledger record)."""
+    land_day(paths, D1, 1)
+    events = Catalog(paths.lake).table(RAW_EVENTS)
+    for h, part in ingest_events(paths, spec, hours_of(D1), NOW)[0].items():
+        events.write(h, part)
+
+
 def hours_of(day: datetime) -> list[datetime]:
     return [day + i * HOUR for i in range(24)]
 
@@ -49,7 +65,7 @@ def test_a_daily_file_covers_its_24_hours_and_an_hourly_file_one(paths):
     cov = layout(paths).cover([*hours_of(D1), D2 + 5 * HOUR])
     assert [(p.name, lo, hi) for p, lo, hi in cov.files] == [
         ("2026-07-01.parquet", D1, D2), ("2026-07-02T05.parquet", D2 + 5 * HOUR, D2 + 6 * HOUR)]
-    assert cov.empty == [] and layout(paths).covering(D1 + 7 * HOUR)[0].name == "2026-07-01.parquet"
+    assert cov.empty == [] and layout(paths).covering(D1 + 7 * HOUR)[0][0].name == "2026-07-01.parquet"
 
 
 def test_a_daily_and_an_hourly_file_for_the_same_hour_is_refused_naming_both(paths):
@@ -58,6 +74,78 @@ def test_a_daily_and_an_hourly_file_for_the_same_hour_is_refused_naming_both(pat
     with pytest.raises(ContractError, match=r"^2026-07-01T07: covered by "
                        r"events/2026-07-01T07\.parquet and events/2026-07-01\.parquet"):
         layout(paths).cover([D1 + 7 * HOUR])
+
+
+def test_a_period_in_parts_is_covered_by_its_file_and_every_part(paths):
+    land_day(paths, D1, 1)
+    land_part(paths, "2026-07-01", "part-b.parquet", good_events(D1 + 3 * HOUR, 2, 100))
+    land_part(paths, "2026-07-01", "region=eu/part-a.parquet", good_events(D1, 1, 200))
+    for ignored in ("_SUCCESS", ".part-c.parquet.crc", "_temporary/0/part-d.parquet"):
+        (paths.landing / "events" / "2026-07-01" / ignored).parent.mkdir(parents=True,
+                                                                        exist_ok=True)
+        (paths.landing / "events" / "2026-07-01" / ignored).write_bytes(b"")
+    scanned = layout(paths)
+    assert [(scanned.shown(p), lo, hi) for p, lo, hi in scanned.cover(hours_of(D1)).files] == [
+        ("events/2026-07-01.parquet", D1, D2), ("events/2026-07-01/part-b.parquet", D1, D2),
+        ("events/2026-07-01/region=eu/part-a.parquet", D1, D2)]
+    assert scanned.ready(hours_of(D1)) == [hours_of(D1)]  # the day's parts run together
+    # a period only in parts (as Spark writes it) is a data file: it completes earlier gaps
+    land_part(paths, "2026-07-03", "part-0.parquet", good_events(D3, 1, 300))
+    assert layout(paths).cover(hours_of(D2)).empty == hours_of(D2)
+    # an hour in parts under a daily file: two periods cover it, refused naming both
+    land_part(paths, "2026-07-01T05", "part-0.parquet", good_events(D1 + 5 * HOUR, 1, 400))
+    with pytest.raises(ContractError, match=r"^2026-07-01T05: covered by "
+                       r"events/2026-07-01T05/part-0\.parquet and events/2026-07-01\.parquet"):
+        layout(paths).cover([D1 + 5 * HOUR])
+    # a daily partition (labels) with an hour in parts: covers only part of it
+    hourly = paths.landing / "labels" / "2026-07-02T00" / "part-0.parquet"
+    hourly.parent.mkdir(parents=True)
+    hourly.write_bytes(b"")
+    with pytest.raises(ContractError, match=r"^labels/2026-07-02T00/part-0\.parquet: covers only "
+                       "part of partition 2026-07-02"):
+        Layout.scan(paths.landing / "labels", DAY, "later_file").cover([D2])
+    # parts of another format, and no Parquet: refused by name, not taken as an empty day
+    (paths.landing / "events" / "2026-07-02").mkdir()
+    (paths.landing / "events" / "2026-07-02" / "part-0.csv").write_text("event_id\n1\n")
+    with pytest.raises(ContractError, match=r"not found, but \['2026-07-02/part-0.csv'\] is there"):
+        layout(paths).cover([D2])
+
+
+def test_parts_of_a_day_are_ingested_together_and_a_repeated_id_quarantined_once(paths):
+    spec = spec_with(start=D1)
+    land_day(paths, D1, 1)  # id 5 at 02:00
+    again = good_events(D1 + 3 * HOUR, 3, 99).assign(event_id=[99, 5, 100], amount=7.0)
+    part = land_part(paths, "2026-07-01", "part-1.parquet", again)  # id 5 again, at 03:07
+    for hours in ([D1 + 3 * HOUR], [D1 + 2 * HOUR], hours_of(D1)):
+        valid, quarantined = ingest_events(paths, spec, hours, NOW)
+        write_quarantine(paths, RAW_EVENTS, quarantined, [h.strftime("%Y-%m-%dT%H") for h in hours])
+    assert sorted(sum((list(v["event_id"]) for v in valid.values()), [])) == [
+        *range(1, 49), 99, 100]
+    assert valid[D1 + 2 * HOUR]["amount"].tolist() != [7.0] * 2  # the first copy of id 5 stands
+    rows = read_quarantine(paths)
+    assert rows[["source", "row"]].values.tolist() == [[part, 1]]
+    assert rows["reason"].tolist() == [
+        "duplicate event_id (first seen in landing/events/2026-07-01.parquet row 4)"]
+
+
+def test_a_part_landing_after_its_day_was_ingested_is_late_until_its_rerun(paths):
+    spec = spec_with(start=D1)
+    registry = Registry(paths.control_db)
+    ingest_day1(paths, spec)
+    landing_integrity.record(paths, registry, [paths.landing / "events" / "2026-07-01.parquet"],
+                             "test")  # what the append-only check of that run did
+    assert landing_integrity.late_files(paths, registry, spec) == []
+    part = land_part(paths, "2026-07-01", "part-x.parquet", good_events(D1 + 3 * HOUR, 2, 100))
+    [late] = landing_integrity.late_files(paths, registry, spec)
+    assert (late.path, late.lo, late.hi, len(late.ingested)) == (part, D1, D2, 24)
+    assert late.describe().startswith(
+        f"{part} landed after raw_events/2026-07-01T00 (and 23 more) was ingested without it "
+        "(a late delivery): reingest it with `ml-assets run ingest features score --from "
+        "2026-07-01 --to 2026-07-02`")
+    valid, _ = ingest_events(paths, spec, hours_of(D1), NOW)  # the rerun reads both
+    assert sum(map(len, valid.values())) == 50
+    landing_integrity.record(paths, registry, [paths.root / part], "test")
+    assert landing_integrity.late_files(paths, registry, spec) == []
 
 
 def test_later_file_a_gap_is_empty_once_a_later_file_landed_and_the_last_day_waits(paths):
@@ -132,10 +220,7 @@ def test_a_duplicate_names_the_daily_file_that_holds_the_first_copy(paths):
 
 def test_label_days_without_a_file_are_empty_once_a_later_day_landed(paths):
     spec = spec_with(start=D1)
-    land_day(paths, D1, 1)
-    valid, _ = ingest_events(paths, spec, hours_of(D1), NOW)
-    for h, part in valid.items():
-        Catalog(paths.lake).table(RAW_EVENTS).write(h, part)
+    ingest_day1(paths, spec)
     pd.DataFrame({"event_id": [1, 2], "label": [1, 0],
                   "label_ts": pd.to_datetime([D3 + HOUR] * 2, utc=True)}).to_parquet(
         paths.landing_labels_file(D3), index=False)
@@ -152,20 +237,23 @@ def test_reproduce_stages_the_covering_files_and_what_completes_the_gaps(paths, 
     labels = paths.landing_labels_file(D3)
     pd.DataFrame({"event_id": [1], "label": [1], "label_ts": pd.to_datetime([D3], utc=True)}
                  ).to_parquet(labels, index=False)
+    part = land_part(paths, "2026-07-01", "part-1.parquet", good_events(D1 + HOUR, 2, 100))
     registry = Registry(paths.control_db)
-    landing_integrity.record(paths, registry, [paths.landing / "events" / "2026-07-01.parquet"],
-                             "test")
+    landing_integrity.record(paths, registry, [paths.landing / "events" / "2026-07-01.parquet",
+                                               paths.root / part], "test")
     window = TrainingWindow(D1, D2 + 12 * HOUR, D3)  # day 2 has no file: empty, as day 3 landed
     scratch = DataPaths(tmp_path / "scratch").ensure()
     assert stage_landing(paths, registry, scratch, spec, window) == []
     staged = sorted(str(p.relative_to(scratch.landing)) for p in scratch.landing.rglob("*.*"))
-    assert staged == ["events/2026-07-01.parquet", "events/2026-07-03.parquet",
-                      "labels/2026-07-03.parquet"]
+    assert staged == ["events/2026-07-01.parquet", "events/2026-07-01/part-1.parquet",
+                      "events/2026-07-03.parquet", "labels/2026-07-03.parquet"]
     valid, _ = ingest_events(scratch, spec, hours_of(D1) + hours_of(D2)[:12], NOW)
-    assert sum(map(len, valid.values())) == 48
+    assert sum(map(len, valid.values())) == 50
     (paths.landing / "events" / "2026-07-01.parquet").unlink()  # recorded, now gone
-    [problem] = stage_landing(paths, registry, DataPaths(tmp_path / "s2").ensure(), spec, window)
-    assert (problem.path, problem.problem) == ("landing/events/2026-07-01.parquet", "missing")
+    (paths.root / part).unlink()  # a part the ledger knows: missing too
+    problems = stage_landing(paths, registry, DataPaths(tmp_path / "s2").ensure(), spec, window)
+    assert [(p.path, p.problem) for p in problems] == [
+        ("landing/events/2026-07-01.parquet", "missing"), (part, "missing")]
 
 
 def test_a_future_dated_file_completes_no_earlier_period_and_is_reported(paths):
@@ -206,10 +294,7 @@ def test_success_is_ignored_by_later_file_and_never_completes_the_future_under_m
 def test_a_label_file_landing_after_its_day_was_ingested_empty_is_late_until_recorded(paths):
     spec = spec_with(start=D1)
     registry = Registry(paths.control_db)
-    land_day(paths, D1, 1)
-    events = Catalog(paths.lake).table(RAW_EVENTS)
-    for h, part in ingest_events(paths, spec, hours_of(D1), NOW)[0].items():
-        events.write(h, part)  # written after its file landed, never recorded: not late
+    ingest_day1(paths, spec)  # written after its file landed, never recorded: not late
     labels = pd.DataFrame({"event_id": [1], "label": [1], "label_ts": pd.to_datetime([D3], utc=True)})
     labels.to_parquet(paths.landing_labels_file(D3), index=False)
     for d, part in ingest_labels(paths, spec, [D2, D3], NOW)[0].items():
