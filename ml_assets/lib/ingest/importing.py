@@ -498,13 +498,20 @@ def _not_landed(con: duckdb.DuckDBPyConnection, landed: tuple[Path, ...], rows: 
         (f"coalesce(TRY_CAST(o.{_q(c)} AS DOUBLE) = TRY_CAST(n.{_q(c)} AS DOUBLE), "
          if k == NUMBER else "(") + f"{text('o.' + _q(c))} IS NOT DISTINCT FROM "
         f"{text('n.' + _q(c))})" for c, k in feed.kinds.items())
-    flags = con.execute(
-        f"SELECT bool_or(o.{_q(feed.id)} IS NOT NULL) AS seen, "
-        f"coalesce(bool_or(o.{_q(feed.id)} IS NOT NULL AND {same}), false) AS same "
-        f"FROM day_rows n LEFT JOIN read_parquet([{listed}], union_by_name = true) o "
-        f"ON {text('o.' + _q(feed.id))} = {text('n.' + _q(feed.id))} "
-        "GROUP BY n._i ORDER BY n._i").fetchnumpy()
-    con.unregister("day_rows")
+    try:
+        flags = con.execute(
+            f"SELECT bool_or(o.{_q(feed.id)} IS NOT NULL) AS seen, "
+            f"coalesce(bool_or(o.{_q(feed.id)} IS NOT NULL AND {same}), false) AS same "
+            f"FROM day_rows n LEFT JOIN read_parquet([{listed}], union_by_name = true) o "
+            f"ON {text('o.' + _q(feed.id))} = {text('n.' + _q(feed.id))} "
+            "GROUP BY n._i ORDER BY n._i").fetchnumpy()
+    except duckdb.Error as exc:  # a corrupt landed file, or one without the feed's columns
+        raise LandingImportError(
+            f"{landed[0]}{f' (and {len(landed) - 1} more)' if len(landed) > 1 else ''}: the "
+            f"landed file(s) of this day cannot be compared with the new rows "
+            f"({str(exc).splitlines()[0]}); fix them (nothing was written)") from exc
+    finally:
+        con.unregister("day_rows")
     seen, same = flags["seen"].astype(bool), flags["same"].astype(bool)
     return rows.filter(pa.array(~same)), {"new": int((~seen).sum()),
                                           "already_landed": int(same.sum()),

@@ -31,7 +31,8 @@ dataset's ``landing_completeness`` rule, and otherwise *not landed yet* (the run
 A historical dataset (spec ``end``) lands in bulk: once its feed holds any data file, whatever
 the rule, a period before its end with no file is empty (before the first file, nothing is).
 
-The directory is listed once per ``Layout``; nothing here reads a data file.
+The directory is listed once per ``Layout`` (and each period directory once); nothing here
+reads a data file.
 """
 
 from __future__ import annotations

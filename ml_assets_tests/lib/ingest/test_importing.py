@@ -147,6 +147,12 @@ def test_rerun_is_byte_identical_and_a_changed_export_lands_only_its_new_rows(tm
     assert report["day_rows"]["2026-03-01"] == {"new": 0, "already_landed": 1, "conflicting": 1}
     assert {p.name: p.read_bytes() for p in (paths.landing / "events").iterdir()
             if p.is_file() and p.name in first} == first
+    broken = paths.landing / "events" / "2026-03-05" / "part-0.parquet"  # a writer's crash
+    broken.parent.mkdir()
+    broken.write_bytes(b"PAR1 broken")
+    with pytest.raises(LandingImportError, match=r"2026-03-05\.parquet \(and 1 more\): the landed file\(s\) of this day "
+                       r"cannot be compared with the new rows \(.*part-0\.parquet"):
+        land(paths, tickets, {"events": [src]}, TICKET_MAP, now=NOW)
 
 
 def test_a_local_day_export_landing_into_a_landed_utc_day_adds_a_part(tmp_path, tickets):
@@ -200,6 +206,16 @@ def test_labels_csv_true_false_become_0_1_by_label_day(tmp_path, tickets):
     assert day["escalated"].type == pa.int8() and day["escalated"].to_pylist() == [1]
     valid, quarantined = _through_contract(paths, tickets, "labels")
     assert len(valid) == 2 and quarantined.empty
+    # the next export contradicts 007's label: written as a part, both labels quarantined as
+    # today for conflicting labels (a repeat of 008's is not written again)
+    _write(tmp_path / "next" / "l.csv", "ticket_id,escalated,resolved_at\n"
+           "007,false,2026-03-04T10:00:00Z\n008,0,2026-03-05T01:30:00Z\n")
+    report = land(paths, tickets, {"labels": [str(tmp_path / "next")]})["labels"]
+    assert report["day_rows"] == {"2026-03-04": {"new": 0, "already_landed": 0, "conflicting": 1},
+                                  "2026-03-05": {"new": 0, "already_landed": 1, "conflicting": 0}}
+    valid, quarantined = _through_contract(paths, tickets, "labels")
+    assert valid["ticket_id"].tolist() == ["008"] and quarantined["reason"].tolist() == [
+        "conflicting labels for the same event_id"] * 2
 
 
 def test_yes_no_label_spellings_become_0_1_and_anything_else_is_quarantined(tmp_path, tickets):
