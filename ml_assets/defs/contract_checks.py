@@ -20,6 +20,7 @@ from datetime import datetime
 
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluation,
     AssetCheckEvaluationTargetMaterializationData,
@@ -27,7 +28,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 
 from ml_assets.defs.partitions import checked_window
 from ml_assets.lib.core.catalog import QUARANTINE_FILES
-from ml_assets.lib.core.lake import read_parquet_files
+from ml_assets.lib.core.lake import read_parquet_by_file
 from ml_assets.lib.core.lake_table import LakeTable
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest.quarantine import MAX_QUARANTINE_SHARE, quarantine_excess
@@ -114,9 +115,10 @@ def per_partition(context, results: Mapping[str, dg.AssetCheckResult]
 
 
 def _share(project: Workspace, asset: str, files) -> tuple[int, int]:
-    valid = sum(pd.read_parquet(f, columns=[]).shape[0] for f in files)
+    """(valid rows, quarantined rows) of partition files, from Parquet footers: no data read."""
     quarantine = project.catalog.table(QUARANTINE_FILES)
-    bad = sum(pd.read_parquet(q, columns=["row"]).shape[0] for f in files
+    valid = sum(pq.read_metadata(f).num_rows for f in files)
+    bad = sum(pq.read_metadata(q).num_rows for f in files
               if (q := quarantine.path(f"{asset}/{f.stem}")).exists())
     return valid, bad
 
@@ -155,29 +157,42 @@ def quarantine_blocked(project: Workspace, asset: str, starts: list[datetime]) -
             and not ingest_contract(project, asset, s, s + table.step).passed]
 
 
-def partition_contract_result(table: LakeTable, lo: datetime, hi: datetime,
-                           problems_of: Callable[[pd.DataFrame], list[str]],
-                           metadata: dict | None = None) -> dg.AssetCheckResult:
-    """The contract of ``table`` over ``[lo, hi)``: ERROR when a partition is missing or
-    ``problems_of`` names a violation."""
-    files, missing = table.coverage(lo, hi)
-    df = read_parquet_files(files) if files else None
-    problems = ([f"{len(missing)} partition(s) missing"] if missing else []) + (
-        problems_of(df) if df is not None else [])
-    return dg.AssetCheckResult(
-        passed=not problems,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description="ok" if not problems else "; ".join(problems),
-        metadata={"rows": int(len(df)) if df is not None else 0, "problems": len(problems),
-                  **(metadata or {})},
-    )
+def partition_problems(table: LakeTable, starts: list[datetime],
+                       problems_of: Callable[[pd.DataFrame], list[str]],
+                       ) -> dict[datetime, tuple[list[str], int] | None]:
+    """Partition start -> (``problems_of`` its rows, its row count); None when not written.
+
+    The partitions are read together (``read_parquet_by_file``) and judged in one call of
+    ``problems_of``; only when that finds a problem is each partition judged on its own, so a
+    verdict is always that of the partition's own rows (a problem among all rows that no
+    single partition has, e.g. an id in two partitions, fails none)."""
+    if not starts:
+        return {}
+    files, _ = table.coverage(min(starts), max(starts) + table.step)
+    wanted = set(starts)
+    frames = {table.start(f.stem): df for f, df in read_parquet_by_file(
+        [f for f in files if table.start(f.stem) in wanted]).items()}
+    clean = bool(frames) and not problems_of(pd.concat(frames.values(), ignore_index=True))
+    return {lo: None if lo not in frames else
+            ([] if clean else problems_of(frames[lo]), len(frames[lo])) for lo in starts}
 
 
 def partition_contract_verdicts(context, project: Workspace,
-                             partitions_def: dg.TimeWindowPartitionsDefinition, asset: str,
-                             problems_of: Callable[[pd.DataFrame], list[str]],
-                             metadata: dict | None = None) -> dict[str, dg.AssetCheckResult]:
-    """Partition key -> :func:`partition_contract_result` of that partition, for the check's run."""
+                                partitions_def: dg.TimeWindowPartitionsDefinition, asset: str,
+                                problems_of: Callable[[pd.DataFrame], list[str]],
+                                metadata: dict | None = None) -> dict[str, dg.AssetCheckResult]:
+    """Partition key -> the contract of that partition of ``asset`` for the check's run
+    (:func:`partition_problems`): ERROR when it is missing or ``problems_of`` names a
+    violation of its rows."""
     table = project.catalog.table(asset)
-    return {k: partition_contract_result(table, lo, hi, problems_of, metadata)
-            for k, lo, hi in checked_partitions(context, partitions_def, table)}
+    partitions = checked_partitions(context, partitions_def, table)
+    judged = partition_problems(table, [lo for _, lo, _ in partitions], problems_of)
+    out = {}
+    for key, lo, _ in partitions:
+        problems, rows = judged[lo] or (["1 partition(s) missing"], 0)
+        out[key] = dg.AssetCheckResult(
+            passed=not problems,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="ok" if not problems else "; ".join(problems),
+            metadata={"rows": int(rows), "problems": len(problems), **(metadata or {})})
+    return out

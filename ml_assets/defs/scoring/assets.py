@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from ml_assets.defs.contract_checks import partition_contract_result, quarantine_blocked
+from ml_assets.defs.contract_checks import partition_problems, quarantine_blocked
 from ml_assets.defs.freshness import event_freshness
 from ml_assets.defs.partitions import event_key, event_partitions
 from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS
@@ -27,12 +27,11 @@ from ml_assets.lib.scoring.batch import (
 def _blocked(project: Workspace, spec: DatasetSpec, starts: list) -> set:
     """Partitions a run of each alone would not score: events failing their contract (so no
     features) or features failing theirs."""
-    table = project.catalog.table(EVENT_FEATURES)
     blocked = set(quarantine_blocked(project, RAW_EVENTS, starts))
-    return blocked | {h for h in starts if h not in blocked and table.path(h).exists()
-                      and not partition_contract_result(
-                          table, h, h + table.step,
-                          lambda df: feature_contract_problems(df, spec)).passed}
+    judged = partition_problems(project.catalog.table(EVENT_FEATURES),
+                                [h for h in starts if h not in blocked],
+                                lambda df: feature_contract_problems(df, spec))
+    return blocked | {h for h, verdict in judged.items() if verdict and verdict[0]}
 
 
 def build_scoring_assets(spec: DatasetSpec) -> list:
