@@ -109,7 +109,9 @@ def cmd_status(args, ws: Workspace) -> int:
         for note in p["landing_notes"]:
             print(f"  landing: {note}")
         failing = p["failing_checks"]
-        print(f"checks: {len(p['checks'])} evaluated, {len(failing)} failing")
+        warn = sum(c["severity"] == "WARN" for c in failing)
+        print(f"checks: {len(p['checks'])} evaluated, {len(failing) - warn} failing (ERROR), "
+              f"{warn} warning (WARN)")
         for c in failing:
             print(f"  {check_line(c)}")
         if p["champion"] is None:

@@ -97,15 +97,17 @@ def latest_checks(paths: DataPaths, defs: dg.Definitions) -> list[dict]:
 
 
 def check_line(check: dict) -> str:
-    """One line for a failing check of :func:`latest_checks`: how many of its partitions fail,
-    the first ones named, and the first failing partition's description."""
+    """One line for a failing check of :func:`latest_checks`: ``FAILING`` (an ERROR) or
+    ``WARNING`` (a WARN, a finding that stops nothing), how many of its partitions fail, the
+    first ones named, and the first failing partition's description."""
     where = ""
     if check["partitions"] is not None:
         more = check["failing_partitions"] - len(check["first_failing"])
         where = (f" ({check['failing_partitions']} of {check['partitions']} partition(s) "
                  f"failing: {', '.join(check['first_failing'])}"
                  + (f" and {more} more" if more else "") + ")")
-    return f"FAILING {check['asset']}:{check['check']}{where} - {check['description']}"
+    label = "WARNING" if check["severity"] == "WARN" else "FAILING"
+    return f"{label} {check['asset']}:{check['check']}{where} - {check['description']}"
 
 
 def status(ws: Workspace, defs: dg.Definitions) -> dict:

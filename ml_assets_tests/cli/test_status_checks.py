@@ -51,5 +51,6 @@ def test_an_earlier_failed_partition_is_reported_after_a_later_one_passed(tmp_pa
         "latest_partition": "2026-01-03"}
     assert check_line(contract) == ("FAILING orders:order_contract (2 of 3 partition(s) failing: "
                                     "2026-01-01 and 1 more) - 2026-01-01: 3 rows quarantined")
+    assert check_line({**contract, "severity": "WARN"}).startswith("WARNING orders:order_contract")
     assert summary_check["passed"] and summary_check["partitions"] is None
     assert summary_check["description"] == "fine"
