@@ -253,8 +253,9 @@ def auc_alert(result: dict, reference_auc: float | None, warn_drop: float, error
 
     A card without the per-day baseline (trained before it was recorded, or with fewer than
     ``auc_baseline.MIN_BASELINE_DAYS`` usable held-out days) falls back to the pooled held-out
-    AUC: WARN past ``warn_drop``, ERROR past ``error_drop`` and beyond ``noise_sigmas`` of the
-    day's standard error; the message says so. The pooled AUC runs above a typical day's AUC
+    AUC: WARN past ``warn_drop`` and beyond one of the day's standard errors (a clean day falls
+    short by less than that five days in six: noise, not a finding), ERROR past
+    ``error_drop`` and beyond ``noise_sigmas`` of it; the message says so. The pooled AUC runs above a typical day's AUC
     whenever days differ in base rate and score level, so this fallback alarms too often.
 
     Parameters
@@ -294,7 +295,7 @@ def auc_alert(result: dict, reference_auc: float | None, warn_drop: float, error
     if reference_auc is None:
         return "ok", "no alarm: the version has no held-out AUC"
     drop = reference_auc - result["auc"]
-    level = "warn" if drop > warn_drop else "ok"
+    level = "warn" if drop > warn_drop and drop > se else "ok"
     if drop > error_drop and drop > noise_sigmas * se:
         level = "error"
     return level, (f"AUC {result['auc']:.4f} vs pooled held-out {reference_auc:.4f} (drop "

@@ -81,6 +81,10 @@ def test_an_auc_drop_pages_only_beyond_the_days_sampling_noise():
              "auc_se": auc_standard_error(0.865, 17, 2000)}
     assert 0.045 < small["auc_se"] < 0.065
     assert auc_alert(small, 0.9515, 0.03, 0.08)[0] == "warn"
+    # a drop within one standard error of a small day is noise, not a finding
+    tiny = {**small, "auc_se": 0.0666}
+    assert auc_alert({**tiny, "auc": 0.7077}, 0.7709, 0.05, 0.10)[0] == "ok"
+    assert auc_alert({**tiny, "auc": 0.69}, 0.7709, 0.05, 0.10)[0] == "warn"
     large = {**small, "auc_se": auc_standard_error(0.865, 700, 80_000)}
     assert auc_alert(large, 0.9515, 0.03, 0.08)[0] == "error"
     # The formula against a simulation: the spread of AUCs of equally good models.
