@@ -5,6 +5,7 @@ graded by ``drift.grade``. A period not yet complete is reported, never alarmed.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from datetime import datetime, timedelta
@@ -215,7 +216,7 @@ def feature_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime, p
         if not scored:
             out[day.to_pydatetime()] = pd.DataFrame({"day": pd.Series([], dtype="datetime64[us, UTC]")})
             continue
-        nearest = max([d for d in scored if d <= day], default=scored[0])
+        nearest = scored[max(bisect.bisect_right(scored, day) - 1, 0)]  # newest <= day
         version = champion_of(by_day[nearest])
         if version not in profiles:
             profiles[version] = reference_profile(paths, spec, registry.get_model(version))
