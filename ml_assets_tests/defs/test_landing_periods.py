@@ -121,18 +121,11 @@ def test_the_hourly_schedule_runs_a_daily_file_once_it_lands_and_says_what_it_wa
 
 def test_a_daily_grain_spec_ingests_and_schedules_its_events_by_day(tmp_path):
     """Daily partitions: one per landing file, a range run over days, the bad row quarantined
-    under its day; the daily schedule (00:15 UTC) runs each landed day, says what it waits for
-    and that a day already ingested has nothing new."""
+    under its day; the same events landed as hourly files give the same rows, and an hour
+    landing after its day was ingested reruns the day; the daily schedule (00:15 UTC) runs
+    each landed day, says what it waits for and that a day already ingested has nothing new."""
     paths, spec, defs, instance = _world(tmp_path, grain="daily")
     table = Workspace.open(paths.root, spec).catalog.table(RAW_EVENTS)
-    assert _run(defs, instance, D1, D3, key=table.key).success
-    assert _rows(paths, [D1, D2, D3], table) == [47, 0, 48]
-    assert list(read_quarantine(paths)["row"]) == [15]
-    assert [f.name for f in Catalog(paths.lake).table(QUARANTINE_FILES).files()] == [
-        "2026-07-01.parquet"]
-    (paths.landing / "events" / "2026-07-03.parquet").unlink()
-    table.delete(D2)
-    table.delete(D3)
     schedule = defs.get_schedule_def("daily_scoring_schedule")
 
     def tick(day):
@@ -140,6 +133,38 @@ def test_a_daily_grain_spec_ingests_and_schedules_its_events_by_day(tmp_path):
             instance=instance, scheduled_execution_time=day + timedelta(days=1, minutes=15),
             resources=defs.resources))
 
+    assert _run(defs, instance, D1, D3, key=table.key).success
+    assert _rows(paths, [D1, D2, D3], table) == [47, 0, 48]
+    assert list(read_quarantine(paths)["row"]) == [15]
+    assert [f.name for f in Catalog(paths.lake).table(QUARANTINE_FILES).files()] == [
+        "2026-07-01.parquet"]
+    # the same events landed as hourly files instead (hours without events have none): the
+    # range run reads each day from its hours and writes the same rows
+    by_day = {d: table.read(d) for d in (D1, D3)}
+    for d in (D1, D3):
+        daily_file = paths.landing / "events" / f"{d:%Y-%m-%d}.parquet"
+        df = pd.read_parquet(daily_file)
+        for hour, rows in df.groupby(df["event_ts"].dt.floor("h")):
+            rows.to_parquet(paths.landing_events_file(hour.to_pydatetime()), index=False)
+        daily_file.unlink()
+        table.delete(d)
+    assert _run(defs, instance, D1, D3, key=table.key).success
+    for d, rows in by_day.items():
+        pd.testing.assert_frame_equal(table.read(d), rows)
+    hourly = sorted(f"landing/events/{p.name}" for p in (paths.landing / "events").glob("*T*"))
+    assert len(hourly) == 48 and set(hourly) <= set(  # the ledger holds every hourly file
+        Registry(paths.control_db).landing_checksums())
+    # an hour of day 2 (ingested empty) landing now is late: the tick reruns its day
+    late = paths.landing_events_file(D2 + 5 * HOUR)
+    good_events(D2 + 5 * HOUR, 1, 5000).to_parquet(late, index=False)
+    rerun = tick(D3)
+    assert rerun.run_key.startswith("late:landing/events/2026-07-02T05.parquet:") and (
+        rerun.partition_key == "2026-07-02")
+    late.unlink()
+    for day3 in (paths.landing / "events").glob("2026-07-03T*.parquet"):
+        day3.unlink()
+    table.delete(D2)
+    table.delete(D3)
     skip = tick(D2)
     assert isinstance(skip, dg.SkipReason) and skip.skip_message.startswith(
         "waiting: 2026-07-02: no landing file"), skip.skip_message

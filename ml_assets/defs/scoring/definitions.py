@@ -45,13 +45,14 @@ def _request(spec: DatasetSpec, first: datetime, last: datetime, run_key: str) -
 
 def _late_requests(project: Workspace, spec: DatasetSpec, layout: Layout) -> list[dg.RunRequest]:
     """A rerun of each late event file's partitions (``integrity.late_files``). The run key is
-    the file's name, size and change time: once per delivery, again if it is re-delivered."""
-    out = []
+    the file's name, size and change time: once per delivery, again if it is re-delivered.
+    An hourly file under daily partitions reruns its day."""
+    out, step = [], spec.partition_step
     for late in late_files(project.paths, project.registry, spec, [(RAW_EVENTS, layout)]):
         info = (project.paths.root / late.path).stat()
         key = f"late:{late.path}:{info.st_size}:{max(info.st_mtime_ns, info.st_ctime_ns)}"
-        out.append(_request(spec, max(late.lo, spec.start_utc), late.hi - spec.partition_step,
-                            key))
+        out.append(_request(spec, period_floor(max(late.lo, spec.start_utc), step),
+                            period_floor(late.hi - timedelta(microseconds=1), step), key))
     return out
 
 

@@ -1,20 +1,23 @@
 """Which landing files cover a run's partitions, and when a period with no file is empty.
 
 A feed directory (``landing/events``, ``landing/labels``, ``landing/reports``) holds files of
-any period at least as long as the feed's partition: hourly ``YYYY-MM-DDTHH.parquet`` or daily
-``YYYY-MM-DD.parquet`` (a daily events file covers its 24 hourly partitions). A period may
+any period: hourly ``YYYY-MM-DDTHH.parquet`` or daily ``YYYY-MM-DD.parquet``. A daily events
+file covers its 24 hourly partitions; a daily partition may instead be covered by hourly files
+(the most common export), read together, each hour without a file being complete and empty
+by the rule below (else the partition is not landed yet, naming that hour). A period may
 also land in parts: a directory named like the period (``2026-01-05/``, as Spark and Hive
 writers produce, or a second export ``ml-assets land`` adds) holding ``*.parquet`` part files
 at any depth; names starting with ``.`` or ``_`` (temp files, ``_SUCCESS``, ``_temporary/``)
 are ignored. The period file and every part are read together. Files of two periods of
-different length covering the same partition (a daily and an hourly one) are refused, naming
-both.
+different length covering the same hour (a daily and an hourly one) are refused, naming both.
 
-Only periods that had data need a file. A period with no file is *complete and empty* by the
-dataset's ``landing_completeness`` rule, and otherwise *not landed yet* (the run is refused):
+Only periods that had data need a file. A period with no file (a partition, or an hour of a
+daily partition landed hourly) is *complete and empty* by the dataset's
+``landing_completeness`` rule, and otherwise *not landed yet* (the run is refused):
 
 ``later_file`` (default)
-    once a file of a later period exists in the feed directory (files land in time order).
+    once a file of a later period exists in the feed directory (files land in time order; a
+    later hour of the same day counts).
     A file whose period starts after now (plus ``FUTURE_TOLERANCE``: a mistyped date such as
     ``2062-03-01.parquet``) completes nothing and is reported (``Layout.notes``); ``_SUCCESS``
     markers are ignored.
@@ -26,7 +29,7 @@ dataset's ``landing_completeness`` rule, and otherwise *not landed yet* (the run
       it is complete). An empty one (Spark's 0-byte marker) is refused; a time after now is
       clamped to now and reported: a marker never completes the future;
     - ``YYYY-MM-DD._SUCCESS`` or ``YYYY-MM-DDTHH._SUCCESS``: that one day or hour (and every
-      partition inside it) is complete.
+      partition or hour inside it) is complete.
 
 A historical dataset (spec ``end``) lands in bulk: once its feed holds any data file, whatever
 the rule, a period before its end with no file is empty (before the first file, nothing is).
@@ -40,6 +43,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
 from ml_assets.lib.core.lake import DAY_FILE_FORMAT, HOUR_FILE_FORMAT, day_floor, hour_floor
@@ -61,6 +65,11 @@ def _floor(ts: datetime, grain: timedelta) -> datetime:
 
 def _name(ts: datetime, grain: timedelta) -> str:
     return ts.strftime(dict(GRAINS)[grain])
+
+
+class NotLanded(ContractError):
+    """A partition, or an hour of a daily partition landed hourly, has no file and is not
+    complete yet by the dataset's rule."""
 
 
 @dataclass(frozen=True)
@@ -172,10 +181,25 @@ class Layout:
         (``later_file``): it is later, and not dated in the future."""
         return end <= lo <= self.now + FUTURE_TOLERANCE
 
-    def candidates(self, start: datetime) -> list[str]:
-        """The file names that would cover the partition starting at ``start``, finest first."""
+    @cached_property
+    def _latest(self) -> datetime | None:
+        """The start of the latest data file not dated in the future: ``later_file``
+        completes every period ending by it (one pass over the listing per Layout)."""
+        return max((lo for _, lo in self.files if lo <= self.now + FUTURE_TOLERANCE),
+                   default=None)
+
+    def _names(self, start: datetime, grain: timedelta) -> list[str]:
+        """The file names that would cover the period ``grain`` starting at ``start``: its own
+        and those of the longer periods holding it, finest first."""
         return [f"{self.folder.name}/{_name(_floor(start, g), g)}.parquet"
-                for g, _ in GRAINS if g >= self.partition]
+                for g, _ in GRAINS if g >= grain]
+
+    def candidates(self, start: datetime) -> list[str]:
+        """The file names that could cover the partition starting at ``start``: the partition's
+        and longer periods', finest first, then its hours' (a daily partition landed hourly)."""
+        return self._names(start, self.partition) + [
+            f"{self.folder.name}/{_name(h, HOUR)}.parquet"
+            for h in _starts_within(start, start + self.partition, HOUR) if self.partition > HOUR]
 
     def shown(self, path: Path) -> str:
         """``path`` as errors name it: from the feed directory (``events/2026-07-01.parquet``)."""
@@ -183,53 +207,71 @@ class Layout:
 
     def covering(self, start: datetime) -> list[tuple[Path, datetime, datetime]]:
         """The files covering the partition starting at ``start`` with their window: one
-        period's file and parts (the period file first), or none.
+        period's file and parts (the period file first), or the files and parts of the
+        shorter periods inside it (a daily partition landed hourly: each hour without a file
+        must be complete by the rule), by period; or none.
 
         Raises
         ------
+        NotLanded
+            Shorter periods cover part of it and one of the others (the first is named, with
+            its file name and the rule) has no file and is not complete yet.
         ContractError
-            Periods of two lengths cover it; a period covers only part of it; or no Parquet
-            file covers it but a file of another format has its name (e.g. a CSV export).
+            Periods of two lengths cover one hour; or no Parquet file covers it (or one of its
+            hours) but a file of another format has its name (e.g. a CSV export).
         """
         end = start + self.partition
         found = [(g, lo) for g, _ in GRAINS for lo in _starts_within(start, end, g)
                  if (g, lo) in self.files]
-        if len(found) > 1:
-            names = " and ".join(self.shown(self.files[k][0]) for k in found)
+        whole = bool(found) and found[-1][0] >= self.partition  # GRAINS are finest first
+        if whole and len(found) > 1:  # the finest and the longest overlap
+            names = " and ".join(self.shown(self.files[k][0]) for k in (found[0], found[-1]))
             raise ContractError(f"{_name(start, self.partition)}: covered by {names}; a period "
                                 "must land in files of one period - remove one of them")
-        if found and found[0][0] < self.partition:
-            raise ContractError(f"{self.shown(self.files[found[0]][0])}: covers only part of "
-                                f"partition {_name(start, self.partition)}; land files of at "
-                                f"least one partition ({self.partition})")
-        if not found:
-            stray = [n for g, _ in GRAINS if g >= self.partition
-                     for n in self.others.get(_name(_floor(start, g), g), [])]
-            if stray:  # e.g. a CSV export: refuse it by name rather than report "no file"
-                raise ContractError(f"{self.candidates(start)[0]}: not found, but {stray} is "
-                                    "there; landing files must be Parquet (CSV and other "
-                                    "formats are refused: they lose types and time zones). "
-                                    "Convert it and re-deliver.")
+        # the hours no file covers: every one when nothing does, none under a whole period
+        gaps = [] if whole else [h for h in _starts_within(start, end, HOUR)
+                                 if (HOUR, h) not in self.files]
+        stems = ([] if found else [_name(_floor(start, g), g) for g, _ in GRAINS
+                                   if g >= self.partition]) + [
+            _name(h, HOUR) for h in gaps if self.partition > HOUR]
+        stray = [n for stem in stems for n in self.others.get(stem, [])]
+        if stray:  # e.g. a CSV export: refuse it by name rather than report "no file"
+            missing = f"{self.folder.name}/{stems[0]}.parquet"
+            raise ContractError(f"{missing}: not found, but {stray} is there; landing files "
+                                "must be Parquet (CSV and other formats are refused: they lose "
+                                "types and time zones). Convert it and re-deliver.")
+        waits = next((h for h in gaps if not self._empty(h, h + HOUR)), None) if found else None
+        if waits is not None:
+            raise NotLanded(self.waiting(waits, HOUR))
         return [(p, lo, lo + g) for g, lo in found for p in self.files[(g, lo)]]
+
+    def _empty(self, lo: datetime, hi: datetime) -> bool:
+        """Whether the period ``[lo, hi)`` (a partition or an hour), if it has no file, is
+        empty by the rule."""
+        if self.end is not None and hi <= self.end and self.files:
+            return True  # landed in bulk: once anything is there, everything is
+        if self.completeness == "later_file":
+            return self._latest is not None and self._latest >= hi
+        return (self.through is not None and hi <= self.through) or any(
+            (g, _floor(lo, g)) in self.marked for g, _ in GRAINS if g >= hi - lo)
 
     def complete(self, start: datetime) -> bool:
         """Whether the partition starting at ``start``, if it has no file, is empty by the rule."""
-        end = start + self.partition
-        if self.end is not None and end <= self.end and self.files:
-            return True  # landed in bulk: once anything is there, everything is
-        if self.completeness == "later_file":
-            return any(self._completes(lo, end) for _, lo in self.files)
-        return (self.through is not None and end <= self.through) or any(
-            (g, _floor(start, g)) in self.marked for g, _ in GRAINS if g >= self.partition)
+        return self._empty(start, start + self.partition)
 
-    def waiting(self, start: datetime) -> str:
-        """Why the partition starting at ``start`` cannot be read yet (one line)."""
-        names = " or ".join(self.candidates(start))
+    def waiting(self, start: datetime, grain: timedelta | None = None) -> str:
+        """Why the period starting at ``start`` (the partition, or ``grain``: an hour of a
+        daily partition landed hourly) cannot be read yet (one line)."""
+        grain = grain or self.partition
+        # an hour of a day landed hourly: only its own file (a daily one would cover it twice)
+        names = " or ".join(self._names(start, grain)[:1 if grain < self.partition else None])
         rule = ("waits for a file of a later period" if self.completeness == "later_file" else
                 f"waits for {self.folder.name}/{MARKER} through "
-                f"{(start + self.partition).isoformat()} or a marker "
+                f"{(start + grain).isoformat()} or a marker "
                 f"{self.folder.name}/<period>.{MARKER}")
-        return (f"{_name(start, self.partition)}: no landing file ({names}) and not complete "
+        within = (f" (partition {_name(_floor(start, self.partition), self.partition)} landed "
+                  "hourly)" if grain < self.partition else "")
+        return (f"{_name(start, grain)}{within}: no landing file ({names}) and not complete "
                 f"yet: completeness '{self.completeness}' {rule}"
                 + "".join(f"; {n}" for n in self.notes))
 
@@ -248,21 +290,26 @@ class Layout:
         Raises
         ------
         ContractError
-            A partition is not landed yet (the first one is named, with the file names that
-            would cover it and the rule), or ``covering`` refuses one.
+            A partition (or an hour of a daily partition landed hourly) is not landed yet
+            (the first one is named, with the file names that would cover it and the rule),
+            or ``covering`` refuses one.
         """
         windows, empty, missing = {}, [], []
         for s in starts:
-            found = self.covering(s)
+            try:
+                found = self.covering(s)
+            except NotLanded as exc:
+                missing.append(str(exc))
+                continue
             if found:
                 windows.update((w[0], w) for w in found)
             elif self.complete(s):
                 empty.append(s)
             else:
-                missing.append(s)
+                missing.append(self.waiting(s))
         if missing:
             more = f" (and {len(missing) - 1} later partition(s))" if len(missing) > 1 else ""
-            raise ContractError(self.waiting(missing[0]) + more)
+            raise ContractError(missing[0] + more)
         return Coverage(sorted(windows.values(), key=lambda w: w[1]), empty)
 
 
@@ -293,9 +340,10 @@ class Layout:
         """The partitions among ``starts`` that can be read now, grouped into runs.
 
         The partitions of one multi-partition period (a daily events file or directory) form
-        one run, so a broken file fails one run; every other partition (its own file, or complete and
-        empty) is a run of its own. Partitions not landed yet, or refused by ``covering``,
-        are left out.
+        one run, so a broken file fails one run; every other partition (its own file, the
+        hourly files of a daily partition, or complete and empty) is a run of its own.
+        Partitions not landed yet (an hour of a daily partition included), or refused by
+        ``covering``, are left out.
 
         Parameters
         ----------

@@ -50,8 +50,8 @@ def hours_of(day: datetime) -> list[datetime]:
     return [day + i * HOUR for i in range(24)]
 
 
-def layout(paths: DataPaths, completeness: str = "later_file") -> Layout:
-    return Layout.scan(paths.landing / "events", HOUR, completeness)
+def layout(paths: DataPaths, completeness: str = "later_file", partition=HOUR) -> Layout:
+    return Layout.scan(paths.landing / "events", partition, completeness)
 
 
 @pytest.fixture
@@ -97,12 +97,12 @@ def test_a_period_in_parts_is_covered_by_its_file_and_every_part(paths):
     with pytest.raises(ContractError, match=r"^2026-07-01T05: covered by "
                        r"events/2026-07-01T05/part-0\.parquet and events/2026-07-01\.parquet"):
         layout(paths).cover([D1 + 5 * HOUR])
-    # a daily partition (labels) with an hour in parts: covers only part of it
+    # a daily partition (labels) with an hour in parts: the day waits for its other hours
     hourly = paths.landing / "labels" / "2026-07-02T00" / "part-0.parquet"
     hourly.parent.mkdir(parents=True)
     hourly.write_bytes(b"")
-    with pytest.raises(ContractError, match=r"^labels/2026-07-02T00/part-0\.parquet: covers only "
-                       "part of partition 2026-07-02"):
+    with pytest.raises(ContractError, match=r"^2026-07-02T01 \(partition 2026-07-02 landed "
+                       r"hourly\): no landing file \(labels/2026-07-02T01\.parquet\)"):
         Layout.scan(paths.landing / "labels", DAY, "later_file").cover([D2])
     # parts of another format, and no Parquet: refused by name, not taken as an empty day
     (paths.landing / "events" / "2026-07-02").mkdir()
@@ -306,3 +306,69 @@ def test_a_label_file_landing_after_its_day_was_ingested_empty_is_late_until_rec
         "landing/labels/2026-07-02.parquet", "raw_labels", ("2026-07-02",))
     landing_integrity.record(paths, registry, [paths.landing_labels_file(D2)], "test")
     assert landing_integrity.late_files(paths, registry, spec) == []
+
+
+def land_hours(paths: DataPaths, day: datetime, hours: list[int], first_id: int) -> None:
+    """Two events in each of ``hours`` of ``day``, each hour in its hourly file."""
+    for i, h in enumerate(hours):
+        good_events(day + h * HOUR, 2, first_id + 2 * i).to_parquet(
+            paths.landing_events_file(day + h * HOUR), index=False)
+
+
+def test_a_daily_partition_is_read_from_its_hourly_files_and_their_gaps_complete_by_the_rule(
+        paths):
+    land_hours(paths, D1, list(range(24)), 1)
+    files = layout(paths, partition=DAY).cover([D1]).files
+    assert [(p.name, lo, hi) for p, lo, hi in files] == [
+        (f"2026-07-01T{h:02d}.parquet", D1 + h * HOUR, D1 + (h + 1) * HOUR) for h in range(24)]
+    land_hours(paths, D2, [0, 5, 12], 100)  # the other hours had no events
+    # hours 1-4 and 6-11 are complete (a later hour landed); 13 on waits for a later file
+    waits = ("2026-07-02T13 (partition 2026-07-02 landed hourly): no landing file "
+             "(events/2026-07-02T13.parquet) and not complete yet: completeness 'later_file' "
+             "waits for a file of a later period")
+    with pytest.raises(ContractError) as err:
+        layout(paths, partition=DAY).cover([D1, D2])
+    assert str(err.value) == waits
+    waiting = layout(paths, partition=DAY)
+    assert waiting.ready([D1, D2]) == [[D1]] and waiting.found([D2]) == {}
+    land_hours(paths, D3, [2], 200)
+    days = layout(paths, partition=DAY)
+    cov = days.cover([D1, D2])
+    assert [p.name for p, _, _ in cov.files][24:] == [
+        "2026-07-02T00.parquet", "2026-07-02T05.parquet", "2026-07-02T12.parquet"]
+    assert days.ready([D1, D2, D3]) == [[D1], [D2]] and cov.empty == []
+    assert days.completing(D3) == [paths.landing_events_file(D3 + 2 * HOUR)]
+    candidates = days.candidates(D2)  # reproduce stages any of them that landed
+    assert candidates[:2] == ["events/2026-07-02.parquet", "events/2026-07-02T00.parquet"]
+    assert len(candidates) == 25
+    # marker: each hour without a file needs _SUCCESS through its end or its hour's/day's marker
+    with pytest.raises(ContractError, match=r"^2026-07-02T01 \(partition 2026-07-02 landed "
+                       r"hourly\): .*'marker' waits for events/_SUCCESS through "
+                       r"2026-07-02T02:00:00\+00:00"):
+        layout(paths, "marker", DAY).cover([D2])
+    (paths.landing / "events" / "_SUCCESS").write_text("2026-07-02T12:00:00Z")
+    (paths.landing / "events" / "2026-07-02T13._SUCCESS").touch()
+    with pytest.raises(ContractError, match=r"^2026-07-02T14 \(partition 2026-07-02"):
+        layout(paths, "marker", DAY).cover([D2])
+    (paths.landing / "events" / "2026-07-02._SUCCESS").touch()
+    assert len(layout(paths, "marker", DAY).cover([D2]).files) == 3
+    # a daily file and an hourly one of the same day cover an hour twice: refused naming both
+    land_day(paths, D3, 300)
+    with pytest.raises(ContractError, match=r"^2026-07-03: covered by events/2026-07-03T02\.parquet"
+                       r" and events/2026-07-03\.parquet; a period must land in files of one"):
+        layout(paths, partition=DAY).cover([D3])
+
+
+def test_an_hourly_file_landing_after_its_day_was_ingested_is_late(paths):
+    spec = spec_with(start=D1, partition_grain="daily")
+    land_hours(paths, D1, [0, 9], 1)
+    land_hours(paths, D2, [0], 100)
+    [(day, rows)] = ingest_events(paths, spec, [D1], NOW)[0].items()
+    assert day == D1 and list(rows["event_id"]) == [1, 2, 3, 4]
+    Catalog(paths.lake, "daily").table(RAW_EVENTS).write(D1, rows)
+    registry = Registry(paths.control_db)
+    assert landing_integrity.late_files(paths, registry, spec) == []
+    land_hours(paths, D1, [5], 500)  # hour 5 was taken as empty: a late delivery
+    [late] = landing_integrity.late_files(paths, registry, spec)
+    assert (late.path, late.lo, late.ingested) == (
+        "landing/events/2026-07-01T05.parquet", D1 + 5 * HOUR, ("2026-07-01",))
