@@ -9,6 +9,7 @@ import re
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -248,7 +249,10 @@ def failure_text(where: str, exc, spec, lo: datetime | None = None,
     str
         Lines joined by newlines, no trailing newline.
     """
-    lines = [f"{where}: {f}" for f in exc.failures] or [f"{where}: {exc}"]
+    # a range run fails a check once per partition, mostly with the same words: said once
+    said = Counter(str(f) for f in exc.failures)
+    lines = [f"{where}: {text}" + (f" ({n} partitions)" if n > 1 else "")
+             for text, n in said.items()] or [f"{where}: {exc}"]
     first = _runs_first([f.message for f in exc.failures], spec, lo, hi) if lo else []
     if first:
         lines.append("run first: " + ", then ".join(f"`{c}`" for c in first))

@@ -36,6 +36,7 @@ def test_failures_are_worded_per_step_and_check_with_the_runs_to_do_first_in_pip
         Failure("business_metric", "MissingUpstreamError",
                 "no raw_labels partitions yet: materialize raw_labels first"),
         Failure("event_contract", "check", "3 row(s) quarantined"),
+        Failure("event_contract", "check", "3 row(s) quarantined"),  # another partition's
     ])
     text = failure_text("monitor 2026-07-05..2026-07-05", exc, SPEC, lo, lo + timedelta(days=1))
     assert text.splitlines() == [
@@ -44,7 +45,8 @@ def test_failures_are_worded_per_step_and_check_with_the_runs_to_do_first_in_pip
         "batch_scores for those hours first",
         "monitor 2026-07-05..2026-07-05: business_metric: no raw_labels partitions yet: "
         "materialize raw_labels first",
-        "monitor 2026-07-05..2026-07-05: check event_contract failed: 3 row(s) quarantined",
+        "monitor 2026-07-05..2026-07-05: check event_contract failed: 3 row(s) quarantined "
+        "(2 partitions)",
         "run first: `ml-assets run ingest --from 2026-07-05 --to 2026-07-06`, then "
         "`ml-assets run score --from 2026-07-05 --to 2026-07-06`",
     ]

@@ -268,9 +268,16 @@ class LateFile:
         return (f"{self.path} landed after {self.asset}/{self.ingested[0]}{more} was ingested "
                 f"without it (a late delivery): reingest it with `ml-assets run ingest features "
                 f"score --from {first:%Y-%m-%d} --to {to:%Y-%m-%d}`"
-                + (f"; the features of the following hours within the longest feature window "
-                   f"({self.window / timedelta(hours=1):g} hours) read it too: `ml-assets run features score --from "
+                + (f"; the features of the following partitions within the longest feature "
+                   f"window ({_span(self.window)}) read it too: `ml-assets run features score --from "
                    f"{to:%Y-%m-%d} --to {rebuild:%Y-%m-%d}`" if self.window else ""))
+
+
+def _span(window: timedelta) -> str:
+    """``14 days`` or ``36 hours``: a window in the unit an operator thinks in."""
+    if window % timedelta(days=1) == timedelta(0):
+        return f"{window.days} days"
+    return f"{window / timedelta(hours=1):g} hours"
 
 
 def late_files(paths: DataPaths, registry: Registry, spec: DatasetSpec,
