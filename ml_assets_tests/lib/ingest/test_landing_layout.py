@@ -372,3 +372,17 @@ def test_an_hourly_file_landing_after_its_day_was_ingested_is_late(paths):
     [late] = landing_integrity.late_files(paths, registry, spec)
     assert (late.path, late.lo, late.ingested) == (
         "landing/events/2026-07-01T05.parquet", D1 + 5 * HOUR, ("2026-07-01",))
+
+
+def test_reproduce_stages_every_hourly_file_of_a_daily_partition(paths, tmp_path):
+    spec = spec_with(start=D1, partition_grain="daily")
+    land_hours(paths, D1, [0, 9], 1)
+    land_hours(paths, D2, [3], 100)  # completes day 1's hours after 09
+    registry = Registry(paths.control_db)
+    landing_integrity.record(paths, registry, [paths.landing_events_file(D1 + h * HOUR)
+                                               for h in (0, 9)], "test")
+    scratch = DataPaths(tmp_path / "scratch").ensure()
+    assert stage_landing(paths, registry, scratch, spec, TrainingWindow(D1, D2, D1)) == []
+    assert sorted(p.name for p in (scratch.landing / "events").iterdir()) == [
+        "2026-07-01T00.parquet", "2026-07-01T09.parquet", "2026-07-02T03.parquet"]
+    assert len(ingest_events(scratch, spec, [D1], NOW)[0][D1]) == 4
