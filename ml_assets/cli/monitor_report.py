@@ -102,6 +102,9 @@ def monitor(spec: DatasetSpec, paths: DataPaths, days: int) -> dict:
                               if business and spec.business_metric
                               else _scored_decision_rate(paths, spec, day)),
             "psi": psi,
+            # why a day with rows has no PSI: its periods are not complete yet (a partial day)
+            "psi_note": None if psi else next(
+                (n for n in drift.get("period_note", pd.Series(dtype=object)) if n), None),
             "ks": {r.feature: {"statistic": float(r.ks_stat), "pvalue": float(r.ks_pvalue)}
                    for r in drift.itertuples() if r.kind == "continuous" and pd.notna(r.ks_stat)},
             "prediction_quantiles": {r.model_version: {"role": r.role, "p10": float(r.p10),

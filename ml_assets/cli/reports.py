@@ -251,7 +251,9 @@ def cmd_monitor(args, ws: Workspace) -> int:
                                  f"est. AUC {e.get('estimated_auc') or float('nan'):.3f}")
                               for v, e in d["evaluation"].items())
             worst = max(d["psi"].items(), key=lambda kv: kv[1], default=None)
-            psi = f"max PSI {worst[0]} {worst[1]:.3f}" if worst else "no events to compare"
+            psi = (f"max PSI {worst[0]} {worst[1]:.3f}" if worst else
+                   f"PSI not judged ({d['psi_note']})" if d.get("psi_note") else
+                   "no events to compare")
             print(f"{d['day']}  {business}decision rate {rate}  {psi}  {evals}  checks: "
                   + (", ".join(f"{c['check']}={c['severity']}" for c in d["checks"]) or "ok"))
         if p["hint"]:

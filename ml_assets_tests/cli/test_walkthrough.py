@@ -66,3 +66,9 @@ def test_readme_walkthrough_runs_verbatim(tmp_path):
     assert scored["promo_code"].isna().mean() > 0.5
     quarantine = pd.read_parquet(paths.lake / "quarantine.parquet")
     assert not quarantine["reason"].str.contains("promo_code").any()
+
+    # the dataset's last day is whole at its declared end: its drift is judged, although its
+    # last order came hours before midnight
+    drift = pd.read_parquet(paths.lake / "feature_drift" / "2026-02-14.parquet")
+    judged = drift[drift["period"] == "day"]
+    assert len(judged) and judged["period_complete"].all() and judged["psi"].notna().all()

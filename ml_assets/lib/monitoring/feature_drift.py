@@ -161,12 +161,15 @@ def judge_day(profile: drift.DriftProfile, frame: pd.DataFrame, day: pd.Timestam
 
 def _newest_event(paths: DataPaths, spec: DatasetSpec, frame: pd.DataFrame, hi: datetime):
     """The newest event time known: in ``frame``, or in the two days of features after it
-    (whether the run's last day is whole)."""
+    (whether the run's last day is whole). A historical dataset's data runs to its ``end``
+    once it has any: its last day is whole however early its last event came."""
     later = event_files(paths, spec, EVENT_FEATURES, hi, hi + timedelta(days=2), False)
     found = [connect().execute(f"SELECT max({spec.event_ts}) FROM {parquet_relation(later)}"
                                ).fetchone()[0]] if later else []
     found += [frame[spec.event_ts].max()] if len(frame) else []
     found = [pd.Timestamp(t) for t in found if t is not None and not pd.isna(t)]
+    if found and spec.end_utc is not None:
+        found.append(pd.Timestamp(spec.end_utc))
     return max(found) if found else None
 
 
