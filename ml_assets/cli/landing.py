@@ -22,11 +22,18 @@ def _print_land(report: dict) -> None:
         print(f"{feed}: {len(r['files'])} file(s), {r['rows']} row(s){span}: "
               f"{len(r['written'])} day file(s) written, {len(r['unchanged'])} unchanged")
         for day, counts in r["day_rows"].items():  # days that had landed before this export
-            if day in r["parts"] or counts["already_landed"] or counts["conflicting"]:
+            if day in r["parts"] or counts["conflicting"]:
                 print(f"  {day}: {counts['new']} new, {counts['already_landed']} already landed, "
                       f"{counts['conflicting']} conflicting (same id, other values: written, "
                       "the ingest quarantines them with reasons)"
                       + (f"; part {r['parts'][day]}" if day in r["parts"] else ""))
+        skipped = sum(c["already_landed"] for c in r["day_rows"].values())
+        if skipped:
+            print(f"  {skipped} row(s) already landed with the same values: not written again")
+        if r["repeated_ids"]:
+            print(f"  {r['repeated_ids']['rows']} row(s) share their id with another row of this "
+                  f"export (e.g. {r['repeated_ids']['example']}): the ingest quarantines the "
+                  "repeats with their reason")
         for key, label in (("renamed", "renamed"), ("dropped", "dropped columns"),
                            ("ignored_files", "ignored files (not CSV/Parquet, or hidden)"),
                            ("empty_files", "files without rows"),

@@ -604,6 +604,8 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
             con.register("src", pa.concat_tables(read.tables))
             table, as_text = _typed(con, feed, spec, now)
             padded = _padded_ids(con, feed)
+            ids = table[feed.id].to_pandas()
+            repeated = ids[ids.duplicated(keep=False)]
             con.unregister("src")
             layout = Layout.scan(folder, DAY, "later_file", now=now)  # a day's file and parts
             written, unchanged, parts, day_rows = [], [], {}, {}
@@ -634,6 +636,8 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
                 "ignored_files": [str(f) for f in ignored],
                 "empty_files": read.empty, "repeated_files": read.repeated,
                 "multiline_rows": read.multiline, "padded_ids": padded,
+                "repeated_ids": ({"rows": len(repeated), "example": str(repeated.iloc[0])}
+                                 if len(repeated) else {}),
                 "rows": len(table), "written": written, "unchanged": unchanged,
                 "parts": parts, "day_rows": day_rows,
                 "first_day": days[0] if days else None, "last_day": days[-1] if days else None,

@@ -283,7 +283,13 @@ def test_cli_land_reports_and_refuses(tmp_path, capsys):
     assert main([*base, "--events", src, "--map", "id=ticket_id", "--map", "opened=opened_at"]) == 0
     assert "  2026-03-01: 0 new, 1 already landed, 1 conflicting (same id, other values: " \
            "written, the ingest quarantines them with reasons); part landing/events/" \
-           "2026-03-01/part-" in capsys.readouterr().out
+           "2026-03-01/part-" in (out := capsys.readouterr().out)
+    assert "  2 row(s) already landed with the same values: not written again" in out
+    _write(tmp_path / "dup.csv", EVENTS_CSV + "009,2026-03-04T10:00:00Z,0100,low,7,ann\n")
+    assert main([*base, "--events", str(tmp_path / "dup.csv"), "--map", "id=ticket_id",
+                 "--map", "opened=opened_at"]) == 0
+    assert "2 row(s) share their id with another row of this export (e.g. 009)" in \
+        capsys.readouterr().out
     assert main([*base, "--events", src, "--json"]) == 1
     error = json.loads(capsys.readouterr().out)
     assert not error["ok"] and "--map your_col=ticket_id" in error["error"]
