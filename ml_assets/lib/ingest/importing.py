@@ -248,12 +248,27 @@ class _Read:
     multiline: dict[str, int]  # {CSV file: rows with a quoted field spanning lines}
 
 
-def _duckdb_error(path: Path, link: Path, exc: Exception) -> LandingImportError:
+def _duckdb_error(path: Path, link: Path, exc: Exception, delimiter: str) -> LandingImportError:
     lines = [line.replace(str(link), str(path)) for line in str(exc).splitlines() if line.strip()]
     where = [line for line in lines[1:] if line.startswith(("Expected", "Original"))]
     hint = ("; not CSV with the header's number of fields in every row, '\"' quotes and that "
-            "separator (--delimiter)" if "sniffing" in lines[0] else "")
+            "separator (--delimiter)" + _first_bad_width(path, delimiter)
+            if "sniffing" in lines[0] else "")
     return LandingImportError(f"{path}: unreadable ({'; '.join(lines[:1] + where[:2])}{hint})")
+
+
+def _first_bad_width(path: Path, delimiter: str) -> str:
+    """``; row N (line L) has K field(s), the header H``: the first row of another width, which
+    DuckDB's sniffer refuses without naming. Read only for a file already refused."""
+    with _open(path) as fh:
+        rows = csv.reader(io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline=""),
+                          delimiter=delimiter)
+        header = next(rows, [])
+        for n, row in enumerate(rows, start=1):
+            if len(row) != len(header):
+                return (f"; row {n} (line {rows.line_num}) has {len(row)} field(s), the header "
+                        f"{len(header)}")
+    return ""
 
 
 def _columns(con: duckdb.DuckDBPyConnection, source: Source, link: Path, delimiter: str,
@@ -268,7 +283,7 @@ def _columns(con: duckdb.DuckDBPyConnection, source: Source, link: Path, delimit
     try:
         names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
     except duckdb.Error as exc:
-        raise _duckdb_error(source.path, link, exc) from exc
+        raise _duckdb_error(source.path, link, exc, delimiter) from exc
     clash = [k for k, _ in source.hive if k in names]
     if clash:
         raise LandingImportError(
@@ -299,6 +314,11 @@ def _read(con: duckdb.DuckDBPyConnection, sources: list[Source], feed: Feed,
         if first != path:
             out.repeated[str(path)] = str(first)
             continue
+        if path.stat().st_size == 0:  # not even a header: an export of nothing
+            out.empty.append(str(path))
+            out.tables.append(_tagged(pa.table({c: pa.array([], pa.string())
+                                                for c in feed.kinds}), path, feed))
+            continue
         lower = path.name.lower()
         link = links / f"{feed.name}-{i}{next(s for s in SUFFIXES if lower.endswith(s))}"
         link.symlink_to(path.resolve())
@@ -320,16 +340,20 @@ def _read(con: duckdb.DuckDBPyConnection, sources: list[Source], feed: Feed,
         try:
             table = con.sql(f"SELECT {select} FROM ({query})").to_arrow_table()
         except duckdb.Error as exc:
-            raise _duckdb_error(path, link, exc) from exc
+            raise _duckdb_error(path, link, exc, delimiter) from exc
         if not len(table):
             out.empty.append(str(path))
         if not link.name.endswith(".parquet"):
             _count_multiline(con, path, names, query, out)
-        table = pa.table({c: table[c].cast(pa.string()) for c in feed.kinds})
-        out.tables.append(table.append_column("_source", pa.array([str(path)] * len(table),
-                                                                  pa.string()))
-                          .append_column("_row", pa.array(np.arange(1, len(table) + 1))))
+        out.tables.append(_tagged(table, path, feed))
     return out
+
+
+def _tagged(table: pa.Table, path: Path, feed: Feed) -> pa.Table:
+    """The feed's columns as text, with ``_source`` (the file) and ``_row`` (1-based)."""
+    table = pa.table({c: table[c].cast(pa.string()) for c in feed.kinds})
+    return (table.append_column("_source", pa.array([str(path)] * len(table), pa.string()))
+            .append_column("_row", pa.array(np.arange(1, len(table) + 1))))
 
 
 def _missing_error(missing: dict[tuple[str, ...], list[tuple[str, list[str]]]],

@@ -480,6 +480,17 @@ def test_a_header_only_csv_contributes_no_rows_and_is_reported(tmp_path, tickets
     assert report["rows"] == 1 and report["empty_files"] == [empty]
     alone = land(paths, tickets, {"events": [empty]})["events"]
     assert alone["rows"] == 0 and alone["written"] == [] and alone["first_day"] is None
+    nothing = _write(tmp_path / "zero.csv", "")  # not even a header: an export of nothing
+    zero = land(paths, tickets, {"events": [nothing]})["events"]
+    assert zero["rows"] == 0 and zero["empty_files"] == [nothing] and zero["written"] == []
+
+
+def test_a_row_of_another_width_is_named_by_row_and_line(tmp_path, tickets):
+    src = _tickets_csv(tmp_path / "t.csv", "T1,2026-03-01T10:00:00Z,c,low,1",
+                       "T2,2026-03-01T11:00:00Z,c")
+    with pytest.raises(LandingImportError, match=r"row 2 \(line 3\) has 3 field\(s\), the "
+                       r"header 5\)$"):
+        land(DataPaths(tmp_path / "data"), tickets, {"events": [src]})
 
 
 def test_a_source_column_mapped_twice_or_named_twice_is_refused(tmp_path, tickets):
