@@ -192,7 +192,7 @@ def test_a_late_file_fails_the_append_only_check_shows_in_status_and_the_schedul
         "landing/events/2026-07-02.parquet landed after raw_events/2026-07-02T00 (and 23 more) "
         "was ingested without it (a late delivery): reingest it with `ml-assets run ingest "
         "features score --from 2026-07-02 --to 2026-07-03`; the features of the following "
-        "hours within the longest feature window (")
+        "partitions within the longest feature window (")
     assert not check.passed and check.description.startswith(expected)
     assert check.metadata["late"].value == ["landing/events/2026-07-02.parquet"]
     report = status(Workspace.open(paths.root, spec), defs)
