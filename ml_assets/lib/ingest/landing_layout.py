@@ -31,8 +31,11 @@ daily partition landed hourly) is *complete and empty* by the dataset's
     - ``YYYY-MM-DD._SUCCESS`` or ``YYYY-MM-DDTHH._SUCCESS``: that one day or hour (and every
       partition or hour inside it) is complete.
 
-A historical dataset (spec ``end``) lands in bulk: once its feed holds any data file, whatever
-the rule, a period before its end with no file is empty (before the first file, nothing is).
+A historical dataset (spec ``end``) follows the same rules: a period is empty only once a later
+file (or a marker) says so, so an export landed in pieces is never taken for the whole. Its
+last periods, after its last data file, have no later file ever: ``_SUCCESS`` holding a time
+(the dataset's end, typically) completes them under either rule; an empty ``_SUCCESS`` still
+completes nothing.
 
 The directory is listed once per ``Layout`` (and each period directory once); nothing here
 reads a data file.
@@ -104,7 +107,7 @@ class Layout:
     others: dict[str, list[str]]  # period name -> non-Parquet files of that name (CSV...)
     marked: frozenset[tuple[timedelta, datetime]]  # per-period ``._SUCCESS`` markers
     through: datetime | None  # ``_SUCCESS``: complete through this time (at most ``now``)
-    end: datetime | None = None  # a historical dataset's end: everything before it landed
+    end: datetime | None = None  # a historical dataset's end: ``_SUCCESS`` may close its tail
     now: datetime | None = None  # the scan's clock: files starting after it complete nothing
     notes: tuple[str, ...] = ()  # one line per future-dated file or clamped ``_SUCCESS``
 
@@ -122,8 +125,9 @@ class Layout:
         completeness : {"later_file", "marker"}
             ``DatasetSpec.landing_completeness``.
         end : datetime, optional
-            ``DatasetSpec.end_utc``: a historical dataset's end (once a data file landed,
-            every period before it is complete); None for a live dataset.
+            ``DatasetSpec.end_utc``: a historical dataset's end (a ``_SUCCESS`` holding a time
+            completes its periods through that time under either rule); None for a live
+            dataset.
         now : datetime, optional
             The clock (UTC; default: the wall clock). A data file starting after
             ``now + FUTURE_TOLERANCE`` completes no earlier period; a later ``_SUCCESS`` time
@@ -141,7 +145,9 @@ class Layout:
         found, others, marked, through, notes = {}, {}, set(), None, []
         for entry in (folder.iterdir() if folder.is_dir() else ()):
             if entry.name == MARKER:
-                if completeness == "marker":  # later_file ignores it (Spark writes it empty)
+                # later_file ignores it (Spark writes it empty), except a historical dataset's
+                # holding a time: the only way to say its file-less last periods are complete
+                if completeness == "marker" or (end is not None and entry.stat().st_size):
                     through = _read_marker(entry)
                 continue
             m = _PERIOD.match(entry.name)
@@ -248,12 +254,11 @@ class Layout:
     def _empty(self, lo: datetime, hi: datetime) -> bool:
         """Whether the period ``[lo, hi)`` (a partition or an hour), if it has no file, is
         empty by the rule."""
-        if self.end is not None and hi <= self.end and self.files:
-            return True  # landed in bulk: once anything is there, everything is
+        if self.through is not None and hi <= self.through:
+            return True
         if self.completeness == "later_file":
             return self._latest is not None and self._latest >= hi
-        return (self.through is not None and hi <= self.through) or any(
-            (g, _floor(lo, g)) in self.marked for g, _ in GRAINS if g >= hi - lo)
+        return any((g, _floor(lo, g)) in self.marked for g, _ in GRAINS if g >= hi - lo)
 
     def complete(self, start: datetime) -> bool:
         """Whether the partition starting at ``start``, if it has no file, is empty by the rule."""
@@ -265,7 +270,11 @@ class Layout:
         grain = grain or self.partition
         # an hour of a day landed hourly: only its own file (a daily one would cover it twice)
         names = " or ".join(self._names(start, grain)[:1 if grain < self.partition else None])
-        rule = ("waits for a file of a later period" if self.completeness == "later_file" else
+        ended = (f", or (if the data stops before the dataset's end) for "
+                 f"{self.folder.name}/{MARKER} holding {self.end.isoformat()}"
+                 if self.end is not None else "")
+        rule = ("waits for a file of a later period" + ended
+                if self.completeness == "later_file" else
                 f"waits for {self.folder.name}/{MARKER} through "
                 f"{(start + grain).isoformat()} or a marker "
                 f"{self.folder.name}/<period>.{MARKER}")

@@ -160,9 +160,19 @@ def test_later_file_a_gap_is_empty_once_a_later_file_landed_and_the_last_day_wai
         "2026-07-04T07: no landing file (events/2026-07-04T07.parquet or "
         "events/2026-07-04.parquet) and not complete yet: completeness 'later_file' waits for "
         "a file of a later period (and 1 later partition(s))")
-    # a historical dataset (spec end) has landed everything before its end
-    ended = Layout.scan(paths.landing / "events", HOUR, "later_file", end=D4 + DAY)
-    assert ended.cover(hours_of(D4)).empty == hours_of(D4)
+    # a historical dataset (spec end): an export landed in pieces is not taken for the whole
+    def ended():
+        return Layout.scan(paths.landing / "events", HOUR, "later_file", end=D4 + DAY)
+    assert ended().cover(hours_of(D2)).empty == hours_of(D2)  # a later file still completes
+    with pytest.raises(ContractError, match=r"^2026-07-04T00: .* waits for a file of a later "
+                       r"period, or \(if the data stops before the dataset's end\) for "
+                       r"events/_SUCCESS holding 2026-07-05T00:00:00\+00:00"):
+        ended().cover(hours_of(D4))
+    (paths.landing / "events" / "_SUCCESS").touch()  # Spark's empty marker says nothing
+    with pytest.raises(ContractError):
+        ended().cover(hours_of(D4))
+    (paths.landing / "events" / "_SUCCESS").write_text("2026-07-05T00:00:00Z")
+    assert ended().cover(hours_of(D4)).empty == hours_of(D4)
 
 
 def test_marker_a_gap_waits_until_success_says_complete(paths):
