@@ -187,7 +187,12 @@ def test_a_late_file_fails_the_append_only_check_shows_in_status_and_the_schedul
     assert _run(defs, instance, D1, D3 + 23 * HOUR).success  # day 2 ingested as empty
     late = land_day(paths, D2, 500)  # then day 2's file arrives: a late delivery
     assert _rows(paths, hours_of(D2)) == [0] * 24
-    [check] = _append_only(_run(defs, instance, D3 + 5 * HOUR))  # any later ingest run says so
+    # any later ingest run says so, on the partitions to reingest: day 2's, not its own
+    checks = {c.partition: c for c in _append_only(_run(defs, instance, D3 + 5 * HOUR))}
+    assert sorted(checks) == sorted([hour_key(D3 + 5 * HOUR), *map(hour_key, hours_of(D2))])
+    assert checks.pop(hour_key(D3 + 5 * HOUR)).passed
+    check = checks[hour_key(D2)]
+    assert not any(c.passed for c in checks.values())
     expected = (
         "landing/events/2026-07-02.parquet landed after raw_events/2026-07-02T00 (and 23 more) "
         "was ingested without it (a late delivery): reingest it with `ml-assets run ingest "
@@ -198,6 +203,7 @@ def test_a_late_file_fails_the_append_only_check_shows_in_status_and_the_schedul
     report = status(Workspace.open(paths.root, spec), defs)
     assert [f["path"] for f in report["late_landing_files"]] == [
         "landing/events/2026-07-02.parquet"]
+    assert _failing_append_only(instance) == list(map(hour_key, hours_of(D2)))  # as the UI shows
     # the hourly schedule's tick asks for a rerun of the file's hours, once per delivery
     [rerun] = _late_reruns(defs, instance)
     assert rerun.run_key.split(":")[1] == "landing/events/2026-07-02.parquet"
@@ -207,6 +213,7 @@ def test_a_late_file_fails_the_append_only_check_shows_in_status_and_the_schedul
     assert _rows(paths, hours_of(D2)) == [2] * 24 and len(late) == 48
     assert [c.passed for c in _append_only(result)] == [True] * 24
     assert late_files(paths, Registry(paths.control_db), spec) == []
+    assert _failing_append_only(instance) == []  # the rerun of its day cleared the verdicts
     # a second export's part of day 2 (ml-assets land) is a delivery of its own: late again
     part = paths.landing / "events" / "2026-07-02" / "part-x.parquet"
     part.parent.mkdir()
@@ -216,6 +223,17 @@ def test_a_late_file_fails_the_append_only_check_shows_in_status_and_the_schedul
     defs.resolve_job_def(JOB).execute_in_process(instance=instance, tags=rerun.tags)
     assert _rows(paths, [D2 + 2 * HOUR, D2 + 3 * HOUR]) == [2, 4]
     assert late_files(paths, Registry(paths.control_db), spec) == []
+
+
+def _failing_append_only(instance) -> list[str]:
+    """Partitions whose latest append-only evaluation failed (Dagster's per-partition state)."""
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus as Status,
+    )
+    key = dg.AssetCheckKey(dg.AssetKey(RAW_EVENTS), "landing_events_append_only")
+    return sorted(i.partition_key for i in instance.event_log_storage
+                  .get_asset_check_partition_info([key])
+                  if i.latest_execution_status == Status.FAILED)
 
 
 def _late_reruns(defs, instance) -> list[dg.RunRequest]:

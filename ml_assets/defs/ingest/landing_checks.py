@@ -24,8 +24,9 @@ def _checked(project: Workspace, spec: DatasetSpec, asset: str, layout: Layout,
              partitions: list[tuple[str, list[datetime]]]) -> dict[str, dg.AssetCheckResult]:
     """Record the checksums of the files covering each partition (``(key, its layout
     periods)``), each file once however many partitions it covers; ERROR for a partition
-    whose file was rewritten, and for every partition while the feed has a late file (one
-    listing and one ledger query after recording, so the files just read are not late)."""
+    whose file was rewritten, and for each partition a late file covers, inside the run or
+    not (one listing and one ledger query after recording, so the files just read are not
+    late): the verdict lands on the partitions to reingest, and their rerun clears it."""
     files = {k: list(dict.fromkeys(w[0] for ws in layout.found(starts).values() for w in ws))
              for k, starts in partitions}
     problems = landing_integrity.record(project.paths, project.registry,
@@ -34,17 +35,24 @@ def _checked(project: Workspace, spec: DatasetSpec, asset: str, layout: Layout,
     late = landing_integrity.late_files(project.paths, project.registry, spec, [(asset, layout)])
     by_path = {p.path: p for p in problems}
     root = project.paths.root.resolve()
+    table = project.catalog.table(asset)
+    late_at: dict[str, list] = {}
+    for f in late:
+        for stem in f.ingested:
+            late_at.setdefault(table.key(table.start(stem)), []).append(f)
     results = {}
-    for k, fs in files.items():
+    for k in [*files, *(k for k in late_at if k not in files)]:
+        fs = files.get(k, [])
         found = [by_path[r] for r in (str(Path(f).resolve().relative_to(root)) for f in fs)
                  if r in by_path]
-        lines = [p.describe() for p in found[:5]] + [f.describe() for f in late[:5]]
+        here = late_at.get(k, [])
+        lines = [p.describe() for p in found[:5]] + [f.describe() for f in here[:5]]
         results[k] = dg.AssetCheckResult(
             passed=not lines, severity=dg.AssetCheckSeverity.ERROR,
             description="; ".join(lines) or "landing files unchanged since first seen",
             metadata={"files_checked": len(fs), "rewritten_files": len(found),
-                      "late_files": len(late),
-                      "late": dg.MetadataValue.json([f.path for f in late[:50]])})
+                      "late_files": len(here),
+                      "late": dg.MetadataValue.json([f.path for f in here[:50]])})
     return results
 
 
