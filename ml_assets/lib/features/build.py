@@ -15,8 +15,11 @@ from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
 from ml_assets.lib.core.lake import connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.features.definitions import LabelAgg
 from ml_assets.lib.features.sql import available_sql, chunk_ranges, compute_features
-from ml_assets.lib.ingest.landing import AVAILABLE_AT
+from ml_assets.lib.ingest.contracts import ContractError
+from ml_assets.lib.ingest.landing import AVAILABLE_AT, LABELS
+from ml_assets.lib.ingest.landing_layout import Layout
 
 DEFAULT_CHUNK = timedelta(days=30)
 
@@ -53,7 +56,8 @@ def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: da
     Raises
     ------
     MissingUpstreamError
-        A ``raw_events`` partition of a chunk's look-back is missing.
+        A ``raw_events`` partition of a chunk's look-back is missing, or a ``raw_labels`` day
+        of it was landed but never ingested (``_refuse_uningested_labels``).
     """
     con = connect(threads)
     con.execute("SET enable_progress_bar = false")
@@ -69,8 +73,43 @@ def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: da
                 f"[{lo:%Y-%m-%d %H:00}, {hi:%Y-%m-%d %H:00}) (e.g. {shown}); materialize "
                 "raw_events for those partitions first (features need the full look-back window)."
             )
-        labels = load_labels(con, spec, catalog.table(RAW_LABELS).files(hist_lo, hi), hi)
-        yield lo, hi, compute_features(con, spec, parquet_relation(files), labels, lo, hi)
+        _refuse_uningested_labels(paths, spec, catalog, hist_lo, hi)
+        ev = parquet_relation(files)
+        labels = load_labels(con, spec, catalog.table(RAW_LABELS).files(hist_lo, hi), hi, ev)
+        yield lo, hi, compute_features(con, spec, ev, labels, lo, hi)
+
+
+def _refuse_uningested_labels(paths: DataPaths, spec: DatasetSpec, catalog: Catalog,
+                              hist_lo: datetime, hi: datetime) -> None:
+    """Raise ``MissingUpstreamError`` when a ``raw_labels`` day whose labels features before
+    ``hi`` could count (on-time availability before ``hi``, from ``hist_lo`` on) was landed
+    but never ingested. A day not landed yet is a late label file, which the availability rule
+    handles (``landing.label_availability``): features go on without it."""
+    if not any(isinstance(f, LabelAgg) for f in spec.features):
+        return
+    usable_before = hi - timedelta(days=1) - spec.label_ingest_delay
+    missing = catalog.table(RAW_LABELS).missing(hist_lo, usable_before)
+    if not missing:
+        return
+    layout = LABELS.layout(paths, spec)
+    landed = [d for d in missing if _landed(layout, d)]
+    if landed:
+        raise MissingUpstreamError(
+            f"raw_labels {landed[0]:%Y-%m-%d} is landed but was never ingested ({len(landed)} "
+            f"such day(s) up to {landed[-1]:%Y-%m-%d}); label features of events before "
+            f"{hi:%Y-%m-%d %H:00} would miss their labels; materialize raw_labels for those "
+            f"days first (`ml-assets run ingest --from {landed[0]:%Y-%m-%d} --to "
+            f"{landed[-1] + timedelta(days=1):%Y-%m-%d}`; features need the full look-back window)."
+        )
+
+
+def _landed(layout: Layout, day: datetime) -> bool:
+    """Whether the label file of ``day`` landed (or the day is complete and empty)."""
+    try:
+        layout.cover([day])
+    except ContractError:
+        return False
+    return True
 
 
 
@@ -92,12 +131,19 @@ def files_available_sql(spec: DatasetSpec, files: list[Path], label_ts: str) -> 
         A TIMESTAMPTZ expression.
     """
     has = any(AVAILABLE_AT in pq.read_schema(f).names for f in files)
-    return available_sql(spec, AVAILABLE_AT if has else "NULL", label_ts)
+    # cast: an empty partition may store both columns as Parquet NULL type
+    return available_sql(spec, f"CAST({AVAILABLE_AT} AS TIMESTAMPTZ)" if has else "NULL",
+                         f"CAST({label_ts} AS TIMESTAMPTZ)")
 
 
 def load_labels(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, files: list[Path],
-                before: datetime) -> str | None:
+                before: datetime, events: str) -> str | None:
     """Load the labels a feature before ``before`` may count into temp table ``lb_chunk``.
+
+    Columns keep their declared types even when every file is empty: an empty partition may
+    store its key and time columns as Parquet NULL type (DuckDB then cannot bind
+    ``date_trunc`` on ``label_ts``), so ``label_ts`` is cast to TIMESTAMPTZ and the entity keys
+    to their types in ``events``.
 
     Parameters
     ----------
@@ -107,6 +153,8 @@ def load_labels(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, files: list[P
         ``raw_labels`` partitions.
     before : datetime
         Labels with ``label_ts`` or ``available_at`` at or after it are left out.
+    events : str
+        Relation expression of the ``raw_events`` read with them (the keys' types).
 
     Returns
     -------
@@ -116,11 +164,15 @@ def load_labels(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, files: list[P
     """
     if not files:
         return None
+    label_ts = f"CAST({quote(spec.label_ts)} AS TIMESTAMPTZ)"
     available = files_available_sql(spec, files, quote(spec.label_ts))
-    keys = ", ".join(quote(k) for k in spec.entity_keys)
+    key_types = con.sql(f"SELECT {', '.join(quote(k) for k in spec.entity_keys)} "
+                        f"FROM {events} LIMIT 0").types
+    keys = ", ".join(f"CAST({quote(k)} AS {t}) AS {quote(k)}"
+                     for k, t in zip(spec.entity_keys, key_types, strict=True))
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE lb_chunk AS SELECT * FROM (SELECT {keys}, "
-        f"{quote(spec.label_ts)} AS label_ts, {available} AS available_at, "
+        f"{label_ts} AS label_ts, {available} AS available_at, "
         f"CAST({quote(spec.label)} AS DOUBLE) AS label FROM {parquet_relation(files)}) "
         "WHERE label_ts < $1 AND available_at < $1", [before])
     return "lb_chunk"

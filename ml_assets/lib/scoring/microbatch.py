@@ -166,7 +166,7 @@ def score_files(paths: DataPaths, spec: DatasetSpec, registry: Registry, names: 
         con = connect(threads=1)
         con.register("hist", _history(paths, spec, lo, hi, chunk))
         labels = load_labels(con, spec, catalog.table(RAW_LABELS).files(lookback_start(spec, lo), hi),
-                             hi)
+                             hi, "hist")
         feats = compute_features(con, spec, "hist", labels, lo, hi)
         feats = feats[feats[spec.event_id].isin(chunk[spec.event_id])]
         scored_at = datetime.now(UTC)

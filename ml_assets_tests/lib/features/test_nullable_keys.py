@@ -8,13 +8,18 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ml_assets.lib.core.catalog import RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import Attribute, DatasetSpec
 from ml_assets.lib.core.identifiers import SpecError
+from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.docs.interface_contract import InterfaceContract, RequestError, default_config
+from ml_assets.lib.features.build import MissingUpstreamError, build_features
 from ml_assets.lib.features.contract import feature_contract_problems
 from ml_assets.lib.features.definitions import (
     LabelAgg,
@@ -221,3 +226,58 @@ def test_random_null_keys_match_brute_force_and_online(rows, returned):
 def test_the_rollout_arm_key_cannot_be_nullable():
     with pytest.raises(SpecError, match="first entity key .'customer_id'. decides rollout arms"):
         dataclasses.replace(SPEC, nullable_keys=("customer_id",))
+
+
+DAILY = dataclasses.replace(SPEC, partition_grain="daily")
+
+
+def _lake_with_empty_label_days(tmp_path, label_days: list[int]) -> tuple:
+    """Three days of events in a daily lake and empty ``raw_labels`` files of ``label_days``
+    stored as an empty ingest writes them: key and time columns of Parquet NULL type."""
+    paths = DataPaths(tmp_path)
+    events = _events([(m, m % 3, (m % 2) or None, m % 7) for m in range(0, 3 * 24 * 60, 97)])
+    catalog = Catalog(paths.lake, DAILY.partition_grain)
+    for d in range(3):
+        day = T0 + timedelta(days=d)
+        catalog.table(RAW_EVENTS).write(day, events[(events["order_ts"] >= day)
+                                                    & (events["order_ts"] < day + timedelta(days=1))])
+    empty = pa.table({"order_id": pa.array([], pa.int64()), "returned": pa.array([], pa.int8()),
+                      "returned_ts": pa.array([], pa.null()), "customer_id": pa.array([], pa.null()),
+                      "device_id": pa.array([], pa.null()),
+                      "available_at": pa.array([], pa.timestamp("us", tz="UTC"))})
+    for d in label_days:
+        path = catalog.table(RAW_LABELS).path(T0 + timedelta(days=d))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(empty, path)
+    return paths, events, empty
+
+
+def test_empty_label_history_builds_the_no_history_features(tmp_path):
+    """Issue 16: every label partition of the look-back empty (NULL-typed columns) gave a
+    DuckDB binder error on ``date_trunc``; it gives the brute force with no labels."""
+    paths, events, _ = _lake_with_empty_label_days(tmp_path, [0, 1, 2])
+    got = pd.concat(df for _, _, df in build_features(paths, DAILY, T0, T0 + timedelta(days=3)))
+    got = got.set_index("order_id")
+    assert len(got) == len(events)
+    assert_all_match_brute_force(got, events, _labels(events, {}, timedelta(0)), DAILY)
+    label_feats = [f.name for f in DAILY.features if isinstance(f, LabelAgg)]
+    counts = [n for n in label_feats if "_rate_" not in n]
+    assert (got[counts] == 0).all().all()
+    assert got[[n for n in label_feats if "_rate_" in n]].isna().all().all()
+
+
+def test_features_refuse_a_landed_label_day_never_ingested(tmp_path):
+    """Issue 16: a ``raw_labels`` day of the label look-back that landed but was never
+    ingested refuses the build, naming the day and the command; a day not landed yet is a
+    late file (the availability rule), so the build goes on."""
+    paths, _, empty = _lake_with_empty_label_days(tmp_path, [1, 2])
+    def build():
+        return list(build_features(paths, DAILY, T0 + timedelta(days=2), T0 + timedelta(days=3)))
+
+    assert len(build()) == 1  # day 0 not landed: late labels, features go on
+    landed = paths.landing_labels_file(T0)
+    landed.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(empty, landed)
+    with pytest.raises(MissingUpstreamError, match="raw_labels 2026-07-01 is landed but was never "
+                       r"ingested.*ml-assets run ingest --from 2026-07-01 --to 2026-07-02"):
+        build()
