@@ -15,11 +15,8 @@ from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
 from ml_assets.lib.core.lake import connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
-from ml_assets.lib.features.definitions import LabelAgg
 from ml_assets.lib.features.sql import available_sql, chunk_ranges, compute_features
-from ml_assets.lib.ingest.contracts import ContractError
-from ml_assets.lib.ingest.landing import AVAILABLE_AT, LABELS
-from ml_assets.lib.ingest.landing_layout import Layout
+from ml_assets.lib.ingest.landing import AVAILABLE_AT
 
 DEFAULT_CHUNK = timedelta(days=30)
 
@@ -56,8 +53,10 @@ def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: da
     Raises
     ------
     MissingUpstreamError
-        A ``raw_events`` partition of a chunk's look-back is missing, or a ``raw_labels`` day
-        of it was landed but never ingested (``_refuse_uningested_labels``).
+        A ``raw_events`` partition of a chunk's look-back is missing. (A ``raw_labels`` day not
+        ingested is not refused: labels count from when they were ingested,
+        ``landing.label_availability``, so a build without them is what the schedule computed
+        and a rebuild gives it again.)
     """
     con = connect(threads)
     con.execute("SET enable_progress_bar = false")
@@ -73,44 +72,9 @@ def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: da
                 f"[{lo:%Y-%m-%d %H:00}, {hi:%Y-%m-%d %H:00}) (e.g. {shown}); materialize "
                 "raw_events for those partitions first (features need the full look-back window)."
             )
-        _refuse_uningested_labels(paths, spec, catalog, hist_lo, hi)
         ev = parquet_relation(files)
         labels = load_labels(con, spec, catalog.table(RAW_LABELS).files(hist_lo, hi), hi, ev)
         yield lo, hi, compute_features(con, spec, ev, labels, lo, hi)
-
-
-def _refuse_uningested_labels(paths: DataPaths, spec: DatasetSpec, catalog: Catalog,
-                              hist_lo: datetime, hi: datetime) -> None:
-    """Raise ``MissingUpstreamError`` when a ``raw_labels`` day whose labels features before
-    ``hi`` could count (on-time availability before ``hi``, from ``hist_lo`` on) was landed
-    but never ingested. A day not landed yet is a late label file, which the availability rule
-    handles (``landing.label_availability``): features go on without it."""
-    if not any(isinstance(f, LabelAgg) for f in spec.features):
-        return
-    usable_before = hi - timedelta(days=1) - spec.label_ingest_delay
-    missing = catalog.table(RAW_LABELS).missing(hist_lo, usable_before)
-    if not missing:
-        return
-    layout = LABELS.layout(paths, spec)
-    landed = [d for d in missing if _landed(layout, d)]
-    if landed:
-        raise MissingUpstreamError(
-            f"raw_labels {landed[0]:%Y-%m-%d} is landed but was never ingested ({len(landed)} "
-            f"such day(s) up to {landed[-1]:%Y-%m-%d}); label features of events before "
-            f"{hi:%Y-%m-%d %H:00} would miss their labels; materialize raw_labels for those "
-            f"days first (`ml-assets run ingest --from {landed[0]:%Y-%m-%d} --to "
-            f"{landed[-1] + timedelta(days=1):%Y-%m-%d}`; features need the full look-back window)."
-        )
-
-
-def _landed(layout: Layout, day: datetime) -> bool:
-    """Whether the label file of ``day`` landed (or the day is complete and empty)."""
-    try:
-        layout.cover([day])
-    except ContractError:
-        return False
-    return True
-
 
 
 def files_available_sql(spec: DatasetSpec, files: list[Path], label_ts: str) -> str:
