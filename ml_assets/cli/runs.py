@@ -104,7 +104,9 @@ def _training_payload(ws: Workspace, fields: dict) -> dict:
     meta = instance.get_latest_materialization_event(
         dg.AssetKey("candidate_model")).asset_materialization.metadata
     card = ws.registry.get_model(meta["version"].value)
+    roles = [a for a, v in ws.registry.aliases(ws.spec.model_name).items() if v == card["version"]]
     return {"version": card["version"], "newly_registered": meta["newly_registered"].value,
+            "aliases": roles,
             "seconds": round(seconds, 1), "training_window": card["training_window"],
             "label_cutoff": card["label_cutoff"],
             "held_out_period": card.get("held_out_period"), "rows": card["rows"],
@@ -126,7 +128,9 @@ def _render_train(p: dict) -> None:
 
     w, h, test = p["training_window"], p["held_out"], p["held_out_period"]
     new = "registered" if p["newly_registered"] else "already registered (same artifact)"
-    print(f"{p['version']} {new} in {p['seconds']:.0f}s")
+    role = (f"; now {' and '.join(p['aliases'])}" if p["aliases"] else
+            "; no alias (`ml-assets promote VERSION` makes it champion)")
+    print(f"{p['version']} {new} in {p['seconds']:.0f}s{role}")
     print(f"  window {w['start']} .. {w['end']}  label cutoff {p['label_cutoff']}")
     if "warm_start" in w:  # the spec's warm-up: when every feature's window has filled
         print(f"  features warm from {w['warm_start']}: " + (

@@ -91,6 +91,10 @@ def test_train_registers_the_window_and_cutoff_asked(world, capsys):
     assert "held_out_period" not in card and result["held_out_period"] is None
     assert result["held_out"] == card["metrics"]["held_out"]
     assert result["held_out"]["rows"] == card["rows"]["test"] > 0
+    # the alias it holds now (the first version is champion, later ones challenger)
+    held = [a for a, v in Registry(paths.control_db).aliases(card["model_name"]).items()
+            if v == result["version"]]
+    assert result["aliases"] == held and held in (["champion"], ["challenger"])
 
 
 def test_train_with_a_held_out_period_evaluates_on_that_period_only(world, capsys):
