@@ -102,8 +102,10 @@ def cmd_status(args, ws: Workspace) -> int:
         for asset, info in p["lake"].items():
             behind = "" if info["behind"] is None else (
                 f", {info['behind']} period(s) behind {p['freshness_judged_at']}")
+            gaps = (f", {info['gaps']} missing in between (first {info['first_gap']})"
+                    if info["gaps"] else "")
             print(f"  {asset:<15} {info['partitions']:>5} partitions, latest "
-                  f"{info['latest']}{behind}")
+                  f"{info['latest']}{gaps}{behind}")
         for f in p["late_landing_files"]:
             print(f"  LATE {f['description']}")
         for note in p["landing_notes"]:

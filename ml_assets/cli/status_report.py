@@ -7,6 +7,7 @@ import dagster as dg
 
 from ml_assets.defs.freshness import judged_at
 from ml_assets.lib.core.catalog import PIPELINE_TABLES, Catalog
+from ml_assets.lib.core.lake import periods_in
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest.integrity import late_files
@@ -15,16 +16,21 @@ from ml_assets.scenarios.runner import open_instance
 
 
 def lake_partitions(catalog: Catalog, judged: datetime) -> dict:
-    """Each pipeline table's partitions, and how many whole periods its latest one ends before
-    ``judged`` (the freshness reference: now, or a historical dataset's end)."""
+    """Each pipeline table's partitions, how many are missing between its first and latest
+    (``gaps``, e.g. a range whose ingest failed; ``first_gap`` names one), and how many whole
+    periods its latest one ends before ``judged`` (the freshness reference: now, or a
+    historical dataset's end)."""
     out = {}
     for asset in PIPELINE_TABLES:
         table = catalog.table(asset)
         stems = [p.stem for p in table.files()]
-        behind = (max(0, (judged - table.start(stems[-1]) - table.step) // table.step)
-                  if stems else None)
+        starts = [table.start(s) for s in stems]
+        gaps = sorted(set(periods_in(starts[0], starts[-1] + table.step, table.step))
+                      - set(starts)) if starts else []
+        behind = (max(0, (judged - starts[-1] - table.step) // table.step) if stems else None)
         out[asset] = {"partitions": len(stems), "first": stems[0] if stems else None,
-                      "latest": stems[-1] if stems else None, "behind": behind,
+                      "latest": stems[-1] if stems else None, "gaps": len(gaps),
+                      "first_gap": table.stem(gaps[0]) if gaps else None, "behind": behind,
                       "path": str(table.dir)}
     return out
 

@@ -54,3 +54,22 @@ def test_an_earlier_failed_partition_is_reported_after_a_later_one_passed(tmp_pa
     assert check_line({**contract, "severity": "WARN"}).startswith("WARNING orders:order_contract")
     assert summary_check["passed"] and summary_check["partitions"] is None
     assert summary_check["description"] == "fine"
+
+
+def test_status_counts_the_partitions_missing_between_the_first_and_the_latest(tmp_path):
+    """A range whose ingest failed leaves a hole that 'N partitions, latest X' hides."""
+    from datetime import UTC, datetime, timedelta
+
+    import pandas as pd
+
+    from ml_assets.cli.status_report import lake_partitions
+    from ml_assets.lib.core.catalog import RAW_LABELS, Catalog
+
+    catalog = Catalog(tmp_path, "daily")
+    day = datetime(2026, 1, 5, tzinfo=UTC)
+    for d in (0, 1, 4, 6):  # days 2, 3 and 5 never written
+        catalog.table(RAW_LABELS).write(day + timedelta(days=d), pd.DataFrame({"x": [1]}))
+    labels = lake_partitions(catalog, day + timedelta(days=7))[RAW_LABELS]
+    assert (labels["partitions"], labels["gaps"], labels["first_gap"], labels["behind"]) == (
+        4, 3, "2026-01-07", 0)
+    assert lake_partitions(Catalog(tmp_path / "empty"), day)[RAW_LABELS]["gaps"] == 0
