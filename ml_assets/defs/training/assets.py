@@ -41,10 +41,12 @@ class TrainingConfig(dg.Config):
     start: str | None = _described(
         "Window start (events with start <= event_ts < end). Default: window_days before end, "
         "not before the data nor (once the history reaches past it) the warm-up.")
-    end: str | None = _described("Window end, exclusive. Default: label_cutoff.")
+    end: str | None = _described("Window end, exclusive. Default: label_cutoff (the latest "
+                                 "raw_labels partition's day end when label_cutoff defaults).")
     label_cutoff: str | None = _described(
         "Only labels dated and available before it are known (window and held-out period). "
-        "Default: as_of, else the end of the latest raw_labels partition.")
+        "Default: as_of, else when the latest raw_labels partition's labels became available "
+        "(its day's end plus the spec's label_ingest_delay).")
     as_of: str | None = _described(
         "Shorthand for label_cutoff (and so the window end); give it or label_cutoff.")
     window_days: int | None = _described(
@@ -68,7 +70,9 @@ def resolve_window(project: dg.ResourceParam[Workspace], spec: DatasetSpec,
     Parameters
     ----------
     project : Workspace
-        Its catalog gives the default cutoff: the end of the latest ``raw_labels`` partition.
+        Its catalog gives the default cutoff: when the latest ``raw_labels`` partition's labels
+        became available (its day's end plus ``spec.label_ingest_delay``); the default window
+        end is that day's end.
     spec : DatasetSpec
     cfg : TrainingConfig
 
@@ -86,14 +90,18 @@ def resolve_window(project: dg.ResourceParam[Workspace], spec: DatasetSpec,
          for name in ("as_of", "label_cutoff", "start", "end", "test_start", "test_end")}
     if t["as_of"] and t["label_cutoff"]:
         raise WindowError("as_of: give as_of or label_cutoff, not both")
-    cutoff = t["label_cutoff"] or t["as_of"]
+    cutoff, end = t["label_cutoff"] or t["as_of"], t["end"]
     if cutoff is None:
         last = project.catalog.table(RAW_LABELS).latest()
         if last is None:
             raise WindowError("label_cutoff: no raw_labels partitions yet; materialize "
                               "raw_labels first or give label_cutoff")
-        cutoff = last.replace(tzinfo=spec.start_utc.tzinfo) + timedelta(days=1)
-    return explicit_window(spec, cutoff, t["start"], t["end"], cfg.window_days,
+        # the last label file's labels count: they are available its ingest delay after its
+        # day ends; the window still ends with that day
+        end = end or last.replace(tzinfo=spec.start_utc.tzinfo) + timedelta(days=1)
+        cutoff = last.replace(tzinfo=spec.start_utc.tzinfo) + timedelta(days=1) + \
+            spec.label_ingest_delay
+    return explicit_window(spec, cutoff, t["start"], end, cfg.window_days,
                            t["test_start"], t["test_end"])
 
 
