@@ -493,8 +493,9 @@ def add_parsers(sub, actor: str) -> None:
     train.add_argument("--end", type=utc_time, metavar="DATE",
                        help="window end, exclusive (default: the label cutoff)")
     train.add_argument("--label-cutoff", type=utc_time, metavar="DATE",
-                       help="labels dated and available before it are known (default: the "
-                            "end of the latest label partition)")
+                       help="labels dated and available before it are known (default: when "
+                            "the latest label partition's labels became available: its day's "
+                            "end plus the spec's label_ingest_delay)")
     train.add_argument("--window-days", type=int,
                        help="window length when --start is not given (default: the spec's)")
     train.add_argument("--test-start", type=utc_time, metavar="DATE",

@@ -36,6 +36,7 @@ def lake_partitions(catalog: Catalog, judged: datetime) -> dict:
 
 
 FAILING_NAMED = 3  # failing partitions named per check; the rest are counted
+WORST_OF = 100  # failing partitions read for their severity (an ERROR among WARNs)
 
 
 def _evaluation(record) -> dict:
@@ -51,8 +52,8 @@ def latest_checks(paths: DataPaths, defs: dg.Definitions) -> list[dict]:
     partitions passed (an earlier failed hour is not hidden by a later clean one).
 
     One storage query per check for the per-partition statuses
-    (``get_asset_check_partition_info``), one more per failing check for its first failing
-    partition's evaluation.
+    (``get_asset_check_partition_info``), and per failing check one per failing partition
+    read for its severity (until an ERROR, at most :data:`WORST_OF`).
 
     Parameters
     ----------
@@ -66,8 +67,8 @@ def latest_checks(paths: DataPaths, defs: dg.Definitions) -> list[dict]:
         Per check: ``asset``, ``check``, ``passed``, ``partitions`` (evaluated; None for a
         check without partitions), ``failing_partitions`` (count), ``first_failing`` (the first
         :data:`FAILING_NAMED` failing partition keys, sorted), ``latest_partition``, and
-        ``severity``/``description`` of the first failing partition's evaluation (of the latest
-        evaluation when none fails).
+        ``severity``/``description`` of the first failing partition whose evaluation is an
+        ERROR, else of the first failing one (of the latest evaluation when none fails).
     """
     from dagster._core.event_api import PartitionKeyFilter
     from dagster._core.storage.asset_check_execution_record import (
@@ -90,11 +91,19 @@ def latest_checks(paths: DataPaths, defs: dg.Definitions) -> list[dict]:
                          if i.latest_execution_status == Status.FAILED)
         latest = max(evaluated, key=lambda i: i.latest_check_event_storage_id)
         partitioned = latest.partition_key is not None
-        shown = PartitionKeyFilter(key=failing[0] or None) if failing else (
-            PartitionKeyFilter(key=latest.partition_key))
-        [record] = storage.get_asset_check_execution_history(key, limit=1, partition_filter=shown)
+
+        def evaluation(partition: str | None, key=key) -> dict:
+            [record] = storage.get_asset_check_execution_history(
+                key, limit=1, partition_filter=PartitionKeyFilter(key=partition))
+            return _evaluation(record)
+
+        # the worst failing partition speaks for the check: an ERROR day among WARN days
+        # makes it FAILING (one query per failing partition, at most WORST_OF of them)
+        worst = next((e for e in (evaluation(p or None) for p in failing[:WORST_OF])
+                      if e["severity"] == "ERROR"), None) if failing else None
+        shown = worst or evaluation((failing[0] or None) if failing else latest.partition_key)
         out.append({"asset": key.asset_key.to_user_string(), "check": key.name,
-                    "passed": not failing, **_evaluation(record),
+                    "passed": not failing, **shown,
                     "partitions": len(evaluated) if partitioned else None,
                     "failing_partitions": len(failing),
                     "first_failing": failing[:FAILING_NAMED] if partitioned else [],

@@ -20,7 +20,10 @@ def orders() -> None:
 @dg.asset_check(asset=orders, partitions_def=DAYS)
 def order_contract(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     day = context.partition_key
-    return dg.AssetCheckResult(passed=day not in BAD, description=f"{day}: 3 rows quarantined")
+    # the first bad day only warns, the second is an error: the check is FAILING
+    severity = dg.AssetCheckSeverity.WARN if day == "2026-01-01" else dg.AssetCheckSeverity.ERROR
+    return dg.AssetCheckResult(passed=day not in BAD, description=f"{day}: 3 rows quarantined",
+                               severity=severity)
 
 
 @dg.asset
@@ -46,11 +49,11 @@ def test_an_earlier_failed_partition_is_reported_after_a_later_one_passed(tmp_pa
     contract, summary_check = latest_checks(paths, defs)
     assert contract == {
         "asset": "orders", "check": "order_contract", "passed": False, "severity": "ERROR",
-        "description": "2026-01-01: 3 rows quarantined", "partitions": 3,
+        "description": "2026-01-02: 3 rows quarantined", "partitions": 3,
         "failing_partitions": 2, "first_failing": ["2026-01-01"],
         "latest_partition": "2026-01-03"}
     assert check_line(contract) == ("FAILING orders:order_contract (2 of 3 partition(s) failing: "
-                                    "2026-01-01 and 1 more) - 2026-01-01: 3 rows quarantined")
+                                    "2026-01-01 and 1 more) - 2026-01-02: 3 rows quarantined")
     assert check_line({**contract, "severity": "WARN"}).startswith("WARNING orders:order_contract")
     assert summary_check["passed"] and summary_check["partitions"] is None
     assert summary_check["description"] == "fine"
