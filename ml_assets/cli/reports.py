@@ -101,7 +101,7 @@ def cmd_status(args, ws: Workspace) -> int:
             print(f"historical dataset: ends at {p['end']} (freshness judged there)")
         for asset, info in p["lake"].items():
             behind = "" if info["behind"] is None else (
-                f", {info['behind']} period(s) behind {p['freshness_judged_at']}")
+                f", {info['behind']} {info['period']}(s) behind {p['freshness_judged_at']}")
             gaps = (f", {info['gaps']} missing in between (first {info['first_gap']})"
                     if info["gaps"] else "")
             print(f"  {asset:<15} {info['partitions']:>5} partitions, latest "

@@ -1,7 +1,7 @@
 """What `ml-assets status` reports: aliases, kill switch, rollout stage, lake partitions, late
 or future-dated landing files and every asset check's verdict over all its partitions."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -31,6 +31,7 @@ def lake_partitions(catalog: Catalog, judged: datetime) -> dict:
         out[asset] = {"partitions": len(stems), "first": stems[0] if stems else None,
                       "latest": stems[-1] if stems else None, "gaps": len(gaps),
                       "first_gap": table.stem(gaps[0]) if gaps else None, "behind": behind,
+                      "period": "day" if table.step == timedelta(days=1) else "hour",
                       "path": str(table.dir)}
     return out
 
