@@ -311,8 +311,10 @@ def cmd_run(args, ws: Workspace) -> int:
                                            "seconds": round(seconds, 1)})
         except StepFailed as exc:
             finished = ", ".join(d["step"] for d in done) or "none"
+            # a failed run may still have written the partitions that passed: say where to look
             return refused(f"{failure_text(where, exc, ws.spec, lo, hi)}\n"
-                           f"(steps done: {finished})")
+                           f"(steps done: {finished}; the failed step may have written some "
+                           "partitions: `ml-assets status`)")
         if not args.json:  # each step's lines as it finishes
             _render_step(result)
         done.append(result)

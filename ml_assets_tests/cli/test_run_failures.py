@@ -24,7 +24,8 @@ def test_features_before_ingest_says_what_to_run_first_without_a_trace(tmp_path,
     # from the spec's start: the features' look-back reaches there
     assert lines[1] == (f"run first: `ml-assets run ingest --from {SPEC.start_utc:%Y-%m-%d} "
                         f"--to {lo + timedelta(days=1):%Y-%m-%d}`")
-    assert lines[2] == "(steps done: none)" and len(lines) == 3
+    assert lines[2] == ("(steps done: none; the failed step may have written some partitions: "
+                        "`ml-assets status`)") and len(lines) == 3
 
 
 def test_failures_are_worded_per_step_and_check_with_the_runs_to_do_first_in_pipeline_order():
