@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ml_assets.lib.core.artifacts import sha256_file
-from ml_assets.lib.core.catalog import Catalog
+from ml_assets.lib.core.catalog import BATCH_SCORES, EVENT_FEATURES, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import day_floor
 from ml_assets.lib.core.paths import DataPaths
@@ -252,10 +252,13 @@ class LateFile:
     hi: datetime
     ingested: tuple[str, ...]  # the partitions (stems) it covers that are already ingested
     window: timedelta  # the spec's longest feature window: later hours read these rows too
+    built_until: datetime | None = None  # end of the newest event_features partition built
+    scored: bool = False  # batch_scores exist from its period on: the reruns rescore too
 
     def as_dict(self) -> dict:
         """The fields as a JSON-ready dict (times ISO-8601, the window in hours)."""
         return {**asdict(self), "lo": self.lo.isoformat(), "hi": self.hi.isoformat(),
+                "built_until": self.built_until.isoformat() if self.built_until else None,
                 "ingested": list(self.ingested), "window": self.window / timedelta(hours=1),
                 "description": self.describe()}
 
@@ -264,13 +267,18 @@ class LateFile:
         first, to = day_floor(self.lo), day_floor(self.hi - timedelta(microseconds=1)) + \
             timedelta(days=1)
         rebuild = day_floor(to + self.window - timedelta(microseconds=1)) + timedelta(days=1)
+        # only features already built need rebuilding (a range past them would be refused)
+        rebuild = min(rebuild, day_floor(self.built_until - timedelta(microseconds=1))
+                      + timedelta(days=1)) if self.built_until is not None else to
+        steps = "features score" if self.scored else "features"
         more = f" (and {len(self.ingested) - 1} more)" if len(self.ingested) > 1 else ""
         return (f"{self.path} landed after {self.asset}/{self.ingested[0]}{more} was ingested "
-                f"without it (a late delivery): reingest it with `ml-assets run ingest features "
-                f"score --from {first:%Y-%m-%d} --to {to:%Y-%m-%d}`"
+                f"without it (a late delivery): reingest it with `ml-assets run ingest {steps} "
+                f"--from {first:%Y-%m-%d} --to {to:%Y-%m-%d}`"
                 + (f"; the features of the following partitions within the longest feature "
-                   f"window ({_span(self.window)}) read it too: `ml-assets run features score --from "
-                   f"{to:%Y-%m-%d} --to {rebuild:%Y-%m-%d}`" if self.window else ""))
+                   f"window ({_span(self.window)}) read it too: `ml-assets run {steps} --from "
+                   f"{to:%Y-%m-%d} --to {rebuild:%Y-%m-%d}`"
+                   if self.window and rebuild > to else ""))
 
 
 def _span(window: timedelta) -> str:
@@ -313,6 +321,10 @@ def late_files(paths: DataPaths, registry: Registry, spec: DatasetSpec,
     recorded = registry.landing_checksums()
     catalog, root = Catalog(paths.lake, spec.partition_grain), paths.root.resolve()
     window = feature_warm_up(spec.features, timedelta(0))
+    features = catalog.table(EVENT_FEATURES)
+    built = features.latest()
+    built_until = built + features.step if built is not None else None
+    scored = catalog.table(BATCH_SCORES).latest()
     out = []
     for asset, layout in layouts:
         table = catalog.table(asset)
@@ -331,5 +343,6 @@ def late_files(paths: DataPaths, registry: Registry, spec: DatasetSpec,
                 stems = [table.stem(s) for s in starts
                          if table.path(s).stat().st_mtime_ns < landed]
                 if stems:
-                    out.append(LateFile(rel, asset, lo, lo + grain, tuple(stems), window))
+                    out.append(LateFile(rel, asset, lo, lo + grain, tuple(stems), window,
+                                        built_until, scored is not None and scored >= lo))
     return out

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from ml_assets.lib.core.catalog import RAW_EVENTS, Catalog
+from ml_assets.lib.core.catalog import BATCH_SCORES, EVENT_FEATURES, RAW_EVENTS, Catalog
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.ingest import integrity as landing_integrity
@@ -140,8 +140,19 @@ def test_a_part_landing_after_its_day_was_ingested_is_late_until_its_rerun(paths
     assert (late.path, late.lo, late.hi, len(late.ingested)) == (part, D1, D2, 24)
     assert late.describe().startswith(
         f"{part} landed after raw_events/2026-07-01T00 (and 23 more) was ingested without it "
-        "(a late delivery): reingest it with `ml-assets run ingest features score --from "
-        "2026-07-01 --to 2026-07-02`")
+        "(a late delivery): reingest it with `ml-assets run ingest features --from "
+        "2026-07-01 --to 2026-07-02`")  # nothing scored, no features built after it: no more
+    # features built to day 2's 21:00 and scores from day 1: rescore, and rebuild only to
+    # day 2's end (a range past what was built would be refused)
+    catalog = Catalog(paths.lake)
+    for hour in (D1 + 5 * HOUR, D2 + 20 * HOUR):
+        catalog.table(EVENT_FEATURES).write(hour, pd.DataFrame({"x": [1]}))
+    catalog.table(BATCH_SCORES).write(D1 + 5 * HOUR, pd.DataFrame({"x": [1]}))
+    [late] = landing_integrity.late_files(paths, registry, spec)
+    assert "reingest it with `ml-assets run ingest features score --from 2026-07-01 --to " \
+           "2026-07-02`" in late.describe()
+    assert late.describe().endswith("`ml-assets run features score --from 2026-07-02 --to "
+                                    "2026-07-03`")
     valid, _ = ingest_events(paths, spec, hours_of(D1), NOW)  # the rerun reads both
     assert sum(map(len, valid.values())) == 50
     landing_integrity.record(paths, registry, [paths.root / part], "test")
