@@ -58,7 +58,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import DAY_FILE_FORMAT, connect
+from ml_assets.lib.core.lake import DAY, DAY_FILE_FORMAT, connect
 from ml_assets.lib.core.paths import DataPaths, create_file_bytes
 from ml_assets.lib.ingest.contracts import (
     CANONICAL_TS,
@@ -71,7 +71,7 @@ from ml_assets.lib.ingest.contracts import (
     event_kinds,
     label_kinds,
 )
-from ml_assets.lib.ingest.landing_layout import DAY, Layout
+from ml_assets.lib.ingest.landing_layout import Layout
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 # An instant as text: ISO date and time with an explicit offset (Z, +HH, +HHMM, +HH:MM; at

@@ -15,7 +15,14 @@ import pyarrow.parquet as pq
 from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.core.lake import DAY_FILE_FORMAT, HOUR_FILE_FORMAT, connect, parquet_relation
+from ml_assets.lib.core.lake import (
+    DAY,
+    DAY_FILE_FORMAT,
+    HOUR,
+    HOUR_FILE_FORMAT,
+    connect,
+    parquet_relation,
+)
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.ingest.contracts import (
     CANONICAL_TS,
@@ -29,7 +36,7 @@ from ml_assets.lib.ingest.contracts import (
     validate_events,
     validate_labels,
 )
-from ml_assets.lib.ingest.landing_layout import DAY, HOUR, Layout
+from ml_assets.lib.ingest.landing_layout import Layout
 
 
 def read_landing_table(path: Path, root: Path) -> pa.Table:

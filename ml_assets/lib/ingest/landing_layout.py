@@ -49,10 +49,16 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
-from ml_assets.lib.core.lake import DAY_FILE_FORMAT, HOUR_FILE_FORMAT, day_floor, hour_floor
+from ml_assets.lib.core.lake import (
+    DAY,
+    DAY_FILE_FORMAT,
+    HOUR,
+    HOUR_FILE_FORMAT,
+    period_floor,
+    periods_in,
+)
 from ml_assets.lib.ingest.contracts import ContractError
 
-HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 # file periods a feed may land, finest first, with their name formats
 GRAINS = ((HOUR, HOUR_FILE_FORMAT), (DAY, DAY_FILE_FORMAT))
 MARKER = "_SUCCESS"
@@ -60,10 +66,6 @@ COMPLETENESS = ("later_file", "marker")
 # producers' clocks drift: a period starting this little after now is not "in the future"
 FUTURE_TOLERANCE = timedelta(hours=1)
 _PERIOD = re.compile(r"^\d{4}-\d{2}-\d{2}(?:T(?P<hour>\d{2}))?(?P<suffix>\..+)?$")
-
-
-def _floor(ts: datetime, grain: timedelta) -> datetime:
-    return day_floor(ts) if grain == DAY else hour_floor(ts)
 
 
 def _name(ts: datetime, grain: timedelta) -> str:
@@ -197,7 +199,7 @@ class Layout:
     def _names(self, start: datetime, grain: timedelta) -> list[str]:
         """The file names that would cover the period ``grain`` starting at ``start``: its own
         and those of the longer periods holding it, finest first."""
-        return [f"{self.folder.name}/{_name(_floor(start, g), g)}.parquet"
+        return [f"{self.folder.name}/{_name(period_floor(start, g), g)}.parquet"
                 for g, _ in GRAINS if g >= grain]
 
     def candidates(self, start: datetime) -> list[str]:
@@ -205,7 +207,7 @@ class Layout:
         and longer periods', finest first, then its hours' (a daily partition landed hourly)."""
         return self._names(start, self.partition) + [
             f"{self.folder.name}/{_name(h, HOUR)}.parquet"
-            for h in _starts_within(start, start + self.partition, HOUR) if self.partition > HOUR]
+            for h in periods_in(start, start + self.partition, HOUR) if self.partition > HOUR]
 
     def shown(self, path: Path) -> str:
         """``path`` as errors name it: from the feed directory (``events/2026-07-01.parquet``)."""
@@ -227,7 +229,7 @@ class Layout:
             hours) but a file of another format has its name (e.g. a CSV export).
         """
         end = start + self.partition
-        found = [(g, lo) for g, _ in GRAINS for lo in _starts_within(start, end, g)
+        found = [(g, lo) for g, _ in GRAINS for lo in periods_in(start, end, g)
                  if (g, lo) in self.files]
         whole = bool(found) and found[-1][0] >= self.partition  # GRAINS are finest first
         if whole and len(found) > 1:  # the finest and the longest overlap
@@ -235,9 +237,9 @@ class Layout:
             raise ContractError(f"{_name(start, self.partition)}: covered by {names}; a period "
                                 "must land in files of one period - remove one of them")
         # the hours no file covers: every one when nothing does, none under a whole period
-        gaps = [] if whole else [h for h in _starts_within(start, end, HOUR)
+        gaps = [] if whole else [h for h in periods_in(start, end, HOUR)
                                  if (HOUR, h) not in self.files]
-        stems = ([] if found else [_name(_floor(start, g), g) for g, _ in GRAINS
+        stems = ([] if found else [_name(period_floor(start, g), g) for g, _ in GRAINS
                                    if g >= self.partition]) + [
             _name(h, HOUR) for h in gaps if self.partition > HOUR]
         stray = [n for stem in stems for n in self.others.get(stem, [])]
@@ -258,7 +260,7 @@ class Layout:
             return True
         if self.completeness == "later_file":
             return self._latest is not None and self._latest >= hi
-        return any((g, _floor(lo, g)) in self.marked for g, _ in GRAINS if g >= hi - lo)
+        return any((g, period_floor(lo, g)) in self.marked for g, _ in GRAINS if g >= hi - lo)
 
     def complete(self, start: datetime) -> bool:
         """Whether the partition starting at ``start``, if it has no file, is empty by the rule."""
@@ -278,7 +280,8 @@ class Layout:
                 f"waits for {self.folder.name}/{MARKER} through "
                 f"{(start + grain).isoformat()} or a marker "
                 f"{self.folder.name}/<period>.{MARKER}")
-        within = (f" (partition {_name(_floor(start, self.partition), self.partition)} landed "
+        partition = _name(period_floor(start, self.partition), self.partition)
+        within = (f" (partition {partition} landed "
                   "hourly)" if grain < self.partition else "")
         return (f"{_name(start, grain)}{within}: no landing file ({names}) and not complete "
                 f"yet: completeness '{self.completeness}' {rule}"
@@ -381,12 +384,6 @@ def _parts(folder: Path) -> tuple[list[Path], list[str]]:
         part.startswith((".", "_")) for part in p.relative_to(folder).parts))
     return ([p for p in inside if p.suffix == ".parquet"],
             [str(p.relative_to(folder.parent)) for p in inside if p.suffix != ".parquet"])
-
-
-def _starts_within(lo: datetime, hi: datetime, grain: timedelta) -> list[datetime]:
-    """Starts of the ``grain`` periods overlapping ``[lo, hi)``."""
-    first = _floor(lo, grain)
-    return [first + i * grain for i in range(max(1, -(-(hi - first) // grain)))]
 
 
 def _read_marker(path: Path) -> datetime:
