@@ -169,9 +169,9 @@ def partition_problems(table: LakeTable, starts: list[datetime],
     if not starts:
         return {}
     files, _ = table.coverage(min(starts), max(starts) + table.step)
-    wanted = set(starts)
-    frames = {table.start(f.stem): df for f, df in read_parquet_by_file(
-        [f for f in files if table.start(f.stem) in wanted]).items()}
+    wanted = {table.path(s) for s in starts}
+    frames = {table.start(f.stem): df
+              for f, df in read_parquet_by_file([f for f in files if f in wanted]).items()}
     clean = bool(frames) and not problems_of(pd.concat(frames.values(), ignore_index=True))
     return {lo: None if lo not in frames else
             ([] if clean else problems_of(frames[lo]), len(frames[lo])) for lo in starts}
