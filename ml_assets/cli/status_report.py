@@ -100,9 +100,13 @@ def latest_checks(paths: DataPaths, defs: dg.Definitions) -> list[dict]:
 
         # the worst failing partition speaks for the check: an ERROR day among WARN days
         # makes it FAILING (one query per failing partition, at most WORST_OF of them)
-        worst = next((e for e in (evaluation(p or None) for p in failing[:WORST_OF])
-                      if e["severity"] == "ERROR"), None) if failing else None
-        shown = worst or evaluation((failing[0] or None) if failing else latest.partition_key)
+        read = [evaluation(latest.partition_key)] if not failing else []
+        for p in failing[:WORST_OF]:
+            read.append(evaluation(p or None))
+            if read[-1]["severity"] == "ERROR":
+                break
+        # an ERROR if one was read, else the first failing partition's (or the latest's)
+        shown = read[-1] if read[-1]["severity"] == "ERROR" else read[0]
         out.append({"asset": key.asset_key.to_user_string(), "check": key.name,
                     "passed": not failing, **shown,
                     "partitions": len(evaluated) if partitioned else None,
