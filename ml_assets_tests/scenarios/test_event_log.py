@@ -1,0 +1,50 @@
+"""The project's Dagster instance records events through PooledSqliteEventLogStorage: Dagster's
+own files and schema, engines kept open, and a copied data directory writes its own log."""
+
+import shutil
+
+import dagster as dg
+import yaml
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.scenarios import event_log
+from ml_assets.scenarios.event_log import PooledSqliteEventLogStorage
+from ml_assets.scenarios.runner import open_instance
+
+PARTS = dg.StaticPartitionsDefinition([f"p{i:02d}" for i in range(12)])
+
+
+@dg.asset(partitions_def=PARTS)
+def part(context: dg.AssetExecutionContext) -> None:
+    context.add_output_metadata({"n": int(context.partition_key[1:])})
+
+
+def _materialize(instance, key):
+    assert dg.materialize([part], instance=instance, partition_key=key).success
+
+
+def test_events_land_in_dagsters_own_files_and_a_copy_writes_its_own(tmp_path):
+    paths = DataPaths(tmp_path / "data")
+    instance = open_instance(paths)
+    assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+    for key in PARTS.get_partition_keys():  # 12 runs: more run shards than stay open
+        _materialize(instance, key)
+    storage = instance.event_log_storage
+    assert len(storage._engines) <= event_log.OPEN_RUN_SHARDS + 1
+    # the stock storage reads the same files: switching back loses nothing
+    stock = SqliteEventLogStorage(str(paths.dagster_home / "history" / "runs"))
+    assert stock.get_materialized_partitions(dg.AssetKey("part")) == set(PARTS.get_partition_keys())
+    instance.dispose()
+
+    copy = DataPaths(tmp_path / "copy")
+    shutil.copytree(paths.root, copy.root)
+    copied = open_instance(copy)
+    config = yaml.safe_load((copy.dagster_home / "dagster.yaml").read_text())
+    assert config["event_log_storage"]["config"]["base_dir"] == str(
+        copy.dagster_home / "history" / "runs")
+    _materialize(copied, "p00")
+    records = copied.fetch_materializations(dg.AssetKey("part"), limit=100).records
+    assert len(records) == 13
+    original = open_instance(paths)
+    assert len(original.fetch_materializations(dg.AssetKey("part"), limit=100).records) == 12
