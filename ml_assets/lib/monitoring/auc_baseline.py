@@ -55,7 +55,8 @@ def per_day_auc(days: np.ndarray, y: np.ndarray, scores: np.ndarray,
         One row per day with an AUC, sorted by day: ``day``, ``rows``, ``positives``, ``auc``
         (0-1) and ``auc_se`` (AUC units).
     """
-    df = pd.DataFrame({"day": np.asarray(days), "y": np.asarray(y, dtype="int64"),
+    df = pd.DataFrame({"day": pd.array(days),  # tz-aware days stay datetimes, not objects
+                       "y": np.asarray(y, dtype="int64"),
                        "s": np.asarray(scores, dtype="float64")})
     df["r"] = df.groupby("day")["s"].rank(method="average")
     g = df.assign(rp=df["r"] * df["y"]).groupby("day").agg(
@@ -105,7 +106,7 @@ def held_out_per_day(event_ts: pd.Series, y: np.ndarray, scores: np.ndarray,
     day = ts.dt.floor("D")
     mature = (day + pd.Timedelta(days=1) + timedelta(days=maturity_days)
               <= pd.Timestamp(label_cutoff)).to_numpy()
-    auc = per_day_auc(day[mature].to_numpy(), np.asarray(y)[mature], np.asarray(scores)[mature],
+    auc = per_day_auc(day[mature].array, np.asarray(y)[mature], np.asarray(scores)[mature],
                       min_positives)
     out = {"days": int(len(auc)), "days_immature": int(day[~mature].nunique()),
            "days_too_few_positives": int(day[mature].nunique() - len(auc)),

@@ -83,7 +83,9 @@ def prediction_drift(ws: Workspace, lo: datetime, hi: datetime) -> dict[datetime
                 row |= {f"baseline_p{int(q * 100)}": float(v) for q, v in
                         zip(QUANTILES, np.quantile(bs, QUANTILES), strict=True)}
                 row |= score_shift(s, g["decision"].to_numpy(bool), bs,
-                                   b["decision"].to_numpy(bool), b["day"].to_numpy(), cfg)
+                                   b["decision"].to_numpy(bool),
+                                   # day numbers: tz-aware days would become an object array
+                                   b["day"].array.asi8, cfg)
             rows.append(row)
         frame = pd.DataFrame(rows)
         if len(frame):
