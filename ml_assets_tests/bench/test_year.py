@@ -2,10 +2,12 @@
 
 import hashlib
 
+import pytest
+
 from ml_assets.bench.year_section import year_section
 from ml_assets.bench.year_world import YearConfig, write_year
 
-TINY = {"year_events": 3_000, "year_days": 10, "year_score_days": 3}
+TINY = {"year_events": 1_500, "year_days": 6, "year_score_days": 2}
 
 
 def _digest(root):
@@ -22,6 +24,7 @@ def test_same_config_writes_the_same_bytes(tmp_path):
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
 
 
+@pytest.mark.slow
 def test_a_tiny_year_runs_every_command_and_its_split_adds_up(tmp_path):
     r = year_section({"work": str(tmp_path), "threads": 1, **TINY}, log=lambda _: None)
     assert [c["command"] for c in r["commands"]] == ["land", "ingest features", "train",
