@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 UI_PORT ?= 3000
 
-.PHONY: demo test ui bench lint lock clean-data
+.PHONY: demo test ui bench bench-peers lint lock clean-data
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,8 +42,18 @@ ui: $(STAMP)
 	exec $(BIN)/python -m ml_assets.scenarios.runner $${ML_ASSETS_DATA_DIR:-$(CURDIR)/data} \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
+# Evidently and NannyML do not import on the project's pandas 3.1: `make bench-peers` puts them
+# (hash-pinned) in their own environment, and `make bench` runs the peer side there when it exists.
+PEERS := .venv-peers
+$(PEERS)/.installed: requirements-peers.txt
+	@test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-peers.txt
+	@touch $(PEERS)/.installed
+
+bench-peers: $(PEERS)/.installed
+
 bench: $(STAMP)
-	$(BIN)/ml-assets bench
+	$(BIN)/ml-assets bench $(if $(wildcard $(PEERS)/.installed),--peers-python $(PEERS)/bin/python)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ml_assets ml_assets_tests

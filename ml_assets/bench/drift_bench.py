@@ -5,7 +5,8 @@
   calling ``scipy.stats.ks_2samp`` per feature;
 - ``profile_cold``: building our reference profile and comparing (first day of a version);
 - ``profile_warm``: comparing against the stored profile (every later day), load included;
-- ``evidently``: Evidently's per-column PSI and KS, when the optional package is installed.
+- ``evidently``: Evidently's per-column PSI and KS, run by the peer tools' Python
+  (``--peers-python``; Evidently 0.7 does not import on pandas 3.1) on the same data as Parquet.
 
 ``python -m ml_assets.bench.drift_bench`` prints the report as JSON.
 """
@@ -24,6 +25,8 @@ from scipy import stats
 from threadpoolctl import threadpool_info
 
 from ml_assets.lib.monitoring import drift
+
+from .measure import run_peer
 
 
 def _data(n_ref: int, n_cur: int, n_features: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -47,19 +50,6 @@ def numpy_scipy(ref: pd.DataFrame, cur: pd.DataFrame, bins: int = 10) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def _evidently(ref: pd.DataFrame, cur: pd.DataFrame):
-    """Evidently's per-column drift (PSI and KS), or None when it is not installed."""
-    try:
-        from evidently import DataDefinition, Dataset, Report
-        from evidently.metrics import ValueDrift
-    except ImportError:
-        return None
-    definition = DataDefinition(numerical_columns=list(ref.columns))
-    r, c = Dataset.from_pandas(ref, definition), Dataset.from_pandas(cur, definition)
-    metrics = [ValueDrift(column=col, method=m) for col in ref.columns for m in ("psi", "ks")]
-    return Report(metrics).run(current_data=c, reference_data=r)
-
-
 def _timed(fn, repeats: int):
     best, out = float("inf"), None
     for _ in range(repeats):
@@ -70,7 +60,10 @@ def _timed(fn, repeats: int):
 
 
 def run_drift_bench(n_ref: int = 1_000_000, n_cur: int = 100_000, n_features: int = 20,
-                    repeats: int = 3, seed: int = 0) -> dict:
+                    repeats: int = 3, seed: int = 0, peers_python: str | None = None,
+                    threads: int = 1) -> dict:
+    """Time each drift implementation on the same generated data (best of ``repeats``; the
+    peer once) and check our values against numpy/scipy."""
     ref, cur = _data(n_ref, n_cur, n_features, seed)
     cols = list(ref.columns)
     floor_s, floor = _timed(lambda: numpy_scipy(ref, cur), repeats)
@@ -79,11 +72,14 @@ def run_drift_bench(n_ref: int = 1_000_000, n_cur: int = 100_000, n_features: in
         sha, path = drift.store_profile(Path(tmp), drift.build_profile(ref, cols, []))
         warm_s, ours = _timed(lambda: drift.compare(drift.load_profile(path, sha), cur), repeats)
         size = path.stat().st_size
-    ev_s, ev = _timed(lambda: _evidently(ref, cur), 1)
+        ref.to_parquet(Path(tmp) / "ref.parquet")
+        cur.to_parquet(Path(tmp) / "cur.parquet")
+        peer = run_peer(peers_python, "drift", Path(tmp), threads)
+    ev_s = peer.get("seconds")
     diff = {k: float(np.max(np.abs(ours[k].to_numpy() - floor[k].to_numpy())))
             for k in ("psi", "ks_stat", "ks_pvalue")}
     seconds = {"numpy_scipy": floor_s, "profile_cold": cold_s, "profile_warm": warm_s,
-               "evidently": ev_s if ev is not None else None}
+               "evidently": ev_s}
     return {
         "n_ref": n_ref, "n_cur": n_cur, "n_features": n_features, "repeats": repeats,
         "threads": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
@@ -92,9 +88,9 @@ def run_drift_bench(n_ref: int = 1_000_000, n_cur: int = 100_000, n_features: in
         "profile_bytes": size,
         "warm_vs_numpy_scipy": floor_s / warm_s,
         "cold_vs_numpy_scipy": floor_s / cold_s,
-        "warm_vs_evidently": ev_s / warm_s if ev is not None else None,
-        "evidently": "measured" if ev is not None else
-                     "skipped: evidently is not installed (optional bench extra)",
+        "warm_vs_evidently": ev_s / warm_s if ev_s else None,
+        "evidently": f"measured: evidently {peer['version']} (peer Python)" if ev_s else
+                     f"skipped: {peer['reason']}",
         "max_abs_diff": diff,
     }
 

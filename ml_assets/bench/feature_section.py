@@ -1,5 +1,6 @@
-"""Section 1: point-in-time feature build, ml_assets (compiled DuckDB SQL through
-``lib.feature_build``, chunked) vs the pandas baseline, at several sizes of the demo world."""
+"""Section 1: point-in-time feature build at several sizes of the demo world: the micro spec
+(``micro_features``: compiled query vs hand-written DuckDB vs numpy searchsorted, every event a
+target) and the full demo spec (``lib.features.build``, chunked) vs the pandas baseline."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .measure import TaskFailed, run_task
+from .micro_features import SIDES
 
 
 def growth_exponent(rows: list[int], seconds: list[float]) -> float | None:
@@ -22,7 +24,25 @@ def _side(result: dict, threads: int) -> dict:
     return {"seconds": result["seconds"], "rows": result["rows"],
             "rows_per_second": result["rows"] / result["seconds"],
             "peak_rss_mb": result["peak_rss_mb"], "threads": threads,
-            **{k: result[k] for k in ("chunks", "feature_seconds") if k in result}}
+            **{k: result[k] for k in ("chunks", "feature_seconds", "load_seconds")
+               if k in result}}
+
+
+def _micro(base: dict, ctx: dict, work: Path) -> dict:
+    """The three micro-spec sides, one subprocess each, then their values compared."""
+    work.mkdir(parents=True, exist_ok=True)
+    outs = {s: str(work / f"micro-{s}-s{base['size']:g}.parquet") for s in SIDES}
+    sides = {}
+    for side in SIDES:
+        threads = 1 if side == "numpy" else ctx["threads"]  # numpy's sort and scans: one thread
+        sides[side] = _side(run_task("micro", {**base, "side": side, "out": outs[side],
+                                               "threads": threads}, threads), threads)
+    comparison = run_task("micro_compare", {"outputs": outs}, 1)
+    for path in outs.values():
+        Path(path).unlink()
+    fastest = min(("duckdb", "numpy"), key=lambda s: sides[s]["seconds"])
+    return {**sides, "comparison": comparison, "fastest_hand_written": fastest,
+            "compiled_vs_fastest": sides["compiled"]["seconds"] / sides[fastest]["seconds"]}
 
 
 def _one_size(size: float, ctx: dict, work: Path) -> dict:
@@ -32,6 +52,7 @@ def _one_size(size: float, ctx: dict, work: Path) -> dict:
              "world": {k: world[k] for k in ("generation_seconds", "ingest_seconds", "cached",
                                              "built_at")}
              | {"peak_rss_mb": world["peak_rss_mb"]}}
+    entry["micro"] = _micro(base, ctx, work)
     ours_dir = work / f"ml_assets-s{size:g}"
     ours = run_task("features_ml_assets", {**base, "out": str(ours_dir),
                                            "threads": ctx["threads"]}, ctx["threads"])
@@ -79,8 +100,13 @@ def feature_build_section(ctx: dict, log) -> dict:
     theirs = [(r["events"], r["pandas"]["seconds"]) for r in runs if "seconds" in r["pandas"]]
     compared = [r for r in runs if "comparison" in r]
     ratio = [r["speedup_vs_pandas"] for r in compared]
+    events = [r["events"] for r in runs]
     return {
         "runs": runs,
+        "micro_growth_exponent": {s: growth_exponent(events, [r["micro"][s]["seconds"]
+                                                              for r in runs]) for s in SIDES},
+        "micro_compiled_vs_fastest": runs[-1]["micro"]["compiled_vs_fastest"],  # largest size
+        "micro_values_identical": all(r["micro"]["comparison"]["identical"] for r in runs),
         "growth_exponent_ml_assets": growth_exponent(*zip(*ours, strict=True)),
         "growth_exponent_pandas": growth_exponent(*zip(*theirs, strict=True)) if theirs else None,
         "speedup_vs_pandas": ratio[-1] if ratio else None,  # at the largest size both ran

@@ -9,6 +9,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 class TaskFailed(RuntimeError):
@@ -39,6 +40,29 @@ def run_task(task: str, args: dict, threads: int, timeout: float | None = None) 
     result = json.loads(out.strip().splitlines()[-1])
     result["wall_seconds"] = time.perf_counter() - t0
     return result
+
+
+PEER_SCRIPT = Path(__file__).with_name("peer_side.py")
+
+
+def run_peer(python: str | None, job: str, data: Path, threads: int) -> dict:
+    """``peer_side.py job data`` under the peer tools' Python (``make bench-peers``), its
+    native thread pools capped at ``threads`` like ours.
+
+    Returns
+    -------
+    dict
+        The peer's JSON (``seconds``, ``tool``, ``version``, ...), or ``{"reason": why}`` when
+        no peer Python was given or it failed: the figure is then None, never estimated.
+    """
+    if not python:
+        return {"reason": "no --peers-python: run `make bench-peers` (Evidently 0.7 and NannyML "
+                          "do not import on pandas 3.1, so they live in .venv-peers)"}
+    proc = subprocess.run([python, str(PEER_SCRIPT), job, str(data)], capture_output=True,
+                          text=True, env=thread_env(threads))
+    if proc.returncode != 0:
+        return {"reason": f"peer {job} exited {proc.returncode}: {proc.stderr.strip()[-1500:]}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def peak_rss_mb() -> float:

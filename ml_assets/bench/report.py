@@ -51,32 +51,122 @@ def _feature_table(section: dict) -> str:
                   "note"], rows)
 
 
+def _micro_table(section: dict) -> str:
+    rows = []
+    for r in section["runs"]:
+        m = r["micro"]
+        rows.append([f"{r['size']:g}", f"{r['events']:,}",
+                     *(f"{m[s]['seconds']:.3f}" for s in ("compiled", "duckdb", "numpy")),
+                     f"{m['compiled_vs_fastest']:.2f}x ({m['fastest_hand_written']})",
+                     _fmt(m["comparison"]["identical"])])
+    exps = section["micro_growth_exponent"]
+    rows.append(["growth exponent", "", *(_fmt(exps[s]) for s in ("compiled", "duckdb", "numpy")),
+                 "", ""])
+    return table(["size", "events", "compiled query s", "hand DuckDB s", "numpy searchsorted s",
+                  "compiled / fastest", "values identical"], rows)
+
+
+def _ingest_table(r: dict) -> str:
+    if "seconds" not in r:
+        return r.get("skipped", MISSING)
+    sec, rps = r["seconds"], r["rows_per_second"]
+    return table(["step", "rows", "seconds", "rows/s"], [
+        ["land (export -> daily landing files)", f"{r['rows']:,}", f"{sec['land']:.2f}",
+         f"{rps['land']:,.0f}"],
+        ["ingest (landing -> raw_events)", f"{r['rows_ingested']:,}", f"{sec['ingest']:.2f}",
+         f"{rps['ingest']:,.0f}"]])
+
+
+def _drift_table(r: dict) -> str:
+    if "seconds" not in r:
+        return r.get("skipped", MISSING)
+    sec = r["seconds"]
+    names = {"profile_warm": "ml_assets, stored profile", "profile_cold": "ml_assets, profile "
+             "built first", "numpy_scipy": "numpy + scipy", "evidently": "Evidently (peer)"}
+    return table(["side", "seconds", "vs stored profile"], [
+        [label, _fmt(sec[k]), _fmt(sec[k] / sec["profile_warm"] if sec[k] else None)]
+        for k, label in names.items()]) + (f"\n\n{r['n_features']} features, "
+                                           f"{r['n_ref']:,} reference / {r['n_cur']:,} current "
+                                           f"rows; Evidently: {r['evidently']}")
+
+
+def _estimation_table(r: dict) -> str:
+    if "seconds" not in r:
+        return r.get("skipped", MISSING)
+    return table(["side", "seconds", "mean abs error vs realized AUC"], [
+        [side, _fmt(r["seconds"][side]), _fmt(r["mean_abs_error"][side])]
+        for side in ("ml_assets", "nannyml")]) + (
+        f"\n\n{r['rows']:,} rows in {r['chunks']} chunks, reference {r['reference_rows']:,}; "
+        f"realized AUC {r['realized_auc_range'][0]:.3f}-{r['realized_auc_range'][1]:.3f}; "
+        f"NannyML: {r['nannyml']}")
+
+
+def _scoring_table(r: dict) -> str:
+    if "seconds" not in r:
+        return r.get("skipped") or r.get("reason", MISSING)
+    return table(["part", "seconds"], [[k, _fmt(v) if v is None else f"{v:.3f}"]
+                                       for k, v in r["seconds"].items()]) + (
+        f"\n\n{r['rows']:,} rows; end to end / bare predict_proba: "
+        f"{_fmt(r['overhead_vs_bare_predict'])}")
+
+
+def _serving_table(r: dict) -> str:
+    report = r.get("load_test")
+    if not report:
+        return r.get("reason") or r.get("skipped", MISSING)
+    return table(["path", "clients", "p50 ms", "p95 ms", "p99 ms", "req/s", "non-200"], [
+        [path, x["clients"], x["p50_ms"], x["p95_ms"], x["p99_ms"], x["rps"], x["non_200"]]
+        for path in ("lookup", "predict") for x in report[path]])
+
+
+def _year_table(r: dict) -> str:
+    if "commands" not in r:
+        return r.get("skipped", MISSING)
+    keys = ("wall", "planning", "compute", "recording")
+    return table(["command", *(f"{k} s" for k in keys)],
+                 [[c.get("name", ""), *(_fmt(c.get(k)) for k in keys)] for c in r["commands"]])
+
+
+def _demo_table(r: dict) -> str:
+    if not r.get("steps"):
+        return r.get("skipped", MISSING)
+    return table(["step", "seconds"], [[s["step"], f"{s['seconds']:.1f}"] for s in r["steps"]])
+
+
 def markdown(result: dict) -> str:
-    head = result["headline"]
+    """The report: goals, then one side-by-side table per section, machine and versions."""
+    m, fb = result["machine"], result["feature_build"]
+    load = "load average at start {} / at end {}".format(
+        *(" ".join(f"{x:.2f}" for x in m[k]) for k in ("load_average_at_start",
+                                                        "load_average_at_end")))
     lines = [
         "# ml_assets benchmark", "",
-        f"Run {result['started_at']} on {result['machine']['cpus']} CPUs, "
-        f"{result['machine']['mem_total_gib']:.1f} GiB RAM; threads {result['threads']}. "
-        f"{result['noise_note']}", "",
-        "## Goals", "", _goal_table(result["goals"]), "",
-        "## Headline figures", "",
-        table(["key", "value"], [[f"`{k}`", _fmt(v)] for k, v in head.items()]), "",
-        "## Feature build (point-in-time, whole history)", "",
-        _feature_table(result["feature_build"]), "",
+        f"Run {result['started_at']} on {m['cpus']} CPUs, {m['mem_total_gib']:.1f} GiB RAM; "
+        f"{load}. Threads: {_fmt(result['threads'])}. {result['noise_note']}", "",
+        "## Goals (issue 18)", "", _goal_table(result["goals"]), "",
+        "## Feature build, micro spec: count and sum(amount) 7d/30d + time since previous "
+        "on card_id, every event a target", "",
+        _micro_table(fb), "",
+        f"Compared: {fb['runs'][0]['micro']['comparison']['compared']}." if fb["runs"] else "",
+        "Seconds are compute from events in memory to a frame (loading is timed apart).", "",
+        "## Feature build, full demo spec vs pandas", "",
+        _feature_table(fb), "",
         f"Growth exponent (slope of log time vs log rows): ml_assets "
-        f"{_fmt(result['feature_build']['growth_exponent_ml_assets'])}, pandas "
-        f"{_fmt(result['feature_build']['growth_exponent_pandas'])}. "
-        f"{result['feature_build']['rows_per_chunk_note']}.", "",
+        f"{_fmt(fb['growth_exponent_ml_assets'])}, pandas {_fmt(fb['growth_exponent_pandas'])}. "
+        f"{fb['rows_per_chunk_note']}.", "",
         f"Plot: {result['plot'] or 'not written'}", "",
-        "## Default demo timings", "",
-        table(["step", "seconds", "source"], [[k, _fmt(v["seconds"]), v["source"]]
-                                             for k, v in result["default_demo_times"].items()]),
+        "## A year of hourly history", "", _year_table(result["year"]), "",
+        "## Event ingest", "", _ingest_table(result["ingest"]), "",
+        "## Drift (PSI + KS)", "", _drift_table(result["drift"]), "",
+        "## Estimated AUC before labels", "", _estimation_table(result["estimation"]), "",
+        "## Batch scoring", "", _scoring_table(result["scoring"]), "",
+        "## Serving", "", _serving_table(result["serving"]), "",
+        "## Demo stages", "", _demo_table(result["demo"]), "",
+        "## Headline figures", "",
+        table(["key", "value"], [[f"`{k}`", _fmt(v)] for k, v in result["headline"].items()]),
         "",
     ]
-    for name in ("drift", "scoring", "serving", "reproduce", "demo"):
-        lines += [f"## {name}", "", "```json",
-                  json.dumps(result[name], indent=1, default=str)[:4000], "```", ""]
-    lines += ["## Versions", "", *[f"- {k} {v}" for k, v in result["versions"].items()], ""]
+    lines += ["## Versions", "", *[f"- {k} {_fmt(v)}" for k, v in result["versions"].items()], ""]
     return "\n".join(lines)
 
 

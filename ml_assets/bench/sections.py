@@ -1,4 +1,5 @@
-"""Sections 2-5: drift, batch scoring, serving and kill switch, reproduce and the demo.
+"""Sections 2-5: ingest, drift, estimated AUC, batch scoring, serving and kill switch,
+reproduce and the demo.
 
 A section whose machinery does not exist yet (or whose prerequisites are missing) reports
 ``None`` figures with a reason; nothing is estimated or invented."""
@@ -19,6 +20,7 @@ from pathlib import Path
 from .measure import TaskFailed, run_task, thread_env
 
 DRIFT_FULL = {"n_ref": 1_000_000, "n_cur": 100_000, "n_features": 20}
+ESTIMATION_FULL_ROWS, ESTIMATION_CHUNKS = 1_000_000, 30
 
 
 def drift_section(ctx: dict) -> dict:
@@ -26,7 +28,8 @@ def drift_section(ctx: dict) -> dict:
     scale = min(ctx["base_size"], 1.0)
     args = {"n_ref": max(2_000, int(DRIFT_FULL["n_ref"] * scale)),
             "n_cur": max(500, int(DRIFT_FULL["n_cur"] * scale)),
-            "n_features": DRIFT_FULL["n_features"], "repeats": 3}
+            "n_features": DRIFT_FULL["n_features"], "repeats": 3,
+            "peers_python": ctx["peers_python"], "threads": ctx["threads"]}
     try:
         r = run_task("drift", args, ctx["threads"])
     except TaskFailed as exc:
@@ -37,6 +40,31 @@ def drift_section(ctx: dict) -> dict:
             "ratio_vs_numpy": r["seconds"]["numpy_scipy"] / ours,
             "speedup_vs_evidently": ev / ours if ev else None,
             "evidently_reason": None if ev else r["evidently"]}
+
+
+def estimation_section(ctx: dict) -> dict:
+    """Estimated AUC per chunk before labels: ours vs NannyML CBPE, time and error."""
+    args = {"n_rows": max(3_000, int(ESTIMATION_FULL_ROWS * min(ctx["base_size"], 1.0))),
+            "chunks": ESTIMATION_CHUNKS, "peers_python": ctx["peers_python"],
+            "threads": ctx["threads"]}
+    try:
+        return {**run_task("estimation", args, ctx["threads"]), "threads": ctx["threads"]}
+    except TaskFailed as exc:
+        return {"skipped": str(exc), "speedup_vs_nannyml": None}
+
+
+def ingest_section(ctx: dict) -> dict:
+    """Events of the base world: ``land`` (export -> landing) and ingest (landing ->
+    ``raw_events``) through the product's lib code, rows per second (goal >= 500k)."""
+    work = Path(ctx["work"]) / "ingest"
+    args = {"size": ctx["sizes"][0], "days": ctx["days"], "cache": ctx["cache"],
+            "work": str(work)}
+    try:
+        return {**run_task("ingest", args, ctx["threads"]), "size": ctx["sizes"][0]}
+    except TaskFailed as exc:
+        return {"skipped": str(exc), "rows_per_second": {}}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def scoring_section(ctx: dict, feature_files: list[str]) -> dict:

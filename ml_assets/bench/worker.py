@@ -45,6 +45,26 @@ def task_compare(a: dict) -> dict:
     return compare_outputs([Path(p) for p in a["ours"]], Path(a["theirs"]), FRAUD_SPEC)
 
 
+def task_micro(a: dict) -> dict:
+    from .micro_features import run_side
+
+    _, root = _world(a)
+    return run_side(a["side"], root, Path(a["out"]), a["threads"])
+
+
+def task_micro_compare(a: dict) -> dict:
+    from .micro_features import compare_sides
+
+    return compare_sides(a["outputs"])
+
+
+def task_ingest(a: dict) -> dict:
+    from .ingest_task import ingest_task
+
+    cfg, root = _world(a)
+    return ingest_task(root, cfg, FRAUD_SPEC, Path(a["work"]))
+
+
 def task_scoring(a: dict) -> dict:
     from .scoring_task import scoring_task
 
@@ -57,7 +77,14 @@ def task_drift(a: dict) -> dict:
     from ml_assets.bench.drift_bench import run_drift_bench
 
     return run_drift_bench(n_ref=a["n_ref"], n_cur=a["n_cur"], n_features=a["n_features"],
-                           repeats=a["repeats"])
+                           repeats=a["repeats"], peers_python=a["peers_python"],
+                           threads=a["threads"])
+
+
+def task_estimation(a: dict) -> dict:
+    from ml_assets.bench.estimation_bench import run_estimation_bench
+
+    return run_estimation_bench(a["n_rows"], a["chunks"], a["peers_python"], a["threads"])
 
 
 TASKS = {name[5:]: fn for name, fn in globals().items() if name.startswith("task_")}

@@ -48,6 +48,19 @@ def _batches(start: datetime, end: datetime):
         lo = hi
 
 
+def ingest_world_events(paths: DataPaths, spec: DatasetSpec, cfg: SyntheticConfig,
+                        now: datetime) -> int:
+    """Landing files -> ``raw_events`` partitions in 30-day batches, as the ingest asset does
+    (validate, quarantine, one atomic Parquet per partition); returns the rows written."""
+    table, rows = Catalog(paths.lake, spec.partition_grain).table(RAW_EVENTS), 0
+    for lo, hi in _batches(cfg.start, cfg.end):
+        valid, _ = ingest_events(paths, spec, periods_in(lo, hi, spec.partition_step), now)
+        for start, df in valid.items():
+            table.write(start, df)
+            rows += len(df)
+    return rows
+
+
 def build_world(root: Path, cfg: SyntheticConfig, spec: DatasetSpec) -> dict:
     """Generate and ingest (or reuse) the world; return its sizes and how long each step took."""
     cached = load_world(root, cfg)
@@ -57,12 +70,10 @@ def build_world(root: Path, cfg: SyntheticConfig, spec: DatasetSpec) -> dict:
     t0 = time.perf_counter()
     manifest = write_landing(cfg, paths)
     generated = time.perf_counter() - t0
-    now, catalog = datetime.now(UTC), Catalog(paths.lake, spec.partition_grain)
+    now = datetime.now(UTC)
     t1 = time.perf_counter()
-    for lo, hi in _batches(cfg.start, cfg.end):
-        valid, _ = ingest_events(paths, spec, periods_in(lo, hi, spec.partition_step), now)
-        for start, df in valid.items():
-            catalog.table(RAW_EVENTS).write(start, df)
+    ingest_world_events(paths, spec, cfg, now)
+    catalog = Catalog(paths.lake, spec.partition_grain)
     for lo, hi in _batches(cfg.start, cfg.end):  # labels join to every ingested event
         valid, _ = ingest_labels(paths, spec, days_between(lo, hi), now)
         for day, df in valid.items():

@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ml_assets.bench import SECTIONS as BENCH_SECTIONS
 from ml_assets.cli.control import cmd_drill_rollback
 from ml_assets.cli.output import emit, refused
 from ml_assets.lib.core.workspace import Workspace
@@ -420,6 +421,7 @@ def cmd_bench(args, ws: Workspace) -> int:
                        cache=ws.paths.root / "bench" / "worlds",
                        pandas_max_events=args.pandas_max_events, with_demo=args.with_demo,
                        sections=tuple(args.sections), data_dir=ws.paths.root,
+                       peers_python=args.peers_python,
                        log=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
     payload = {**result["headline"], "goals": result["goals"], "report_files": result["files"]}
 
@@ -557,9 +559,12 @@ def add_parsers(sub, actor: str) -> None:
     bench.add_argument("--with-demo", action="store_true",
                        help="also time `ml-assets demo` into a temp dir (minutes) and use it "
                             "for the serving, kill switch and reproduce sections")
-    bench.add_argument("--sections", nargs="*", default=["drift", "scoring", "serving",
-                                                          "reproduce"],
-                       choices=["drift", "scoring", "serving", "reproduce"])
+    bench.add_argument("--sections", nargs="*", default=list(BENCH_SECTIONS),
+                       choices=BENCH_SECTIONS, help="besides the feature build (always run)")
+    bench.add_argument("--peers-python", metavar="PATH",
+                       help="the Python of `make bench-peers` (.venv-peers/bin/python): runs "
+                            "Evidently and NannyML on the same data; without it their figures "
+                            "are null with the reason")
     bench.set_defaults(func=cmd_bench)
     sweep = sub.add_parser("sweep", help="remove temp files killed writers left; fail runs of "
                                          "killed processes (every demo/drill does it first)")
