@@ -194,7 +194,7 @@ def compare_sides(outputs: dict[str, str]) -> dict:
     checks |= {s: f"round(c.{s} * 100)::BIGINT = d.{s} AND d.{s} = n.{s}" for s in SUMS}
     checks[GAP] = f"c.{GAP} IS NOT DISTINCT FROM d.{GAP} AND d.{GAP} IS NOT DISTINCT FROM n.{GAP}"
     counted = ", ".join(f"count(*) FILTER (WHERE NOT coalesce({e}, false))" for e in checks.values())
-    diff = " , ".join(f"abs(c.{s} - d.{s} / 100)" for s in SUMS)
+    diff = ", ".join(f"abs(c.{s} - d.{s} / 100)" for s in SUMS)
     found = con.execute(
         f"SELECT count(*), {counted}, max(greatest({diff})) FROM compiled c "
         "JOIN duckdb d USING (event_id) JOIN numpy n USING (event_id)").fetchone()

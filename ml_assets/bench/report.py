@@ -122,9 +122,11 @@ def _serving_table(r: dict) -> str:
 def _year_table(r: dict) -> str:
     if "commands" not in r:
         return r.get("skipped", MISSING)
-    keys = ("wall", "planning", "compute", "recording")
-    return table(["command", *(f"{k} s" for k in keys)],
-                 [[c.get("name", ""), *(_fmt(c.get(k)) for k in keys)] for c in r["commands"]])
+    keys = ("wall", "startup", "planning", "compute", "recording")
+    return table(["command", *(f"{k} s" for k in keys), "Dagster events"],
+                 [[c.get("command", ""), *(_fmt(c.get(k)) for k in keys),
+                   _fmt(c.get("events_written"))] for c in r["commands"]]) + (
+        f"\n\nTotal {_fmt(r.get('total_seconds'))} s")
 
 
 def _demo_table(r: dict) -> str:
