@@ -510,3 +510,41 @@ def test_ids_with_surrounding_whitespace_are_kept_and_counted(tmp_path, tickets)
     assert _landed(paths, "ticket_id") == [" T1", "T2"]
     assert report["padded_ids"]["ticket_id"].startswith("1 value(s) with surrounding whitespace")
     assert f"{src} row 1: 'c '" in report["padded_ids"]["customer_id"]
+
+
+def test_many_files_read_together_give_each_files_rows_names_and_numbers(tmp_path, tickets):
+    # a year of hourly exports is read in one DuckDB scan per header; each row keeps its file
+    # and 1-based row, empty files and quoted line breaks are reported per file, as one by one
+    root = tmp_path / "in"
+    for i in range(12):
+        rows = [f"T{i}-{r},2026-03-0{1 + i % 3}T{r:02d}:00:00Z,c{r},low,{r}" for r in range(i % 4)]
+        if i == 5:
+            rows.append(f'T{i}-x,2026-03-02T09:00:00Z,"two\nlines",low,1')
+        _tickets_csv(root / f"region=r{i % 2}" / f"h{i:02d}.csv", *rows)
+    con = importing.connect()
+    links = tmp_path / "links"
+    links.mkdir()
+    files, _ = importing.source_files([str(root)])
+    feed = importing.feeds(tickets)["events"]
+    together = importing._read(con, files, feed, {}, links, ",")
+    one_by_one = importing._Read([], {}, set(), {}, [], {}, {})
+    read_once = [s for s in files if str(s.path) not in together.repeated]  # same content
+    assert len(read_once) == len(files) - 2  # three header-only files: the first one is read
+    for i, source in enumerate(read_once):
+        link = links / f"alone-{i}.csv"
+        link.symlink_to(source.path)
+        importing._read_one(con, source, link, feed, {}, ",", one_by_one)
+    assert pa.concat_tables(together.tables).equals(pa.concat_tables(one_by_one.tables))
+    assert len(together.tables) == 1  # one scan: same header and Hive keys, other values
+    assert together.empty == one_by_one.empty == [str(root / "region=r0" / "h00.csv")]
+    assert together.multiline == one_by_one.multiline == {str(root / "region=r1" / "h05.csv"): 1}
+
+
+def test_a_bad_file_among_many_read_together_is_the_one_named(tmp_path, tickets):
+    root = tmp_path / "in"
+    for i in range(6):
+        _tickets_csv(root / f"h{i}.csv", f"T{i},2026-03-01T0{i}:00:00Z,c,low,1")
+    bad = _tickets_csv(root / "h3.csv", "T3,2026-03-01T03:00:00Z,c,low,1,extra")
+    with pytest.raises(LandingImportError) as err:
+        land(DataPaths(tmp_path / "data"), tickets, {"events": [str(root)]})
+    assert str(err.value).startswith(f"{bad}: unreadable (")
