@@ -202,8 +202,8 @@ def year_section(ctx: dict, log=print) -> dict:
     ----------
     ctx : dict
         ``work`` (a scratch directory), ``threads``; optional ``year_events`` (350,000),
-        ``year_days`` (365) and ``year_score_days`` (45: the days after training's end that
-        are scored and monitored).
+        ``year_days`` (365), ``year_grain`` (the spec's partition grain, "daily") and
+        ``year_score_days`` (45: the days after training's end that are scored and monitored).
     log : callable
         Progress lines.
 
@@ -217,7 +217,8 @@ def year_section(ctx: dict, log=print) -> dict:
         ``load_average`` before and after.
     """
     cfg = YearConfig(events=ctx.get("year_events", YearConfig.events),
-                     days=ctx.get("year_days", YearConfig.days))
+                     days=ctx.get("year_days", YearConfig.days),
+                     partition_grain=ctx.get("year_grain", YearConfig.partition_grain))
     train_end = (cfg.end - timedelta(days=ctx.get("year_score_days", 45))).date().isoformat()
     with tempfile.TemporaryDirectory(prefix="year_", dir=ctx["work"]) as tmp:
         root = Path(tmp)
@@ -237,7 +238,7 @@ def year_section(ctx: dict, log=print) -> dict:
         home = data_dir / "dagster_home"
         total = sum(r["wall"] for r in runs)
         ok = len(runs) == 4 and not any(r["exit_code"] for r in runs)
-        return {"world": world, "train_end": train_end, "commands": runs,
+        return {"world": world, "partition_grain": cfg.partition_grain, "train_end": train_end, "commands": runs,
                 "total_seconds": total, "goal_seconds": GOAL_SECONDS,
                 "met": bool(ok and total < GOAL_SECONDS) if ok else None,
                 "dagster_home_bytes": tree_bytes(home),
@@ -255,11 +256,13 @@ def _main() -> int:
     parser.add_argument("--events", type=int, default=YearConfig.events)
     parser.add_argument("--days", type=int, default=YearConfig.days)
     parser.add_argument("--score-days", type=int, default=45)
+    parser.add_argument("--grain", choices=["daily", "hourly"], default="daily")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()))
     a = parser.parse_args()
     r = year_section({"work": str(a.work), "threads": a.threads, "year_events": a.events,
-                      "year_days": a.days, "year_score_days": a.score_days},
+                      "year_days": a.days, "year_score_days": a.score_days,
+                      "year_grain": a.grain},
                      log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(r, indent=1, default=str))
     return 0 if r["met"] is not None else 1

@@ -36,6 +36,7 @@ class YearConfig:
 
     ``events`` is the expected total (Poisson per hour, so the count varies by a few hundred);
     the history runs ``days`` from ``start`` and the spec's ``end`` is its last day's end.
+    ``partition_grain`` is the spec's ("daily": 365 partitions a year; "hourly": 8,760).
     """
 
     events: int = 350_000
@@ -44,6 +45,7 @@ class YearConfig:
     users: int = 20_000
     merchants: int = 2_000
     seed: int = 11
+    partition_grain: str = "daily"
 
     @property
     def end(self) -> datetime:
@@ -112,7 +114,7 @@ def _write_hourly(events: pd.DataFrame, root: Path) -> int:
 
 
 def spec_toml(cfg: YearConfig) -> str:
-    """The spec of the generated history: daily partitions, count/sum/mean/max/distinct
+    """The spec of the generated history: its partition grain, count/sum/mean/max/distinct
     windows, time since the previous payment, a label aggregate and a ratio."""
     return f'''# A year of card payments (ml_assets.bench.year_world); label = disputed, known 1h-10d later.
 name = "year_payments"
@@ -130,8 +132,8 @@ end = {cfg.end:%Y-%m-%dT%H:%M:%SZ}
 owner = "team:bench"
 id_type = "string"
 landing_completeness = "later_file"
-# hourly exports under daily partitions: 365 partitions for the year instead of 8760
-partition_grain = "daily"
+# daily: hourly exports under daily partitions, 365 a year instead of 8,760
+partition_grain = "{cfg.partition_grain}"
 
 [[attributes]]
 name = "amount"
