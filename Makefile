@@ -21,10 +21,8 @@ $(MLFLOW_STAMP): $(STAMP) requirements-mlflow.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock -r requirements-mlflow.lock
 	@touch $(MLFLOW_STAMP)
 
-# One planned event per asset of a range run instead of one per partition (thousands of SQLite
-# writes per backfill); the cost: partitions of a failed range run are not marked failed.
 demo: $(STAMP)
-	DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 $(BIN)/ml-assets demo
+	$(BIN)/ml-assets demo
 
 # pytest exits 5 when it collects nothing; make (and .ci/run) treat any non-zero as failure.
 test: $(MLFLOW_STAMP)
@@ -38,7 +36,6 @@ test: $(MLFLOW_STAMP)
 # when make was started where SIGINT is ignored (dagster dev would then ignore SIGTERM too).
 ui: $(STAMP)
 	DAGSTER_HOME=$${ML_ASSETS_DATA_DIR:-$(CURDIR)/data}/dagster_home \
-	DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 \
 	exec $(BIN)/python -m ml_assets.scenarios.runner $${ML_ASSETS_DATA_DIR:-$(CURDIR)/data} \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 

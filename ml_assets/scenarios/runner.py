@@ -2,10 +2,9 @@
 the instance, run a selection of the real definitions in process, report failures.
 
 The persistent instance is opened from its directory (``DataPaths.dagster_home``) with
-``DagsterInstance.from_config``; nothing here writes ``os.environ``. ``make demo`` and ``make ui``
-set ``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1`` for their processes (one planned
-event per asset of a range run instead of one per partition); without it a range run writes
-more events but marks the partitions of a failed run as failed.
+``DagsterInstance.from_config``; nothing here writes ``os.environ``. Its event log is
+``event_log.PooledSqliteEventLogStorage`` (one planned event per asset of a range run, engines
+kept open), named in the ``dagster.yaml`` this module writes.
 """
 
 from __future__ import annotations

@@ -148,7 +148,6 @@ def test_P01_writers_readers_and_serving_at_once_without_lock_errors(fraud_world
     # The instance's storage is created once, as `make demo` / `dagster dev` do: Dagster's
     # SQLite schema creation itself is not safe to race from several fresh processes.
     monkeypatch.setenv("DAGSTER_HOME", str(paths.dagster_home))  # restored after the test
-    monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     dagster_instance(paths).get_runs()
 
     script = write_script(tmp_path, "child.py", CHILD)

@@ -48,3 +48,43 @@ def test_events_land_in_dagsters_own_files_and_a_copy_writes_its_own(tmp_path):
     assert len(records) == 13
     original = open_instance(paths)
     assert len(original.fetch_materializations(dg.AssetKey("part"), limit=100).records) == 12
+
+
+DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-03-01")
+
+
+@dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
+def daily() -> None:
+    return None
+
+
+@dg.asset_check(asset=daily, partitions_def=DAYS)
+def rows_ok() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True)
+
+
+def _range_run(instance) -> tuple[int, list]:
+    keys = DAYS.get_partition_keys()
+    result = dg.materialize([daily, rows_ok], instance=instance, tags={
+        "dagster/asset_partition_range_start": keys[0],
+        "dagster/asset_partition_range_end": keys[-1]})
+    assert result.success
+    planned = instance.get_records_for_run(
+        result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+    check = dg.AssetCheckKey(dg.AssetKey("daily"), "rows_ok")
+    history = instance.event_log_storage.get_asset_check_execution_history(check, limit=1000)
+    assert instance.get_materialized_partitions(dg.AssetKey("daily")) == set(keys)
+    return len(planned), sorted((r.partition or "", r.status.value) for r in history)
+
+
+def test_a_range_run_plans_once_per_asset_and_records_its_checks_as_dagster_does(tmp_path):
+    ours = open_instance(DataPaths(tmp_path / "data"))
+    stock_home = tmp_path / "stock"
+    stock_home.mkdir()
+    (stock_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    stock = dg.DagsterInstance.from_config(str(stock_home))
+    assert type(stock.event_log_storage) is SqliteEventLogStorage
+    planned, rows = _range_run(ours)
+    stock_planned, stock_rows = _range_run(stock)
+    assert (planned, stock_planned) == (1, len(DAYS.get_partition_keys()))
+    assert rows == stock_rows  # the planned check rows written in one batch are Dagster's rows
