@@ -71,8 +71,9 @@ class DriftPeriod:
 
         Returns
         -------
-        ndarray of datetime64, shape (n_rows,)
-            Start of each row's period, NaT where the period is not whole within [lo, hi).
+        ndarray of datetime64[ns], shape (n_rows,)
+            Start of each row's period (UTC, without a zone), NaT where the period is not
+            whole within [lo, hi).
         """
         day = ts.dt.floor("D")
         if self.kind == "week":
@@ -86,7 +87,9 @@ class DriftPeriod:
             start = lo.floor("D") + ((day - lo.floor("D")) // width) * width
             end = start + width
         whole = (start >= lo) & (end <= hi)
-        return start.where(whole).to_numpy()
+        # naive UTC datetime64: a tz-aware column would become an array of Timestamp objects,
+        # which np.unique sorts a thousand times slower
+        return start.where(whole).dt.tz_convert(None).to_numpy("datetime64[ns]")
 
 
 def parse_period(text: str) -> DriftPeriod:
