@@ -59,8 +59,9 @@ def _activity(rng: np.random.Generator, size: int, sigma: float) -> np.ndarray:
 
 def _events(cfg: YearConfig, rng: np.random.Generator) -> pd.DataFrame:
     """Every event, sorted by time; ``_disputed`` is the outcome its label will carry."""
-    hours = pd.date_range(cfg.start, cfg.end, freq="h", inclusive="left")
-    weight = WEEKDAY[hours.dayofweek] * HOUR[hours.hour]
+    # naive UTC until the frame is built: numpy datetime64 arithmetic keeps no zone
+    hours = pd.date_range(cfg.start, cfg.end, freq="h", inclusive="left").tz_convert(None)
+    weight = WEEKDAY[hours.day_of_week] * HOUR[hours.hour]
     counts = rng.poisson(cfg.events * weight / weight.sum())
     n = int(counts.sum())
     offset = rng.uniform(0, 3600, n)
@@ -104,7 +105,8 @@ def _write_hourly(events: pd.DataFrame, root: Path) -> int:
     table = events.drop(columns="_disputed").assign(ts=events["ts"].dt.strftime(TS_FORMAT))
     header, *lines = table.to_csv(index=False, lineterminator="\n").splitlines(keepends=True)
     hour = events["ts"].dt.floor("h")
-    bounds = np.flatnonzero(np.r_[True, hour.values[1:] != hour.values[:-1], True])
+    utc = hour.dt.tz_convert(None).to_numpy()
+    bounds = np.flatnonzero(np.r_[True, utc[1:] != utc[:-1], True])
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):  # a loop over files, not rows
         stamp = hour.iloc[lo]
         folder = root / f"{stamp:%Y-%m-%d}"
