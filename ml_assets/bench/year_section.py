@@ -4,8 +4,9 @@ Dagster recording and compute.
 
 The split comes from bench-only probes installed in the child process before the CLI runs
 (``python -m ml_assets.bench.year_section run <ml-assets args>``): perf_counter accumulators
-around Dagster's execution-plan creation (``create_execution_plan``, ``ExecutionPlan.build``),
-its event-log writes (``DagsterInstance.handle_new_event`` and the SQLite event log's
+around planning (the CLI's range pre-flight ``cli.runs._planned_runs``, Dagster's run creation
+``create_run_for_job`` and execution-plan creation ``create_execution_plan``,
+``ExecutionPlan.build``), its event-log writes (``DagsterInstance.handle_new_event`` and the SQLite event log's
 ``store_event``/``store_event_batch``) and our ``build_definitions``. Time is exclusive (a probe
 nested in another counts once, in the inner one), so the parts never exceed the wall time;
 compute is what remains. The child prints the totals as its last stdout line (``PROBE``).
@@ -76,7 +77,8 @@ def install_probes() -> _Probes:
     Returns
     -------
     _Probes
-        Its ``seconds`` buckets: ``planning``, ``recording``, ``definitions``.
+        Its ``seconds`` buckets: ``planning``, ``recording``, ``definitions``. The planned
+        events Dagster writes while creating a run count as recording (exclusive time).
     """
     import dagster._core.execution.api as api
     from dagster import DagsterInstance
@@ -84,11 +86,15 @@ def install_probes() -> _Probes:
     from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
+    import ml_assets.cli.runs as runs
     import ml_assets.definitions as definitions
 
     probes = _Probes()
     ExecutionPlan.build = staticmethod(probes.wrap("planning", ExecutionPlan.build))
     api.create_execution_plan = probes.wrap("planning", api.create_execution_plan)
+    DagsterInstance.create_run_for_job = probes.wrap("planning",
+                                                     DagsterInstance.create_run_for_job)
+    runs._planned_runs = probes.wrap("planning", runs._planned_runs)
     DagsterInstance.handle_new_event = probes.wrap("recording", DagsterInstance.handle_new_event)
     for cls in (SqliteEventLogStorage, SqlEventLogStorage):
         for name, count in (("store_event", lambda *_: 1),
