@@ -92,7 +92,7 @@ def test_a_feature_peeking_one_second_into_the_future_is_caught(monkeypatch):
     # move the second event half a second after the first: a 1-second peek would see it
     events.loc[1, "event_ts"] += pd.Timedelta(milliseconds=500)
     assert first_mismatch(events, labels) is None
-    monkeypatch.setattr(feature_sql, "STRICTLY_BEFORE", "INTERVAL 1 SECOND FOLLOWING")
+    monkeypatch.setattr(feature_sql, "STRICTLY_BEFORE", "1000000 FOLLOWING")  # 1 s
     problem = first_mismatch(events, labels)
     assert problem is not None and "event 1" in problem
 
