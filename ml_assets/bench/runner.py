@@ -185,10 +185,10 @@ def run_bench(size: float = 1.0, factors: tuple[float, ...] = (1, 4, 16), days: 
         r["year"] = YEAR_NOT_WIRED if "year" in sections else skipped
         for name, section in (("ingest", ingest_section), ("drift", drift_section),
                               ("estimation", estimation_section)):
-            log(f"{name} ...")
+            log(f"{name} ..." if name in sections else f"{name}: not selected")
             r[name] = section(ctx) if name in sections else skipped
             _checkpoint(r, out)
-        log("batch scoring ...")
+        log("batch scoring ..." if "scoring" in sections else "batch scoring: not selected")
         features = [str(p) for p in sorted(base_output(ctx).glob("*.parquet"))]
         r["scoring"] = scoring_section(ctx, features) if "scoring" in sections else skipped
         _checkpoint(r, out)
