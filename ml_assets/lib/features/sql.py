@@ -13,8 +13,10 @@ DECIMAL(38, 9) running sums subtract exactly) but was slower here: each ASOF rea
 of its inputs, 1-3 s per read at 1M events, while the sort it would save is still needed for
 the running values. Measured on 1M events, 2 threads, side by side: count+sum 7d/30d and time
 since previous 2.6 s as frames vs 4.5 s as ASOF reads; the 17-feature demo spec 23 s vs 24-29
-s. (mean has no such form at all: DuckDB finalizes ``AVG(DECIMAL)`` in 80-bit long double,
-which no DOUBLE expression of the sum and count reproduces bit for bit.)
+s. (mean would not even keep its bits: DuckDB finalizes ``AVG(DECIMAL)`` as the exact sum
+over ``count * 10^9`` in 80-bit long double, rounded to DOUBLE; ``CAST(sum AS DOUBLE) / count``
+differs in the last bit on about a quarter of rows, and a single DOUBLE division of the exact
+integers can still differ where the long double quotient lands on a DOUBLE midpoint.)
 
 Availability rule for label aggregates: a feature at ``t`` counts a label only when
 ``label_ts < t`` (the label is in its window by label time) AND ``available_at < t`` (the
