@@ -16,6 +16,7 @@ from ml_assets.defs.contract_checks import checked_partitions, per_partition
 from ml_assets.defs.metadata import known_metadata
 from ml_assets.defs.partitions import daily
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import read_parquet_by_file, read_parquet_files
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.monitoring import check_names as names
 from ml_assets.lib.monitoring.feature_drift import monitored_periods
@@ -26,29 +27,41 @@ RANK = {"ok": 0, "warn": 1, "error": 2}
 
 def _by_day(context, project: dg.ResourceParam[Workspace], asset: str, daily_def
             ) -> list[tuple[str, pd.DataFrame]]:
-    """What ``asset`` wrote for each day of the run: every day gets its own verdict."""
+    """What ``asset`` wrote for each day of the run: every day gets its own verdict. The days'
+    files are read in one scan (``read_parquet_by_file``), not one per day; a day without a
+    file fails as ``LakeTable.read`` does."""
     table = project.catalog.table(asset)
-    return [(k, table.read(lo, hi)) for k, lo, hi in checked_partitions(context, daily_def, table)]
+    days = [(k, table.files(lo, hi)) for k, lo, hi in checked_partitions(context, daily_def, table)]
+    frames = read_parquet_by_file([f for _, files in days for f in files])
+    out = []
+    for key, files in days:
+        if len(files) != 1:  # none (raises as a read of it would) or parts: read them as one
+            out.append((key, read_parquet_files(files)))
+        else:
+            out.append((key, frames[files[0]]))
+    return out
 
 
 def _result(asset: str, check: str, rows: pd.DataFrame, describe, metadata) -> dg.AssetCheckResult:
     """One day's verdict; its worst row decides: passed when "ok", else WARN/ERROR with that
-    row described."""
+    row described. A day has a handful of rows (one per feature, version...), so they are
+    judged as records: pandas' per-call cost on tiny frames was most of a monitoring run."""
     if rows.empty:
         return dg.AssetCheckResult(asset_key=asset, check_name=check, passed=True,
                                    description="nothing to check in this window",
                                    metadata={"days": 0})
-    ranked = rows.assign(_rank=rows["severity"].map(RANK))
-    worst = ranked.sort_values(["_rank", "day"], ascending=[False, True]).iloc[0]
+    records = rows.to_dict("records")
+    # the most severe row, the earliest day among those (an unknown severity ranks last)
+    worst = min(records, key=lambda r: (-RANK.get(r["severity"], -1), r["day"]))
     level = str(worst["severity"])
-    counts = {f"days_{lv}": int(ranked.loc[ranked["severity"] == lv, "day"].nunique())
+    counts = {f"days_{lv}": len({r["day"] for r in records if r["severity"] == lv})
               for lv in ("warn", "error")}
     return dg.AssetCheckResult(
         asset_key=asset, check_name=check, passed=bool(level == "ok"),
         severity=SEVERITY.get(level, dg.AssetCheckSeverity.WARN),
         description=describe(worst),
         metadata=known_metadata({"day": str(pd.Timestamp(worst["day"]).date()),
-                                 "days": int(rows["day"].nunique()), **counts,
+                                 "days": len({r["day"] for r in records}), **counts,
                                  **metadata(worst)}))
 
 
@@ -86,14 +99,17 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
         can_subset=True)
     def feature_psi_checks(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
         wanted = {k.name for k in context.selected_asset_check_keys}
-        yield from per_partition(context, [
-            (day, psi_result(df[df["feature"] == f] if len(df) else df, f))
-            for day, df in _by_day(context, project, "feature_drift", daily_def)
-            for f in features if names.psi_check(f) in wanted])
+        out = []
+        for day, df in _by_day(context, project, "feature_drift", daily_def):
+            df = _unmonitored_is_warn(df)  # once per day, then split by feature
+            by_feature = dict(tuple(df.groupby("feature", sort=False))) if len(df) else {}
+            out += [(day, psi_result(by_feature.get(f, df.iloc[0:0]), f))
+                    for f in features if names.psi_check(f) in wanted]
+        yield from per_partition(context, out)
 
     def psi_result(rows: pd.DataFrame, f: str) -> dg.AssetCheckResult:
         return _result(
-            "feature_drift", names.psi_check(f), _unmonitored_is_warn(rows),
+            "feature_drift", names.psi_check(f), rows,
             lambda w, f=f: f"{f}: PSI {w['psi']:.3f} on {pd.Timestamp(w['day']).date()} "
                            f"({w['severity']}; warn>{w['warn_threshold']:.3f}, "
                            f"error>{w['error_threshold']:.3f})"
