@@ -18,6 +18,13 @@ over ``count * 10^9`` in 80-bit long double, rounded to DOUBLE; ``CAST(sum AS DO
 differs in the last bit on about a quarter of rows, and a single DOUBLE division of the exact
 integers can still differ where the long double quotient lands on a DOUBLE midpoint.)
 
+``compute_features`` therefore runs count and sum windows and the time since the previous event
+in numpy instead (``prefix_sums``): one fetch of the columns, one stable sort per entity tuple
+and ``searchsorted`` reads of int64 prefix sums, the same bits as the frames above. The query
+then computes only the rest (mean, max, distinct, label aggregates, row-wise features and any
+feature a ``Ratio`` reads); ``compile_feature_query(spec)`` alone stays the whole computation
+in SQL (the online parity check and ``reproduce`` use it that way).
+
 Availability rule for label aggregates: a feature at ``t`` counts a label only when
 ``label_ts < t`` (the label is in its window by label time) AND ``available_at < t`` (the
 pipeline could have used it: its daily file was ingested, ``lib/ingest/landing.py``
@@ -28,7 +35,7 @@ hourly schedule, a range backfill, a bulk rebuild, the online state and ``reprod
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 
 import duckdb
@@ -46,6 +53,7 @@ from ml_assets.lib.features.definitions import (
     is_constant,
     parse_window,
 )
+from ml_assets.lib.features.prefix_sums import compute_prefix_features, prefix_sum_features
 
 STRICTLY_BEFORE = "1 PRECEDING"  # one microsecond: frames order by epoch microseconds
 EXACT_DECIMAL = "DECIMAL(38, 9)"  # |values| < 1e29, nine decimals
@@ -105,7 +113,7 @@ def _ratio_part(part: str | float, exprs: dict[str, str]) -> str:
     return exprs.get(part, f"CAST(ev_w.{quote(part)} AS DOUBLE)")
 
 
-def compile_feature_query(spec: DatasetSpec) -> str:
+def compile_feature_query(spec: DatasetSpec, computed: Collection[str] = ()) -> str:
     """The DuckDB feature query of ``spec``.
 
     Inputs: relations ``ev`` (events incl. look-back history) and ``lb`` (entity keys,
@@ -115,16 +123,21 @@ def compile_feature_query(spec: DatasetSpec) -> str:
     Parameters
     ----------
     spec : DatasetSpec
+    computed : collection of str
+        Features computed elsewhere (``prefix_sums``): their columns are left out. No ``Ratio``
+        may read one.
 
     Returns
     -------
     str
-        SQL yielding one row per event: id, ts, entity keys, one DOUBLE per feature.
+        SQL yielding one row per event ordered by ``(ts, id)``: id, ts, entity keys, one
+        DOUBLE per feature not in ``computed``.
     """
     eid, ts = quote(spec.event_id), quote(spec.event_ts)
     keys = [quote(k) for k in spec.entity_keys]
     window_cols, label_feats, exprs = [], [], {}
-    for f in spec.features:
+    features = [f for f in spec.features if f.name not in computed]
+    for f in features:
         if isinstance(f, Numeric):
             exprs[f.name] = f"CAST(ev_w.{quote(f.column)} AS DOUBLE)"
         elif isinstance(f, Categorical):
@@ -160,10 +173,10 @@ def compile_feature_query(spec: DatasetSpec) -> str:
     ctes, joins = _label_ctes(spec, label_feats, target)
     sql += "".join(f",\n{c}" for c in ctes)
     join = "".join(joins)
-    outputs = ", ".join(f"{exprs[f.name]} AS {quote(f.name)}" for f in spec.features)
+    outputs = "".join(f", {exprs[f.name]} AS {quote(f.name)}" for f in features)
     ev_keys = ", ".join(f"ev_w.{k}" for k in keys)
     sql += f"""
-SELECT ev_w.{eid}, ev_w.{ts}, {ev_keys}, {outputs}
+SELECT ev_w.{eid}, ev_w.{ts}, {ev_keys}{outputs}
 FROM ev_w{join}
 WHERE ev_w.{ts} >= $start AND ev_w.{ts} < $end
 ORDER BY ev_w.{ts}, ev_w.{eid}"""
@@ -314,7 +327,13 @@ def compute_features(
     con.execute(f"CREATE OR REPLACE TEMP VIEW lb AS SELECT * REPLACE ({available} AS available_at) FROM {lb}"
                 if has else
                 f"CREATE OR REPLACE TEMP VIEW lb AS SELECT *, {available} AS available_at FROM {lb}")
-    df = con.execute(compile_feature_query(spec), {"start": start, "end": end}).df()
+    numpy_feats = prefix_sum_features(spec)
+    done = compute_prefix_features(con, spec, numpy_feats, start, end) if numpy_feats else {}
+    df = con.execute(compile_feature_query(spec, done), {"start": start, "end": end}).df()
+    for f in numpy_feats:  # declaration order: each lands at its place among the SQL's columns
+        if f.name in done:
+            df.insert(2 + len(spec.entity_keys) + spec.feature_names.index(f.name), f.name,
+                      done[f.name])
     return df
 
 

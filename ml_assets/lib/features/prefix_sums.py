@@ -1,0 +1,227 @@
+"""Trailing-window count, sum and time since the previous event executed in numpy from prefix
+sums, bit for bit what the compiled SQL (``lib/features/sql.py``) gives.
+
+The range query is the standard prefix-sum one (Blelloch 1990, "Prefix sums and their
+applications"): with the events of an entity sorted by time and ``P[i]`` the sum of the first
+``i`` values, the sum over ``[t - w, t)`` is ``P[hi] - P[lo]`` where ``lo`` and ``hi`` are the
+first positions at or after ``t - w`` and ``t`` (``searchsorted``, left side: a window start is
+included, a tie at ``t`` is not). All entities are searched at once on one int64 key
+``group * stride + time``, ``stride`` larger than any time plus the widest window, so no search
+crosses into another entity.
+
+Exactness: the SQL adds ``CAST(col AS DECIMAL(38, 9))``, i.e. integers in units of 1e-9, and
+casts the sum to DOUBLE once. The same cast is done by DuckDB here, the units are fetched as
+integers and the prefix sums are int64, so every difference is the exact decimal sum: integer
+subtraction loses nothing, whereas a DOUBLE running sum rounds at every step and its
+differences depend on everything summed before the window. The DOUBLE of an exact sum ``s`` is
+``s / 1e9`` in IEEE double when ``|s| <= 2**53`` (``s`` and 1e9 are then exact doubles and the
+division is correctly rounded, as is DuckDB's DECIMAL to DOUBLE cast on that range); larger
+sums are cast by DuckDB itself. A column whose units do not fit int64, or whose absolute sum
+could overflow it, is left to the SQL.
+
+``mean`` stays in SQL: DuckDB finalizes ``AVG(DECIMAL)`` as a long double quotient of a
+hugeint, which this module does not reproduce.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.identifiers import quote
+from ml_assets.lib.features.definitions import (
+    FeatureDef,
+    Ratio,
+    TimeSincePrevious,
+    WindowAgg,
+    parse_window,
+)
+
+EXACT_DOUBLE = 2**53  # |units| up to this are exact doubles
+_SAFE_TOTAL = 2.0**62  # a column's absolute unit total below this: no prefix sum overflows
+
+
+def prefix_sum_features(spec: DatasetSpec) -> tuple[FeatureDef, ...]:
+    """The features of ``spec`` this module computes: count and sum windows and the time since
+    the previous event, unless a ``Ratio`` reads them (ratios are SQL expressions over the
+    query's own columns).
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+
+    Returns
+    -------
+    tuple of WindowAgg and TimeSincePrevious
+        In declaration order.
+    """
+    read = {p for f in spec.features if isinstance(f, Ratio) for p in (f.numerator, f.denominator)}
+    return tuple(f for f in spec.features if f.name not in read and (
+        isinstance(f, TimeSincePrevious) or isinstance(f, WindowAgg) and f.agg in ("count", "sum")))
+
+
+def _width_us(f: WindowAgg | TimeSincePrevious) -> int:
+    window = f.within if isinstance(f, TimeSincePrevious) else f.window
+    return int(parse_window(window, f.name).total_seconds()) * 1_000_000
+
+
+def _us(at: datetime) -> int:
+    return pd.Timestamp(at).value // 1000  # nanoseconds; a datetime holds whole microseconds
+
+
+def _units(column: pa.ChunkedArray) -> np.ndarray | None:
+    """Exact DECIMAL(38, 9) values as int64 units of 1e-9 (Arrow stores them as two's-complement
+    128-bit integers: low and high 64-bit words), or None when one does not fit int64 or the
+    column's absolute total could overflow a prefix sum."""
+    array = column.combine_chunks()
+    if not len(array):
+        return np.zeros(0, dtype=np.int64)
+    words = np.frombuffer(array.buffers()[1], dtype=np.int64).reshape(-1, 2)
+    words = words[array.offset:array.offset + len(array)]
+    low, high = words[:, 0], words[:, 1]
+    if not np.array_equal(high, low >> 63) or np.abs(low.astype(np.float64)).sum() >= _SAFE_TOTAL:
+        return None
+    return low
+
+
+def _group_codes(table: pa.Table, entities: tuple[str, ...], nullable: tuple[str, ...],
+                 perm: np.ndarray | None) -> np.ndarray:
+    """One int64 code per row for its entity tuple, rows in ``(ts, id)`` order. A NULL in a
+    nullable key gives the row a code of its own (no history, seen by no one), as the SQL's
+    ``PARTITION BY`` on the event id does; a NULL elsewhere is one value, as ``PARTITION BY``
+    groups NULLs."""
+    codes = np.zeros(table.num_rows, dtype=np.int64)
+    alone = np.zeros(table.num_rows, dtype=bool)
+    for i, key in enumerate(entities):
+        column = table.column(key).combine_chunks()
+        encoded = column.dictionary_encode(null_encoding="encode")
+        part = encoded.indices.to_numpy().astype(np.int64)
+        codes = part if i == 0 else pd.factorize(codes * len(encoded.dictionary) + part)[0]
+        if key in nullable:
+            alone |= column.is_null().to_numpy(zero_copy_only=False)
+    if perm is not None:
+        codes, alone = codes[perm], alone[perm]
+    codes[alone] = codes.max(initial=-1) + 1 + np.arange(int(alone.sum()))
+    return codes
+
+
+def _group_order(codes: np.ndarray) -> np.ndarray:
+    """Stable permutation sorting ``codes``: rows already in time order end up in (group, time)
+    order. LSD radix over 16-bit digits, each pass numpy's stable (radix) sort of uint16."""
+    order = np.arange(len(codes))
+    top = int(codes.max(initial=0))
+    for shift in range(0, max(top.bit_length(), 1), 16):
+        digit = ((codes[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+    return order
+
+
+def _window_starts(group: np.ndarray, at: np.ndarray, widths: list[int],
+                   targets) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Sorted int64 search keys ``group * stride + time`` and, per width ``w``, the targets'
+    keys of ``time - w`` (rows in (group, time) order). Time is in microseconds when
+    ``groups * stride`` fits int64, else the rank among all times and window starts (same
+    order and ties, so the same ``searchsorted`` positions)."""
+    stride = (int(at.max()) if len(at) else 0) + max(widths) + 1
+    if (int(group[-1]) + 1 if len(group) else 0) * stride < 2**63:
+        key = group * stride + at
+        return key, {w: key[targets] - w for w in widths}
+    axis = np.unique(np.concatenate([at, *(at - w for w in widths)]))
+    base = group * len(axis)
+    return (base + np.searchsorted(axis, at),
+            {w: (base + np.searchsorted(axis, at - w))[targets] for w in widths})
+
+
+def _to_double(con: duckdb.DuckDBPyConnection, units: np.ndarray) -> np.ndarray:
+    """``CAST(DECIMAL(38, 9) AS DOUBLE)`` of exact sums given in units."""
+    out = units.astype(np.float64) / 1e9
+    big = np.flatnonzero(np.abs(units) > EXACT_DOUBLE)
+    if len(big):
+        con.register("_prefix_big", pa.table({"u": units[big]}))
+        out[big] = con.execute("SELECT CAST(CAST(u AS DECIMAL(38, 0)) * CAST(1e-9 AS "
+                               "DECIMAL(38, 9)) AS DOUBLE) AS d FROM _prefix_big").fetchnumpy()["d"]
+        con.unregister("_prefix_big")
+    return out
+
+
+def compute_prefix_features(con: duckdb.DuckDBPyConnection, spec: DatasetSpec,
+                            features: tuple[FeatureDef, ...], start: datetime,
+                            end: datetime) -> dict[str, np.ndarray]:
+    """Values of ``features`` (``prefix_sum_features``) for the events of view ``ev`` in
+    ``[start, end)``, from all of ``ev`` as history.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        With the view ``ev`` (events incl. look-back), as ``compute_features`` creates it.
+    spec : DatasetSpec
+    features : tuple of WindowAgg and TimeSincePrevious
+    start, end : datetime
+        UTC window of the target events.
+
+    Returns
+    -------
+    dict of str to ndarray of float64, each of shape (targets,)
+        Targets ordered by ``(event_ts, event_id)``, as the compiled query orders its rows;
+        NaN where SQL gives NULL (no previous event). A sum whose column could overflow int64
+        is left out (the caller computes it in SQL); every feature is left out when two events
+        share a timestamp and an id (then no order pairs rows with the query's).
+    """
+    eid, ts = quote(spec.event_id), quote(spec.event_ts)
+    entities = list(dict.fromkeys(k for f in features for k in f.entities))
+    sums = list(dict.fromkeys(f.column for f in features if getattr(f, "agg", None) == "sum"))
+    cols = [f"epoch_us({ts}) AS _t", f"{eid} AS _eid", *(quote(k) for k in entities),
+            *(f"COALESCE(CAST({quote(c)} AS DECIMAL(38, 9)), 0) AS {quote('_u_' + c)}"
+              for c in sums)]
+    table = con.sql(f"SELECT {', '.join(cols)} FROM ev").to_arrow_table()
+    t = table.column("_t").to_numpy()
+    ids = table.column("_eid").to_numpy(zero_copy_only=False)
+    if ids.dtype == object:  # strings: DuckDB orders them by bytes, as their sorted codes do
+        ids = pd.factorize(ids, sort=True)[0]
+    perm = None
+    if not np.all((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (ids[1:] >= ids[:-1]))):
+        perm = np.lexsort((ids, t))
+        t, ids = t[perm], ids[perm]
+    if np.any((t[1:] == t[:-1]) & (ids[1:] == ids[:-1])):
+        return {}
+    units = {c: _units(table.column("_u_" + c)) for c in sums}
+    units = {c: u if perm is None or u is None else u[perm] for c, u in units.items()}
+    first, last = np.searchsorted(t, [_us(start), _us(end)])
+    rel = t - (t[0] if len(t) else 0)  # >= 0: the radix passes and strides need no sign
+    out: dict[str, np.ndarray] = {}
+    for tup in dict.fromkeys(f.entities for f in features):
+        feats = [f for f in features if f.entities == tup
+                 and (getattr(f, "agg", None) != "sum" or units[f.column] is not None)]
+        if not feats:
+            continue
+        codes = _group_codes(table, tup, spec.nullable_keys, perm)
+        order = _group_order(codes)
+        group, at = codes[order], rel[order]
+        targets = (np.flatnonzero((order >= first) & (order < last))
+                   if first > 0 or last < len(t) else slice(None))
+        rows = order[targets] - first
+        # hi: first row of the run of equal (group, time), i.e. ties at t are excluded
+        run = np.ones(len(at), dtype=bool)
+        run[1:] = (group[1:] != group[:-1]) | (at[1:] != at[:-1])
+        hi = np.maximum.accumulate(np.where(run, np.arange(len(at)), 0))[targets]
+        key, starts = _window_starts(group, at, sorted({_width_us(f) for f in feats}), targets)
+        lo = {w: np.searchsorted(key, s) for w, s in starts.items()}
+        prefix = {c: np.concatenate([[0], np.cumsum(units[c][order])])
+                  for c in dict.fromkeys(f.column for f in feats if getattr(f, "agg", None) == "sum")}
+        for f in feats:
+            low = lo[_width_us(f)]
+            values = np.empty(last - first)
+            if isinstance(f, TimeSincePrevious):
+                gap = at[targets] - at[np.maximum(hi - 1, 0)]
+                values[rows] = np.where(hi > low, gap / float(f.unit_us), np.nan)
+            elif f.agg == "count":
+                values[rows] = hi - low
+            else:
+                values[rows] = _to_double(con, prefix[f.column][hi] - prefix[f.column][low])
+            out[f.name] = values
+    return out
