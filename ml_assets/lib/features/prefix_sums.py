@@ -151,7 +151,7 @@ def _to_double(con: duckdb.DuckDBPyConnection, units: np.ndarray) -> np.ndarray:
 
 def compute_prefix_features(con: duckdb.DuckDBPyConnection, spec: DatasetSpec,
                             features: tuple[FeatureDef, ...], start: datetime,
-                            end: datetime) -> dict[str, np.ndarray]:
+                            end: datetime) -> tuple[dict[str, np.ndarray], bool]:
     """Values of ``features`` (``prefix_sum_features``) for the events of view ``ev`` in
     ``[start, end)``, from all of ``ev`` as history.
 
@@ -166,11 +166,13 @@ def compute_prefix_features(con: duckdb.DuckDBPyConnection, spec: DatasetSpec,
 
     Returns
     -------
-    dict of str to ndarray of float64, each of shape (targets,)
+    values : dict of str to ndarray of float64, each of shape (targets,)
         Targets ordered by ``(event_ts, event_id)``, as the compiled query orders its rows;
         NaN where SQL gives NULL (no previous event). A sum whose column could overflow int64
         is left out (the caller computes it in SQL); every feature is left out when two events
         share a timestamp and an id (then no order pairs rows with the query's).
+    in_order : bool
+        Whether ``ev`` was scanned in ``(event_ts, event_id)`` order.
     """
     eid, ts = quote(spec.event_id), quote(spec.event_ts)
     entities = list(dict.fromkeys(k for f in features for k in f.entities))
@@ -188,7 +190,7 @@ def compute_prefix_features(con: duckdb.DuckDBPyConnection, spec: DatasetSpec,
         perm = np.lexsort((ids, t))
         t, ids = t[perm], ids[perm]
     if np.any((t[1:] == t[:-1]) & (ids[1:] == ids[:-1])):
-        return {}
+        return {}, False
     units = {c: _units(table.column("_u_" + c)) for c in sums}
     units = {c: u if perm is None or u is None else u[perm] for c, u in units.items()}
     first, last = np.searchsorted(t, [_us(start), _us(end)])
@@ -224,4 +226,4 @@ def compute_prefix_features(con: duckdb.DuckDBPyConnection, spec: DatasetSpec,
             else:
                 values[rows] = _to_double(con, prefix[f.column][hi] - prefix[f.column][low])
             out[f.name] = values
-    return out
+    return out, perm is None

@@ -22,8 +22,9 @@ integers can still differ where the long double quotient lands on a DOUBLE midpo
 in numpy instead (``prefix_sums``): one fetch of the columns, one stable sort per entity tuple
 and ``searchsorted`` reads of int64 prefix sums, the same bits as the frames above. The query
 then computes only the rest (mean, max, distinct, label aggregates, row-wise features and any
-feature a ``Ratio`` reads); ``compile_feature_query(spec)`` alone stays the whole computation
-in SQL (the online parity check and ``reproduce`` use it that way).
+feature a ``Ratio`` reads), and when that rest is row-wise and ``ev`` is already scanned in
+``(ts, id)`` order it skips its sort too. ``compile_feature_query(spec)`` alone stays the whole
+computation in SQL (``test_prefix_sums`` compares the two).
 
 Availability rule for label aggregates: a feature at ``t`` counts a label only when
 ``label_ts < t`` (the label is in its window by label time) AND ``available_at < t`` (the
@@ -113,7 +114,8 @@ def _ratio_part(part: str | float, exprs: dict[str, str]) -> str:
     return exprs.get(part, f"CAST(ev_w.{quote(part)} AS DOUBLE)")
 
 
-def compile_feature_query(spec: DatasetSpec, computed: Collection[str] = ()) -> str:
+def compile_feature_query(spec: DatasetSpec, computed: Collection[str] = (),
+                          scanned_in_order: bool = False) -> str:
     """The DuckDB feature query of ``spec``.
 
     Inputs: relations ``ev`` (events incl. look-back history) and ``lb`` (entity keys,
@@ -126,6 +128,9 @@ def compile_feature_query(spec: DatasetSpec, computed: Collection[str] = ()) -> 
     computed : collection of str
         Features computed elsewhere (``prefix_sums``): their columns are left out. No ``Ratio``
         may read one.
+    scanned_in_order : bool
+        ``ev`` is scanned in ``(ts, id)`` order and the connection preserves insertion order: a
+        query left with row-wise features only (no window, no label join) then skips the sort.
 
     Returns
     -------
@@ -173,13 +178,13 @@ def compile_feature_query(spec: DatasetSpec, computed: Collection[str] = ()) -> 
     ctes, joins = _label_ctes(spec, label_feats, target)
     sql += "".join(f",\n{c}" for c in ctes)
     join = "".join(joins)
+    order = "" if scanned_in_order and not window_cols and not joins else f"\nORDER BY ev_w.{ts}, ev_w.{eid}"
     outputs = "".join(f", {exprs[f.name]} AS {quote(f.name)}" for f in features)
     ev_keys = ", ".join(f"ev_w.{k}" for k in keys)
     sql += f"""
 SELECT ev_w.{eid}, ev_w.{ts}, {ev_keys}{outputs}
 FROM ev_w{join}
-WHERE ev_w.{ts} >= $start AND ev_w.{ts} < $end
-ORDER BY ev_w.{ts}, ev_w.{eid}"""
+WHERE ev_w.{ts} >= $start AND ev_w.{ts} < $end{order}"""
     return sql
 
 
@@ -328,8 +333,11 @@ def compute_features(
                 if has else
                 f"CREATE OR REPLACE TEMP VIEW lb AS SELECT *, {available} AS available_at FROM {lb}")
     numpy_feats = prefix_sum_features(spec)
-    done = compute_prefix_features(con, spec, numpy_feats, start, end) if numpy_feats else {}
-    df = con.execute(compile_feature_query(spec, done), {"start": start, "end": end}).df()
+    done, in_order = (compute_prefix_features(con, spec, numpy_feats, start, end) if numpy_feats
+                      else ({}, False))
+    in_order = in_order and con.execute(
+        "SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    df = con.execute(compile_feature_query(spec, done, in_order), {"start": start, "end": end}).df()
     for f in numpy_feats:  # declaration order: each lands at its place among the SQL's columns
         if f.name in done:
             df.insert(2 + len(spec.entity_keys) + spec.feature_names.index(f.name), f.name,
