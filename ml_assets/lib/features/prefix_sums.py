@@ -78,15 +78,33 @@ def _units(column: pa.ChunkedArray) -> np.ndarray | None:
     """Exact DECIMAL(38, 9) values as int64 units of 1e-9 (Arrow stores them as two's-complement
     128-bit integers: low and high 64-bit words), or None when one does not fit int64 or the
     column's absolute total could overflow a prefix sum."""
-    array = column.combine_chunks()
-    if not len(array):
-        return np.zeros(0, dtype=np.int64)
-    words = np.frombuffer(array.buffers()[1], dtype=np.int64).reshape(-1, 2)
-    words = words[array.offset:array.offset + len(array)]
-    low, high = words[:, 0], words[:, 1]
-    if not np.array_equal(high, low >> 63) or np.abs(low.astype(np.float64)).sum() >= _SAFE_TOTAL:
+    lows = [np.zeros(0, dtype=np.int64)]
+    for chunk in column.chunks:
+        words = np.frombuffer(chunk.buffers()[1], dtype=np.int64).reshape(-1, 2)
+        low, high = words[chunk.offset:chunk.offset + len(chunk)].T
+        fits = (not len(low) or high.min() == high.max() == 0 and low.min() >= 0
+                or np.array_equal(high, low >> 63))  # the high word is the low word's sign
+        if not fits:
+            return None
+        lows.append(low)
+    low = np.concatenate(lows)
+    bound = len(low) * max(-int(low.min(initial=0)), int(low.max(initial=0)))
+    if bound >= _SAFE_TOTAL and np.abs(low.astype(np.float64)).sum() >= _SAFE_TOTAL:
         return None
     return low
+
+
+def _key_codes(column: pa.Array) -> tuple[np.ndarray, int]:
+    """Codes of one key column and how many there can be: a dense non-null integer key is its
+    own code (offset by its minimum, no hashing); otherwise its dictionary index (NULL one
+    value)."""
+    if pa.types.is_integer(column.type) and not column.null_count and len(column):
+        values = column.to_numpy()
+        low, high = int(values.min()), int(values.max())
+        if high - low < 4 * len(values) + 65536:
+            return values.astype(np.int64) - low, high - low + 1
+    encoded = column.dictionary_encode(null_encoding="encode")
+    return encoded.indices.to_numpy().astype(np.int64), len(encoded.dictionary)
 
 
 def _group_codes(table: pa.Table, entities: tuple[str, ...], nullable: tuple[str, ...],
@@ -99,25 +117,25 @@ def _group_codes(table: pa.Table, entities: tuple[str, ...], nullable: tuple[str
     alone = np.zeros(table.num_rows, dtype=bool)
     for i, key in enumerate(entities):
         column = table.column(key).combine_chunks()
-        encoded = column.dictionary_encode(null_encoding="encode")
-        part = encoded.indices.to_numpy().astype(np.int64)
-        codes = part if i == 0 else pd.factorize(codes * len(encoded.dictionary) + part)[0]
-        if key in nullable:
+        part, count = _key_codes(column)
+        codes = part if i == 0 else pd.factorize(codes * count + part)[0]
+        if key in nullable and column.null_count:
             alone |= column.is_null().to_numpy(zero_copy_only=False)
     if perm is not None:
         codes, alone = codes[perm], alone[perm]
-    codes[alone] = codes.max(initial=-1) + 1 + np.arange(int(alone.sum()))
+    if alone.any():
+        codes[alone] = codes.max() + 1 + np.arange(int(alone.sum()))
     return codes
 
 
 def _group_order(codes: np.ndarray) -> np.ndarray:
-    """Stable permutation sorting ``codes``: rows already in time order end up in (group, time)
-    order. LSD radix over 16-bit digits, each pass numpy's stable (radix) sort of uint16."""
-    order = np.arange(len(codes))
-    top = int(codes.max(initial=0))
-    for shift in range(0, max(top.bit_length(), 1), 16):
-        digit = ((codes[order] >> shift) & 0xFFFF).astype(np.uint16)
-        order = order[np.argsort(digit, kind="stable")]
+    """Stable permutation sorting ``codes`` (>= 0): rows already in time order end up in
+    (group, time) order. LSD radix over 16-bit digits, each pass numpy's stable (radix) sort
+    of uint16."""
+    order = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
+    for shift in range(16, int(codes.max(initial=0)).bit_length(), 16):
+        order = order[np.argsort(((codes[order] >> shift) & 0xFFFF).astype(np.uint16),
+                                 kind="stable")]
     return order
 
 
