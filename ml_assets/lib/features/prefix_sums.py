@@ -7,7 +7,10 @@ applications"): with the events of an entity sorted by time and ``P[i]`` the sum
 first positions at or after ``t - w`` and ``t`` (``searchsorted``, left side: a window start is
 included, a tie at ``t`` is not). All entities are searched at once on one int64 key
 ``group * stride + time``, ``stride`` larger than any time plus the widest window, so no search
-crosses into another entity.
+crosses into another entity (when ``groups * stride`` would overflow, times are replaced by
+their ranks). Events are fetched once; when already in ``(ts, id)`` order (as the lake stores
+them) one stable radix sort by group code per entity tuple puts them in (group, time) order,
+and results are scattered back to ``(ts, id)`` order, the compiled query's row order.
 
 Exactness: the SQL adds ``CAST(col AS DECIMAL(38, 9))``, i.e. integers in units of 1e-9, and
 casts the sum to DOUBLE once. The same cast is done by DuckDB here, the units are fetched as

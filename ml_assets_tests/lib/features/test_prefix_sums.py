@@ -13,7 +13,11 @@ from hypothesis import strategies as st
 
 from ml_assets.lib.core.lake import connect
 from ml_assets.lib.features.definitions import Numeric, Ratio, TimeSincePrevious, WindowAgg
-from ml_assets.lib.features.prefix_sums import compute_prefix_features, prefix_sum_features
+from ml_assets.lib.features.prefix_sums import (
+    _window_starts,
+    compute_prefix_features,
+    prefix_sum_features,
+)
 from ml_assets.lib.features.sql import (
     compile_feature_query,
     compute_features,
@@ -129,3 +133,15 @@ def test_two_events_sharing_time_and_id_leave_everything_to_sql():
     compute_features(con, WINDOWED, "events_in", None, T0, T0 + timedelta(days=1))
     assert compute_prefix_features(con, WINDOWED, prefix_sum_features(WINDOWED), T0,
                                    T0 + timedelta(days=1)) == ({}, False)
+
+
+def test_search_keys_that_would_overflow_int64_fall_back_to_ranks_with_the_same_positions():
+    rng = np.random.default_rng(3)
+    group = np.sort(rng.integers(0, 2**44, 500))  # groups x (span + window) beyond int64
+    at = np.concatenate([np.sort(rng.integers(0, 2**25, n)) for n in np.bincount(
+        np.unique(group, return_inverse=True)[1])]) * 1000
+    key, starts = _window_starts(group, at, [5_000_000, 60_000_000], slice(None))
+    for w, start in starts.items():
+        brute = [np.sum((group == g) & (at < t - w)) + np.sum(group < g)
+                 for g, t in zip(group, at, strict=True)]
+        assert np.searchsorted(key, start).tolist() == brute
