@@ -153,9 +153,10 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
                              "detail": type(exc).__name__}, status_code=500)
 
     return Starlette(
-        routes=[Route("/health", health), Route("/contract", contract_doc),
-                Route("/scores/{event_id}", score), Route("/entities/{key}/{value}", entity),
-                Route("/predict", predict, methods=["POST"]), Route("/metrics", metrics_doc),
+        # The router tries routes in order: the two hot paths first.
+        routes=[Route("/scores/{event_id}", score), Route("/predict", predict, methods=["POST"]),
+                Route("/health", health), Route("/contract", contract_doc),
+                Route("/entities/{key}/{value}", entity), Route("/metrics", metrics_doc),
                 Route("/openapi.json", openapi_doc), *oip_routes(service, contract, scorer, body_timeout_s)],
         middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan, exception_handlers={Exception: internal_error})

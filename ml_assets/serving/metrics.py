@@ -124,6 +124,9 @@ class ServingMetrics:
                                  "to the end of the response, in seconds", labels,
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.registry.register(_ServingState(service, logger))
+        # (counter, histogram) per label tuple: ``labels()`` takes a lock and builds the tuple
+        # again on every call; the label sets are bounded (route templates, versions).
+        self._children: dict[tuple, tuple] = {}
 
     def observe(self, route: str, method: str, status: int, version: str,
                 seconds: float) -> None:
@@ -142,9 +145,14 @@ class ServingMetrics:
         seconds : float
             Wall time of the request, in seconds.
         """
-        key = (route, method, str(status), version)
-        self.requests.labels(*key).inc()
-        self.latency.labels(*key).observe(seconds)
+        key = (route, method, status, version)
+        children = self._children.get(key)
+        if children is None:
+            labels = (route, method, str(status), version)
+            children = self._children[key] = (self.requests.labels(*labels),
+                                              self.latency.labels(*labels))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> tuple[bytes, str]:
         """The scrape body and its content type (Prometheus text format 0.0.4)."""
@@ -171,13 +179,15 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        seen = {"status": 500, "version": ""}  # unchanged if the app raised before answering
+        seen = [500, ""]  # status and version; unchanged if the app raised before answering
 
         async def send_and_note(message):
             if message["type"] == "http.response.start":
-                seen["status"] = message["status"]
-                seen["version"] = next((v.decode() for k, v in message.get("headers", ())
-                                        if k == _VERSION_KEY), "")
+                seen[0] = message["status"]
+                for k, v in message.get("headers", ()):
+                    if k == _VERSION_KEY:
+                        seen[1] = v.decode()
+                        break
             await send(message)
 
         try:
@@ -186,5 +196,5 @@ class MetricsMiddleware:
             # The router records the matched route in the scope; unmatched paths share one
             # label so a scanner cannot blow up the series count.
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.observe(route, scope["method"], seen["status"], seen["version"],
+            self.metrics.observe(route, scope["method"], seen[0], seen[1],
                                  time.perf_counter() - started)

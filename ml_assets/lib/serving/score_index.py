@@ -4,7 +4,7 @@ file changes and swapped in by one reference assignment."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,8 @@ from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
 from ml_assets.lib.core.lake import connect
 from ml_assets.lib.core.paths import DataPaths
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ScoreIndex:
@@ -27,11 +29,15 @@ class ScoreIndex:
         codes, uniques = pd.factorize(df[eid])
         n = len(uniques)
         self.rows: dict = dict(zip(uniques.tolist(), range(n), strict=True))
-        self.event_ts = np.empty(n, dtype="datetime64[us]")
-        self.event_ts[codes] = df[spec.event_ts].dt.tz_convert("UTC").dt.tz_localize(None) \
-            .to_numpy(dtype="datetime64[us]")
-        self.source = np.empty(n, dtype=object)
-        self.source[codes] = df["source"].to_numpy(dtype=object)
+        # Event time as int64 microseconds since the epoch (UTC): a lookup formats one with
+        # ``datetime``, ~5x cheaper than through ``pd.Timestamp``.
+        self.event_us = np.empty(n, dtype="int64")
+        self.event_us[codes] = df[spec.event_ts].dt.tz_convert("UTC").dt.tz_localize(None) \
+            .to_numpy(dtype="datetime64[us]").view("int64")
+        source = np.empty(n, dtype=object)
+        source[codes] = np.where(df["source"].to_numpy(dtype=object) == BATCH_SCORES, "batch",
+                                 "microbatch")
+        self.source = source.tolist()
         self.scores: dict[str, np.ndarray] = {}
         self.decisions: dict[str, np.ndarray] = {}
         for version, idx in df.groupby("model_version", sort=False).indices.items():
@@ -72,11 +78,12 @@ class ScoreIndex:
             (``"batch"`` or ``"microbatch"``); None if that version did not score the event.
         """
         scores = self.scores.get(version)
-        if scores is None or np.isnan(scores[row]):
+        score = None if scores is None else scores.item(row)  # a Python float: no numpy scalar
+        if score is None or score != score:  # not scored by this version (NaN)
             return None
-        return {"score": float(scores[row]), "decision": bool(self.decisions[version][row]),
-                "event_ts": pd.Timestamp(self.event_ts[row], tz="UTC").isoformat(),
-                "source": "batch" if self.source[row] == BATCH_SCORES else "microbatch"}
+        return {"score": score, "decision": self.decisions[version].item(row),
+                "event_ts": (_EPOCH + timedelta(microseconds=self.event_us.item(row))).isoformat(),
+                "source": self.source[row]}
 
 
 def score_files(paths: DataPaths) -> list[Path]:
