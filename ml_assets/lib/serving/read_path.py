@@ -19,6 +19,7 @@ The score index lives in ``score_index.py``, the model cache and grouped model c
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
@@ -235,7 +236,8 @@ class ScoringService:
         last_verify = time.monotonic()
         while not self._stop.wait(self.reload_seconds):
             try:
-                self.reload()
+                if self.reload():
+                    gc.freeze()  # the new index joins the objects the collector skips (app.py)
                 if time.monotonic() - last_verify > 30:
                     self.integrity = self.models.verify_on_disk()
                     last_verify = time.monotonic()
