@@ -36,6 +36,7 @@ hourly schedule, a range backfill, a bulk rebuild, the online state and ``reprod
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 
@@ -304,7 +305,8 @@ def compute_features(
     Parameters
     ----------
     con : duckdb.DuckDBPyConnection
-        Temp views ``ev`` and ``lb`` are (re)created on it.
+        Temp views ``ev`` and ``lb`` are (re)created on it (and temp table ``ev_data`` when
+        ``events`` is an expression and numpy computes some features).
     spec : DatasetSpec
     events : str
         Relation expression holding at least ``[start - lookback, end)``.
@@ -320,6 +322,12 @@ def compute_features(
     DataFrame, one row per event in [start, end)
         Event id, timestamp, entity keys and one float column per feature.
     """
+    numpy_feats = prefix_sum_features(spec)
+    if numpy_feats and not re.fullmatch(r"\w+", events):
+        # A relation expression (e.g. a scan of many Parquet files) is read once: the numpy
+        # fetch and the query both read it, a named table or registered frame in place.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ev_data AS SELECT * FROM {events}")
+        events = "ev_data"
     con.execute(f"CREATE OR REPLACE TEMP VIEW ev AS SELECT * FROM {events}")
     # No labels yet: an empty relation with the entity keys' own types.
     lb = labels or (
@@ -332,7 +340,6 @@ def compute_features(
     con.execute(f"CREATE OR REPLACE TEMP VIEW lb AS SELECT * REPLACE ({available} AS available_at) FROM {lb}"
                 if has else
                 f"CREATE OR REPLACE TEMP VIEW lb AS SELECT *, {available} AS available_at FROM {lb}")
-    numpy_feats = prefix_sum_features(spec)
     done, in_order = (compute_prefix_features(con, spec, numpy_feats, start, end) if numpy_feats
                       else ({}, False))
     in_order = in_order and con.execute(

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ml_assets.lib.core.lake import connect
+from ml_assets.lib.features.build import build_features
 from ml_assets.lib.features.definitions import Numeric, Ratio, TimeSincePrevious, WindowAgg
 from ml_assets.lib.features.prefix_sums import (
     _window_starts,
@@ -26,6 +27,7 @@ from ml_assets.lib.features.sql import (
 from ml_assets.scenarios.synthetic import SyntheticConfig, generate_all
 from ml_assets.specs.fraud import FRAUD_SPEC
 from ml_assets_tests.fixtures.example_specs import example_specs
+from ml_assets_tests.lib.features.test_nullable_keys import DAILY, _lake_with_empty_label_days
 from ml_assets_tests.lib.features.test_nullable_keys import SPEC as ORDERS
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
@@ -145,3 +147,13 @@ def test_search_keys_that_would_overflow_int64_fall_back_to_ranks_with_the_same_
         brute = [np.sum((group == g) & (at < t - w)) + np.sum(group < g)
                  for g, t in zip(group, at, strict=True)]
         assert np.searchsorted(key, start).tolist() == brute
+
+
+def test_a_chunked_build_over_the_lake_equals_one_chunk(tmp_path):
+    """``build_features`` reads each chunk's look-back from Parquet (an expression: read once
+    into a temp table); 7-hour chunks give the rows of one 3-day chunk, bit for bit."""
+    paths, _ = _lake_with_empty_label_days(tmp_path, [])
+    whole, chunked = (pd.concat(df for _, _, df in build_features(
+        paths, DAILY, T0, T0 + timedelta(days=3), chunk=chunk)).reset_index(drop=True)
+        for chunk in (timedelta(days=3), timedelta(hours=7)))
+    pd.testing.assert_frame_equal(chunked, whole, check_exact=True)
