@@ -2,7 +2,9 @@
 
 ``predict_proba`` spends ~3 ms of fixed overhead per call (input validation, a per-tree Python
 loop) whatever the batch size; a realtime request has one row. Here all trees are flattened
-into arrays and walked together, one vectorized step per tree level (~0.2 ms for a row).
+into arrays and walked together, one vectorized step per tree level: leaves point to
+themselves, so every cursor takes the same few array operations per level (no bookkeeping of
+which paths ended), and a categorical split is one lookup in a table of its 256 codes.
 
 It follows scikit-learn's own traversal rules (``_predictor.pyx``: NaN and negative or
 unknown categories go the missing-value way, numeric ``x <= threshold`` goes left) and adds
@@ -40,19 +42,36 @@ class CompiledTrees:
         bit_offsets = np.concatenate([[0], np.cumsum([len(b) for b in bitsets])[:-1]])
         self.raw_bitsets = np.concatenate(bitsets) if sum(len(b) for b in bitsets) else \
             np.zeros((1, 8), dtype=np.uint32)
-        self.feature = nodes["feature_idx"].astype(np.intp)
-        self.threshold = nodes["num_threshold"]
-        self.left = nodes["left"].astype(np.intp) + node_offset
-        self.right = nodes["right"].astype(np.intp) + node_offset
-        self.missing_left = nodes["missing_go_to_left"].astype(bool)
         self.is_leaf = nodes["is_leaf"].astype(bool)
-        self.is_cat = nodes["is_categorical"].astype(bool)
-        self.bitset_idx = nodes["bitset_idx"].astype(np.intp) + np.repeat(bit_offsets, sizes)
+        idx = np.arange(len(nodes))
+        # A leaf reads feature 0 and goes to itself either way.
+        self.feature = np.where(self.is_leaf, 0, nodes["feature_idx"]).astype(np.intp)
+        self.threshold = nodes["num_threshold"]
+        self.missing_left = nodes["missing_go_to_left"].astype(bool) & ~self.is_leaf
+        left = np.where(self.is_leaf, idx, nodes["left"].astype(np.intp) + node_offset)
+        right = np.where(self.is_leaf, idx, nodes["right"].astype(np.intp) + node_offset)
+        self.children = np.column_stack([right, left]).ravel()  # [2 * node + went_left]
+        self.is_cat = nodes["is_categorical"].astype(bool) & ~self.is_leaf
         self.value = nodes["value"]
         self.roots = offsets.astype(np.intp)
-        self.known, self.f_idx_map = model._bin_mapper.make_known_categories_bitsets()
         self.baseline = float(model._baseline_prediction.ravel()[0])
-        self.max_steps = int(sizes.max())  # a path is never longer than its tree
+        self.depth = _depth(self.roots, left, right, self.is_leaf)
+        # Categorical splits: row cat_row[node] of cat_lut says, per code 0..255, whether it
+        # goes left; column 256 is a missing value (NaN or a negative code).
+        cat_nodes = np.flatnonzero(self.is_cat)
+        self.cat_row = np.zeros(len(nodes), dtype=np.intp)
+        self.cat_row[cat_nodes] = np.arange(len(cat_nodes))
+        self.cat_lut = np.empty((len(cat_nodes), 257), dtype=bool)
+        if len(cat_nodes):
+            bitset_idx = nodes["bitset_idx"].astype(np.intp) + np.repeat(bit_offsets, sizes)
+            known, f_idx_map = model._bin_mapper.make_known_categories_bitsets()
+            codes = np.arange(256)[None, :]
+            in_left = _bit(self.raw_bitsets, bitset_idx[cat_nodes][:, None], codes)
+            seen = _bit(known, f_idx_map[self.feature[cat_nodes]].astype(np.intp)[:, None], codes)
+            missing_left = self.missing_left[cat_nodes][:, None]
+            # Unknown categories go the missing-value way (scikit-learn's _predictor.pyx).
+            self.cat_lut[:, :256] = np.where(in_left | seen, in_left, missing_left)
+            self.cat_lut[:, 256] = missing_left[:, 0]
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
         """What the fitted preprocessor does: ordinal codes for categoricals (unknown -> NaN),
@@ -63,10 +82,6 @@ class CompiledTrees:
             pos = np.clip(np.searchsorted(cats, col), 0, len(cats) - 1)
             out[:, j] = np.where(cats[pos] == col, pos, np.nan)
         return out
-
-    @staticmethod
-    def _bit(bitsets: np.ndarray, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        return ((bitsets[rows, codes // 32] >> (codes % 32).astype(np.uint32)) & 1).astype(bool)
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """The raw score (log-odds): the baseline plus every tree's leaf value, in order.
@@ -82,35 +97,24 @@ class CompiledTrees:
         """
         data = self._encode(np.atleast_2d(x))
         n, t = len(data), len(self.roots)
-        node = np.tile(self.roots, n)  # one cursor per (row, tree), walked level by level
-        row = np.repeat(np.arange(n), t)
-        active = np.flatnonzero(~self.is_leaf[node])
-        for _ in range(self.max_steps):
-            if not active.size:
-                break
-            nd = node[active]
-            v = data[row[active], self.feature[nd]]
-            go_left = v <= self.threshold[nd]
-            cat = np.flatnonzero(self.is_cat[nd])
-            if cat.size:
-                go_left[cat] = self._categorical(nd[cat], v[cat])
+        flat = data.ravel()
+        base = np.repeat(np.arange(n) * data.shape[1], t)  # each (row, tree) cursor's row start
+        node = np.tile(self.roots, n)
+        for _ in range(self.depth):
+            v = flat[base + self.feature[node]]
             nan = np.isnan(v)
-            go_left[nan] = self.missing_left[nd[nan]]
-            node[active] = np.where(go_left, self.left[nd], self.right[nd])
-            active = active[~self.is_leaf[node[active]]]
+            # Numeric: x <= threshold goes left (NaN compares False), NaN the missing way.
+            left = (v <= self.threshold[node]) | (nan & self.missing_left[node])
+            cat = np.flatnonzero(self.is_cat[node]) if len(self.cat_lut) else ()
+            if len(cat):
+                vc = v[cat]
+                codes = np.where(nan[cat] | (vc < 0), 256, vc).astype(np.intp)
+                left[cat] = self.cat_lut[self.cat_row[node[cat]], codes]
+            node = self.children[2 * node + left]
         # Same summation order as scikit-learn: baseline, then tree after tree.
         terms = np.concatenate([np.full((n, 1), self.baseline),
                                 self.value[node].reshape(n, t)], axis=1)
         return np.cumsum(terms, axis=1)[:, -1]
-
-    def _categorical(self, nd: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Left if in the node's left set; unknown or negative categories go the missing way."""
-        bad = np.isnan(v) | (v < 0)
-        codes = np.where(bad, 0, v).astype(np.uint8).astype(np.intp)
-        in_left = self._bit(self.raw_bitsets, self.bitset_idx[nd], codes)
-        known = self._bit(self.known, self.f_idx_map[self.feature[nd]].astype(np.intp), codes)
-        missing = bad | ~(in_left | known)
-        return np.where(missing, self.missing_left[nd], in_left)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities as scikit-learn's: ``p = expit(raw(x))`` (the logistic link).
@@ -126,6 +130,21 @@ class CompiledTrees:
         """
         p = expit(self.raw(x))
         return np.column_stack([1.0 - p, p])
+
+
+def _bit(bitsets: np.ndarray, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Bit ``codes`` of bitset row ``rows`` (scikit-learn's 8 x uint32 category bitsets)."""
+    return ((bitsets[rows, codes // 32] >> (codes % 32).astype(np.uint32)) & 1).astype(bool)
+
+
+def _depth(roots: np.ndarray, left: np.ndarray, right: np.ndarray,
+           is_leaf: np.ndarray) -> int:
+    """Levels until every root-to-leaf path has ended (the deepest tree's depth)."""
+    level, depth = roots[~is_leaf[roots]], 0
+    while level.size:
+        children = np.concatenate([left[level], right[level]])
+        level, depth = children[~is_leaf[children]], depth + 1
+    return depth
 
 
 def _probe(model, compiled: CompiledTrees, rng: np.random.Generator, n: int) -> np.ndarray:
