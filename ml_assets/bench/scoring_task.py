@@ -21,7 +21,7 @@ from ml_assets.lib.core.lake import (
     parquet_relation,
     read_parquet_files,
 )
-from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
+from ml_assets.lib.core.paths import DataPaths, write_parquet_files_atomic
 from ml_assets.lib.features.build import split_by_period
 from ml_assets.lib.scoring.batch import score_frame
 from ml_assets.lib.training.train import fit_model
@@ -63,8 +63,9 @@ def scoring_task(root: Path, cfg: SyntheticConfig, spec: DatasetSpec, feature_fi
     hours = hours_between(cfg.start, cfg.end)
 
     def write() -> int:
-        for hour, df in split_by_period(scores, spec.event_ts, hours, HOUR).items():
-            write_parquet_atomic(df, out / f"{hour.strftime(HOUR_FILE_FORMAT)}.parquet")
+        parts = split_by_period(scores, spec.event_ts, hours, HOUR)
+        write_parquet_files_atomic((out / f"{hour.strftime(HOUR_FILE_FORMAT)}.parquet", rows)
+                                   for hour, rows in parts.items())
         return len(hours)
 
     write_s, files = _timed(write)

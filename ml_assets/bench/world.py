@@ -55,9 +55,8 @@ def ingest_world_events(paths: DataPaths, spec: DatasetSpec, cfg: SyntheticConfi
     table, rows = Catalog(paths.lake, spec.partition_grain).table(RAW_EVENTS), 0
     for lo, hi in _batches(cfg.start, cfg.end):
         valid, _ = ingest_events(paths, spec, periods_in(lo, hi, spec.partition_step), now)
-        for start, df in valid.items():
-            table.write(start, df)
-            rows += len(df)
+        table.write_many(valid)
+        rows += sum(len(t) for t in valid.values())
     return rows
 
 
@@ -76,8 +75,7 @@ def build_world(root: Path, cfg: SyntheticConfig, spec: DatasetSpec) -> dict:
     catalog = Catalog(paths.lake, spec.partition_grain)
     for lo, hi in _batches(cfg.start, cfg.end):  # labels join to every ingested event
         valid, _ = ingest_labels(paths, spec, days_between(lo, hi), now)
-        for day, df in valid.items():
-            catalog.table(RAW_LABELS).write(day, df)
+        catalog.table(RAW_LABELS).write_many(valid)
     info = {"config": _config_key(cfg), "root": str(root), "events": manifest["events"],
             "labels": manifest["labels"], "generation_seconds": generated,
             "ingest_seconds": time.perf_counter() - t1,

@@ -7,13 +7,19 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from upath import UPath
 
 from ml_assets.lib.core.catalog import PARQUET
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake_table import file_stem
-from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
+from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic, write_parquet_files_atomic
 from ml_assets.lib.core.workspace import Workspace
+
+
+def _local(path: UPath) -> bool:
+    return not isinstance(path, UPath) or path.protocol in ("", "file", "local")
 
 
 class LakeIOManager(dg.UPathIOManager):
@@ -21,7 +27,8 @@ class LakeIOManager(dg.UPathIOManager):
     file names are the lake catalog's (``lib/core/catalog.py``), so readers find what it wrote.
 
     Unlike the stock ``UPathIOManager`` it accepts one output covering many partitions (a
-    ``{partition_key: DataFrame}`` dict), which single-run backfills over ranges produce; a
+    ``{partition_key: DataFrame or Arrow table}`` dict), which single-run backfills over ranges
+    produce (Arrow slices of one conversion: ``lake.split_rows``); a
     ``None`` value writes nothing for that partition (a contract blocked it)."""
 
     extension = PARQUET
@@ -29,10 +36,12 @@ class LakeIOManager(dg.UPathIOManager):
     def get_path_for_partition(self, context, path: UPath, partition: str) -> UPath:
         return self.make_safe_partition_path(path, file_stem(partition))
 
-    def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
-        if isinstance(path, UPath) and path.protocol not in ("", "file", "local"):
+    def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame | pa.Table,
+                     path: UPath) -> None:
+        if not _local(path):
             with path.open("wb") as fh:  # object stores are atomic per PUT
-                obj.to_parquet(fh, index=False)
+                pq.write_table(obj if isinstance(obj, pa.Table)
+                               else pa.Table.from_pandas(obj, preserve_index=False), fh)
         else:
             write_parquet_atomic(obj, path)
 
@@ -55,11 +64,14 @@ class LakeIOManager(dg.UPathIOManager):
             raise dg.DagsterInvariantViolationError(
                 f"{context.asset_key.to_user_string()}: output lacks {len(missing)} partition(s) "
                 f"of the run, e.g. {sorted(missing)[:3]}")
-        for key, path in paths.items():
-            if obj[key] is None:  # blocked by its contract: nothing is built on the partition
-                continue
-            self.make_directory(path.parent)
-            self.dump_to_path(context, obj[key], path)
+        # blocked by its contract (None): nothing is built on the partition
+        todo = {path: obj[key] for key, path in paths.items() if obj[key] is not None}
+        if all(_local(path) for path in todo):  # one batch: temp files, fsyncs, renames
+            write_parquet_files_atomic((Path(path), data) for path, data in todo.items())
+        else:
+            for path, data in todo.items():
+                self.make_directory(path.parent)
+                self.dump_to_path(context, data, path)
         rows = sum(len(df) for df in obj.values() if df is not None)
         context.add_output_metadata({"partitions_written": sum(v is not None for v in obj.values()),
                                      "rows": rows,

@@ -4,7 +4,7 @@
 from datetime import UTC, datetime
 
 import dagster as dg
-import pandas as pd
+import pyarrow as pa
 
 from ml_assets.defs.contract_checks import partition_problems, quarantine_blocked
 from ml_assets.defs.freshness import event_freshness
@@ -48,7 +48,7 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
                     "switch flip or promotion needs no recompute. Every row has model_version, "
                     "role, score, decision and acted (only the champion's decision acts).",
     )
-    def batch_scores(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame | None]:
+    def batch_scores(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pa.Table | None]:
         start, end = context.partition_time_window
         registry = project.registry
         live = live_versions(registry, spec)

@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 # Partition file stems (lake and landing): no ':' (invalid on some filesystems).
@@ -107,6 +109,45 @@ def periods_between(start: datetime, hi: datetime, step: timedelta) -> list[date
         out.append(t)
         t += step
     return out
+
+
+def _epoch_us(times) -> np.ndarray:
+    """UTC microseconds since the epoch (int64) of timestamps (a Series or a list)."""
+    return pd.DatetimeIndex(times).tz_convert("UTC").as_unit("us").asi8 if len(times) \
+        else np.empty(0, np.int64)
+
+
+def split_rows(df: pd.DataFrame, period: pd.Series, starts: list[datetime]) -> dict[datetime, pa.Table]:
+    """The rows of ``df`` per partition, as slices of one Arrow table.
+
+    The frame is converted to Arrow once and sorted (stably, so rows keep their order within
+    a partition) only when ``period`` is not already ascending; each partition is then a
+    zero-copy slice. Splitting a frame into thousands of small DataFrames and converting
+    each one when it is written cost 2-3 ms per hourly partition.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame, shape (n, k)
+        Its index is dropped.
+    period : pandas.Series of tz-aware datetime, shape (n,)
+        Each row's partition start (UTC), aligned with ``df``'s rows.
+    starts : list of datetime
+        The partition starts wanted (tz-aware UTC); rows of other periods are left out.
+
+    Returns
+    -------
+    dict of datetime to pyarrow.Table
+        One table per start (empty, with ``df``'s columns, when no row falls in it), each as
+        ``pa.Table.from_pandas(df_part, preserve_index=False)`` would give.
+    """
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    keys = _epoch_us(period)
+    if len(keys) > 1 and np.any(keys[1:] < keys[:-1]):
+        order = np.argsort(keys, kind="stable")
+        table, keys = table.take(order), keys[order]
+    wanted = _epoch_us(starts)
+    lo, hi = np.searchsorted(keys, wanted, "left"), np.searchsorted(keys, wanted, "right")
+    return {s: table.slice(a, b - a) for s, a, b in zip(starts, lo.tolist(), hi.tolist(), strict=True)}
 
 
 def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:

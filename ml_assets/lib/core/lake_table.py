@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from ml_assets.lib.core.identifiers import confined
 from ml_assets.lib.core.lake import (
@@ -24,7 +25,11 @@ from ml_assets.lib.core.lake import (
     periods_in,
     read_parquet_files,
 )
-from ml_assets.lib.core.paths import atomic_write_bytes, write_parquet_atomic
+from ml_assets.lib.core.paths import (
+    atomic_write_bytes,
+    write_parquet_atomic,
+    write_parquet_files_atomic,
+)
 
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"  # Dagster's hourly partition keys
 DAY_KEY_FORMAT = "%Y-%m-%d"  # Dagster's daily partition keys
@@ -207,14 +212,14 @@ class LakeTable:
     def _list(self, pattern: str) -> list[Path]:
         return sorted(self.dir.glob(pattern)) if self.dir.is_dir() else []
 
-    def write(self, key: str | datetime | None, df: pd.DataFrame) -> Path:
+    def write(self, key: str | datetime | None, df: pd.DataFrame | pa.Table) -> Path:
         """Atomically write one partition (temp file + rename: readers see old or new).
 
         Parameters
         ----------
         key : str or datetime, optional
             As for :meth:`path`.
-        df : pandas.DataFrame
+        df : pandas.DataFrame or pyarrow.Table
             Rows to store (the index is dropped).
 
         Returns
@@ -225,6 +230,17 @@ class LakeTable:
         path = self.path(key)
         write_parquet_atomic(df, path)
         return path
+
+    def write_many(self, parts: dict[str | datetime, pd.DataFrame | pa.Table]) -> None:
+        """Atomically write many partitions as one batch (``write_parquet_files_atomic``):
+        what a range run writes, at a fraction of one :meth:`write` per partition.
+
+        Parameters
+        ----------
+        parts : dict
+            ``{key: rows}``, keys as for :meth:`path`, rows a DataFrame or an Arrow table.
+        """
+        write_parquet_files_atomic((self.path(key), rows) for key, rows in parts.items())
 
     def write_bytes(self, key: str, data: bytes) -> Path:
         """Atomically write a named non-Parquet file (e.g. a recorded JSON report).

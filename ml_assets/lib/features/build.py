@@ -8,12 +8,13 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml_assets.lib.core.catalog import RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.core.lake import connect, parquet_relation
+from ml_assets.lib.core.lake import connect, parquet_relation, split_rows
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.sql import available_sql, chunk_ranges, compute_features
 from ml_assets.lib.ingest.landing import AVAILABLE_AT
@@ -143,8 +144,8 @@ def load_labels(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, files: list[P
 
 
 def split_by_period(df: pd.DataFrame, ts_column: str, starts: list[datetime],
-                    step: timedelta) -> dict[datetime, pd.DataFrame]:
-    """Split a frame into one frame per partition (every listed one gets a frame, maybe empty).
+                    step: timedelta) -> dict[datetime, pa.Table]:
+    """Split a frame into one table per partition (every listed one gets a table, maybe empty).
 
     Parameters
     ----------
@@ -158,9 +159,8 @@ def split_by_period(df: pd.DataFrame, ts_column: str, starts: list[datetime],
 
     Returns
     -------
-    dict of datetime to DataFrame
+    dict of datetime to pyarrow.Table
+        Slices of one Arrow conversion (``lake.split_rows``), ready for
+        ``write_parquet_atomic``; rows keep their order within a partition.
     """
-    floor = df[ts_column].dt.floor(pd.Timedelta(step))
-    groups = {k: g.reset_index(drop=True) for k, g in df.groupby(floor, sort=False)}
-    empty = df.iloc[0:0]
-    return {p: groups.get(pd.Timestamp(p), empty) for p in starts}
+    return split_rows(df, df[ts_column].dt.floor(pd.Timedelta(step)), starts)

@@ -27,7 +27,6 @@ from ml_assets.lib.core import artifacts
 from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import days_between, periods_in
-from ml_assets.lib.core.lake_table import LakeTable
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
@@ -146,11 +145,6 @@ def _last_event(window: TrainingWindow) -> datetime:
     return max(hi for _, hi in window.event_ranges())
 
 
-def _write_partitions(frames: dict, table: LakeTable) -> None:
-    for start, df in frames.items():
-        table.write(start, df)
-
-
 def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: TrainingWindow,
                          now: datetime, live: DataPaths | None = None) -> pd.DataFrame:
     """raw -> contracts -> lake -> point-in-time features -> as-of training set (scratch only).
@@ -170,16 +164,15 @@ def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: Training
     events, _ = ingest_events(scratch, spec, periods_in(spec.start_utc, _last_event(window), step),
                               now)
     catalog = Catalog(scratch.lake, spec.partition_grain)
-    _write_partitions(events, catalog.table(RAW_EVENTS))
+    catalog.table(RAW_EVENTS).write_many(events)
     labels, _ = ingest_labels(scratch, spec, days_between(spec.start_utc, window.label_cutoff), now,
                               recorded_in=live)
-    _write_partitions(labels, catalog.table(RAW_LABELS))
+    catalog.table(RAW_LABELS).write_many(labels)
     features = catalog.table(EVENT_FEATURES)
     for start, end in window.event_ranges():
         for lo, hi, chunk in build_features(scratch, spec, start, end):
-            for p, part in split_by_period(chunk, spec.event_ts, periods_in(lo, hi, step),
-                                           step).items():
-                features.write(p, part)
+            features.write_many(split_by_period(chunk, spec.event_ts, periods_in(lo, hi, step),
+                                                step))
     return build_training_set(scratch, spec, window)
 
 
