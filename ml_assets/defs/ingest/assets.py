@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ml_assets.defs.freshness import (
     DAILY_LABELS_FRESHNESS,
@@ -57,7 +59,7 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
                     "validated against the event contract; broken rows go to quarantine with a "
                     "reason, a broken file fails.",
     )
-    def raw_events(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame]:
+    def raw_events(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pa.Table]:
         start, end = context.partition_time_window
         starts = periods_in(start, end, spec.partition_step)
         notes: list[str] = []  # defined coercions that lose something (sub-µs digits)
@@ -91,7 +93,7 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
             freshness_policy=freshness_policy(spec, DAILY_LABELS_FRESHNESS),
             description=feed.description,
         )
-        def _asset(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pd.DataFrame]:
+        def _asset(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pa.Table]:
             start, end = context.partition_time_window
             days = days_between(start, end)
             with contract_failures():
@@ -100,7 +102,7 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
             write_quarantine(project.paths, feed.asset, quarantined,
                              [project.catalog.table(feed.asset).stem(d) for d in days])
             rows = sum(len(df) for df in valid.values())
-            positives = int(sum(df[spec.label].sum() for df in valid.values()))
+            positives = int(sum(pc.sum(t[spec.label]).as_py() or 0 for t in valid.values()))
             context.add_output_metadata({
                 "valid_rows": rows,
                 "positives": positives,

@@ -22,7 +22,7 @@ def land(tmp_path, df: pd.DataFrame) -> DataPaths:
 
 def ingest(paths):
     valid, quarantined = ingest_events(paths, FRAUD_SPEC, [HOUR], NOW)
-    return valid[HOUR], quarantined
+    return valid[HOUR].to_pandas(), quarantined
 
 
 def test_clean_file_passes_whole(tmp_path):

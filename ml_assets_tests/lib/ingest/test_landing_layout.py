@@ -119,9 +119,9 @@ def test_parts_of_a_day_are_ingested_together_and_a_repeated_id_quarantined_once
     for hours in ([D1 + 3 * HOUR], [D1 + 2 * HOUR], hours_of(D1)):
         valid, quarantined = ingest_events(paths, spec, hours, NOW)
         write_quarantine(paths, RAW_EVENTS, quarantined, [h.strftime("%Y-%m-%dT%H") for h in hours])
-    assert sorted(sum((list(v["event_id"]) for v in valid.values()), [])) == [
+    assert sorted(sum((v["event_id"].to_pylist() for v in valid.values()), [])) == [
         *range(1, 49), 99, 100]
-    assert valid[D1 + 2 * HOUR]["amount"].tolist() != [7.0] * 2  # the first copy of id 5 stands
+    assert valid[D1 + 2 * HOUR]["amount"].to_pylist() != [7.0] * 2  # the first copy of id 5 stands
     rows = read_quarantine(paths)
     assert rows[["source", "row"]].values.tolist() == [[part, 1]]
     assert rows["reason"].tolist() == [
@@ -236,7 +236,7 @@ def test_a_duplicate_names_the_daily_file_that_holds_the_first_copy(paths):
     assert list(quarantined["reason"]) == [
         "duplicate event_id, first seen in landing/events/2026-07-01.parquet"] * 2
     assert list(quarantined["partition"]) == ["2026-07-02T04"] * 2
-    assert list(valid[D2 + 4 * HOUR]["event_id"]) == [7]
+    assert valid[D2 + 4 * HOUR]["event_id"].to_pylist() == [7]
 
 
 def test_label_days_without_a_file_are_empty_once_a_later_day_landed(paths):
@@ -385,7 +385,7 @@ def test_an_hourly_file_landing_after_its_day_was_ingested_is_late(paths):
     land_hours(paths, D1, [0, 9], 1)
     land_hours(paths, D2, [0], 100)
     [(day, rows)] = ingest_events(paths, spec, [D1], NOW)[0].items()
-    assert day == D1 and list(rows["event_id"]) == [1, 2, 3, 4]
+    assert day == D1 and rows["event_id"].to_pylist() == [1, 2, 3, 4]
     Catalog(paths.lake, "daily").table(RAW_EVENTS).write(D1, rows)
     registry = Registry(paths.control_db)
     assert landing_integrity.late_files(paths, registry, spec) == []

@@ -40,7 +40,7 @@ def land(tmp_path, df: pd.DataFrame, hour=HOUR) -> DataPaths:
 
 def ingest(paths, hour=HOUR):
     valid, quarantined = ingest_events(paths, SPEC, [hour], NOW)
-    return valid[hour], quarantined
+    return valid[hour].to_pandas(), quarantined
 
 
 # -- files --------------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ def ingest_label_day(paths, df, day=DAY + timedelta(days=10)):
     df.to_parquet(paths.landing_labels_file(day), index=False)
     valid, quarantined = ingest_labels(paths, SPEC, [day], NOW)
     write_parquet_atomic(valid[day], Catalog(paths.lake).table("raw_labels").path(day.strftime("%Y-%m-%d")))
-    return valid[day], quarantined
+    return valid[day].to_pandas(), quarantined
 
 
 def test_L01_duplicate_and_conflicting_labels_in_one_file(tmp_path):
