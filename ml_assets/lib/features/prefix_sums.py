@@ -101,7 +101,7 @@ def _key_codes(column: pa.Array) -> tuple[np.ndarray, int]:
     """Codes of one key column and how many there can be: a dense non-null integer key is its
     own code (offset by its minimum, no hashing); otherwise its dictionary index (NULL one
     value)."""
-    if pa.types.is_integer(column.type) and not column.null_count and len(column):
+    if pa.types.is_signed_integer(column.type) and not column.null_count and len(column):
         values = column.to_numpy()
         low, high = int(values.min()), int(values.max())
         if high - low < 4 * len(values) + 65536:
