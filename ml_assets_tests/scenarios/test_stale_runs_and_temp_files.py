@@ -10,14 +10,17 @@ import time
 
 import dagster as dg
 import pandas as pd
+import pytest
 import yaml
 
+from ml_assets.lib.core import paths as paths_module
 from ml_assets.lib.core.paths import (
     DataPaths,
     atomic_write_bytes,
     create_file_bytes,
     sweep_stale_temp_files,
     write_parquet_atomic,
+    write_parquet_files_atomic,
 )
 from ml_assets.scenarios.runner import RUN_MONITORING, dagster_instance, fail_orphaned_runs
 from ml_assets_tests.fixtures.reliability_world import REPO, Child, child_env, write_script
@@ -179,3 +182,33 @@ def test_create_file_bytes_never_overwrites(tmp_path):
     assert create_file_bytes(path, b"second") is False  # a concurrent writer got there first
     assert path.read_bytes() == b"first"
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_a_batch_write_is_durable_whole_or_leaves_nothing(tmp_path, monkeypatch):
+    """Many partitions written as one batch: the same bytes as DataFrame.to_parquet; when
+    any file fails, no final file is replaced and no temp file is left; when syncing fails,
+    the error is raised before any rename."""
+    df = pd.DataFrame({"a": range(10), "s": [f"x{i}" for i in range(10)]})
+    df.to_parquet(tmp_path / "ref.parquet", index=False)
+    out = tmp_path / "t"
+    write_parquet_files_atomic([(out / f"{i}.parquet", df) for i in range(3)])
+    assert all((out / f"{i}.parquet").read_bytes() == (tmp_path / "ref.parquet").read_bytes()
+               for i in range(3))
+
+    def items():
+        yield out / "0.parquet", df.iloc[:1]
+        yield out / "9.parquet", "not a table"
+    with pytest.raises((TypeError, AttributeError, ValueError)):
+        write_parquet_files_atomic(items())
+    assert sorted(p.name for p in out.iterdir()) == ["0.parquet", "1.parquet", "2.parquet"]
+    assert len(pd.read_parquet(out / "0.parquet")) == 10
+
+    monkeypatch.setattr(paths_module, "_make_durable", _failing_sync)
+    with pytest.raises(OSError, match="no space"):
+        write_parquet_files_atomic([(out / "0.parquet", df.iloc[:2]), (out / "5.parquet", df)])
+    assert sorted(p.name for p in out.iterdir()) == ["0.parquet", "1.parquet", "2.parquet"]
+    assert len(pd.read_parquet(out / "0.parquet")) == 10
+
+
+def _failing_sync(files, anchor):
+    raise OSError(28, "no space left on device")
