@@ -3,7 +3,9 @@
 Starts ``ml-assets serve`` as its own process on localhost, then measures with a minimal
 keep-alive HTTP/1.1 client (asyncio streams: far less client CPU than a full HTTP library, so
 the numbers are the server's, not the client's) at 1, 10 and 50 concurrent clients:
-precomputed lookups (GET /scores/{id}) and realtime scoring (POST /predict). Also measures the
+precomputed lookups (GET /scores/{id}) and realtime scoring (POST /predict). A level starts
+once the server has written the prediction log of the previous predict level, so each level
+measures its own path (the writing is charged to the predict level's CPU). Also measures the
 kill switch's time to effect over HTTP. ``run_bench()`` returns the report as a dict.
 """
 
@@ -134,11 +136,16 @@ def run_bench(paths: DataPaths, spec: DatasetSpec, concurrency: tuple[int, ...] 
                   "load_average_at_start": list(os.getloadavg()),
                   "slo": {"lookup": contract.slo("lookup"), "predict": contract.slo("predict")},
                   "lookup": [], "predict": []}
+        logged = 0
         for clients in concurrency:
             for path, load in (("lookup", lookups), ("predict", predicts[: requests // 2])):
                 cpu0 = _cpu_seconds(server.pid)
                 level = asyncio.run(_level(host, port, load, clients))
-                # Server CPU per request: comparable across machines and background load.
+                if path == "predict":  # its log records are written before the next level
+                    logged += level["requests"]
+                    level["log_settle_seconds"] = _settle_log(host, port, logged)
+                # Server CPU per request (writing its prediction log included): comparable
+                # across machines and background load.
                 level["server_cpu_ms_per_request"] = round(
                     (_cpu_seconds(server.pid) - cpu0) * 1e3 / level["requests"], 3)
                 report[path].append(level)
@@ -167,6 +174,18 @@ def _verdict(report: dict, config: dict) -> dict:
     out["kill_switch"] = effect is not None and effect <= config["slo"][
         "kill_switch_time_to_effect_ms"]
     return out
+
+
+def _settle_log(host: str, port: int, logged: int, timeout: float = 30.0) -> float:
+    """Wait until the server's prediction log has written (or dropped) ``logged`` records, so
+    each level measures its own path, not the previous level's log flush; seconds waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        log = httpx.get(f"http://{host}:{port}/health").json()["prediction_log"]
+        if log["written"] + log["dropped"] >= logged:
+            break
+        time.sleep(0.05)
+    return round(time.perf_counter() - t0, 3)
 
 
 def _cpu_seconds(pid: int) -> float:

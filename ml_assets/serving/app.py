@@ -171,7 +171,14 @@ def create_app(paths: DataPaths, spec: DatasetSpec, contract: InterfaceContract 
 
 def serve(app: Starlette, host: str = DEFAULT_HOST, port: int = 8000) -> None:
     """Serve ``app`` (``create_app``: built first, so its errors come before any banner) until
-    stopped."""
+    stopped.
+
+    One process, one event loop, the httptools parser (``serving/guard.py``). Not N workers
+    sharing the port: each would hold its own online state, and an event scored (and learned)
+    by one worker would be unseen by the others, so an entity's realtime features would
+    depend on which worker answered; the micro-batches, metrics registry and the index's
+    memory would be per worker too. On 2 cores the load generator or the batch jobs need the
+    other core anyway."""
     uvicorn.run(app, host=host, port=port, log_level="warning",
                 access_log=False, **server_options())
 
