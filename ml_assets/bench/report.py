@@ -73,8 +73,9 @@ def _ingest_table(r: dict) -> str:
     return table(["step", "rows", "seconds", "rows/s"], [
         ["land (export -> daily landing files)", f"{r['rows']:,}", f"{sec['land']:.2f}",
          f"{rps['land']:,.0f}"],
-        ["ingest (landing -> raw_events)", f"{r['rows_ingested']:,}", f"{sec['ingest']:.2f}",
-         f"{rps['ingest']:,.0f}"]])
+        *([f"ingest (landing -> raw_events), {r['partitions'][g]:,} {g} partitions",
+           f"{n:,}", f"{sec[f'ingest_{g}']:.2f}", f"{rps[f'ingest_{g}']:,.0f}"]
+          for g, n in r["rows_ingested"].items())])
 
 
 def _drift_table(r: dict) -> str:
@@ -106,8 +107,9 @@ def _scoring_table(r: dict) -> str:
         return r.get("skipped") or r.get("reason", MISSING)
     return table(["part", "seconds"], [[k, _fmt(v) if v is None else f"{v:.3f}"]
                                        for k, v in r["seconds"].items()]) + (
-        f"\n\n{r['rows']:,} rows; end to end / bare predict_proba: "
-        f"{_fmt(r['overhead_vs_bare_predict'])}")
+        f"\n\n{r['rows']:,} rows; end to end / bare predict_proba: " + ", ".join(
+            f"{_fmt(x)} with {r['partitions_written'][g]:,} {g} partitions"
+            for g, x in r["overhead_vs_bare_predict"].items()))
 
 
 def _serving_table(r: dict) -> str:

@@ -116,7 +116,8 @@ def test_bench_cli_prints_one_json_object_with_the_headline_keys(tiny_world, tmp
     assert isinstance(payload["feature_build_growth_exponent"], float)
     assert payload["feature_build_vs_fastest_hand_written"] > 0
     assert payload["drift_ratio_vs_numpy"] > 0
-    assert payload["scoring_overhead_vs_bare_predict"] > 0
+    assert set(payload["scoring_overhead_vs_bare_predict"]) == {"hourly", "daily"}
+    assert all(x > 0 for x in payload["scoring_overhead_vs_bare_predict"].values())
     # No --peers-python: the peers' figures are null, the reason says how to get them.
     assert payload["drift_speedup_vs_evidently"] is None
     assert "bench-peers" in payload["drift_speedup_vs_evidently_reason"]
@@ -124,7 +125,7 @@ def test_bench_cli_prints_one_json_object_with_the_headline_keys(tiny_world, tmp
     goals = {g["goal"]: g for g in payload["goals"]}
     assert goals["feature values identical to hand-written"]["met"] is True
     assert goals["estimated AUC vs NannyML CBPE: speed"]["met"] is None
-    assert goals["event ingest (landing -> raw_events)"]["value"] is None  # not selected
+    assert goals["event ingest (landing -> raw_events), hourly partitions"]["value"] is None  # not selected
     # No demo state here: serving and reproduce figures are null with a reason, never guessed.
     assert payload["lookup_p99_ms"] is None and payload["serving_reason"]
     assert payload["reproduce_seconds"] is None and payload["reproduce_reason"]
