@@ -72,10 +72,21 @@ class LakeIOManager(dg.UPathIOManager):
             for path, data in todo.items():
                 self.make_directory(path.parent)
                 self.dump_to_path(context, data, path)
-        rows = sum(len(df) for df in obj.values() if df is not None)
-        context.add_output_metadata({"partitions_written": sum(v is not None for v in obj.values()),
-                                     "rows": rows,
-                                     "path": dg.MetadataValue.path(str(next(iter(paths.values())).parent))})
+        _record_rows(context, obj)
+        context.add_output_metadata(
+            {"path": dg.MetadataValue.path(str(next(iter(paths.values())).parent))})
+        # the range's totals describe the run, not any one partition: logged once
+        context.log.info(f"{context.asset_key.to_user_string()}: wrote {len(todo)} partition(s), "
+                         f"{sum(len(df) for df in todo.values()):,} rows")
+
+
+def _record_rows(context: dg.OutputContext, obj: dict) -> None:
+    """Each written partition's own row count on its own materialization, unless the asset
+    recorded it (``defs.metadata.record_partitions``, or a ``rows`` of its own meaning)."""
+    step, key = context.step_context, context.asset_key
+    for partition, data in obj.items():
+        if data is not None and "rows" not in (step.get_asset_metadata(key, partition) or {}):
+            step.add_asset_metadata({"rows": len(data)}, asset_key=key, partition_key=partition)
 
 
 class LakeIOManagerFactory(dg.ConfigurableIOManagerFactory):

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from ml_assets.defs.contract_checks import quarantine_blocked
 from ml_assets.defs.freshness import event_freshness
+from ml_assets.defs.metadata import record_partitions
 from ml_assets.defs.partitions import event_key, event_partitions, lookback_partitions
 from ml_assets.lib.core.catalog import RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
@@ -58,19 +59,16 @@ def build_feature_assets(spec: DatasetSpec) -> list:
             out[event_key(spec, p)] = None
             context.add_asset_metadata({"blocked_by": "raw_events event_contract"},
                                        partition_key=event_key(spec, p))
-        built = [df for df in out.values() if df is not None]
         seconds = time.perf_counter() - t0
-        rows = sum(len(df) for df in built)
+        rows = sum(len(df) for df in out.values() if df is not None)
+        # the range's timing describes the run, not any one partition: logged once
+        context.log.info(f"{rows:,} feature rows in {seconds:.1f} s "
+                         f"({rows / seconds if seconds else 0:,.0f} rows/s)")
+        context.add_output_metadata({"feature_schema_version": spec.schema_version})
         # from_pandas stores NaN as null, so null_count is what isna() would count
-        nulls = ({f: sum(t[f].null_count for t in built) / rows for f in spec.feature_names}
-                 if rows else None)
-        context.add_output_metadata({
-            "rows": rows,
-            "seconds": float(seconds),
-            "rows_per_second": float(rows / seconds) if seconds else 0.0,
-            "feature_schema_version": spec.schema_version,
-            **({f"null_share/{k}": float(v) for k, v in nulls.items()} if nulls is not None else {}),
-        })
+        record_partitions(context, out, {
+            key: {f"null_share/{f}": t[f].null_count / len(t) for f in spec.feature_names}
+            for key, t in out.items() if t is not None and len(t)})
         return out
 
     return [event_features]

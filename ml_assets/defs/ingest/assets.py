@@ -14,6 +14,7 @@ from ml_assets.defs.freshness import (
     event_freshness,
     freshness_policy,
 )
+from ml_assets.defs.metadata import record_partitions
 from ml_assets.defs.partitions import daily, day_key, event_key, event_partitions
 from ml_assets.lib.core.catalog import RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
@@ -43,6 +44,24 @@ def _reason_table(quarantined: pd.DataFrame, limit: int = 10) -> str:
     return table(["reason", "rows"], counts.items())
 
 
+def _quarantine_figures(context: dg.AssetExecutionContext, out: dict, quarantined: pd.DataFrame,
+                        key_of_stem: dict[str, str], figures_of=lambda data: {}) -> dict:
+    """Each partition's own quarantine figures (rows, share, reasons when any) and
+    ``figures_of(its valid rows)``, by partition key; the range's total is logged once."""
+    by_stem = dict(tuple(quarantined.groupby("partition"))) if len(quarantined) else {}
+    figures = {}
+    for stem, key in key_of_stem.items():
+        bad, good = by_stem.get(stem, quarantined.iloc[:0]), out.get(key)
+        n_good = 0 if good is None else len(good)
+        figures[key] = {"quarantined_rows": len(bad),
+                        "quarantine_share": len(bad) / max(n_good + len(bad), 1),
+                        **({"quarantine_reasons": dg.MetadataValue.md(_reason_table(bad))}
+                           if len(bad) else {}),
+                        **(figures_of(good) if good is not None else {})}
+    context.log.info(f"{len(quarantined)} row(s) quarantined over {len(key_of_stem)} partition(s)")
+    return figures
+
+
 def build_ingest_assets(spec: DatasetSpec) -> list:
     owners = [spec.owner]
 
@@ -68,17 +87,12 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
                                                notes)
         for note in notes:
             context.log.warning(note)
-        write_quarantine(project.paths, RAW_EVENTS, quarantined,
-                         [project.catalog.table(RAW_EVENTS).stem(p) for p in starts])
-        rows = sum(len(df) for df in valid.values())
-        context.add_output_metadata({
-            "valid_rows": rows,
-            "quarantined_rows": len(quarantined),
-            "quarantine_share": float(len(quarantined) / max(rows + len(quarantined), 1)),
-            "quarantine_reasons": dg.MetadataValue.md(_reason_table(quarantined)),
-            "coercions": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes) or "none"),
-        })
-        return {event_key(spec, p): df for p, df in valid.items()}
+        stem_of = {p: project.catalog.table(RAW_EVENTS).stem(p) for p in starts}
+        write_quarantine(project.paths, RAW_EVENTS, quarantined, list(stem_of.values()))
+        out = {event_key(spec, p): df for p, df in valid.items()}
+        record_partitions(context, out, _quarantine_figures(
+            context, out, quarantined, {s: event_key(spec, p) for p, s in stem_of.items()}))
+        return out
 
     def label_feed_asset(feed: LabelFeed):
         @dg.asset(
@@ -99,17 +113,13 @@ def build_ingest_assets(spec: DatasetSpec) -> list:
             with contract_failures():
                 valid, quarantined = ingest_labels(project.paths, spec, days, datetime.now(UTC),
                                                    feed)
-            write_quarantine(project.paths, feed.asset, quarantined,
-                             [project.catalog.table(feed.asset).stem(d) for d in days])
-            rows = sum(len(df) for df in valid.values())
-            positives = int(sum(pc.sum(t[spec.label]).as_py() or 0 for t in valid.values()))
-            context.add_output_metadata({
-                "valid_rows": rows,
-                "positives": positives,
-                "quarantined_rows": len(quarantined),
-                "quarantine_reasons": dg.MetadataValue.md(_reason_table(quarantined)),
-            })
-            return {day_key(d): df for d, df in valid.items()}
+            stem_of = {d: project.catalog.table(feed.asset).stem(d) for d in days}
+            write_quarantine(project.paths, feed.asset, quarantined, list(stem_of.values()))
+            out = {day_key(d): df for d, df in valid.items()}
+            record_partitions(context, out, _quarantine_figures(
+                context, out, quarantined, {s: day_key(d) for d, s in stem_of.items()},
+                lambda t: {"positives": int(pc.sum(t[spec.label]).as_py() or 0)}))
+            return out
         return _asset
 
     feeds = [label_feed_asset(f) for f in feeds_of(spec)]

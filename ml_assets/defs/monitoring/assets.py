@@ -7,7 +7,7 @@ them over partitions, plus a short Markdown summary."""
 import dagster as dg
 import pandas as pd
 
-from ml_assets.defs.metadata import known_metadata
+from ml_assets.defs.metadata import by_version, known_metadata
 from ml_assets.defs.partitions import daily, day_key
 from ml_assets.lib.core.catalog import MONITORING_TABLES
 from ml_assets.lib.core.datasets import DatasetSpec
@@ -62,6 +62,8 @@ def _business_meta(spec: DatasetSpec):
                  metric.name: _num(r["value"]), f"estimated_{metric.name}": _num(r["estimated_value"]),
                  "value_per_1k": _num(r["value_per_1k"]),
                  "value_per_1k_se": _num(r["value_per_1k_se"]),
+                 "missed_value_per_1k": _num(r["missed_value_per_1k"]),
+                 "missed_value_per_1k_se": _num(r["missed_value_per_1k_se"]),
                  "label_coverage": _num(r["label_coverage"]),
                  "labelable_events": int(r["labelable_events"]),
                  "unlabelable_events": int(r["unlabelable_events"]),
@@ -83,7 +85,7 @@ def _drift_meta(df: pd.DataFrame):
     blind = df[df["unmonitored"]]  # thresholds so high that drift would pass unflagged
     waiting = df[~df["period_complete"]]  # periods still open: reported, never alarmed
     day_rows = df.loc[df["period"] == "day", "n_cur"]
-    numbers |= {"max_psi": float(df["psi"].max()) if len(df) else 0.0,
+    numbers |= {"max_psi": float(df["psi"].max()) if len(df) else None,
                 "features_warn": int((df["severity"] == "warn").sum()),
                 "features_error": int((df["severity"] == "error").sum()),
                 "features_unmonitored": len(blind),
@@ -93,6 +95,8 @@ def _drift_meta(df: pd.DataFrame):
     notes = "".join(f"\n\n**WARN** `{r.feature}`: {r.unmonitored_reason}" for r in blind.itertuples())
     notes += "".join(f"\n\n_not judged yet_ `{r.feature}`: {r.period_note}"
                      for r in waiting.itertuples())
+    # the reference is the acting champion's profile: a promotion changes it, and shows here
+    numbers["champion"] = str(df["model_version"].iloc[0])
     return numbers, (f"Champion `{df['model_version'].iloc[0]}` vs its reference profile "
                      f"`{df['profile_sha256'].iloc[0][:12]}`{notes}\n\n"
                      + _table(top, ["feature", "period", "psi", "ks_stat", "missing_share_cur",
@@ -100,15 +104,10 @@ def _drift_meta(df: pd.DataFrame):
 
 
 def _prediction_meta(df: pd.DataFrame):
-    numbers = {}
-    for r in df.itertuples():
-        numbers |= {f"{r.role}/p10": float(r.p10), f"{r.role}/p50": float(r.p50),
-                    f"{r.role}/p90": float(r.p90), f"{r.role}/mean": float(r.mean),
-                    f"{r.role}/decision_share": float(r.decision_share),
-                    f"{r.role}/psi_vs_baseline": _num(r.psi),
-                    f"{r.role}/psi_error_threshold": _num(getattr(r, "psi_error_threshold", None)),
-                    f"{r.role}/decision_share_baseline":
-                        _num(getattr(r, "decision_share_baseline", None))}
+    numbers = by_version(df, {"p10": "p10", "p50": "p50", "p90": "p90", "mean": "mean",
+                              "decision_share": "decision_share", "psi_vs_baseline": "psi",
+                              "psi_error_threshold": "psi_error_threshold",
+                              "decision_share_baseline": "decision_share_baseline"})
     cols = ["model_version", "role", "p10", "p50", "p90", "decision_share", "psi", "severity"]
     alerts = "".join(f"\n\n`{r.model_version}` ({r.role}): {r.alert_message}"
                      for r in df.itertuples() if getattr(r, "alert_message", ""))
@@ -118,14 +117,10 @@ def _prediction_meta(df: pd.DataFrame):
 def _evaluation_meta(df: pd.DataFrame):
     if not len(df):
         return {}, "_no scored events on this day_"
-    numbers = {}
-    for r in df.itertuples():
-        numbers |= {f"{r.role}/label_coverage": float(r.label_coverage),
-                    f"{r.role}/labelable_events": int(r.labelable_events),
-                    f"{r.role}/unlabelable_events": int(r.unlabelable_events),
-                    f"{r.role}/estimated_auc": _num(r.estimated_auc),
-                    f"{r.role}/auc": _num(r.auc), f"{r.role}/pr_auc": _num(r.pr_auc),
-                    f"{r.role}/brier": _num(r.brier), f"{r.role}/final": int(r.status == "final")}
+    numbers = by_version(df.assign(final=(df["status"] == "final").astype(int)),
+                         {c: c for c in ("label_coverage", "labelable_events",
+                                         "unlabelable_events", "estimated_auc", "auc", "pr_auc",
+                                         "brier", "final")})
     cols = ["model_version", "role", "status", "label_coverage", "auc", "estimated_auc"]
     shown = df.assign(auc=df["auc"].astype("float64"),
                       estimated_auc=df["estimated_auc"].astype("float64"))

@@ -65,6 +65,25 @@ def _result(asset: str, check: str, rows: pd.DataFrame, describe, metadata) -> d
                                  **metadata(worst)}))
 
 
+def _business_rule(metric) -> str:
+    """What pages and what warns on the business metric, as ``business.business_alerts``
+    judges it, in words for the check's description."""
+    errors = [f"{metric.decision_rate_name} above {metric.max_decision_rate:.1%}"]
+    if metric.min_value_per_1k is not None:
+        errors.append(f"realized {metric.name} per 1,000 events below {metric.min_value_per_1k:,g} "
+                      f"{metric.unit} by more than {metric.floor_noise_sigmas:g} standard errors")
+    if metric.max_missed_value_change is not None:
+        errors.append(f"the value of missed positives per 1,000 events (`missed_value_per_1k`) "
+                      f"up more than {metric.max_missed_value_change:.0%} over the trailing "
+                      f"mature days, beyond {metric.floor_noise_sigmas:g} standard errors")
+    return (f"ERROR (pages): {'; or '.join(errors)}. WARN: "
+            + ("below the floor within that noise, or " if metric.min_value_per_1k is not None
+               else "")
+            + f"a move of {metric.decision_rate_name} over {metric.decision_rate_change:.0%} vs "
+              "its trailing baseline, beyond its day-to-day variability. Value figures only on "
+              "days whose labels are mature.")
+
+
 def _unmonitored_is_warn(rows: pd.DataFrame) -> pd.DataFrame:
     """A feature whose threshold leaves it effectively unmonitored is a WARN of its own, never
     a silent "ok" (tables written before the flag existed have no ``unmonitored`` column)."""
@@ -199,17 +218,17 @@ def build_monitoring_checks(spec: DatasetSpec) -> list:
 
         @dg.asset_check(asset="business_metric", name=names.BUSINESS_THRESHOLDS,
                         partitions_def=daily_def,
-                        description=f"{metric.decision_rate_name} above "
-                                    f"{metric.max_decision_rate:.1%} or realized {metric.name} "
-                                    "below its floor: ERROR (pages); an unusual move of the "
-                                    "decision rate vs its trailing baseline: WARN.")
+                        description=_business_rule(metric))
         def business_thresholds(context: dg.AssetCheckExecutionContext, project: dg.ResourceParam[Workspace]):
             yield from per_partition(context, [
                 (day, _result("business_metric", names.BUSINESS_THRESHOLDS, rows,
                                lambda w: w["alert_message"] or "within thresholds",
                                lambda w: {metric.decision_rate_name:
                                           float(w[metric.decision_rate_name]),
-                                          "status": str(w["status"])}))
+                                          "status": str(w["status"]),
+                                          # final days only: left out while labels are pending
+                                          "value_per_1k": w.get("value_per_1k"),
+                                          "missed_value_per_1k": w.get("missed_value_per_1k")}))
                 for day, rows in _by_day(context, project, "business_metric", daily_def)])
 
         checks.insert(0, business_thresholds)

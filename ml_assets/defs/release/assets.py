@@ -77,7 +77,9 @@ def build_rollout_assets(spec: DatasetSpec) -> list:
                 continue
             key = day_key(d)
             out[key] = row.assign(champion=pair[0], challenger=pair[1])
-            numbers = known_metadata({k: row[k].iloc[0] for k in DAILY_NUMBERS})
+            # the pair by version: the role-named rates refer to these two models
+            numbers = known_metadata({k: row[k].iloc[0] for k in DAILY_NUMBERS}
+                                     | {"champion": pair[0], "challenger": pair[1]})
             context.add_asset_metadata(numbers, partition_key=key)
         last = day_key(days[-1])
         context.add_asset_metadata({

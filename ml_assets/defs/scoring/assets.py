@@ -4,10 +4,12 @@
 from datetime import UTC, datetime
 
 import dagster as dg
+import pandas as pd
 import pyarrow as pa
 
 from ml_assets.defs.contract_checks import partition_problems, quarantine_blocked
 from ml_assets.defs.freshness import event_freshness
+from ml_assets.defs.metadata import by_version, record_partitions
 from ml_assets.defs.partitions import event_key, event_partitions
 from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
@@ -32,6 +34,19 @@ def _blocked(project: Workspace, spec: DatasetSpec, starts: list) -> set:
                                 [h for h in starts if h not in blocked],
                                 lambda df: feature_contract_problems(df, spec))
     return blocked | {h for h, verdict in judged.items() if verdict and verdict[0]}
+
+
+def _version_figures(scores: pd.DataFrame, spec: DatasetSpec) -> dict[str, dict]:
+    """Each partition's events and, by model version (role beside it), mean score and decision
+    rate: one grouped pass over the run's scores."""
+    period = scores[spec.event_ts].dt.floor(pd.Timedelta(spec.partition_step))
+    stats = (scores.groupby([period.rename("period"), "model_version", "role"])
+             .agg(events=("score", "size"), mean_score=("score", "mean"),
+                  decision_rate=("decision", "mean")).reset_index())
+    return {event_key(spec, p.to_pydatetime()): {
+                "events": int(g["events"].max()),
+                **by_version(g, {"mean_score": "mean_score", "decision_rate": "decision_rate"})}
+            for p, g in stats.groupby("period")}
 
 
 def build_scoring_assets(spec: DatasetSpec) -> list:
@@ -73,18 +88,12 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
         scores = score_frame(features, spec, models, datetime.now(UTC),
                              features_ref=f"event_features/{event_key(spec, start)}..{event_key(spec, end)}",
                              challenger_arm=acting_arm(registry, spec, features))
-        champion = scores[scores["role"] == "champion"]
-        context.add_output_metadata({
-            "rows": len(scores),
-            "events": len(features),
-            "versions": dg.MetadataValue.json({r: v for r, v in live}),
-            "champion_mean_score": float(champion["score"].mean()) if len(champion) else 0.0,
-            "champion_decision_rate": float(champion["decision"].mean()) if len(champion) else 0.0,
-        })
         by_period = split_by_period(scores, spec.event_ts, starts, spec.partition_step)
         for p in blocked:  # scored by no run of that partition alone either
             context.add_asset_metadata({"blocked_by": "an upstream contract"},
                                        partition_key=event_key(spec, p))
-        return {event_key(spec, p): None if p in blocked else df for p, df in by_period.items()}
+        out = {event_key(spec, p): None if p in blocked else df for p, df in by_period.items()}
+        record_partitions(context, out, _version_figures(scores, spec))
+        return out
 
     return [batch_scores]

@@ -10,6 +10,7 @@ import pandas as pd
 from pydantic import Field
 
 from ml_assets.defs.freshness import NIGHTLY_TRAINING_FRESHNESS, freshness_policy
+from ml_assets.defs.metadata import known_metadata
 from ml_assets.lib.core import artifacts
 from ml_assets.lib.core.catalog import RAW_LABELS
 from ml_assets.lib.core.datasets import DatasetSpec
@@ -123,15 +124,15 @@ def build_training_assets(spec: DatasetSpec) -> list:
         df = build_training_set(project.paths, spec, window)
         sha = artifacts.dataset_sha256(df)
         df.attrs = {"window": window.as_dict(), "dataset_sha256": sha}
-        context.add_output_metadata({
+        context.add_output_metadata(known_metadata({
             "dataset_sha256": sha, "rows": len(df),
             "positives": int(df[spec.label].sum()),
-            "positive_rate": float(df[spec.label].mean()) if len(df) else 0.0,
+            "positive_rate": float(df[spec.label].mean()) if len(df) else None,
             "window_start": window.start.isoformat(), "window_end": window.end.isoformat(),
             "label_cutoff": window.label_cutoff.isoformat(),
             **({"test_start": window.test_start.isoformat(),
                 "test_end": window.test_end.isoformat()} if window.held_out else {}),
-        })
+        }))
         return df
 
     @dg.asset(name="data_splits", kinds={"duckdb"},
