@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
+from ml_assets.defs.metadata import add_partition_metadata
 from ml_assets.lib.core.catalog import PARQUET
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake_table import file_stem
@@ -84,9 +85,9 @@ def _record_rows(context: dg.OutputContext, obj: dict) -> None:
     """Each written partition's own row count on its own materialization, unless the asset
     recorded it (``defs.metadata.record_partitions``, or a ``rows`` of its own meaning)."""
     step, key = context.step_context, context.asset_key
-    for partition, data in obj.items():
-        if data is not None and "rows" not in (step.get_asset_metadata(key, partition) or {}):
-            step.add_asset_metadata({"rows": len(data)}, asset_key=key, partition_key=partition)
+    add_partition_metadata(step, key, {
+        partition: {"rows": len(data)} for partition, data in obj.items()
+        if data is not None and "rows" not in (step.get_asset_metadata(key, partition) or {})})
 
 
 class LakeIOManagerFactory(dg.ConfigurableIOManagerFactory):
