@@ -5,13 +5,12 @@ drills, the interface contract). ``documents.py`` lists them and writes them out
 
 from __future__ import annotations
 
-import sys
+import math
 from datetime import UTC, datetime
-from pathlib import Path
 
 from ml_assets.lib.core.artifacts import sha256_file
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.markdown import table
+from ml_assets.lib.core.markdown import cell, table
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.docs.interface_contract import InterfaceContract, contract_path, load_contract
@@ -24,9 +23,31 @@ def _fields(fields: dict) -> str:
     return table(["Field", "Value"], [[k, v] for k, v in fields.items()])
 
 
+NOT_MEASURED = "not measured"
+
+
+def _plain(value: object) -> str:
+    """A recorded value as reader's text, never a Python repr: a dict becomes ``key: value``
+    pairs, a list a comma list, a bool yes/no, None or NaN "not measured" (the recorder had
+    nothing to measure, e.g. no labels yet or one class only), a whole float an integer
+    (``100000``, not ``1e+05``), any other float 4 significant digits."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k.replace('_', ' ')}: {_plain(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(map(_plain, value))
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NOT_MEASURED
+    if isinstance(value, float) and value.is_integer():
+        return cell(int(value))
+    return cell(value)
+
+
 def _metrics(m: dict) -> str:
     def f(x):
-        return "n/a (one class)" if x is None else f"{x:.4f}"
+        return (f"{NOT_MEASURED} (one class)" if x is None or math.isnan(x)
+                else f"{x:.4f}")
     return (f"AUC {f(m['auc'])}, PR-AUC {f(m['pr_auc'])}, Brier {f(m['brier'])}, "
             f"decision rate {m['decision_rate']:.4f} on {m['rows']:,} rows")
 
@@ -53,9 +74,13 @@ def _contract_source(contract: InterfaceContract) -> str:
     return sha256_file(contract.path)
 
 
-def _cli(paths: DataPaths) -> str:
-    """The exact command line for this deployment (this interpreter's console script)."""
-    return f"ML_ASSETS_DATA_DIR={paths.root} {Path(sys.executable).parent / 'ml-assets'}"
+# The runbook is read on another machine (an on-call laptop, a restored backup), so its
+# commands name the deployment through its configuration, never this host's paths: the
+# `ml-assets` console script on PATH (installed with the package; a checkout's `.venv/bin` is
+# one host's layout) and the data directory from the variable the CLI itself reads.
+CLI = 'ml-assets --data-dir "$ML_ASSETS_DATA_DIR"'
+DEPLOYMENT = ("`$ML_ASSETS_DATA_DIR`: this deployment's data directory, the one holding "
+              "`docs/{model}/{version}/rollback_runbook.md` (set it before the commands)")
 
 
 def _role(registry: Registry, spec: DatasetSpec, version: str) -> str:
@@ -103,8 +128,8 @@ def model_card(paths: DataPaths, spec: DatasetSpec, registry: Registry, version:
         "Held-out per-day AUC": _per_day(card["metrics"].get("held_out_per_day")),
         "Frozen-reference metrics": _metrics(card["metrics"]["frozen_reference"]),
         "Serving SLO": _slo(contract), "Current role": role, "Deploy date": deployed,
-        "Rollback procedure": (f"`ml-assets kill-switch on --reason ...` serves {back} from the "
-                               "next request; `ml-assets rollback` makes it champion "
+        "Rollback procedure": (f"`{CLI} kill-switch on --reason ...` serves {back} from the "
+                               f"next request; `{CLI} rollback` makes it champion "
                                "(see rollback_runbook.md)" if back else
                                "no other version is registered to roll back to"),
     }
@@ -192,16 +217,17 @@ def shadow_checklist(paths: DataPaths, spec: DatasetSpec, registry: Registry,
     return "\n\n".join([
         f"# Shadow-mode checklist: {version}", _fields(fields),
         "## Checklist", table(["item", "what", "measured", "threshold", "status"],
-                               [[i["item"], i["description"], i["value"], i["threshold"],
-                                 i["status"].upper()] for i in items]),
+                               [[i["item"], i["description"], _plain(i["value"]),
+                                 _plain(i["threshold"]), i["status"].upper()] for i in items]),
         "## Offline vs online", table(["measure", "value"], [
-            ["held-out AUC (champion / challenger)",
-             f"{oo['held_out_auc']['champion']} / {oo['held_out_auc']['challenger']}"],
-            ["online AUC (champion / challenger)",
-             f"{oo['online_auc']['champion']} / {oo['online_auc']['challenger']}"],
-            ["held-out lift / online lift", f"{oo['held_out_lift']} / {oo['online_lift']}"],
-            ["labeled events (positives)", f"{oo['labeled_events']} ({oo['labeled_positives']})"],
-            ["possible leakage", oo["possible_leakage"]]]),
+            ["held-out AUC (champion, challenger)",
+             _plain([oo["held_out_auc"]["champion"], oo["held_out_auc"]["challenger"]])],
+            ["online AUC (champion, challenger)",
+             _plain([oo["online_auc"]["champion"], oo["online_auc"]["challenger"]])],
+            ["held-out lift, online lift", _plain([oo["held_out_lift"], oo["online_lift"]])],
+            ["labeled events (positives)",
+             f"{_plain(oo['labeled_events'])} ({_plain(oo['labeled_positives'])})"],
+            ["possible leakage", _plain(oo["possible_leakage"])]]),
         "## Latency", table(["version", "p50 ms", "p95 ms", "p99 ms", "samples", "source"],
                              [[v, x["p50_ms"], x["p95_ms"], x["p99_ms"], x["samples"],
                                x["source"]] for v, x in report["latency"].items()]),
@@ -225,7 +251,6 @@ def rollback_runbook(paths: DataPaths, spec: DatasetSpec, registry: Registry,
     drills = registry.drills(spec.model_name, limit=1)
     status = drill_status(registry, spec)
     contract = load_contract(spec)
-    cli = _cli(paths)
     if drills:
         d = drills[0]
         last = (f"{d['ts']}: {'PASSED' if d['ok'] else 'FAILED'}, {d['champion_version']} -> "
@@ -236,7 +261,7 @@ def rollback_runbook(paths: DataPaths, spec: DatasetSpec, registry: Registry,
     notify = (f"wrong predictions: {own['wrong_predictions']}; 5xx: {own['service_errors_5xx']};"
               f" rollback: {auth['rollback']}")
     fields = {
-        "Deployment": f"data directory {paths.root}", "Champion": champion or "none",
+        "Deployment": DEPLOYMENT.format(model=spec.model_name, version=version), "Champion": champion or "none",
         "Rollback target": target or "none: no previous version (kill switch refuses)",
         "Rollback target ready": "yes (artifact SHA-256 verified, features computable)"
         if ready.ok else "NO: " + "; ".join(ready.reasons),
@@ -247,13 +272,13 @@ def rollback_runbook(paths: DataPaths, spec: DatasetSpec, registry: Registry,
     }
     steps = [
         f"1. Flip the kill switch (effect on the next request, no redeploy):\n\n"
-        f"   `{cli} kill-switch on --reason \"<incident id>: <what you saw>\"`",
+        f"   `{CLI} kill-switch on --reason \"<incident id>: <what you saw>\"`",
         f"2. Verify the previous model serves: `curl -s http://127.0.0.1:8000/health` must "
         f"show `\"model_version\": \"{target}\"` and `\"kill_switch\": true`; "
-        f"`{cli} status --json` shows the same aliases.",
-        f"3. Make it permanent if needed: `{cli} rollback --reason \"<incident id>\"` "
+        f"`{CLI} status --json` shows the same aliases.",
+        f"3. Make it permanent if needed: `{CLI} rollback --reason \"<incident id>\"` "
         f"({target} becomes champion, {champion} previous, switch reset).",
-        f"4. Exercise this path every {DRILL_MAX_AGE.days} days: `{cli} drill rollback`.",
+        f"4. Exercise this path every {DRILL_MAX_AGE.days} days: `{CLI} drill rollback`.",
         f"5. Notify: {notify}.",
     ]
     audit = [[r["ts"], r["action"], r["target"], r["actor"], r["reason"]]
@@ -316,12 +341,12 @@ def interface_contract(paths: DataPaths, spec: DatasetSpec, registry: Registry,
                                        " the SLO" if p99 is not None else ""),
         "Error budget": f"{budget['max_5xx_rate']:.2%} 5xx over {budget['window_days']} days",
         "Error budget consumed": consumed,
-        "Ownership": "; ".join(f"{k}: {v}" for k, v in cfg["ownership"].items()),
-        "Rollback authority": "; ".join(f"{k}: {v}" for k, v in cfg["rollback_authority"].items()),
+        "Ownership": _plain(cfg["ownership"]),
+        "Rollback authority": _plain(cfg["rollback_authority"]),
         "Signed by": ", ".join(cfg["contract"]["signed_by"]),
     }
-    schema = [[n, f["type"], f.get("required", ""), f.get("nullable", ""),
-               f.get("minimum", ""), f.get("maximum", "")]
+    schema = [[n, f["type"], *(_plain(f[k]) if k in f else "" for k in
+                               ("required", "nullable", "minimum", "maximum"))]
               for n, f in contract.input_schema().items()]
     return "\n\n".join([
         f"# Interface contract: {spec.name} (serving {version})", _fields(fields),

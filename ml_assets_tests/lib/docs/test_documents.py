@@ -48,10 +48,40 @@ def test_every_required_field_is_filled_from_recorded_facts(rolled_out):
     book = docs["rollback_runbook"]
     assert book["Rollback target"] == world.versions["champion"]
     assert book["Rollback target ready"].startswith("yes")
-    assert str(world.paths.root) in book["Deployment"]
+    assert "$ML_ASSETS_DATA_DIR" in book["Deployment"]
     contract = docs["interface_contract"]
     assert "team:fraud-ml" in contract["Ownership"] and "on-call" in contract["Rollback authority"]
     assert "ms" in contract["Measured latency"]
+
+
+def test_documents_show_no_python_repr_unknown_token_or_host_path(rolled_out):
+    """A reader on another machine sees plain text: no dict/list/bool repr, no ``nan`` or
+    ``None``, and commands relative to the deployment's configured data dir, not this host's
+    data dir or interpreter."""
+    import re
+    import sys
+    from pathlib import Path
+
+    world = rolled_out
+    for version in (world.versions["honest"], world.versions["champion"]):
+        for name, render in documents.RENDERERS.items():
+            text = render(world.paths, SPEC, world.registry, version)
+            for bad in (r"\{'", r"\['", r"\bnan\b", r"\bNone\b", r"\bTrue\b", r"\bFalse\b",
+                        re.escape(str(world.paths.root)),
+                        re.escape(str(Path(sys.executable).parent))):
+                assert not re.search(bad, text), f"{name} of {version}: {bad}"
+    book = documents.rollback_runbook(world.paths, SPEC, world.registry, world.versions["honest"])
+    assert '`ml-assets --data-dir "$ML_ASSETS_DATA_DIR" drill rollback`' in book
+
+
+def test_an_unmeasured_metric_reads_not_measured():
+    from ml_assets.lib.docs.renderers import _metrics, _plain
+
+    m = {"auc": float("nan"), "pr_auc": None, "brier": 0.01, "decision_rate": 0.5, "rows": 10}
+    assert _metrics(m).startswith("AUC not measured (one class), PR-AUC not measured")
+    assert _plain({"failures": 0, "worst_disagreement_rate": 0.0032051}) == (
+        "failures: 0; worst disagreement rate: 0.003205")
+    assert _plain([float("nan"), 0.94227374, 100000.0, True]) == "not measured, 0.9423, 100000, yes"
 
 
 def test_documents_change_when_the_facts_change(rolled_out, tmp_path):
