@@ -63,6 +63,7 @@ def _partition(key: str, after_labels: bool = False):
 LAUNCHES = {
     "daily_labels_job": _partition(day_key(LAST_DAY)),
     "daily_monitoring_job": _partition(day_key(LAST_DAY), after_labels=True),
+    "docs_job": lambda paths, defs, instance: {},
     "hourly_scoring_job": _partition(hour_key(LAST_HOUR)),
     "label_evaluation_job": _partition(day_key(EVAL_DAY), after_labels=True),
     "microbatch_scoring_job": lambda paths, defs, instance: _land_microbatch(paths),

@@ -58,8 +58,10 @@ def test_clock_following_automation_starts_stopped(defs, tmp_path):
     status = {d.name: d.default_status.value
               for d in [*repo.schedule_defs, *repo.sensor_defs]}
     assert {n for n in CLOCK_FOLLOWING if status[n] == "STOPPED"} == CLOCK_FOLLOWING
-    # alerts on failed checks and the drill's safety net are not clock-driven
-    assert status["check_alert_sensor"] == status["drill_lease_sensor"] == "RUNNING"
+    # alerts on failed checks, the drill's safety net and the documents' refresh follow the
+    # control plane, not the clock
+    assert (status["check_alert_sensor"] == status["drill_lease_sensor"]
+            == status["docs_refresh_sensor"] == "RUNNING")
     live = build_definitions(LIVE, str(tmp_path))
     live_repo = live.get_repository_def()
     assert {d.default_status.value for d in [*live_repo.schedule_defs, *live_repo.sensor_defs]
