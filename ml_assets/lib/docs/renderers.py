@@ -67,10 +67,10 @@ def _per_day(m: dict | None) -> str:
 
 # -- facts ----------------------------------------------------------------------------------
 def _contract_source(contract: InterfaceContract) -> str:
-    """The override file's SHA-256, or that every term is a documented default (and where the
-    file would go)."""
+    """The override file's SHA-256, or that every term is a documented default (and the file's
+    name: its directory is this host's, the reader's checkout may differ)."""
     if contract.path is None:
-        return f"defaults (no override file at {contract_path(contract.spec)})"
+        return f"defaults (no override file {contract_path(contract.spec).name})"
     return sha256_file(contract.path)
 
 
