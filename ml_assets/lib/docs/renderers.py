@@ -44,10 +44,14 @@ def _plain(value: object) -> str:
     return cell(value)
 
 
+def _num(x: float | None, unknown: str = NOT_MEASURED) -> str:
+    """A metric to 4 decimals, or ``unknown`` when it is None or NaN (nothing to measure)."""
+    return unknown if x is None or math.isnan(x) else f"{x:.4f}"
+
+
 def _metrics(m: dict) -> str:
     def f(x):
-        return (f"{NOT_MEASURED} (one class)" if x is None or math.isnan(x)
-                else f"{x:.4f}")
+        return _num(x, f"{NOT_MEASURED} (one class)")
     return (f"AUC {f(m['auc'])}, PR-AUC {f(m['pr_auc'])}, Brier {f(m['brier'])}, "
             f"decision rate {m['decision_rate']:.4f} on {m['rows']:,} rows")
 
@@ -58,10 +62,10 @@ def _per_day(m: dict | None) -> str:
     if "auc_p50" not in m:
         return ("not recorded on this card: a mature day's AUC is compared with the pooled "
                 "held-out AUC" + (f" ({m['days']} usable held-out days)" if "days" in m else ""))
-    return (f"median {m['auc_p50']:.4f}, p25 {m['auc_p25']:.4f}, p05 {m['auc_p05']:.4f} over "
-            f"{m['days']} mature held-out days (median {m['positives_p50']:.0f} positives); "
-            f"between-day SD {m['between_day_sd']:.4f}"
-            + (f" (95% upper bound {m['between_day_sd_upper']:.4f}, the one days are held to)"
+    return (f"median {_num(m['auc_p50'])}, p25 {_num(m['auc_p25'])}, p05 {_num(m['auc_p05'])} "
+            f"over {m['days']} mature held-out days (median {m['positives_p50']:.0f} positives);"
+            f" between-day SD {_num(m['between_day_sd'])}"
+            + (f" (95% upper bound {_num(m['between_day_sd_upper'])}, the one days are held to)"
                if "between_day_sd_upper" in m else ""))
 
 

@@ -75,10 +75,13 @@ def test_documents_show_no_python_repr_unknown_token_or_host_path(rolled_out):
 
 
 def test_an_unmeasured_metric_reads_not_measured():
-    from ml_assets.lib.docs.renderers import _metrics, _plain
+    from ml_assets.lib.docs.renderers import _metrics, _per_day, _plain
 
     m = {"auc": float("nan"), "pr_auc": None, "brier": 0.01, "decision_rate": 0.5, "rows": 10}
     assert _metrics(m).startswith("AUC not measured (one class), PR-AUC not measured")
+    day = {"auc_p50": 0.9, "auc_p25": 0.8, "auc_p05": 0.7, "days": 1, "positives_p50": 3,
+           "between_day_sd": float("nan")}
+    assert _per_day(day).endswith("between-day SD not measured")
     assert _plain({"failures": 0, "worst_disagreement_rate": 0.0032051}) == (
         "failures: 0; worst disagreement rate: 0.003205")
     assert _plain([float("nan"), 0.94227374, 100000.0, True]) == "not measured, 0.9423, 100000, yes"
