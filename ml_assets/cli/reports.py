@@ -214,8 +214,9 @@ def cmd_monitor_periods(args, ws: Workspace) -> int:
             b = p.get("business_metric") or {}
             champion = p["models"].get(p.get("psi_model_version"), {})
             worst = max(p.get("psi", {}).items(), key=lambda kv: kv[1], default=("-", 0.0))
-            auc = (f"AUC {champion['auc']:.3f} ±{champion['auc_se']:.3f} "
-                   f"PR-AUC {champion['pr_auc']:.3f}" if "auc" in champion else "AUC -")
+            auc = (f"AUC {_num(champion['auc'], '.3f')} ±{_num(champion.get('auc_se'), '.3f')} "
+                   f"PR-AUC {_num(champion.get('pr_auc'), '.3f')}" if "auc" in champion
+                   else "AUC -")
             final = b.get("status") == "final"
             value = b.get("value") if final else b.get("estimated_value")
             print(f"{p['period']} {'' if p['complete'] else '(incomplete) '}"
@@ -249,8 +250,8 @@ def cmd_monitor(args, ws: Workspace) -> int:
                 business = "no business metric  "
             rate = "-" if d["decision_rate"] is None else f"{d['decision_rate']:.2%}"
             evals = ", ".join(f"{v}: {e['status']} cov {_num(e['label_coverage'], '.0%')} "
-                              + (f"AUC {e['auc']:.3f}" if e.get("auc") is not None else
-                                 f"est. AUC {e.get('estimated_auc') or float('nan'):.3f}")
+                              + (f"AUC {_num(e['auc'], '.3f')}" if e.get("auc") is not None
+                                 else f"est. AUC {_num(e.get('estimated_auc'), '.3f')}")
                               for v, e in d["evaluation"].items())
             worst = max(d["psi"].items(), key=lambda kv: kv[1], default=None)
             psi = (f"max PSI {worst[0]} {worst[1]:.3f}" if worst else
