@@ -28,7 +28,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 
 from ml_assets.defs.partitions import checked_window
 from ml_assets.lib.core.catalog import QUARANTINE_FILES
-from ml_assets.lib.core.lake import read_parquet_by_file
+from ml_assets.lib.core.lake import range_chunks, read_parquet_by_file
 from ml_assets.lib.core.lake_table import LakeTable
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest.quarantine import MAX_QUARANTINE_SHARE, quarantine_excess
@@ -162,19 +162,21 @@ def partition_problems(table: LakeTable, starts: list[datetime],
                        ) -> dict[datetime, tuple[list[str], int] | None]:
     """Partition start -> (``problems_of`` its rows, its row count); None when not written.
 
-    The partitions are read together (``read_parquet_by_file``) and judged in one call of
-    ``problems_of``; only when that finds a problem is each partition judged on its own, so a
-    verdict is always that of the partition's own rows (a problem among all rows that no
-    single partition has, e.g. an id in two partitions, fails none)."""
-    if not starts:
-        return {}
-    files, _ = table.coverage(min(starts), max(starts) + table.step)
-    wanted = {table.path(s) for s in starts}
-    frames = {table.start(f.stem): df
-              for f, df in read_parquet_by_file([f for f in files if f in wanted]).items()}
-    clean = bool(frames) and not problems_of(pd.concat(frames.values(), ignore_index=True))
-    return {lo: None if lo not in frames else
-            ([] if clean else problems_of(frames[lo]), len(frames[lo])) for lo in starts}
+    The partitions are read a week at a time (``lake.range_chunks``: a year's range holds one
+    week in memory) and each week is judged in one call of ``problems_of``; only when that
+    finds a problem is each of its partitions judged on its own, so a verdict is always that
+    of the partition's own rows (a problem among all rows that no single partition has, e.g.
+    an id in two partitions, fails none)."""
+    out: dict[datetime, tuple[list[str], int] | None] = {}
+    for chunk in range_chunks(sorted(starts), table.step):
+        files, _ = table.coverage(chunk[0], chunk[-1] + table.step)
+        wanted = {table.path(s) for s in chunk}
+        frames = {table.start(f.stem): df
+                  for f, df in read_parquet_by_file([f for f in files if f in wanted]).items()}
+        clean = bool(frames) and not problems_of(pd.concat(frames.values(), ignore_index=True))
+        out.update({lo: None if lo not in frames else
+                    ([] if clean else problems_of(frames[lo]), len(frames[lo])) for lo in chunk})
+    return {lo: out[lo] for lo in starts}
 
 
 def partition_contract_verdicts(context, project: Workspace,

@@ -10,6 +10,7 @@ import pytest
 
 from ml_assets.definitions import build_definitions
 from ml_assets.defs.partitions import day_key, hour_key, range_tags
+from ml_assets.lib.core import lake
 from ml_assets.lib.core.catalog import Catalog
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets_tests.fixtures.reliability_world import copy_world, hours, shifted_hour
@@ -66,11 +67,17 @@ def two_worlds(fraud_world, tmp_path):
     return worlds, spec, new
 
 
-def test_P01_a_range_run_gives_every_hour_the_verdict_and_output_of_its_own_run(two_worlds):
+@pytest.mark.parametrize("chunk", [None, timedelta(hours=1)], ids=["one chunk", "hour chunks"])
+def test_P01_a_range_run_gives_every_hour_the_verdict_and_output_of_its_own_run(
+        two_worlds, chunk, monkeypatch):
     """One 4-hour run of ``hourly_scoring_job`` vs one run per hour: the broken hour fails
     ``event_contract`` at 29.2% in both (the pooled range passed at 1.82% and built its
     features before), has no features and no scores in both, and the three other hours have
-    identical raw events, features, scores and check verdicts (every check, every hour)."""
+    identical raw events, features, scores and check verdicts (every check, every hour) -
+    also when the range run scores and judges its hours one chunk at a time, as a year's
+    backfill does (``lake.range_chunks``)."""
+    if chunk:
+        monkeypatch.setattr(lake, "RANGE_CHUNK", chunk)
     (ranged, single), spec, new = two_worlds
     keys = [hour_key(h) for h in new]
     result = _run(ranged, spec, "hourly_scoring_job", tags=range_tags(keys[0], keys[-1]))

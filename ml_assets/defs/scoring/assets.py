@@ -13,11 +13,11 @@ from ml_assets.defs.metadata import by_version, record_partitions
 from ml_assets.defs.partitions import event_key, event_partitions
 from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import periods_in, read_parquet_files
+from ml_assets.lib.core.lake import periods_in, range_chunks, read_parquet_files
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import MissingUpstreamError, split_by_period
 from ml_assets.lib.features.contract import feature_contract_problems
-from ml_assets.lib.release.rollout import acting_arm
+from ml_assets.lib.release.rollout import arm_rule
 from ml_assets.lib.scoring.batch import (
     check_features_computable,
     live_versions,
@@ -74,26 +74,34 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
             card = registry.get_model(version)
             check_features_computable(card, spec)
             models.append((role, card, load_live_model(project.paths, card)))
-        starts = periods_in(start, end, spec.partition_step)
+        step = spec.partition_step
+        starts = periods_in(start, end, step)
         blocked = _blocked(project, spec, starts)
         features_table = project.catalog.table(EVENT_FEATURES)
         files, missing = features_table.coverage(start, end)
-        files = [f for f in files if features_table.start(f.stem) not in blocked]
         missing = [h for h in missing if h not in blocked]
         if missing:
             raise MissingUpstreamError(
                 f"event_features lacks {len(missing)} partition(s) of this run (first: "
                 f"{features_table.key(missing[0])}); materialize event_features for them first")
-        features = read_parquet_files(files)
-        scores = score_frame(features, spec, models, datetime.now(UTC),
-                             features_ref=f"event_features/{event_key(spec, start)}..{event_key(spec, end)}",
-                             challenger_arm=acting_arm(registry, spec, features))
-        by_period = split_by_period(scores, spec.event_ts, starts, spec.partition_step)
+        file_of = {features_table.start(f.stem): f for f in files}
+        scored_at, arm_of = datetime.now(UTC), arm_rule(registry, spec)
+        features_ref = f"event_features/{event_key(spec, start)}..{event_key(spec, end)}"
+        scored: dict = {}
+        figures: dict[str, dict] = {}
+        # chunk by chunk: a year's backfill holds one chunk's frames, not the range's
+        for chunk in range_chunks([p for p in starts if p not in blocked], step):
+            features = read_parquet_files([file_of[p] for p in chunk])
+            scores = score_frame(features, spec, models, scored_at, features_ref,
+                                 challenger_arm=arm_of(features))
+            del features
+            scored.update(split_by_period(scores, spec.event_ts, chunk, step))
+            figures.update(_version_figures(scores, spec))
         for p in blocked:  # scored by no run of that partition alone either
             context.add_asset_metadata({"blocked_by": "an upstream contract"},
                                        partition_key=event_key(spec, p))
-        out = {event_key(spec, p): None if p in blocked else df for p, df in by_period.items()}
-        record_partitions(context, out, _version_figures(scores, spec))
+        out = {event_key(spec, p): scored.get(p) for p in starts}
+        record_partitions(context, out, figures)
         return out
 
     return [batch_scores]

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
@@ -75,6 +76,23 @@ def challenger_share(registry: Registry, spec: DatasetSpec) -> float:
     return acting_share(state(registry), registry.aliases(spec.model_name)["challenger"])
 
 
+def arm_rule(registry: Registry, spec: DatasetSpec) -> Callable[[pd.DataFrame], np.ndarray | None]:
+    """``acting_arm`` with the rollout state read once: a range run that scores its events in
+    chunks assigns every chunk under the same stage and salt, even if a stage moves meanwhile.
+
+    Returns
+    -------
+    callable
+        events (DataFrame with the entity key) -> ndarray of bool, shape (n_events,), or None
+        when the challenger acts on nobody.
+    """
+    share = challenger_share(registry, spec)
+    if not share:
+        return lambda events: None
+    salt = arm_salt(state(registry), spec)
+    return lambda events: in_challenger_arm(events[entity_key(spec)], share, salt)
+
+
 def acting_arm(registry: Registry, spec: DatasetSpec, events: pd.DataFrame) -> np.ndarray | None:
     """Per event: does the challenger's decision act (batch scoring uses this; serving applies
     the same rule per request with ``entity_in_challenger_arm``)?
@@ -84,10 +102,7 @@ def acting_arm(registry: Registry, spec: DatasetSpec, events: pd.DataFrame) -> n
     ndarray of bool, shape (n_events,), or None
         None when the challenger acts on nobody.
     """
-    share = challenger_share(registry, spec)
-    if not share:
-        return None
-    return in_challenger_arm(events[entity_key(spec)], share, arm_salt(state(registry), spec))
+    return arm_rule(registry, spec)(events)
 
 
 def _transition(registry: Registry, spec: DatasetSpec, st: dict, stage: str, since: datetime,
