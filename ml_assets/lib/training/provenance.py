@@ -11,8 +11,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 LOCKFILE = REPO_ROOT / "requirements.lock"
 
 
-def code_commit(root: Path = REPO_ROOT) -> tuple[str, bool]:
-    """(commit, dirty) of the checkout ``root`` (default: the one the package runs from).
+def code_commit(root: Path | None = None) -> tuple[str, bool]:
+    """(commit, dirty) of the checkout ``root`` (default: ``REPO_ROOT``, read at call time, the
+    checkout the package runs from).
 
     Dirty means code that can run differs from the commit: a change to a tracked file, or an
     untracked file inside the package (importable). Runtime state under ``data/`` and untracked
@@ -20,7 +21,7 @@ def code_commit(root: Path = REPO_ROOT) -> tuple[str, bool]:
     recorded on the card with its own SHA-256. ``("unknown", True)`` outside a git checkout.
     """
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+        return subprocess.run(["git", *args], cwd=root or REPO_ROOT, capture_output=True, text=True,
                               check=True, timeout=10).stdout.strip()
 
     try:
