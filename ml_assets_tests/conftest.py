@@ -16,6 +16,9 @@ from ml_assets.scenarios.synthetic import SyntheticConfig, write_landing  # noqa
 
 SMALL_WORLD = SyntheticConfig(seed=3, days=30, scale=0.15)
 
+# postgres_server (session) and postgres_database (per test): a real PostgreSQL, issue 19.
+pytest_plugins = ["ml_assets_tests.fixtures.postgres_server"]
+
 
 @pytest.fixture(scope="session")
 def fraud_world(tmp_path_factory):
