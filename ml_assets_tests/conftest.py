@@ -16,8 +16,10 @@ from ml_assets.scenarios.synthetic import SyntheticConfig, write_landing  # noqa
 
 SMALL_WORLD = SyntheticConfig(seed=3, days=30, scale=0.15)
 
-# postgres_server (session) and postgres_database (per test): a real PostgreSQL, issue 19.
-pytest_plugins = ["ml_assets_tests.fixtures.postgres_server"]
+# postgres_server (session) and postgres_database (per test): a real PostgreSQL, issue 19;
+# control_plane: a fresh control-plane location on SQLite and on PostgreSQL.
+pytest_plugins = ["ml_assets_tests.fixtures.postgres_server",
+                  "ml_assets_tests.fixtures.control_plane"]
 
 
 @pytest.fixture(scope="session")
