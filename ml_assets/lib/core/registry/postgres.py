@@ -66,24 +66,34 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def unavailable(label: str, exc: Exception) -> ControlPlaneUnavailable:
+    """The error for a control plane at ``label`` (a redacted URL) that cannot be reached,
+    with libpq's reason on one line."""
+    return ControlPlaneUnavailable(f"control plane {label} is unreachable "
+                                   f"({' '.join(str(exc).split())})")
+
+
 class PgConnection:
     """sqlite3's ``execute`` surface over one psycopg2 connection: ``?``/``:name`` placeholders,
     rows addressable by index and by column name (``dict(row)`` works).
 
     Parameters
     ----------
-    raw : psycopg2.extensions.connection
+    connect : callable
+        Opens the psycopg2 connection (again, after a server restart).
     label : str
         The redacted URL, for messages.
     on_lost : callable
-        Called when the connection turns out broken (the owner drops it).
+        Called when the connection turns out broken and is given up (the owner drops it).
     """
 
-    def __init__(self, raw, label: str, on_lost):
-        self.raw, self.label, self._on_lost = raw, label, on_lost
+    def __init__(self, connect, label: str, on_lost):
+        self._connect, self.label, self._on_lost = connect, label, on_lost
+        self.raw = connect()
 
     def execute(self, sql: str, params=()):
-        """Run one statement; returns the cursor (``fetchone``, ``fetchall``, iteration).
+        """Run one statement; returns the cursor (``fetchone``, ``fetchall``, iteration). In
+        autocommit mode (reads) a connection lost since its last use is reopened once.
 
         Raises
         ------
@@ -92,16 +102,23 @@ class PgConnection:
         psycopg2.Error
             Any other database error (e.g. an append-only trigger), unchanged.
         """
-        cur = self.raw.cursor(cursor_factory=psycopg2.extras.DictCursor)
-        try:
-            cur.execute(to_pyformat(sql), params)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            if not isinstance(exc, psycopg2.errors.QueryCanceled):
-                self._on_lost()
-                raise ControlPlaneUnavailable(
-                    f"control plane {self.label} is unreachable ({str(exc).strip()})") from exc
-            raise
-        return cur
+        for retry in (self.raw.autocommit, False):
+            cur = self.raw.cursor(cursor_factory=psycopg2.extras.DictCursor)
+            try:
+                cur.execute(to_pyformat(sql), params)
+                return cur
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                if isinstance(exc, psycopg2.errors.QueryCanceled):
+                    raise
+                if not retry:
+                    self._on_lost()
+                    raise unavailable(self.label, exc) from exc
+                self.raw.close()
+                try:
+                    self.raw = self._connect()
+                except ControlPlaneUnavailable:
+                    self._on_lost()
+                    raise
 
     def executemany(self, sql: str, rows) -> None:
         """Run one statement per parameter row (no result)."""
@@ -136,7 +153,13 @@ class PostgresBackend:
         held = getattr(self._local, kind, None)
         if held is not None and held[0] == os.getpid() and not held[1].raw.closed:
             return held[1]
-        read = kind == "read"
+        con = PgConnection(lambda: self._open(kind == "read"), self.label,
+                           lambda: self._drop(kind))
+        setattr(self._local, kind, (os.getpid(), con))
+        return con
+
+    def _open(self, read: bool):
+        """A new psycopg2 connection: read-only autocommit, or read-write in transactions."""
         timeout_ms = (READ_ONLY_TIMEOUT_SECONDS if read else BUSY_TIMEOUT_SECONDS) * 1000
         try:
             raw = psycopg2.connect(
@@ -144,12 +167,9 @@ class PostgresBackend:
                 options=f"-c statement_timeout={timeout_ms} "
                         f"-c default_transaction_read_only={'on' if read else 'off'}")
         except psycopg2.OperationalError as exc:
-            raise ControlPlaneUnavailable(
-                f"control plane {self.label} is unreachable ({str(exc).strip()})") from exc
+            raise unavailable(self.label, exc) from exc
         raw.autocommit = read
-        con = PgConnection(raw, self.label, lambda: self._drop(kind))
-        setattr(self._local, kind, (os.getpid(), con))
-        return con
+        return raw
 
     def _drop(self, kind: str) -> None:
         held = getattr(self._local, kind, None)
@@ -196,6 +216,10 @@ class PostgresBackend:
         con = self._connection("write")
         try:
             con.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK_KEY,))
+        except ControlPlaneUnavailable:  # lost since its last use (a server restart): reopen once
+            con = self._connection("write")
+            con.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK_KEY,))
+        try:
             yield con
             con.execute("UPDATE control_changes SET n = n + 1 WHERE id = 1")
             con.raw.commit()
@@ -224,18 +248,17 @@ class PostgresBackend:
         migrations : tuple of (table, column, type)
             Trusted constants from the code, interpolated into SQL.
         """
-        con = self._connection("write")
+        raw = self._open(read=False)  # its own connection: once per Registry
         try:
-            with con.raw.cursor() as cur:
+            with raw.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
                 cur.execute(CHANGES_DDL + ddl)
                 for table, column, kind in migrations:
                     if column not in self.columns(cur, table):
                         cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            con.raw.commit()
-        except BaseException:
-            con.raw.rollback()
-            raise
+            raw.commit()
+        finally:
+            raw.close()  # without a commit, closing rolls back
 
     @staticmethod
     def columns(cur, table: str) -> set[str]:
