@@ -3,11 +3,13 @@ superuser's rewrite around the triggers is caught by the audit chain, servers op
 database together do not race on its schema, and serving fails closed (503) while the database
 is unreachable, then recovers without a restart."""
 
+import json
 import threading
 
 import psycopg2
 import pytest
 
+from ml_assets.cli.main import main
 from ml_assets.lib.core.registry import (
     ControlPlaneDamaged,
     ControlPlaneUnavailable,
@@ -100,3 +102,15 @@ def test_the_control_url_must_be_postgresql(monkeypatch):
         control_url_from_env()
     monkeypatch.setenv(CONTROL_URL_ENV, "postgresql+psycopg2://u:p@127.0.0.1/db")
     assert control_url_from_env() == "postgresql+psycopg2://u:p@127.0.0.1/db"
+
+
+def test_cli_verify_reads_postgres_and_file_backups_are_refused(postgres_database, tmp_path,
+                                                                monkeypatch, capsys):
+    monkeypatch.setenv(CONTROL_URL_ENV, postgres_database.url)
+    Registry(postgres_database.url).set_setting(KILL_SWITCH, "on", "alice", "incident")
+    assert main(["--data-dir", str(tmp_path), "control", "verify", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["audit_head"] == 1 and postgres_database.name in out["control_plane"]
+    assert "***" in out["control_plane"] and not (tmp_path / "control.sqlite").exists()
+    assert main(["--data-dir", str(tmp_path), "control", "backup", str(tmp_path / "b")]) == 1
+    assert "use pg_dump" in capsys.readouterr().err

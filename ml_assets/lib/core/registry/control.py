@@ -67,6 +67,12 @@ class Registry(Audit, Records, Signing):
                 integrity.write_head(self.path, *self._head)
             self.backend.on_commit = self._record_head
 
+    @property
+    def audit_head(self) -> int:
+        """Id of the newest audit entry (0 for an empty log)."""
+        with self.backend.read() as con:
+            return con.execute("SELECT COALESCE(MAX(id), 0) FROM audit").fetchone()[0]
+
     def _record_head(self, con) -> None:
         """After a commit: move the head file to the newest audit entry (if it moved)."""
         row = con.execute("SELECT id, row_hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
