@@ -27,6 +27,13 @@ DAY_FILE_FORMAT = "%Y-%m-%d"
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 
+def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """``con`` with DuckDB's progress bar off (a session option; a query of over 2 s would
+    draw one into the run logs). Every connection of the project goes through here."""
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def hour_floor(ts: datetime) -> datetime:
     """``ts`` truncated to the start of its hour.
 
@@ -196,7 +203,7 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     -------
     duckdb.DuckDBPyConnection
     """
-    con = register_filesystem(duckdb.connect())
+    con = register_filesystem(quiet(duckdb.connect()))
     con.execute("SET TimeZone = 'UTC'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
