@@ -19,16 +19,12 @@ from ml_assets.lib.core.registry import (
 from ml_assets.lib.core.workspace import CONTROL_URL_ENV, control_url_from_env
 from ml_assets.lib.release.rollback import KILL_SWITCH
 from ml_assets.lib.serving.read_path import ControlReader, NoServableModel
+from ml_assets_tests.fixtures.control_plane import ControlPlaneUnderTest
 
 
 def _admin(server, sql: str) -> None:
-    con = psycopg2.connect(server.url())
-    try:
-        con.autocommit = True
-        with con.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        con.close()
+    """One statement as the superuser on the server's maintenance database."""
+    ControlPlaneUnderTest("postgres", server.url(), psycopg2.Error).execute(sql)
 
 
 def test_truncate_is_refused_and_a_rewrite_around_the_triggers_is_caught(postgres_database):

@@ -80,11 +80,13 @@ def test_serving_snapshot_sees_a_flip_on_the_next_read(control_plane):
 
 
 def test_the_control_plane_has_one_door():
-    """Only lib/core/registry/ talks to SQLite; a fifth door to control.sqlite cannot reappear."""
+    """Only lib/core/registry/ talks to SQLite or PostgreSQL; a fifth door to the control
+    plane cannot reappear."""
     package = Path(ml_assets.__file__).parent
     door = package / "lib" / "core" / "registry"
+    driver = re.compile(r"\bsqlite3\b|^\s*(import|from) psycopg2\b", re.M)
     offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
-                 if door not in p.parents and re.search(r"\bsqlite3\b", p.read_text())]
+                 if door not in p.parents and driver.search(p.read_text())]
     assert offenders == [], f"only lib/core/registry/ may open the control plane: {offenders}"
 
 
