@@ -4,6 +4,7 @@ database together do not race on its schema, and serving fails closed (503) whil
 is unreachable, then recovers without a restart."""
 
 import json
+import multiprocessing
 import threading
 
 import psycopg2
@@ -110,3 +111,26 @@ def test_cli_verify_reads_postgres_and_file_backups_are_refused(postgres_databas
     assert "***" in out["control_plane"] and not (tmp_path / "control.sqlite").exists()
     assert main(["--data-dir", str(tmp_path), "control", "backup", str(tmp_path / "b")]) == 1
     assert "use pg_dump" in capsys.readouterr().err
+
+
+def _child_flips(registry) -> None:
+    registry.set_setting(KILL_SWITCH, "on", "alice", "from a forked worker")
+    assert registry.get_setting(KILL_SWITCH) == "on"
+
+
+def test_a_forked_worker_opens_its_own_sessions_and_leaves_the_parents(postgres_database):
+    """Run workers fork from a process that already holds the registry's connections."""
+    reg = Registry(postgres_database.url)
+    reg.set_setting(KILL_SWITCH, "off", "alice", "start")
+
+    def session() -> int:
+        with reg.backend.read() as con:
+            return con.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+    before = session()
+    child = multiprocessing.get_context("fork").Process(target=_child_flips, args=(reg,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert session() == before  # the parent's session survived the child
+    assert reg.get_setting(KILL_SWITCH) == "on"

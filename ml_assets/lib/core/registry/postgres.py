@@ -153,6 +153,8 @@ class PostgresBackend:
         held = getattr(self._local, kind, None)
         if held is not None and held[0] == os.getpid() and not held[1].raw.closed:
             return held[1]
+        # A forked child opens its own; the inherited one is only forgotten, never closed here
+        # (closing would end the parent's session; psycopg2 frees it without a Terminate).
         con = PgConnection(lambda: self._open(kind == "read"), self.label,
                            lambda: self._drop(kind))
         setattr(self._local, kind, (os.getpid(), con))
