@@ -14,6 +14,7 @@ from upath import UPath
 from ml_assets.defs.metadata import add_partition_metadata
 from ml_assets.lib.core.catalog import PARQUET
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake_store import read_source
 from ml_assets.lib.core.lake_table import file_stem
 from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic, write_parquet_files_atomic
 from ml_assets.lib.core.workspace import Workspace
@@ -47,7 +48,7 @@ class LakeIOManager(dg.UPathIOManager):
             write_parquet_atomic(obj, path)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
-        return pd.read_parquet(path)
+        return pd.read_parquet(read_source(path))
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
