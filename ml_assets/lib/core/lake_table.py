@@ -303,9 +303,11 @@ class LakeTable:
             Starts of partitions without a file, oldest first.
         """
         present, missing = [], []
+        # on an object store one LIST answers for every partition (a HEAD each costs a round trip)
+        listed = {p.name for p in self._list(f"*{self.table.suffix}")} if self.remote else None
         for start in self._periods(lo, hi):
             p = self.path(start)
-            if self._exists(p):
+            if p.name in listed if listed is not None else self._exists(p):
                 present.append(p)
             else:
                 missing.append(start)
