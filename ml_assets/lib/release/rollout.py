@@ -56,6 +56,15 @@ class RolloutRefused(RegistryError):
     """A stage change the gate, the dwell or the evidence does not allow (yet)."""
 
 
+class StageHeld(RolloutRefused):
+    """The current stage's evidence does not allow advancing yet; ``evidence`` is what was
+    judged (``evaluate_stage`` output with ``dwell_hours``: ``outcome``, ``data_period``)."""
+
+    def __init__(self, message: str, evidence: dict):
+        super().__init__(message)
+        self.evidence = evidence
+
+
 # -- state in the control plane -----------------------------------------------------------
 def state(registry: Registry) -> dict | None:
     """The stored rollout state (``rollout_state`` setting), or None before any rollout."""
@@ -314,10 +323,10 @@ def step(registry: Registry, paths: DataPaths, spec: DatasetSpec, target: str, a
     if st["stage"] != PAUSED:
         evidence = _evaluate_current(registry, paths, spec, st, as_of, horizon, cfg)
         if not _may_advance(evidence, cfg) and not override:
-            raise RolloutRefused(f"stage {st['stage']} does not allow advancing yet: "
-                                 f"{evidence['outcome']} after {evidence['dwell_hours']:.0f}h "
-                                 f"(minimum {cfg.min_dwell_hours:.0f}h; "
-                                 f"{_period_text(evidence['data_period'])})")
+            raise StageHeld(f"stage {st['stage']} does not allow advancing yet: "
+                            f"{evidence['outcome']} after {evidence['dwell_hours']:.0f}h "
+                            f"(minimum {cfg.min_dwell_hours:.0f}h; "
+                            f"{_period_text(evidence['data_period'])})", evidence)
     why = f"override: {reason}" if override else (reason or "stage evidence allows it")
     if evidence:
         why += f" ({evidence['outcome']} on {_period_text(evidence['data_period'])})"
