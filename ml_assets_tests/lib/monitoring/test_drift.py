@@ -2,14 +2,17 @@
 are flagged the day they start, clean days raise no ERROR."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from ml_assets.lib.features.definitions import Categorical
-from ml_assets.lib.monitoring import drift
+from ml_assets.lib.monitoring import drift, drift_stats
 from ml_assets.scenarios.synthetic import Incident, SyntheticConfig
 from ml_assets.specs.fraud import FRAUD_SPEC
 from ml_assets_tests.fixtures.monitoring_world import synthetic_features
@@ -86,6 +89,15 @@ def test_ks_equals_scipy_in_the_asymptotic_and_exact_regimes(n_ref, n_cur):
         expected = stats.ks_2samp(ref[~np.isnan(ref)], cur)
         assert row["ks_stat"] == pytest.approx(expected.statistic, abs=1e-12)
         assert row["ks_pvalue"] == pytest.approx(expected.pvalue, rel=1e-6, abs=1e-300)
+
+
+@given(n=st.integers(100, 300_000), nd2=st.floats(1.0, 400.0))
+@settings(max_examples=40, deadline=None)
+def test_kolmogorov_sf_is_scipys_kstwo(n, nd2):
+    # the vectorized Smirnov sum must be scipy's value wherever it replaces scipy's loop
+    d = min(math.sqrt(nd2 / n), 0.999)
+    want = stats.kstwo.sf(d, n)
+    assert drift_stats.kolmogorov_sf(d, n) == pytest.approx(want, rel=1e-8, abs=1e-300)
 
 
 def test_profile_bytes_are_deterministic_and_content_addressed(tmp_path):
