@@ -115,25 +115,63 @@ def open_instance(paths: DataPaths) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(paths.dagster_home))
 
 
-def write_instance_config(paths: DataPaths) -> None:
+def write_instance_config(paths: DataPaths, profile: Path | None = None) -> None:
     """``dagster.yaml`` under ``paths.dagster_home``: telemetry off, run monitoring on
     (:data:`RUN_MONITORING`) and the event log on :data:`EVENT_LOG_STORAGE` under this home.
     Sections already there are kept, except that event log's directory: it follows the data
     directory when that is copied or moved (a copy must not write into the original's log).
-    ``make ui`` writes it through ``python -m`` this module."""
+    ``make ui`` writes it through ``python -m`` this module.
+
+    Parameters
+    ----------
+    paths : DataPaths
+        Runtime state root.
+    profile : pathlib.Path, optional
+        A deployment profile (``deploy/postgres/dagster.yaml``); default
+        ``$ML_ASSETS_DAGSTER_PROFILE`` when set. Its sections replace those of the same name;
+        with its own ``storage`` the SQLite event log section is dropped.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the profile does not exist (named, with the variable it came from).
+    ValueError
+        When the profile is not a YAML mapping.
+    """
     paths.dagster_home.mkdir(parents=True, exist_ok=True)
     path = paths.dagster_home / "dagster.yaml"
     config = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {
         "telemetry": {"enabled": False}}
-    wanted = dict(config)
+    wanted = {**config, **_profile(profile)}
+    if "storage" in wanted and wanted.get("event_log_storage", {}).get("class") == \
+            EVENT_LOG_STORAGE["class"]:
+        del wanted["event_log_storage"]  # Dagster refuses `storage` next to a storage section
     wanted.setdefault("run_monitoring", RUN_MONITORING)
-    ours = config.get("event_log_storage", EVENT_LOG_STORAGE)
-    if "storage" not in config and {k: ours.get(k) for k in ("module", "class")} == EVENT_LOG_STORAGE:
+    ours = wanted.get("event_log_storage", EVENT_LOG_STORAGE)
+    if "storage" not in wanted and {k: ours.get(k) for k in ("module", "class")} == EVENT_LOG_STORAGE:
         wanted["event_log_storage"] = {
             **EVENT_LOG_STORAGE,
             "config": {"base_dir": str(paths.dagster_home / "history" / "runs")}}
     if wanted != config or not path.exists():
         atomic_write_bytes(path, yaml.safe_dump(wanted, sort_keys=False).encode())
+
+
+PROFILE_ENV = "ML_ASSETS_DAGSTER_PROFILE"
+
+
+def _profile(profile: Path | None) -> dict:
+    """The sections of the deployment profile (``profile``, else ``$ML_ASSETS_DAGSTER_PROFILE``);
+    empty when neither is given."""
+    source = "the profile" if profile else f"${PROFILE_ENV}"
+    profile = profile or (Path(os.environ[PROFILE_ENV]) if os.environ.get(PROFILE_ENV) else None)
+    if profile is None:
+        return {}
+    if not profile.is_file():
+        raise FileNotFoundError(f"{source}: no Dagster instance profile at {profile}")
+    sections = yaml.safe_load(profile.read_text())
+    if not isinstance(sections, dict):
+        raise ValueError(f"{source} {profile}: not a YAML mapping of dagster.yaml sections")
+    return sections
 
 
 def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
