@@ -95,3 +95,10 @@ def test_support_tickets_spec_on_spark_equals_duckdb(spark, tmp_path):
     tickets = example_specs()["support_tickets"]
     assert_spark_equals_duckdb(spark, tickets, tmp_path, pa.Table.from_pandas(
         _tickets(300, 1), preserve_index=False), None, T0, T0 + timedelta(days=20))
+
+
+def test_a_missing_java_fails_naming_it(monkeypatch):
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(RuntimeError, match="Java is not installed"):
+        spark_session("local[1]")
