@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_assets.defs.release.assets import promotion_marker
 from ml_assets.lib.core.policies import RolloutConfig
 from ml_assets.lib.monitoring.tables import label_horizon
 from ml_assets.lib.release import rollout
@@ -124,6 +125,10 @@ def test_good_challenger_walks_every_stage_and_becomes_champion(world):
         assert e["arm_share"] == pytest.approx(int(e["stage"]) / 100, abs=0.05)
     aliases = world.registry.aliases(SPEC.model_name)
     assert aliases == {"champion": good, "challenger": None, "previous": old}
+    # rollout_state's marker of the run that changed the champion, at the data time judged
+    assert promotion_marker(old, good, st) == {
+        "promotion": f"{old} -> {good}", "promoted_at_data_time": st["history"][-1]["since"]}
+    assert promotion_marker(good, good, st) == {}
     hist = rollout.history(world.registry, good)
     assert [h["action"] for h in hist][-4:] == ["rollout:25", "rollout:50", "promote",
                                                 "rollout:100"]
