@@ -212,6 +212,14 @@ class LakeTable:
     def _exists(path: LakePath) -> bool:
         return path.exists()
 
+    def _names(self) -> set[str]:
+        """File names directly in the table's directory on an object store (one LIST, names
+        only: building a UPath per object costs more than the request)."""
+        try:
+            return {n.rsplit("/", 1)[-1] for n in self.dir.fs.ls(self.dir.path, detail=False)}
+        except FileNotFoundError:
+            return set()
+
     def _list(self, pattern: str) -> list[LakePath]:
         if self.remote:  # one LIST; no temp files on an object store
             return sorted(self.dir.glob(pattern), key=str)
@@ -304,8 +312,9 @@ class LakeTable:
         """
         present, missing = [], []
         # on an object store one LIST answers for every partition (a HEAD each costs a round trip)
-        listed = {p.name for p in self._list(f"*{self.table.suffix}")} if self.remote else None
-        for start in self._periods(lo, hi):
+        periods = self._periods(lo, hi)
+        listed = self._names() if self.remote and len(periods) > 1 else None
+        for start in periods:
             p = self.path(start)
             if p.name in listed if listed is not None else self._exists(p):
                 present.append(p)
