@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 from ml_assets.definitions import build_definitions
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.scenarios.runner import materialize, open_instance
+from ml_assets_tests.fixtures.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 WEBSERVER = Path(sys.executable).with_name("dagster-webserver")
@@ -39,12 +39,6 @@ QUERY = """{
       ... on IntMetadataEntry { intRepr } } } }
   runsOrError(limit: 10000) { __typename ... on Runs { results { runId jobName status } } }
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(url: str, query: str) -> dict:
@@ -74,7 +68,7 @@ def webserver(fraud_world, tmp_path):
     instance = open_instance(paths)
     materialize(defs, instance, ["rollout_state"], fail_on_checks=False)
     defs.resolve_job_def("docs_job").execute_in_process(instance=instance)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ML_ASSETS_DATA_DIR": str(paths.root),
            "DAGSTER_HOME": str(paths.dagster_home), "PYTHONWARNINGS": "ignore"}
     log = (tmp_path / "webserver.log").open("w")

@@ -25,8 +25,8 @@ from ml_assets.lib.core.paths import DataPaths
 from ml_assets.scenarios.runner import PROFILE_ENV, write_instance_config
 from ml_assets.scenarios.synthetic import SyntheticConfig, write_landing
 from ml_assets.specs.fraud import FRAUD_SPEC
-from ml_assets_tests.fixtures.postgres_server import free_port
 from ml_assets_tests.fixtures.reliability_world import REPO, child_env
+from ml_assets_tests.fixtures.services import free_port
 
 PROFILE = REPO / "deploy" / "postgres" / "dagster.yaml"
 PG_URL_ENV = "ML_ASSETS_DAGSTER_PG_URL"
