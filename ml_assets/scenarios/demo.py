@@ -195,7 +195,7 @@ def run_pipeline(ws: Workspace, defs: dg.Definitions, start: datetime, end: date
         log("no rollback drill: there is no previous model to roll back to")
     step("rollout", "measure the success criteria", "rollout_job",
          StepRun(["success_criteria"], {}, fail_on_checks=False))
-    _land_microbatch(paths, last_event)
+    _land_microbatch(paths, end - timedelta(hours=1))
     step("microbatch", "score a microbatch of the last hour", "microbatch_scoring_job",
          StepRun(["microbatch_scores"], {}), {"ops": {"microbatch_scores": {"config": {
              "files": [f"{MICROBATCH_FILE}.parquet"]}}}})
@@ -213,14 +213,15 @@ def run_pipeline(ws: Workspace, defs: dg.Definitions, start: datetime, end: date
     return report
 
 
-# The microbatch the demo lands: the last period's events again, as a streaming writer would.
-MICROBATCH_FILE = "demo-last-period"
+# The microbatch the demo lands: the last hour's events again, as a streaming writer would.
+MICROBATCH_FILE = "demo-last-hour"
 
 
-def _land_microbatch(paths, period: datetime) -> None:
-    """Copy the landing events of ``period`` into ``landing/microbatch/`` (what an upstream
-    writer does), for ``microbatch_scoring_job`` to score."""
-    land_events(paths, pd.read_parquet(paths.landing_events_file(period)), MICROBATCH_FILE)
+def _land_microbatch(paths, hour: datetime) -> None:
+    """Copy the landing events of ``hour`` into ``landing/microbatch/`` (what an upstream
+    writer does), for ``microbatch_scoring_job`` to score. Landing files are hourly whatever
+    the spec's partition grain."""
+    land_events(paths, pd.read_parquet(paths.landing_events_file(hour)), MICROBATCH_FILE)
 
 
 def _roll_out(ws: Workspace, gate_at: datetime, log) -> None:
