@@ -8,18 +8,18 @@ import pandas as pd
 import pytest
 
 from ml_assets.defs.release.assets import promotion_marker
-from ml_assets.lib.core.policies import RolloutConfig
 from ml_assets.lib.monitoring.tables import label_horizon
 from ml_assets.lib.release import rollout
 from ml_assets.lib.release.rollout import RolloutRefused
-from ml_assets_tests.fixtures.shadow_world import CFG, SPEC, day, world_copy
+from ml_assets_tests.fixtures.shadow_world import (
+    CFG,
+    SMALL_WORLD_ROLLOUT,
+    SPEC,
+    day,
+    world_copy,
+)
 
 START = 45
-# The test world has ~1,300 events a day: its 1% arm saw 99 labeled events and no positive in
-# 30 days, so a 1% stage never measures. A rollout starting at 25%, with fewer labels per
-# arm, has every stage measured within days.
-SMALL_WORLD_ROLLOUT = RolloutConfig(stages=("shadow", "25", "50", "100"),
-                                    min_arm_labeled=50, min_arm_positives=2)
 
 
 @pytest.fixture
