@@ -15,7 +15,7 @@ from ml_assets.defs.training.definitions import TRAINING_ASSETS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.docs.documents import DOCUMENTS
-from ml_assets.lib.ingest.landing import label_feeds
+from ml_assets.lib.ingest.landing import events_layout, label_feeds
 from ml_assets.lib.monitoring.tables import label_horizon
 from ml_assets.lib.release import rollout
 from ml_assets.lib.release.authority import NotAuthorized
@@ -195,7 +195,7 @@ def run_pipeline(ws: Workspace, defs: dg.Definitions, start: datetime, end: date
         log("no rollback drill: there is no previous model to roll back to")
     step("rollout", "measure the success criteria", "rollout_job",
          StepRun(["success_criteria"], {}, fail_on_checks=False))
-    _land_microbatch(paths, end - timedelta(hours=1))
+    _land_microbatch(ws, last_event, end - timedelta(hours=1))
     step("microbatch", "score a microbatch of the last hour", "microbatch_scoring_job",
          StepRun(["microbatch_scores"], {}), {"ops": {"microbatch_scores": {"config": {
              "files": [f"{MICROBATCH_FILE}.parquet"]}}}})
@@ -217,11 +217,15 @@ def run_pipeline(ws: Workspace, defs: dg.Definitions, start: datetime, end: date
 MICROBATCH_FILE = "demo-last-hour"
 
 
-def _land_microbatch(paths, hour: datetime) -> None:
-    """Copy the landing events of ``hour`` into ``landing/microbatch/`` (what an upstream
-    writer does), for ``microbatch_scoring_job`` to score. Landing files are hourly whatever
-    the spec's partition grain."""
-    land_events(paths, pd.read_parquet(paths.landing_events_file(hour)), MICROBATCH_FILE)
+def _land_microbatch(ws: Workspace, period: datetime, hour: datetime) -> None:
+    """Copy the landing events of ``hour`` (inside the partition starting at ``period``,
+    whatever files it landed in) into ``landing/microbatch/`` (what an upstream writer does),
+    for ``microbatch_scoring_job`` to score."""
+    files = [f for f, _, _ in events_layout(ws.paths, ws.spec).covering(period)]
+    events = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    ts = events[ws.spec.event_ts]
+    land_events(ws.paths, events[(ts >= hour) & (ts < hour + timedelta(hours=1))],
+                MICROBATCH_FILE)
 
 
 def _roll_out(ws: Workspace, gate_at: datetime, log) -> None:
