@@ -2,6 +2,8 @@
 oversubscription turns a sub-second fit into a minute."""
 
 import os
+import pickle
+import shutil
 import warnings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -10,9 +12,11 @@ warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
 from datetime import timedelta  # noqa: E402
 
 import pytest  # noqa: E402
+from filelock import FileLock  # noqa: E402
 
 from ml_assets.lib.core.paths import DataPaths  # noqa: E402
 from ml_assets.scenarios.synthetic import SyntheticConfig, write_landing  # noqa: E402
+from ml_assets.specs.fraud import FRAUD_SPEC  # noqa: E402
 
 SMALL_WORLD = SyntheticConfig(seed=3, days=30, scale=0.15)
 
@@ -29,7 +33,6 @@ def small_pipeline_world(root, challenger_at: float = 1.0) -> dict:
     from ml_assets.definitions import build_definitions
     from ml_assets.lib.core.workspace import Workspace
     from ml_assets.scenarios.demo import run_pipeline
-    from ml_assets.specs.fraud import FRAUD_SPEC
 
     paths = DataPaths(root)
     write_landing(SMALL_WORLD, paths)
@@ -41,6 +44,20 @@ def small_pipeline_world(root, challenger_at: float = 1.0) -> dict:
 
 
 @pytest.fixture(scope="session")
-def fraud_world(tmp_path_factory):
-    """A whole small fraud world, built once through Dagster: landing -> lake -> models -> scores."""
-    return small_pipeline_world(tmp_path_factory.mktemp("fraud_world"))
+def fraud_world(tmp_path_factory, worker_id):
+    """A whole small fraud world, built once through Dagster: landing -> lake -> models ->
+    scores. Under xdist the first worker to ask builds it (a file lock) and every worker gets
+    its own copy: building it costs a minute or more, copying it a second."""
+    if worker_id == "master":
+        return small_pipeline_world(tmp_path_factory.mktemp("fraud_world"))
+    shared = tmp_path_factory.getbasetemp().parent / "fraud_world_built"
+    with FileLock(f"{shared}.lock"):
+        if not (shared / "report.pickle").exists():
+            world = small_pipeline_world(shared / "world")
+            (shared / "report.pickle").write_bytes(pickle.dumps(world["report"]))
+    mine = tmp_path_factory.mktemp("fraud_world")
+    shutil.copytree(shared / "world", mine / "world")
+    return {"paths": DataPaths(mine / "world"),
+            "report": pickle.loads((shared / "report.pickle").read_bytes()),  # noqa: S301
+            "spec": FRAUD_SPEC, "cfg": SMALL_WORLD,
+            "end": SMALL_WORLD.start + timedelta(days=SMALL_WORLD.days)}
