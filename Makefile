@@ -24,15 +24,8 @@ $(MLFLOW_STAMP): $(STAMP) requirements-mlflow.lock
 demo: $(STAMP)
 	$(BIN)/ml-assets demo
 
-# pyspark for the Spark dialect's tests, hash-pinned in its own lock like mlflow (constrained by
-# the main one): the embedded default never imports it.
-SPARK_STAMP := $(VENV)/.installed-spark
-$(SPARK_STAMP): $(STAMP) requirements-spark.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock -r requirements-spark.lock
-	@touch $(SPARK_STAMP)
-
 # pytest exits 5 when it collects nothing; make (and .ci/run) treat any non-zero as failure.
-test: $(MLFLOW_STAMP) $(SPARK_STAMP)
+test: $(MLFLOW_STAMP)
 	$(BIN)/ruff check ml_assets ml_assets_tests
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist loadscope
 	$(BIN)/dagster definitions validate -w workspace.yaml
@@ -64,9 +57,7 @@ lint: $(STAMP)
 
 # Regenerate the lockfile after changing dependencies in pyproject.toml (needs uv).
 lock:
-	uv pip compile pyproject.toml --extra dev --extra postgres --extra s3 --generate-hashes --python-version 3.11 \
+	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements.lock
 	echo 'mlflow-skinny>=3.0' | uv pip compile - -c requirements.lock --generate-hashes \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements-mlflow.lock
-	echo 'pyspark>=4.0' | uv pip compile - -c requirements.lock --generate-hashes \
-		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements-spark.lock

@@ -47,7 +47,7 @@ from ml_assets.scenarios.incidents import (
     summarize,
     train_at,
 )
-from ml_assets.scenarios.runner import dagster_instance, run, step_failure_message
+from ml_assets.scenarios.runner import run, step_failure_message
 
 LABELS_AT = timedelta(hours=2, minutes=30)  # the daily labels schedule's time of day
 MONITORING_AT = timedelta(hours=1, minutes=45)
@@ -186,10 +186,8 @@ def run_drill(root, spec: DatasetSpec, plan: DrillPlan, log=print) -> dict:
         On SIGINT/SIGTERM, saying after which day (the world is a scratch directory).
     """
     state = new_world(root, spec, plan)
-    # The world's own persistent instance: its event log records one planned event per asset
-    # of a range run; an ephemeral instance records one per partition (2,160 per backfill run).
     pipe = Pipeline(build_definitions(state.spec, str(state.paths.root)),
-                    dagster_instance(state.paths))
+                    dg.DagsterInstance.ephemeral())
     backfill_history(state, pipe)
     log(f"history to day {plan.champion_day} backfilled; champion deployed")
     broken = {i.day for i in plan.incidents if i.kind == "schema_break"}

@@ -3,8 +3,7 @@ the newest partition, atomic writes and DuckDB reads.
 
 :mod:`ml_assets.lib.core.catalog` names the tables; this module knows how one table sits on
 disk. Filesystem access is confined to :meth:`LakeTable._exists`, :meth:`LakeTable._list` and
-the writers, which take a local root (temp file + rename) or an object-store ``UPath`` root
-(one whole PUT per file: ``lake_store``).
+:meth:`LakeTable.write`, so an object-store root (issue 19) changes three methods.
 """
 
 # ruff: noqa: S608  (file lists are built by parquet_relation(), column names quoted)
@@ -26,7 +25,6 @@ from ml_assets.lib.core.lake import (
     periods_in,
     read_parquet_files,
 )
-from ml_assets.lib.core.lake_store import LakePath, is_remote, put_objects, put_parquet_files
 from ml_assets.lib.core.paths import (
     atomic_write_bytes,
     write_parquet_atomic,
@@ -114,14 +112,13 @@ class LakeTable:
 
     Parameters
     ----------
-    root : Path or UPath
-        The lake directory, or its object-store URL (``lake_store.remote_root``).
+    root : Path
+        The lake directory.
     table : Table
         The table's facts.
     """
 
-    def __init__(self, root: LakePath, table: Table):
-        self.remote = is_remote(root)
+    def __init__(self, root: Path, table: Table):
         self.table = table
         self.name = table.name
         self.grain = table.grain
@@ -180,7 +177,7 @@ class LakeTable:
         """
         return datetime.strptime(stem, _FILE_FORMAT[self.grain]).replace(tzinfo=UTC)
 
-    def path(self, key: str | datetime | None = None) -> LakePath:
+    def path(self, key: str | datetime | None = None) -> Path:
         """The file of one partition, of one named file, or of the whole table.
 
         Parameters
@@ -191,8 +188,8 @@ class LakeTable:
 
         Returns
         -------
-        Path or UPath
-            ``lake/<name>/<stem><suffix>`` or ``lake/<name><suffix>`` (a UPath on a remote lake).
+        Path
+            ``lake/<name>/<stem><suffix>`` or ``lake/<name><suffix>``.
         """
         if key is None:
             return self._single
@@ -207,27 +204,16 @@ class LakeTable:
     def _periods(self, lo: datetime, hi: datetime) -> list[datetime]:
         return periods_in(lo, hi, self.step)
 
-    # -- the filesystem seam: local paths or object-store UPaths -------------------------
+    # -- the filesystem seam (an object store would replace these three) ----------------
     @staticmethod
-    def _exists(path: LakePath) -> bool:
+    def _exists(path: Path) -> bool:
         return path.exists()
 
-    def _names(self) -> set[str]:
-        """File names directly in the table's directory on an object store (one LIST, names
-        only: building a UPath per object costs more than the request)."""
-        try:
-            return {n.rsplit("/", 1)[-1] for n in self.dir.fs.ls(self.dir.path, detail=False)}
-        except FileNotFoundError:
-            return set()
-
-    def _list(self, pattern: str) -> list[LakePath]:
-        if self.remote:  # one LIST; no temp files on an object store
-            return sorted(self.dir.glob(pattern), key=str)
+    def _list(self, pattern: str) -> list[Path]:
         return sorted(self.dir.glob(pattern)) if self.dir.is_dir() else []
 
-    def write(self, key: str | datetime | None, df: pd.DataFrame | pa.Table) -> LakePath:
-        """Atomically write one partition (temp file + rename, or one PUT on an object store:
-        readers see old or new).
+    def write(self, key: str | datetime | None, df: pd.DataFrame | pa.Table) -> Path:
+        """Atomically write one partition (temp file + rename: readers see old or new).
 
         Parameters
         ----------
@@ -242,10 +228,7 @@ class LakeTable:
             The file written.
         """
         path = self.path(key)
-        if self.remote:
-            put_parquet_files([(path, df)])
-        else:
-            write_parquet_atomic(df, path)
+        write_parquet_atomic(df, path)
         return path
 
     def write_many(self, parts: dict[str | datetime, pd.DataFrame | pa.Table]) -> None:
@@ -257,13 +240,9 @@ class LakeTable:
         parts : dict
             ``{key: rows}``, keys as for :meth:`path`, rows a DataFrame or an Arrow table.
         """
-        items = ((self.path(key), rows) for key, rows in parts.items())
-        if self.remote:
-            put_parquet_files(items)
-        else:
-            write_parquet_files_atomic(items)
+        write_parquet_files_atomic((self.path(key), rows) for key, rows in parts.items())
 
-    def write_bytes(self, key: str, data: bytes) -> LakePath:
+    def write_bytes(self, key: str, data: bytes) -> Path:
         """Atomically write a named non-Parquet file (e.g. a recorded JSON report).
 
         Parameters
@@ -278,10 +257,7 @@ class LakeTable:
             The file written.
         """
         path = self.path(key)
-        if self.remote:
-            put_objects({path: data})
-        else:
-            atomic_write_bytes(path, data)
+        atomic_write_bytes(path, data)
         return path
 
     def delete(self, key: str | datetime) -> None:
@@ -311,12 +287,9 @@ class LakeTable:
             Starts of partitions without a file, oldest first.
         """
         present, missing = [], []
-        # on an object store one LIST answers for every partition (a HEAD each costs a round trip)
-        periods = self._periods(lo, hi)
-        listed = self._names() if self.remote and len(periods) > 1 else None
-        for start in periods:
+        for start in self._periods(lo, hi):
             p = self.path(start)
-            if p.name in listed if listed is not None else self._exists(p):
+            if self._exists(p):
                 present.append(p)
             else:
                 missing.append(start)

@@ -6,7 +6,7 @@ from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.docs import documents
 from ml_assets.lib.monitoring.tables import label_horizon
 from ml_assets.lib.release import rollout
-from ml_assets_tests.fixtures.shadow_world import CFG, SMALL_WORLD_ROLLOUT, SPEC, day, world_copy
+from ml_assets_tests.fixtures.shadow_world import CFG, SPEC, day, world_copy
 
 PLACEHOLDERS = ("TODO", "TBD", "FIXME", "<fill", "N/A", "None")
 
@@ -16,9 +16,8 @@ def rolled_out(tmp_path_factory):
     world = world_copy(tmp_path_factory.mktemp("docs") / "w")
     world.use_challenger("honest")
     hz = label_horizon(world.paths)
-    rollout.start(world.registry, world.paths, SPEC, "tests", day(45), hz, latency_slo_ms=1e9,
-                  cfg=SMALL_WORLD_ROLLOUT)
-    rollout.advance(world.registry, world.paths, SPEC, "tests", CFG.end, hz, SMALL_WORLD_ROLLOUT)
+    rollout.start(world.registry, world.paths, SPEC, "tests", day(45), hz, latency_slo_ms=1e9)
+    rollout.advance(world.registry, world.paths, SPEC, "tests", CFG.end, hz)
     return world
 
 
@@ -73,20 +72,6 @@ def test_documents_show_no_python_repr_unknown_token_or_host_path(rolled_out):
                 assert not re.search(bad, text), f"{name} of {version}: {bad}"
     book = documents.rollback_runbook(world.paths, SPEC, world.registry, world.versions["honest"])
     assert '`ml-assets --data-dir "$ML_ASSETS_DATA_DIR" drill rollback`' in book
-
-
-def test_a_runbook_without_a_rollback_target_says_what_to_do_instead(tmp_path):
-    """Before any promotion there is no ``previous``: the runbook names no version it does
-    not have and no command that would refuse."""
-    world = world_copy(tmp_path / "w")
-    world.use_challenger("honest")
-    assert world.registry.aliases(SPEC.model_name)["previous"] is None
-    book = documents.rollback_runbook(world.paths, SPEC, world.registry, world.versions["honest"])
-    assert "None" not in book and "curl" not in book
-    fields = documents.parse_fields(book)
-    assert fields["Rollback target"].startswith("none: no previous version")
-    assert "`kill-switch on` and `rollback` refuse" in book
-    assert "rollback target none" in book  # the postmortem template
 
 
 def test_an_unmeasured_metric_reads_not_measured():
