@@ -274,16 +274,29 @@ def rollback_runbook(paths: DataPaths, spec: DatasetSpec, registry: Registry,
                       if status["age_days"] is not None else status["reason"]),
         "Notify": notify,
     }
-    steps = [
-        f"1. Flip the kill switch (effect on the next request, no redeploy):\n\n"
-        f"   `{CLI} kill-switch on --reason \"<incident id>: <what you saw>\"`",
-        f"2. Verify the previous model serves: `curl -s http://127.0.0.1:8000/health` must "
-        f"show `\"model_version\": \"{target}\"` and `\"kill_switch\": true`; "
-        f"`{CLI} status --json` shows the same aliases.",
-        f"3. Make it permanent if needed: `{CLI} rollback --reason \"<incident id>\"` "
-        f"({target} becomes champion, {champion} previous, switch reset).",
-        f"4. Exercise this path every {DRILL_MAX_AGE.days} days: `{CLI} drill rollback`.",
-        f"5. Notify: {notify}.",
+    if target:
+        steps = [
+            f"1. Flip the kill switch (effect on the next request, no redeploy):\n\n"
+            f"   `{CLI} kill-switch on --reason \"<incident id>: <what you saw>\"`",
+            f"2. Verify the previous model serves: `curl -s http://127.0.0.1:8000/health` must "
+            f"show `\"model_version\": \"{target}\"` and `\"kill_switch\": true`; "
+            f"`{CLI} status --json` shows the same aliases.",
+            f"3. Make it permanent if needed: `{CLI} rollback --reason \"<incident id>\"` "
+            f"({target} becomes champion, {champion} previous, switch reset).",
+        ]
+    else:  # nothing to fall back to: say so instead of naming a version that does not exist
+        steps = [
+            "1. There is no previous version: `kill-switch on` and `rollback` refuse (there is "
+            "no verified model to fall back to).",
+            "2. Callers switch to their own fallback (see the interface contract) until a fixed "
+            "model is served.",
+            "3. Register a fixed challenger and promote it through its gate; this runbook then "
+            "names the version it replaced as the rollback target.",
+        ]
+    steps += [
+        f"{len(steps) + 1}. Exercise this path every {DRILL_MAX_AGE.days} days: "
+        f"`{CLI} drill rollback`.",
+        f"{len(steps) + 2}. Notify: {notify}.",
     ]
     audit = [[r["ts"], r["action"], r["target"], r["actor"], r["reason"]]
              for r in registry.audit_log(limit=10)]
@@ -295,7 +308,8 @@ def rollback_runbook(paths: DataPaths, spec: DatasetSpec, registry: Registry,
         "## Postmortem template",
         f"- Incident id and severity:\n- Detected at / by (alert, check, person):\n"
         f"- Kill switch flipped at (audit log `set:kill_switch`):\n"
-        f"- Versions involved: champion {champion}, rollback target {target}\n"
+        f"- Versions involved: champion {champion or 'none'}, rollback target "
+        f"{target or 'none'}\n"
         f"- Impact on {spec.business_metric.name if spec.business_metric else 'the business'}"
         f" (monitoring `business_metric` for the affected days):\n- Root cause:\n"
         f"- What detected it earlier or would have:\n- Follow-ups (owner, due date):",

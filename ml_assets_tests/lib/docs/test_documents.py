@@ -74,6 +74,20 @@ def test_documents_show_no_python_repr_unknown_token_or_host_path(rolled_out):
     assert '`ml-assets --data-dir "$ML_ASSETS_DATA_DIR" drill rollback`' in book
 
 
+def test_a_runbook_without_a_rollback_target_says_what_to_do_instead(tmp_path):
+    """Before any promotion there is no ``previous``: the runbook names no version it does
+    not have and no command that would refuse."""
+    world = world_copy(tmp_path / "w")
+    world.use_challenger("honest")
+    assert world.registry.aliases(SPEC.model_name)["previous"] is None
+    book = documents.rollback_runbook(world.paths, SPEC, world.registry, world.versions["honest"])
+    assert "None" not in book and "curl" not in book
+    fields = documents.parse_fields(book)
+    assert fields["Rollback target"].startswith("none: no previous version")
+    assert "`kill-switch on` and `rollback` refuse" in book
+    assert "rollback target none" in book  # the postmortem template
+
+
 def test_an_unmeasured_metric_reads_not_measured():
     from ml_assets.lib.docs.renderers import _metrics, _per_day, _plain
 
