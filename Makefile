@@ -25,9 +25,10 @@ demo: $(STAMP)
 	$(BIN)/ml-assets demo
 
 # pytest exits 5 when it collects nothing; make (and .ci/run) treat any non-zero as failure.
+# Whole modules go to the workers in collection order, longest first (conftest.LONGEST_FIRST).
 test: $(MLFLOW_STAMP)
 	$(BIN)/ruff check ml_assets ml_assets_tests
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist loadscope
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist loadscope --no-loadscope-reorder
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 # The runner writes the instance config (Dagster's run monitoring on: scenarios/runner.py

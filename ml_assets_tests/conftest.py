@@ -2,6 +2,8 @@
 oversubscription turns a sub-second fit into a minute."""
 
 import os
+import pickle
+import shutil
 import warnings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -10,22 +12,22 @@ warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
 from datetime import timedelta  # noqa: E402
 
 import pytest  # noqa: E402
+from filelock import FileLock  # noqa: E402
 
 from ml_assets.lib.core.paths import DataPaths  # noqa: E402
 from ml_assets.scenarios.synthetic import SyntheticConfig, write_landing  # noqa: E402
+from ml_assets.specs.fraud import FRAUD_SPEC  # noqa: E402
 
 SMALL_WORLD = SyntheticConfig(seed=3, days=30, scale=0.15)
 
 
-@pytest.fixture(scope="session")
-def fraud_world(tmp_path_factory):
-    """A whole small fraud world, built once through Dagster: landing -> lake -> models -> scores."""
+def small_pipeline_world(root) -> dict:
+    """SMALL_WORLD's landing data under ``root`` run through the demo's pipeline (the first
+    model as of 3/4 of the period). Returns paths, the demo's report, spec, config and end."""
     from ml_assets.definitions import build_definitions
     from ml_assets.lib.core.workspace import Workspace
     from ml_assets.scenarios.demo import run_pipeline
-    from ml_assets.specs.fraud import FRAUD_SPEC
 
-    root = tmp_path_factory.mktemp("fraud_world")
     paths = DataPaths(root)
     write_landing(SMALL_WORLD, paths)
     report = run_pipeline(Workspace(paths, FRAUD_SPEC), build_definitions(FRAUD_SPEC, str(root)),
@@ -33,3 +35,42 @@ def fraud_world(tmp_path_factory):
                           log=lambda *_: None)
     return {"paths": paths, "report": report, "spec": FRAUD_SPEC, "cfg": SMALL_WORLD,
             "end": SMALL_WORLD.start + timedelta(days=SMALL_WORLD.days)}
+
+
+@pytest.fixture(scope="session")
+def fraud_world(tmp_path_factory, worker_id):
+    """A whole small fraud world, built once through Dagster: landing -> lake -> models ->
+    scores. Under xdist the first worker to ask builds it (a file lock) and every worker gets
+    its own copy: building it costs a minute or more, copying it a second."""
+    if worker_id == "master":
+        return small_pipeline_world(tmp_path_factory.mktemp("fraud_world"))
+    shared = tmp_path_factory.getbasetemp().parent / "fraud_world_built"
+    with FileLock(f"{shared}.lock"):
+        if not (shared / "report.pickle").exists():
+            world = small_pipeline_world(shared / "world")
+            (shared / "report.pickle").write_bytes(pickle.dumps(world["report"]))
+    mine = tmp_path_factory.mktemp("fraud_world")
+    shutil.copytree(shared / "world", mine / "world")
+    return {"paths": DataPaths(mine / "world"),
+            "report": pickle.loads((shared / "report.pickle").read_bytes()),  # noqa: S301
+            "spec": FRAUD_SPEC, "cfg": SMALL_WORLD,
+            "end": SMALL_WORLD.start + timedelta(days=SMALL_WORLD.days)}
+
+
+# The longest modules, longest first (measured in CI). `make test` runs `--dist loadscope`,
+# which hands whole modules to the workers in collection order: a long module collected last
+# starts when the other worker is nearly idle and the run waits for it alone.
+LONGEST_FIRST = (
+    "scenarios/test_incident_drill.py",
+    "defs/test_schedule_simulation.py",
+    "scenarios/test_stopping.py",
+    "lib/training/test_reproduce.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """Collect :data:`LONGEST_FIRST` modules first, the rest in their own order."""
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0].removeprefix("ml_assets_tests/")
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+    items.sort(key=rank)  # stable
