@@ -22,11 +22,11 @@ def cmd_promote(args, ws: Workspace) -> int:
 
 
 def cmd_rollback(args, ws: Workspace) -> int:
-    """``rollback``: the previous model becomes champion again."""
+    """``rollback --from VERSION``: the previous model replaces champion VERSION."""
     from ml_assets.lib.release import rollback
 
     return control_result(args.json, lambda: rollback.rollback(
-        ws.registry, ws.paths, ws.spec, args.actor, args.reason))
+        ws.registry, ws.paths, ws.spec, args.actor, args.reason, args.from_version))
 
 
 def cmd_drill_rollback(args, ws: Workspace) -> int:
@@ -94,6 +94,9 @@ def add_parsers(sub, actor: str) -> None:
     promote.add_argument("--reason", default="promoted from the CLI")
     promote.set_defaults(func=cmd_promote)
     back = sub.add_parser("rollback", help="make the previous model champion again")
+    back.add_argument("--from", dest="from_version", required=True, metavar="VERSION",
+                      help="the champion you are rolling back (refused if it has changed "
+                           "since, e.g. a colleague already rolled it back)")
     back.add_argument("--reason", default="rollback from the CLI")
     back.set_defaults(func=cmd_rollback)
     roll = sub.add_parser("rollout", help="move the challenger's staged rollout (1 needs the "

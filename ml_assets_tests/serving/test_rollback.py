@@ -3,6 +3,7 @@ drill through the real HTTP path (library, CLI and Dagster job + checks)."""
 
 import json
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -10,7 +11,7 @@ import pytest
 
 from ml_assets.cli import main as cli
 from ml_assets.definitions import build_definitions
-from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.registry import Registry, RegistryError
 from ml_assets.lib.release import rollback
 from ml_assets.serving.app import running_server
 from ml_assets_tests.fixtures.serving_world import SPEC, world_copy
@@ -51,7 +52,7 @@ def test_deleted_previous_artifact_fails_readiness_check_rollback_and_kill_switc
     ready = rollback.rollback_readiness(registry, paths, SPEC)
     assert not ready.ok and "missing" in ready.reasons[0]
     with pytest.raises(rollback.RollbackRefused, match="fraud-v1.*not servable"):
-        rollback.rollback(registry, paths, SPEC, "bob", "incident")
+        rollback.rollback(registry, paths, SPEC, "bob", "incident", "fraud-v2")
     with pytest.raises(rollback.RollbackRefused, match="kill switch refused"):
         rollback.set_kill_switch(registry, paths, SPEC, True, "bob", "incident")
     with pytest.raises(rollback.RollbackRefused, match="candidate fraud-v1.*missing"):
@@ -76,11 +77,50 @@ def test_features_no_longer_computable_make_a_model_not_ready(world):
 def test_rollback_swaps_champion_and_previous_and_resets_the_switch(world):
     paths, registry = world
     rollback.set_kill_switch(registry, paths, SPEC, True, "carol", "bad scores")
-    aliases = rollback.rollback(registry, paths, SPEC, "carol", "fraud-v2 regressed")
+    aliases = rollback.rollback(registry, paths, SPEC, "carol", "fraud-v2 regressed", "fraud-v2")
     assert (aliases["champion"], aliases["previous"]) == ("fraud-v1", "fraud-v2")
     assert registry.get_setting("kill_switch") == "off"
     actions = [e["action"] for e in registry.audit_log(limit=2)]
     assert actions == ["rollback", "set:kill_switch"]
+
+
+def test_concurrent_rollbacks_of_the_same_champion_roll_back_once(world):
+    """Two on-call engineers roll back the bad fraud-v2 at the same moment: one rollback wins,
+    the other is refused. Reading the champion at call time let the later one swap fraud-v2
+    back in; each caller now names the champion it decided to roll back."""
+    paths, registry = world
+    start = threading.Barrier(4)
+    outcomes = []
+
+    def on_call(actor):
+        own = Registry(paths.control_db)
+        start.wait()
+        try:
+            outcomes.append(rollback.rollback(own, paths, SPEC, actor, "v2 bad", "fraud-v2"))
+        except RegistryError as exc:  # refused, or aborted by the compare-and-swap
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=on_call, args=(actor,))
+               for actor in ("bob", "carol", "dave", "erin")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [o for o in outcomes if isinstance(o, dict)]
+    assert len(outcomes) == 4 and len(won) == 1, outcomes
+    assert all("changed" in str(o) for o in outcomes if not isinstance(o, dict))
+    assert registry.aliases(SPEC.model_name)["champion"] == "fraud-v1"
+    assert [e["action"] for e in registry.audit_log(limit=10)].count("rollback") == 1
+    Registry(paths.control_db)  # opening verifies the audit hash chain and its head file
+
+
+def test_a_rollback_from_a_champion_that_is_gone_is_refused_and_names_the_champion(world, capsys):
+    paths, registry = world
+    base = ["--data-dir", str(paths.root), "rollback", "--actor", "oncall-bob"]
+    assert cli.main([*base, "--from", "fraud-v2", "--reason", "INC-1"]) == 0
+    assert cli.main([*base, "--from", "fraud-v2", "--reason", "INC-1 again"]) == 1
+    assert "champion is now fraud-v1" in capsys.readouterr().err
+    assert registry.aliases(SPEC.model_name)["champion"] == "fraud-v1"
 
 
 def test_every_change_needs_an_actor_and_a_reason_and_the_audit_log_is_append_only(world):

@@ -281,7 +281,8 @@ def rollback_runbook(paths: DataPaths, spec: DatasetSpec, registry: Registry,
             f"2. Verify the previous model serves: `curl -s http://127.0.0.1:8000/health` must "
             f"show `\"model_version\": \"{target}\"` and `\"kill_switch\": true`; "
             f"`{CLI} status --json` shows the same aliases.",
-            f"3. Make it permanent if needed: `{CLI} rollback --reason \"<incident id>\"` "
+            f"3. Make it permanent if needed: `{CLI} rollback --from {champion} --reason "
+            f"\"<incident id>\"` "
             f"({target} becomes champion, {champion} previous, switch reset).",
         ]
     else:  # nothing to fall back to: say so instead of naming a version that does not exist

@@ -114,20 +114,36 @@ def promote(registry: Registry, paths: DataPaths, spec: DatasetSpec, version: st
 
 
 def rollback(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str,
-             reason: str) -> dict:
+             reason: str, from_version: str) -> dict:
     """Make ``previous`` champion again (and the rolled-back model ``previous``, so the
-    rollback itself can be undone). The kill switch is reset: the champion is now safe."""
+    rollback itself can be undone). The kill switch is reset: the champion is now safe.
+
+    A rollback swaps two aliases, so repeating it undoes it. ``from_version`` is the champion
+    the caller decided to roll back: two people rolling back the same bad model a few seconds
+    apart get one rollback, and the second is refused instead of swapping the bad model back.
+
+    Raises
+    ------
+    NotAuthorized, RollbackRefused
+        ``actor`` not in ``may_act``; the champion is no longer ``from_version``; ``previous``
+        not servable.
+    """
     authorize(registry, spec, "rollback", actor, "previous")
     aliases = registry.aliases(spec.model_name)
+    if aliases["champion"] != from_version:
+        raise RollbackRefused(
+            f"rollback from {from_version} refused: the champion is now "
+            f"{aliases['champion'] or '(none)'} (previous {aliases['previous'] or '(none)'}); "
+            "it changed since you looked - check `status` before acting again")
     ready = readiness(registry, paths, spec, aliases["previous"])
     if not ready.ok:
         raise RollbackRefused("rollback refused: previous model "
                               f"{aliases['previous'] or '(none)'} is not servable: "
                               + "; ".join(ready.reasons))
     return registry.move_aliases(
-        spec.model_name, {"champion": aliases["previous"], "previous": aliases["champion"]},
+        spec.model_name, {"champion": aliases["previous"], "previous": from_version},
         actor, "rollback", reason, settings={KILL_SWITCH: "off"},
-        expect={"champion": aliases["champion"], "previous": aliases["previous"]})
+        expect={"champion": from_version, "previous": aliases["previous"]})
 
 
 def set_kill_switch(registry: Registry, paths: DataPaths, spec: DatasetSpec, on: bool,

@@ -215,7 +215,7 @@ def test_X08_only_printable_identities_listed_in_the_rollback_authority_may_act(
         assert registry.audit_log(10_000) == audit  # nothing recorded for a non-name
     calls = {"kill_switch": lambda a: set_kill_switch(registry, paths, SPEC, True, a, "x"),
              "promote": lambda a: promote(registry, paths, SPEC, aliases["challenger"], a, "x"),
-             "rollback": lambda a: rollback(registry, paths, SPEC, a, "x"),
+             "rollback": lambda a: rollback(registry, paths, SPEC, a, "x", aliases["champion"]),
              "rollout": lambda a: rollout.step(registry, paths, SPEC, "pause", a, NOW, NOW),
              "drill": lambda a: run_rollback_drill(registry, paths, SPEC, "http://127.0.0.1:9", a)}
     for action, call in calls.items():
