@@ -183,22 +183,24 @@ def run_drill(root, spec: DatasetSpec, plan: DrillPlan, log=print) -> dict:
     Raises
     ------
     Stopped
-        On SIGINT/SIGTERM, saying after which day (the world is a scratch directory).
+        On SIGINT/SIGTERM, saying in which day or the backfill (the world is scratch).
     """
     state = new_world(root, spec, plan)
     pipe = Pipeline(build_definitions(state.spec, str(state.paths.root)),
                     dg.DagsterInstance.ephemeral())
-    backfill_history(state, pipe)
-    log(f"history to day {plan.champion_day} backfilled; champion deployed")
     broken = {i.day for i in plan.incidents if i.kind == "schema_break"}
     pending: list[int] = []
-    d = plan.champion_day
+    phase = f"the history backfill to day {plan.champion_day}"
     try:
+        log(f"backfilling history to day {plan.champion_day}")
+        backfill_history(state, pipe)
+        log(f"history to day {plan.champion_day} backfilled; champion deployed")
         for d in range(plan.champion_day, plan.days):
+            phase = f"day {d} of {plan.days}"
             pending = replay_day(state, pipe, d, broken, pending)
             log(f"day {d}: {sum(a.fired_day == d + 1 for a in state.alarms)} alarm(s)")
     except Stopped as exc:
-        exc.where = f"during day {d} of {plan.days} ({exc.where or 'between runs'})"
+        exc.where = f"during {phase} ({exc.where or 'between runs'})"
         raise
     return summarize(state)
 

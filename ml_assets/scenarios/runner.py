@@ -21,6 +21,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from ml_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import (
     DataPaths,
@@ -191,7 +192,9 @@ def run(defs: dg.Definitions, instance: dg.DagsterInstance, selection: list[str]
 
 def _where(selection: list[str], tags: dict | None) -> str:
     """``materializing [...] (partitions a..b)``: what a run did, for the stop message."""
-    parts = [v for k, v in sorted((tags or {}).items()) if "partition" in k]
+    tags = tags or {}
+    parts = [tags[RANGE_START_TAG], tags[RANGE_END_TAG]] if RANGE_START_TAG in tags else \
+        [v for k, v in tags.items() if "partition" in k]
     return f"materializing {selection}" + (f" (partitions {'..'.join(parts)})" if parts else "")
 
 

@@ -5,7 +5,8 @@ from datetime import timedelta
 
 from ml_assets.cli import main as cli
 from ml_assets.cli.runs import failure_text
-from ml_assets.scenarios.runner import Failure, StepFailed
+from ml_assets.defs.partitions import range_tags
+from ml_assets.scenarios.runner import Failure, StepFailed, _where
 from ml_assets.specs.loading import load_spec
 
 SPEC = load_spec("card_fraud")
@@ -51,3 +52,12 @@ def test_failures_are_worded_per_step_and_check_with_the_runs_to_do_first_in_pip
         "run first: `ml-assets run ingest --from 2026-07-05 --to 2026-07-06`, then "
         "`ml-assets run score --from 2026-07-05 --to 2026-07-06`",
     ]
+
+
+def test_a_stop_message_names_a_range_from_its_start_to_its_end():
+    """Tags sort end before start; the message said ``2026-03-31-23:00..2026-01-01-00:00``."""
+    tags = range_tags("2026-01-01-00:00", "2026-03-31-23:00")
+    assert _where(["raw_events"], tags) == (
+        "materializing ['raw_events'] (partitions 2026-01-01-00:00..2026-03-31-23:00)")
+    assert _where(["x"], {"dagster/partition": "2026-01-01"}) == (
+        "materializing ['x'] (partitions 2026-01-01)")
