@@ -2,6 +2,8 @@
 :class:`~ml_assets.lib.core.workspace.Workspace`: data paths, dataset spec, control plane)."""
 
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,19 @@ from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic, write_parq
 from ml_assets.lib.core.workspace import Workspace
 
 
+@dataclass
+class PartitionChunks:
+    """A range run's output, computed chunk by chunk while the IO manager writes it.
+
+    Each item of ``chunks`` is ``{partition_key: table or None}`` for some partitions of the
+    run; together they cover the run exactly once. The lake IO manager writes (and records the
+    rows of) each chunk before it asks for the next, so a year's backfill holds one chunk of
+    data, not the whole range: the 25M-event demo ran out of memory holding every scored
+    partition of its range until the step returned.
+    """
+    chunks: Iterable[dict[str, pa.Table | pd.DataFrame | None]]
+
+
 def _local(path: UPath) -> bool:
     return not isinstance(path, UPath) or path.protocol in ("", "file", "local")
 
@@ -29,8 +44,9 @@ class LakeIOManager(dg.UPathIOManager):
 
     Unlike the stock ``UPathIOManager`` it accepts one output covering many partitions (a
     ``{partition_key: DataFrame or Arrow table}`` dict), which single-run backfills over ranges
-    produce (Arrow slices of one conversion: ``lake.split_rows``); a
-    ``None`` value writes nothing for that partition (a contract blocked it)."""
+    produce (Arrow slices of one conversion: ``lake.split_rows``), or such dicts one chunk at a
+    time (:class:`PartitionChunks`); a ``None`` value writes nothing for that partition (a
+    contract blocked it)."""
 
     extension = PARQUET
 
@@ -52,33 +68,53 @@ class LakeIOManager(dg.UPathIOManager):
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
-        if not context.has_asset_partitions or not isinstance(obj, dict):
+        chunked = isinstance(obj, PartitionChunks)
+        if not context.has_asset_partitions or not (chunked or isinstance(obj, dict)):
             return super().handle_output(context, obj)
         paths = self._get_paths_for_partitions(context)
-        unknown = set(obj) - set(paths)
-        if unknown:
-            raise dg.DagsterInvariantViolationError(
-                f"{context.asset_key.to_user_string()}: output has partitions {sorted(unknown)[:3]} "
-                "outside this run's partition range")
-        missing = set(paths) - set(obj)
-        if missing:
-            raise dg.DagsterInvariantViolationError(
-                f"{context.asset_key.to_user_string()}: output lacks {len(missing)} partition(s) "
-                f"of the run, e.g. {sorted(missing)[:3]}")
-        # blocked by its contract (None): nothing is built on the partition
-        todo = {path: obj[key] for key, path in paths.items() if obj[key] is not None}
-        if all(_local(path) for path in todo):  # one batch: temp files, fsyncs, renames
-            write_parquet_files_atomic((Path(path), data) for path, data in todo.items())
-        else:
-            for path, data in todo.items():
-                self.make_directory(path.parent)
-                self.dump_to_path(context, data, path)
-        _record_rows(context, obj)
+        if not chunked:  # a whole output is checked before anything is written
+            _check_keys(context, set(obj), set(paths), whole=True)
+        done, written, rows = set(), 0, 0
+        for chunk in obj.chunks if chunked else [obj]:
+            _check_keys(context, set(chunk), set(paths) - done, whole=False)
+            todo = {paths[key]: data for key, data in chunk.items() if data is not None}
+            self._write(context, todo)
+            _record_rows(context, chunk)
+            done.update(chunk)
+            written, rows = written + len(todo), rows + sum(len(t) for t in todo.values())
+            del todo, chunk  # a chunk's tables are freed before the next one is computed
+        _check_keys(context, done, set(paths), whole=True)
         context.add_output_metadata(
             {"path": dg.MetadataValue.path(str(next(iter(paths.values())).parent))})
         # the range's totals describe the run, not any one partition: logged once
-        context.log.info(f"{context.asset_key.to_user_string()}: wrote {len(todo)} partition(s), "
-                         f"{sum(len(df) for df in todo.values()):,} rows")
+        context.log.info(f"{context.asset_key.to_user_string()}: wrote {written} partition(s), "
+                         f"{rows:,} rows")
+
+    def _write(self, context: dg.OutputContext, todo: dict) -> None:
+        """Write ``{path: table}``; local files in one batch (temp files, fsyncs, renames)."""
+        if all(_local(path) for path in todo):
+            write_parquet_files_atomic((Path(path), data) for path, data in todo.items())
+            return
+        for path, data in todo.items():
+            self.make_directory(path.parent)
+            self.dump_to_path(context, data, path)
+
+
+def _check_keys(context: dg.OutputContext, keys: set[str], allowed: set[str],
+                whole: bool) -> None:
+    """Raise unless every key is one of ``allowed`` (this run's partitions not yet written)
+    and, for a ``whole`` output, every allowed partition is there."""
+    name = context.asset_key.to_user_string()
+    unknown = keys - allowed
+    if unknown:
+        raise dg.DagsterInvariantViolationError(
+            f"{name}: output has partitions {sorted(unknown)[:3]} outside this run's partition "
+            "range (or written twice)")
+    missing = allowed - keys if whole else set()
+    if missing:
+        raise dg.DagsterInvariantViolationError(
+            f"{name}: output lacks {len(missing)} partition(s) of the run, e.g. "
+            f"{sorted(missing)[:3]}")
 
 
 def _record_rows(context: dg.OutputContext, obj: dict) -> None:

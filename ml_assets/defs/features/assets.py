@@ -5,12 +5,12 @@ range."""
 import time
 
 import dagster as dg
-import pyarrow as pa
 
 from ml_assets.defs.contract_checks import quarantine_blocked
 from ml_assets.defs.freshness import event_freshness
 from ml_assets.defs.metadata import record_partitions
 from ml_assets.defs.partitions import event_key, event_partitions, lookback_partitions
+from ml_assets.defs.resources import PartitionChunks
 from ml_assets.lib.core.catalog import RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import DAY, periods_in
@@ -46,29 +46,36 @@ def build_feature_assets(spec: DatasetSpec) -> list:
                   "features": dg.MetadataValue.md(
                       "\n".join(f"- `{f.name}`: {type(f).__name__}" for f in spec.features))},
     )
-    def event_features(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pa.Table | None]:
+    def event_features(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> PartitionChunks:
         start, end = context.partition_time_window
-        t0 = time.perf_counter()
-        out: dict[str, pa.Table | None] = {}
-        for lo, hi, chunk in build_features(project.paths, spec, start, end):
-            for p, df in split_by_period(chunk, spec.event_ts, periods_in(lo, hi, step),
-                                         step).items():
-                out[event_key(spec, p)] = df
         # a partition whose events fail their contract gets no features, as a run of it alone
-        for p in quarantine_blocked(project, RAW_EVENTS, periods_in(start, end, step)):
-            out[event_key(spec, p)] = None
+        blocked = {event_key(spec, p) for p in
+                   quarantine_blocked(project, RAW_EVENTS, periods_in(start, end, step))}
+        for key in blocked:
             context.add_asset_metadata({"blocked_by": "raw_events event_contract"},
-                                       partition_key=event_key(spec, p))
-        seconds = time.perf_counter() - t0
-        rows = sum(len(df) for df in out.values() if df is not None)
-        # the range's timing describes the run, not any one partition: logged once
-        context.log.info(f"{rows:,} feature rows in {seconds:.1f} s "
-                         f"({rows / seconds if seconds else 0:,.0f} rows/s)")
+                                       partition_key=key)
         context.add_output_metadata({"feature_schema_version": spec.schema_version})
-        # from_pandas stores NaN as null, so null_count is what isna() would count
-        record_partitions(context, out, {
-            key: {f"null_share/{f}": t[f].null_count / len(t) for f in spec.feature_names}
-            for key, t in out.items() if t is not None and len(t)})
-        return out
+
+        def feature_chunks():
+            """One chunk's features at a time: the IO manager writes them before the next."""
+            t0, rows = time.perf_counter(), 0
+            for lo, hi, chunk in build_features(project.paths, spec, start, end):
+                part = {event_key(spec, p): None if event_key(spec, p) in blocked else t
+                        for p, t in split_by_period(chunk, spec.event_ts, periods_in(lo, hi, step),
+                                                    step).items()}
+                del chunk
+                rows += sum(len(t) for t in part.values() if t is not None)
+                # from_pandas stores NaN as null, so null_count is what isna() would count
+                record_partitions(context, part, {
+                    key: {f"null_share/{f}": t[f].null_count / len(t) for f in spec.feature_names}
+                    for key, t in part.items() if t is not None and len(t)})
+                yield part
+                del part
+            seconds = time.perf_counter() - t0
+            # the range's timing describes the run, not any one partition: logged once
+            context.log.info(f"{rows:,} feature rows in {seconds:.1f} s "
+                             f"({rows / seconds if seconds else 0:,.0f} rows/s)")
+
+        return PartitionChunks(feature_chunks())
 
     return [event_features]

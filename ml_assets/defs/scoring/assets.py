@@ -5,12 +5,12 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
 
 from ml_assets.defs.contract_checks import partition_problems, quarantine_blocked
 from ml_assets.defs.freshness import event_freshness
 from ml_assets.defs.metadata import by_version, record_partitions
 from ml_assets.defs.partitions import event_key, event_partitions
+from ml_assets.defs.resources import PartitionChunks
 from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import periods_in, range_chunks, read_parquet_files
@@ -63,7 +63,7 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
                     "switch flip or promotion needs no recompute. Every row has model_version, "
                     "role, score, decision and acted (only the champion's decision acts).",
     )
-    def batch_scores(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dict[str, pa.Table | None]:
+    def batch_scores(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> PartitionChunks:
         start, end = context.partition_time_window
         registry = project.registry
         live = live_versions(registry, spec)
@@ -87,21 +87,26 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
         file_of = {features_table.start(f.stem): f for f in files}
         scored_at, arm_of = datetime.now(UTC), arm_rule(registry, spec)
         features_ref = f"event_features/{event_key(spec, start)}..{event_key(spec, end)}"
-        scored: dict = {}
-        figures: dict[str, dict] = {}
-        # chunk by chunk: a year's backfill holds one chunk's frames, not the range's
-        for chunk in range_chunks([p for p in starts if p not in blocked], step):
-            features = read_parquet_files([file_of[p] for p in chunk])
-            scores = score_frame(features, spec, models, scored_at, features_ref,
-                                 challenger_arm=arm_of(features))
-            del features
-            scored.update(split_by_period(scores, spec.event_ts, chunk, step))
-            figures.update(_version_figures(scores, spec))
-        for p in blocked:  # scored by no run of that partition alone either
+
+        def scored_chunks():
+            """One chunk's scores at a time: the IO manager writes them before the next."""
+            for chunk in range_chunks([p for p in starts if p not in blocked], step):
+                features = read_parquet_files([file_of[p] for p in chunk])
+                scores = score_frame(features, spec, models, scored_at, features_ref,
+                                     challenger_arm=arm_of(features))
+                del features
+                part = {event_key(spec, p): t
+                        for p, t in split_by_period(scores, spec.event_ts, chunk, step).items()}
+                record_partitions(context, part, _version_figures(scores, spec))
+                del scores
+                yield part
+                del part
+            # scored by no run of that partition alone either
+            yield {event_key(spec, p): None for p in blocked}
+
+        for p in blocked:
             context.add_asset_metadata({"blocked_by": "an upstream contract"},
                                        partition_key=event_key(spec, p))
-        out = {event_key(spec, p): scored.get(p) for p in starts}
-        record_partitions(context, out, figures)
-        return out
+        return PartitionChunks(scored_chunks())
 
     return [batch_scores]
