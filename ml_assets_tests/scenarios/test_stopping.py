@@ -2,6 +2,7 @@
 leave the data directory consistent: no run left STARTED, every lake file whole. `make ui`
 (dagster dev) stops within seconds too."""
 
+import contextlib
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -87,14 +89,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _group_alive(proc: subprocess.Popen) -> bool:
-    """Whether any process of the group ``proc`` leads is left (``proc`` reaped first)."""
+def _session(proc: subprocess.Popen) -> list[int]:
+    """Processes left in the session ``proc`` leads (``proc`` reaped first): make, the runner
+    and ``dagster dev``'s own process group with its webserver, daemon and code server."""
     proc.poll()
-    try:
-        os.killpg(proc.pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    left = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == proc.pid and fields[0] != "Z":  # session id; zombies are gone
+                left.append(int(stat.parent.name))
+    return left
 
 
 @pytest.mark.parametrize("how", ["SIGTERM to make", "Ctrl-C to the group"])
@@ -130,14 +135,15 @@ def test_make_ui_stops_within_seconds(tmp_path, how):
             proc.send_signal(signal.SIGTERM)
         else:
             os.killpg(proc.pid, signal.SIGINT)
-        while _group_alive(proc) and time.monotonic() - t0 < 60:
+        while _session(proc) and time.monotonic() - t0 < 60:
             time.sleep(0.5)
-        assert not _group_alive(proc) and time.monotonic() - t0 < 30
+        assert not _session(proc) and time.monotonic() - t0 < 30
         config = yaml.safe_load((data_dir / "dagster_home" / "dagster.yaml").read_text())
         assert config["run_monitoring"]["enabled"]
     finally:
-        if _group_alive(proc):
-            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in _session(proc):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=30)
 
 
