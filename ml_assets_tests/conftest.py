@@ -4,6 +4,7 @@ oversubscription turns a sub-second fit into a minute."""
 import os
 import pickle
 import shutil
+import signal
 import warnings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -35,6 +36,19 @@ def small_pipeline_world(root) -> dict:
                           log=lambda *_: None)
     return {"paths": paths, "report": report, "spec": FRAUD_SPEC, "cfg": SMALL_WORLD,
             "end": SMALL_WORLD.start + timedelta(days=SMALL_WORLD.days)}
+
+
+@pytest.fixture(autouse=True)
+def _signal_dispositions():
+    """Each test leaves SIGINT and SIGTERM as it found them. An in-process Dagster run maps
+    SIGTERM to whatever SIGINT does when it ends; an xdist worker ignores SIGINT, so after
+    such a run the worker ignored SIGTERM too, and every child it started inherited that
+    (``make ui`` then outlived its SIGTERM in full runs only)."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in before.items():
+        if handler is not None and signal.getsignal(signum) != handler:
+            signal.signal(signum, handler)
 
 
 @pytest.fixture(scope="session")

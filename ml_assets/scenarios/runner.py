@@ -9,11 +9,9 @@ kept open), named in the ``dagster.yaml`` this module writes.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -263,54 +261,24 @@ def training_run_config(fields: dict) -> dict:
     return {"ops": {"training_set": {"config": fields}}}
 
 
-def run_stoppable(command: list[str], grace_seconds: float = 10.0) -> int:
-    """Run ``command`` (``dagster dev``) in its own process group and, on SIGINT or SIGTERM,
-    stop that whole group within ``grace_seconds``.
+def exec_stoppable(command: list[str]) -> None:
+    """Replace this process with ``command``, SIGINT and SIGTERM back at their defaults.
 
-    The signal is passed on as SIGINT (Ctrl-C, which ``dagster dev`` shuts down on); whatever
-    is left after the grace period - a daemon still finishing a sensor tick, a run it launched
-    - is killed. ``dagster dev`` alone waits up to 60 s for each of its webserver and daemon,
-    and under load `make ui` outlived its SIGTERM by over a minute. A process started where
-    SIGINT is ignored (a script's background job, nohup, some CI runners) would pass the
-    ignore on, and ``dagster dev`` maps SIGTERM to whatever SIGINT does: handlers of our own
-    are installed first, and exec resets them to the defaults in the child.
+    A process started where SIGINT is ignored (in the background of a script, under nohup, by
+    some CI runners) inherits the ignore, and ``dagster dev`` then ignores SIGTERM too: it maps
+    SIGTERM to whatever SIGINT does. Reset here, both stop it within seconds.
 
     Parameters
     ----------
     command : list of str
         Program and arguments, looked up on ``PATH``.
-    grace_seconds : float
-        How long the group may take to shut down by itself.
-
-    Returns
-    -------
-    int
-        The command's exit code (negative: the signal that ended it).
     """
-    stop: list[int] = []
-
-    def on_signal(signum, _frame) -> None:
-        stop.append(signum)
-
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, on_signal)
-    child = subprocess.Popen(command, process_group=0)  # noqa: S603 - the Makefile's command
-    while child.poll() is None and not stop:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=0.5)
-    if stop:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGINT)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=grace_seconds)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)  # the rest of the group, if anything is left
-        child.wait()
-    return child.returncode
+        signal.signal(signum, signal.SIG_DFL)
+    os.execvp(command[0], command)  # noqa: S606 - the Makefile's own command line
 
 
 if __name__ == "__main__":  # `make ui`: python -m ml_assets.scenarios.runner DATA_DIR [COMMAND]
     write_instance_config(DataPaths(Path(sys.argv[1])))
     if len(sys.argv) > 2:
-        code = run_stoppable(sys.argv[2:])
-        sys.exit(128 - code if code < 0 else code)
+        exec_stoppable(sys.argv[2:])
