@@ -4,8 +4,12 @@ score. Any difference is training/serving skew."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -171,17 +175,15 @@ def online_and_batch(paths: DataPaths, spec: DatasetSpec, day: datetime,
         No ``raw_events`` or ``event_features`` partition for the day.
     """
     end = day + timedelta(days=1)
-    catalog = Catalog(paths.lake, spec.partition_grain)
-    hist_files = catalog.table(RAW_EVENTS).files(lookback_start(spec, day), end)
-    feat_files = catalog.table(EVENT_FEATURES).files(day, end)
+    inputs = replay_inputs(paths, spec, day)
+    hist_files, feat_files = inputs[RAW_EVENTS], inputs[EVENT_FEATURES]
     if not hist_files or not feat_files:
         raise FileNotFoundError(f"no raw_events/event_features partitions for {day:%Y-%m-%d}; "
                                 "materialize them before checking parity")
     events_all = read_parquet_files(hist_files)
     today = events_all[(events_all[spec.event_ts] >= day) & (events_all[spec.event_ts] < end)]
     history = events_all[events_all[spec.event_ts] < day]
-    label_files = catalog.table(RAW_LABELS).files(lookback_start(spec, day), end)
-    labels = read_parquet_files(label_files) if label_files else None
+    labels = read_parquet_files(inputs[RAW_LABELS]) if inputs[RAW_LABELS] else None
     state = state_from_frames(online_spec or spec, history, labels)
     online = replay_online(state, today)
     return online, read_parquet_files(feat_files, [spec.event_id, *spec.feature_names])
@@ -189,7 +191,7 @@ def online_and_batch(paths: DataPaths, spec: DatasetSpec, day: datetime,
 
 def _compare_scores(paths: DataPaths, spec: DatasetSpec, day: datetime, end: datetime,
                     online: pd.DataFrame, models: dict[str, object], report: ParityReport) -> None:
-    score_files = Catalog(paths.lake, spec.partition_grain).table(BATCH_SCORES).files(day, end)
+    score_files = replay_inputs(paths, spec, day)[BATCH_SCORES]
     if not score_files:
         return
     scores = read_parquet_files(score_files, [spec.event_id, "model_version", "score"])
@@ -206,3 +208,68 @@ def _compare_scores(paths: DataPaths, spec: DatasetSpec, day: datetime, end: dat
         report.score_differences[version] = int((gap > ATOL).sum())
         worst = max(worst, float(gap.max()) if len(gap) else 0.0)
     report.max_abs_score_difference = worst
+
+
+def replay_inputs(paths: DataPaths, spec: DatasetSpec, day: datetime) -> dict[str, list[Path]]:
+    """The lake files a replay of ``day`` reads, per table: the events and labels of the
+    look-back (``lookback_start``) through the day, and the day's features and scores.
+
+    Returns
+    -------
+    dict of str to list of Path
+        ``raw_events``, ``raw_labels``, ``event_features``, ``batch_scores``; a list may be
+        empty.
+    """
+    catalog = Catalog(paths.lake, spec.partition_grain)
+    end, back = day + timedelta(days=1), lookback_start(spec, day)
+    return {RAW_EVENTS: catalog.table(RAW_EVENTS).files(back, end),
+            RAW_LABELS: catalog.table(RAW_LABELS).files(back, end),
+            EVENT_FEATURES: catalog.table(EVENT_FEATURES).files(day, end),
+            BATCH_SCORES: catalog.table(BATCH_SCORES).files(day, end)}
+
+
+def replay_fingerprint(paths: DataPaths, spec: DatasetSpec, day: datetime,
+                       model_sha256: dict[str, str]) -> str:
+    """SHA-256 (hex) of everything a parity replay of ``day`` depends on: the day, the
+    declarations, the models, the code of both feature paths and each input file's name, size,
+    modification time and inode. Two replays with one fingerprint give the same report, so a
+    verdict can be reused while it holds (an hourly schedule asks about the same day 24 times).
+
+    A lake write replaces a file (a new inode and modification time), so a rewritten partition
+    changes the fingerprint. This is make's rule, not a content hash: it does not defend
+    against a writer who restores the old modification time on purpose (the lake's integrity
+    checks are about that).
+
+    Parameters
+    ----------
+    paths : DataPaths
+    spec : DatasetSpec
+    day : datetime
+        UTC day start.
+    model_sha256 : dict of str to str
+        Live version to the SHA-256 of its artifact.
+
+    Returns
+    -------
+    str
+        64 hex characters.
+    """
+    files = []
+    for table, found in replay_inputs(paths, spec, day).items():
+        for f in found:
+            st = f.stat()
+            files.append([table, f.name, st.st_size, st.st_mtime_ns, st.st_ino])
+    payload = json.dumps({"day": f"{day:%Y-%m-%d}", "spec": repr(spec), "code": _code_sha256(),
+                          "models": sorted(model_sha256.items()), "files": files})
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@cache
+def _code_sha256() -> str:
+    """SHA-256 of the package's ``lib`` sources: a deploy that changes either feature path (or
+    anything they call) replays again."""
+    lib = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for source in sorted(lib.rglob("*.py")):
+        digest.update(source.relative_to(lib).as_posix().encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
