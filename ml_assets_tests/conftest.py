@@ -41,9 +41,10 @@ def small_pipeline_world(root) -> dict:
 @pytest.fixture(autouse=True)
 def _signal_dispositions():
     """Each test leaves SIGINT and SIGTERM as it found them. An in-process Dagster run maps
-    SIGTERM to whatever SIGINT does when it ends; an xdist worker ignores SIGINT, so after
-    such a run the worker ignored SIGTERM too, and every child it started inherited that
-    (``make ui`` then outlived its SIGTERM in full runs only)."""
+    SIGTERM to whatever SIGINT does when it ends. When the test run is a background job of a
+    script (``bash .ci/run &``), every worker starts with SIGINT ignored, so after such a run
+    it ignored SIGTERM too, and every child it started inherited that (``make ui`` then
+    outlived its SIGTERM in background full runs only)."""
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     yield
     for signum, handler in before.items():

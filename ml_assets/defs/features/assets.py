@@ -60,10 +60,10 @@ def build_feature_assets(spec: DatasetSpec) -> list:
             """One chunk's features at a time: the IO manager writes them before the next."""
             t0, rows = time.perf_counter(), 0
             for lo, hi, chunk in build_features(project.paths, spec, start, end):
-                part = {event_key(spec, p): None if event_key(spec, p) in blocked else t
-                        for p, t in split_by_period(chunk, spec.event_ts, periods_in(lo, hi, step),
-                                                    step).items()}
-                del chunk
+                periods = split_by_period(chunk, spec.event_ts, periods_in(lo, hi, step), step)
+                part = {event_key(spec, p): t for p, t in periods.items()}
+                part.update(dict.fromkeys(blocked & part.keys()))
+                del chunk, periods  # only ``part`` holds the chunk's tables now
                 rows += sum(len(t) for t in part.values() if t is not None)
                 # from_pandas stores NaN as null, so null_count is what isna() would count
                 record_partitions(context, part, {
