@@ -13,8 +13,10 @@ from ml_assets.scenarios.incidents import DRILL_START, DrillPlan, drill_start
 from ml_assets.scenarios.synthetic import Incident
 from ml_assets.specs.fraud import FRAUD_SPEC
 
+# The timeline ends the day after the last incident's detection deadline (day 112): later
+# days only carried covariate drift's tail warnings (a 118-day run: no business alarm at all).
 PLAN = DrillPlan(
-    days=118, incidents=(
+    days=113, incidents=(
         Incident("nan_spike", 95), Incident("schema_break", 98), Incident("late_labels", 101, 2),
         Incident("bad_challenger", 104), Incident("covariate_drift", 107, 2),
         Incident("concept_drift", 111, 0)))
