@@ -39,7 +39,9 @@ def build_serving_checks(spec: DatasetSpec) -> list:
     @dg.asset_check(asset="batch_scores", name="online_offline_parity",
                     description="Replays the newest complete day of events through the realtime "
                                 "feature path and compares every feature and live-model score with "
-                                "the batch pipeline's. Any difference is training/serving skew.")
+                                "the batch pipeline's. Any difference is training/serving skew. "
+                                "While nothing it reads has changed, it repeats the verdict of "
+                                "the run that replayed (metadata replayed_in_run).")
     def online_offline_parity(context: dg.AssetCheckExecutionContext,
                               project: dg.ResourceParam[Workspace]) -> dg.AssetCheckResult:
         day = parity_day(project)
