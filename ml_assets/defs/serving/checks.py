@@ -12,7 +12,7 @@ from ml_assets.lib.core.catalog import BATCH_SCORES, EVENT_FEATURES
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import day_floor
 from ml_assets.lib.core.workspace import Workspace
-from ml_assets.lib.features.parity import replay_fingerprint, replay_parity
+from ml_assets.lib.features.parity import replay_fingerprint, replay_inputs, replay_parity
 from ml_assets.lib.scoring.batch import live_versions, load_live_model
 from ml_assets.lib.serving.tree_predictor import compile_trees
 
@@ -52,7 +52,8 @@ def build_serving_checks(spec: DatasetSpec) -> list:
         registry = project.registry
         cards = {version: registry.get_model(version)
                  for _, version in live_versions(registry, spec)}
-        fingerprint = replay_fingerprint(project.paths, spec, day,
+        inputs = replay_inputs(project.paths, spec, day)  # listed once: fingerprinted and read
+        fingerprint = replay_fingerprint(inputs, spec, day,
                                          {v: c["artifact_sha256"] for v, c in cards.items()})
         reused = _unchanged_verdict(context, fingerprint)
         if reused is not None:
@@ -61,7 +62,7 @@ def build_serving_checks(spec: DatasetSpec) -> list:
         for version, card in cards.items():
             model = load_live_model(project.paths, card)["model"]
             models[version] = compile_trees(model) or model
-        report = replay_parity(project.paths, spec, day, models)
+        report = replay_parity(project.paths, spec, day, models, inputs=inputs)
         skewed = {k: v for k, v in report.feature_differences.items() if v}
         description = "zero differences" if report.ok else (
             f"skew on {day:%Y-%m-%d}: feature differences {skewed}, score differences "

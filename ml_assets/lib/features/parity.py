@@ -114,7 +114,8 @@ def differences(online: pd.DataFrame, batch: pd.DataFrame, names: list[str], key
 
 def replay_parity(paths: DataPaths, spec: DatasetSpec, day: datetime,
                   models: dict[str, object] | None = None,
-                  online_spec: DatasetSpec | None = None) -> ParityReport:
+                  online_spec: DatasetSpec | None = None,
+                  inputs: dict[str, list[Path]] | None = None) -> ParityReport:
     """Compare realtime and batch features (and scores of ``models``) for the events of one day.
 
     Parameters
@@ -127,6 +128,9 @@ def replay_parity(paths: DataPaths, spec: DatasetSpec, day: datetime,
         Version to model; its online scores are compared with ``batch_scores``.
     online_spec : DatasetSpec, optional
         Lets a test serve skewed declarations; by default both paths use ``spec``.
+    inputs : dict of str to list of Path, optional
+        The files to read (``replay_inputs``), when the caller has listed them already (to
+        fingerprint them); listed here otherwise.
 
     Returns
     -------
@@ -138,7 +142,8 @@ def replay_parity(paths: DataPaths, spec: DatasetSpec, day: datetime,
         No ``raw_events`` or ``event_features`` partition for the day.
     """
     t0 = pd.Timestamp.now()
-    online, batch = online_and_batch(paths, spec, day, online_spec)
+    inputs = inputs if inputs is not None else replay_inputs(paths, spec, day)
+    online, batch = online_and_batch(paths, spec, day, online_spec, inputs)
     counts, examples = differences(online, batch, spec.feature_names, spec.event_id)
     report = ParityReport(day=f"{day:%Y-%m-%d}", events=len(online),
                           features_compared=len(online) * len(spec.feature_names),
@@ -146,13 +151,15 @@ def replay_parity(paths: DataPaths, spec: DatasetSpec, day: datetime,
                           missing_in_batch=int((~online[spec.event_id].isin(
                               batch[spec.event_id])).sum()))
     if models:
-        _compare_scores(paths, spec, day, day + timedelta(days=1), online, models, report)
+        _compare_scores(spec, inputs[BATCH_SCORES], online, models, report)
     report.seconds = float((pd.Timestamp.now() - t0).total_seconds())
     return report
 
 
 def online_and_batch(paths: DataPaths, spec: DatasetSpec, day: datetime,
-                     online_spec: DatasetSpec | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     online_spec: DatasetSpec | None = None,
+                     inputs: dict[str, list[Path]] | None = None,
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The day's features replayed through the realtime path, and as the batch built them.
 
     Parameters
@@ -163,6 +170,8 @@ def online_and_batch(paths: DataPaths, spec: DatasetSpec, day: datetime,
         UTC day start.
     online_spec : DatasetSpec, optional
         Declarations the realtime path uses (default ``spec``).
+    inputs : dict of str to list of Path, optional
+        The files to read (``replay_inputs``); listed here if not given.
 
     Returns
     -------
@@ -175,7 +184,7 @@ def online_and_batch(paths: DataPaths, spec: DatasetSpec, day: datetime,
         No ``raw_events`` or ``event_features`` partition for the day.
     """
     end = day + timedelta(days=1)
-    inputs = replay_inputs(paths, spec, day)
+    inputs = inputs if inputs is not None else replay_inputs(paths, spec, day)
     hist_files, feat_files = inputs[RAW_EVENTS], inputs[EVENT_FEATURES]
     if not hist_files or not feat_files:
         raise FileNotFoundError(f"no raw_events/event_features partitions for {day:%Y-%m-%d}; "
@@ -189,9 +198,8 @@ def online_and_batch(paths: DataPaths, spec: DatasetSpec, day: datetime,
     return online, read_parquet_files(feat_files, [spec.event_id, *spec.feature_names])
 
 
-def _compare_scores(paths: DataPaths, spec: DatasetSpec, day: datetime, end: datetime,
-                    online: pd.DataFrame, models: dict[str, object], report: ParityReport) -> None:
-    score_files = replay_inputs(paths, spec, day)[BATCH_SCORES]
+def _compare_scores(spec: DatasetSpec, score_files: list[Path], online: pd.DataFrame,
+                    models: dict[str, object], report: ParityReport) -> None:
     if not score_files:
         return
     scores = read_parquet_files(score_files, [spec.event_id, "model_version", "score"])
@@ -228,7 +236,7 @@ def replay_inputs(paths: DataPaths, spec: DatasetSpec, day: datetime) -> dict[st
             BATCH_SCORES: catalog.table(BATCH_SCORES).files(day, end)}
 
 
-def replay_fingerprint(paths: DataPaths, spec: DatasetSpec, day: datetime,
+def replay_fingerprint(inputs: dict[str, list[Path]], spec: DatasetSpec, day: datetime,
                        model_sha256: dict[str, str]) -> str:
     """SHA-256 (hex) of everything a parity replay of ``day`` depends on: the day, the
     declarations, the models, the code of both feature paths and each input file's name, size,
@@ -242,7 +250,8 @@ def replay_fingerprint(paths: DataPaths, spec: DatasetSpec, day: datetime,
 
     Parameters
     ----------
-    paths : DataPaths
+    inputs : dict of str to list of Path
+        The files the replay reads (``replay_inputs``).
     spec : DatasetSpec
     day : datetime
         UTC day start.
@@ -255,7 +264,7 @@ def replay_fingerprint(paths: DataPaths, spec: DatasetSpec, day: datetime,
         64 hex characters.
     """
     files = []
-    for table, found in replay_inputs(paths, spec, day).items():
+    for table, found in inputs.items():
         for f in found:
             st = f.stat()
             files.append([table, f.name, st.st_size, st.st_mtime_ns, st.st_ino])
