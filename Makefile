@@ -30,9 +30,16 @@ $(MLFLOW_STAMP): $(STAMP) requirements-mlflow.lock
 demo: $(STAMP)
 	$(BIN)/ml-assets demo
 
+# pyspark for the Spark dialect's tests, hash-pinned in its own lock like mlflow (constrained by
+# the main one): the embedded default never imports it.
+SPARK_STAMP := $(VENV)/.installed-spark
+$(SPARK_STAMP): $(STAMP) requirements-spark.lock
+	$(UV) -r requirements.lock -r requirements-spark.lock
+	@touch $(SPARK_STAMP)
+
 # pytest exits 5 when it collects nothing; make (and .ci/run) treat any non-zero as failure.
 # Whole modules go to the workers in collection order, longest first (conftest.LONGEST_FIRST).
-test: $(MLFLOW_STAMP)
+test: $(MLFLOW_STAMP) $(SPARK_STAMP)
 	$(BIN)/ruff check ml_assets ml_assets_tests
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist loadscope --no-loadscope-reorder
 	$(BIN)/dagster definitions validate -w workspace.yaml
@@ -64,9 +71,11 @@ lint: $(STAMP)
 
 # Regenerate the lockfiles after changing dependencies in pyproject.toml (with the venv's uv).
 lock: $(STAMP)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra postgres --extra s3 --generate-hashes --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements.lock
 	echo 'mlflow-skinny>=3.0' | $(BIN)/uv pip compile - -c requirements.lock --generate-hashes \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements-mlflow.lock
 	echo 'uv==0.13.9' | $(BIN)/uv pip compile - --generate-hashes --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements-bootstrap.lock
+	echo 'pyspark>=4.0' | $(BIN)/uv pip compile - -c requirements.lock --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements-spark.lock

@@ -1,0 +1,10 @@
+"""ml_assets: a Dagster asset graph that takes a tabular model from raw events to production."""
+
+import warnings
+
+# pandera imports pyspark.pandas whenever pyspark is installed (`make test` installs it for the
+# Spark dialect's tests), and pyspark warns on pandas 3 at that import. We never use
+# pyspark.pandas (Spark data crosses as Parquet/Arrow), so the warning only clutters every
+# CLI start and run log.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
+                        category=FutureWarning)

@@ -21,10 +21,16 @@ from ml_assets.specs.fraud import FRAUD_SPEC  # noqa: E402
 
 SMALL_WORLD = SyntheticConfig(seed=3, days=30, scale=0.15)
 
+# postgres_server (session) and postgres_database (per test): a real PostgreSQL, issue 19;
+# control_plane: a fresh control-plane location on SQLite and on PostgreSQL.
+pytest_plugins = ["ml_assets_tests.fixtures.postgres_server",
+                  "ml_assets_tests.fixtures.control_plane"]
 
-def small_pipeline_world(root) -> dict:
-    """SMALL_WORLD's landing data under ``root`` run through the demo's pipeline (the first
-    model as of 3/4 of the period). Returns paths, the demo's report, spec, config and end."""
+
+def small_pipeline_world(root, challenger_at: float = 1.0) -> dict:
+    """SMALL_WORLD's landing data under ``root`` run through the demo's pipeline: the first
+    model as of 3/4 of the period, the later one as of ``challenger_at`` (see ``run_pipeline``).
+    Returns paths, the demo's report, spec, config and end."""
     from ml_assets.definitions import build_definitions
     from ml_assets.lib.core.workspace import Workspace
     from ml_assets.scenarios.demo import run_pipeline
@@ -33,7 +39,7 @@ def small_pipeline_world(root) -> dict:
     write_landing(SMALL_WORLD, paths)
     report = run_pipeline(Workspace(paths, FRAUD_SPEC), build_definitions(FRAUD_SPEC, str(root)),
                           SMALL_WORLD.start, SMALL_WORLD.end, first_model_at=0.75,
-                          log=lambda *_: None)
+                          challenger_at=challenger_at, log=lambda *_: None)
     return {"paths": paths, "report": report, "spec": FRAUD_SPEC, "cfg": SMALL_WORLD,
             "end": SMALL_WORLD.start + timedelta(days=SMALL_WORLD.days)}
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ml_assets.lib.core.catalog import RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import quiet
 from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic
 from ml_assets.lib.features.build import build_features
 from ml_assets.lib.ingest.landing import AVAILABLE_AT, recorded_or_on_time
@@ -56,7 +57,7 @@ def _null_if_nan(expr: str) -> str:
 def compare_outputs(ours: list[Path], theirs: Path, spec: DatasetSpec) -> dict:
     """Join both outputs on the event id; per feature: rows out of tolerance (a null on one
     side only counts), the largest absolute difference, and whether the row sets match."""
-    con = duckdb.connect()
+    con = quiet(duckdb.connect())
     eid = spec.event_id
     listed = ", ".join(f"'{p}'" for p in ours)
     con.execute(f"CREATE TEMP VIEW a AS SELECT * FROM read_parquet([{listed}])")

@@ -14,16 +14,23 @@ def cmd_verify(args, ws: Workspace) -> int:
     """``control verify``: every open-time check (file, WAL, integrity, audit chain, head)."""
     def act() -> dict:
         registry = ws.registry
-        return {"control_plane": str(registry.path),
-                "audit_head": integrity.read_head(registry.path)["audit_id"],
+        return {"control_plane": registry.backend.label, "audit_head": registry.audit_head,
                 "integrity": "ok"}
 
     return control_result(args.json, act)
 
 
+def _sqlite_only(ws: Workspace, command: str) -> None:
+    """Refuse ``command`` for a PostgreSQL control plane: its database server owns backups."""
+    if ws.control_url:
+        raise RegistryError(f"`control {command}` copies control.sqlite; the control plane is "
+                            f"on PostgreSQL ($ML_ASSETS_CONTROL_URL): use pg_dump/pg_restore")
+
+
 def cmd_backup(args, ws: Workspace) -> int:
     """``control backup FILE``: an online, verified copy (writers may keep working)."""
     def act() -> dict:
+        _sqlite_only(ws, "backup")
         ws.registry  # noqa: B018 - refuse to back up a control plane that fails its checks
         return integrity.backup(ws.paths.control_db, Path(args.file))
 
@@ -34,6 +41,7 @@ def cmd_restore(args, ws: Workspace) -> int:
     """``control restore FILE``: replace a damaged control plane by a verified backup, audited.
     A control plane that passes its checks is only replaced with ``--force``."""
     def act() -> dict:
+        _sqlite_only(ws, "restore")
         db = ws.paths.control_db
         try:
             ws.open_registry_unkeyed()

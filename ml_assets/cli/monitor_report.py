@@ -7,6 +7,7 @@ import pandas as pd
 
 from ml_assets.lib.core.catalog import BATCH_SCORES, MONITORING_TABLES, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake_store import read_source
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.monitoring import check_names as names
 from ml_assets.lib.monitoring.periods import day_figures, json_value
@@ -21,7 +22,7 @@ def _num(v):
 def _read(paths: DataPaths, asset: str, days: list[str]) -> pd.DataFrame:
     table = Catalog(paths.lake).table(asset)
     files = [table.path(d) for d in days]
-    frames = [pd.read_parquet(f) for f in files if f.exists()]
+    frames = [pd.read_parquet(read_source(f)) for f in files if f.exists()]
     if not frames:
         return pd.DataFrame({"_day": pd.Series(dtype=str)})
     df = pd.concat(frames, ignore_index=True)

@@ -29,6 +29,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from ml_assets.defs.partitions import checked_window
 from ml_assets.lib.core.catalog import QUARANTINE_FILES
 from ml_assets.lib.core.lake import range_chunks, read_parquet_by_file
+from ml_assets.lib.core.lake_store import read_source
 from ml_assets.lib.core.lake_table import LakeTable
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest.quarantine import MAX_QUARANTINE_SHARE, quarantine_excess
@@ -117,8 +118,8 @@ def per_partition(context, results: Mapping[str, dg.AssetCheckResult]
 def _share(project: Workspace, asset: str, files) -> tuple[int, int]:
     """(valid rows, quarantined rows) of partition files, from Parquet footers: no data read."""
     quarantine = project.catalog.table(QUARANTINE_FILES)
-    valid = sum(pq.read_metadata(f).num_rows for f in files)
-    bad = sum(pq.read_metadata(q).num_rows for f in files
+    valid = sum(pq.read_metadata(read_source(f)).num_rows for f in files)
+    bad = sum(pq.read_metadata(read_source(q)).num_rows for f in files
               if (q := quarantine.path(f"{asset}/{f.stem}")).exists())
     return valid, bad
 

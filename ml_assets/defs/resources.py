@@ -10,12 +10,12 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from upath import UPath
 
 from ml_assets.defs.metadata import add_partition_metadata
 from ml_assets.lib.core.catalog import PARQUET
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake_store import put_parquet_files, read_source
 from ml_assets.lib.core.lake_table import file_stem
 from ml_assets.lib.core.paths import DataPaths, write_parquet_atomic, write_parquet_files_atomic
 from ml_assets.lib.core.workspace import Workspace
@@ -55,15 +55,13 @@ class LakeIOManager(dg.UPathIOManager):
 
     def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame | pa.Table,
                      path: UPath) -> None:
-        if not _local(path):
-            with path.open("wb") as fh:  # object stores are atomic per PUT
-                pq.write_table(obj if isinstance(obj, pa.Table)
-                               else pa.Table.from_pandas(obj, preserve_index=False), fh)
+        if not _local(path):  # object stores are atomic per PUT
+            put_parquet_files([(path, obj)])
         else:
             write_parquet_atomic(obj, path)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
-        return pd.read_parquet(path)
+        return pd.read_parquet(read_source(path))
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
@@ -91,13 +89,12 @@ class LakeIOManager(dg.UPathIOManager):
                          f"{rows:,} rows")
 
     def _write(self, context: dg.OutputContext, todo: dict) -> None:
-        """Write ``{path: table}``; local files in one batch (temp files, fsyncs, renames)."""
+        """Write ``{path: table}`` in one batch: local files as temp files, fsyncs and renames;
+        object-store keys as concurrent whole-object PUTs (atomic each)."""
         if all(_local(path) for path in todo):
             write_parquet_files_atomic((Path(path), data) for path, data in todo.items())
-            return
-        for path, data in todo.items():
-            self.make_directory(path.parent)
-            self.dump_to_path(context, data, path)
+        else:
+            put_parquet_files(todo.items())
 
 
 def _check_keys(context: dg.OutputContext, keys: set[str], allowed: set[str],

@@ -24,6 +24,7 @@ from ml_assets.lib.core import artifacts
 from ml_assets.lib.core.artifacts import dataset_sha256, recorded_file
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import day_floor, hours_between
+from ml_assets.lib.core.lake_store import read_source
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest.landing import feeds_of
@@ -171,7 +172,7 @@ def record_monitoring_rows(state: DrillState, assets, days, fired: int) -> None:
             path = table.path(state.day(d))
             if not path.exists():
                 continue
-            rows = pd.read_parquet(path)
+            rows = pd.read_parquet(read_source(path))
             if champion_only and len(rows):
                 rows = rows[rows["role"] == "champion"]
             if asset == "delayed_evaluation" and len(rows):

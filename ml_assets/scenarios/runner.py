@@ -20,6 +20,8 @@ from pathlib import Path
 
 import dagster as dg
 import yaml
+from dagster._core.definitions.job_base import InMemoryJob
+from dagster._core.execution.api import create_execution_plan, execute_run
 
 from ml_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from ml_assets.lib.core.datasets import DatasetSpec
@@ -30,6 +32,7 @@ from ml_assets.lib.core.paths import (
     sweep_stale_temp_files,
 )
 from ml_assets.lib.core.stopping import raise_if_stopped
+from ml_assets.scenarios.ui_origin import job_origin
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # For a command that reports failures itself (``StepFailed.failures``, the CLI): Dagster's
@@ -113,25 +116,63 @@ def open_instance(paths: DataPaths) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(paths.dagster_home))
 
 
-def write_instance_config(paths: DataPaths) -> None:
+def write_instance_config(paths: DataPaths, profile: Path | None = None) -> None:
     """``dagster.yaml`` under ``paths.dagster_home``: telemetry off, run monitoring on
     (:data:`RUN_MONITORING`) and the event log on :data:`EVENT_LOG_STORAGE` under this home.
     Sections already there are kept, except that event log's directory: it follows the data
     directory when that is copied or moved (a copy must not write into the original's log).
-    ``make ui`` writes it through ``python -m`` this module."""
+    ``make ui`` writes it through ``python -m`` this module.
+
+    Parameters
+    ----------
+    paths : DataPaths
+        Runtime state root.
+    profile : pathlib.Path, optional
+        A deployment profile (``deploy/postgres/dagster.yaml``); default
+        ``$ML_ASSETS_DAGSTER_PROFILE`` when set. Its sections replace those of the same name;
+        with its own ``storage`` the SQLite event log section is dropped.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the profile does not exist (named, with the variable it came from).
+    ValueError
+        When the profile is not a YAML mapping.
+    """
     paths.dagster_home.mkdir(parents=True, exist_ok=True)
     path = paths.dagster_home / "dagster.yaml"
     config = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {
         "telemetry": {"enabled": False}}
-    wanted = dict(config)
+    wanted = {**config, **_profile(profile)}
+    if "storage" in wanted and wanted.get("event_log_storage", {}).get("class") == \
+            EVENT_LOG_STORAGE["class"]:
+        del wanted["event_log_storage"]  # Dagster refuses `storage` next to a storage section
     wanted.setdefault("run_monitoring", RUN_MONITORING)
-    ours = config.get("event_log_storage", EVENT_LOG_STORAGE)
-    if "storage" not in config and {k: ours.get(k) for k in ("module", "class")} == EVENT_LOG_STORAGE:
+    ours = wanted.get("event_log_storage", EVENT_LOG_STORAGE)
+    if "storage" not in wanted and {k: ours.get(k) for k in ("module", "class")} == EVENT_LOG_STORAGE:
         wanted["event_log_storage"] = {
             **EVENT_LOG_STORAGE,
             "config": {"base_dir": str(paths.dagster_home / "history" / "runs")}}
     if wanted != config or not path.exists():
         atomic_write_bytes(path, yaml.safe_dump(wanted, sort_keys=False).encode())
+
+
+PROFILE_ENV = "ML_ASSETS_DAGSTER_PROFILE"
+
+
+def _profile(profile: Path | None) -> dict:
+    """The sections of the deployment profile (``profile``, else ``$ML_ASSETS_DAGSTER_PROFILE``);
+    empty when neither is given."""
+    source = "the profile" if profile else f"${PROFILE_ENV}"
+    profile = profile or (Path(os.environ[PROFILE_ENV]) if os.environ.get(PROFILE_ENV) else None)
+    if profile is None:
+        return {}
+    if not profile.is_file():
+        raise FileNotFoundError(f"{source}: no Dagster instance profile at {profile}")
+    sections = yaml.safe_load(profile.read_text())
+    if not isinstance(sections, dict):
+        raise ValueError(f"{source} {profile}: not a YAML mapping of dagster.yaml sections")
+    return sections
 
 
 def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -150,7 +191,8 @@ def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
 
 
 def run(defs: dg.Definitions, instance: dg.DagsterInstance, selection: list[str],
-        tags: dict | None = None, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+        tags: dict | None = None, run_config: dict | None = None,
+        job: str | None = None) -> dg.ExecuteInProcessResult | dg.JobExecutionResult:
     """One in-process run of ``selection`` (with its checks) over the definitions' resources.
 
     Parameters
@@ -165,29 +207,56 @@ def run(defs: dg.Definitions, instance: dg.DagsterInstance, selection: list[str]
         Run tags, e.g. ``dagster/partition`` or a partition range (``range_tags``).
     run_config : dict, optional
         Merged over quiet console logging.
+    job : str, optional
+        A job of ``defs`` holding every asset of ``selection``: the run carries its name and
+        origin (the UI's run list and Overview timeline), as a run launched from the job's page
+        does. Default: an unnamed asset run (``__ephemeral_asset_job__``).
 
     Returns
     -------
-    dagster.ExecuteInProcessResult
-        The run's result; failures are not raised (``raise_on_error=False``).
+    dagster.ExecuteInProcessResult or dagster's JobExecutionResult
+        The run's result; failures are not raised.
+
+    Raises
+    ------
+    dagster.DagsterInvariantViolationError
+        When ``job`` is not a job of ``defs``.
     """
     where = _where(selection, tags)
     raise_if_stopped(f"before {where}")
+    run_tags = {**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    run_config = {**QUIET_LOGS, **(run_config or {})}
     try:
-        result = dg.materialize(
-            assets=[*defs.assets, *(defs.asset_checks or [])],
-            selection=dg.AssetSelection.assets(*selection),
-            instance=instance,
-            resources=defs.resources,
-            tags={**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
-            run_config={**QUIET_LOGS, **(run_config or {})},
-            raise_on_error=False,
-        )
+        if job is not None:
+            result = _run_job(defs.resolve_job_def(job), instance, selection, run_tags,
+                              run_config)
+        else:
+            result = dg.materialize(
+                assets=[*defs.assets, *(defs.asset_checks or [])],
+                selection=dg.AssetSelection.assets(*selection),
+                instance=instance, resources=defs.resources, tags=run_tags,
+                run_config=run_config, raise_on_error=False)
     except dg.DagsterExecutionInterruptedError:  # a signal during an op: the run is failed
         raise_if_stopped(f"during {where}")
         raise
     raise_if_stopped(f"after {where}")
     return result
+
+
+def _run_job(job: dg.JobDefinition, instance: dg.DagsterInstance, selection: list[str],
+             tags: dict, run_config: dict):
+    """Run ``selection`` of ``job`` in this process as a run the UI attributes to that job of
+    ``workspace.yaml``'s code location (``ui_origin.job_origin``): what ``execute_in_process``
+    does, plus the origin, which the Overview timeline needs to show the run. Returns Dagster's
+    ``JobExecutionResult`` (failures not raised)."""
+    keys = [dg.AssetKey.from_user_string(a) for a in selection]
+    subset = job.as_ephemeral_job(resource_defs={}, input_values={}, asset_selection=keys)
+    plan = create_execution_plan(subset, run_config=run_config, instance_ref=(
+        instance.get_ref() if instance.is_persistent else None))
+    dagster_run = instance.create_run_for_job(
+        job_def=subset, execution_plan=plan, run_config=run_config,
+        tags={**subset.run_tags, **tags}, remote_job_origin=job_origin(job.name))
+    return execute_run(InMemoryJob(subset), dagster_run, instance)
 
 
 def _where(selection: list[str], tags: dict | None) -> str:
@@ -200,12 +269,12 @@ def _where(selection: list[str], tags: dict | None) -> str:
 
 def materialize(defs: dg.Definitions, instance: dg.DagsterInstance, selection: list[str],
                 tags: dict | None = None, run_config: dict | None = None,
-                fail_on_checks: bool = True) -> float:
+                fail_on_checks: bool = True, job: str | None = None) -> float:
     """:func:`run`, raising when it failed.
 
     Parameters
     ----------
-    defs, instance, selection, tags, run_config
+    defs, instance, selection, tags, run_config, job
         As for :func:`run`.
     fail_on_checks : bool, default True
         Whether a failed check fails the call. ``False`` is for monitoring, whose alarms are
@@ -222,7 +291,7 @@ def materialize(defs: dg.Definitions, instance: dg.DagsterInstance, selection: l
         With each failing step's innermost error and each failed check's description.
     """
     t0 = time.perf_counter()
-    result = run(defs, instance, selection, tags, run_config)
+    result = run(defs, instance, selection, tags, run_config, job)
     failed_checks = [e for e in result.get_asset_check_evaluations()
                      if not e.passed and fail_on_checks]
     if not result.success or failed_checks:

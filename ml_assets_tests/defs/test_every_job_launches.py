@@ -70,6 +70,9 @@ LAUNCHES = {
     "nightly_training_job": lambda paths, defs, instance: {},
     "reproduce_training_job": _reproduce_newest,
     "rollback_drill_job": lambda paths, defs, instance: {},
+    # the world's challenger has scored since day 25: its shadow day, then the stage walk
+    "rollout_job": lambda paths, defs, instance: {},
+    "shadow_job": _partition(day_key(LAST_DAY)),
 }
 # Dagster's implicit job over every asset: the UI launches asset selections through it, which
 # the scenario runs (scenarios/runner.py) exercise selection by selection.

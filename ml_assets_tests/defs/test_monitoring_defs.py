@@ -55,9 +55,13 @@ def test_one_range_run_writes_a_file_and_plottable_metadata_per_day(world, mater
     events = instance.fetch_materializations(dg.AssetKey("feature_drift"), limit=100).records
     by_day = {e.partition_key: e.asset_materialization.metadata for e in events}
     assert len(by_day) == LAST - FIRST + 1
-    psi = by_day[day_key(w.day(33))]["psi/distance_km"].value
+    # keyed by the champion's version (the reference profile), as the other monitoring series
+    version = by_day[day_key(w.day(33))]["champion"].value
+    assert by_day[day_key(w.day(33))][f"{version}/role"].value == "champion"
+    assert not any(name.startswith("psi/") for md in by_day.values() for name in md)
+    psi = by_day[day_key(w.day(33))][f"{version}/psi/distance_km"].value
     assert isinstance(psi, float) and psi > 0.25
-    assert by_day[day_key(w.day(32))]["psi/distance_km"].value < 0.1  # one value per day
+    assert by_day[day_key(w.day(32))][f"{version}/psi/distance_km"].value < 0.1  # one per day
     assert "summary" in by_day[day_key(w.day(33))]
 
 

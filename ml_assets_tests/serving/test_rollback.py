@@ -1,8 +1,10 @@
 """Promotion with the rollback-readiness rule, rollback, the audit trail, and the rollback
-drill through the real HTTP path (library, CLI and Dagster job + checks)."""
+drill through the real HTTP path (library, CLI and Dagster job + checks), with the control plane
+on SQLite and on PostgreSQL (``ML_ASSETS_CONTROL_URL``, so the CLI, the server and the Dagster
+job open it too)."""
 
+import dataclasses
 import json
-import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -11,16 +13,33 @@ import pytest
 
 from ml_assets.cli import main as cli
 from ml_assets.definitions import build_definitions
-from ml_assets.lib.core.registry import Registry, RegistryError
+from ml_assets.lib.core.registry import Registry, RegistryError, integrity
+from ml_assets.lib.core.workspace import CONTROL_URL_ENV
 from ml_assets.lib.release import rollback
 from ml_assets.serving.app import running_server
+from ml_assets_tests.fixtures.control_plane import copy_control_plane
 from ml_assets_tests.fixtures.serving_world import SPEC, world_copy
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path, control_plane, monkeypatch):
     paths = world_copy(tmp_path / "w")
-    return paths, Registry(paths.control_db)
+    if control_plane.backend == "sqlite":
+        return paths, Registry(paths.control_db)
+    registry = Registry(control_plane.location)
+    copy_control_plane(Registry(paths.control_db), registry, SPEC.model_name)
+    for stale in (paths.control_db, integrity.head_path(paths.control_db)):
+        stale.unlink()  # nothing may fall back to the world's SQLite file
+    monkeypatch.setenv(CONTROL_URL_ENV, control_plane.location)
+    return paths, registry
+
+
+@pytest.fixture
+def world_control(world, control_plane):
+    """The world's control plane for raw statements (around the registry)."""
+    if control_plane.backend == "sqlite":
+        return dataclasses.replace(control_plane, location=world[0].control_db)
+    return control_plane
 
 
 def _artifact(paths, registry, version):
@@ -65,8 +84,6 @@ def test_deleted_previous_artifact_fails_readiness_check_rollback_and_kill_switc
 
 def test_features_no_longer_computable_make_a_model_not_ready(world):
     paths, registry = world
-    import dataclasses
-
     changed = dataclasses.replace(SPEC, features=tuple(
         dataclasses.replace(f, window="2h") if f.name == "card_tx_count_1h" else f
         for f in SPEC.features))
@@ -84,7 +101,7 @@ def test_rollback_swaps_champion_and_previous_and_resets_the_switch(world):
     assert actions == ["rollback", "set:kill_switch"]
 
 
-def test_concurrent_rollbacks_of_the_same_champion_roll_back_once(world):
+def test_concurrent_rollbacks_of_the_same_champion_roll_back_once(world, world_control):
     """Two on-call engineers roll back the bad fraud-v2 at the same moment: one rollback wins,
     the other is refused. Reading the champion at call time let the later one swap fraud-v2
     back in; each caller now names the champion it decided to roll back."""
@@ -93,7 +110,7 @@ def test_concurrent_rollbacks_of_the_same_champion_roll_back_once(world):
     outcomes = []
 
     def on_call(actor):
-        own = Registry(paths.control_db)
+        own = Registry(world_control.location)  # each operator's own connection
         start.wait()
         try:
             outcomes.append(rollback.rollback(own, paths, SPEC, actor, "v2 bad", "fraud-v2"))
@@ -111,7 +128,8 @@ def test_concurrent_rollbacks_of_the_same_champion_roll_back_once(world):
     assert all("changed" in str(o) for o in outcomes if not isinstance(o, dict))
     assert registry.aliases(SPEC.model_name)["champion"] == "fraud-v1"
     assert [e["action"] for e in registry.audit_log(limit=10)].count("rollback") == 1
-    Registry(paths.control_db)  # opening verifies the audit hash chain and its head file
+    with registry.backend.read() as con:
+        assert integrity.verify_chain(con, registry.backend.label, compare_head=False)[0] > 0
 
 
 def test_a_rollback_from_a_champion_that_is_gone_is_refused_and_names_the_champion(world, capsys):
@@ -123,17 +141,17 @@ def test_a_rollback_from_a_champion_that_is_gone_is_refused_and_names_the_champi
     assert registry.aliases(SPEC.model_name)["champion"] == "fraud-v1"
 
 
-def test_every_change_needs_an_actor_and_a_reason_and_the_audit_log_is_append_only(world):
+def test_every_change_needs_an_actor_and_a_reason_and_the_audit_log_is_append_only(
+        world, world_control):
     paths, registry = world
     with pytest.raises(rollback.RollbackRefused, match="reason"):
         rollback.set_kill_switch(registry, paths, SPEC, True, "dave", "")
     with pytest.raises(Exception, match="identity"):
         rollback.set_kill_switch(registry, paths, SPEC, False, "", "no actor")
-    con = sqlite3.connect(paths.control_db)
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        con.execute("UPDATE audit SET actor = 'mallory'")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        con.execute("DELETE FROM audit")
+    with pytest.raises(world_control.error, match="append-only"):
+        world_control.execute("UPDATE audit SET actor = 'mallory'")
+    with pytest.raises(world_control.error, match="append-only"):
+        world_control.execute("DELETE FROM audit")
 
 
 def test_drill_through_http_is_recorded_and_meets_the_time_to_effect(world):

@@ -22,7 +22,8 @@ from ml_assets.lib.ingest.landing import LABELS, label_feeds
 
 
 def build_defs(spec: DatasetSpec) -> dg.Definitions:
-    """Ingest assets, contract and append-only checks, ``daily_labels_job`` and its schedule.
+    """Ingest assets, contract and append-only checks, ``daily_labels_job`` (label feeds and
+    the quarantine summary) and its schedule.
 
     Parameters
     ----------
@@ -35,8 +36,9 @@ def build_defs(spec: DatasetSpec) -> dg.Definitions:
         Without resources: ``ml_assets.definitions`` adds them once for every domain.
     """
     labels_job = dg.define_asset_job(
-        "daily_labels_job", selection=dg.AssetSelection.assets(*label_feeds(spec)),
-        description="Ingest one day of label files (and early reports, if the dataset has them).")
+        "daily_labels_job", selection=dg.AssetSelection.assets(*label_feeds(spec), "quarantine"),
+        description="Ingest one day of label files (and early reports, if the dataset has them), "
+                    "then refresh the quarantine's summary of every rejected row.")
 
     # The tick time is the spec's ingest delay after midnight: the on-time availability of a
     # label file (lib/ingest/landing.py) is exactly when this schedule ingests it.

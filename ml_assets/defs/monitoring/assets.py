@@ -79,13 +79,17 @@ def _business_meta(spec: DatasetSpec):
 def _drift_meta(df: pd.DataFrame):
     if "feature" not in df:
         return {}, "_no scored events in this run: nothing to compare_"
-    numbers = {f"psi/{r.feature}": float(r.psi) for r in df.itertuples()}
-    numbers |= {f"ks/{r.feature}": float(r.ks_stat) for r in df.itertuples()
+    # keyed by the champion's version: its reference profile is what PSI and KS compare against,
+    # so after a promotion the new champion's series starts beside the old one's, not spliced
+    version = str(df["model_version"].iloc[0])
+    numbers = {f"{version}/psi/{r.feature}": float(r.psi) for r in df.itertuples()}
+    numbers |= {f"{version}/ks/{r.feature}": float(r.ks_stat) for r in df.itertuples()
                 if r.kind == "continuous" and pd.notna(r.ks_stat)}
     blind = df[df["unmonitored"]]  # thresholds so high that drift would pass unflagged
     waiting = df[~df["period_complete"]]  # periods still open: reported, never alarmed
     day_rows = df.loc[df["period"] == "day", "n_cur"]
-    numbers |= {"max_psi": float(df["psi"].max()) if len(df) else None,
+    numbers |= {f"{version}/max_psi": float(df["psi"].max()) if len(df) else None,
+                f"{version}/role": "champion", "champion": version,
                 "features_warn": int((df["severity"] == "warn").sum()),
                 "features_error": int((df["severity"] == "error").sum()),
                 "features_unmonitored": len(blind),
@@ -95,9 +99,7 @@ def _drift_meta(df: pd.DataFrame):
     notes = "".join(f"\n\n**WARN** `{r.feature}`: {r.unmonitored_reason}" for r in blind.itertuples())
     notes += "".join(f"\n\n_not judged yet_ `{r.feature}`: {r.period_note}"
                      for r in waiting.itertuples())
-    # the reference is the acting champion's profile: a promotion changes it, and shows here
-    numbers["champion"] = str(df["model_version"].iloc[0])
-    return numbers, (f"Champion `{df['model_version'].iloc[0]}` vs its reference profile "
+    return numbers, (f"Champion `{version}` vs its reference profile "
                      f"`{df['profile_sha256'].iloc[0][:12]}`{notes}\n\n"
                      + _table(top, ["feature", "period", "psi", "ks_stat", "missing_share_cur",
                                     "error_threshold", "severity"]))

@@ -39,6 +39,36 @@ def _pair(registry, spec: DatasetSpec) -> tuple[str, str] | None:
     return aliases["champion"], aliases["challenger"]
 
 
+def _judged(period: dict) -> str:
+    first, last = period.get("first_event"), period.get("last_event")
+    span = f"{first[:16]} .. {last[:16]}" if first else f"{period['start'][:16]} (no events)"
+    return f"{span}, {period['events']:,} events, {period['labeled']:,} labeled"
+
+
+def promotion_marker(before: str | None, after: str | None, st: dict) -> dict:
+    """Metadata marking a champion change made by this run (empty when none was).
+
+    Parameters
+    ----------
+    before, after : str or None
+        The champion version before and after the run.
+    st : dict
+        The rollout state after the run (``rollout.advance``); its last history entry is the
+        ``"100"`` transition when this run promoted.
+
+    Returns
+    -------
+    dict
+        ``promotion`` (``"<old> -> <new>"``) and ``promoted_at_data_time`` (ISO 8601, UTC: the
+        data time the final stage was judged at), or ``{}``.
+    """
+    if before == after or after is None:
+        return {}
+    last = (st.get("history") or [{}])[-1]
+    return {"promotion": f"{before} -> {after}",
+            "promoted_at_data_time": last.get("since") if last.get("stage") == "100" else None}
+
+
 def build_rollout_assets(spec: DatasetSpec) -> list:
     owners = [spec.owner]
 
@@ -95,28 +125,35 @@ def build_rollout_assets(spec: DatasetSpec) -> list:
         description="Walks the challenger's staged rollout (1 -> 5 -> 25 -> 50 -> 100% of "
                     "entities by stable hash) through the data scored so far: each stage "
                     "dwells its minimum, compares the business metric per arm, pauses on a "
-                    "regression and promotes at 100%. Transitions are audited in the control "
-                    "plane; `ml-assets rollout 1` starts a rollout once the gate passes.")
+                    "regression and promotes at 100%; a stage too small to measure holds. "
+                    "Transitions are audited with the data period they judged; `champion` names "
+                    "the acting model and `promotion` marks the run that changed it. "
+                    "`ml-assets rollout 1` starts a rollout once the gate passes.")
     def rollout_state(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> dg.MaterializeResult:
         paths, registry = project.paths, project.registry
+        before = registry.aliases(spec.model_name)["champion"]
         until = rollout.data_end(paths, spec)
         st = rollout.advance(registry, paths, spec, f"dagster:{getpass.getuser()}", until,
                              label_horizon(paths)) if until else rollout.current(registry, spec)
         walk = st.get("walk", [])
-        rows = [[e["stage"], e["outcome"], None, None, None, None, e["reason"]]
+        rows = [[e["stage"], e["outcome"], None, None, None, None, None, e["reason"]]
                 if "challenger_arm" not in e else
-                [e["stage"], e["outcome"], e["measurable"], f"{e['dwell_hours']:.0f}",
-                 e["challenger_arm"]["value_per_1k"], e["control_arm"]["value_per_1k"],
-                 f"{e['adjusted_delta_per_1k']:.2f}"] for e in walk]
-        return dg.MaterializeResult(metadata={
-            "version": str(st.get("version")), "stage": str(st["stage"]),
+                [e["stage"], e["outcome"], _judged(e["data_period"]), e["measurable"],
+                 f"{e['dwell_hours']:.0f}", e["challenger_arm"]["value_per_1k"],
+                 e["control_arm"]["value_per_1k"], f"{e['adjusted_delta_per_1k']:.2f}"]
+                for e in walk]
+        aliases = registry.aliases(spec.model_name)
+        return dg.MaterializeResult(metadata=known_metadata({
+            "version": st.get("version"), "stage": str(st["stage"]),
             "percent": rollout.pct(st["stage"]), "evaluations": len(walk),
+            "champion": aliases["champion"], "previous": aliases["previous"],
+            **promotion_marker(before, aliases["champion"], st),
             "walk": dg.MetadataValue.md(table(
-                ["stage", "outcome", "measurable", "dwell h", "challenger arm", "control arm",
-                 "adjusted delta per 1k"], rows,
+                ["stage", "outcome", "data judged", "measurable", "dwell h", "challenger arm",
+                 "control arm", "adjusted delta per 1k"], rows,
                 empty=f"stage {st['stage']}: nothing to evaluate yet")),
-            "aliases": dg.MetadataValue.json(registry.aliases(spec.model_name)),
-        })
+            "aliases": dg.MetadataValue.json(aliases),
+        }))
 
     return [shadow_report, rollout_state]
 

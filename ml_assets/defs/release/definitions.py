@@ -10,8 +10,9 @@ from ml_assets.lib.core.datasets import DatasetSpec
 
 
 def build_defs(spec: DatasetSpec) -> dg.Definitions:
-    """``shadow_report``, ``rollout_state`` and ``promotion_gate``; the rollback drill (asset,
-    checks, ``rollback_drill_job``, monthly schedule); ``success_criteria``.
+    """``shadow_report`` (``shadow_job``), ``rollout_state`` and ``promotion_gate``; the rollback
+    drill (asset, checks, ``rollback_drill_job``, monthly schedule); ``success_criteria``
+    (``rollout_job`` runs it after ``rollout_state``).
 
     Parameters
     ----------
@@ -23,6 +24,14 @@ def build_defs(spec: DatasetSpec) -> dg.Definitions:
     dg.Definitions
         Without resources: ``ml_assets.definitions`` adds them once for every domain.
     """
+    shadow_job = dg.define_asset_job(
+        "shadow_job", selection=dg.AssetSelection.assets("shadow_report"),
+        description="Compare the challenger's shadow scores with the champion's, day by day.")
+    rollout_job = dg.define_asset_job(
+        "rollout_job", selection=dg.AssetSelection.assets("rollout_state", "success_criteria"),
+        description="Walk the rollout stages over the data seen since the last run, then "
+                    "measure the playbook's success criteria.")
     rollout = dg.Definitions(assets=[*build_rollout_assets(spec), *build_criteria_assets(spec)],
-                             asset_checks=build_rollout_checks(spec))
+                             asset_checks=build_rollout_checks(spec),
+                             jobs=[shadow_job, rollout_job])
     return dg.Definitions.merge(rollout, build_rollback_defs(spec))

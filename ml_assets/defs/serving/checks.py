@@ -11,6 +11,7 @@ from dagster._core.storage.asset_check_execution_record import (
 from ml_assets.lib.core.catalog import BATCH_SCORES, EVENT_FEATURES
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import day_floor
+from ml_assets.lib.core.lake_store import read_source
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.parity import replay_fingerprint, replay_inputs, replay_parity
 from ml_assets.lib.scoring.batch import live_versions, load_live_model
@@ -28,7 +29,7 @@ def parity_day(project: dg.ResourceParam[Workspace]) -> datetime | None:
         end = start + timedelta(days=1)
         if catalog.table(EVENT_FEATURES).missing(start, end):
             continue
-        if any(pq.read_metadata(f).num_rows for f in scores.coverage(start, end)[0]):
+        if any(pq.read_metadata(read_source(f)).num_rows for f in scores.coverage(start, end)[0]):
             return start
     return None
 

@@ -11,7 +11,8 @@ quarantine files, recorded reports).
 
 Every lake path, listing and read in the package goes through this module (and the
 :class:`~ml_assets.lib.core.lake_table.LakeTable` it hands out), so the layout can change - or
-move to an object store (issue 19: a ``UPath`` root) - in one place.
+live on an object store (a ``UPath`` root, ``lake_store``: ``s3://bucket/prefix``) - in
+one place.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from upath import UPath
+
 from ml_assets.lib.core.identifiers import confined
+from ml_assets.lib.core.lake_store import LakePath
 from ml_assets.lib.core.lake_table import PARQUET, Grain, LakeTable, Table
 
 
@@ -89,8 +93,9 @@ class Catalog:
 
     Parameters
     ----------
-    root : str or Path
-        The lake directory (``DataPaths.lake``).
+    root : str, Path or UPath
+        The lake directory or object-store root (``DataPaths.lake``); a string is a local
+        directory.
     event_grain : {"hourly", "daily"}
         The grain of ``EVENT_TABLES``: the spec's ``partition_grain``.
 
@@ -100,8 +105,8 @@ class Catalog:
         ``event_grain`` is not hourly or daily.
     """
 
-    def __init__(self, root: str | Path, event_grain: str = Grain.HOURLY):
-        self.root = Path(root)
+    def __init__(self, root: str | LakePath, event_grain: str = Grain.HOURLY):
+        self.root = root if isinstance(root, UPath) else Path(root)
         self.event_grain = Grain(event_grain)
         if self.event_grain is Grain.NONE:
             raise ValueError("event tables are partitioned hourly or daily, not 'none'")
@@ -136,7 +141,7 @@ class Catalog:
         """
         return [t for t in self._tables.values() if grain is None or t.grain is grain]
 
-    def path_of(self, relative: str) -> Path:
+    def path_of(self, relative: str) -> LakePath:
         """A file named relative to the lake root (``raw_labels/2026-07-01.parquet``), as
         recorded by change-tracking such as the label sensor's cursor (confined to the lake:
         a cursor is stored outside the code, so ``..`` or an absolute path is refused).

@@ -19,10 +19,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ml_assets.lib.core.lake_store import lake_url, read_source, register_filesystem
+
 # Partition file stems (lake and landing): no ':' (invalid on some filesystems).
 HOUR_FILE_FORMAT = "%Y-%m-%dT%H"
 DAY_FILE_FORMAT = "%Y-%m-%d"
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+
+
+def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """``con`` with DuckDB's progress bar off (a session option; a query of over 2 s would
+    draw one into the run logs). Every connection of the project goes through here."""
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def hour_floor(ts: datetime) -> datetime:
@@ -182,7 +191,8 @@ def split_rows(df: pd.DataFrame, period: pd.Series, starts: list[datetime]) -> d
 
 
 def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-process DuckDB connection with UTC session time (and ``threads`` if given).
+    """An in-process DuckDB connection with UTC session time (and ``threads`` if given) that
+    reads the lake wherever it lives (``lake_store.register_filesystem``).
 
     Parameters
     ----------
@@ -193,7 +203,7 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     -------
     duckdb.DuckDBPyConnection
     """
-    con = duckdb.connect()
+    con = register_filesystem(quiet(duckdb.connect()))
     con.execute("SET TimeZone = 'UTC'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
@@ -277,9 +287,10 @@ _READERS = threading.local()  # a thread's connection goes with the thread
 def _reader() -> duckdb.DuckDBPyConnection:
     """This thread's connection for ``read_parquet_files``: opening one costs 5-30 ms, and a
     monitoring run reads a few hundred partitions. A DuckDB database must not cross a fork, so
-    a child process opens its own."""
-    if getattr(_READERS, "pid", None) != os.getpid():
-        _READERS.con, _READERS.pid = connect(), os.getpid()
+    a child process opens its own (and so does a process whose lake moved)."""
+    owner = (os.getpid(), lake_url())
+    if getattr(_READERS, "owner", None) != owner:
+        _READERS.con, _READERS.owner = connect(), owner
     return _READERS.con
 
 
@@ -306,7 +317,7 @@ def read_parquet_by_file(files: list[Path]) -> dict[Path, pd.DataFrame]:
     """
     groups: dict[tuple, list[Path]] = {}
     for f in files:
-        schema = pq.read_schema(f)
+        schema = pq.read_schema(read_source(f))
         groups.setdefault(tuple((x.name, str(x.type)) for x in schema), []).append(f)
     out: dict[Path, pd.DataFrame] = {}
     for group in groups.values():

@@ -3,7 +3,8 @@ the newest partition, atomic writes and DuckDB reads.
 
 :mod:`ml_assets.lib.core.catalog` names the tables; this module knows how one table sits on
 disk. Filesystem access is confined to :meth:`LakeTable._exists`, :meth:`LakeTable._list` and
-:meth:`LakeTable.write`, so an object-store root (issue 19) changes three methods.
+the writers, which take a local root (temp file + rename) or an object-store ``UPath`` root
+(one whole PUT per file: ``lake_store``).
 """
 
 # ruff: noqa: S608  (file lists are built by parquet_relation(), column names quoted)
@@ -25,6 +26,7 @@ from ml_assets.lib.core.lake import (
     periods_in,
     read_parquet_files,
 )
+from ml_assets.lib.core.lake_store import LakePath, is_remote, put_objects, put_parquet_files
 from ml_assets.lib.core.paths import (
     atomic_write_bytes,
     write_parquet_atomic,
@@ -112,13 +114,14 @@ class LakeTable:
 
     Parameters
     ----------
-    root : Path
-        The lake directory.
+    root : Path or UPath
+        The lake directory, or its object-store URL (``lake_store.remote_root``).
     table : Table
         The table's facts.
     """
 
-    def __init__(self, root: Path, table: Table):
+    def __init__(self, root: LakePath, table: Table):
+        self.remote = is_remote(root)
         self.table = table
         self.name = table.name
         self.grain = table.grain
@@ -177,7 +180,7 @@ class LakeTable:
         """
         return datetime.strptime(stem, _FILE_FORMAT[self.grain]).replace(tzinfo=UTC)
 
-    def path(self, key: str | datetime | None = None) -> Path:
+    def path(self, key: str | datetime | None = None) -> LakePath:
         """The file of one partition, of one named file, or of the whole table.
 
         Parameters
@@ -188,8 +191,8 @@ class LakeTable:
 
         Returns
         -------
-        Path
-            ``lake/<name>/<stem><suffix>`` or ``lake/<name><suffix>``.
+        Path or UPath
+            ``lake/<name>/<stem><suffix>`` or ``lake/<name><suffix>`` (a UPath on a remote lake).
         """
         if key is None:
             return self._single
@@ -204,16 +207,27 @@ class LakeTable:
     def _periods(self, lo: datetime, hi: datetime) -> list[datetime]:
         return periods_in(lo, hi, self.step)
 
-    # -- the filesystem seam (an object store would replace these three) ----------------
+    # -- the filesystem seam: local paths or object-store UPaths -------------------------
     @staticmethod
-    def _exists(path: Path) -> bool:
+    def _exists(path: LakePath) -> bool:
         return path.exists()
 
-    def _list(self, pattern: str) -> list[Path]:
+    def _names(self) -> set[str]:
+        """File names directly in the table's directory on an object store (one LIST, names
+        only: building a UPath per object costs more than the request)."""
+        try:
+            return {n.rsplit("/", 1)[-1] for n in self.dir.fs.ls(self.dir.path, detail=False)}
+        except FileNotFoundError:
+            return set()
+
+    def _list(self, pattern: str) -> list[LakePath]:
+        if self.remote:  # one LIST; no temp files on an object store
+            return sorted(self.dir.glob(pattern), key=str)
         return sorted(self.dir.glob(pattern)) if self.dir.is_dir() else []
 
-    def write(self, key: str | datetime | None, df: pd.DataFrame | pa.Table) -> Path:
-        """Atomically write one partition (temp file + rename: readers see old or new).
+    def write(self, key: str | datetime | None, df: pd.DataFrame | pa.Table) -> LakePath:
+        """Atomically write one partition (temp file + rename, or one PUT on an object store:
+        readers see old or new).
 
         Parameters
         ----------
@@ -228,7 +242,10 @@ class LakeTable:
             The file written.
         """
         path = self.path(key)
-        write_parquet_atomic(df, path)
+        if self.remote:
+            put_parquet_files([(path, df)])
+        else:
+            write_parquet_atomic(df, path)
         return path
 
     def write_many(self, parts: dict[str | datetime, pd.DataFrame | pa.Table]) -> None:
@@ -240,9 +257,13 @@ class LakeTable:
         parts : dict
             ``{key: rows}``, keys as for :meth:`path`, rows a DataFrame or an Arrow table.
         """
-        write_parquet_files_atomic((self.path(key), rows) for key, rows in parts.items())
+        items = ((self.path(key), rows) for key, rows in parts.items())
+        if self.remote:
+            put_parquet_files(items)
+        else:
+            write_parquet_files_atomic(items)
 
-    def write_bytes(self, key: str, data: bytes) -> Path:
+    def write_bytes(self, key: str, data: bytes) -> LakePath:
         """Atomically write a named non-Parquet file (e.g. a recorded JSON report).
 
         Parameters
@@ -257,7 +278,10 @@ class LakeTable:
             The file written.
         """
         path = self.path(key)
-        atomic_write_bytes(path, data)
+        if self.remote:
+            put_objects({path: data})
+        else:
+            atomic_write_bytes(path, data)
         return path
 
     def delete(self, key: str | datetime) -> None:
@@ -287,9 +311,12 @@ class LakeTable:
             Starts of partitions without a file, oldest first.
         """
         present, missing = [], []
-        for start in self._periods(lo, hi):
+        # on an object store one LIST answers for every partition (a HEAD each costs a round trip)
+        periods = self._periods(lo, hi)
+        listed = self._names() if self.remote and len(periods) > 1 else None
+        for start in periods:
             p = self.path(start)
-            if self._exists(p):
+            if p.name in listed if listed is not None else self._exists(p):
                 present.append(p)
             else:
                 missing.append(start)

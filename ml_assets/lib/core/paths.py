@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml_assets.lib.core.lake import DAY_FILE_FORMAT, HOUR_FILE_FORMAT
+from ml_assets.lib.core.lake_store import LakePath, is_remote, lake_root
 
 DATA_DIR_ENV = "ML_ASSETS_DATA_DIR"
 _REPO_DATA_DIR = Path(__file__).resolve().parents[3] / "data"
@@ -45,9 +46,12 @@ class DataPaths:
         return self.root / "landing"
 
     @property
-    def lake(self) -> Path:
-        """The lake root; tables and file names under it are the catalog's (lib/core/catalog)."""
-        return self.root / "lake"
+    def lake(self) -> LakePath:
+        """The lake root; tables and file names under it are the catalog's (lib/core/catalog).
+
+        ``<root>/lake``, or the object-store ``UPath`` of ``$ML_ASSETS_LAKE_URL`` when set
+        (``lake_store.lake_root``; a malformed URL raises ValueError)."""
+        return lake_root(self.root / "lake")
 
     @property
     def artifacts(self) -> Path:
@@ -83,8 +87,9 @@ class DataPaths:
 
     def ensure(self) -> DataPaths:
         """Create the landing, lake, artifacts, docs and Dagster directories; return self."""
+        lake = self.lake  # an object store has no directories to make
         for p in (self.landing / "events", self.landing / "labels", self.landing / "reports",
-                  self.lake, self.artifacts,
+                  *([] if is_remote(lake) else [lake]), self.artifacts,
                   self.docs, self.dagster_home):
             p.mkdir(parents=True, exist_ok=True)
         return self
@@ -291,6 +296,8 @@ def sweep_stale_temp_files(paths: DataPaths, min_age_seconds: float = 300.0) -> 
     removed = []
     now = time.time()
     for top in (paths.landing, paths.lake, paths.artifacts):
+        if is_remote(top):  # object stores have no temp files: a PUT is whole or absent
+            continue
         for dirpath, _, names in os.walk(top, followlinks=False):
             for name in names:
                 match = TEMP_FILE.match(name)

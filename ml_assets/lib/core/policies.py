@@ -229,6 +229,9 @@ class RolloutConfig:
     ``stages`` are percents of entities (by stable hash) after ``"shadow"``; the last one
     promotes. Dwell in hours of scored data; ``max_regression`` is a relative drop of the
     business metric per 1k events, which pauses only when also beyond ``z`` standard errors.
+    Every stage advances only on a measured "ok" (``min_arm_labeled`` labeled events per arm,
+    ``min_arm_positives`` positives on the challenger's): a stage too small to measure holds
+    until enough labels arrive, or a person overrides it, audited (``ml-assets rollout``).
     """
 
     min_dwell_hours: float = 24.0
@@ -236,7 +239,6 @@ class RolloutConfig:
     z: float = 2.0  # ... when also beyond z standard errors
     min_arm_labeled: int = 200  # labeled events per arm before the comparison can decide
     min_arm_positives: int = 5
-    hold_unmeasured_from: int = 50  # from this percent on, advance only on a measurement
     salt: str = "rollout-v1"
     stages: tuple[str, ...] = ("shadow", "1", "5", "25", "50", "100")
 
@@ -255,7 +257,5 @@ class RolloutConfig:
         for name in ("min_arm_labeled", "min_arm_positives"):
             value = getattr(self, name)
             check_limit(is_int(value) and value >= 1, f"rollout.{name}", value, "an integer >= 1")
-        check_limit(is_int(self.hold_unmeasured_from) and 1 <= self.hold_unmeasured_from <= 100,
-               "rollout.hold_unmeasured_from", self.hold_unmeasured_from, "a percent in [1, 100]")
         check_limit(isinstance(self.salt, str) and bool(self.salt), "rollout.salt", self.salt,
                "a non-empty string")

@@ -3,8 +3,9 @@ the door to the control plane.
 
 It is built once at each entry point - the CLI (from ``--data-dir``/``--spec``), the Dagster
 resource (``defs/resources.py``) and the serving app - and passed down to ``lib``. Nothing below
-an entry point looks a spec up by name or reads ``os.environ``; the one variable read here, when
-a Workspace is built, is ``ML_ASSETS_SIGNING_KEY`` (the model signing key file).
+an entry point looks a spec up by name or reads ``os.environ``; the variables read here, when
+a Workspace is built, are ``ML_ASSETS_SIGNING_KEY`` (the model signing key file) and
+``ML_ASSETS_CONTROL_URL`` (a PostgreSQL control plane instead of ``control.sqlite``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from ml_assets.lib.core.catalog import Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry, RegistryError
+from ml_assets.lib.core.registry.backend import POSTGRES_SCHEMES
 
 SIGNING_KEY_ENV = "ML_ASSETS_SIGNING_KEY"
+CONTROL_URL_ENV = "ML_ASSETS_CONTROL_URL"
 MIN_KEY_BYTES = 32
 
 
@@ -27,6 +30,23 @@ def signing_key_file_from_env() -> Path | None:
     """The model signing key file named by ``$ML_ASSETS_SIGNING_KEY``, or None when unset."""
     name = os.environ.get(SIGNING_KEY_ENV, "").strip()
     return Path(name).expanduser().resolve() if name else None
+
+
+def control_url_from_env() -> str | None:
+    """The control plane's database URL from ``$ML_ASSETS_CONTROL_URL``, or None when unset
+    (the default: ``<data_dir>/control.sqlite``).
+
+    Raises
+    ------
+    RegistryError
+        When it is set to anything but a ``postgresql://`` (``postgres://``,
+        ``postgresql+psycopg2://``) URL.
+    """
+    url = os.environ.get(CONTROL_URL_ENV, "").strip()
+    if url and not url.startswith(POSTGRES_SCHEMES):
+        raise RegistryError(f"${CONTROL_URL_ENV} must be a postgresql:// URL (unset it for "
+                            f"<data_dir>/control.sqlite); got {url.split('://')[0]}://...")
+    return url or None
 
 
 @dataclass(frozen=True)
@@ -42,11 +62,20 @@ class Workspace:
     signing_key_file : pathlib.Path, optional
         The model signing key (default ``$ML_ASSETS_SIGNING_KEY``); it must lie outside the
         data directory, so write access to the data directory alone cannot forge a model.
+    control_url : str, optional
+        A PostgreSQL control plane shared by several machines (default
+        ``$ML_ASSETS_CONTROL_URL``); None keeps it in ``paths.control_db`` (SQLite).
     """
 
     paths: DataPaths
     spec: DatasetSpec
     signing_key_file: Path | None = field(default_factory=signing_key_file_from_env)
+    control_url: str | None = field(default_factory=control_url_from_env)
+
+    @property
+    def control_location(self) -> Path | str:
+        """What ``Registry`` opens: ``control_url`` when set, else ``paths.control_db``."""
+        return self.control_url or self.paths.control_db
 
     @classmethod
     def open(cls, data_dir: str | Path, spec: DatasetSpec) -> Workspace:
@@ -81,7 +110,7 @@ class Workspace:
             When the control plane is damaged or missing where one existed, or the signing key
             file is unreadable, too short or inside the data directory (fail closed).
         """
-        return Registry(self.paths.control_db, signing_key=self.signing_key())
+        return Registry(self.control_location, signing_key=self.signing_key())
 
     def open_registry_unkeyed(self) -> Registry:
         """A fresh, uncached open of the control plane without the signing key.
@@ -93,14 +122,14 @@ class Workspace:
         Returns
         -------
         Registry
-            A new registry over ``paths.control_db`` (checked, schema applied).
+            A new registry over ``control_location`` (checked, schema applied).
 
         Raises
         ------
         RegistryError
             When the control plane is damaged or missing where one existed.
         """
-        return Registry(self.paths.control_db)
+        return Registry(self.control_location)
 
     def signing_key(self) -> bytes | None:
         """The model signing key's bytes, or None when no key file is configured.

@@ -15,6 +15,7 @@ from ml_assets.lib.core.catalog import RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
 from ml_assets.lib.core.lake import connect, parquet_relation, split_rows
+from ml_assets.lib.core.lake_store import read_source
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.sql import available_sql, chunk_ranges, compute_features
 from ml_assets.lib.ingest.landing import AVAILABLE_AT
@@ -95,7 +96,7 @@ def files_available_sql(spec: DatasetSpec, files: list[Path], label_ts: str) -> 
     str
         A TIMESTAMPTZ expression.
     """
-    has = any(AVAILABLE_AT in pq.read_schema(f).names for f in files)
+    has = any(AVAILABLE_AT in pq.read_schema(read_source(f)).names for f in files)
     # cast: an empty partition may store both columns as Parquet NULL type
     return available_sql(spec, f"CAST({AVAILABLE_AT} AS TIMESTAMPTZ)" if has else "NULL",
                          f"CAST({label_ts} AS TIMESTAMPTZ)")

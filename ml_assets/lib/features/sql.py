@@ -1,5 +1,8 @@
 """Compile feature declarations to one DuckDB query, and build features over a time range.
 
+The query is written once for every engine in ``lib/features/dialect.py``; this module holds
+DuckDB's spelling of it (:class:`DuckDBDialect`) and the DuckDB execution.
+
 Trailing windows are ``RANGE`` frames ending one microsecond before the event, so an event
 never sees itself, a tie at the same instant, or anything later. All frames over one entity
 tuple share one sort (DuckDB evaluates frames with equal ``PARTITION BY``/``ORDER BY`` in one
@@ -45,93 +48,83 @@ import pandas as pd
 
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
-from ml_assets.lib.features.definitions import (
-    Categorical,
-    LabelAgg,
-    Numeric,
-    Ratio,
-    TimeSincePrevious,
-    WindowAgg,
-    is_constant,
-    parse_window,
+from ml_assets.lib.features.definitions import LabelAgg
+from ml_assets.lib.features.dialect import (
+    Dialect,
+    available_sql,
+    compile_query,
+    entity_tag,
+    late_labels_cte,
+    target_events_cte,
+    window_seconds,
 )
 from ml_assets.lib.features.prefix_sums import compute_prefix_features, prefix_sum_features
 
-STRICTLY_BEFORE = "1 PRECEDING"  # one microsecond: frames order by epoch microseconds
-EXACT_DECIMAL = "DECIMAL(38, 9)"  # |values| < 1e29, nine decimals
+
+class DuckDBDialect(Dialect):
+    """DuckDB's spelling of the feature query (``lib/features/dialect.py``); label counts are
+    read with ASOF joins."""
+
+    def quote(self, identifier: str) -> str:
+        return quote(identifier)
+
+    def param(self, name: str) -> str:
+        return f"${name}"
+
+    def epoch_us(self, expr: str) -> str:
+        return f"epoch_us({expr})"
+
+    def list_position(self, values: str, column: str) -> str:
+        return f"list_position([{values}], CAST({column} AS VARCHAR))"
+
+    def distinct_count(self, column: str, frame: str) -> str:
+        return f"COUNT(DISTINCT {column}) OVER {frame}"
+
+    def gap_us(self, ts: str, frame: str) -> str:
+        return f"date_diff('microsecond', MAX({ts}) OVER {frame}, {ts})"
+
+    def label_ctes(self, spec: DatasetSpec, feats: list[LabelAgg], target: str
+                   ) -> tuple[list[str], list[str]]:
+        """Cumulative label counts per entity, read with ASOF joins: over the time a label
+        became usable (later of ``label_ts`` and ``available_at``) at ``t``, over ``label_ts``
+        at ``t - window``, plus the few labels before ``t - window`` not yet available at ``t``.
+        Exact integer arithmetic, no per-row frames. The ASOF reads are chained on the target
+        events into one relation ``lr`` joined to the events once (one hash join on the event
+        id, not one per read)."""
+        eid = quote(spec.event_id)
+        ctes = [target_events_cte(self, spec, target)]
+        joins, reads, read_cols = [f" LEFT JOIN lr ON lr._eid = ev_w.{eid}"], [], []
+
+        def read(name: str, cum: str, before: str, entities: tuple[str, ...]) -> None:
+            on = " AND ".join(f"lt.{quote(k)} = {name}.{quote(k)}" for k in entities)
+            reads.append(f" ASOF LEFT JOIN {cum} {name} ON {on} AND {name}.at < {before}")
+            read_cols.extend(f"{name}.{what} AS {name}_{what}" for what in ("pos", "cnt"))
+
+        for entities in dict.fromkeys(f.entities for f in feats):
+            tag, keys = entity_tag(entities), ", ".join(quote(k) for k in entities)
+            for name, order in ((f"lbc_{tag}", "label_ts"),
+                                (f"lbu_{tag}", "greatest(label_ts, available_at)")):
+                ctes.append(
+                    f"{name} AS (SELECT {keys}, {order} AS at, SUM(label) OVER w AS pos,"
+                    f" COUNT(*) OVER w AS cnt FROM lb"
+                    f" WINDOW w AS (PARTITION BY {keys} ORDER BY {order} RANGE UNBOUNDED PRECEDING))"
+                )
+            read(f"lbn_{tag}", f"lbu_{tag}", "lt._ts", entities)
+            for sec in sorted({window_seconds(f) for f in feats if f.entities == entities}):
+                read(f"lbw_{tag}_{sec}", f"lbc_{tag}", f"lt._ts - INTERVAL {sec} SECOND", entities)
+                ctes.append(late_labels_cte(self, entities, sec))
+                joins.append(f" LEFT JOIN lbx_{tag}_{sec} ON lbx_{tag}_{sec}._eid = ev_w.{eid}")
+        ctes.append(f"lr AS (SELECT lt._eid, {', '.join(read_cols)} FROM lt{''.join(reads)})")
+        return ctes, joins
 
 
-def _microseconds(window: str, feature: str) -> int:
-    return int(parse_window(window, feature).total_seconds()) * 1_000_000
-
-
-def _partition(spec: DatasetSpec, entities: tuple[str, ...]) -> str:
-    """``PARTITION BY`` columns of an entity tuple. ``PARTITION BY`` puts every NULL key in one
-    partition, so an event with a NULL nullable key is put in a partition of its own (its id
-    added as a partition column): it sees an empty history, exactly as an unseen entity's first
-    event, and no other NULL-key event sees it."""
-    keys = [quote(k) for k in entities]
-    nulls = " OR ".join(f"{quote(k)} IS NULL" for k in entities if k in spec.nullable_keys)
-    if nulls:
-        keys.append(f"CASE WHEN {nulls} THEN {quote(spec.event_id)} END")
-    return ", ".join(keys)
-
-
-def _frame(spec: DatasetSpec, entities: tuple[str, ...], window: str | None, feature: str) -> str:
-    start = "UNBOUNDED" if window is None else _microseconds(window, feature)
-    # Ordered by integer microseconds, not the TIMESTAMPTZ: the frame bounds are then integer
-    # subtractions, not per-row time-zone-aware interval arithmetic (same rows: UTC, whole
-    # seconds; 20-35% less WINDOW time at 1M events).
-    return (f"(PARTITION BY {_partition(spec, entities)} ORDER BY epoch_us({quote(spec.event_ts)})"
-            f" RANGE BETWEEN {start} PRECEDING AND {STRICTLY_BEFORE})")
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _window_expr(f: WindowAgg, spec: DatasetSpec) -> str:
-    frame = _frame(spec, f.entities, f.window, f.name)
-    col = quote(f.column) if f.column else None
-    # Sums and means add exact decimals: DuckDB's windowed SUM/AVG over DOUBLE rounds
-    # differently depending on where the partition starts and ends, so features built hourly,
-    # in ranges or in a from-raw rebuild would differ in the last bits (no bit-identical rerun).
-    exact = f"CAST({col} AS {EXACT_DECIMAL})"
-    return {
-        "count": f"COUNT(*) OVER {frame}",
-        "sum": f"COALESCE(SUM({exact}) OVER {frame}, 0)",
-        "mean": f"AVG({exact}) OVER {frame}",
-        "max": f"MAX({col}) OVER {frame}",
-        "distinct": f"COUNT(DISTINCT {col}) OVER {frame}",
-    }[f.agg]
-
-
-def _ratio_part(part: str | float, exprs: dict[str, str]) -> str:
-    """A ratio's numerator or denominator: an earlier feature's expression, an event column
-    or a constant. A constant is written with an exponent so DuckDB reads it as the same DOUBLE
-    the online path divides by (a plain ``0.1`` would be a DECIMAL)."""
-    if is_constant(part):
-        return f"{float(part):.17e}"
-    return exprs.get(part, f"CAST(ev_w.{quote(part)} AS DOUBLE)")
+DUCKDB = DuckDBDialect()
 
 
 def compile_feature_query(spec: DatasetSpec, computed: Collection[str] = (),
                           scanned_in_order: bool = False) -> str:
-    """The DuckDB feature query of ``spec``.
-
-    Inputs: relations ``ev`` (events incl. look-back history) and ``lb`` (entity keys,
-    ``label_ts``, ``available_at``, ``label``); parameters ``$start`` and ``$end`` bound the events that get a
-    feature row.
-
-    Parameters
-    ----------
-    spec : DatasetSpec
-    computed : collection of str
-        Features computed elsewhere (``prefix_sums``): their columns are left out. No ``Ratio``
-        may read one.
-    scanned_in_order : bool
-        ``ev`` is scanned in ``(ts, id)`` order and the connection preserves insertion order: a
-        query left with row-wise features only (no window, no label join) then skips the sort.
+    """The DuckDB feature query of ``spec``: ``dialect.compile_query`` with parameters
+    ``$start`` and ``$end`` (see there for the inputs, ``computed`` and ``scanned_in_order``).
 
     Returns
     -------
@@ -139,133 +132,7 @@ def compile_feature_query(spec: DatasetSpec, computed: Collection[str] = (),
         SQL yielding one row per event ordered by ``(ts, id)``: id, ts, entity keys, one
         DOUBLE per feature not in ``computed``.
     """
-    eid, ts = quote(spec.event_id), quote(spec.event_ts)
-    keys = [quote(k) for k in spec.entity_keys]
-    window_cols, label_feats, exprs = [], [], {}
-    features = [f for f in spec.features if f.name not in computed]
-    for f in features:
-        if isinstance(f, Numeric):
-            exprs[f.name] = f"CAST(ev_w.{quote(f.column)} AS DOUBLE)"
-        elif isinstance(f, Categorical):
-            vocab = ", ".join(_sql_string(v) for v in f.vocabulary)
-            exprs[f.name] = (
-                f"CAST(COALESCE(list_position([{vocab}], CAST(ev_w.{quote(f.column)} AS VARCHAR)),"
-                f" {len(f.vocabulary) + 1}) - 1 AS DOUBLE)"
-            )
-        elif isinstance(f, WindowAgg):
-            window_cols.append(f"{_window_expr(f, spec)} AS {quote(f.name)}")
-            exprs[f.name] = f"CAST(ev_w.{quote(f.name)} AS DOUBLE)"
-        elif isinstance(f, TimeSincePrevious):
-            prev = f"MAX({ts}) OVER {_frame(spec, f.entities, f.within, f.name)}"
-            window_cols.append(f"date_diff('microsecond', {prev}, {ts})"
-                               f" / CAST({f.unit_us} AS DOUBLE) AS {quote(f.name)}")
-            exprs[f.name] = f"CAST(ev_w.{quote(f.name)} AS DOUBLE)"
-        elif isinstance(f, LabelAgg):
-            label_feats.append(f)
-            p, c = _label_delta(f, "pos"), _label_delta(f, "cnt")
-            exprs[f.name] = {
-                "positives": f"CAST({p} AS DOUBLE)",
-                "count": f"CAST({c} AS DOUBLE)",
-                "rate": f"CAST({p} AS DOUBLE) / NULLIF({c}, 0)",
-            }[f.agg]
-        elif isinstance(f, Ratio):
-            num, den = (_ratio_part(part, exprs) for part in (f.numerator, f.denominator))
-            exprs[f.name] = f"({num}) / NULLIF({den}, 0)"
-
-    attrs = [quote(a.name) for a in spec.attributes]
-    ev_select = ", ".join([eid, ts, *keys, *attrs, *window_cols])
-    target = f"{ts} >= $start AND {ts} < $end"
-    sql = f"WITH ev_w AS (SELECT {ev_select} FROM ev)"
-    ctes, joins = _label_ctes(spec, label_feats, target)
-    sql += "".join(f",\n{c}" for c in ctes)
-    join = "".join(joins)
-    order = "" if scanned_in_order and not window_cols and not joins else f"\nORDER BY ev_w.{ts}, ev_w.{eid}"
-    outputs = "".join(f", {exprs[f.name]} AS {quote(f.name)}" for f in features)
-    ev_keys = ", ".join(f"ev_w.{k}" for k in keys)
-    sql += f"""
-SELECT ev_w.{eid}, ev_w.{ts}, {ev_keys}{outputs}
-FROM ev_w{join}
-WHERE ev_w.{ts} >= $start AND ev_w.{ts} < $end{order}"""
-    return sql
-
-
-def _entity_tag(entities: tuple[str, ...]) -> str:
-    return "__".join(entities)
-
-
-def _label_delta(f: LabelAgg, what: str) -> str:
-    """Labels with label_ts in [t - w, t), available before t = (available and label_ts < t)
-    - (label_ts < t - w) + (label_ts < t - w but not yet available at t)."""
-    tag, sec = _entity_tag(f.entities), int(parse_window(f.window, f.name).total_seconds())
-    now, then, late = f"lr.lbn_{tag}_{what}", f"lr.lbw_{tag}_{sec}_{what}", f"lbx_{tag}_{sec}"
-    return f"(COALESCE({now}, 0) - COALESCE({then}, 0) + COALESCE({late}.{what}, 0))"
-
-
-def _label_ctes(spec: DatasetSpec, feats: list[LabelAgg], target: str) -> tuple[list[str], list[str]]:
-    """Cumulative label counts per entity, read with ASOF joins: over the time a label became
-    usable (later of ``label_ts`` and ``available_at``) at ``t``, over ``label_ts`` at
-    ``t - window``, plus the few labels before ``t - window`` not yet available at ``t`` (only
-    labels available more than a window after their label_ts can be such). Exact integer
-    arithmetic, no per-row frames. The ASOF reads are chained on the target events into one
-    relation ``lr`` joined to the events once (one hash join on the event id, not one per
-    read)."""
-    if not feats:
-        return [], []
-    eid, ts = quote(spec.event_id), quote(spec.event_ts)
-    all_keys = ", ".join(quote(k) for k in spec.entity_keys)
-    ctes = [f"lt AS (SELECT {eid} AS _eid, {ts} AS _ts, {all_keys} FROM ev WHERE {target})"]
-    joins, reads, read_cols = [f" LEFT JOIN lr ON lr._eid = ev_w.{eid}"], [], []
-
-    def read(name: str, cum: str, before: str, entities: tuple[str, ...]) -> None:
-        on = " AND ".join(f"lt.{quote(k)} = {name}.{quote(k)}" for k in entities)
-        reads.append(f" ASOF LEFT JOIN {cum} {name} ON {on} AND {name}.at < {before}")
-        read_cols.extend(f"{name}.{what} AS {name}_{what}" for what in ("pos", "cnt"))
-
-    for entities in dict.fromkeys(f.entities for f in feats):
-        tag, keys = _entity_tag(entities), ", ".join(quote(k) for k in entities)
-        on = " AND ".join(f"lt.{quote(k)} = c.{quote(k)}" for k in entities)
-        for name, order in ((f"lbc_{tag}", "label_ts"),
-                            (f"lbu_{tag}", "greatest(label_ts, available_at)")):
-            ctes.append(
-                f"{name} AS (SELECT {keys}, {order} AS at, SUM(label) OVER w AS pos,"
-                f" COUNT(*) OVER w AS cnt FROM lb"
-                f" WINDOW w AS (PARTITION BY {keys} ORDER BY {order} RANGE UNBOUNDED PRECEDING))"
-            )
-        read(f"lbn_{tag}", f"lbu_{tag}", "lt._ts", entities)
-        windows = {int(parse_window(f.window, f.name).total_seconds()) for f in feats
-                   if f.entities == entities}
-        for sec in sorted(windows):
-            read(f"lbw_{tag}_{sec}", f"lbc_{tag}", f"lt._ts - INTERVAL {sec} SECOND", entities)
-            late = f"lbx_{tag}_{sec}"
-            ctes.append(
-                f"{late} AS (SELECT lt._eid, SUM(c.label) AS pos, COUNT(*) AS cnt FROM lt"
-                f" JOIN (SELECT * FROM lb WHERE available_at > label_ts + INTERVAL {sec} SECOND) c"
-                f" ON {on} AND c.label_ts < lt._ts - INTERVAL {sec} SECOND"
-                f" AND c.available_at >= lt._ts GROUP BY lt._eid)"
-            )
-            joins.append(f" LEFT JOIN {late} ON {late}._eid = ev_w.{eid}")
-    ctes.append(f"lr AS (SELECT lt._eid, {', '.join(read_cols)} FROM lt{''.join(reads)})")
-    return ctes, joins
-
-
-def available_sql(spec: DatasetSpec, available: str, label_ts: str) -> str:
-    """SQL for a label row's availability time; rows written before it was recorded (an older
-    lake, fixtures) get the on-time rule: end of their label day plus the ingest delay.
-
-    Parameters
-    ----------
-    spec : DatasetSpec
-    available, label_ts : str
-        SQL expressions of the recorded ``available_at`` (may be NULL) and the label time.
-
-    Returns
-    -------
-    str
-        A TIMESTAMPTZ expression (the connection's time zone must be UTC, as ``connect`` sets).
-    """
-    delay = int(spec.label_ingest_delay.total_seconds())
-    return (f"COALESCE({available}, date_trunc('day', {label_ts})"
-            f" + INTERVAL 1 DAY + INTERVAL {delay} SECOND)")
+    return compile_query(spec, DUCKDB, computed, scanned_in_order)
 
 
 def labels_with_entities_sql(spec: DatasetSpec, events: str, labels: str) -> str:

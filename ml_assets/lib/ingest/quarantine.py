@@ -6,6 +6,7 @@ import pandas as pd
 from scipy import stats
 
 from ml_assets.lib.core.catalog import QUARANTINE_FILES, Catalog
+from ml_assets.lib.core.lake_store import read_source
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.ingest.contracts import QUARANTINE_COLUMNS
 
@@ -49,7 +50,7 @@ def read_quarantine(paths: DataPaths) -> pd.DataFrame:
     files = Catalog(paths.lake).table(QUARANTINE_FILES).files()
     if not files:
         return pd.DataFrame(columns=["asset", *QUARANTINE_COLUMNS])
-    return pd.concat([pd.read_parquet(f).assign(asset=f.parent.name) for f in files],
+    return pd.concat([pd.read_parquet(read_source(f)).assign(asset=f.parent.name) for f in files],
                      ignore_index=True)
 
 

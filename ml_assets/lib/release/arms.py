@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.lake import quiet
 from ml_assets.lib.training.splits import BUCKETS, bucket, bucket_sql
 
 PAUSED = "paused"  # the stage of a rollout stopped on a regression: the challenger acts on nobody
@@ -47,7 +48,7 @@ def buckets(entities: pd.Series, salt: str) -> np.ndarray:
     -------
     ndarray of int, shape (n_entities,)
     """
-    con = duckdb.connect()
+    con = quiet(duckdb.connect())
     con.register("ents", pd.DataFrame({"e": entities.to_numpy()}))
     return con.execute(f"SELECT {bucket_sql('e', salt)} AS b FROM ents").df()["b"].to_numpy()
 

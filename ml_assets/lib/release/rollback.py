@@ -18,6 +18,7 @@ from ml_assets.lib.core.artifacts import recorded_file, sha256_file
 from ml_assets.lib.core.catalog import BATCH_SCORES, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import UnsafePath
+from ml_assets.lib.core.lake_store import read_source
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry, RegistryError
 from ml_assets.lib.release.authority import authorize
@@ -249,7 +250,7 @@ def drill_status(registry: Registry, spec: DatasetSpec, now: datetime | None = N
 def probe_event_id(paths: DataPaths, spec: DatasetSpec, versions: list[str]):
     """An event with precomputed scores from every given version (newest partition first)."""
     for path in Catalog(paths.lake).table(BATCH_SCORES).files()[::-1][:48]:
-        df = pd.read_parquet(path, columns=[spec.event_id, "model_version"])
+        df = pd.read_parquet(read_source(path), columns=[spec.event_id, "model_version"])
         counts = df[df["model_version"].isin(versions)].groupby(spec.event_id).size()
         both = counts[counts == len(set(versions))]
         if len(both):

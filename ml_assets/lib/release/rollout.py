@@ -10,9 +10,12 @@
   arm means dominated by a few large transactions.
 - A regression beyond ``max_regression`` that is also beyond noise pauses the rollout (the
   challenger then acts on nobody); a wrong-way estimate still within noise holds the stage
-  until more data decides. Small stages advance while too few labels exist to measure;
-  from ``hold_unmeasured_from`` percent on, a stage advances only on a measured "ok", so a
-  challenger nobody could measure never reaches 100%.
+  until more data decides. Every stage advances only on a measured "ok": a stage with too
+  few labels to measure holds (and is evaluated again every dwell, over all its data) until
+  the labels arrive or a person overrides it, audited; nothing advances unmeasured.
+- Every transition's audit entry carries ``data_period``: the data time its decision judged
+  (window, first and last event, events and labeled events, label horizon), because the
+  audit's own timestamp is only when the walk ran.
 - At 100% the challenger is promoted (the old champion becomes ``previous``) through the
   rollback-readiness rule. Every transition is one audited control-plane change.
 """
@@ -51,6 +54,15 @@ STAGE_KEY, STATE_KEY = "rollout_stage", "rollout_state"
 
 class RolloutRefused(RegistryError):
     """A stage change the gate, the dwell or the evidence does not allow (yet)."""
+
+
+class StageHeld(RolloutRefused):
+    """The current stage's evidence does not allow advancing yet; ``evidence`` is what was
+    judged (``evaluate_stage`` output with ``dwell_hours``: ``outcome``, ``data_period``)."""
+
+    def __init__(self, message: str, evidence: dict):
+        super().__init__(message)
+        self.evidence = evidence
 
 
 # -- state in the control plane -----------------------------------------------------------
@@ -108,6 +120,7 @@ def acting_arm(registry: Registry, spec: DatasetSpec, events: pd.DataFrame) -> n
 def _transition(registry: Registry, spec: DatasetSpec, st: dict, stage: str, since: datetime,
                 actor: str, reason: str, evidence: dict | None = None,
                 alias_changes: dict | None = None) -> dict:
+    period = (evidence or {}).get("data_period")
     st = {**st, "stage": stage, "since": since.isoformat(),
           "history": [*st.get("history", []),
                       {"stage": stage, "since": since.isoformat(), "actor": actor,
@@ -116,7 +129,7 @@ def _transition(registry: Registry, spec: DatasetSpec, st: dict, stage: str, sin
     changes = alias_changes or {"challenger": version}
     registry.move_aliases(spec.model_name, changes, actor, f"rollout:{stage}", reason,
                           settings={STAGE_KEY: stage, STATE_KEY: json.dumps(st, default=str)},
-                          expect=changes)
+                          expect=changes, detail={"data_period": period} if period else None)
     return st
 
 
@@ -167,6 +180,7 @@ def evaluate_stage(frame: pd.DataFrame, percent: int, lo: datetime, hi: datetime
     arm = in_arm(w["bucket"].to_numpy(), percent)
     treat, control = w[arm], w[~arm]
     out = {"window": {"start": lo.isoformat(), "end": hi.isoformat()}, "percent": percent,
+           "data_period": data_period(w, spec, lo, hi),
            "challenger_arm": _arm(treat, "challenger"), "control_arm": _arm(control, "champion"),
            "arm_share": float(arm.mean()) if len(w) else 0.0}
     labeled = treat["challenger_value"].notna()
@@ -198,6 +212,37 @@ def evaluate_stage(frame: pd.DataFrame, percent: int, lo: datetime, hi: datetime
     return out
 
 
+def data_period(window: pd.DataFrame, spec: DatasetSpec, lo: datetime, hi: datetime) -> dict:
+    """The data a stage's decision judged, in data time (what the audit log records).
+
+    Parameters
+    ----------
+    window : DataFrame
+        The events in [lo, hi) (``rollout_frame`` rows): event time, ``champion_value`` and
+        ``challenger_value`` (NaN while unlabeled).
+    lo, hi : datetime
+        The judged window, UTC.
+
+    Returns
+    -------
+    dict
+        ``start``/``end`` (the window, ISO 8601), ``first_event``/``last_event`` (ISO 8601;
+        absent without events), ``events`` and ``labeled`` (counts).
+    """
+    ts = window[spec.event_ts]
+    labeled = window["champion_value"].notna() | window["challenger_value"].notna()
+    out = {"start": lo.isoformat(), "end": hi.isoformat(), "events": int(len(window)),
+           "labeled": int(labeled.sum())}
+    if len(window):
+        out |= {"first_event": ts.min().isoformat(), "last_event": ts.max().isoformat()}
+    return out
+
+
+def _period_text(period: dict) -> str:
+    return (f"data {period['start'][:16]} .. {period['end'][:16]}: {period['events']:,} events, "
+            f"{period['labeled']:,} labeled")
+
+
 # -- transitions --------------------------------------------------------------------------
 def gate(paths: DataPaths, spec: DatasetSpec, registry: Registry, as_of: datetime,
          horizon: datetime | None, cfg: ShadowConfig | None = None,
@@ -216,14 +261,17 @@ def gate(paths: DataPaths, spec: DatasetSpec, registry: Registry, as_of: datetim
 def start(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str, as_of: datetime,
           horizon: datetime | None, override: bool = False, reason: str = "",
           shadow_cfg: ShadowConfig | None = None,
-          latency_slo_ms: float | None = None, salt: str | None = None) -> dict:
-    """shadow -> 1%: only when the promotion gate passes, or with an audited override.
-    ``shadow_cfg`` and ``salt`` default to the spec's release policy."""
-    authorize(registry, spec, "rollout", actor, "1")
+          latency_slo_ms: float | None = None, salt: str | None = None,
+          cfg: RolloutConfig | None = None) -> dict:
+    """shadow -> the first stage (1%): only when the promotion gate passes, or with an audited
+    override. ``shadow_cfg``, ``salt`` and ``cfg`` default to the spec's release policy."""
+    first = (cfg or spec.rollout).stages[1]
+    authorize(registry, spec, "rollout", actor, first)
     st = current(registry, spec)
     if st["stage"] not in ("shadow",):
-        raise RolloutRefused(f"{st['version']} is at stage {st['stage']}; `rollout 1` starts "
-                             "a rollout from shadow (use `rollout shadow` first to restart)")
+        raise RolloutRefused(f"{st['version']} is at stage {st['stage']}; `rollout {first}` "
+                             "starts a rollout from shadow (use `rollout shadow` first to "
+                             "restart)")
     report = gate(paths, spec, registry, as_of, horizon, shadow_cfg, latency_slo_ms)
     failed = [i for i in report["checklist"] if not i["passed"]]
     if failed and not override:
@@ -235,11 +283,13 @@ def start(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str, a
     if override and not reason:
         raise RolloutRefused("an override needs --reason (it is recorded in the audit log)")
     evidence = {"gate_passed": report["gate_passed"], "overridden": bool(failed),
-                "failed_items": [i["item"] for i in failed]}
+                "failed_items": [i["item"] for i in failed],
+                "data_period": {**report["window"], "days_of_data": report["days_of_data"],
+                                "label_horizon": report["label_horizon"]}}
     why = f"override: {reason}" if failed else (reason or "promotion gate passed")
     return _transition(registry, spec, {**st, "champion": report["champion"],
                                         "salt": salt or spec.rollout.salt},
-                       "1", as_of, actor, why, evidence)
+                       first, as_of, actor, why, evidence)
 
 
 def step(registry: Registry, paths: DataPaths, spec: DatasetSpec, target: str, actor: str,
@@ -272,11 +322,14 @@ def step(registry: Registry, paths: DataPaths, spec: DatasetSpec, target: str, a
     evidence = None
     if st["stage"] != PAUSED:
         evidence = _evaluate_current(registry, paths, spec, st, as_of, horizon, cfg)
-        if not _may_advance(evidence, pct(st["stage"]), cfg) and not override:
-            raise RolloutRefused(f"stage {st['stage']} does not allow advancing yet: "
-                                 f"{evidence['outcome']} after {evidence['dwell_hours']:.0f}h "
-                                 f"(minimum {cfg.min_dwell_hours:.0f}h)")
+        if not _may_advance(evidence, cfg) and not override:
+            raise StageHeld(f"stage {st['stage']} does not allow advancing yet: "
+                            f"{evidence['outcome']} after {evidence['dwell_hours']:.0f}h "
+                            f"(minimum {cfg.min_dwell_hours:.0f}h; "
+                            f"{_period_text(evidence['data_period'])})", evidence)
     why = f"override: {reason}" if override else (reason or "stage evidence allows it")
+    if evidence:
+        why += f" ({evidence['outcome']} on {_period_text(evidence['data_period'])})"
     return _finish(registry, paths, spec, st, target, as_of, actor, why, evidence)
 
 
@@ -284,16 +337,14 @@ def _evaluate_current(registry, paths, spec, st, as_of, horizon, cfg) -> dict:
     since = datetime.fromisoformat(st["since"])
     frame = rollout_frame(paths, spec, st["champion"], st["version"], since, as_of, horizon, cfg)
     ev = evaluate_stage(frame, pct(st["stage"]), since, as_of, spec, cfg)
+    ev["data_period"]["label_horizon"] = horizon.isoformat() if horizon else None
     return {**ev, "dwell_hours": (as_of - since).total_seconds() / 3600}
 
 
-def _may_advance(ev: dict, percent: int, cfg: RolloutConfig) -> bool:
-    """After the dwell: on a measured "ok", or while still unmeasurable on a small stage.
-    A wrong-way estimate that is not yet beyond noise holds the stage until it is decided."""
-    if ev["dwell_hours"] < cfg.min_dwell_hours:
-        return False
-    return ev["outcome"] == "ok" or (ev["outcome"] == "not_measurable"
-                                     and percent < cfg.hold_unmeasured_from)
+def _may_advance(ev: dict, cfg: RolloutConfig) -> bool:
+    """After the dwell, on a measured "ok" only: an unmeasurable stage holds, and so does a
+    wrong-way estimate that is not yet beyond noise, until more data decides."""
+    return ev["dwell_hours"] >= cfg.min_dwell_hours and ev["outcome"] == "ok"
 
 
 def _finish(registry, paths, spec, st, target, at, actor, reason, evidence) -> dict:
@@ -328,17 +379,19 @@ def advance(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str,
         ev = {**evaluate_stage(frame, percent, since, t, spec, cfg),
               "stage": st["stage"], "dwell_hours": (t - since).total_seconds() / 3600,
               "label_horizon": horizon.isoformat() if horizon else None}
+        ev["data_period"]["label_horizon"] = ev["label_horizon"]
         walk.append(ev)
         if ev["outcome"] in ("regressed", "guardrail"):
             why = (f"automatic pause at {percent}%: {ev['outcome']} (adjusted delta "
                    f"{ev['adjusted_delta_per_1k']:.2f} per 1k events, se "
-                   f"{ev['delta_se_per_1k']:.2f})")
+                   f"{ev['delta_se_per_1k']:.2f}) on {_period_text(ev['data_period'])}")
             st = _transition(registry, spec, {**st, "paused_from": st["stage"]}, PAUSED, t,
                              actor, why, ev)
             break
-        if _may_advance(ev, percent, cfg):
+        if _may_advance(ev, cfg):
             nxt = stages[stages.index(st["stage"]) + 1]
-            why = f"automatic: {ev['outcome']} at {percent}% after {ev['dwell_hours']:.0f}h"
+            why = (f"automatic: {ev['outcome']} at {percent}% after {ev['dwell_hours']:.0f}h "
+                   f"on {_period_text(ev['data_period'])}")
             try:
                 st = _finish(registry, paths, spec, st, nxt, t, actor, why, ev)
             except RegistryError as exc:  # promotion refused (readiness): hold, say why
@@ -351,11 +404,15 @@ def advance(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str,
 
 
 def history(registry: Registry, version: str) -> list[dict]:
-    """Rollout transitions and promotions of ``version`` from the audit log, oldest first."""
+    """Rollout transitions and promotions of ``version`` from the audit log, oldest first:
+    ``ts`` (wall clock of the change), ``action``, ``actor``, ``reason`` and, on a stage
+    decided by data, ``data_period`` (the data time it judged, see :func:`data_period`)."""
     rows = [r for r in registry.audit_log(limit=1_000_000)
             if r["target"] == version and (r["action"].startswith("rollout:")
                                            or r["action"] in ("promote", "rollback"))]
-    return [{"ts": r["ts"], "action": r["action"], "actor": r["actor"], "reason": r["reason"]}
+    return [{"ts": r["ts"], "action": r["action"], "actor": r["actor"], "reason": r["reason"],
+             **({"data_period": r["detail"]["data_period"]}
+                if "data_period" in r["detail"] else {})}
             for r in reversed(rows)]
 
 

@@ -4,7 +4,7 @@
   score array per model version), rebuilt in the background when new score files land and
   swapped in with one reference assignment, so a lookup never waits for a reload.
 - Which version answers is decided per request from the control plane: the ``champion`` alias,
-  or ``previous`` while the kill switch is on (one SQLite read, tens of microseconds).
+  or ``previous`` while the kill switch is on (a change token, and one query when it moved).
 - Models are cached by version and loaded only through SHA-256 verification. A version whose
   artifact fails verification is refused; a model the control plane still designates (the
   ``previous`` rollback target) may keep answering and every response says so
@@ -38,10 +38,11 @@ from ml_assets.lib.core.catalog import (
     Catalog,
 )
 from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.file_times import settled
 from ml_assets.lib.core.lake import day_floor, read_parquet_files
 from ml_assets.lib.core.lake_table import Grain
 from ml_assets.lib.core.paths import DataPaths
-from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.registry import ControlPlaneUnavailable, Registry
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.online import OnlineState
 from ml_assets.lib.release import arms, rollout
@@ -59,28 +60,17 @@ class NoServableModel(RuntimeError):
     """Neither the resolved version nor any earlier verified model can be served."""
 
 
-# -- change tokens from file times -------------------------------------------------------------
-#: A file or directory changed this recently (ns) may change again within the same mtime tick
-#: (an mtime has the resolution of a clock tick), so its mtime is not trusted as a change
-#: token until it is older (git's "racy" index check).
-_RACY_NS = 1_000_000_000
-
-
-def _settled(mtime_ns: int, now_ns: int) -> bool:
-    """Whether an mtime is old enough that any later change will show as a different one."""
-    return now_ns - mtime_ns >= _RACY_NS
-
-
 # -- control plane, read on every request -----------------------------------------------------
 class ControlReader:
     """Aliases, kill switch and rollout state of one model, read on every request.
 
-    Every ``read`` stats the control-plane database and its write-ahead log (~2 us): every
-    commit writes the log, so while their (inode, size, mtime) stay as at the last query, the
-    last answer stands; otherwise (or while an mtime is under a second old) it runs the
-    registry's one-query snapshot (~12 us, a per-thread read-only connection). A flip takes
-    effect on the next request either way. The rollout state's JSON is parsed only when its
-    text changed.
+    Every ``read`` first takes the backend's change token - on SQLite a stat of the database
+    and its write-ahead log (~2 us, every commit writes the log), on PostgreSQL the change
+    counter every write transaction bumps (one primary-key read). While it equals the token of
+    the last query, the last answer stands; otherwise (or while an mtime is under a second old)
+    it runs the registry's one-query snapshot on a per-thread read-only connection. A flip
+    takes effect on the next request either way. The rollout state's JSON is parsed only when
+    its text changed.
 
     Parameters
     ----------
@@ -88,37 +78,31 @@ class ControlReader:
         The control plane.
     model_name : str
         The served model.
-    db : Path
-        The control-plane database file (``DataPaths.control_db``).
+
+    Raises
+    ------
+    NoServableModel
+        From ``read`` when the control plane's database cannot be reached (fail closed: 503).
     """
 
-    def __init__(self, registry: Registry, model_name: str, db: Path):
+    def __init__(self, registry: Registry, model_name: str):
         self._snapshot = registry.snapshot_reader(model_name, (KILL_SWITCH, rollout.STATE_KEY))
-        self._files = (db, db.with_name(f"{db.name}-wal"))
+        self._backend = registry.backend
         self._token: tuple | None = None
         self._last: tuple[dict[str, str], bool, dict | None] | None = None
         self._rollout_raw: str | None = None
         self._rollout: dict | None = None
 
-    def _change_token(self) -> tuple | None:
-        now, out = time.time_ns(), []
-        for f in self._files:
-            try:
-                st = os.stat(f)
-            except FileNotFoundError:
-                out.append(None)
-                continue
-            if not _settled(st.st_mtime_ns, now):
-                return None
-            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
-        return tuple(out)
-
     def read(self) -> tuple[dict[str, str], bool, dict | None]:
         """(aliases, kill switch on?, rollout state or None)."""
-        token = self._change_token()  # before the query: a commit after it shows next time
-        if token is not None and token == self._token:
-            return self._last
-        aliases, settings = self._snapshot.read()
+        try:
+            token = self._backend.change_token()  # before the query: a later commit shows next
+            if token is not None and token == self._token:
+                return self._last
+            aliases, settings = self._snapshot.read()
+        except ControlPlaneUnavailable as exc:
+            raise NoServableModel(f"{exc}; the kill switch cannot be read, refusing to "
+                                  "serve") from exc
         raw = settings.get(rollout.STATE_KEY)
         if raw != self._rollout_raw:  # parse the JSON only when it changed
             self._rollout_raw, self._rollout = raw, json.loads(raw) if raw else None
@@ -197,7 +181,7 @@ def listing_token(catalog: Catalog, tables: tuple[str, ...] = WATCHED_TABLES) ->
     Returns
     -------
     tuple or None
-        None when a directory changed within the last second (``_settled``): a file added
+        None when a directory changed within the last second (``settled``): a file added
         later in the same clock tick would go unseen. Callers then list the lake.
     """
     now, out = time.time_ns(), []
@@ -211,7 +195,7 @@ def listing_token(catalog: Catalog, tables: tuple[str, ...] = WATCHED_TABLES) ->
                     stack += [(Path(e.path), True) for e in entries if e.is_dir()]
         except FileNotFoundError:
             mtime = None
-        if mtime is not None and not _settled(mtime, now):
+        if mtime is not None and not settled(mtime, now):
             return None
         out.append((d, mtime))
     return tuple(out)
@@ -233,7 +217,7 @@ class ScoringService:
     def __init__(self, ws: Workspace, reload_seconds: float = 2.0):
         paths, spec = ws.paths, ws.spec
         self.paths, self.spec, self.registry = paths, spec, ws.registry
-        self.control = ControlReader(self.registry, spec.model_name, paths.control_db)
+        self.control = ControlReader(self.registry, spec.model_name)
         self.models = ModelCache(paths, self.registry)
         self.state = OnlineState(spec)
         self.state_loader = OnlineStateLoader(paths, spec, self.state)

@@ -8,6 +8,8 @@ import hashlib
 import duckdb
 import pandas as pd
 
+from ml_assets.lib.core.lake import quiet
+
 BUCKETS = 10_000
 
 
@@ -76,7 +78,7 @@ def assign_splits(ids: pd.Series, salt: str, fractions: tuple[float, float]) -> 
     train, valid = fractions
     if not (0 < train < 1 and 0 <= valid < 1 and train + valid < 1):
         raise ValueError(f"split fractions {fractions} must be positive and sum below 1")
-    con = duckdb.connect()
+    con = quiet(duckdb.connect())
     con.register("ids", pd.DataFrame({"id": ids.to_numpy()}))
     buckets = con.execute(f"SELECT {bucket_sql('id', salt)} AS b FROM ids").df()["b"].to_numpy()
     t, v = int(train * BUCKETS), int((train + valid) * BUCKETS)

@@ -124,8 +124,6 @@ CASES = [
      ["rollout stages", "'100'"]),
     ("rollout_regression_share", lambda: _rollout(max_regression=1.0),
      ["rollout.max_regression", "(0, 1)"]),
-    ("rollout_hold_percent", lambda: _rollout(hold_unmeasured_from=0),
-     ["rollout.hold_unmeasured_from", "[1, 100]"]),
     ("rollout_z_zero", lambda: _rollout(z=0.0), ["rollout.z"]),
     ("rollout_arm_zero", lambda: _rollout(min_arm_labeled=0), ["rollout.min_arm_labeled"]),
     ("metric_value_column", lambda: _metric(value_column="country"),

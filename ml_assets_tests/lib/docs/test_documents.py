@@ -6,7 +6,7 @@ from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.docs import documents
 from ml_assets.lib.monitoring.tables import label_horizon
 from ml_assets.lib.release import rollout
-from ml_assets_tests.fixtures.shadow_world import CFG, SPEC, day, world_copy
+from ml_assets_tests.fixtures.shadow_world import CFG, SMALL_WORLD_ROLLOUT, SPEC, day, world_copy
 
 PLACEHOLDERS = ("TODO", "TBD", "FIXME", "<fill", "N/A", "None")
 
@@ -16,8 +16,9 @@ def rolled_out(tmp_path_factory):
     world = world_copy(tmp_path_factory.mktemp("docs") / "w")
     world.use_challenger("honest")
     hz = label_horizon(world.paths)
-    rollout.start(world.registry, world.paths, SPEC, "tests", day(45), hz, latency_slo_ms=1e9)
-    rollout.advance(world.registry, world.paths, SPEC, "tests", CFG.end, hz)
+    rollout.start(world.registry, world.paths, SPEC, "tests", day(45), hz, latency_slo_ms=1e9,
+                  cfg=SMALL_WORLD_ROLLOUT)
+    rollout.advance(world.registry, world.paths, SPEC, "tests", CFG.end, hz, SMALL_WORLD_ROLLOUT)
     return world
 
 

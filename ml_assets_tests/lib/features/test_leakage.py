@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ml_assets.lib.core.lake import connect
-from ml_assets.lib.features import sql as feature_sql
+from ml_assets.lib.features import dialect as feature_sql
 from ml_assets.lib.features.sql import compute_features
 from ml_assets.specs.fraud import FRAUD_SPEC
 from ml_assets_tests.fixtures.brute_force import assert_all_match_brute_force, compiled_features

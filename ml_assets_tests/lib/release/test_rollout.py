@@ -7,10 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_assets.defs.release.assets import promotion_marker
 from ml_assets.lib.monitoring.tables import label_horizon
 from ml_assets.lib.release import rollout
 from ml_assets.lib.release.rollout import RolloutRefused
-from ml_assets_tests.fixtures.shadow_world import CFG, SPEC, day, world_copy
+from ml_assets_tests.fixtures.shadow_world import (
+    CFG,
+    SMALL_WORLD_ROLLOUT,
+    SPEC,
+    day,
+    world_copy,
+)
 
 START = 45
 
@@ -59,22 +66,44 @@ def test_manual_stage_needs_the_dwell_and_the_next_stage(world):
     early = day(START) + timedelta(hours=6)
     with pytest.raises(RolloutRefused, match="does not allow advancing"):
         rollout.step(reg, world.paths, SPEC, "5", "tests", early, hz)
-    assert rollout.step(reg, world.paths, SPEC, "5", "tests", day(START + 1), hz)["stage"] == "5"
+    # the dwell is met, but 1% of a day's events cannot be measured: the stage holds
+    with pytest.raises(RolloutRefused, match=r"not_measurable after 24h .*data 2026-\S+ \.\. "):
+        rollout.step(reg, world.paths, SPEC, "5", "tests", day(START + 1), hz)
+    assert rollout.step(reg, world.paths, SPEC, "5", "tests", day(START + 1), hz, override=True,
+                        reason="test: canary looked fine")["stage"] == "5"
+    entry = reg.audit_log(limit=1)[0]
+    assert entry["reason"].startswith("override: test: canary looked fine (not_measurable on data")
+    assert entry["detail"]["data_period"]["start"] == day(START).isoformat()
     assert rollout.step(reg, world.paths, SPEC, "pause", "tests", day(START + 1), hz,
                         reason="by hand")["stage"] == "paused"
     with pytest.raises(RolloutRefused, match="resuming needs --override"):
         rollout.step(reg, world.paths, SPEC, "5", "tests", day(START + 2), hz)
 
 
-def test_worse_challenger_pauses_at_the_first_measurable_stage_and_never_reaches_100(world):
-    bad = world.versions["bad"]
-    _start(world, "bad", override=True, reason="test: the gate already says no")
+def test_an_unmeasurable_stage_holds_through_all_the_data(world):
+    """With the default 200 labeled events per arm the 1% stage of the test world is never
+    measurable: the walk holds it (evaluated every dwell) and nothing advances unmeasured."""
+    good = world.versions["identical"]
+    _start(world, "identical")
     st = rollout.advance(world.registry, world.paths, SPEC, "tests", CFG.end,
                          label_horizon(world.paths))
+    assert st["stage"] == "1" and len(st["walk"]) >= 20
+    assert {e["outcome"] for e in st["walk"]} == {"not_measurable"}
+    assert [h["action"] for h in rollout.history(world.registry, good)] == ["rollout:1"]
+    assert rollout.challenger_share(world.registry, SPEC) == 1.0
+
+
+def test_worse_challenger_pauses_at_the_first_measurable_stage_and_never_reaches_100(world):
+    bad = world.versions["bad"]
+    _start(world, "bad", override=True, reason="test: the gate already says no",
+           cfg=SMALL_WORLD_ROLLOUT)
+    st = rollout.advance(world.registry, world.paths, SPEC, "tests", CFG.end,
+                         label_horizon(world.paths), SMALL_WORLD_ROLLOUT)
     walk = st["walk"]
     assert st["stage"] == "paused"
     first = next(i for i, e in enumerate(walk) if e["measurable"])
     assert all(e["outcome"] == "not_measurable" for e in walk[:first])
+    assert {e["stage"] for e in walk[:first + 1]} == {"25"}  # never advanced unmeasured
     assert walk[-1]["outcome"] == "regressed" and walk[-1]["stage"] == walk[first]["stage"]
     assert walk[-1]["adjusted_delta_per_1k"] < 0
     actions = [h["action"] for h in rollout.history(world.registry, bad)]
@@ -86,18 +115,33 @@ def test_worse_challenger_pauses_at_the_first_measurable_stage_and_never_reaches
 
 def test_good_challenger_walks_every_stage_and_becomes_champion(world):
     good, old = world.versions["identical"], world.versions["champion"]
-    _start(world, "identical")
+    _start(world, "identical", cfg=SMALL_WORLD_ROLLOUT)
     st = rollout.advance(world.registry, world.paths, SPEC, "tests", CFG.end,
-                         label_horizon(world.paths))
+                         label_horizon(world.paths), SMALL_WORLD_ROLLOUT)
     assert st["stage"] == "100"
-    assert [e["stage"] for e in st["walk"]][:4] == ["1", "5", "25", "50"]
+    assert all(e["outcome"] in ("ok", "not_measurable") for e in st["walk"])
+    assert [e["stage"] for e in st["walk"] if e["outcome"] == "ok"] == ["25", "50"]
     for e in st["walk"]:
         assert e["arm_share"] == pytest.approx(int(e["stage"]) / 100, abs=0.05)
     aliases = world.registry.aliases(SPEC.model_name)
     assert aliases == {"champion": good, "challenger": None, "previous": old}
-    actions = [h["action"] for h in rollout.history(world.registry, good)]
-    assert actions[-6:] == ["rollout:1", "rollout:5", "rollout:25", "rollout:50", "promote",
-                            "rollout:100"]
+    # rollout_state's marker of the run that changed the champion, at the data time judged
+    assert promotion_marker(old, good, st) == {
+        "promotion": f"{old} -> {good}", "promoted_at_data_time": st["history"][-1]["since"]}
+    assert promotion_marker(good, good, st) == {}
+    hist = rollout.history(world.registry, good)
+    assert [h["action"] for h in hist][-4:] == ["rollout:25", "rollout:50", "promote",
+                                                "rollout:100"]
+    # each stage's entry names the data it judged (the audit's ts is only the wall clock)
+    stages = [h for h in hist if h["action"].startswith("rollout:")]
+    judged = [e for e in st["walk"] if e["outcome"] == "ok"]
+    assert [h["data_period"] for h in stages[1:]] == [e["data_period"] for e in judged]
+    for h in stages[1:]:
+        period = h["data_period"]
+        assert period["start"] <= period["first_event"] <= period["last_event"] < period["end"]
+        assert period["events"] > period["labeled"] > 0 and period["label_horizon"]
+        assert period["end"][:10] in h["reason"]
+    assert stages[0]["data_period"]["days_of_data"] >= 1  # the gate's shadow period
     since = [h["since"] for h in st["history"]]
     gaps = np.diff(pd.to_datetime(since)).astype("timedelta64[h]").astype(int)
     assert (gaps >= 24).all()  # minimum dwell of 24 h of data per stage

@@ -5,11 +5,15 @@ transaction through :meth:`Audit._audit`."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from ml_assets.lib.core.registry import integrity
 from ml_assets.lib.core.registry.backend import SqliteBackend
 from ml_assets.lib.core.registry.integrity import RegistryError
 from ml_assets.lib.core.registry.records import now
+
+if TYPE_CHECKING:
+    from ml_assets.lib.core.registry.postgres import PostgresBackend
 
 #: The longest identity the audit log accepts (a name, not a message).
 MAX_IDENTITY = 64
@@ -47,16 +51,15 @@ def check_identity(actor, action: str = "this change") -> str:
 class Audit:
     """Audit entries: written inside a change's transaction, read newest first."""
 
-    backend: SqliteBackend  # set by Registry
+    backend: SqliteBackend | PostgresBackend  # set by Registry
 
-    @staticmethod
-    def _audit(con, actor: str, action: str, target: str, reason: str, detail: dict) -> None:
+    def _audit(self, con, actor: str, action: str, target: str, reason: str,
+               detail: dict) -> None:
         """Append one chained audit entry inside the caller's transaction (refused without an
         actor). Its id is taken explicitly so its hash covers it; the write lock is held."""
         check_identity(actor, action)
-        last = con.execute("SELECT seq FROM sqlite_sequence WHERE name='audit'").fetchone()
         prev = con.execute("SELECT row_hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-        row = ((last[0] if last else 0) + 1, now(), actor, action, target, reason,
+        row = (self.backend.next_id(con, "audit"), now(), actor, action, target, reason,
                json.dumps(detail, sort_keys=True))
         prev_hash = prev[0] if prev and prev[0] else integrity.GENESIS
         con.execute("INSERT INTO audit (id, ts, actor, action, target, reason, detail, prev_hash, "

@@ -1,20 +1,50 @@
-"""How the control plane talks to its database: the connection policy, kept apart from the SQL.
+"""How the control plane talks to its database: the connection policy and the dialect, kept
+apart from the SQL.
 
-``Registry`` only ever asks its backend for a short read, an IMMEDIATE write transaction, the
-schema to be applied, or a per-thread read-only connection for the serving hot path. This is the
-seam a PostgreSQL backend fills (issue 19); SQLite in WAL mode is the embedded default.
+``Registry`` only ever asks its backend for a short read, a serialized write transaction, the
+schema to be applied, a per-thread read-only connection for the serving hot path and a cheap
+change token. SQLite in WAL mode (this module) is the embedded default; PostgreSQL
+(``postgres.py``) is chosen by a ``postgresql://`` URL (``open_backend``). The SQL text is
+shared: both take ``?``/``:name`` placeholders and ``ON CONFLICT``; what differs (column types,
+append-only triggers, the audit id sequence, column listing) is a method or attribute here.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ml_assets.lib.core.file_times import settled
+from ml_assets.lib.core.registry import integrity
+
 BUSY_TIMEOUT_SECONDS = 30  # concurrent writers queue this long before failing
 READ_ONLY_TIMEOUT_SECONDS = 5  # the serving read path fails fast instead
+POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
+
+
+def open_backend(location: Path | str):
+    """The backend for a control-plane location.
+
+    Parameters
+    ----------
+    location : pathlib.Path or str
+        A SQLite file path, or a ``postgresql://`` (also ``postgres://``,
+        ``postgresql+psycopg2://``) URL.
+
+    Returns
+    -------
+    SqliteBackend or PostgresBackend
+    """
+    if isinstance(location, str) and location.startswith(POSTGRES_SCHEMES):
+        from ml_assets.lib.core.registry.postgres import PostgresBackend  # psycopg2 on demand
+
+        return PostgresBackend(location)
+    return SqliteBackend(Path(location))
 
 
 class SqliteBackend:
@@ -26,11 +56,70 @@ class SqliteBackend:
         The database file (``<data_dir>/control.sqlite``); its directory is created.
     """
 
+    #: DDL for schema.py's column placeholders.
+    types = {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "int": "INTEGER", "real": "REAL"}
+
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.label = str(self.path)
+        self.head_file = integrity.head_path(self.path)  # the evidence a later open compares
         self._local = threading.local()
         self.on_commit = None  # called with the connection after each committed transaction
+
+    def check(self) -> bool:
+        """The open-time file checks (``integrity.check_file``, ``quick_check``); creates the
+        directory.
+
+        Returns
+        -------
+        bool
+            Whether the control plane existed before.
+
+        Raises
+        ------
+        ControlPlaneDamaged
+            As ``integrity.check_file`` and ``integrity.quick_check``.
+        """
+        integrity.check_file(self.path)
+        existed = self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if existed:
+            with self.read() as con:
+                integrity.quick_check(con, self.path)
+        return existed
+
+    @staticmethod
+    def append_only_trigger(table: str, what: str, op: str) -> str:
+        """DDL refusing ``op`` (UPDATE or DELETE) on ``table`` with "<what> append-only"."""
+        return (f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table}\n"
+                f"BEGIN SELECT RAISE(ABORT, '{what} append-only'); END;\n")
+
+    @staticmethod
+    def next_id(con, table: str) -> int:
+        """The id the next row of AUTOINCREMENT ``table`` gets (inside a write transaction)."""
+        row = con.execute("SELECT seq FROM sqlite_sequence WHERE name=?", (table,)).fetchone()
+        return (row[0] if row else 0) + 1
+
+    def change_token(self) -> tuple | None:
+        """(inode, size, mtime) of the database and its WAL (~2 us): every commit writes the
+        WAL, so an unchanged token means an unchanged control plane.
+
+        Returns
+        -------
+        tuple or None
+            None while an mtime is under a second old (not yet trusted: query instead).
+        """
+        now, out = time.time_ns(), []
+        for f in (self.path, self.path.with_name(f"{self.path.name}-wal")):
+            try:
+                st = os.stat(f)
+            except FileNotFoundError:
+                out.append(None)
+                continue
+            if not settled(st.st_mtime_ns, now):
+                return None
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(out)
 
     def connect(self) -> sqlite3.Connection:
         """A new read-write connection in autocommit mode with WAL, a busy timeout and foreign
@@ -96,8 +185,7 @@ class SqliteBackend:
         with self.read() as con:
             con.executescript(ddl)
             for table, column, kind in migrations:
-                have = {r["name"] for r in con.execute(f"PRAGMA table_info({table})")}
-                if column not in have:
+                if column not in {r["name"] for r in con.execute(f"PRAGMA table_info({table})")}:
                     con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def read_only(self) -> sqlite3.Connection:

@@ -2,8 +2,8 @@
 frozen reference set and an append-only audit log. Every change is one transaction.
 
 The audit log is in ``audit.py``, drills, drill results and the landing ledger in
-``records.py``, model signing in ``signing.py``; the SQL runs through the
-``SqliteBackend`` the registry holds (``backend.py``), the schema is ``schema.py``.
+``records.py``, model signing in ``signing.py``; the SQL runs through the backend the registry
+holds (SQLite, ``backend.py``, or PostgreSQL, ``postgres.py``), the schema is ``schema.py``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 
 from ml_assets.lib.core.registry import integrity
 from ml_assets.lib.core.registry.audit import Audit
-from ml_assets.lib.core.registry.backend import SqliteBackend
+from ml_assets.lib.core.registry.backend import open_backend
 from ml_assets.lib.core.registry.integrity import ControlPlaneDamaged, RegistryError
 from ml_assets.lib.core.registry.records import Records, now
-from ml_assets.lib.core.registry.schema import MIGRATIONS, SCHEMA
+from ml_assets.lib.core.registry.schema import MIGRATIONS, render
 from ml_assets.lib.core.registry.signing import Signing
 from ml_assets.lib.core.registry.snapshot import ControlSnapshotReader
 
@@ -26,7 +26,7 @@ __all__ = ["ALIASES", "ControlPlaneDamaged", "Registry", "RegistryError"]
 
 
 class Registry(Audit, Records, Signing):
-    """The only door to the control plane (``control.sqlite``).
+    """The only door to the control plane (``control.sqlite`` or a PostgreSQL database).
 
     Build it through ``Workspace.registry`` (tests may build one directly to set up a world);
     the schema is applied once, here, not per call. Opening checks the file first (see
@@ -35,8 +35,9 @@ class Registry(Audit, Records, Signing):
 
     Parameters
     ----------
-    path : pathlib.Path
-        The SQLite database file; it and its directory are created on first use.
+    location : pathlib.Path or str
+        The SQLite database file (it and its directory are created on first use), or a
+        ``postgresql://`` URL of an existing database (tables created on first use).
     signing_key : bytes, optional
         The model signing key (kept outside the data directory). With a key, every
         registered version is signed (HMAC-SHA256 over version, artifact SHA-256 and path) and
@@ -46,26 +47,31 @@ class Registry(Audit, Records, Signing):
     ------
     ControlPlaneDamaged
         When the control plane is missing where one existed, empty, damaged or behind its
-        last committed change.
+        last committed change, or its audit chain was rewritten.
+    ControlPlaneUnavailable
+        When a PostgreSQL control plane cannot be reached.
     """
 
-    def __init__(self, path: Path, signing_key: bytes | None = None):
-        path = Path(path)
-        integrity.check_file(path)
-        existed = path.exists()
-        self.backend = SqliteBackend(path)
-        self.path = self.backend.path
+    def __init__(self, location: Path | str, signing_key: bytes | None = None):
+        self.backend = open_backend(location)
+        self.path = self.backend.path  # the SQLite file; None on PostgreSQL
         self._key = signing_key
         self._key_id = hashlib.sha256(signing_key).hexdigest()[:16] if signing_key else None
-        if existed:
-            with self.backend.read() as con:
-                integrity.quick_check(con, path)
-        self.backend.apply_schema(SCHEMA, MIGRATIONS)
+        existed = self.backend.check()
+        self.backend.apply_schema(render(self.backend), MIGRATIONS)
+        keeps_head = self.backend.head_file is not None
         with self.backend.read() as con:
-            self._head = integrity.verify_chain(con, path)
-        if not existed or integrity.read_head(path) is None:
-            integrity.write_head(path, *self._head)
-        self.backend.on_commit = self._record_head
+            self._head = integrity.verify_chain(con, self.backend.label, compare_head=keeps_head)
+        if keeps_head:
+            if not existed or integrity.read_head(self.path) is None:
+                integrity.write_head(self.path, *self._head)
+            self.backend.on_commit = self._record_head
+
+    @property
+    def audit_head(self) -> int:
+        """Id of the newest audit entry (0 for an empty log)."""
+        with self.backend.read() as con:
+            return con.execute("SELECT COALESCE(MAX(id), 0) FROM audit").fetchone()[0]
 
     def _record_head(self, con) -> None:
         """After a commit: move the head file to the newest audit entry (if it moved)."""
@@ -212,7 +218,8 @@ class Registry(Audit, Records, Signing):
 
     def move_aliases(self, model_name: str, changes: dict[str, str | None], actor: str,
                      action: str, reason: str, settings: dict[str, str] | None = None,
-                     expect: dict[str, str | None] | None = None) -> dict[str, str | None]:
+                     expect: dict[str, str | None] | None = None,
+                     detail: dict | None = None) -> dict[str, str | None]:
         """Set several aliases (and settings) in one audited transaction.
 
         Parameters
@@ -227,6 +234,9 @@ class Registry(Audit, Records, Signing):
             Settings written in the same transaction (e.g. the kill switch).
         expect : dict, optional
             ``{alias: version}`` the aliases must still have; guards a concurrent change.
+        detail : dict, optional
+            Further JSON-serializable facts for the audit entry (e.g. a rollout stage's
+            ``data_period``), beside ``before``, ``changes`` and ``settings``.
 
         Returns
         -------
@@ -250,7 +260,8 @@ class Registry(Audit, Records, Signing):
                 self._put_setting(con, key, value)
             target = changes.get("champion") or next((v for v in changes.values() if v), "-")
             self._audit(con, actor, action, target, reason,
-                        {"before": before, "changes": changes, "settings": settings or {}})
+                        {**(detail or {}), "before": before, "changes": changes,
+                         "settings": settings or {}})
             return {a: self._alias(con, model_name, a) for a in ALIASES}
 
     # -- settings (kill switch, rollout stage) --------------------------------------------

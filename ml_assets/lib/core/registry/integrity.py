@@ -40,6 +40,11 @@ class ControlPlaneDamaged(RegistryError):
     """The control plane is missing, damaged or behind its last commit; never a fresh start."""
 
 
+class ControlPlaneUnavailable(RegistryError):
+    """The control plane's database server cannot be reached (a PostgreSQL control plane);
+    serving fails closed on it."""
+
+
 def head_path(db: Path) -> Path:
     """The head file of control plane ``db`` (``control.head.json`` in its directory)."""
     return Path(db).parent / HEAD_FILE
@@ -189,19 +194,19 @@ def wal_problem(wal: Path) -> str | None:
     return None
 
 
-def verify_chain(con: sqlite3.Connection, db: Path, compare_head: bool = True) -> tuple[int, str]:
+def verify_chain(con, db: Path | str, compare_head: bool = True) -> tuple[int, str]:
     """Walk the audit chain and compare its end with the head file.
 
     Rows written before the chain existed (``row_hash`` NULL) may only precede chained ones.
 
     Parameters
     ----------
-    con : sqlite3.Connection
+    con : sqlite3.Connection or postgres.PgConnection
         An open connection to the control plane.
-    db : pathlib.Path
-        Its file (for messages and to find the head file).
+    db : pathlib.Path or str
+        Its file (for messages and to find the head file), or a redacted URL.
     compare_head : bool, default True
-        False for a backup copy, which has no head file of its own.
+        False for a backup copy, which has no head file of its own, and for PostgreSQL.
 
     Returns
     -------

@@ -31,7 +31,7 @@ def now(timespec: str = "milliseconds") -> str:
 class Records:
     """Drills, drill results and the landing ledger; mixed into ``Registry``."""
 
-    backend: SqliteBackend  # set by Registry, which also provides ``_audit``
+    backend: SqliteBackend  # or PostgresBackend; set by Registry, which provides ``_audit``
 
     # -- rollback drills -------------------------------------------------------------------
     def record_drill(self, model_name: str, kind: str, actor: str, ok: bool,
@@ -67,15 +67,16 @@ class Records:
             When ``actor`` is empty.
         """
         with self.backend.transaction() as con:
-            cur = con.execute(
+            drill_id = con.execute(
                 "INSERT INTO drills (ts, model_name, kind, actor, ok, time_to_effect_ms, "
-                "champion_version, previous_version, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "champion_version, previous_version, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
                 (now(), model_name, kind, actor, int(ok), time_to_effect_ms, champion, previous,
-                 json.dumps(detail, sort_keys=True, default=str)))
+                 json.dumps(detail, sort_keys=True, default=str))).fetchone()[0]
             self._audit(con, actor, f"drill:{kind}", previous or "-",
-                        "passed" if ok else "FAILED", {"drill_id": cur.lastrowid,
+                        "passed" if ok else "FAILED", {"drill_id": drill_id,
                                                        "time_to_effect_ms": time_to_effect_ms})
-            return int(cur.lastrowid)
+            return int(drill_id)
 
     def drills(self, model_name: str, limit: int = 20, only_ok: bool = False) -> list[dict]:
         """The latest ``limit`` drills of ``model_name`` (only passed ones if ``only_ok``),
@@ -280,7 +281,7 @@ class Records:
         with self.backend.transaction() as con:
             row = con.execute(
                 "SELECT sha256 FROM (SELECT sha256, 1 AS o, id FROM landing_acceptances WHERE "
-                "path=? UNION ALL SELECT sha256, 0, 0 FROM landing_checksums WHERE path=?) "
+                "path=? UNION ALL SELECT sha256, 0, 0 FROM landing_checksums WHERE path=?) AS r "
                 "ORDER BY o DESC, id DESC LIMIT 1", (rel_path, rel_path)).fetchone()
             if row is None:
                 raise RegistryError(f"{rel_path} was never ingested (not in the landing ledger): "
@@ -329,6 +330,7 @@ class Records:
         """
         stamp = now("seconds")
         with self.backend.transaction() as con:
-            # OR IGNORE: a concurrent ingest of the same file recorded it first; first one wins.
-            con.executemany("INSERT OR IGNORE INTO landing_checksums VALUES (?, ?, ?, ?, ?)",
+            # A concurrent ingest of the same file recorded it first: first one wins.
+            con.executemany("INSERT INTO landing_checksums VALUES (?, ?, ?, ?, ?) "
+                            "ON CONFLICT DO NOTHING",
                             [(rel, sha, size, stamp, actor) for rel, sha, size in files])

@@ -1,4 +1,6 @@
-"""The control plane's one schema (SQLite dialect), applied once per ``Registry`` object.
+"""The control plane's one schema, applied once per ``Registry`` object: the same tables on
+SQLite and PostgreSQL; ``{id}``, ``{int}`` and ``{real}`` are the backend's column types and
+the append-only triggers its own (``render``).
 
 Model versions, their signatures, the audit log, drill results and the landing ledger are
 append-only (triggers refuse UPDATE and DELETE); the audit log is also hash-chained
@@ -9,11 +11,11 @@ open unchanged: ``drill_results`` and ``landing_checksums`` used to be created b
 ``lib/release/criteria.py`` and ``lib/ingest/integrity.py`` and now live here beside the rest.
 """
 
-SCHEMA = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS models (
     version TEXT PRIMARY KEY,
     model_name TEXT NOT NULL,
-    seq INTEGER NOT NULL,
+    seq {int} NOT NULL,
     artifact_sha256 TEXT NOT NULL,
     artifact_path TEXT NOT NULL,
     dataset_sha256 TEXT NOT NULL,
@@ -37,11 +39,11 @@ CREATE TABLE IF NOT EXISTS reference_sets (
     model_name TEXT PRIMARY KEY,
     sha256 TEXT NOT NULL,
     path TEXT NOT NULL,
-    rows INTEGER NOT NULL,
+    rows {int} NOT NULL,
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {id},
     ts TEXT NOT NULL,
     actor TEXT NOT NULL,
     action TEXT NOT NULL,
@@ -60,47 +62,47 @@ CREATE TABLE IF NOT EXISTS model_signatures (
     PRIMARY KEY (version, key_id)
 );
 CREATE TABLE IF NOT EXISTS drills (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {id},
     ts TEXT NOT NULL,
     model_name TEXT NOT NULL,
     kind TEXT NOT NULL,
     actor TEXT NOT NULL,
-    ok INTEGER NOT NULL,
-    time_to_effect_ms REAL,
+    ok {int} NOT NULL,
+    time_to_effect_ms {real},
     champion_version TEXT,
     previous_version TEXT,
     detail TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS drill_results (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {id},
     ts TEXT NOT NULL,
     kind TEXT NOT NULL,
     subject TEXT NOT NULL,
-    ok INTEGER NOT NULL,
+    ok {int} NOT NULL,
     payload TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS landing_checksums (
     path TEXT PRIMARY KEY,
     sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
+    size {int} NOT NULL,
     recorded_at TEXT NOT NULL,
     recorded_by TEXT NOT NULL
 );
 -- A corrected re-delivery of a landing file, accepted by a person: the newest row of a path is
 -- the checksum it must have from then on (the first-seen row above is never changed).
 CREATE TABLE IF NOT EXISTS landing_acceptances (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {id},
     path TEXT NOT NULL,
     old_sha256 TEXT NOT NULL,
     sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
+    size {int} NOT NULL,
     accepted_at TEXT NOT NULL,
     accepted_by TEXT NOT NULL,
     reason TEXT NOT NULL
 );
 """
 
-# Append-only tables: SQLite refuses UPDATE (and DELETE, where listed) of their rows.
+# Append-only tables: the database refuses UPDATE (and DELETE, where listed) of their rows.
 _APPEND_ONLY = (
     ("audit", "audit log is", ("UPDATE", "DELETE")),
     ("models", "model versions are", ("UPDATE", "DELETE")),
@@ -109,10 +111,24 @@ _APPEND_ONLY = (
     ("landing_checksums", "landing checksums are", ("UPDATE", "DELETE")),
     ("landing_acceptances", "landing acceptances are", ("UPDATE", "DELETE")),
 )
-SCHEMA += "".join(
-    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table}\n"
-    f"BEGIN SELECT RAISE(ABORT, '{what} append-only'); END;\n"
-    for table, what, ops in _APPEND_ONLY for op in ops)
+
+
+def render(backend) -> str:
+    """The schema script in ``backend``'s dialect.
+
+    Parameters
+    ----------
+    backend : SqliteBackend or PostgresBackend
+        Supplies ``types`` (``{"id", "int", "real"}`` DDL) and ``append_only_trigger``.
+
+    Returns
+    -------
+    str
+        Idempotent DDL (``CREATE ... IF NOT EXISTS``; triggers only when missing).
+    """
+    return _TABLES.format(**backend.types) + "".join(
+        backend.append_only_trigger(table, what, op)
+        for table, what, ops in _APPEND_ONLY for op in ops)
 
 # Columns added after files were first written: (table, column, DDL type), added when missing.
 MIGRATIONS = (

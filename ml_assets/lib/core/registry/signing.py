@@ -31,7 +31,8 @@ class Signing:
               actor: str) -> None:
         """Store the version's signature under the configured key (no key: nothing)."""
         if self._key:
-            con.execute("INSERT OR IGNORE INTO model_signatures VALUES (?, ?, ?, ?, ?)",
+            con.execute("INSERT INTO model_signatures VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT DO NOTHING",
                         (version, self._key_id, self._signature(version, artifact_sha256,
                                                                 artifact_path), now(), actor))
 
