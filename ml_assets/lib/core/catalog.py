@@ -35,6 +35,7 @@ RAW_EVENTS = "raw_events"
 RAW_LABELS = "raw_labels"
 RAW_EARLY_REPORTS = "raw_early_reports"
 EVENT_FEATURES = "event_features"
+SPARK_EVENT_FEATURES = "spark_event_features"
 BATCH_SCORES = "batch_scores"
 MICROBATCH_EVENTS = "microbatch_events"
 MICROBATCH_SCORES = "microbatch_scores"
@@ -61,13 +62,14 @@ PIPELINE_TABLES = (RAW_EVENTS, RAW_LABELS, EVENT_FEATURES, BATCH_SCORES)
 # Where scored rows live: batch scores and micro-batch scores.
 SCORE_TABLES = (BATCH_SCORES, MICROBATCH_SCORES)
 # Partitioned by event time at the spec's partition_grain (TABLES lists them hourly).
-EVENT_TABLES = (RAW_EVENTS, EVENT_FEATURES, BATCH_SCORES)
+EVENT_TABLES = (RAW_EVENTS, EVENT_FEATURES, SPARK_EVENT_FEATURES, BATCH_SCORES)
 
 TABLES: dict[str, Table] = {t.name: t for t in (
     _t(RAW_EVENTS, Grain.HOURLY, "validated events, by event time"),
     _t(RAW_LABELS, Grain.DAILY, "labels with their event's time and entity keys, by arrival day"),
     _t(RAW_EARLY_REPORTS, Grain.DAILY, "early positive reports, by arrival day"),
     _t(EVENT_FEATURES, Grain.HOURLY, "point-in-time features, one row per event"),
+    _t(SPARK_EVENT_FEATURES, Grain.HOURLY, "the same features built by Spark (opt-in backfills)"),
     _t(BATCH_SCORES, Grain.HOURLY, "every scoring role's score of every event"),
     _t(MICROBATCH_EVENTS, Grain.NONE, "validated micro-batch events, one file per batch"),
     _t(MICROBATCH_SCORES, Grain.NONE, "micro-batch scores, one file per batch and role"),

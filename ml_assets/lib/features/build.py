@@ -55,28 +55,55 @@ def build_features(paths: DataPaths, spec: DatasetSpec, start: datetime, end: da
     Raises
     ------
     MissingUpstreamError
-        A ``raw_events`` partition of a chunk's look-back is missing. (A ``raw_labels`` day not
+        A ``raw_events`` partition of a chunk's look-back is missing (:func:`lookback_inputs`).
+    """
+    con = connect(threads)
+    con.execute("SET enable_progress_bar = false")
+    catalog = Catalog(paths.lake, spec.partition_grain)
+    for lo, hi in chunk_ranges(start, end, chunk):
+        event_files, label_files = lookback_inputs(catalog, spec, lo, hi)
+        ev = parquet_relation(event_files)
+        labels = load_labels(con, spec, label_files, hi, ev)
+        yield lo, hi, compute_features(con, spec, ev, labels, lo, hi)
+
+
+def lookback_inputs(catalog: Catalog, spec: DatasetSpec, lo: datetime, hi: datetime,
+                    ) -> tuple[list[Path], list[Path]]:
+    """The lake files the features of events in ``[lo, hi)`` read, on any engine.
+
+    Parameters
+    ----------
+    catalog : Catalog
+    spec : DatasetSpec
+    lo, hi : datetime
+        UTC window of the events to compute features for.
+
+    Returns
+    -------
+    event_files : list of Path
+        Every ``raw_events`` partition of ``[lo - spec.lookback, hi)`` (from the data's start).
+    label_files : list of Path
+        The ``raw_labels`` days of the same span that exist.
+
+    Raises
+    ------
+    MissingUpstreamError
+        A ``raw_events`` partition of the look-back is missing. (A ``raw_labels`` day not
         ingested is not refused: labels count from when they were ingested,
         ``landing.label_availability``, so a build without them is what the schedule computed
         and a rebuild gives it again.)
     """
-    con = connect(threads)
-    con.execute("SET enable_progress_bar = false")
-    lookback, catalog = spec.lookback, Catalog(paths.lake, spec.partition_grain)
-    for lo, hi in chunk_ranges(start, end, chunk):
-        hist_lo = max(lo - lookback, spec.start_utc)
-        events = catalog.table(RAW_EVENTS)
-        files, missing = events.coverage(hist_lo, hi)
-        if missing:
-            shown = ", ".join(events.key(p) for p in missing[:3])
-            raise MissingUpstreamError(
-                f"raw_events is missing {len(missing)} partition(s) needed for features of "
-                f"[{lo:%Y-%m-%d %H:00}, {hi:%Y-%m-%d %H:00}) (e.g. {shown}); materialize "
-                "raw_events for those partitions first (features need the full look-back window)."
-            )
-        ev = parquet_relation(files)
-        labels = load_labels(con, spec, catalog.table(RAW_LABELS).files(hist_lo, hi), hi, ev)
-        yield lo, hi, compute_features(con, spec, ev, labels, lo, hi)
+    hist_lo = max(lo - spec.lookback, spec.start_utc)
+    events = catalog.table(RAW_EVENTS)
+    files, missing = events.coverage(hist_lo, hi)
+    if missing:
+        shown = ", ".join(events.key(p) for p in missing[:3])
+        raise MissingUpstreamError(
+            f"raw_events is missing {len(missing)} partition(s) needed for features of "
+            f"[{lo:%Y-%m-%d %H:00}, {hi:%Y-%m-%d %H:00}) (e.g. {shown}); materialize "
+            "raw_events for those partitions first (features need the full look-back window)."
+        )
+    return files, catalog.table(RAW_LABELS).files(hist_lo, hi)
 
 
 def files_available_sql(spec: DatasetSpec, files: list[Path], label_ts: str) -> str:
