@@ -2,8 +2,8 @@
 
 import warnings
 
-# pandera imports pyspark.pandas whenever pyspark is installed (`make test` installs it for the
-# Spark dialect's tests), and pyspark warns on pandas 3 at that import. We never use
+# pandera imports pyspark.pandas whenever pyspark is installed (the Spark driver's environment,
+# .venv-spark, has it), and pyspark warns on pandas 3 at that import. We never use
 # pyspark.pandas (Spark data crosses as Parquet/Arrow), so the warning only clutters every
 # CLI start and run log.
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",

@@ -1,7 +1,7 @@
 """The Spark SQL dialect computes the same features as DuckDB from the same Parquet files: counts,
 sums (exact DECIMAL(38, 9)), max, distinct, time since previous, label aggregates under late
 availability, categoricals and ratios to the last bit; a mean (and a ratio over it) within the
-documented ``MEAN_RTOL``. One local JVM for the session (``spark`` fixture)."""
+documented ``engine_parity.MEAN_RTOL``. One local JVM for the session (``spark`` fixture)."""
 
 from datetime import timedelta
 
@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml_assets.lib.core.lake import connect
-from ml_assets.lib.features.definitions import Ratio, WindowAgg
-from ml_assets.lib.features.spark_sql import MEAN_ATOL, MEAN_RTOL, spark_features, spark_session
+from ml_assets.lib.features.engine_parity import engine_differences
+from ml_assets.lib.features.spark_sql import spark_features, spark_session
 from ml_assets.lib.features.sql import compute_features, labels_with_entities_sql
 from ml_assets.scenarios.synthetic import SyntheticConfig, generate_all
 from ml_assets.specs.fraud import FRAUD_SPEC
@@ -31,16 +31,6 @@ def spark():
     session.stop()
 
 
-def _mean_fed(spec) -> set[str]:
-    """Features that are a mean or a ratio reading one (transitively)."""
-    out: set[str] = set()
-    for f in spec.features:
-        mean = isinstance(f, WindowAgg) and f.agg == "mean"
-        if mean or (isinstance(f, Ratio) and {f.numerator, f.denominator} & out):
-            out.add(f.name)
-    return out
-
-
 def assert_spark_equals_duckdb(spark, spec, tmp_path, events: pa.Table, labels: pa.Table | None,
                                start, end) -> pa.Table:
     """Write the inputs as Parquet, compute on both engines, compare value by value."""
@@ -57,18 +47,8 @@ def assert_spark_equals_duckdb(spark, spec, tmp_path, events: pa.Table, labels: 
     want = compute_features(con, spec, f"read_parquet('{ev_file}')", lb, start, end)
     got = spark_features(spark, spec, [str(ev_file)], label_files, start, end)
     assert got.num_rows == len(want) > 0
-    assert got.column(spec.event_id).to_pylist() == want[spec.event_id].tolist()
-    tolerant = _mean_fed(spec)
-    for name in spec.feature_names:
-        g = got.column(name).to_numpy(zero_copy_only=False).astype("float64")
-        w = want[name].to_numpy(dtype="float64", na_value=np.nan)
-        assert np.array_equal(np.isnan(g), np.isnan(w)), f"{name}: NULLs differ"
-        if name in tolerant:
-            np.testing.assert_allclose(g, w, rtol=MEAN_RTOL, atol=MEAN_ATOL, err_msg=name)
-        else:
-            assert np.array_equal(g, w, equal_nan=True), (
-                f"{name}: {int((g != w).sum())} values differ, e.g. spark "
-                f"{g[g != w][:3]} duckdb {w[g != w][:3]}")
+    assert got.column(spec.event_id).to_pylist() == want[spec.event_id].tolist()  # (ts, id) order
+    assert engine_differences(spec, got, pa.Table.from_pandas(want, preserve_index=False)) == []
     return got
 
 
