@@ -6,4 +6,4 @@ runner collects the figures, and ``report`` writes JSON, Markdown and an SVG plo
 
 # Selectable with ``--sections`` (the feature build always runs); here so the CLI's parser
 # lists them without importing the bench.
-SECTIONS = ("year", "ingest", "drift", "estimation", "scoring", "serving", "reproduce")
+SECTIONS = ("year", "ingest", "drift", "estimation", "scoring", "serving", "reproduce", "spark")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ml_assets.lib.features.spark_sql import spark_python
+
 from .measure import TaskFailed, run_task
 from .micro_features import SIDES
 
@@ -121,3 +123,30 @@ def feature_build_section(ctx: dict, log) -> dict:
                                "memory grows with events per chunk, not with history length",
     }
 
+
+
+def spark_section(ctx: dict, feature_build: dict) -> dict:
+    """The demo spec's feature build on Spark against DuckDB (the feature build's ``ml_assets``
+    side) on the two smallest worlds: where, if anywhere, Spark pays off on this machine.
+
+    Returns
+    -------
+    dict
+        ``runs`` (per size: events, DuckDB and Spark seconds, Spark's session start, the
+        ratio), or ``skipped`` with the reason (no pyspark in ``spark_python()``, no Java).
+    """
+    runs = []
+    for entry in feature_build["runs"][:2]:
+        args = {"size": entry["size"], "days": ctx["days"], "cache": ctx["cache"],
+                "threads": ctx["threads"]}
+        try:
+            spark = run_task("features_spark", args, ctx["threads"], python=spark_python())
+        except TaskFailed as exc:
+            return {"skipped": str(exc), "runs": runs}
+        duck = entry["ml_assets"]
+        runs.append({"size": entry["size"], "events": entry["events"], "rows": spark["rows"],
+                     "duckdb_seconds": duck["seconds"], "spark_seconds": spark["seconds"],
+                     "spark_session_seconds": spark["session_seconds"],
+                     "spark_vs_duckdb": spark["seconds"] / duck["seconds"],
+                     "same_rows": spark["rows"] == duck["rows"], "threads": ctx["threads"]})
+    return {"runs": runs}

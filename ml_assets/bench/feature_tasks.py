@@ -35,6 +35,32 @@ def ml_assets_side(root: Path, cfg: SyntheticConfig, spec: DatasetSpec, out: Pat
     return {"rows": rows, "chunks": chunks, "seconds": time.perf_counter() - t0}
 
 
+def spark_side(root: Path, cfg: SyntheticConfig, spec: DatasetSpec, threads: int) -> dict:
+    """The same features on Spark (``spark_sql.spark_features``, local mode with ``threads``
+    cores) over the same lake files, the whole window in one query; the session start (a JVM)
+    is timed apart from the query and the Arrow collect.
+
+    Raises
+    ------
+    RuntimeError
+        pyspark or Java is missing (``spark_session``).
+    """
+    from ml_assets.lib.features.spark_sql import spark_features, spark_session
+
+    catalog = Catalog(DataPaths(root).lake)
+    t0 = time.perf_counter()
+    spark = spark_session(f"local[{threads}]", app="ml_assets_bench")
+    t1 = time.perf_counter()
+    try:
+        table = spark_features(spark, spec, [str(f) for f in catalog.table(RAW_EVENTS).files()],
+                               [str(f) for f in catalog.table(RAW_LABELS).files()],
+                               cfg.start, cfg.end)
+    finally:
+        t2 = time.perf_counter()
+        spark.stop()
+    return {"rows": table.num_rows, "seconds": t2 - t1, "session_seconds": t1 - t0}
+
+
 def pandas_side(root: Path, spec: DatasetSpec, out: Path) -> dict:
     """The whole history read into pandas, features computed, one Parquet written."""
     t0 = time.perf_counter()

@@ -23,10 +23,12 @@ def thread_env(threads: int) -> dict[str, str]:
     return {**os.environ, **caps}
 
 
-def run_task(task: str, args: dict, threads: int, timeout: float | None = None) -> dict:
-    """``python -m ml_assets.bench.worker task`` with ``args`` as JSON on stdin."""
+def run_task(task: str, args: dict, threads: int, timeout: float | None = None,
+             python: str | None = None) -> dict:
+    """``python -m ml_assets.bench.worker task`` with ``args`` as JSON on stdin, under
+    ``python`` (default: this interpreter; the Spark side runs in the Spark environment)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "ml_assets.bench.worker", task],
+    proc = subprocess.Popen([python or sys.executable, "-m", "ml_assets.bench.worker", task],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=thread_env(threads), text=True)
     try:

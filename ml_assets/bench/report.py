@@ -131,6 +131,18 @@ def _year_table(r: dict) -> str:
         f"\n\nTotal {_fmt(r.get('total_seconds'))} s")
 
 
+def _spark_table(r: dict) -> str:
+    if not r.get("runs"):
+        return r.get("skipped", MISSING)
+    return table(["events", "DuckDB s", "Spark s (query + collect)", "Spark session start s",
+                  "Spark / DuckDB", "same rows"],
+                 [[f"{x['events']:,}", f"{x['duckdb_seconds']:.2f}", f"{x['spark_seconds']:.2f}",
+                   f"{x['spark_session_seconds']:.2f}", f"{x['spark_vs_duckdb']:.2f}x",
+                   _fmt(x["same_rows"])] for x in r["runs"]]) + (
+        f"\n\nSpark local mode with {r['runs'][0]['threads']} cores, the whole window in one "
+        "query; DuckDB in 30-day chunks with their look-back (the asset's own path)")
+
+
 def _demo_table(r: dict) -> str:
     if not r.get("steps"):
         return r.get("skipped", MISSING)
@@ -160,6 +172,7 @@ def markdown(result: dict) -> str:
         f"{fb['rows_per_chunk_note']}.", "",
         f"Plot: {result['plot'] or 'not written'}", "",
         "## A year of hourly history", "", _year_table(result["year"]), "",
+        "## Feature build on Spark vs DuckDB", "", _spark_table(result["spark"]), "",
         "## Event ingest", "", _ingest_table(result["ingest"]), "",
         "## Drift (PSI + KS)", "", _drift_table(result["drift"]), "",
         "## Estimated AUC before labels", "", _estimation_table(result["estimation"]), "",

@@ -13,7 +13,7 @@ from pathlib import Path
 from ml_assets.lib.core.paths import atomic_write_bytes
 
 from . import SECTIONS
-from .feature_section import base_output, feature_build_section
+from .feature_section import base_output, feature_build_section, spark_section
 from .measure import peak_rss_mb
 from .report import write_reports
 from .sections import (
@@ -204,6 +204,10 @@ def run_bench(size: float = 1.0, factors: tuple[float, ...] = (1, 4, 16), days: 
         skipped = {"skipped": "section not selected"}
         log("a year of hourly history ..." if "year" in sections else "year: not selected")
         r["year"] = _guarded(year_section, ctx, log) if "year" in sections else skipped
+        _checkpoint(r, out)
+        log("feature build on Spark ..." if "spark" in sections else "spark: not selected")
+        r["spark"] = (spark_section(ctx, r["feature_build"]) if "spark" in sections
+                      else skipped)
         _checkpoint(r, out)
         for name, section in (("ingest", ingest_section), ("drift", drift_section),
                               ("estimation", estimation_section)):

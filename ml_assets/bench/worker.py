@@ -45,6 +45,13 @@ def task_compare(a: dict) -> dict:
     return compare_outputs([Path(p) for p in a["ours"]], Path(a["theirs"]), FRAUD_SPEC)
 
 
+def task_features_spark(a: dict) -> dict:
+    from .feature_tasks import spark_side
+
+    cfg, root = _world(a)
+    return spark_side(root, cfg, FRAUD_SPEC, a["threads"])
+
+
 def task_micro(a: dict) -> dict:
     from .micro_features import run_side
 
