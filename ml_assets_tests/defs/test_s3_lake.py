@@ -1,7 +1,9 @@
 """The lake on an S3 API (issue 19, item 2): the catalog with ``ML_ASSETS_LAKE_URL`` on a real
 SeaweedFS server started by the test session - partitions written, listed, read by DuckDB,
-quarantined and refused exactly as on a local lake."""
+quarantined and refused exactly as on a local lake - and the whole pipeline run with its lake
+there."""
 
+import dataclasses
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,7 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ml_assets.definitions import build_definitions
 from ml_assets.lib.core.catalog import (
+    BATCH_SCORES,
+    BUSINESS_METRIC,
+    EVENT_FEATURES,
     QUARANTINE_FILES,
     RAW_EVENTS,
     SHADOW_SUMMARY,
@@ -19,7 +25,13 @@ from ml_assets.lib.core.identifiers import UnsafePath
 from ml_assets.lib.core.lake import connect, read_parquet_by_file
 from ml_assets.lib.core.lake_store import LAKE_URL_ENV, remote_root
 from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.core.registry import Registry
+from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.ingest.quarantine import read_quarantine, write_quarantine
+from ml_assets.scenarios.demo import run_pipeline
+from ml_assets.specs.loading import load_spec
+from ml_assets_tests.defs.test_end_to_end import with_nullable_agent, write_ticket_landing
+from ml_assets_tests.fixtures.example_specs import SUPPORT_TICKETS
 from ml_assets_tests.fixtures.s3_server import BUCKET, s3_server  # noqa: F401 - the fixture
 
 H0 = datetime(2026, 7, 1, tzinfo=UTC)
@@ -92,3 +104,23 @@ def test_a_malformed_lake_url_is_refused_naming_the_setting():
         with pytest.raises(ValueError, match=LAKE_URL_ENV):
             remote_root(url)
     assert os.environ.get(LAKE_URL_ENV) is None  # no test's setting leaked
+
+
+def test_the_pipeline_runs_end_to_end_with_its_lake_on_the_server(s3_paths, s3_server):  # noqa: F811
+    """Ingest, features, training, scoring, monitoring, shadow and rollout, the documents: the
+    demo's whole sequence on a 12-day daily-grain world, every lake table an object."""
+    spec = dataclasses.replace(with_nullable_agent(load_spec(SUPPORT_TICKETS)),
+                               partition_grain="daily")
+    start, days = spec.start_utc, 12
+    write_ticket_landing(s3_paths, start, days)
+    run_pipeline(Workspace(s3_paths, spec), build_definitions(spec, str(s3_paths.root)), start,
+                 start + timedelta(days=days), first_model_at=0.6, log=lambda *_: None)
+    assert Registry(s3_paths.control_db).aliases("escalation")["champion"] == "escalation-v1"
+    assert not (s3_paths.root / "lake").exists()  # nothing fell back to local disk
+    catalog = Catalog(s3_paths.lake, spec.partition_grain)
+    for table in (RAW_EVENTS, EVENT_FEATURES, BATCH_SCORES):
+        files = catalog.table(table).files()
+        assert files and all(str(f).startswith(f"s3://{BUCKET}/") for f in files), table
+    scores = catalog.table(BATCH_SCORES).read()
+    assert scores["model_version"].str.startswith("escalation-v").all()
+    assert len(catalog.table(BUSINESS_METRIC).files()) > 0  # monitoring read and wrote there
