@@ -61,7 +61,10 @@ def build_scoring_assets(spec: DatasetSpec) -> list:
         owners=[spec.owner],
         description="Champion, challenger and previous model all score every event, so a kill "
                     "switch flip or promotion needs no recompute. Every row has model_version, "
-                    "role, score, decision and acted (only the champion's decision acts).",
+                    "role, score, decision and acted (only the champion's decision acts). "
+                    "Partitions before the first model's training cutoff stay unmaterialized on "
+                    "purpose: no model existed at their time, and scoring them later would score "
+                    "events that model was trained on.",
     )
     def batch_scores(context: dg.AssetExecutionContext, project: dg.ResourceParam[Workspace]) -> PartitionChunks:
         start, end = context.partition_time_window
