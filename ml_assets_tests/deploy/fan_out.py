@@ -1,8 +1,9 @@
-"""Four partition ranges of ``raw_events``, then of ``event_features``, launched as the UI
-launches runs: submitted to the instance's run queue (``dagster job launch``), dequeued by the
-real ``dagster-daemon`` within the profile's limits, executed by run workers of a real code
-server. Two waves, as a backfill orders them: a range's features read the look-back of earlier
-ranges' events (``MissingUpstreamError`` otherwise). Used by ``test_runs_fan_out.py`` and to
+"""Four partition ranges of ``raw_events`` launched as the UI launches runs: submitted to the
+instance's run queue (``dagster job launch``), dequeued by the real ``dagster-daemon`` within
+the profile's limits, executed by run workers of a real code server. ``WAVES`` lists the assets
+launched one wave after another (a range of ``event_features`` reads the look-back of earlier
+ranges' events, so features go in a later wave than events). Used by ``test_runs_fan_out.py``
+(one wave: every launch and run worker imports the definitions, the test's main cost) and to
 measure SQLite against PostgreSQL (README)."""
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ml_assets_tests.fixtures.services import free_port
 
 PROFILE = REPO / "deploy" / "postgres" / "dagster.yaml"
 PG_URL_ENV = "ML_ASSETS_DAGSTER_PG_URL"
-JOB, WAVES = "hourly_scoring_job", ("raw_events", "event_features")
+JOB, WAVES = "hourly_scoring_job", ("raw_events",)
 RANGES = 4
 WORLD = SyntheticConfig(seed=3, days=2, scale=0.05)  # 48 hourly partitions, 12 per range
 DAGSTER = Path(sys.executable).parent

@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 import yaml
 
-from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS
+from ml_assets.lib.core.catalog import RAW_EVENTS
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.scenarios.runner import RUN_MONITORING, write_instance_config
 from ml_assets.specs.fraud import FRAUD_SPEC
@@ -99,10 +99,8 @@ def test_four_ranges_fan_out_on_postgres_within_the_profiles_limits(tmp_path, po
 
     # the lake holds every hour once: no partition missing, no event twice
     catalog = Workspace(paths, FRAUD_SPEC).catalog
-    for table in (RAW_EVENTS, EVENT_FEATURES):
-        files, missing = catalog.table(table).coverage(WORLD.start, WORLD.end)
-        assert not missing and len(files) == WORLD.days * 24, (table, missing)
-    files, _ = catalog.table(RAW_EVENTS).coverage(WORLD.start, WORLD.end)
+    files, missing = catalog.table(RAW_EVENTS).coverage(WORLD.start, WORLD.end)
+    assert not missing and len(files) == WORLD.days * 24, missing
     [(rows, ids)] = duckdb.sql(f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet("
                                f"{[str(f) for f in files]})").fetchall()
     assert rows == ids > 0
