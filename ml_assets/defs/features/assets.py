@@ -18,6 +18,19 @@ from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.build import build_features, split_by_period
 
 
+def lookback_deps(spec: DatasetSpec) -> list[dg.AssetDep]:
+    """What a feature build of a range reads: ``raw_events`` and ``raw_labels`` from the
+    spec's look-back before the range's start (on any engine)."""
+    return [
+        dg.AssetDep("raw_events", partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-lookback_partitions(spec, spec.partition_step),
+            allow_nonexistent_upstream_partitions=True)),
+        dg.AssetDep("raw_labels", partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-lookback_partitions(spec, DAY),
+            allow_nonexistent_upstream_partitions=True)),
+    ]
+
+
 def build_feature_assets(spec: DatasetSpec) -> list:
     step = spec.partition_step
 
@@ -27,14 +40,7 @@ def build_feature_assets(spec: DatasetSpec) -> list:
         partitions_def=event_partitions(spec),
         backfill_policy=dg.BackfillPolicy.single_run(),
         freshness_policy=event_freshness(spec),
-        deps=[
-            dg.AssetDep("raw_events", partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-lookback_partitions(spec, step),
-                allow_nonexistent_upstream_partitions=True)),
-            dg.AssetDep("raw_labels", partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-lookback_partitions(spec, DAY),
-                allow_nonexistent_upstream_partitions=True)),
-        ],
+        deps=lookback_deps(spec),
         kinds={"duckdb", "parquet"},
         owners=[spec.owner],
         description=(

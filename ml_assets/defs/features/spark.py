@@ -5,11 +5,11 @@ import os
 
 import dagster as dg
 
+from ml_assets.defs.features.assets import lookback_deps
 from ml_assets.defs.metadata import add_partition_metadata
-from ml_assets.defs.partitions import event_partitions, lookback_partitions
+from ml_assets.defs.partitions import event_partitions
 from ml_assets.lib.core.catalog import Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
-from ml_assets.lib.core.lake import DAY
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.engine_parity import MEAN_RTOL, lake_parity
 from ml_assets.lib.features.spark_sql import SPARK_MASTER_ENV, spark_python
@@ -34,22 +34,12 @@ def build_spark_defs(spec: DatasetSpec) -> dg.Definitions:
         Must have an ``origin`` (loaded by ``load_spec``/``ML_ASSETS_SPEC``): the driver loads
         the same spec by its reference and refuses a source whose SHA-256 changed.
     """
-    step = spec.partition_step
-
     @dg.asset(
         name="spark_event_features",
         group_name="features",
         partitions_def=event_partitions(spec),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[
-            dg.AssetDep("raw_events", partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-lookback_partitions(spec, step),
-                allow_nonexistent_upstream_partitions=True)),
-            dg.AssetDep("raw_labels", partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-lookback_partitions(spec, DAY),
-                allow_nonexistent_upstream_partitions=True)),
-            "event_features",
-        ],
+        deps=[*lookback_deps(spec), "event_features"],
         kinds={"spark", "parquet"},
         owners=[spec.owner],
         description=(
