@@ -45,6 +45,7 @@ DEFAULT_MASTER = "local[2]"
 # The interpreter of the Spark driver's environment (``make .venv-spark/.installed``); pyspark
 # is kept out of the main one (see the Makefile). Default: the running interpreter.
 SPARK_PYTHON_ENV = "ML_ASSETS_SPARK_PYTHON"
+DRIVER_MEMORY_ENV, DEFAULT_DRIVER_MEMORY = "ML_ASSETS_SPARK_DRIVER_MEMORY", "4g"
 
 
 def spark_python() -> str:
@@ -128,7 +129,8 @@ def compile_spark_query(spec: DatasetSpec) -> str:
 
 def spark_session(master: str | None = None, app: str = "ml_assets_features"):
     """A SparkSession for feature builds: UTC session time, ANSI SQL (overflow fails, never
-    wraps), no UI, the driver bound to 127.0.0.1 unless the master is a cluster.
+    wraps), no UI, the driver bound to 127.0.0.1 unless the master is a cluster, its heap
+    ``$ML_ASSETS_SPARK_DRIVER_MEMORY`` (default 4g; the result is collected there as Arrow).
 
     Parameters
     ----------
@@ -159,6 +161,9 @@ def spark_session(master: str | None = None, app: str = "ml_assets_features"):
                            "Spark needs a JDK 17 or later, e.g. Debian's openjdk-17-jre-headless")
     master = master or os.environ.get(SPARK_MASTER_ENV) or DEFAULT_MASTER
     builder = (SparkSession.builder.master(master).appName(app)
+               # local mode's 1 GB default heap fails collecting a million rows to Arrow
+               .config("spark.driver.memory",
+                       os.environ.get(DRIVER_MEMORY_ENV) or DEFAULT_DRIVER_MEMORY)
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.session.timeZone", "UTC")
