@@ -61,7 +61,7 @@ ui: $(STAMP)
 	exec $(BIN)/python -m ml_assets.scenarios.runner $${ML_ASSETS_DATA_DIR:-$(CURDIR)/data} \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
-# Screenshots of the asset graph, a monitoring asset's plots and the model card after `make demo`,
+# Screenshots of the asset graph, a monitoring asset's page and the model card after `make demo`,
 # for a person to look at (ui-check/*.png), by Debian's headless Chromium (installed when
 # missing and this user may); not in CI: the GraphQL test asserts what a test can.
 ui-check: $(STAMP)

@@ -3,8 +3,9 @@
 Starts ``dagster-webserver`` on 127.0.0.1 at a free port over the data directory's Dagster home
 (as ``make ui`` would, without the daemon: nothing runs while the pictures are taken), waits
 for it to answer, and has a headless Chromium (Debian's ``chromium``) save one PNG per page of
-:data:`PAGES`: the asset graph, a monitoring asset's plots over its partitions and the model
-card. The pictures are for a person to look at; what a test can assert about the UI is asserted
+:data:`PAGES`: the asset graph, a monitoring asset's page (status, checks, its metadata by
+model version; the UI draws them over partitions behind its Plots toggle, a click a screenshot
+cannot make) and the model card. The pictures are for a person to look at; what a test can assert about the UI is asserted
 through its GraphQL API (``ml_assets_tests/defs/test_webserver_ui.py``).
 
 Usage: ``python -m ml_assets.scenarios.ui_check DATA_DIR OUT_DIR``.
@@ -12,6 +13,7 @@ Usage: ``python -m ml_assets.scenarios.ui_check DATA_DIR OUT_DIR``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -29,7 +31,7 @@ from ml_assets.scenarios.ui_origin import WORKSPACE_FILE
 # file stem -> the UI's path: what a new ML engineer opens first
 PAGES = {
     "asset_graph": "/asset-groups",
-    "feature_drift_plots": "/assets/feature_drift?view=plots",
+    "feature_drift_overview": "/assets/feature_drift?view=overview",
     "model_card": "/assets/model_card",
 }
 START_TIMEOUT_S = 180
@@ -59,6 +61,17 @@ def _wait_ready(url: str, proc: subprocess.Popen, log: Path) -> None:
         except OSError:
             time.sleep(1)
     raise UiCheckFailed(f"dagster-webserver did not answer within {START_TIMEOUT_S} s; see {log}")
+
+
+def _dismiss_community_dialog(url: str) -> None:
+    """Mark the UI's "Join the Dagster community" dialog seen (its own GraphQL mutation, stored
+    in the Dagster home): on a local origin it covers the first page a new profile opens."""
+    body = json.dumps({"query": "mutation { setNuxSeen }"}).encode()
+    request = urllib.request.Request(f"{url}/graphql", data=body,  # noqa: S310 - 127.0.0.1
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as r:  # noqa: S310 - our own 127.0.0.1
+        if r.status != 200:
+            raise UiCheckFailed(f"the webserver refused setNuxSeen: HTTP {r.status}")
 
 
 def screenshot(chromium: str, url: str, out: Path) -> Path:
@@ -109,6 +122,7 @@ def ui_check(data_dir: Path, out_dir: Path) -> list[Path]:
             env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_ready(url, proc, log)
+        _dismiss_community_dialog(url)
         return [screenshot(chromium, url + page, out_dir / f"{name}.png")
                 for name, page in PAGES.items()]
     finally:
