@@ -269,7 +269,18 @@ def fit_model(spec: DatasetSpec, train: pd.DataFrame, seed: int, threads: int = 
     -------
     HistGradientBoostingClassifier
         The fitted model.
+
+    Raises
+    ------
+    ValueError
+        A feature is missing in every training row, naming it: nothing can be learnt from it,
+        and scikit-learn's binning fails on such a column with a numpy error that names nothing.
     """
+    empty = train[spec.feature_names].isna().all().to_numpy()
+    if len(train) and empty.any():
+        names = [n for n, e in zip(spec.feature_names, empty, strict=True) if e]
+        raise ValueError(f"feature(s) {names} are missing in all {len(train):,} training rows; "
+                         "widen the training window or fix the data that feeds them")
     cfg = spec.model
     seed_everything(seed)
     model = HistGradientBoostingClassifier(

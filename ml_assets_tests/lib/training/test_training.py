@@ -110,3 +110,23 @@ def test_same_config_trains_bit_identical_models_in_separate_processes(fraud_wor
     latest = Registry(fraud_world["paths"].control_db).list_models("fraud")[-1]
     assert runs[0]["artifact"] == latest["artifact_sha256"]
     assert runs[0]["dataset"] == latest["dataset_sha256"]
+
+
+def test_a_feature_missing_in_every_training_row_is_named_not_a_numpy_error():
+    """scikit-learn 1.9's binning fails on an all-missing column with "window shape cannot be
+    larger than input array shape"; a tiny demo world hit it. One value is enough to train."""
+    import numpy as np
+
+    from ml_assets.lib.training.train import fit_model
+    from ml_assets.specs.fraud import FRAUD_SPEC
+
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame(rng.random((60, len(FRAUD_SPEC.feature_names))),
+                         columns=list(FRAUD_SPEC.feature_names))
+    train[FRAUD_SPEC.label] = np.arange(60) % 2
+    name = FRAUD_SPEC.feature_names[3]
+    train.loc[1:, name] = np.nan
+    fit_model(FRAUD_SPEC, train, seed=1, threads=1)  # one value: trains
+    train[name] = np.nan
+    with pytest.raises(ValueError, match=rf"\['{name}'\] are missing in all 60 training rows"):
+        fit_model(FRAUD_SPEC, train, seed=1, threads=1)
