@@ -8,14 +8,13 @@ import dagster as dg
 from ml_assets.defs.features.assets import lookback_deps
 from ml_assets.defs.metadata import add_partition_metadata
 from ml_assets.defs.partitions import event_partitions
-from ml_assets.lib.core.catalog import Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.engine_parity import MEAN_RTOL, lake_parity
 from ml_assets.lib.features.spark_sql import SPARK_MASTER_ENV, spark_python
 
 # The Pipes external process: a Spark driver that imports no Dagster, in the Spark environment.
-SPARK_BACKFILL_MODULE = "ml_assets.lib.features.spark_backfill"
+SPARK_BACKFILL_MODULE = "ml_assets.pipes.spark_backfill"
 
 
 def spark_enabled() -> bool:
@@ -75,7 +74,7 @@ def build_spark_defs(spec: DatasetSpec) -> dg.Definitions:
         context.log.info(f"{sum(done['rows'].values()):,} feature rows computed by Spark in "
                          f"{done['spark_seconds']} s (session start {done['session_seconds']} s)")
         yield from invocation.get_results()
-        verdict = lake_parity(Catalog(project.paths.lake, spec.partition_grain), spec, start, end)
+        verdict = lake_parity(project.catalog, spec, start, end)
         if verdict["missing"]:
             yield dg.AssetCheckResult(
                 check_name="engine_parity", passed=False, severity=dg.AssetCheckSeverity.WARN,

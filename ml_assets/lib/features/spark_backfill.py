@@ -1,12 +1,11 @@
-"""A feature backfill on Spark: the external process a Dagster Pipes launch starts.
+"""A feature backfill on Spark: what the Spark driver of ``spark_event_features`` does.
 
-``python -m ml_assets.lib.features.spark_backfill`` is what the ``spark_event_features`` asset
-runs (``defs/features/spark.py``, ``PipesSubprocessClient``). It is a Spark driver: local mode,
-or a client of a cluster's master (``ML_ASSETS_SPARK_MASTER=spark://host:7077``). It reads the
-lake's ``raw_events``/``raw_labels`` Parquet of the window and its look-back, computes the
-spec's features with the Spark SQL dialect (``spark_sql.py``) and writes one Parquet file per
-partition of ``spark_event_features``. It imports no Dagster, only ``dagster-pipes`` (which has
-no dependencies), so it runs as is on a driver image.
+The driver is ``python -m ml_assets.pipes.spark_backfill``, started through Dagster Pipes
+(``defs/features/spark.py``); this module is its plain-Python half. Local mode, or a client of a
+cluster's master (``ML_ASSETS_SPARK_MASTER=spark://host:7077``): it reads the lake's
+``raw_events``/``raw_labels`` Parquet of the window and its look-back, computes the spec's
+features with the Spark SQL dialect (``spark_sql.py``) and writes one Parquet file per
+partition of ``spark_event_features``.
 
 What it computes comes from the Pipes extras: the spec reference with the SHA-256 of its source
 (a spec file changed since the run started is refused, as a model card pins it), the data
@@ -26,7 +25,7 @@ import pyarrow as pa
 from ml_assets.lib.core.catalog import SPARK_EVENT_FEATURES, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import SpecError
-from ml_assets.lib.core.lake import periods_in
+from ml_assets.lib.core.lake import periods_in, split_table
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.features.build import lookback_inputs
 from ml_assets.lib.features.spark_sql import spark_features, spark_session
@@ -51,7 +50,7 @@ def pinned_spec(ref: str, sha256: str) -> DatasetSpec:
 
 def split_by_start(table: pa.Table, ts_column: str, starts: list[datetime],
                    step: timedelta) -> dict[datetime, pa.Table]:
-    """Zero-copy slices of ``table`` per partition start.
+    """Zero-copy slices of ``table`` per partition start (``lake.split_table``).
 
     Parameters
     ----------
@@ -60,8 +59,9 @@ def split_by_start(table: pa.Table, ts_column: str, starts: list[datetime],
     ts_column : str
         A UTC timestamp column.
     starts : list of datetime
-        Consecutive partition starts (UTC), ``step`` apart; every one gets a table, maybe empty.
+        Partition starts (UTC) on the ``step`` grain; every one gets a table, maybe empty.
     step : timedelta
+        An hour or a day (``DatasetSpec.partition_step``).
 
     Raises
     ------
@@ -71,10 +71,7 @@ def split_by_start(table: pa.Table, ts_column: str, starts: list[datetime],
     us = table.column(ts_column).cast(pa.timestamp("us", "UTC")).cast(pa.int64()).to_numpy()
     if len(us) > 1 and np.any(us[1:] < us[:-1]):
         raise ValueError(f"split_by_start: rows are not ordered by {ts_column}")
-    bounds = [int(s.timestamp() * 1_000_000) for s in [*starts, starts[-1] + step]] \
-        if starts else []
-    cut = np.searchsorted(us, bounds, side="left")
-    return {s: table.slice(int(cut[i]), int(cut[i + 1] - cut[i])) for i, s in enumerate(starts)}
+    return split_table(table, us - us % (step // timedelta(microseconds=1)), starts)
 
 
 def run_backfill(extras: Mapping[str, str]) -> dict:
@@ -118,22 +115,3 @@ def run_backfill(extras: Mapping[str, str]) -> dict:
                 "spark_master": spark.sparkContext.master, "spark_version": spark.version}
     finally:
         spark.stop()
-
-
-def main() -> None:
-    """The Pipes entry point: read the extras, run, report the materialization (facts true of
-    every partition) and, as a custom message, each partition's rows and the timings."""
-    from dagster_pipes import open_dagster_pipes
-
-    with open_dagster_pipes() as pipes:
-        pipes.log.info(f"Spark feature backfill of [{pipes.extras['start']}, "
-                       f"{pipes.extras['end']})")
-        done = run_backfill(pipes.extras)
-        pipes.report_custom_message({k: done[k] for k in
-                                     ("rows", "spark_seconds", "session_seconds")})
-        pipes.report_asset_materialization(metadata={
-            "spark_master": done["spark_master"], "spark_version": done["spark_version"]})
-
-
-if __name__ == "__main__":
-    main()
