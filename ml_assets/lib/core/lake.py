@@ -180,8 +180,26 @@ def split_rows(df: pd.DataFrame, period: pd.Series, starts: list[datetime]) -> d
         One table per start (empty, with ``df``'s columns, when no row falls in it), each as
         ``pa.Table.from_pandas(df_part, preserve_index=False)`` would give.
     """
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    keys = _epoch_us(period)
+    return split_table(pa.Table.from_pandas(df, preserve_index=False), _epoch_us(period), starts)
+
+
+def split_table(table: pa.Table, keys: np.ndarray, starts: list[datetime]) -> dict[datetime, pa.Table]:
+    """The rows of ``table`` per partition, as zero-copy slices (:func:`split_rows` on Arrow).
+
+    Parameters
+    ----------
+    table : pyarrow.Table, shape (n, k)
+    keys : ndarray of int64, shape (n,)
+        Each row's partition start, UTC microseconds since the epoch; rows are sorted by it
+        (stably) only when it is not already ascending.
+    starts : list of datetime
+        The partition starts wanted (tz-aware UTC); rows of other periods are left out.
+
+    Returns
+    -------
+    dict of datetime to pyarrow.Table
+        One table per start, empty when no row falls in it.
+    """
     if len(keys) > 1 and np.any(keys[1:] < keys[:-1]):
         order = np.argsort(keys, kind="stable")
         table, keys = table.take(order), keys[order]
