@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.scenarios.runner import write_instance_config
 from ml_assets.scenarios.ui_origin import WORKSPACE_FILE
+from ml_assets.serving.app import free_port
 
 # file stem -> the UI's path: what a new ML engineer opens first
 PAGES = {
@@ -41,12 +41,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 class UiCheckFailed(RuntimeError):
     """The webserver did not come up, or Chromium is missing or saved no picture."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, log: Path) -> None:
@@ -111,7 +105,7 @@ def ui_check(data_dir: Path, out_dir: Path) -> list[Path]:
     paths = DataPaths(data_dir)
     write_instance_config(paths)
     out_dir.mkdir(parents=True, exist_ok=True)
-    port, log = _free_port(), out_dir / "webserver.log"
+    port, log = free_port(), out_dir / "webserver.log"
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DAGSTER_HOME": str(paths.dagster_home),
            "ML_ASSETS_DATA_DIR": str(paths.root)}
