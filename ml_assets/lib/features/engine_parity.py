@@ -116,9 +116,17 @@ def lake_parity(catalog: Catalog, spec: DatasetSpec, start: datetime, end: datet
                 "compared_rows": 0}
     con, eid = connect(), quote(spec.event_id)
     con.execute("SET enable_progress_bar = false")
-    got_rel, want_rel = parquet_relation(got_files), parquet_relation(want_files)
-    [(rows, want_rows)] = con.execute(
-        f"SELECT (SELECT count(*) FROM {got_rel}), (SELECT count(*) FROM {want_rel})").fetchall()
+
+    def counts(files: list) -> dict[str, int]:
+        """Rows per partition file stem (a partition with no rows is absent)."""
+        rel = parquet_relation(files, source_column="_file")
+        return dict(con.execute(f"SELECT parse_filename(_file, true), count(*) FROM {rel} "
+                                "GROUP BY 1").fetchall())
+
+    got_n, want_n = counts(got_files), counts(want_files)
+    unequal = sorted(p for p in got_n.keys() | want_n.keys()
+                     if got_n.get(p, 0) != want_n.get(p, 0))
+    rows = sum(got_n.values())
     k = max(1, math.ceil(rows / sample_rows))
     cols = ", ".join(quote(c) for c in (spec.event_id, *spec.feature_names))
 
@@ -126,9 +134,10 @@ def lake_parity(catalog: Catalog, spec: DatasetSpec, start: datetime, end: datet
         return con.sql(f"SELECT {cols} FROM {relation} WHERE hash({eid}) % {k} = 0"
                        ).to_arrow_table()
 
-    got = sample(got_rel)
-    differences = [] if rows == want_rows else [
-        f"row counts differ: spark_event_features {rows}, event_features {want_rows}"]
-    differences += engine_differences(spec, got, sample(want_rel))
+    got = sample(parquet_relation(got_files))
+    differences = [
+        f"row counts differ in {len(unequal)} partition(s), e.g. {p}: spark_event_features "
+        f"{got_n.get(p, 0)}, event_features {want_n.get(p, 0)}" for p in unequal[:1]]
+    differences += engine_differences(spec, got, sample(parquet_relation(want_files)))
     return {"differences": differences, "missing": [], "rows": rows,
             "compared_rows": got.num_rows}

@@ -76,3 +76,22 @@ def test_the_driver_refuses_a_spec_whose_source_changed(tmp_path):
     src.write_text("from ml_assets.specs.fraud import FRAUD_SPEC as SPEC  # edited\n")
     with pytest.raises(SpecError, match="changed since the run started"):
         pinned_spec(pinned.ref, pinned.sha256)
+
+
+def test_row_counts_are_compared_per_partition_not_only_in_total(tmp_path):
+    """One event moved from one hour to the next: the totals agree, the hours do not."""
+    from ml_assets.lib.core.catalog import EVENT_FEATURES, SPARK_EVENT_FEATURES, Catalog
+    from ml_assets.lib.features.engine_parity import lake_parity
+
+    catalog = Catalog(tmp_path, SPEC.partition_grain)
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    hours = [t0, t0 + timedelta(hours=1)]
+    duck = {hours[0]: _table({}, ids=(1, 2)), hours[1]: _table({}, ids=(3,))}
+    spark = {hours[0]: _table({}, ids=(1,)), hours[1]: _table({}, ids=(2, 3))}
+    catalog.table(EVENT_FEATURES).write_many(duck)
+    catalog.table(SPARK_EVENT_FEATURES).write_many(spark)
+    verdict = lake_parity(catalog, SPEC, t0, t0 + timedelta(hours=2))
+    assert verdict["rows"] == 3 and verdict["missing"] == []
+    assert verdict["differences"] == [
+        "row counts differ in 2 partition(s), e.g. 2026-03-01T00: spark_event_features 1, "
+        "event_features 2"]
