@@ -13,6 +13,9 @@ warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
 from datetime import timedelta  # noqa: E402
 
 import pytest  # noqa: E402
+from dagster._core.storage.defs_state.base import (  # noqa: E402
+    _current_storage as _current_defs_state_storage,
+)
 from filelock import FileLock  # noqa: E402
 
 from ml_assets.lib.core.paths import DataPaths  # noqa: E402
@@ -56,6 +59,22 @@ def _signal_dispositions():
     for signum, handler in before.items():
         if handler is not None and signal.getsignal(signum) != handler:
             signal.signal(signum, handler)
+
+
+@pytest.fixture(autouse=True)
+def _dagster_defs_state_storage():
+    """Each test leaves Dagster's current defs-state storage (a context variable that
+    ``DagsterInstance.__enter__`` sets and its ``__exit__`` resets) as it found it. An instance
+    entered and never exited (a context built without ``with``) leaves its storage current;
+    once that instance is collected, every later definitions load in the worker fails with
+    "Attempted to resolve undefined DagsterInstance weakref" (CI of stop 33: 43 tests of one
+    worker). The test that leaks is named in a warning and the value restored."""
+    before = _current_defs_state_storage.get()
+    yield
+    if _current_defs_state_storage.get() is not before:
+        warnings.warn("this test left Dagster's current defs-state storage set; restored",
+                      stacklevel=1)
+        _current_defs_state_storage.set(before)
 
 
 @pytest.fixture(scope="session")
