@@ -68,13 +68,15 @@ def _dagster_defs_state_storage():
     entered and never exited (a context built without ``with``) leaves its storage current;
     once that instance is collected, every later definitions load in the worker fails with
     "Attempted to resolve undefined DagsterInstance weakref" (CI of stop 33: 43 tests of one
-    worker). The test that leaks is named in a warning and the value restored."""
+    worker: a schedule context left open in a hypothesis loop). The test that leaks fails,
+    saying so, and the value is restored for the next (``fixtures/dagster_contexts.py``)."""
     before = _current_defs_state_storage.get()
     yield
     if _current_defs_state_storage.get() is not before:
-        warnings.warn("this test left Dagster's current defs-state storage set; restored",
-                      stacklevel=1)
         _current_defs_state_storage.set(before)
+        pytest.fail("this test left Dagster's current defs-state storage set: a DagsterInstance "
+                    "entered and not exited (a schedule or sensor context built for a persistent "
+                    "instance without `with`; see fixtures/dagster_contexts.py)")
 
 
 @pytest.fixture(scope="session")

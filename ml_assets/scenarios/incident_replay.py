@@ -63,9 +63,10 @@ class Pipeline:
         return run(self.defs, self.instance, selection, tags)
 
     def schedule(self, name: str, at: datetime):
-        ctx = dg.build_schedule_context(instance=self.instance, scheduled_execution_time=at,
-                                        resources=self.defs.resources)
-        return self.defs.get_schedule_def(name)(ctx)
+        # ``with``: the context opens its own copy of a persistent instance and must close it
+        with dg.build_schedule_context(instance=self.instance, scheduled_execution_time=at,
+                                       resources=self.defs.resources) as ctx:
+            return self.defs.get_schedule_def(name)(ctx)
 
 
 def _verdicts(state: DrillState, result: dg.ExecuteInProcessResult, fired: int, d: int,
@@ -122,9 +123,9 @@ def run_labels(state: DrillState, pipe: Pipeline, today: int) -> None:
 
 def run_label_sensor(state: DrillState, pipe: Pipeline, today: int) -> None:
     """The label-arrival sensor's tick and its runs over the prediction days labels touched."""
-    ctx = dg.build_sensor_context(instance=pipe.instance, cursor=pipe.sensor_cursor,
-                                  definitions=pipe.defs, resources=pipe.defs.resources)
-    result = pipe.defs.get_sensor_def("label_arrival_sensor")(ctx)
+    with dg.build_sensor_context(instance=pipe.instance, cursor=pipe.sensor_cursor,
+                                 definitions=pipe.defs, resources=pipe.defs.resources) as ctx:
+        result = pipe.defs.get_sensor_def("label_arrival_sensor")(ctx)
     if isinstance(result, dg.SkipReason):
         return
     pipe.sensor_cursor = result.cursor

@@ -31,10 +31,14 @@ def tick(defs: dg.Definitions, instance: dg.DagsterInstance, sensor: dg.SensorDe
          cursor: str | None):
     """One evaluation of ``sensor`` from ``cursor`` over the definitions' resources, as a
     daemon tick evaluates it; returns Dagster's ``SensorExecutionData`` (``cursor``,
-    ``run_requests``, ``skip_message``)."""
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources,
-                                      repository_def=defs.get_repository_def())
-    return sensor.evaluate_tick(context)
+    ``run_requests``, ``skip_message``).
+
+    The context is closed on return: for a persistent instance it opens its own copy, and
+    an open one left behind stays Dagster's current defs-state storage after it is collected
+    (the next definitions load then fails on a dead weakref)."""
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources,
+                                 repository_def=defs.get_repository_def()) as context:
+        return sensor.evaluate_tick(context)
 
 
 def stored_cursor(instance: dg.DagsterInstance, origin: RemoteInstigatorOrigin) -> str | None:

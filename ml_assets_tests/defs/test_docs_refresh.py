@@ -7,6 +7,7 @@ import dagster as dg
 from ml_assets.defs.docs.definitions import build_defs
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.docs import documents
+from ml_assets_tests.fixtures.dagster_contexts import call_sensor
 from ml_assets_tests.fixtures.shadow_world import SPEC, world_copy
 
 
@@ -18,7 +19,7 @@ def test_a_recorded_drill_reaches_the_runbook_through_the_sensor(tmp_path):
     job = defs.resolve_job_def("docs_job")
 
     def tick(cursor):
-        return sensor(dg.build_sensor_context(cursor=cursor, resources={"project": project}))
+        return call_sensor(sensor, cursor=cursor, resources={"project": project})
 
     first = tick(None)  # a new sensor renders once: the documents may predate it
     assert [r.run_key for r in first.run_requests] == [f"audit-{first.cursor}"]

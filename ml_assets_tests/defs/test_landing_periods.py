@@ -20,6 +20,7 @@ from ml_assets.lib.ingest.integrity import late_files
 from ml_assets.lib.ingest.landing import ingest_events
 from ml_assets.lib.ingest.quarantine import read_quarantine
 from ml_assets.scenarios.runner import step_failure_message
+from ml_assets_tests.fixtures.dagster_contexts import call_schedule
 from ml_assets_tests.fixtures.reliability_world import NOW, good_events, spec_with
 from ml_assets_tests.lib.ingest.test_landing_layout import D1, D2, D3, D4, HOUR, hours_of, land_day
 
@@ -95,9 +96,8 @@ def test_the_hourly_schedule_runs_a_daily_file_once_it_lands_and_says_what_it_wa
     schedule = defs.get_schedule_def("hourly_scoring_schedule")
 
     def tick(hour):
-        return schedule(dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=hour + HOUR + timedelta(minutes=15),
-            resources=defs.resources))
+        return call_schedule(schedule, instance=instance, resources=defs.resources,
+                             scheduled_execution_time=hour + HOUR + timedelta(minutes=15))
 
     # day 1's file landed late: the tick for 04:00 on day 2 runs all of day 1 in one run
     request = tick(D2 + 4 * HOUR)
@@ -129,9 +129,8 @@ def test_a_daily_grain_spec_ingests_and_schedules_its_events_by_day(tmp_path):
     schedule = defs.get_schedule_def("daily_scoring_schedule")
 
     def tick(day):
-        return schedule(dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=day + timedelta(days=1, minutes=15),
-            resources=defs.resources))
+        return call_schedule(schedule, instance=instance, resources=defs.resources,
+                             scheduled_execution_time=day + timedelta(days=1, minutes=15))
 
     assert _run(defs, instance, D1, D3, key=table.key).success
     assert _rows(paths, [D1, D2, D3], table) == [47, 0, 48]
@@ -237,8 +236,8 @@ def _failing_append_only(instance) -> list[str]:
 
 def _late_reruns(defs, instance) -> list[dg.RunRequest]:
     """The late-file reruns the hourly schedule's tick (day 4, 01:15) asks for."""
-    tick = defs.get_schedule_def("hourly_scoring_schedule")(dg.build_schedule_context(
-        instance=instance, scheduled_execution_time=D4 + HOUR + timedelta(minutes=15),
-        resources=defs.resources))
+    tick = call_schedule(defs.get_schedule_def("hourly_scoring_schedule"), instance=instance,
+                         scheduled_execution_time=D4 + HOUR + timedelta(minutes=15),
+                         resources=defs.resources)
     return [r for r in (tick if isinstance(tick, list) else [tick])
             if r.run_key.startswith("late:")]

@@ -14,6 +14,7 @@ from ml_assets.defs.partitions import day_key, range_tags
 from ml_assets.lib.monitoring.alerts import read_alerts
 from ml_assets.scenarios.synthetic import SyntheticConfig
 from ml_assets.specs.fraud import FRAUD_SPEC
+from ml_assets_tests.fixtures.dagster_contexts import call_sensor
 from ml_assets_tests.fixtures.monitoring_world import build_world, corrupt_features
 
 # Short label maturity so one small world has final and pending days.
@@ -109,12 +110,10 @@ def test_pending_days_cannot_alarm_even_when_the_model_ranks_backwards(world, ma
 def test_label_sensor_requests_exactly_the_days_new_labels_touch(world, materialized):
     w, defs, instance = world
     sensor = defs.get_repository_def().get_sensor_def("label_arrival_sensor")
-    ctx = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
-    first = sensor(ctx)
+    first = call_sensor(sensor, instance=instance, definitions=defs, resources=defs.resources)
     assert first.run_requests  # every label file is new at first
-    ctx = dg.build_sensor_context(instance=instance, definitions=defs, cursor=first.cursor,
-                                  resources=defs.resources)
-    assert isinstance(sensor(ctx), dg.SkipReason)
+    assert isinstance(call_sensor(sensor, instance=instance, definitions=defs,
+                                  cursor=first.cursor, resources=defs.resources), dg.SkipReason)
 
     # The next day's label file lands: it holds labels of events from a few earlier days.
     labels = pd.read_parquet(next((w.paths.lake / "raw_labels").glob("*.parquet")))
@@ -123,15 +122,14 @@ def test_label_sensor_requests_exactly_the_days_new_labels_touch(world, material
     landed = labels.head(3).assign(**{SPEC.event_ts: [pd.Timestamp(d) + pd.Timedelta(hours=3)
                                                       for d in sorted(expected)]})
     landed.to_parquet(w.paths.lake / "raw_labels" / f"{new_day:%Y-%m-%d}.parquet", index=False)
-    ctx = dg.build_sensor_context(instance=instance, definitions=defs, cursor=first.cursor,
-                                  resources=defs.resources)
-    result = sensor(ctx)
+    result = call_sensor(sensor, instance=instance, definitions=defs, cursor=first.cursor,
+                         resources=defs.resources)
     requested = {(r.tags["dagster/asset_partition_range_start"],
                   r.tags["dagster/asset_partition_range_end"]) for r in result.run_requests}
     assert requested == {(day_key(w.day(FIRST + 2)), day_key(w.day(FIRST + 2))),
                          (day_key(w.day(FIRST + 5)), day_key(w.day(FIRST + 6)))}
-    again = sensor(dg.build_sensor_context(instance=instance, definitions=defs,
-                                           cursor=first.cursor, resources=defs.resources))
+    again = call_sensor(sensor, instance=instance, definitions=defs, cursor=first.cursor,
+                        resources=defs.resources)
     assert [r.run_key for r in again.run_requests] == [r.run_key for r in result.run_requests]
     assert json.loads(result.cursor)["files"][f"raw_labels/{new_day:%Y-%m-%d}.parquet"]
 
@@ -140,15 +138,13 @@ def test_alert_sensor_writes_each_failed_check_once(world, materialized):
     w, defs, instance = world
     sensor = defs.get_repository_def().get_sensor_def("check_alert_sensor")
     shutil.rmtree(w.paths.root / "alerts", ignore_errors=True)
-    ctx = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
-    result = sensor(ctx)
+    result = call_sensor(sensor, instance=instance, definitions=defs, resources=defs.resources)
     alerts = read_alerts(w.paths.root / "alerts")
     nan = [a for a in alerts if a["check"] == "psi_distance_km"]
     assert nan and nan[0]["level"] == "error" and nan[0]["category"] == "diagnostic"
     assert nan[0]["route"] == "ticket" and nan[0]["metadata"]["feature"] == "distance_km"
-    ctx = dg.build_sensor_context(instance=instance, definitions=defs, cursor=result.cursor,
-                                  resources=defs.resources)
-    assert isinstance(sensor(ctx), dg.SkipReason)
+    assert isinstance(call_sensor(sensor, instance=instance, definitions=defs,
+                                  cursor=result.cursor, resources=defs.resources), dg.SkipReason)
     assert len(read_alerts(w.paths.root / "alerts")) == len(alerts)
 
 

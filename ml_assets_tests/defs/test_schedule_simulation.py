@@ -17,6 +17,7 @@ from ml_assets.lib.core.catalog import BATCH_SCORES, EVENT_FEATURES, Catalog
 from ml_assets.lib.core.lake import days_between, hours_between
 from ml_assets.lib.ingest.landing import feeds_of
 from ml_assets.scenarios.runner import dagster_instance, run
+from ml_assets_tests.fixtures.dagster_contexts import call_schedule
 from ml_assets_tests.fixtures.reliability_world import copy_world
 
 SIM_HOURS = 36
@@ -63,9 +64,9 @@ def test_scheduled_runs_equal_a_one_shot_rebuild_bit_for_bit(fraud_world, tmp_pa
         b = min(a + timedelta(hours=size), end)
         now = b + timedelta(minutes=15)  # a catch-up / backfill of [a, b) running now
         for at in sorted(t for t in tick if t <= now):
-            ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=at,
-                                            resources=defs.resources)
-            request = defs.get_schedule_def("daily_labels_schedule")(ctx)
+            request = call_schedule(defs.get_schedule_def("daily_labels_schedule"),
+                                    instance=instance, scheduled_execution_time=at,
+                                    resources=defs.resources)
             if isinstance(request, dg.RunRequest):
                 assert run(defs, instance, labels_job,
                            {"dagster/partition": request.partition_key}).success

@@ -19,6 +19,7 @@ from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.monitoring.alerts import read_alerts
 from ml_assets.lib.scoring.microbatch import land_events
 from ml_assets.specs.fraud import FRAUD_SPEC
+from ml_assets_tests.fixtures.dagster_contexts import call_sensor
 
 
 @dg.asset
@@ -47,8 +48,8 @@ def _fail(instance, n):
 
 def _tick(defs, sensor, instance, cursor):
     """One tick in a fresh context (a daemon restart keeps only the stored cursor)."""
-    return sensor(dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor,
-                                          resources=defs.resources))
+    return call_sensor(sensor, instance=instance, definitions=defs, cursor=cursor,
+                       resources=defs.resources)
 
 
 def _skipped(result) -> str | None:
