@@ -32,7 +32,8 @@ def build_definitions(spec: DatasetSpec | None = None, data_dir: str | None = No
     spec : DatasetSpec, optional
         The dataset spec object, held as is by the ``project`` resource; default: the spec
         ``ML_ASSETS_SPEC`` points at (a ``.py``/``.toml`` file or ``package.module:NAME``, see
-        ``ml_assets/specs/loading.py``), else the fraud demo.
+        ``ml_assets/specs/loading.py``), else the fraud demo, starting where ``data_dir``'s
+        ``demo.json`` says (``scenarios/demo_clock.py``).
     data_dir : str, optional
         Runtime state root (landing, lake, artifacts, control plane); default
         :func:`~ml_assets.lib.core.paths.default_data_dir`.
@@ -47,10 +48,11 @@ def build_definitions(spec: DatasetSpec | None = None, data_dir: str | None = No
     SpecError
         When no spec is passed and ``ML_ASSETS_SPEC`` does not load.
     """
-    spec = spec or spec_from_env()
+    data_dir = data_dir or str(default_data_dir())
+    spec = spec or spec_from_env(data_dir=data_dir)
     return dg.Definitions.merge(
         *(domain.build_defs(spec) for domain in DOMAINS),
-        dg.Definitions(resources=default_resources(data_dir or str(default_data_dir()), spec)),
+        dg.Definitions(resources=default_resources(data_dir, spec)),
     )
 
 

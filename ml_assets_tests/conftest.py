@@ -10,7 +10,7 @@ import warnings
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
 
-from datetime import timedelta  # noqa: E402
+from datetime import datetime, timedelta  # noqa: E402
 
 import pytest  # noqa: E402
 from dagster._core.storage.defs_state.base import (  # noqa: E402
@@ -30,21 +30,28 @@ pytest_plugins = ["ml_assets_tests.fixtures.postgres_server",
                   "ml_assets_tests.fixtures.control_plane"]
 
 
-def small_pipeline_world(root, challenger_at: float = 1.0) -> dict:
+def small_pipeline_world(root, challenger_at: float = 1.0, now: datetime | None = None) -> dict:
     """SMALL_WORLD's landing data under ``root`` run through the demo's pipeline: the first
     model as of 3/4 of the period, the later one as of ``challenger_at`` (see ``run_pipeline``).
-    Returns paths, the demo's report, spec, config and end."""
+    With ``now``, placed as ``ml-assets demo`` places it (``demo_clock``): the same 30 days of
+    generated data (same bytes), the last one ``now``'s day, landed up to ``now``'s hour. Returns paths, the demo's report,
+    spec, config and end (of the data)."""
     from ml_assets.definitions import build_definitions
     from ml_assets.lib.core.workspace import Workspace
+    from ml_assets.scenarios import demo_clock
     from ml_assets.scenarios.demo import run_pipeline
+    from ml_assets.specs.loading import load_spec
 
     paths = DataPaths(root)
-    write_landing(SMALL_WORLD, paths)
-    report = run_pipeline(Workspace(paths, FRAUD_SPEC), build_definitions(FRAUD_SPEC, str(root)),
-                          SMALL_WORLD.start, SMALL_WORLD.end, first_model_at=0.75,
-                          challenger_at=challenger_at, log=lambda *_: None)
-    return {"paths": paths, "report": report, "spec": FRAUD_SPEC, "cfg": SMALL_WORLD,
-            "end": SMALL_WORLD.start + timedelta(days=SMALL_WORLD.days)}
+    cfg, end, spec = SMALL_WORLD, SMALL_WORLD.end, FRAUD_SPEC
+    if now is not None:
+        placed = demo_clock.placement(paths, now, cfg.days, cfg.scale, cfg.seed)
+        cfg, end, spec = placed.cfg, placed.landed_until, load_spec("card_fraud", data_dir=root)
+    write_landing(cfg, paths, end)
+    report = run_pipeline(Workspace(paths, spec), build_definitions(spec, str(root)),
+                          cfg.start, end, first_model_at=0.75, challenger_at=challenger_at,
+                          log=lambda *_: None)
+    return {"paths": paths, "report": report, "spec": spec, "cfg": cfg, "end": end}
 
 
 @pytest.fixture(autouse=True)

@@ -107,7 +107,7 @@ def demo_copy(data_dir: Path | None) -> Iterator[Path | None]:
     if data_dir is None or not (data_dir / "control.sqlite").exists():
         yield None
         return
-    ws = Workspace.open(data_dir, spec_from_env())
+    ws = Workspace.open(data_dir, spec_from_env(data_dir=data_dir))
     aliases = ws.registry.aliases(ws.spec.model_name)
     if not aliases.get("champion"):
         yield None
@@ -165,7 +165,7 @@ def serving_section(ctx: dict, demo_dir: Path | None) -> dict:
                                    "pass --with-demo"}
     slo = serving_slos()
     levels = tuple(sorted({1, 10, 50, *(s["clients"] for s in slo.values())}))
-    report = load_test(DataPaths(demo_dir), spec_from_env(), concurrency=levels,
+    report = load_test(DataPaths(demo_dir), spec_from_env(data_dir=demo_dir), concurrency=levels,
                        requests=ctx["serving_requests"])
     return {"lookup_p99_ms": _at(report["lookup"], slo["lookup"]["clients"]),
             "realtime_p99_ms_50_clients": _at(report["predict"], slo["predict"]["clients"]),
@@ -190,7 +190,7 @@ def reproduce_section(demo_dir: Path | None, threads: int) -> dict:
     from ml_assets.lib.core.workspace import Workspace
     from ml_assets.specs.loading import spec_from_env
 
-    ws = Workspace.open(demo_dir, spec_from_env())
+    ws = Workspace.open(demo_dir, spec_from_env(data_dir=demo_dir))
     champion = ws.registry.aliases(ws.spec.model_name)["champion"]
     t0 = time.perf_counter()
     result = reproduce(ws, champion, threads=threads).as_dict()

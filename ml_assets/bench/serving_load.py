@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     paths = DataPaths(args.data_dir.resolve()) if args.data_dir else DataPaths.from_env()
-    report = run_bench(paths, spec_from_env(), requests=args.requests)
+    report = run_bench(paths, spec_from_env(data_dir=paths.root), requests=args.requests)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0 if all(report["within_slo"].values()) else 1
 

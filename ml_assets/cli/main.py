@@ -59,8 +59,10 @@ def workspace(args: argparse.Namespace) -> Workspace:
     SpecError
         When the spec reference does not load (``ml_assets.specs.loading.load_spec``).
     """
-    spec = load_spec(args.spec) if args.spec else spec_from_env()
-    return Workspace.open(args.data_dir or default_data_dir(), spec)
+    data_dir = args.data_dir or default_data_dir()
+    spec = (load_spec(args.spec, data_dir=data_dir) if args.spec
+            else spec_from_env(data_dir=data_dir))
+    return Workspace.open(data_dir, spec)
 
 
 def run_command(args: argparse.Namespace, ws: Workspace) -> int:

@@ -4,6 +4,7 @@ Scenarios are imported per command, so ``ml-assets status`` never loads them. Dr
 are recorded in the control plane for the scorecard (``status --criteria``)."""
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 from ml_assets.bench import SECTIONS as BENCH_SECTIONS
 from ml_assets.cli.control import cmd_drill_rollback
 from ml_assets.cli.output import emit, refused
+from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.scenarios import DEMO_DAYS
 
@@ -30,15 +32,21 @@ def cmd_demo(args, ws: Workspace) -> int:
     from ml_assets.cli.reports import print_models
     from ml_assets.definitions import build_definitions
     from ml_assets.scenarios.demo import run_demo
+    from ml_assets.scenarios.demo_clock import placement
     from ml_assets.scenarios.runner import StepFailed
-    from ml_assets.scenarios.synthetic import SyntheticConfig
+    from ml_assets.specs.loading import DEMO_NAME, load_spec
 
     paths = ws.paths
+    if ws.spec.name != DEMO_NAME:
+        return refused(f"ml-assets demo generates the {DEMO_NAME} data; the spec is "
+                       f"{ws.spec.name!r} (unset --spec/ML_ASSETS_SPEC)")
     log = (lambda *_: None) if args.json else print
     try:
-        report = run_demo(ws, SyntheticConfig(days=args.days, scale=args.scale, seed=args.seed),
-                          build_definitions(ws.spec, str(paths.root)), log=log)
-    except StepFailed as exc:
+        placed = placement(paths, datetime.now(UTC), args.days, args.scale, args.seed)
+        ws = dataclasses.replace(ws, spec=load_spec(DEMO_NAME, data_dir=paths.root))
+        report = run_demo(ws, placed.cfg, build_definitions(ws.spec, str(paths.root)), log=log,
+                          until=placed.landed_until)
+    except (StepFailed, SpecError) as exc:
         return refused(f"demo failed: {exc}")
     payload = {**report.__dict__, "models": [
         {"version": m["version"], "held_out_auc": m["metrics"]["held_out"]["auc"],
@@ -479,10 +487,15 @@ def add_parsers(sub, actor: str) -> None:
     actor : str
         Default ``--actor`` of ``drill`` for the audit log (``$USER``).
     """
-    demo = sub.add_parser("demo", help="generate demo data and materialize the whole graph")
+    demo = sub.add_parser(
+        "demo", help="generate demo data ending at the current hour and materialize the whole "
+                     "graph",
+        description="The data is DAYS days, the last one today up to the current hour (UTC). "
+                    "Where it starts is recorded in DATA_DIR/demo.json: every later command "
+                    "loads the demo with that start, and a rerun lands the hours that passed.")
     demo.add_argument("--days", type=int, default=DEMO_DAYS,
-                      help="days of data: 60 of warm-up, then the first model's window, "
-                           "then scoring")
+                      help="days of data, the last one today: 60 of warm-up, then the first "
+                           "model's window, then scoring")
     demo.add_argument("--scale", type=float, default=1.0,
                       help="1.0 is about 8,400 events a day (1.3M over 150 days)")
     demo.add_argument("--seed", type=int, default=7)

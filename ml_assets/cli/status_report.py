@@ -142,6 +142,8 @@ def status(ws: Workspace, defs: dg.Definitions) -> dict:
     layouts = feed_layouts(paths, spec)
     return {
         "dataset": spec.name,
+        "spec_ref": spec.origin.ref if spec.origin else None,
+        "start": spec.start_utc.isoformat(),
         "model_name": spec.model_name,
         "data_dir": str(paths.root),
         "champion": aliases["champion"],

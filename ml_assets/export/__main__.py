@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--artifact-root")
     args = parser.parse_args(argv)
-    ws = Workspace.open(args.data_dir, load_spec(args.spec))
+    ws = Workspace.open(args.data_dir, load_spec(args.spec, data_dir=args.data_dir))
     try:
         result = export_to_mlflow(ws, args.tracking_uri, args.artifact_root)
     except ExportError as exc:

@@ -79,7 +79,8 @@ class DemoReport:
     seconds: float = 0.0
 
 
-def run_demo(ws: Workspace, cfg: SyntheticConfig, defs: dg.Definitions, log=print) -> DemoReport:
+def run_demo(ws: Workspace, cfg: SyntheticConfig, defs: dg.Definitions, log=print,
+             until: datetime | None = None) -> DemoReport:
     """Generate the synthetic fraud landing data, then run the whole pipeline over it.
 
     Parameters
@@ -92,6 +93,9 @@ def run_demo(ws: Workspace, cfg: SyntheticConfig, defs: dg.Definitions, log=prin
         ``build_definitions(ws.spec, ws.paths.root)``.
     log : callable, default print
         Receives one progress line per step.
+    until : datetime, optional
+        UTC hour: land and run only what has happened of the timeline by then
+        (``demo_clock.landed_until``); default its end.
 
     Returns
     -------
@@ -106,11 +110,12 @@ def run_demo(ws: Workspace, cfg: SyntheticConfig, defs: dg.Definitions, log=prin
     paths = ws.paths
     t0 = time.perf_counter()
     paths.ensure()
-    manifest = write_landing(cfg, paths)
+    end = min(until or cfg.end, cfg.end)
+    manifest = write_landing(cfg, paths, end)
     seconds = time.perf_counter() - t0
     log(f"generated {manifest['events']:,} events and {manifest['labels']:,} labels "
-        f"({cfg.days} days from {cfg.start:%Y-%m-%d}) in {seconds:.1f}s")
-    report = run_pipeline(ws, defs, cfg.start, cfg.end, first_model_at=FIRST_MODEL_AT,
+        f"({cfg.start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC) in {seconds:.1f}s")
+    report = run_pipeline(ws, defs, cfg.start, end, first_model_at=FIRST_MODEL_AT,
                           challenger_at=0.75, log=log)
     report.events, report.labels = manifest["events"], manifest["labels"]
     report.steps.insert(0, {"step": "generate landing data", "seconds": seconds})

@@ -231,20 +231,25 @@ def _slices(ts: pa.ChunkedArray, start: datetime, step: timedelta, count: int):
         yield start + i * step, int(cuts[i]), int(cuts[i + 1])
 
 
-def write_landing(cfg: SyntheticConfig, paths: DataPaths) -> dict:
+def write_landing(cfg: SyntheticConfig, paths: DataPaths, until: datetime | None = None) -> dict:
     """Write hourly event files and daily label and early-report files into ``landing/``;
     return a manifest.
 
     Files already present with identical bytes are left alone, so re-running is a no-op and
-    landing data stays append-only."""
+    landing data stays append-only. With ``until`` (UTC), only the files whose hour or day
+    has ended by then are written (what has happened of the timeline; the manifest counts
+    their rows); the rest are the same bytes whenever they are written."""
     paths.ensure()
+    until = min(until or cfg.end, cfg.end)
     events, labels, reports = generate_all(cfg)
     schema_break_days = {d for inc in cfg.active("schema_break")
                          for d in range(inc.day, inc.day + max(inc.days, 1))}
     late_days = {inc.day: max(inc.days, 1) for inc in cfg.active("late_files")}
-    files, arrivals = {}, {}
-    for hour, lo, hi in _slices(events["event_ts"], cfg.start, timedelta(hours=1), cfg.days * 24):
+    files, arrivals, rows = {}, {}, {"events": 0, "labels": 0, "early_reports": 0}
+    hours = (until - cfg.start) // timedelta(hours=1)
+    for hour, lo, hi in _slices(events["event_ts"], cfg.start, timedelta(hours=1), hours):
         part = events.slice(lo, hi - lo)
+        rows["events"] += hi - lo
         day_i = (hour - cfg.start).days
         if day_i in schema_break_days:
             part = part.rename_columns(["amount_usd" if c == "amount" else c
@@ -253,9 +258,11 @@ def write_landing(cfg: SyntheticConfig, paths: DataPaths) -> dict:
         arrival = hour + timedelta(hours=1, minutes=5) + timedelta(days=late_days.get(day_i, 0))
         files[str(path.relative_to(paths.root))] = _write_if_changed(path, _parquet_bytes(part))
         arrivals[str(path.relative_to(paths.root))] = arrival.isoformat()
-    for table, file_of in ((labels, paths.landing_labels_file),
-                           (reports, paths.landing_reports_file)):
-        for day, lo, hi in _slices(table["label_ts"], cfg.start, timedelta(days=1), cfg.days):
+    for name, table, file_of in (("labels", labels, paths.landing_labels_file),
+                                 ("early_reports", reports, paths.landing_reports_file)):
+        days = (until - cfg.start) // timedelta(days=1)
+        for day, lo, hi in _slices(table["label_ts"], cfg.start, timedelta(days=1), days):
+            rows[name] += hi - lo
             path = file_of(day)
             files[str(path.relative_to(paths.root))] = _write_if_changed(
                 path, _parquet_bytes(table.slice(lo, hi - lo)))
@@ -264,10 +271,10 @@ def write_landing(cfg: SyntheticConfig, paths: DataPaths) -> dict:
     manifest = {
         "config": {**asdict(cfg), "start": cfg.start.isoformat(),
                    "incidents": [asdict(i) for i in cfg.incidents]},
-        "events": events.num_rows,
-        "labels": labels.num_rows,
-        "early_reports": reports.num_rows,
-        "fraud_rate_of_known_labels": float(pa.compute.mean(labels["label"]).as_py() or 0.0),
+        **rows,
+        # labels are sorted by label_ts, so the landed ones are the first rows
+        "fraud_rate_of_known_labels": float(
+            pa.compute.mean(labels["label"].slice(0, rows["labels"])).as_py() or 0.0),
         "files": files,
         "arrivals": arrivals,
     }

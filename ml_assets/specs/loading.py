@@ -7,6 +7,11 @@ A spec reference is one of:
 - ``package.module:NAME``: an importable module (installed, or on ``PYTHONPATH``);
 - ``path/to/spec.toml``: a declarative spec (tables mapped to the spec's dataclasses, below);
 - ``card_fraud``: the built-in demo (``ml_assets.specs.fraud:FRAUD_SPEC``), the default.
+  Loaded for a data directory ``ml-assets demo`` wrote, it takes the start that directory's
+  ``demo.json`` records (``scenarios/demo_clock.py``).
+
+Any reference may end in ``@YYYY-MM-DD``: the spec with its ``start`` moved to that UTC day
+(``origin.ref`` keeps the suffix, so another process loads the same spec).
 
 The loaded spec carries a :class:`SpecOrigin`: the reference that loads it again and the SHA-256
 of its source file, recorded on every model card. Every error is one :class:`SpecError` line
@@ -33,15 +38,16 @@ import tomllib
 import traceback
 import types
 import typing
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ml_assets.lib.core.artifacts import sha256_file
-from ml_assets.lib.core.datasets import Attribute, DatasetSpec, SpecOrigin
+from ml_assets.lib.core.datasets import Attribute, DatasetSpec, SpecOrigin, split_start
 from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.policies import ModelConfig, MonitoringConfig, RolloutConfig, ShadowConfig
 from ml_assets.lib.features.definitions import FeatureDef
 from ml_assets.lib.monitoring.business import BusinessMetric
+from ml_assets.scenarios import demo_clock
 
 SPEC_ENV = "ML_ASSETS_SPEC"
 DEMO_NAME = "card_fraud"  # the one name accepted: an alias of the default, not a registry
@@ -54,7 +60,8 @@ TABLES = {"model": ModelConfig, "monitoring": MonitoringConfig, "shadow": Shadow
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 
 
-def load_spec(ref: str | os.PathLike, source: str = "--spec") -> DatasetSpec:
+def load_spec(ref: str | os.PathLike, source: str = "--spec",
+              data_dir: str | os.PathLike | None = None) -> DatasetSpec:
     """The dataset spec ``ref`` points at, with its :class:`SpecOrigin` set.
 
     Parameters
@@ -64,6 +71,9 @@ def load_spec(ref: str | os.PathLike, source: str = "--spec") -> DatasetSpec:
         directory.
     source : str, default "--spec"
         Where the reference came from, for the error message (e.g. ``ML_ASSETS_SPEC``).
+    data_dir : str or PathLike, optional
+        The deployment's data directory: the demo (``card_fraud``) takes the start its
+        ``demo.json`` records there.
 
     Returns
     -------
@@ -76,11 +86,16 @@ def load_spec(ref: str | os.PathLike, source: str = "--spec") -> DatasetSpec:
     SpecError
         One line naming the file (or module) and the key: no such file or module, the file
         fails to run, no such attribute, not a ``DatasetSpec``, an unknown, mistyped or missing
-        TOML key, or a value the spec refuses.
+        TOML key, or a value the spec refuses; a damaged ``demo.json``; a demo start that
+        is not a ``YYYY-MM-DD`` date.
     """
     text = os.fspath(ref).strip()
     if text in ("", DEMO_NAME):
-        text = DEFAULT_REF
+        placed = demo_clock.recorded(Path(data_dir)) if data_dir is not None else None
+        text = f"{DEFAULT_REF}@{placed.start:%Y-%m-%d}" if placed else DEFAULT_REF
+    text, day = split_start(text)
+    if day is not None:
+        return _starting(load_spec(text, source), day, source)
     head, sep, tail = text.rpartition(":")
     if text.endswith(".toml"):
         return _load_toml(_existing_file(text, source))
@@ -93,15 +108,31 @@ def load_spec(ref: str | os.PathLike, source: str = "--spec") -> DatasetSpec:
                     f"path/to/spec.toml, package.module:NAME or {DEMO_NAME!r} (the demo)")
 
 
-def spec_from_env(environ: typing.Mapping[str, str] = os.environ) -> DatasetSpec:
-    """The spec ``$ML_ASSETS_SPEC`` points at (default: the demo); for entry points only.
+def spec_from_env(environ: typing.Mapping[str, str] = os.environ,
+                  data_dir: str | os.PathLike | None = None) -> DatasetSpec:
+    """The spec ``$ML_ASSETS_SPEC`` points at (default: the demo, placed as ``data_dir``'s
+    ``demo.json`` records); for entry points only.
 
     Raises
     ------
     SpecError
         As :func:`load_spec`, naming ``ML_ASSETS_SPEC``.
     """
-    return load_spec(environ.get(SPEC_ENV, ""), SPEC_ENV)
+    return load_spec(environ.get(SPEC_ENV, ""), SPEC_ENV, data_dir)
+
+
+def _starting(spec: DatasetSpec, day: str, source: str) -> DatasetSpec:
+    """``spec`` with its start moved to UTC midnight of ``day`` (``YYYY-MM-DD``)."""
+    try:
+        start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise SpecError(f"{source}=...@{day}: a start must be a YYYY-MM-DD date") from None
+    try:
+        moved = dataclasses.replace(spec, start=start)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"{source}=...@{day}: {exc}") from exc
+    return dataclasses.replace(moved, origin=SpecOrigin(f"{spec.origin.ref}@{day}",
+                                                        spec.origin.sha256))
 
 
 def _existing_file(text: str, source: str) -> Path:

@@ -1,13 +1,21 @@
 """What a person sees in the UI after the demo (issue 20), read from the instance the UI reads
 on a small world the demo's pipeline built, its challenger shadowed for the days it has then
-promoted (the default demo rolls it out stage by stage instead): named runs, every asset
-materialized, the rollback drill passed and shown in the runbook, sensors that continue from
-the demo, quiet DuckDB connections."""
+promoted (the default demo rolls it out stage by stage instead), placed on the calendar as the
+demo places it: named runs, every asset materialized, the rollback drill passed and shown in
+the runbook, sensors that continue from the demo, data that ends at the hour it ran, quiet
+DuckDB connections."""
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
 
 from ml_assets.definitions import build_definitions
+from ml_assets.defs.partitions import event_key
 from ml_assets.lib.core import lake
 from ml_assets.lib.docs.documents import document_dir
 from ml_assets.scenarios.demo import STEP_TAG
@@ -19,7 +27,9 @@ from ml_assets_tests.conftest import small_pipeline_world
 
 @pytest.fixture(scope="module")
 def demo_world(tmp_path_factory):
-    return small_pipeline_world(tmp_path_factory.mktemp("demo_world"), challenger_at=0.9)
+    """Placed on the calendar as ``ml-assets demo`` places it: the data ends at this hour."""
+    return small_pipeline_world(tmp_path_factory.mktemp("demo_world"), challenger_at=0.9,
+                                now=datetime.now(UTC))
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +88,28 @@ def test_a_sensor_tick_right_after_the_demo_requests_nothing(instance, demo_worl
     requested = {s.name: tick(defs, instance, s, cursors[s.name]).run_requests
                  for s in defs.sensors}
     assert {name: r for name, r in requested.items() if r} == {}
+
+
+def test_the_data_ends_at_the_hour_the_demo_ran_and_every_entry_point_starts_it_there(
+        demo_world, instance):
+    # what `make ui` loads (workspace.yaml -> build_definitions()) for this data directory
+    paths, end = demo_world["paths"], demo_world["end"]
+    recorded = json.loads((paths.root / "demo.json").read_text())
+    defs = build_definitions(data_dir=str(paths.root))
+    spec = demo_world["spec"]
+    first_key = defs.get_assets_def("raw_events").partitions_def.get_first_partition_key()
+    assert first_key == event_key(spec, datetime.fromisoformat(recorded["start"]))
+    newest = instance.get_latest_materialization_event(dg.AssetKey("raw_events"))
+    assert newest.dagster_event.partition == event_key(spec, end - timedelta(hours=1))
+    # the CLI, in its own process, sees the same spec and fresh tables
+    before = datetime.now(UTC)
+    out = subprocess.run(
+        [sys.executable, "-m", "ml_assets.cli.main", "status", "--json"], check=True,
+        capture_output=True, text=True, env={**os.environ, "ML_ASSETS_DATA_DIR": str(paths.root)})
+    status = json.loads(out.stdout)
+    assert status["start"] == recorded["start"]
+    assert status["spec_ref"] == f"ml_assets.specs.fraud:FRAUD_SPEC@{recorded['start'][:10]}"
+    # whole hours since the data's end, read around the call (it may cross an hour)
+    since = {(t - end) // timedelta(hours=1) for t in (before, datetime.now(UTC))}
+    assert status["lake"]["raw_events"]["behind"] in since
+    assert status["lake"]["batch_scores"]["behind"] in since

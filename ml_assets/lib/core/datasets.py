@@ -4,6 +4,7 @@ The policies a spec carries (model, monitoring, shadow, rollout) are in ``polici
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -60,13 +61,29 @@ class SpecOrigin:
     ----------
     ref : str
         The reference that loads it again: an absolute ``path.py[:NAME]`` or ``path.toml``, or
-        ``package.module:NAME``.
+        ``package.module:NAME``; with ``@YYYY-MM-DD`` appended when the spec's start was moved
+        to that UTC day (the demo, placed where its data directory's ``demo.json`` says).
     sha256 : str
         SHA-256 (hex) of the source file's bytes (the ``.py``/``.toml`` file, or the module's).
     """
 
     ref: str
     sha256: str
+
+    @property
+    def source_ref(self) -> str:
+        """``ref`` without its ``@YYYY-MM-DD`` start: what names the source file."""
+        return split_start(self.ref)[0]
+
+
+_START_SUFFIX = re.compile(r"@(\d{4}-\d{2}-\d{2})$")
+
+
+def split_start(ref: str) -> tuple[str, str | None]:
+    """``("REF", "YYYY-MM-DD")`` for ``"REF@YYYY-MM-DD"``, else ``(ref, None)``; an ``@``
+    elsewhere (a path may hold one) is part of the reference. The date is not validated."""
+    match = _START_SUFFIX.search(ref)
+    return (ref[:match.start()], match.group(1)) if match else (ref, None)
 
 
 @dataclass(frozen=True)

@@ -417,7 +417,7 @@ def contract_path(spec: DatasetSpec) -> Path:
     """
     if spec.origin is None:
         return CONTRACTS_DIR / f"{spec.model_name}{CONTRACT_SUFFIX}"
-    ref = spec.origin.ref
+    ref = spec.origin.source_ref
     head = ref.rpartition(":")[0]
     if ref.endswith((".py", ".toml")):
         source = Path(ref)
