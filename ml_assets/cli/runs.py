@@ -34,12 +34,17 @@ def cmd_demo(args, ws: Workspace) -> int:
     from ml_assets.scenarios.demo import run_demo
     from ml_assets.scenarios.demo_clock import placement
     from ml_assets.scenarios.runner import StepFailed
-    from ml_assets.specs.loading import DEMO_NAME, load_spec
+    from ml_assets.specs.loading import DEFAULT_REF, DEMO_NAME, load_spec
 
     paths = ws.paths
-    if ws.spec.name != DEMO_NAME:
+    origin = ws.spec.origin
+    if origin is None or origin.source_ref != DEFAULT_REF:
         return refused(f"ml-assets demo generates the {DEMO_NAME} data; the spec is "
-                       f"{ws.spec.name!r} (unset --spec/ML_ASSETS_SPEC)")
+                       f"{origin.ref if origin else ws.spec.name!r} (unset --spec/ML_ASSETS_SPEC)")
+    recorded_start = load_spec(DEMO_NAME, data_dir=paths.root).origin.ref
+    if origin.ref not in (DEFAULT_REF, recorded_start):
+        return refused(f"ml-assets demo places its own start (recorded in "
+                       f"{paths.root / 'demo.json'}); drop the @day of {origin.ref}")
     log = (lambda *_: None) if args.json else print
     try:
         placed = placement(paths, datetime.now(UTC), args.days, args.scale, args.seed)
@@ -409,9 +414,12 @@ def _six_weeks(args, ws: Workspace) -> int:
     from ml_assets.scenarios.six_weeks import six_weeks_ago
     from ml_assets.scenarios.synthetic import SyntheticConfig
 
-    world = Workspace.open(args.world or tempfile.mkdtemp(prefix="six-weeks-"), ws.spec)
+    cfg = SyntheticConfig(days=args.days, scale=args.scale or 1.0)
+    # the drill's own world and timeline, whatever start the data directory's demo has
+    world = Workspace.open(args.world or tempfile.mkdtemp(prefix="six-weeks-"),
+                           ws.spec.starting(cfg.start))
     world.paths.ensure()
-    out = six_weeks_ago(world, SyntheticConfig(days=args.days, scale=args.scale or 1.0),
+    out = six_weeks_ago(world, cfg,
                         build_definitions(world.spec, str(world.paths.root)),
                         first_model_day=args.days // 2, every_days=args.every, log=_log(args))
     emit(out, args.json, lambda p: (print(f"world {world.paths.root}; {p['nights']} nights, "

@@ -14,6 +14,7 @@ reproducing a model.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,9 @@ from ml_assets.lib.core.paths import DataPaths, atomic_write_bytes
 from ml_assets.scenarios.synthetic import SyntheticConfig
 
 RECORD = "demo.json"
+# Bounds of a record that can be real (a damaged one is refused, never overflows a date).
+EARLIEST, LATEST = datetime(2020, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+MAX_DAYS = 3_660
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,22 @@ def landed_until(cfg: SyntheticConfig, now: datetime) -> datetime:
 
 
 def record(root: Path, cfg: SyntheticConfig) -> None:
-    """Write ``cfg``'s placement to ``<root>/demo.json`` (atomically)."""
+    """Write ``cfg``'s placement to ``<root>/demo.json``, whole, and only where none exists.
+
+    Raises
+    ------
+    FileExistsError
+        When another run recorded one first (two first runs racing).
+    """
     body = {"start": cfg.start.isoformat(), "days": cfg.days, "scale": cfg.scale,
             "seed": cfg.seed}
-    atomic_write_bytes(Path(root) / RECORD, json.dumps(body, indent=1).encode())
+    target = Path(root) / RECORD
+    partial = target.with_name(f".{RECORD}.{os.getpid()}")
+    atomic_write_bytes(partial, json.dumps(body, indent=1).encode())
+    try:
+        os.link(partial, target)  # fails when the record exists: never replaced
+    finally:
+        partial.unlink()
 
 
 def recorded(root: Path) -> SyntheticConfig | None:
@@ -78,26 +94,41 @@ def recorded(root: Path) -> SyntheticConfig | None:
     Raises
     ------
     SpecError
-        Naming the file and the key when it is not JSON, a key is missing or mistyped, or the
-        start is not a UTC midnight.
+        Naming the file and the key when it is not a JSON object, a key is missing or
+        mistyped, the start is not a UTC midnight between 2020 and 2100, or days, scale or
+        seed are out of range.
     """
     path = Path(root) / RECORD
     if not path.is_file():
         return None
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
-        start = datetime.fromisoformat(body["start"])
-        cfg = SyntheticConfig(seed=int(body["seed"]), start=start, days=int(body["days"]),
-                              scale=float(body["scale"]))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: not JSON ({exc})") from exc
-    except KeyError as exc:
-        raise SpecError(f"{path}: missing key {exc.args[0]!r}") from exc
-    except (TypeError, ValueError) as exc:
-        raise SpecError(f"{path}: {exc}") from exc
+    if not isinstance(body, dict):
+        raise SpecError(f"{path}: not a JSON object")
+    for key, kinds, what in (("start", str, "string"), ("days", int, "whole number"),
+                             ("scale", (int, float), "number"), ("seed", int, "whole number")):
+        if key not in body:
+            raise SpecError(f"{path}: missing key {key!r}")
+        if isinstance(body[key], bool) or not isinstance(body[key], kinds):
+            raise SpecError(f"{path}: {key} {body[key]!r} is not a {what}")
+    try:
+        start = datetime.fromisoformat(body["start"])
+    except ValueError as exc:
+        raise SpecError(f"{path}: start {body['start']!r} is not an ISO-8601 time") from exc
     if start.tzinfo is None or start.utcoffset() or start != day_floor(start):
         raise SpecError(f"{path}: start {body['start']!r} is not a UTC midnight")
-    return cfg
+    if not EARLIEST <= start < LATEST:
+        raise SpecError(f"{path}: start {body['start']} is not between {EARLIEST.date()} and "
+                        f"{LATEST.date()}")
+    if not 1 <= body["days"] <= MAX_DAYS:
+        raise SpecError(f"{path}: days {body['days']} is not between 1 and {MAX_DAYS}")
+    try:
+        return SyntheticConfig(seed=body["seed"], start=start, days=body["days"],
+                               scale=float(body["scale"]))
+    except ValueError as exc:
+        raise SpecError(f"{path}: {exc}") from exc
 
 
 def placement(paths: DataPaths, now: datetime, days: int, scale: float,
@@ -109,8 +140,9 @@ def placement(paths: DataPaths, now: datetime, days: int, scale: float,
     ------
     SpecError
         When the record is damaged (:func:`recorded`); records other days, scale or seed than
-        asked for (those would rewrite landed files); or is missing while ``landing/`` already
-        holds files (an older demo's or another writer's, on another timeline).
+        asked for (those would rewrite landed files); is missing while ``landing/`` already
+        holds files (an older demo's or another writer's, on another timeline), or while
+        another run writes it; or when less than a day of the timeline has happened.
     ValueError
         As :func:`place`.
     """
@@ -120,7 +152,15 @@ def placement(paths: DataPaths, now: datetime, days: int, scale: float,
         if any(p.is_file() for p in paths.landing.rglob("*")):
             raise SpecError(f"{paths.landing} already holds files but {paths.root / RECORD} "
                             "does not say which demo wrote them: use a fresh --data-dir")
-        record(paths.root, wanted)
+        if landed_until(wanted, now) - wanted.start < timedelta(days=1):
+            raise SpecError(f"--days {days} at {now:%H:%M} UTC leaves less than a day of data: "
+                            "the demo needs whole days (60 of warm-up by default)")
+        paths.root.mkdir(parents=True, exist_ok=True)
+        try:
+            record(paths.root, wanted)
+        except FileExistsError:
+            raise SpecError(f"{paths.root / RECORD} was written by another run starting at "
+                            "the same time: rerun") from None
         cfg = wanted
     elif (cfg.days, cfg.scale, cfg.seed) != (wanted.days, wanted.scale, wanted.seed):
         raise SpecError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import getpass
 import shutil
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -229,7 +229,7 @@ def new_world(root, spec: DatasetSpec, plan: DrillPlan) -> DrillState:
                           incidents=tuple(data))
     source = DataPaths(root / "source")
     write_landing(cfg, source)
-    world = Workspace(DataPaths(root / "world").ensure(), replace(spec, start=start))
+    world = Workspace(DataPaths(root / "world").ensure(), spec.starting(start))
     return DrillState(plan, world, source, cfg.start)
 
 

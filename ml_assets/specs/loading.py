@@ -7,8 +7,8 @@ A spec reference is one of:
 - ``package.module:NAME``: an importable module (installed, or on ``PYTHONPATH``);
 - ``path/to/spec.toml``: a declarative spec (tables mapped to the spec's dataclasses, below);
 - ``card_fraud``: the built-in demo (``ml_assets.specs.fraud:FRAUD_SPEC``), the default.
-  Loaded for a data directory ``ml-assets demo`` wrote, it takes the start that directory's
-  ``demo.json`` records (``scenarios/demo_clock.py``).
+  Loaded for a data directory ``ml-assets demo`` wrote, the demo (by either name) takes the
+  start that directory's ``demo.json`` records (``scenarios/demo_clock.py``).
 
 Any reference may end in ``@YYYY-MM-DD``: the spec with its ``start`` moved to that UTC day
 (``origin.ref`` keeps the suffix, so another process loads the same spec).
@@ -90,7 +90,7 @@ def load_spec(ref: str | os.PathLike, source: str = "--spec",
         is not a ``YYYY-MM-DD`` date.
     """
     text = os.fspath(ref).strip()
-    if text in ("", DEMO_NAME):
+    if text in ("", DEMO_NAME, DEFAULT_REF):
         placed = demo_clock.recorded(Path(data_dir)) if data_dir is not None else None
         text = f"{DEFAULT_REF}@{placed.start:%Y-%m-%d}" if placed else DEFAULT_REF
     text, day = split_start(text)
@@ -127,12 +127,7 @@ def _starting(spec: DatasetSpec, day: str, source: str) -> DatasetSpec:
         start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         raise SpecError(f"{source}=...@{day}: a start must be a YYYY-MM-DD date") from None
-    try:
-        moved = dataclasses.replace(spec, start=start)
-    except (TypeError, ValueError) as exc:
-        raise SpecError(f"{source}=...@{day}: {exc}") from exc
-    return dataclasses.replace(moved, origin=SpecOrigin(f"{spec.origin.ref}@{day}",
-                                                        spec.origin.sha256))
+    return spec.starting(start)
 
 
 def _existing_file(text: str, source: str) -> Path:

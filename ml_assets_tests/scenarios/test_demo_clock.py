@@ -4,6 +4,7 @@ whatever the hour, recorded so every later entry point loads the demo with its s
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -106,7 +107,16 @@ def test_an_unrecorded_landing_directory_is_not_taken_over(tmp_path):
      "not a UTC midnight"),
     ('{"start": "2026-11-03", "days": 30, "scale": 0.1, "seed": 7}', "not a UTC midnight"),
     ('{"start": "2026-11-03T00:00:00+00:00", "days": 0, "scale": 0.1, "seed": 7}',
-     "days must be >= 1"),
+     "days 0 is not between 1 and 3660"),
+    ('{"start": "2026-11-03T00:00:00+00:00", "days": 1e400, "scale": 0.1, "seed": 7}',
+     "days inf is not a whole number"),
+    ('{"start": "2026-11-03T00:00:00+00:00", "days": true, "scale": 0.1, "seed": 7}',
+     "days True is not a whole number"),
+    ('{"start": "0001-01-01T00:00:00+00:00", "days": 3, "scale": 0.1, "seed": 7}',
+     "not between 2020-01-01 and 2100-01-01"),
+    ('{"start": "2026-11-03T00:00:00+00:00", "days": 3, "scale": NaN, "seed": 7}',
+     "scale must be in"),
+    ("[]", "not a JSON object"),
 ])
 def test_a_damaged_record_is_an_error_naming_the_file_and_key(tmp_path, body, says):
     (tmp_path / "demo.json").write_text(body)
@@ -118,7 +128,8 @@ def test_every_entry_point_loads_the_demo_with_its_recorded_start(tmp_path):
     placed = demo_clock.placement(DataPaths(tmp_path), datetime(2026, 12, 2, 17, tzinfo=UTC),
                                   30, 0.1, 7)
     for spec in (load_spec("card_fraud", data_dir=tmp_path), spec_from_env({}, tmp_path),
-                 spec_from_env({"ML_ASSETS_SPEC": "card_fraud"}, tmp_path)):
+                 spec_from_env({"ML_ASSETS_SPEC": "card_fraud"}, tmp_path),
+                 load_spec("ml_assets.specs.fraud:FRAUD_SPEC", data_dir=tmp_path)):
         assert spec.start == placed.cfg.start
         assert spec.origin.ref == "ml_assets.specs.fraud:FRAUD_SPEC@2026-11-03"
         assert spec.origin.sha256 == load_spec("card_fraud").origin.sha256
@@ -136,3 +147,36 @@ def test_every_entry_point_loads_the_demo_with_its_recorded_start(tmp_path):
 
 def dataclass_fields_but_start(spec) -> dict:
     return {k: v for k, v in vars(spec).items() if k not in ("start", "origin")}
+
+
+def test_a_moved_start_replaces_the_earlier_one_and_must_be_a_utc_midnight():
+    spec = load_spec("card_fraud@2026-11-03").starting(datetime(2027, 1, 1, tzinfo=UTC))
+    assert spec.origin.ref == "ml_assets.specs.fraud:FRAUD_SPEC@2027-01-01"
+    assert load_spec(spec.origin.ref) == spec
+    assert FRAUD_SPEC.starting(datetime(2027, 1, 1, tzinfo=UTC)).origin is None
+    with pytest.raises(SpecError, match="UTC midnight"):
+        FRAUD_SPEC.starting(datetime(2027, 1, 1, 5, tzinfo=UTC))
+
+
+def test_less_than_a_day_of_data_and_a_racing_first_run_are_refused(tmp_path):
+    paths = DataPaths(tmp_path)
+    with pytest.raises(SpecError, match="less than a day of data"):
+        demo_clock.placement(paths, datetime(2026, 12, 2, 0, 30, tzinfo=UTC), 1, 0.1, 7)
+    cfg = demo_clock.place(datetime(2026, 12, 2, 9, tzinfo=UTC), 30, 0.1, 7)
+    demo_clock.record(tmp_path, cfg)
+    with pytest.raises(FileExistsError):  # never replaced, even by the same placement
+        demo_clock.record(tmp_path, cfg)
+    assert [p.name for p in tmp_path.iterdir()] == ["demo.json"]  # no partial file left
+
+
+@pytest.mark.parametrize(("spec", "says"), [
+    (str(Path(__file__).parents[2] / "examples/support_tickets/spec.py"),
+     "generates the card_fraud data"),
+    ("card_fraud@2026-01-01", "places its own start"),
+])
+def test_the_demo_refuses_a_spec_it_would_not_generate(tmp_path, capsys, spec, says):
+    from ml_assets.cli.main import main
+
+    assert main(["--data-dir", str(tmp_path), "--spec", spec, "demo", "--days", "3"]) == 1
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "demo.json").exists()

@@ -5,7 +5,7 @@ The policies a spec carries (model, monitoring, shadow, rollout) are in ``polici
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from ml_assets.lib.core.identifiers import SpecError, check_identifier
@@ -325,6 +325,29 @@ class DatasetSpec:
     def start_utc(self) -> datetime:
         """``start`` converted to UTC."""
         return self.start.astimezone(UTC)
+
+    def starting(self, day: datetime) -> DatasetSpec:
+        """This spec with its data starting at UTC midnight of ``day``; a loaded spec's
+        ``origin.ref`` then ends in ``@YYYY-MM-DD`` (replacing any earlier start), so the ref
+        loads this spec again.
+
+        Raises
+        ------
+        SpecError
+            When ``day`` is not a UTC midnight, or the spec refuses the start (its ``end``
+            before it).
+        """
+        if day.tzinfo is None or day.utcoffset() or day != day.replace(
+                hour=0, minute=0, second=0, microsecond=0):
+            raise SpecError(f"a spec's moved start must be a UTC midnight, got {day}")
+        try:
+            moved = replace(self, start=day)
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"start {day.date().isoformat()}: {exc}") from exc
+        if self.origin is None:
+            return moved
+        return replace(moved, origin=SpecOrigin(
+            f"{self.origin.source_ref}@{day.date().isoformat()}", self.origin.sha256))
 
     @property
     def end_utc(self) -> datetime | None:

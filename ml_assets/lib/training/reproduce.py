@@ -25,7 +25,7 @@ import pandas as pd
 
 from ml_assets.lib.core import artifacts
 from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS, RAW_LABELS, Catalog
-from ml_assets.lib.core.datasets import DatasetSpec
+from ml_assets.lib.core.datasets import DatasetSpec, split_start
 from ml_assets.lib.core.lake import days_between, periods_in
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
@@ -372,7 +372,9 @@ def environment_causes(card: dict, new: dict) -> list[Cause]:
         out.append(Cause("code_changed", f"trained at commit {str(card.get('code_commit'))[:12]},"
                          f" rerun at {str(new.get('code_commit'))[:12]}{dirty}", ENVIRONMENT))
     old_spec, new_spec = card.get("spec") or {}, new.get("spec") or {}
-    if old_spec and old_spec.get("sha256") != new_spec.get("sha256"):
+    # the file's hash, and a start moved by the reference (``REF@YYYY-MM-DD``, not in the file)
+    if old_spec and (old_spec.get("sha256") != new_spec.get("sha256") or split_start(
+            old_spec.get("ref", ""))[1] != split_start(new_spec.get("ref") or "")[1]):
         out.append(Cause("spec_changed", f"spec {old_spec['ref']} {old_spec['sha256'][:12]} -> "
                          f"{new_spec.get('ref')} {str(new_spec.get('sha256'))[:12]}", ENVIRONMENT))
     if card.get("lockfile_sha256") != new.get("lockfile_sha256"):

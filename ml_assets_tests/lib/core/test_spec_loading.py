@@ -258,3 +258,15 @@ def test_reproduce_names_a_changed_spec_file():
 
     assert kinds({"spec": {"ref": "/specs/orders.py", "sha256": "b" * 64}}) == ["spec_changed"]
     assert kinds(recorded) == []
+
+
+def test_reproduce_names_a_moved_start_but_not_a_moved_checkout():
+    recorded = {"spec": {"ref": "/a/specs/orders.py@2026-07-06", "sha256": "a" * 64}}
+
+    def kinds(ref: str) -> list[str]:
+        return [c.kind for c in environment_causes(recorded, {"spec": {"ref": ref,
+                                                                        "sha256": "a" * 64}})]
+
+    assert kinds("/a/specs/orders.py@2026-07-01") == ["spec_changed"]
+    assert kinds("/a/specs/orders.py") == ["spec_changed"]
+    assert kinds("/elsewhere/specs/orders.py@2026-07-06") == []
