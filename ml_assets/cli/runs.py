@@ -415,6 +415,10 @@ def _six_weeks(args, ws: Workspace) -> int:
     from ml_assets.scenarios.synthetic import SyntheticConfig
 
     cfg = SyntheticConfig(days=args.days, scale=args.scale or 1.0)
+    if args.days // 2 > args.days - 42:  # the first model (day days//2) must predate the rerun
+        return refused(f"drill six-weeks --days {args.days}: the first model (day "
+                       f"{args.days // 2}) would be trained after six weeks before the end; "
+                       "use --days 84 or more")
     # the drill's own world and timeline, whatever start the data directory's demo has
     world = Workspace.open(args.world or tempfile.mkdtemp(prefix="six-weeks-"),
                            ws.spec.starting(cfg.start))
