@@ -49,7 +49,7 @@ $(SPARK_STAMP): $(STAMP) requirements-spark.lock
 test: $(MLFLOW_STAMP) $(SPARK_STAMP)
 	$(BIN)/ruff check ml_assets ml_assets_tests
 	OMP_NUM_THREADS=1 ML_ASSETS_SPARK_PYTHON=$(CURDIR)/$(SPARK_VENV)/bin/python \
-		$(BIN)/python -m pytest -q -n auto --dist loadscope --no-loadscope-reorder
+		$(BIN)/python -m pytest -q -n auto --dist loadscope --no-loadscope-reorder --durations=25
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 # The runner writes the instance config (Dagster's run monitoring on: scenarios/runner.py
