@@ -17,6 +17,7 @@ from pathlib import Path
 from ml_assets.bench import SECTIONS as BENCH_SECTIONS
 from ml_assets.cli.control import cmd_drill_rollback
 from ml_assets.cli.output import emit, refused
+from ml_assets.lib.core.datasets import split_start
 from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.scenarios import DEMO_DAYS
@@ -32,23 +33,23 @@ def cmd_demo(args, ws: Workspace) -> int:
     from ml_assets.cli.reports import print_models
     from ml_assets.definitions import build_definitions
     from ml_assets.scenarios.demo import run_demo
-    from ml_assets.scenarios.demo_clock import placement
+    from ml_assets.scenarios.demo_clock import placement, recorded
     from ml_assets.scenarios.runner import StepFailed
-    from ml_assets.specs.loading import DEFAULT_REF, DEMO_NAME, load_spec
+    from ml_assets.specs.loading import DEFAULT_REF, DEMO_NAME
 
     paths = ws.paths
     origin = ws.spec.origin
     if origin is None or origin.source_ref != DEFAULT_REF:
         return refused(f"ml-assets demo generates the {DEMO_NAME} data; the spec is "
                        f"{origin.ref if origin else ws.spec.name!r} (unset --spec/ML_ASSETS_SPEC)")
-    recorded_start = load_spec(DEMO_NAME, data_dir=paths.root).origin.ref
-    if origin.ref not in (DEFAULT_REF, recorded_start):
-        return refused(f"ml-assets demo places its own start (recorded in "
-                       f"{paths.root / 'demo.json'}); drop the @day of {origin.ref}")
     log = (lambda *_: None) if args.json else print
     try:
+        record = recorded(paths.root)
+        if split_start(origin.ref)[1] not in (None, record and f"{record.start:%Y-%m-%d}"):
+            return refused(f"ml-assets demo places its own start (recorded in "
+                           f"{paths.root / 'demo.json'}); drop the @day of {origin.ref}")
         placed = placement(paths, datetime.now(UTC), args.days, args.scale, args.seed)
-        ws = dataclasses.replace(ws, spec=load_spec(DEMO_NAME, data_dir=paths.root))
+        ws = dataclasses.replace(ws, spec=ws.spec.starting(placed.cfg.start))
         report = run_demo(ws, placed.cfg, build_definitions(ws.spec, str(paths.root)), log=log,
                           until=placed.landed_until)
     except (StepFailed, SpecError) as exc:

@@ -247,6 +247,7 @@ def write_landing(cfg: SyntheticConfig, paths: DataPaths, until: datetime | None
     late_days = {inc.day: max(inc.days, 1) for inc in cfg.active("late_files")}
     files, arrivals, rows = {}, {}, {"events": 0, "labels": 0, "early_reports": 0}
     hours = (until - cfg.start) // timedelta(hours=1)
+    days = (until - cfg.start) // timedelta(days=1)
     for hour, lo, hi in _slices(events["event_ts"], cfg.start, timedelta(hours=1), hours):
         part = events.slice(lo, hi - lo)
         rows["events"] += hi - lo
@@ -260,7 +261,6 @@ def write_landing(cfg: SyntheticConfig, paths: DataPaths, until: datetime | None
         arrivals[str(path.relative_to(paths.root))] = arrival.isoformat()
     for name, table, file_of in (("labels", labels, paths.landing_labels_file),
                                  ("early_reports", reports, paths.landing_reports_file)):
-        days = (until - cfg.start) // timedelta(days=1)
         for day, lo, hi in _slices(table["label_ts"], cfg.start, timedelta(days=1), days):
             rows[name] += hi - lo
             path = file_of(day)
