@@ -28,7 +28,8 @@ _HEADER = struct.Struct("<Q")
 class FeatureProfile:
     """The reference of one feature: bins with reference counts (``missing`` last;
     categorical: ``other`` before it) and, for a continuous feature, right-closed inner ``edges``
-    at reference quantiles and the exact ECDF (sorted unique ``values`` with ``counts``).
+    at reference quantiles and the exact ECDF (sorted unique ``values`` with ``counts``;
+    ``counts`` is None when every value occurs once, as in most continuous data).
     ``noise_psi`` is the largest PSI of one clean reference day against the whole reference
     beyond the PSI its row count alone would show.
     """
@@ -39,7 +40,7 @@ class FeatureProfile:
     edges: np.ndarray | None = None  # continuous: inner right-closed edges
     categories: list | None = None  # categorical: values with their own bin ("other" follows)
     values: np.ndarray | None = None  # continuous: sorted unique non-missing reference values
-    counts: np.ndarray | None = None  # ... and how often each occurs
+    counts: np.ndarray | None = None  # ... and how often each occurs; None: once each
     noise_psi: float = 0.0  # largest excess PSI of one reference day vs the whole reference
 
     @property
@@ -71,7 +72,7 @@ class DriftProfile:
             if fp.kind == "continuous":
                 entry["edges"] = fp.edges.tolist()
                 # Counts are stored only when values repeat: all-distinct data halves its size.
-                parts = ("values",) if (fp.counts == 1).all() else ("values", "counts")
+                parts = ("values",) if fp.counts is None else ("values", "counts")
                 for part in parts:
                     arr = getattr(fp, part).astype("float64")
                     entry[part] = [offset, len(arr)]
@@ -105,9 +106,9 @@ class DriftProfile:
             if fp.kind == "continuous":
                 fp.edges = np.asarray(e["edges"], dtype="float64")
                 fp.values = blob[e["values"][0]:e["values"][0] + e["values"][1]]
-                start, length = e.get("counts", (0, 0))
-                fp.counts = (blob[start:start + length].astype("int64") if "counts" in e
-                             else np.ones(len(fp.values), dtype="int64"))
+                if "counts" in e:  # absent: every value once (no array of ones to allocate)
+                    start, length = e["counts"]
+                    fp.counts = blob[start:start + length].astype("int64")
             else:
                 fp.categories = e["categories"]
             features[fp.name] = fp
@@ -145,7 +146,7 @@ def continuous_profile(name: str, values: np.ndarray, n_bins: int = 10) -> Featu
     bins = [f"({_fmt(lo)}, {_fmt(hi)}]" for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
     ref_counts = _continuous_counts(edges, values)
     return FeatureProfile(name, "continuous", [*bins, MISSING], ref_counts, edges=edges,
-                          values=uniq, counts=counts)
+                          values=uniq, counts=None if (counts == 1).all() else counts)
 
 
 def continuous_bins(edges: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -190,13 +190,13 @@ def ks_against_profile(fp: FeatureProfile, current: np.ndarray) -> tuple[float, 
         Largest ECDF distance in [0, 1] and its two-sided p-value; NaN when a sample is empty.
     """
     cur = np.sort(current[~np.isnan(current)])
-    n_ref, n_cur = int(fp.counts.sum()), len(cur)
+    once = fp.counts is None  # every reference value occurs once: the ECDF is a rank
+    n_ref, n_cur = len(fp.values) if once else int(fp.counts.sum()), len(cur)
     if n_ref == 0 or n_cur == 0:
         return float("nan"), float("nan")
     if max(n_ref, n_cur) <= EXACT_KS_MAX_N:  # small samples: scipy's exact p-value
-        res = stats.ks_2samp(np.repeat(fp.values, fp.counts), cur)
+        res = stats.ks_2samp(fp.values if once else np.repeat(fp.values, fp.counts), cur)
         return float(res.statistic), float(res.pvalue)
-    cum = np.concatenate([[0], np.cumsum(fp.counts)]) / n_ref
     first = np.flatnonzero(np.concatenate([[True], cur[1:] != cur[:-1]]))  # cur is sorted
     uniq = cur[first]
     f_cur_right = np.append(first[1:], n_cur) / n_cur
@@ -206,7 +206,11 @@ def ks_against_profile(fp: FeatureProfile, current: np.ndarray) -> tuple[float, 
     # distinct, so the right position is the left one, plus one where the value is present.
     left = np.searchsorted(fp.values, uniq, side="left")
     present = fp.values[np.minimum(left, len(fp.values) - 1)] == uniq
-    f_ref_left, f_ref_right = cum[left], cum[left + present]
+    if once:  # the same floats as the cumulative counts below: i / n_ref
+        f_ref_left, f_ref_right = left / n_ref, (left + present) / n_ref
+    else:
+        cum = np.concatenate([[0], np.cumsum(fp.counts)]) / n_ref
+        f_ref_left, f_ref_right = cum[left], cum[left + present]
     d = float(max(np.abs(f_ref_right - f_cur_right).max(), np.abs(f_ref_left - f_cur_left).max()))
     m, n = sorted([float(n_ref), float(n_cur)], reverse=True)
     pvalue = float(np.clip(kolmogorov_sf(d, round(m * n / (m + n))), 0, 1))
