@@ -16,7 +16,7 @@ import io
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +26,7 @@ import pandas as pd
 from ml_assets.lib.core import artifacts
 from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS, RAW_LABELS, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec, split_start
-from ml_assets.lib.core.lake import days_between, periods_in
+from ml_assets.lib.core.lake import day_floor, days_between, periods_in
 from ml_assets.lib.core.paths import DataPaths
 from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
@@ -145,6 +145,18 @@ def _last_event(window: TrainingWindow) -> datetime:
     return max(hi for _, hi in window.event_ranges())
 
 
+def scratch_spec(spec: DatasetSpec, window: TrainingWindow) -> DatasetSpec:
+    """The spec the scratch lake is built with: ``spec`` at daily partitions when it is hourly
+    and the data's start and every event range of ``window`` fall on UTC midnights, else
+    ``spec``. A scratch lake is read only by the rebuild, and a feature's value does not depend
+    on how events are partitioned, so it writes and lists a 24th of the files (the training set,
+    and its SHA-256, are the same: ``test_reproduce``)."""
+    bounds = [spec.start_utc, *(t for r in window.event_ranges() for t in r)]
+    if spec.partition_grain == "daily" or any(t != day_floor(t) for t in bounds):
+        return spec
+    return replace(spec, partition_grain="daily")
+
+
 def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: TrainingWindow,
                          now: datetime, live: DataPaths | None = None) -> pd.DataFrame:
     """raw -> contracts -> lake -> point-in-time features -> as-of training set (scratch only).
@@ -160,6 +172,7 @@ def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: Training
         The live lake whose recorded label availability the rebuild keeps (a late label file
         stays late, so features equal the live ones).
     """
+    spec = scratch_spec(spec, window)
     step = spec.partition_step
     events, _ = ingest_events(scratch, spec, periods_in(spec.start_utc, _last_event(window), step),
                               now)

@@ -5,7 +5,7 @@ make the rerun differ and are named as the cause. Plus the landing ledger's appe
 import dataclasses
 import shutil
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,7 +16,8 @@ from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.features.definitions import WindowAgg
 from ml_assets.lib.ingest import integrity as landing_integrity
-from ml_assets.lib.training.reproduce import reproduce
+from ml_assets.lib.training.reproduce import _window, reproduce, scratch_spec
+from ml_assets.lib.training.train import TrainingWindow
 
 
 def _lake_state(paths: DataPaths) -> dict:
@@ -52,6 +53,22 @@ def test_an_older_version_reproduces_bit_identically_after_newer_data_and_labels
     assert baseline.frozen_reference_max_abs_diff == 0.0
     assert baseline.reproduced["dataset_sha256"] == first_version["dataset_sha256"]
     assert baseline.causes == []
+    # ... through a scratch lake of daily partitions, although the live one is hourly
+    spec = fraud_world["spec"]
+    assert spec.partition_grain == "hourly"
+    assert scratch_spec(spec, _window(first_version)).partition_grain == "daily"
+
+
+def test_the_scratch_lake_is_daily_only_when_every_bound_is_a_midnight(fraud_world):
+    spec, day = fraud_world["spec"], datetime(2026, 7, 20, tzinfo=UTC)
+    week = timedelta(days=7)
+    assert scratch_spec(spec, TrainingWindow(day, day + week, day + week)).partition_grain == "daily"
+    for window in (TrainingWindow(day + timedelta(hours=5), day + week, day + week),
+                   TrainingWindow(day, day + week, day + week, day + week,
+                                  day + week + timedelta(hours=3))):
+        assert scratch_spec(spec, window) is spec  # an hour boundary needs hourly partitions
+    daily = dataclasses.replace(spec, partition_grain="daily")
+    assert scratch_spec(daily, TrainingWindow(day, day + week, day + week)) is daily
 
 
 def test_a_rewritten_landing_file_is_reported_as_the_cause(fraud_world, first_version, tmp_path):
