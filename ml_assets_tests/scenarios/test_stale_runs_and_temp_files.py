@@ -10,6 +10,7 @@ import time
 
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -185,15 +186,22 @@ def test_create_file_bytes_never_overwrites(tmp_path):
 
 
 def test_a_batch_write_is_durable_whole_or_leaves_nothing(tmp_path, monkeypatch):
-    """Many partitions written as one batch: the same bytes as DataFrame.to_parquet; when
-    any file fails, no final file is replaced and no temp file is left; when syncing fails,
-    the error is raised before any rename."""
+    """Many partitions written as one batch: the schema (pandas metadata included) and rows of
+    DataFrame.to_parquet, strings alone dictionary-encoded; when any file fails, no final file
+    is replaced and no temp file is left; when syncing fails, the error is raised before any
+    rename."""
     df = pd.DataFrame({"a": range(10), "s": [f"x{i}" for i in range(10)]})
     df.to_parquet(tmp_path / "ref.parquet", index=False)
     out = tmp_path / "t"
     write_parquet_files_atomic([(out / f"{i}.parquet", df) for i in range(3)])
-    assert all((out / f"{i}.parquet").read_bytes() == (tmp_path / "ref.parquet").read_bytes()
-               for i in range(3))
+    for i in range(3):
+        written = pq.ParquetFile(out / f"{i}.parquet")
+        assert written.schema_arrow.equals(pq.read_schema(tmp_path / "ref.parquet"),
+                                           check_metadata=True)
+        pd.testing.assert_frame_equal(written.read().to_pandas(), df)
+        encodings = [set(written.metadata.row_group(0).column(c).encodings) for c in (0, 1)]
+        assert "PLAIN_DICTIONARY" not in encodings[0] and "RLE_DICTIONARY" not in encodings[0]
+        assert encodings[1] & {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
 
     def items():
         yield out / "0.parquet", df.iloc[:1]

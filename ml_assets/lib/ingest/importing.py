@@ -60,6 +60,7 @@ import pyarrow.parquet as pq
 
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.lake import DAY, DAY_FILE_FORMAT, connect
+from ml_assets.lib.core.lake_store import parquet_bytes
 from ml_assets.lib.core.paths import DataPaths, create_file_bytes
 from ml_assets.lib.ingest.contracts import (
     CANONICAL_TS,
@@ -576,12 +577,6 @@ def _typed(con: duckdb.DuckDBPyConnection, feed: Feed, spec: DatasetSpec, now: d
     return pa.table({**columns, "_day": table["_day"].cast(pa.string())}), as_text
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    return sink.getvalue().to_pybytes()
-
-
 def _same_rows(path: Path, table: pa.Table, data: bytes) -> bool:
     if path.read_bytes() == data:
         return True
@@ -736,7 +731,7 @@ def land(paths: DataPaths, spec: DatasetSpec, sources: dict[str, list[str]],
                 if not len(new):
                     unchanged.append(day)
                     continue
-                data = _parquet_bytes(new)
+                data = parquet_bytes(new)
                 if landed:  # named by landing time, so parts sort in the order they landed
                     path = folder / day / (f"part-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-"
                                            f"{hashlib.sha256(data).hexdigest()[:16]}.parquet")
