@@ -237,7 +237,12 @@ def _roll_out(ws: Workspace, gate_at: datetime, log) -> None:
     """Start the rollout at ``gate_at`` if the promotion gate passes over the shadow days (as
     `ml-assets rollout 1` would); `rollout_state` then walks the stages (the next run)."""
     registry, paths, spec = ws.registry, ws.paths, ws.spec
-    challenger = registry.aliases(spec.model_name)["challenger"]
+    aliases = registry.aliases(spec.model_name)
+    challenger = aliases["challenger"]
+    if not challenger:  # a rerun: the last challenger was rolled out, none trained since
+        log("no challenger to roll out" + (f": {aliases['champion']} stays champion"
+                                            if aliases["champion"] else ""))
+        return
     try:
         rollout.start(registry, paths, spec, "demo", gate_at, label_horizon(paths),
                       reason="demo: promotion gate passed")
