@@ -195,9 +195,9 @@ def write_parquet_files_atomic(items: Iterable[tuple[Path, pd.DataFrame | pa.Tab
     each file is fsynced.
 
     A DataFrame is converted as ``DataFrame.to_parquet(index=False)`` does (same schema and
-    pandas metadata, snappy) and written by ``lake_store.write_parquet``. An Arrow table skips pandas'
-    per-call conversion (about 2 ms of a small partition's 3-4 ms): callers writing many
-    partitions convert once and pass slices (``lake.split_rows``).
+    pandas metadata, snappy) and written by ``lake_store.write_parquet``. An Arrow table skips
+    pandas' per-call conversion (about 2 ms of a small partition's 3-4 ms): callers writing
+    many partitions convert once and pass slices (``lake.split_rows``).
 
     Parameters
     ----------

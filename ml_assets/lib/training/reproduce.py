@@ -160,6 +160,7 @@ def scratch_spec(spec: DatasetSpec, window: TrainingWindow) -> DatasetSpec:
 def rebuild_training_set(scratch: DataPaths, spec: DatasetSpec, window: TrainingWindow,
                          now: datetime, live: DataPaths | None = None) -> pd.DataFrame:
     """raw -> contracts -> lake -> point-in-time features -> as-of training set (scratch only).
+    The scratch lake is partitioned as :func:`scratch_spec` says (daily where it can be).
 
     Parameters
     ----------
