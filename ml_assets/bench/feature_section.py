@@ -26,7 +26,8 @@ def _side(result: dict, threads: int) -> dict:
     return {"seconds": result["seconds"], "rows": result["rows"],
             "rows_per_second": result["rows"] / result["seconds"],
             "peak_rss_mb": result["peak_rss_mb"], "threads": threads,
-            **{k: result[k] for k in ("chunks", "feature_seconds", "load_seconds")
+            **{k: result[k] for k in ("chunks", "feature_seconds", "load_seconds",
+                                      "first_run_seconds")
                if k in result}}
 
 

@@ -28,7 +28,9 @@ hugeint, which this module does not reproduce.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -105,7 +107,7 @@ def _key_codes(column: pa.Array) -> tuple[np.ndarray, int]:
         values = column.to_numpy()
         low, high = int(values.min()), int(values.max())
         if high - low < 4 * len(values) + 65536:
-            return values.astype(np.int64) - low, high - low + 1
+            return values.astype(np.int64, copy=False) - low, high - low + 1
     encoded = column.dictionary_encode(null_encoding="encode")
     return encoded.indices.to_numpy().astype(np.int64), len(encoded.dictionary)
 
@@ -135,39 +137,47 @@ def _group_order(codes: np.ndarray) -> np.ndarray:
     """Stable permutation sorting ``codes`` (>= 0): rows already in time order end up in
     (group, time) order. LSD radix over 16-bit digits, each pass numpy's stable (radix) sort
     of uint16."""
-    order = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
+    order = np.argsort(codes.astype(np.uint16), kind="stable")  # the cast keeps the low 16 bits
     for shift in range(16, int(codes.max(initial=0)).bit_length(), 16):
-        order = order[np.argsort(((codes[order] >> shift) & 0xFFFF).astype(np.uint16),
-                                 kind="stable")]
+        digit = codes[order]
+        digit >>= shift
+        order = order[np.argsort(digit.astype(np.uint16), kind="stable")]
     return order
 
 
-def _window_starts(group: np.ndarray, at: np.ndarray, widths: list[int],
-                   targets) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """Sorted int64 search keys ``group * stride + time`` and, per width ``w``, the targets'
-    keys of ``time - w`` (rows in (group, time) order). Time is in microseconds when
-    ``groups * stride`` fits int64, else the rank among all times and window starts (same
-    order and ties, so the same ``searchsorted`` positions)."""
+def _search_keys(group: np.ndarray, at: np.ndarray,
+                 widths: list[int]) -> tuple[np.ndarray, Callable[[int, Any], np.ndarray]]:
+    """Sorted int64 search keys ``group * stride + time`` (rows in (group, time) order) and a
+    function giving, for one width ``w`` and the target rows, the keys of ``time - w``. Time is
+    in microseconds when ``groups * stride`` fits int64, else the rank among all times and
+    window starts (same order and ties, so the same ``searchsorted`` positions). ``group`` is
+    overwritten with the keys when it can be (the caller needs it no more)."""
     stride = (int(at.max()) if len(at) else 0) + max(widths) + 1
     if (int(group[-1]) + 1 if len(group) else 0) * stride < 2**63:
-        key = group * stride + at
-        return key, {w: key[targets] - w for w in widths}
+        key = np.multiply(group, stride, out=group)
+        key += at
+        return key, lambda w, targets: key[targets] - w
     axis = np.unique(np.concatenate([at, *(at - w for w in widths)]))
     base = group * len(axis)
     return (base + np.searchsorted(axis, at),
-            {w: (base + np.searchsorted(axis, at - w))[targets] for w in widths})
+            lambda w, targets: (base + np.searchsorted(axis, at - w))[targets])
 
 
-def _to_double(con: duckdb.DuckDBPyConnection, units: np.ndarray) -> np.ndarray:
-    """``CAST(DECIMAL(38, 9) AS DOUBLE)`` of exact sums given in units."""
-    out = units.astype(np.float64) / 1e9
-    big = np.flatnonzero(np.abs(units) > EXACT_DOUBLE)
+def _scatter_double(con: duckdb.DuckDBPyConnection, values: np.ndarray, rows,
+                    units: np.ndarray) -> None:
+    """``values[rows] = CAST(units AS DECIMAL(38, 9) -> DOUBLE)`` for exact sums given in
+    units: an int64 stored as a double is exact up to 2**53, and dividing in place by 1e9 is
+    then the correctly rounded quotient; larger sums are cast by DuckDB."""
+    values[rows] = units
+    values /= 1e9
+    big = np.flatnonzero(np.abs(units) > EXACT_DOUBLE) if len(units) and max(
+        -int(units.min()), int(units.max())) > EXACT_DOUBLE else ()
     if len(big):
         con.register("_prefix_big", pa.table({"u": units[big]}))
-        out[big] = con.execute("SELECT CAST(CAST(u AS DECIMAL(38, 0)) * CAST(1e-9 AS "
-                               "DECIMAL(38, 9)) AS DOUBLE) AS d FROM _prefix_big").fetchnumpy()["d"]
+        values[rows[big]] = con.execute(
+            "SELECT CAST(CAST(u AS DECIMAL(38, 0)) * CAST(1e-9 AS DECIMAL(38, 9)) AS DOUBLE) "
+            "AS d FROM _prefix_big").fetchnumpy()["d"]
         con.unregister("_prefix_big")
-    return out
 
 
 def compute_prefix_features(con: duckdb.DuckDBPyConnection, spec: DatasetSpec,
@@ -212,39 +222,66 @@ def compute_prefix_features(con: duckdb.DuckDBPyConnection, spec: DatasetSpec,
         t, ids = t[perm], ids[perm]
     if np.any((t[1:] == t[:-1]) & (ids[1:] == ids[:-1])):
         return {}, False
+    del ids  # each array of n rows held at once is memory a cold process must fault in
     units = {c: _units(table.column("_u_" + c)) for c in sums}
+    table = table.select(entities)  # frees the ids and the 16-byte decimals
     units = {c: u if perm is None or u is None else u[perm] for c, u in units.items()}
     first, last = np.searchsorted(t, [_us(start), _us(end)])
-    rel = t - (t[0] if len(t) else 0)  # >= 0: the radix passes and strides need no sign
+    t0 = int(t[0]) if len(t) else 0  # times relative to it are >= 0: no sign in radix or stride
     out: dict[str, np.ndarray] = {}
     for tup in dict.fromkeys(f.entities for f in features):
         feats = [f for f in features if f.entities == tup
                  and (getattr(f, "agg", None) != "sum" or units[f.column] is not None)]
-        if not feats:
-            continue
-        codes = _group_codes(table, tup, spec.nullable_keys, perm)
-        order = _group_order(codes)
-        group, at = codes[order], rel[order]
-        targets = (np.flatnonzero((order >= first) & (order < last))
-                   if first > 0 or last < len(t) else slice(None))
-        rows = order[targets] - first
-        # hi: first row of the run of equal (group, time), i.e. ties at t are excluded
-        run = np.ones(len(at), dtype=bool)
-        run[1:] = (group[1:] != group[:-1]) | (at[1:] != at[:-1])
-        hi = np.maximum.accumulate(np.where(run, np.arange(len(at)), 0))[targets]
-        key, starts = _window_starts(group, at, sorted({_width_us(f) for f in feats}), targets)
-        lo = {w: np.searchsorted(key, s) for w, s in starts.items()}
-        prefix = {c: np.concatenate([[0], np.cumsum(units[c][order])])
-                  for c in dict.fromkeys(f.column for f in feats if getattr(f, "agg", None) == "sum")}
-        for f in feats:
-            low = lo[_width_us(f)]
-            values = np.empty(last - first)
+        if feats:
+            out |= _entity_features(con, feats, _group_codes(table, tup, spec.nullable_keys, perm),
+                                    t, t0, units, first, last)
+    return out, perm is None
+
+
+def _entity_features(con: duckdb.DuckDBPyConnection, feats: list, codes: np.ndarray,
+                     t: np.ndarray, t0: int, units: dict[str, np.ndarray], first: int,
+                     last: int) -> dict[str, np.ndarray]:
+    """The features of one entity tuple, ``codes`` its group per row; the rows of
+    ``t`` (microseconds, ``(ts, id)`` order) in ``[first, last)`` are the targets. Work arrays
+    are reused in place: at millions of events each one is tens of MB."""
+    order = _group_order(codes)
+    group = codes[order]
+    del codes
+    at = t[order]
+    at -= t0
+    targets = (np.flatnonzero((order >= first) & (order < last))
+               if first > 0 or last < len(t) else slice(None))
+    rows = order[targets] - first if first else order[targets]
+    # hi: first row of the run of equal (group, time), i.e. ties at t are excluded
+    run = np.ones(len(at), dtype=bool)
+    run[1:] = (group[1:] != group[:-1]) | (at[1:] != at[:-1])
+    hi = np.arange(len(at))
+    hi[~run] = 0
+    del run
+    hi = np.maximum.accumulate(hi, out=hi)[targets]
+    key, starts_of = _search_keys(group, at, sorted({_width_us(f) for f in feats}))
+    prefix = {}
+    for c in dict.fromkeys(f.column for f in feats if getattr(f, "agg", None) == "sum"):
+        prefix[c] = np.empty(len(at) + 1, dtype=np.int64)
+        prefix[c][0] = 0
+        np.take(units[c], order, out=prefix[c][1:])
+        np.cumsum(prefix[c][1:], out=prefix[c][1:])
+    del order
+    out: dict[str, np.ndarray] = {}
+    for width in sorted({_width_us(f) for f in feats}):
+        low = np.searchsorted(key, starts_of(width, targets))
+        for f in (f for f in feats if _width_us(f) == width):
+            values = out[f.name] = np.empty(last - first)
             if isinstance(f, TimeSincePrevious):
-                gap = at[targets] - at[np.maximum(hi - 1, 0)]
-                values[rows] = np.where(hi > low, gap / float(f.unit_us), np.nan)
+                gap = hi - 1
+                gap = np.subtract(at[targets], at[np.maximum(gap, 0, out=gap)], out=gap)
+                values[rows] = gap  # whole microseconds: exact as doubles
+                values /= float(f.unit_us)
+                values[rows[hi <= low]] = np.nan
             elif f.agg == "count":
                 values[rows] = hi - low
             else:
-                values[rows] = _to_double(con, prefix[f.column][hi] - prefix[f.column][low])
-            out[f.name] = values
-    return out, perm is None
+                total = prefix[f.column][hi]
+                total -= prefix[f.column][low]
+                _scatter_double(con, values, rows, total)
+    return out
