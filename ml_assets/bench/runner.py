@@ -223,13 +223,15 @@ def run_bench(size: float = 1.0, factors: tuple[float, ...] = (1, 4, 16), days: 
         r["demo"] = demo_section(ctx, demo_dir) if with_demo else {
             "skipped": "not asked (pass --with-demo; it takes minutes)", "wall_seconds": None}
         _checkpoint(r, out)
-        with demo_copy(demo_dir if with_demo else data_dir) as copy:
-            log("serving and kill switch ...")
-            r["serving"] = (_guarded(serving_section, ctx, copy) if "serving" in sections
-                            else skipped)
-            log("reproduce ...")
-            r["reproduce"] = (_guarded(reproduce_section, copy, threads)
-                              if "reproduce" in sections else skipped)
+        r["serving"] = r["reproduce"] = skipped
+        wanted = [s for s in ("serving", "reproduce") if s in sections]
+        log(f"{' and '.join(wanted)} ..." if wanted else "serving, reproduce: not selected")
+        if wanted:  # both on a throwaway copy of the data directory's demo
+            with demo_copy(demo_dir if with_demo else data_dir) as copy:
+                if "serving" in wanted:
+                    r["serving"] = _guarded(serving_section, ctx, copy)
+                if "reproduce" in wanted:
+                    r["reproduce"] = _guarded(reproduce_section, copy, threads)
     r["machine"].update(_meminfo(), load_average_at_end=os.getloadavg())
     r["versions"]["peers"] = {k: r[s].get(k) for s, k in (("drift", "evidently"),
                                                           ("estimation", "nannyml"))}
