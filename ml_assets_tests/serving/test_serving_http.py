@@ -209,3 +209,15 @@ def test_the_state_learns_from_served_events(server, sample):
               "event_ts": (t + pd.Timedelta(minutes=5)).isoformat()}
     assert _post(client, first).json()["unknown_entities"] == ["card_id"]
     assert _post(client, second).json()["unknown_entities"] == []
+
+
+def test_a_server_that_cannot_start_fails_at_once_naming_its_address(server):
+    """``running_server`` has no fixed start deadline (a large index loads for minutes), so a
+    failed start must end the wait by itself: here the port is already taken."""
+    paths, url, _ = server
+    port = int(url.rsplit(":", 1)[1])
+    began = time.monotonic()
+    with (pytest.raises(RuntimeError, match=f"did not start on 127.0.0.1:{port}"),
+          running_server(paths, SPEC, port=port, log_predictions=False)):
+        pass
+    assert time.monotonic() - began < 30
