@@ -166,14 +166,14 @@ def _scatter_double(con: duckdb.DuckDBPyConnection, values: np.ndarray, rows,
     then the correctly rounded quotient; larger sums are cast by DuckDB."""
     values[rows] = units
     values /= 1e9
-    big = np.flatnonzero(np.abs(units) > EXACT_DOUBLE) if len(units) and max(
-        -int(units.min()), int(units.max())) > EXACT_DOUBLE else ()
-    if len(big):
-        con.register("_prefix_big", pa.table({"u": units[big]}))
-        values[rows[big]] = con.execute(
-            "SELECT CAST(CAST(u AS DECIMAL(38, 0)) * CAST(1e-9 AS DECIMAL(38, 9)) AS DOUBLE) "
-            "AS d FROM _prefix_big").fetchnumpy()["d"]
-        con.unregister("_prefix_big")
+    if not len(units) or max(-int(units.min()), int(units.max())) <= EXACT_DOUBLE:
+        return  # the usual case, decided by two reductions instead of an abs() per row
+    big = np.flatnonzero(np.abs(units) > EXACT_DOUBLE)
+    con.register("_prefix_big", pa.table({"u": units[big]}))
+    values[rows[big]] = con.execute(
+        "SELECT CAST(CAST(u AS DECIMAL(38, 0)) * CAST(1e-9 AS DECIMAL(38, 9)) AS DOUBLE) "
+        "AS d FROM _prefix_big").fetchnumpy()["d"]
+    con.unregister("_prefix_big")
 
 
 def compute_prefix_features(con: duckdb.DuckDBPyConnection, spec: DatasetSpec,
@@ -255,7 +255,8 @@ def _entity_features(con: duckdb.DuckDBPyConnection, feats: list, codes: np.ndar
     hi[~run] = 0
     del run
     hi = np.maximum.accumulate(hi, out=hi)[targets]
-    key, starts_of = _search_keys(group, at, sorted({_width_us(f) for f in feats}))
+    widths = sorted({_width_us(f) for f in feats})
+    key, starts_of = _search_keys(group, at, widths)
     prefix = {}
     for c in dict.fromkeys(f.column for f in feats if getattr(f, "agg", None) == "sum"):
         prefix[c] = np.empty(len(at) + 1, dtype=np.int64)
@@ -264,7 +265,7 @@ def _entity_features(con: duckdb.DuckDBPyConnection, feats: list, codes: np.ndar
         np.cumsum(prefix[c][1:], out=prefix[c][1:])
     del order
     out: dict[str, np.ndarray] = {}
-    for width in sorted({_width_us(f) for f in feats}):
+    for width in widths:
         low = np.searchsorted(key, starts_of(width, targets))
         for f in (f for f in feats if _width_us(f) == width):
             values = out[f.name] = np.empty(last - first)

@@ -61,19 +61,18 @@ def read_landing_table(path: Path, root: Path) -> pa.Table:
                             "re-deliver the file") from exc
 
 
-def _file_columns(tables: list[pa.Table], files: list[tuple[Path, datetime, datetime]],
-                  root: Path) -> dict[str, pa.Array]:
+def _file_columns(tables: list[pa.Table], files: list[tuple[str, datetime, datetime]]
+                  ) -> dict[str, pa.Array]:
     """``_source``, ``_row``, ``_lo`` and ``_hi`` of the rows of ``tables`` (one per file,
-    concatenated in this order), built for all files at once: per file they cost more than
-    reading a small hourly file."""
+    concatenated in this order; ``files`` holds each one's source name and window), built for
+    all files at once: per file they cost more than reading a small hourly file."""
     rows = np.fromiter((t.num_rows for t in tables), np.int64, len(tables))
     file_of = np.repeat(np.arange(len(tables)), rows)
-    sources = pa.array([str(p.relative_to(root)) for p, _, _ in files], pa.string())
-    bounds = {k: pa.array([f[i] for f in files], CANONICAL_TS).to_numpy()
-              for k, i in (("_lo", 1), ("_hi", 2))}
-    return {"_source": sources.take(file_of),
+    sources, los, his = zip(*files, strict=True)
+    return {"_source": pa.array(sources, pa.string()).take(file_of),
             "_row": pa.array(np.arange(len(file_of)) - np.repeat(np.cumsum(rows) - rows, rows)),
-            **{k: pa.array(b[file_of], CANONICAL_TS) for k, b in bounds.items()}}
+            "_lo": pa.array(los, CANONICAL_TS).take(file_of),
+            "_hi": pa.array(his, CANONICAL_TS).take(file_of)}
 
 
 def read_landing_batch(paths: DataPaths, files: list[tuple[Path, datetime, datetime]],
@@ -119,10 +118,9 @@ def read_landing_batch(paths: DataPaths, files: list[tuple[Path, datetime, datet
     notes = [] if notes is None else notes
     root = paths.root.resolve()
     groups: dict[pa.Schema, list[int]] = {}  # by schema: files of one schema concatenate
-    tables = []
-    for i, (path, _, _) in enumerate(files):
+    tables, sources = [], [str(p.relative_to(paths.root)) for p, _, _ in files]
+    for i, ((path, _, _), source) in enumerate(zip(files, sources, strict=True)):
         table = read_landing_table(path, root)
-        source = str(path.relative_to(paths.root))
         check_columns(table.column_names, expected, source)
         # a fresh table: the writer's pandas metadata (zone, unit, dtypes) is left behind
         tables.append(pa.table({
@@ -133,8 +131,8 @@ def read_landing_batch(paths: DataPaths, files: list[tuple[Path, datetime, datet
     frames = []
     for members in groups.values():
         grouped = pa.concat_tables([tables[i] for i in members])
-        for name, column in _file_columns([tables[i] for i in members],
-                                          [files[i] for i in members], paths.root).items():
+        for name, column in _file_columns([tables[i] for i in members], [
+                (sources[i], files[i][1], files[i][2]) for i in members]).items():
             grouped = grouped.append_column(name, column)
         frames.append(grouped.to_pandas())
     if not frames:
@@ -142,7 +140,7 @@ def read_landing_batch(paths: DataPaths, files: list[tuple[Path, datetime, datet
     if len(frames) == 1:
         return frames[0]
     # back in file order: of two copies of an id the one in the earlier file stands
-    order = {str(p.relative_to(paths.root)): i for i, (p, _, _) in enumerate(files)}
+    order = {source: i for i, source in enumerate(sources)}
     batch = pd.concat(frames, ignore_index=True)
     return batch.iloc[batch["_source"].map(order).argsort(kind="stable")].reset_index(drop=True)
 
