@@ -43,6 +43,7 @@ MICROBATCH_QUARANTINE = "microbatch_quarantine"
 PREDICTION_LOG = "prediction_log"
 QUARANTINE = "quarantine"
 QUARANTINE_FILES = "_quarantine"
+COLUMN_RANGES = "_column_ranges"
 TRAINING_SET = "training_set"
 DATA_SPLITS = "data_splits"
 FROZEN_REFERENCE_SET = "frozen_reference_set"
@@ -77,6 +78,8 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     _t(PREDICTION_LOG, Grain.NONE, "realtime predictions, files under <YYYY-MM-DDTHH>/"),
     _t(QUARANTINE, Grain.NONE, "every quarantined row with its source and reason"),
     _t(QUARANTINE_FILES, Grain.NONE, "quarantined rows as <asset>/<partition stem> files"),
+    _t(COLUMN_RANGES, Grain.NONE, "a cache: each file's min/max of a lookup column, as "
+       "<table>/<column> files (lib/core/column_ranges.py)"),
     _t(TRAINING_SET, Grain.NONE, "features joined to labels known at the cutoff"),
     _t(DATA_SPLITS, Grain.NONE, "train/valid/test assignment per event id"),
     _t(FROZEN_REFERENCE_SET, Grain.NONE, "the fixed evaluation set"),

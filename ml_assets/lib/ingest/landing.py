@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml_assets.lib.core.catalog import EVENT_FEATURES, RAW_EVENTS, Catalog
+from ml_assets.lib.core.column_ranges import files_holding
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.identifiers import quote
 from ml_assets.lib.core.lake import (
@@ -242,13 +243,15 @@ def _ingested_before(paths: DataPaths, spec: DatasetSpec, hours: list[datetime],
     Uniqueness holds across the whole lake, not inside one run: the copy ingested first stands
     (whatever its hour), a later copy is quarantined naming the landing file that holds the
     kept one (``layout`` names the file that covered its hour). The partitions being
-    (re)written are left out, so a rerun is not its own duplicate. DuckDB reads only the id
-    column and skips row groups by their min/max.
+    (re)written are left out, so a rerun is not its own duplicate. Only files whose id range
+    can hold a batch id are read (``column_ranges``), and of them only the id column.
     """
-    table = Catalog(paths.lake, spec.partition_grain).table(RAW_EVENTS)
+    catalog = Catalog(paths.lake, spec.partition_grain)
+    table = catalog.table(RAW_EVENTS)
     rewritten = {table.stem(h) for h in hours}
-    others = [p for p in table.files() if p.stem not in rewritten]
-    if not others or not len(valid):
+    others = [p for p in files_holding(catalog, RAW_EVENTS, spec.event_id, valid[spec.event_id])
+              if p.stem not in rewritten]
+    if not others:
         return valid, quarantine_rows(valid, pd.Series("", index=valid.index, dtype="object"))
     con = connect()
     con.register("ids", valid[[spec.event_id]])
@@ -329,10 +332,11 @@ def _already_labeled(paths: DataPaths, spec: DatasetSpec, days: list[datetime],
     """A label for an event that already has one in another day's partition (a re-sent or
     contradicting label in a later file) is quarantined naming that partition: the first
     ingested label stands, and the training set never holds an event twice."""
-    table = Catalog(paths.lake).table(feed.asset)
-    rewritten = {table.stem(d) for d in days}
-    others = [p for p in table.files() if p.stem not in rewritten]
-    if not others or not len(joined):
+    catalog = Catalog(paths.lake)
+    rewritten = {catalog.table(feed.asset).stem(d) for d in days}
+    others = [p for p in files_holding(catalog, feed.asset, spec.event_id, joined[spec.event_id])
+              if p.stem not in rewritten]
+    if not others:
         return
     con = connect()
     con.register("lab", joined[[spec.event_id]])
@@ -435,7 +439,9 @@ def ingest_labels(paths: DataPaths, spec: DatasetSpec, days: list[datetime], now
                                [spec.event_id, spec.label, spec.label_ts], spec.label_ts,
                                label_kinds(spec), spec.id_type)
     ok, bad = validate_labels(batch, spec, now)
-    events_files = Catalog(paths.lake).table(RAW_EVENTS).files()
+    # Only the event files whose id range can hold a label's event id (column_ranges): a
+    # day of labels does not read the whole history of events.
+    events_files = files_holding(Catalog(paths.lake), RAW_EVENTS, spec.event_id, ok[spec.event_id])
     eid, ets = quote(spec.event_id), quote(spec.event_ts)
     keys = ", ".join(quote(k) for k in spec.entity_keys)
     if events_files and len(ok):
