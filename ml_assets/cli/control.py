@@ -34,18 +34,13 @@ def cmd_drill_rollback(args, ws: Workspace) -> int:
     the drill passed). Without ``--url`` a server is started on localhost for the drill."""
     from datetime import timedelta
 
-    from ml_assets.lib.release.rollback import run_rollback_drill
-    from ml_assets.serving.app import running_server
+    from ml_assets.serving.app import rollback_drill
 
     lease = timedelta(seconds=args.lease_seconds)
 
     def drill() -> dict:
-        if args.url:
-            return run_rollback_drill(ws.registry, ws.paths, ws.spec, args.url, args.actor,
-                                      lease_for=lease)
-        with running_server(ws.paths, ws.spec, log_predictions=False) as url:
-            return run_rollback_drill(ws.registry, ws.paths, ws.spec, url, args.actor,
-                                      lease_for=lease)
+        return rollback_drill(ws.registry, ws.paths, ws.spec, args.actor, args.url,
+                              lease_for=lease)
 
     return control_result(args.json, drill)
 

@@ -29,8 +29,10 @@ from threadpoolctl import threadpool_limits
 
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.core.registry import Registry
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.docs.interface_contract import InterfaceContract, RequestError, load_contract
+from ml_assets.lib.release.rollback import check_drill_allowed, run_rollback_drill
 from ml_assets.lib.scoring.prediction_log import PredictionLogger
 from ml_assets.lib.serving.read_path import NoServableModel, ScoringService
 from ml_assets.serving.guard import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, server_options
@@ -214,3 +216,37 @@ def running_server(paths: DataPaths, spec: DatasetSpec, host: str = DEFAULT_HOST
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+def rollback_drill(registry: Registry, paths: DataPaths, spec: DatasetSpec, actor: str,
+                   url: str | None = None, **drill_kwargs) -> dict:
+    """The rollback drill against the server at ``url``, or against one started for it here.
+
+    Before a server is started the drill's refusals are checked (``check_drill_allowed``):
+    starting one loads the lake's score index, minutes at ``--scale 20``, and an actor the
+    contract does not list is refused at once, not after that wait.
+
+    Parameters
+    ----------
+    registry, paths, spec, actor
+        As for ``run_rollback_drill``.
+    url : str, optional
+        A running server's base URL; None starts one on localhost for the drill.
+    **drill_kwargs
+        ``timeout_s``, ``confirm_requests``, ``lease_for`` of ``run_rollback_drill``.
+
+    Returns
+    -------
+    dict
+        ``run_rollback_drill``'s result.
+
+    Raises
+    ------
+    NotAuthorized, RollbackRefused
+        As ``check_drill_allowed``.
+    """
+    if url:
+        return run_rollback_drill(registry, paths, spec, url, actor, **drill_kwargs)
+    check_drill_allowed(registry, spec, actor)
+    with running_server(paths, spec, log_predictions=False) as started:
+        return run_rollback_drill(registry, paths, spec, started, actor, **drill_kwargs)

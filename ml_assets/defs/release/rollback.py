@@ -9,7 +9,7 @@ from ml_assets.defs.metadata import known_metadata
 from ml_assets.lib.core.datasets import DatasetSpec
 from ml_assets.lib.core.workspace import Workspace
 from ml_assets.lib.release import rollback
-from ml_assets.serving.app import running_server
+from ml_assets.serving.app import rollback_drill
 
 
 class DrillConfig(dg.Config):
@@ -42,12 +42,8 @@ def build_rollback_defs(spec: DatasetSpec) -> dg.Definitions:
     def rollback_drills(context: dg.AssetExecutionContext, config: DrillConfig,
                         project: dg.ResourceParam[Workspace]) -> dg.MaterializeResult:
         actor = f"dagster:{getpass.getuser()}"
-        if config.serving_url:
-            result = rollback.run_rollback_drill(project.registry, project.paths, spec,
-                                        config.serving_url, actor)
-        else:
-            with running_server(project.paths, spec, log_predictions=False) as url:
-                result = rollback.run_rollback_drill(project.registry, project.paths, spec, url, actor)
+        result = rollback_drill(project.registry, project.paths, spec, actor,
+                                config.serving_url or None)
         if not result["ok"]:
             raise dg.Failure(f"rollback drill failed: {'; '.join(result['errors'])}",
                              metadata={"drill_id": int(result["drill_id"])})

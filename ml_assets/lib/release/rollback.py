@@ -270,6 +270,38 @@ def _wait_for(client, path: str, version: str, timeout_s: float) -> float | None
     return None
 
 
+def check_drill_allowed(registry: Registry, spec: DatasetSpec, actor: str) -> dict:
+    """The checks that refuse a rollback drill before anything is flipped: run them before
+    starting a server for it (minutes on a large lake), so a refusal comes at once.
+
+    Parameters
+    ----------
+    registry : Registry
+    spec : DatasetSpec
+    actor : str
+        Who drills; must be in the contract's ``may_act``.
+
+    Returns
+    -------
+    dict
+        The model's aliases (``champion``, ``previous``...), after reverting the flip of an
+        earlier drill whose lease expired.
+
+    Raises
+    ------
+    NotAuthorized, RollbackRefused
+        ``actor`` not in ``may_act``; another drill's flip is open; the kill switch is on.
+    """
+    authorize(registry, spec, "drill", actor, "kill_switch")
+    expire_drill_flip(registry)  # an earlier drill that died: revert its flip first
+    open_flip = drill_flip(registry)
+    if open_flip is not None:
+        raise RollbackRefused(f"another drill is running: {open_flip['message']}")
+    if registry.get_setting(KILL_SWITCH, "off") == "on":
+        raise RollbackRefused("kill switch is already on (an incident?); not drilling now")
+    return registry.aliases(spec.model_name)
+
+
 def run_rollback_drill(registry: Registry, paths: DataPaths, spec: DatasetSpec, base_url: str,
                        actor: str, timeout_s: float = 60.0, confirm_requests: int = 20,
                        lease_for: timedelta = DRILL_LEASE_FOR) -> dict:
@@ -301,15 +333,8 @@ def run_rollback_drill(registry: Registry, paths: DataPaths, spec: DatasetSpec, 
     NotAuthorized, RollbackRefused
         ``actor`` not in ``may_act``; another drill's flip is open; the kill switch is on.
     """
-    authorize(registry, spec, "drill", actor, "kill_switch")
-    expire_drill_flip(registry)  # an earlier drill that died: revert its flip first
-    aliases = registry.aliases(spec.model_name)
+    aliases = check_drill_allowed(registry, spec, actor)
     champion, previous = aliases["champion"], aliases["previous"]
-    open_flip = drill_flip(registry)
-    if open_flip is not None:
-        raise RollbackRefused(f"another drill is running: {open_flip['message']}")
-    if registry.get_setting(KILL_SWITCH, "off") == "on":
-        raise RollbackRefused("kill switch is already on (an incident?); not drilling now")
     result = {"ok": False, "champion_version": champion, "previous_version": previous,
               "time_to_effect_ms": None, "restore_ms": None, "url": base_url, "errors": []}
     flipped = False

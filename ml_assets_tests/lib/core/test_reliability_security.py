@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from ml_assets.cli.main import build_parser
 from ml_assets.lib.core.artifacts import ArtifactIntegrityError, dataset_sha256, load_model
+from ml_assets.lib.core.catalog import BATCH_SCORES, Catalog
 from ml_assets.lib.core.identifiers import SpecError
 from ml_assets.lib.core.lake import read_parquet_files
 from ml_assets.lib.core.paths import DataPaths
@@ -197,6 +198,19 @@ def test_X07_kill_switch_and_promotion_need_an_identity_which_the_audit_log_keep
                                                                   "incident 42")
 
 
+def _drill_refused_before_serving_starts(paths: DataPaths, registry: Registry, actor: str):
+    """A drill without a server starts one (minutes on a large lake) only after its checks:
+    with a score file that would stop serving from starting, the refusal is still the
+    authority's."""
+    scores = Catalog(paths.lake).table(BATCH_SCORES).files()[-1]
+    kept = scores.read_bytes()
+    scores.write_bytes(b"not parquet")
+    try:
+        serving_app.rollback_drill(registry, paths, SPEC, actor)
+    finally:
+        scores.write_bytes(kept)
+
+
 def test_X08_only_printable_identities_listed_in_the_rollback_authority_may_act(fraud_world,
                                                                               tmp_path):
     """An identity is a non-blank printable name ('   ' and a newline were accepted before);
@@ -217,12 +231,13 @@ def test_X08_only_printable_identities_listed_in_the_rollback_authority_may_act(
              "promote": lambda a: promote(registry, paths, SPEC, aliases["challenger"], a, "x"),
              "rollback": lambda a: rollback(registry, paths, SPEC, a, "x", aliases["champion"]),
              "rollout": lambda a: rollout.step(registry, paths, SPEC, "pause", a, NOW, NOW),
-             "drill": lambda a: run_rollback_drill(registry, paths, SPEC, "http://127.0.0.1:9", a)}
+             "drill": lambda a: run_rollback_drill(registry, paths, SPEC, "http://127.0.0.1:9", a),
+             "drill ": lambda a: _drill_refused_before_serving_starts(paths, registry, a)}
     for action, call in calls.items():
         with pytest.raises(NotAuthorized, match="'mallory' may not .*may_act"):
             call("mallory")
         entry = registry.audit_log(1)[0]
-        assert (entry["actor"], entry["action"]) == ("mallory", f"refused:{action}")
+        assert (entry["actor"], entry["action"]) == ("mallory", f"refused:{action.strip()}")
     assert registry.aliases("fraud") == aliases
     assert registry.get_setting("kill_switch", "off") == "off"
     # the CLI: a blank or unprintable identity and an unlisted one exit 1 saying why
