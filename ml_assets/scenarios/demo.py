@@ -189,10 +189,13 @@ def run_pipeline(ws: Workspace, defs: dg.Definitions, start: datetime, end: date
         _roll_out(ws, gate_at, log)
     else:
         _promote_if_not_worse(ws, log)
+    # Captured before the walk: once it reaches 100% the version is champion, no challenger.
+    rolling = registry.aliases(spec.model_name).get("challenger")
+    walked_from = len(rollout.history(registry, rolling)) if rolling else 0
     step("rollout", "walk the rollout stages", "rollout_job",
          StepRun(["rollout_state"], {}, fail_on_checks=False))
-    if challenger := registry.aliases(spec.model_name).get("challenger"):
-        for h in rollout.history(registry, challenger):
+    if rolling:
+        for h in rollout.history(registry, rolling)[walked_from:]:
             log(f"  {h['action']:<16} {h['reason']}")
     if registry.aliases(spec.model_name).get("previous"):
         step("drill", "rollback drill", "rollback_drill_job", StepRun(["rollback_drills"], {}))
