@@ -39,15 +39,15 @@ def test_lookups_follow_the_arm_and_the_kill_switch_overrides(service):
     paths, registry, svc = service
     index = svc.index
     sample = list(range(0, len(index), max(1, len(index) // 400)))
-    expected = np.array([arms.entity_in_challenger_arm(index.arm_entity[r], 50, "rollout-v1")
+    expected = np.array([arms.entity_in_challenger_arm(index.arm(r), 50, "rollout-v1")
                          for r in sample])
     _stage(registry, "50")
-    got = np.array([svc.lookup(index.ids[r])["model_version"] for r in sample])
+    got = np.array([svc.lookup(index.event_id(r))["model_version"] for r in sample])
     assert set(got[expected]) == {"fraud-v3"} and set(got[~expected]) == {"fraud-v2"}
     assert 0.3 < expected.mean() < 0.7
     registry.set_setting("kill_switch", "on", "tests", "incident")
-    assert {svc.lookup(index.ids[r])["model_version"] for r in sample} == {"fraud-v1"}
+    assert {svc.lookup(index.event_id(r))["model_version"] for r in sample} == {"fraud-v1"}
     registry.set_setting("kill_switch", "off", "tests", "over")
     for stage in ("shadow", "paused", "100"):  # nobody sees the challenger
         _stage(registry, stage)
-        assert {svc.lookup(index.ids[r])["model_version"] for r in sample} == {"fraud-v2"}
+        assert {svc.lookup(index.event_id(r))["model_version"] for r in sample} == {"fraud-v2"}

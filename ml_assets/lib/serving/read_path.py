@@ -366,8 +366,8 @@ class ScoringService:
             See ``resolve``.
         """
         index = self.index
-        row = index.rows.get(event_id)
-        r = self.resolve(index.arm_entity[row] if row is not None else None)
+        row = index.row(event_id)
+        r = self.resolve(index.arm(row) if row is not None else None)
         hit = index.lookup(row, r.version) if row is not None else None
         return None if hit is None else self._answer(r, event_id, hit)
 
@@ -382,10 +382,10 @@ class ScoringService:
             The entity, in the spec's ``id_type``.
         """
         index = self.index
-        row = index.latest_by_entity.get(key, {}).get(value)
-        r = self.resolve(index.arm_entity[row] if row is not None else None)
+        row = index.latest_row(key, value)
+        r = self.resolve(index.arm(row) if row is not None else None)
         hit = index.lookup(row, r.version) if row is not None else None
-        return None if hit is None else self._answer(r, index.ids[row], hit)
+        return None if hit is None else self._answer(r, index.event_id(row), hit)
 
     @staticmethod
     def _answer(r: Resolved, event_id, hit: dict) -> dict:
