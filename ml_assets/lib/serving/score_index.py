@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ml_assets.lib.core.catalog import BATCH_SCORES, SCORE_TABLES, Catalog
 from ml_assets.lib.core.datasets import DatasetSpec
@@ -196,12 +198,17 @@ def load_score_index(paths: DataPaths, spec: DatasetSpec) -> ScoreIndex:
     con = connect()
     # One query per table, concatenated in SCORE_TABLES order: batch rows first, so an event
     # also scored by a micro-batch takes the micro-batch's time, keys and source.
-    frames = [con.sql(f"SELECT {cols}, {src != BATCH_SCORES} AS micro "  # noqa: S608
-                      f"FROM {parquet_relation(files)}").df()
+    tables = [con.sql(f"SELECT {cols}, {src != BATCH_SCORES} AS micro "  # noqa: S608
+                      f"FROM {parquet_relation(files)}").to_arrow_table()
               for src, files in listed.items() if files]
-    if not frames:
+    if not tables:
         return empty_score_index(spec)
-    return ScoreIndex(spec, pd.concat(frames, ignore_index=True),
+    # Through Arrow, versions dictionary-encoded and no block consolidation: DuckDB's .df()
+    # of 16.7M score rows took 37 s, most of it building pandas blocks and version strings.
+    table = pa.concat_tables(tables, promote_options="permissive")
+    table = table.set_column(table.schema.get_field_index("model_version"), "model_version",
+                             pc.dictionary_encode(table["model_version"]))
+    return ScoreIndex(spec, table.to_pandas(split_blocks=True, self_destruct=True),
                       files_signature([p for files in listed.values() for p in files]))
 
 
