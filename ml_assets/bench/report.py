@@ -76,7 +76,10 @@ def _ingest_table(r: dict) -> str:
          f"{rps['land']:,.0f}"],
         *([f"ingest (landing -> raw_events), {r['partitions'][g]:,} {g} partitions",
            f"{n:,}", f"{sec[f'ingest_{g}']:.2f}", f"{rps[f'ingest_{g}']:,.0f}"]
-          for g, n in r["rows_ingested"].items())])
+          for g, n in r["rows_ingested"].items()),
+        *([f"one hourly run on the {r['partitions']['hourly']:,}-partition lake, {run}", "",
+           f"{sec[f'hourly_run_{run}']:.3f}", ""]
+          for run in ("first", "next") if f"hourly_run_{run}" in sec)])
 
 
 def _drift_table(r: dict) -> str:
