@@ -65,7 +65,7 @@ MARKER = "_SUCCESS"
 COMPLETENESS = ("later_file", "marker")
 # producers' clocks drift: a period starting this little after now is not "in the future"
 FUTURE_TOLERANCE = timedelta(hours=1)
-_PERIOD = re.compile(r"^\d{4}-\d{2}-\d{2}(?:T(?P<hour>\d{2}))?(?P<suffix>\..+)?$")
+_PERIOD = re.compile(r"^(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})(?:T(?P<hour>\d{2}))?(?P<suffix>\..+)?$")
 
 
 def _name(ts: datetime, grain: timedelta) -> str:
@@ -157,8 +157,9 @@ class Layout:
                 continue  # temp files, manifests, anything not named like a period
             grain = HOUR if m["hour"] else DAY
             stem = entry.name[:len(entry.name) - len(m["suffix"] or "")]
-            try:
-                start = datetime.strptime(stem, dict(GRAINS)[grain]).replace(tzinfo=UTC)
+            try:  # from the matched digits: strptime cost 30 us a name, a year's 8,760 per scan
+                start = datetime(int(m["y"]), int(m["m"]), int(m["d"]), int(m["hour"] or 0),
+                                 tzinfo=UTC)
             except ValueError:
                 continue  # 2026-13-45: not a period name
             if m["suffix"] == "." + MARKER:
