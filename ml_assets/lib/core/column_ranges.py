@@ -82,6 +82,44 @@ def files_holding(catalog: Catalog, name: str, column: str, values: pd.Series,
     return [p for p in files if p.name in hit]
 
 
+def files_overlapping(catalog: Catalog, name: str, column: str, lo, hi) -> list[LakePath]:
+    """The files of table ``name`` whose ``column`` range meets ``[lo, hi)``: every file
+    holding a row with ``lo <= column < hi`` (e.g. the micro-batch files with events in a
+    look-back window: their names say nothing of time).
+
+    Parameters
+    ----------
+    catalog : Catalog
+        The lake.
+    name : str
+        A table of flat files (partitioned, or named files such as ``MICROBATCH_EVENTS``).
+    column : str
+        E.g. ``event_ts``.
+    lo, hi : scalar
+        Bounds comparable with the column (tz-aware timestamps for ``event_ts``).
+
+    Returns
+    -------
+    list of Path or UPath
+        Candidate files, in listing order.
+
+    Raises
+    ------
+    duckdb.Error
+        A file cannot be read or has no ``column``.
+    """
+    table = catalog.table(name)
+    files = table.files()
+    if not files:
+        return []
+    con = connect()
+    con.register("ranges", _ranges(catalog, table, column, files))
+    hit = con.execute("SELECT file FROM ranges WHERE lo < $hi AND hi >= $lo",
+                      {"lo": lo, "hi": hi}).fetchall()
+    names = {f for (f,) in hit}
+    return [p for p in files if p.name in names]
+
+
 def _ranges(catalog: Catalog, table: LakeTable, column: str, files: list[LakePath]) -> pa.Table:
     """``(file, identity, lo, hi)`` for every file of ``files``: cached rows whose identity
     still matches, the rest read from the files (and the cache rewritten)."""

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml_assets.lib.core.catalog import COLUMN_RANGES, RAW_EVENTS, Catalog
-from ml_assets.lib.core.column_ranges import files_holding
+from ml_assets.lib.core.catalog import COLUMN_RANGES, MICROBATCH_EVENTS, RAW_EVENTS, Catalog
+from ml_assets.lib.core.column_ranges import files_holding, files_overlapping
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
 
@@ -103,3 +103,25 @@ def test_a_warm_lookup_opens_only_files_it_has_not_seen(tmp_path):
     assert _holding(catalog, [241, 5, 999]) == ["2026-07-01T00", "2026-07-02T00"]
     with pytest.raises(Exception, match="parquet|Parquet"):  # the garbage is there to be read
         pd.read_parquet(catalog.table(RAW_EVENTS).files()[0])
+
+
+def test_files_overlapping_a_window_are_those_with_a_row_in_it(tmp_path):
+    """Named micro-batch files say nothing of time: the ones with events in a look-back are
+    found by their cached event_ts range, and a file that changes is read again."""
+    catalog = Catalog(tmp_path)
+    table = catalog.table(MICROBATCH_EVENTS)
+    for name, hours in (("a", [0, 1]), ("b", [5]), ("c", [9, 30]), ("d", [])):
+        table.write(name, pd.DataFrame({"event_ts": pd.Series(
+            [T0 + timedelta(hours=h) for h in hours], dtype="datetime64[us, UTC]")}))
+
+    def overlapping(lo: int, hi: int) -> list[str]:
+        return [p.stem for p in files_overlapping(catalog, MICROBATCH_EVENTS, "event_ts",
+                                                  T0 + timedelta(hours=lo),
+                                                  T0 + timedelta(hours=hi))]
+    assert overlapping(1, 5) == ["a"]  # [lo, hi): hour 5 is out, hour 1 is in
+    assert overlapping(2, 9) == ["b"]
+    assert overlapping(10, 20) == ["c"]  # inside c's range: a bound, not a set
+    assert overlapping(31, 40) == []
+    table.write("b", pd.DataFrame({"event_ts": pd.Series([T0 + timedelta(hours=35)],
+                                                         dtype="datetime64[us, UTC]")}))
+    assert overlapping(31, 40) == ["b"]
