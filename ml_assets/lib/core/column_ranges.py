@@ -64,22 +64,15 @@ def files_holding(catalog: Catalog, name: str, column: str, values: pd.Series,
     duckdb.Error
         A file cannot be read or has no ``column``.
     """
-    table = catalog.table(name)
-    files = table.files()
-    if not files or not len(values):
+    if not len(values):
         return []
-    ranges = _ranges(catalog, table, column, files)
-    con = connect()
-    con.register("ranges", ranges)
-    con.register("wanted", values.to_frame("v"))
     # For each file, the smallest wanted value at or above its minimum (an ASOF join:
     # sorted once, not files x values); the file is a candidate when that value is within
     # its maximum.
-    hit = con.sql(
-        "SELECT r.file FROM ranges r ASOF JOIN (SELECT DISTINCT v FROM wanted "
-        "WHERE v IS NOT NULL) w ON r.lo <= w.v WHERE w.v <= r.hi").to_arrow_table()
-    hit = set(hit.column(0).to_pylist())
-    return [p for p in files if p.name in hit]
+    return _matching(catalog, name, column,
+                     "SELECT r.file FROM ranges r ASOF JOIN (SELECT DISTINCT v FROM wanted "
+                     "WHERE v IS NOT NULL) w ON r.lo <= w.v WHERE w.v <= r.hi",
+                     wanted=values.to_frame("v"))
 
 
 def files_overlapping(catalog: Catalog, name: str, column: str, lo, hi) -> list[LakePath]:
@@ -108,15 +101,23 @@ def files_overlapping(catalog: Catalog, name: str, column: str, lo, hi) -> list[
     duckdb.Error
         A file cannot be read or has no ``column``.
     """
+    return _matching(catalog, name, column, "SELECT file FROM ranges WHERE lo < $hi AND hi >= $lo",
+                     params={"lo": lo, "hi": hi})
+
+
+def _matching(catalog: Catalog, name: str, column: str, query: str, params: dict | None = None,
+              **frames: pd.DataFrame) -> list[LakePath]:
+    """The table's files named by ``query`` (one ``file`` column) over ``ranges`` - each
+    file's ``(file, identity, lo, hi)`` - and the registered ``frames``, in listing order."""
     table = catalog.table(name)
     files = table.files()
     if not files:
         return []
     con = connect()
     con.register("ranges", _ranges(catalog, table, column, files))
-    hit = con.execute("SELECT file FROM ranges WHERE lo < $hi AND hi >= $lo",
-                      {"lo": lo, "hi": hi}).fetchall()
-    names = {f for (f,) in hit}
+    for key, frame in frames.items():
+        con.register(key, frame)
+    names = {f for (f,) in con.execute(query, params or {}).fetchall()}
     return [p for p in files if p.name in names]
 
 
