@@ -24,6 +24,12 @@ from ml_assets.lib.core.lake import connect, parquet_relation
 from ml_assets.lib.core.paths import DataPaths
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Integer columns with NULLs (spec.nullable_keys) stay integers: Arrow's default turns them
+# into float64, and the rollout arm hashes an entity as text, where 1.0 is not 1.
+_NULLABLE = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+             pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(),
+             pa.uint16(): pd.UInt16Dtype(), pa.uint32(): pd.UInt32Dtype(),
+             pa.uint64(): pd.UInt64Dtype()}
 
 
 def _position(keys: np.ndarray, value) -> int | None:
@@ -208,8 +214,8 @@ def load_score_index(paths: DataPaths, spec: DatasetSpec) -> ScoreIndex:
     table = pa.concat_tables(tables, promote_options="permissive")
     table = table.set_column(table.schema.get_field_index("model_version"), "model_version",
                              pc.dictionary_encode(table["model_version"]))
-    return ScoreIndex(spec, table.to_pandas(split_blocks=True, self_destruct=True),
-                      files_signature([p for files in listed.values() for p in files]))
+    frame = table.to_pandas(split_blocks=True, self_destruct=True, types_mapper=_NULLABLE.get)
+    return ScoreIndex(spec, frame, files_signature([p for files in listed.values() for p in files]))
 
 
 def empty_score_index(spec: DatasetSpec) -> ScoreIndex:

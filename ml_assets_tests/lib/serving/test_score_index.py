@@ -8,7 +8,9 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml_assets.lib.serving.score_index import ScoreIndex, empty_score_index
+from ml_assets.lib.core.catalog import BATCH_SCORES, Catalog
+from ml_assets.lib.core.paths import DataPaths
+from ml_assets.lib.serving.score_index import ScoreIndex, empty_score_index, load_score_index
 from ml_assets.specs.fraud import FRAUD_SPEC as SPEC
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
@@ -66,3 +68,16 @@ def test_the_index_answers_as_a_dict_of_every_event_would(rows, string_ids):
         row = index.latest_row("card_id", card)
         assert (None if row is None else index.event_id(row)) == latest.get(card), card
     assert index.latest_row("no_such_key", 1) is None
+
+
+def test_a_nullable_key_read_from_the_lake_stays_an_integer(tmp_path):
+    """The rollout arm hashes the entity as text: a key read back as 7.0 would put the card
+    in another arm than the batch path's 7."""
+    paths = DataPaths(tmp_path)
+    rows = [(1, 0, 7, 3, "v1", 0.5, True, False), (2, 1, None, 3, "v1", 0.1, False, False)]
+    df = _frame(rows, string_ids=False).drop(columns="micro")
+    Catalog(paths.lake).table(BATCH_SCORES).write(T0, df)
+    index = load_score_index(paths, SPEC)
+    assert index.arm(index.row(1)) == 7 and type(index.arm(index.row(1))) is int
+    assert index.arm(index.row(2)) is None
+    assert index.event_id(index.latest_row("card_id", 7)) == 1
