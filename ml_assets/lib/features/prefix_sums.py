@@ -50,6 +50,7 @@ from ml_assets.lib.features.definitions import (
 
 EXACT_DOUBLE = 2**53  # |units| up to this are exact doubles
 _SAFE_TOTAL = 2.0**62  # a column's absolute unit total below this: no prefix sum overflows
+BLOCK_ROWS = 1 << 17  # sorted rows per block: 1 MB per int64 temporary, cache-sized
 
 
 def prefix_sum_features(spec: DatasetSpec) -> tuple[FeatureDef, ...]:
@@ -144,28 +145,28 @@ def _group_order(codes: np.ndarray) -> np.ndarray:
 def _search_keys(group: np.ndarray, at: np.ndarray,
                  widths: list[int]) -> tuple[np.ndarray, Callable[[int, Any], np.ndarray]]:
     """Sorted int64 search keys ``group * stride + time`` (rows in (group, time) order) and a
-    function giving, for one width ``w`` and the target rows, the keys of ``time - w``. Time is
-    in microseconds when ``groups * stride`` fits int64, else the rank among all times and
-    window starts (same order and ties, so the same ``searchsorted`` positions). ``group`` is
-    overwritten with the keys when it can be (the caller needs it no more)."""
+    function giving, for one width ``w`` and some rows (an index array or slice), the keys of
+    ``time - w``. Time is in microseconds when ``groups * stride`` fits int64, else the rank
+    among all times and window starts (same order and ties, so the same ``searchsorted``
+    positions). ``group`` is overwritten with the keys when it can be (the caller needs it no
+    more)."""
     stride = (int(at.max()) if len(at) else 0) + max(widths) + 1
     if (int(group[-1]) + 1 if len(group) else 0) * stride < 2**63:
         key = np.multiply(group, stride, out=group)
         key += at
-        return key, lambda w, targets: key[targets] - w
+        return key, lambda w, some: key[some] - w
     axis = np.unique(np.concatenate([at, *(at - w for w in widths)]))
     base = group * len(axis)
     return (base + np.searchsorted(axis, at),
-            lambda w, targets: (base + np.searchsorted(axis, at - w))[targets])
+            lambda w, some: base[some] + np.searchsorted(axis, at[some] - w))
 
 
 def _scatter_double(con: duckdb.DuckDBPyConnection, values: np.ndarray, rows,
                     units: np.ndarray) -> None:
     """``values[rows] = CAST(units AS DECIMAL(38, 9) -> DOUBLE)`` for exact sums given in
-    units: an int64 stored as a double is exact up to 2**53, and dividing in place by 1e9 is
-    then the correctly rounded quotient; larger sums are cast by DuckDB."""
-    values[rows] = units
-    values /= 1e9
+    units: an int64 converted to a double is exact up to 2**53, and dividing by 1e9 is then
+    the correctly rounded quotient; larger sums are cast by DuckDB."""
+    values[rows] = units / 1e9
     if not len(units) or max(-int(units.min()), int(units.max())) <= EXACT_DOUBLE:
         return  # the usual case, decided by two reductions instead of an abs() per row
     big = np.flatnonzero(np.abs(units) > EXACT_DOUBLE)
@@ -238,23 +239,18 @@ def _entity_features(con: duckdb.DuckDBPyConnection, feats: list, codes: np.ndar
                      t: np.ndarray, t0: int, units: dict[str, np.ndarray], first: int,
                      last: int) -> dict[str, np.ndarray]:
     """The features of one entity tuple, ``codes`` its group per row; the rows of
-    ``t`` (microseconds, ``(ts, id)`` order) in ``[first, last)`` are the targets. Work arrays
-    are reused in place: at millions of events each one is tens of MB."""
+    ``t`` (microseconds, ``(ts, id)`` order) in ``[first, last)`` are the targets.
+
+    Arrays of one value per event (the sort, the keys, the prefix sums, the outputs) are
+    built once; the rest is computed in blocks of ``BLOCK_ROWS`` sorted rows. A block's
+    temporaries stay in the CPU cache and the allocator reuses them, where whole-length ones
+    (tens to hundreds of MB each at millions of events) are fresh memory on every call, and
+    on a VM memory touched for the first time costs more than the arithmetic."""
     order = _group_order(codes)
     group = codes[order]
     del codes
     at = t[order]
     at -= t0
-    targets = (np.flatnonzero((order >= first) & (order < last))
-               if first > 0 or last < len(t) else slice(None))
-    rows = order[targets] - first if first else order[targets]
-    # hi: first row of the run of equal (group, time), i.e. ties at t are excluded
-    run = np.ones(len(at), dtype=bool)
-    run[1:] = (group[1:] != group[:-1]) | (at[1:] != at[:-1])
-    hi = np.arange(len(at))
-    hi[~run] = 0
-    del run
-    hi = np.maximum.accumulate(hi, out=hi)[targets]
     widths = sorted({_width_us(f) for f in feats})
     key, starts_of = _search_keys(group, at, widths)
     prefix = {}
@@ -263,22 +259,46 @@ def _entity_features(con: duckdb.DuckDBPyConnection, feats: list, codes: np.ndar
         prefix[c][0] = 0
         np.take(units[c], order, out=prefix[c][1:])
         np.cumsum(prefix[c][1:], out=prefix[c][1:])
-    del order
-    out: dict[str, np.ndarray] = {}
+    out = {f.name: np.empty(last - first) for f in feats}
+    every = first == 0 and last == len(key)  # every event a target: blocks need no filter
+    run_start = 0  # where the run of equal (group, time) holding the block's first row begins
+    for lo in range(0, len(key), BLOCK_ROWS):
+        hi_row = min(lo + BLOCK_ROWS, len(key))
+        block = order[lo:hi_row]
+        some = (slice(None) if every else np.flatnonzero((block >= first) & (block < last)))
+        if not every and not len(some):
+            # run_start goes stale, harmlessly: a run crossing into the next block is one
+            # (group, time), so its rows there are not targets either
+            continue
+        # hi: the first row of each target's run, so ties at t are excluded
+        starts = np.arange(lo, hi_row)
+        starts[1:][key[lo + 1:hi_row] == key[lo:hi_row - 1]] = 0
+        if lo and key[lo] == key[lo - 1]:
+            starts[0] = run_start
+        np.maximum.accumulate(starts, out=starts)
+        run_start = int(starts[-1])
+        hi = starts[some]
+        targets = slice(lo, hi_row) if every else some + lo
+        rows = block[some] - first if first else block[some]
+        _block_features(con, feats, out, rows, targets, hi, key, at, starts_of, prefix, widths)
+    return out
+
+
+def _block_features(con, feats, out, rows, targets, hi, key, at, starts_of, prefix,
+                    widths) -> None:
+    """Every feature's values for one block's ``targets`` (sorted rows, ``hi`` the first row
+    of each one's run), scattered to ``rows`` of ``out``."""
     for width in widths:
         low = np.searchsorted(key, starts_of(width, targets))
         for f in (f for f in feats if _width_us(f) == width):
-            values = out[f.name] = np.empty(last - first)
             if isinstance(f, TimeSincePrevious):
-                gap = hi - 1
-                gap = np.subtract(at[targets], at[np.maximum(gap, 0, out=gap)], out=gap)
+                gap = np.subtract(at[targets], at[np.maximum(hi - 1, 0)])
                 gap = gap / float(f.unit_us)
                 gap[hi <= low] = np.nan  # no previous event in the window: NULL
-                values[rows] = gap
+                out[f.name][rows] = gap
             elif f.agg == "count":
-                values[rows] = hi - low
+                out[f.name][rows] = hi - low
             else:
                 total = prefix[f.column][hi]
                 total -= prefix[f.column][low]
-                _scatter_double(con, values, rows, total)
-    return out
+                _scatter_double(con, out[f.name], rows, total)

@@ -4,6 +4,7 @@ columns, dtypes and DOUBLEs, NULL where NULL."""
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ml_assets.lib.core.lake import connect
+from ml_assets.lib.features import prefix_sums
 from ml_assets.lib.features.build import build_features
 from ml_assets.lib.features.definitions import Numeric, Ratio, TimeSincePrevious, WindowAgg
 from ml_assets.lib.features.prefix_sums import (
@@ -103,17 +105,21 @@ def _orders(rows_: list[tuple]) -> pd.DataFrame:
     })
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows, st.integers(0, 24), st.booleans(), st.sampled_from([WINDOWED, ROW_WISE_REST]))
-def test_ties_edges_null_keys_null_and_large_amounts_equal_sql(rows_, start_hour, presorted, spec):
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows, st.integers(0, 24), st.booleans(), st.sampled_from([WINDOWED, ROW_WISE_REST]),
+       st.sampled_from([1, 2, 3, 5, prefix_sums.BLOCK_ROWS]))
+def test_ties_edges_null_keys_null_and_large_amounts_equal_sql(rows_, start_hour, presorted, spec,
+                                                               block):
     """Ties at one instant, events exactly ``w`` apart (a 5-minute grid), NULL devices, NULL,
     negative, tiny and large amounts (window sums beyond 2**53 units); events in time order or
-    not; a range starting after the first events."""
+    not; a range starting after the first events; blocks of a few rows, so that runs of ties,
+    entities and blocks without targets straddle block edges."""
     events = _orders(rows_)
     if presorted:
         events = events.sort_values(["order_ts", "order_id"], kind="stable")
-    assert_same_as_sql(spec, events, None, T0 + timedelta(hours=start_hour),
-                       T0 + timedelta(days=2))
+    with patch.object(prefix_sums, "BLOCK_ROWS", block):
+        assert_same_as_sql(spec, events, None, T0 + timedelta(hours=start_hour),
+                           T0 + timedelta(days=2))
 
 
 @pytest.mark.parametrize("amount", [5e9, 1e10])  # units beyond int64 total / beyond int64
