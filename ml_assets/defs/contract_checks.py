@@ -28,7 +28,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 
 from ml_assets.defs.partitions import checked_window
 from ml_assets.lib.core.catalog import QUARANTINE_FILES
-from ml_assets.lib.core.lake import range_chunks, read_parquet_by_file
+from ml_assets.lib.core.lake import range_chunks, read_parquet_groups
 from ml_assets.lib.core.lake_store import read_source
 from ml_assets.lib.core.lake_table import LakeTable
 from ml_assets.lib.core.workspace import Workspace
@@ -164,19 +164,25 @@ def partition_problems(table: LakeTable, starts: list[datetime],
     """Partition start -> (``problems_of`` its rows, its row count); None when not written.
 
     The partitions are read a week at a time (``lake.range_chunks``: a year's range holds one
-    week in memory) and each week is judged in one call of ``problems_of``; only when that
-    finds a problem is each of its partitions judged on its own, so a verdict is always that
+    week in memory) and each week is judged in one call of ``problems_of`` per Parquet schema
+    (one, unless writers disagree; ``lake.read_parquet_groups``); only when that finds a problem is each of its partitions judged on its own, so a verdict is always that
     of the partition's own rows (a problem among all rows that no single partition has, e.g.
     an id in two partitions, fails none)."""
     out: dict[datetime, tuple[list[str], int] | None] = {}
     for chunk in range_chunks(sorted(starts), table.step):
         files, _ = table.coverage(chunk[0], chunk[-1] + table.step)
         wanted = {table.path(s) for s in chunk}
-        frames = {table.start(f.stem): df
-                  for f, df in read_parquet_by_file([f for f in files if f in wanted]).items()}
-        clean = bool(frames) and not problems_of(pd.concat(frames.values(), ignore_index=True))
-        out.update({lo: None if lo not in frames else
-                    ([] if clean else problems_of(frames[lo]), len(frames[lo])) for lo in chunk})
+        groups = read_parquet_groups([f for f in files if f in wanted])  # one per schema
+        rows_of = {table.start(f.stem): (df, rows) for df, slices in groups
+                   for f, rows in slices.items()}
+        clean = bool(rows_of) and not any(problems_of(df) for df, _ in groups)
+        for lo in chunk:
+            if lo not in rows_of:
+                out[lo] = None
+                continue
+            df, rows = rows_of[lo]
+            own = [] if clean else problems_of(df.iloc[rows].reset_index(drop=True))
+            out[lo] = own, rows.stop - rows.start
     return {lo: out[lo] for lo in starts}
 
 

@@ -315,10 +315,10 @@ def _reader() -> duckdb.DuckDBPyConnection:
 _SOURCE = "__ml_assets_source_file"  # read_parquet_by_file's path column; no spec column's name
 
 
-def read_parquet_by_file(files: list[Path]) -> dict[Path, pd.DataFrame]:
-    """Each file's rows as :func:`read_parquet_files` of that file alone gives them, from one
-    scan per distinct Parquet schema instead of one per file (a range run's contract checks
-    read thousands of small partitions; a scan costs ~30 ms however small).
+def read_parquet_groups(files: list[Path]) -> list[tuple[pd.DataFrame, dict[Path, slice]]]:
+    """The rows of ``files`` in one frame per distinct Parquet schema, from one scan each
+    instead of one per file (a range run's contract checks read thousands of small partitions;
+    a scan costs ~30 ms however small), with each file's rows as a slice of its frame.
 
     Files are grouped by their exact Arrow schema (footers only), so ``union_by_name`` never
     widens one file's column type to another's: a check of a file sees that file's types.
@@ -330,20 +330,41 @@ def read_parquet_by_file(files: list[Path]) -> dict[Path, pd.DataFrame]:
 
     Returns
     -------
-    dict
-        Path -> DataFrame (index 0..n-1; an empty file gives an empty frame of its columns).
+    list of (DataFrame, dict of Path to slice)
+        Per schema: its files' rows (index 0..n-1, each file's rows contiguous) and the
+        positions of each file's rows (an empty file: an empty slice).
     """
     groups: dict[tuple, list[Path]] = {}
     for f in files:
         schema = pq.read_schema(read_source(f))
         groups.setdefault(tuple((x.name, str(x.type)) for x in schema), []).append(f)
-    out: dict[Path, pd.DataFrame] = {}
+    out = []
     for group in groups.values():
         df = read_parquet_files(group, source_column=_SOURCE)
-        by_file = dict(tuple(df.groupby(_SOURCE, sort=False))) if len(df) else {}
-        empty = df.iloc[0:0].drop(columns=_SOURCE)
-        for f in group:
-            rows = by_file.get(str(f))
-            out[f] = empty if rows is None else rows.drop(columns=_SOURCE).reset_index(drop=True)
+        position = {str(f): i for i, f in enumerate(group)}
+        of_row = df[_SOURCE].map(position).to_numpy(dtype=np.int64)
+        if np.any(of_row[1:] < of_row[:-1]):  # a parallel scan may interleave its files
+            df = df.take(np.argsort(of_row, kind="stable"))
+            of_row = np.sort(of_row)
+        bounds = np.searchsorted(of_row, np.arange(len(group) + 1))
+        out.append((df.drop(columns=_SOURCE).reset_index(drop=True),
+                    {f: slice(int(bounds[i]), int(bounds[i + 1])) for i, f in enumerate(group)}))
     return out
 
+
+def read_parquet_by_file(files: list[Path]) -> dict[Path, pd.DataFrame]:
+    """Each file's rows as :func:`read_parquet_files` of that file alone gives them, read by
+    :func:`read_parquet_groups`.
+
+    Parameters
+    ----------
+    files : list of Path
+        Parquet files.
+
+    Returns
+    -------
+    dict
+        Path -> DataFrame (index 0..n-1; an empty file gives an empty frame of its columns).
+    """
+    return {f: df.iloc[rows].reset_index(drop=True)
+            for df, slices in read_parquet_groups(files) for f, rows in slices.items()}
