@@ -353,18 +353,8 @@ def read_parquet_groups(files: list[Path]) -> list[tuple[pd.DataFrame, dict[Path
 
 
 def read_parquet_by_file(files: list[Path]) -> dict[Path, pd.DataFrame]:
-    """Each file's rows as :func:`read_parquet_files` of that file alone gives them, read by
-    :func:`read_parquet_groups`.
-
-    Parameters
-    ----------
-    files : list of Path
-        Parquet files.
-
-    Returns
-    -------
-    dict
-        Path -> DataFrame (index 0..n-1; an empty file gives an empty frame of its columns).
-    """
+    """Path -> that file's rows as :func:`read_parquet_files` of it alone gives them (index
+    0..n-1; an empty file gives an empty frame of its columns), read by
+    :func:`read_parquet_groups`."""
     return {f: df.iloc[rows].reset_index(drop=True)
             for df, slices in read_parquet_groups(files) for f, rows in slices.items()}
