@@ -251,8 +251,10 @@ def _entity_features(con: duckdb.DuckDBPyConnection, feats: list, codes: np.ndar
     del codes
     at = t[order]
     at -= t0
-    widths = sorted({_width_us(f) for f in feats})
-    key, starts_of = _search_keys(group, at, widths)
+    by_width: dict[int, list] = {}
+    for f in feats:
+        by_width.setdefault(_width_us(f), []).append(f)
+    key, starts_of = _search_keys(group, at, list(by_width))
     prefix = {}
     for c in dict.fromkeys(f.column for f in feats if getattr(f, "agg", None) == "sum"):
         prefix[c] = np.empty(len(at) + 1, dtype=np.int64)
@@ -280,17 +282,17 @@ def _entity_features(con: duckdb.DuckDBPyConnection, feats: list, codes: np.ndar
         hi = starts[some]
         targets = slice(lo, hi_row) if every else some + lo
         rows = block[some] - first if first else block[some]
-        _block_features(con, feats, out, rows, targets, hi, key, at, starts_of, prefix, widths)
+        _block_features(con, by_width, out, rows, targets, hi, key, at, starts_of, prefix)
     return out
 
 
-def _block_features(con, feats, out, rows, targets, hi, key, at, starts_of, prefix,
-                    widths) -> None:
+def _block_features(con, by_width, out, rows, targets, hi, key, at, starts_of, prefix) -> None:
     """Every feature's values for one block's ``targets`` (sorted rows, ``hi`` the first row
-    of each one's run), scattered to ``rows`` of ``out``."""
-    for width in widths:
+    of each one's run), scattered to ``rows`` of ``out``; ``by_width`` groups the features by
+    window width in microseconds (one ``searchsorted`` per width)."""
+    for width, feats in by_width.items():
         low = np.searchsorted(key, starts_of(width, targets))
-        for f in (f for f in feats if _width_us(f) == width):
+        for f in feats:
             if isinstance(f, TimeSincePrevious):
                 gap = np.subtract(at[targets], at[np.maximum(hi - 1, 0)])
                 gap = gap / float(f.unit_us)
