@@ -161,6 +161,12 @@ class ScoreIndex:
                 "source": "microbatch" if self.micro.item(row) else "batch"}
 
 
+def _listed(paths: DataPaths) -> dict[str, list[Path]]:
+    """Each score table's files, in ``SCORE_TABLES`` order."""
+    catalog = Catalog(paths.lake)
+    return {src: catalog.table(src).files() for src in SCORE_TABLES}
+
+
 def score_files(paths: DataPaths) -> list[Path]:
     """Every parquet file of the batch and micro-batch score tables (``SCORE_TABLES``).
 
@@ -168,8 +174,7 @@ def score_files(paths: DataPaths) -> list[Path]:
     ----------
     paths : DataPaths
     """
-    catalog = Catalog(paths.lake)
-    return [p for src in SCORE_TABLES for p in catalog.table(src).files()]
+    return [p for files in _listed(paths).values() for p in files]
 
 
 def files_signature(files: list[Path]) -> tuple:
@@ -197,10 +202,9 @@ def load_score_index(paths: DataPaths, spec: DatasetSpec) -> ScoreIndex:
     ScoreIndex
         Signed with ``files_signature`` of the files read; empty if there are none.
     """
-    catalog = Catalog(paths.lake)
     cols = ", ".join(quote(c) for c in [spec.event_id, spec.event_ts, *spec.entity_keys,
                                         "model_version", "score", "decision"])
-    listed = {src: catalog.table(src).files() for src in SCORE_TABLES}
+    listed = _listed(paths)
     con = connect()
     # One query per table, concatenated in SCORE_TABLES order: batch rows first, so an event
     # also scored by a micro-batch takes the micro-batch's time, keys and source.
