@@ -199,7 +199,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def _wait_ready(host: str, port: int, server: subprocess.Popen) -> None:
     """Wait until the server answers ``/health``, for as long as its process lives: loading a
-    large lake's score index takes minutes (253 s at ``--scale 20``), so no fixed deadline;
+    large lake's score index takes minutes (108 s at ``--scale 20``), so no fixed deadline;
     a server that fails to start exits, and its stderr is raised."""
     while server.poll() is None:
         try:

@@ -165,9 +165,10 @@ def partition_problems(table: LakeTable, starts: list[datetime],
 
     The partitions are read a week at a time (``lake.range_chunks``: a year's range holds one
     week in memory) and each week is judged in one call of ``problems_of`` per Parquet schema
-    (one, unless writers disagree; ``lake.read_parquet_groups``); only when that finds a problem is each of its partitions judged on its own, so a verdict is always that
-    of the partition's own rows (a problem among all rows that no single partition has, e.g.
-    an id in two partitions, fails none)."""
+    (one, unless writers disagree; ``lake.read_parquet_groups``); only when that finds a
+    problem is each of its partitions judged on its own, so a verdict is always that of the
+    partition's own rows (a problem among all rows that no single partition has, e.g. an id in
+    two partitions, fails none)."""
     out: dict[datetime, tuple[list[str], int] | None] = {}
     for chunk in range_chunks(sorted(starts), table.step):
         files, _ = table.coverage(chunk[0], chunk[-1] + table.step)
