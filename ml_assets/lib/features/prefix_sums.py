@@ -142,20 +142,22 @@ def _group_order(codes: np.ndarray) -> np.ndarray:
     return groupsort_indexer(codes.astype(np.intp, copy=False), int(codes.max(initial=-1)) + 1)[0]
 
 
-def _search_keys(group: np.ndarray, at: np.ndarray,
-                 widths: list[int]) -> tuple[np.ndarray, Callable[[int, Any], np.ndarray]]:
+def _search_keys(group: np.ndarray, at: np.ndarray, widths: list[int], times: np.ndarray,
+                 t0: int) -> tuple[np.ndarray, Callable[[int, Any], np.ndarray]]:
     """Sorted int64 search keys ``group * stride + time`` (rows in (group, time) order) and a
     function giving, for one width ``w`` and some rows (an index array or slice), the keys of
     ``time - w``. Time is in microseconds when ``groups * stride`` fits int64, else the rank
-    among all times and window starts (same order and ties, so the same ``searchsorted``
-    positions). ``group`` is overwritten with the keys when it can be (the caller needs it no
-    more)."""
+    among the distinct times, and a window start's rank the number of distinct times below it
+    (same order and ties, so the same ``searchsorted`` positions). ``at`` is ``times - t0`` in
+    group order, ``times`` ascending: the distinct times are read off it in one pass (a sort
+    of every time and window start cost 89 of 309 s at 16M events). ``group`` is overwritten
+    with the keys when it can be (the caller needs it no more)."""
     stride = (int(at.max()) if len(at) else 0) + max(widths) + 1
     if (int(group[-1]) + 1 if len(group) else 0) * stride < 2**63:
         key = np.multiply(group, stride, out=group)
         key += at
         return key, lambda w, some: key[some] - w
-    axis = np.unique(np.concatenate([at, *(at - w for w in widths)]))
+    axis = np.concatenate([times[:1], times[1:][times[1:] != times[:-1]]]) - t0
     base = group * len(axis)
     return (base + np.searchsorted(axis, at),
             lambda w, some: base[some] + np.searchsorted(axis, at[some] - w))
@@ -254,7 +256,7 @@ def _entity_features(con: duckdb.DuckDBPyConnection, feats: list, codes: np.ndar
     by_width: dict[int, list] = {}
     for f in feats:
         by_width.setdefault(_width_us(f), []).append(f)
-    key, starts_of = _search_keys(group, at, list(by_width))
+    key, starts_of = _search_keys(group, at, list(by_width), t, t0)
     prefix = {}
     for c in dict.fromkeys(f.column for f in feats if getattr(f, "agg", None) == "sum"):
         prefix[c] = np.empty(len(at) + 1, dtype=np.int64)

@@ -143,12 +143,14 @@ def test_two_events_sharing_time_and_id_leave_everything_to_sql():
                                    T0 + timedelta(days=1)) == ({}, False)
 
 
-def test_search_keys_that_would_overflow_int64_fall_back_to_ranks_with_the_same_positions():
+@pytest.mark.parametrize("steps", [2**25, 64])  # 64 one-second steps: ties, starts on a time
+def test_search_keys_that_would_overflow_int64_fall_back_to_ranks_with_the_same_positions(steps):
     rng = np.random.default_rng(3)
-    group = np.sort(rng.integers(0, 2**44, 500))  # groups x (span + window) beyond int64
-    at = np.concatenate([np.sort(rng.integers(0, 2**25, n)) for n in np.bincount(
-        np.unique(group, return_inverse=True)[1])]) * 1000
-    key, starts_of = _search_keys(group.copy(), at, [5_000_000, 60_000_000])
+    group = np.sort(rng.integers(0, 20, 500)) << 40  # groups x (span + window) beyond int64
+    at = np.concatenate([np.sort(rng.integers(0, steps, n)) for n in np.bincount(
+        np.unique(group, return_inverse=True)[1])]) * 1_000_000
+    key, starts_of = _search_keys(group.copy(), at, [5_000_000, 60_000_000],
+                                   np.sort(at) + 7, 7)
     for w in (5_000_000, 60_000_000):
         start = starts_of(w, slice(None))
         brute = [np.sum((group == g) & (at < t - w)) + np.sum(group < g)
