@@ -91,8 +91,13 @@ def build_monitoring_automation(spec: DatasetSpec) -> tuple[list, list, list]:
         # the mark (it may still fail) while failures above it are alerted now; the alert id
         # makes a failure seen again on a later tick write nothing and call no hook.
         mark, running, written, waiting = after, 0, 0, 0
+        # One run lookup per run, not per record: a range run plans a check once per
+        # partition, and Dagster plans an unpartitioned check of a partitioned run once per
+        # partition too (rows its one evaluation never updates): 1,194 lookups, 9 s, in a demo.
+        live = {run_id: _running(context, run_id) for run_id in {
+            r.run_id for r in records if r.status == AssetCheckExecutionRecordStatus.PLANNED}}
         for r in records:
-            if r.status == AssetCheckExecutionRecordStatus.PLANNED and _running(context, r.run_id):
+            if r.status == AssetCheckExecutionRecordStatus.PLANNED and live[r.run_id]:
                 running += 1
                 continue
             if r.status == AssetCheckExecutionRecordStatus.FAILED and r.event is not None:
