@@ -257,7 +257,7 @@ def parquet_relation(files: Iterable[Path | str], source_column: str | None = No
 
 
 def read_parquet_files(files: list[Path], columns: list[str] | None = None,
-                       attempts: int = 3, source_column: str | None = None) -> pd.DataFrame:
+                       attempts: int = 3, file_index_column: str | None = None) -> pd.DataFrame:
     """Read many partition files in one DuckDB scan (much faster than one pandas read each).
 
     DuckDB opens each file at bind time (to unify schemas) and again for the scan; a partition
@@ -272,8 +272,9 @@ def read_parquet_files(files: list[Path], columns: list[str] | None = None,
         Columns to read; all by default.
     attempts : int
         Scans tried before the last error is raised.
-    source_column : str, optional
-        Adds this column, each row's file path (``parquet_relation``).
+    file_index_column : str, optional
+        Adds this column: each row's file as its position in ``files`` (DuckDB's
+        ``file_index``: an integer per row, where a path would be a string per row).
 
     Returns
     -------
@@ -288,9 +289,9 @@ def read_parquet_files(files: list[Path], columns: list[str] | None = None,
         If every attempt fails.
     """
     cols = "*" if columns is None else ", ".join(f'"{c}"' for c in columns)
-    if source_column and columns is not None:
-        cols += f', "{source_column}"'
-    sql = f"SELECT {cols} FROM {parquet_relation(files, source_column)}"
+    if file_index_column:
+        cols += f', file_index AS "{file_index_column}"'
+    sql = f"SELECT {cols} FROM {parquet_relation(files)}"
     for _ in range(attempts - 1):
         try:
             return _reader().execute(sql).df()
@@ -312,7 +313,7 @@ def _reader() -> duckdb.DuckDBPyConnection:
     return _READERS.con
 
 
-_SOURCE = "__ml_assets_source_file"  # read_parquet_by_file's path column; no spec column's name
+_SOURCE = "__ml_assets_source_file"  # read_parquet_groups' file column; no spec column's name
 
 
 def read_parquet_groups(files: list[Path]) -> list[tuple[pd.DataFrame, dict[Path, slice]]]:
@@ -340,9 +341,8 @@ def read_parquet_groups(files: list[Path]) -> list[tuple[pd.DataFrame, dict[Path
         groups.setdefault(tuple((x.name, str(x.type)) for x in schema), []).append(f)
     out = []
     for group in groups.values():
-        df = read_parquet_files(group, source_column=_SOURCE)
-        position = {str(f): i for i, f in enumerate(group)}
-        of_row = df[_SOURCE].map(position).to_numpy(dtype=np.int64)
+        df = read_parquet_files(group, file_index_column=_SOURCE)
+        of_row = df[_SOURCE].to_numpy(dtype=np.int64)
         if np.any(of_row[1:] < of_row[:-1]):  # a parallel scan may interleave its files
             df = df.take(np.argsort(of_row, kind="stable"))
             of_row = np.sort(of_row)
