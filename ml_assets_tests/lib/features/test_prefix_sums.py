@@ -18,6 +18,7 @@ from ml_assets.lib.features.build import build_features
 from ml_assets.lib.features.definitions import Numeric, Ratio, TimeSincePrevious, WindowAgg
 from ml_assets.lib.features.prefix_sums import (
     _search_keys,
+    _Times,
     compute_prefix_features,
     prefix_sum_features,
 )
@@ -149,8 +150,12 @@ def test_search_keys_that_would_overflow_int64_fall_back_to_ranks_with_the_same_
     group = np.sort(rng.integers(0, 20, 500)) << 40  # groups x (span + window) beyond int64
     at = np.concatenate([np.sort(rng.integers(0, steps, n)) for n in np.bincount(
         np.unique(group, return_inverse=True)[1])]) * 1_000_000
+    at -= at.min()  # relative to the first time, as _entity_features passes it
+    by_time = np.argsort(at, kind="stable")
+    order = np.empty_like(by_time)
+    order[by_time] = np.arange(len(at))  # at == (times.t - times.t0)[order]
     key, starts_of = _search_keys(group.copy(), at, [5_000_000, 60_000_000],
-                                   np.sort(at) + 7, 7)
+                                   _Times(at[by_time] + 7), order)
     for w in (5_000_000, 60_000_000):
         start = starts_of(w, slice(None))
         brute = [np.sum((group == g) & (at < t - w)) + np.sum(group < g)
