@@ -52,6 +52,7 @@ from ml_assets.lib.features.definitions import (
 EXACT_DOUBLE = 2**53  # |units| up to this are exact doubles
 _SAFE_TOTAL = 2.0**62  # a column's absolute unit total below this: no prefix sum overflows
 BLOCK_ROWS = 1 << 17  # sorted rows per block: 1 MB per int64 temporary, cache-sized
+KEY_LIMIT = 2**63  # search keys group * stride must stay below it (int64); else ranks
 
 
 def prefix_sum_features(spec: DatasetSpec) -> tuple[FeatureDef, ...]:
@@ -182,7 +183,7 @@ def _search_keys(group: np.ndarray, at: np.ndarray, widths: list[int], times: _T
     and window start cost 89 of 309 s at 16M events, a search per row 8 s more). ``group``
     is overwritten with the keys when it can be (the caller needs it no more)."""
     stride = (int(at.max()) if len(at) else 0) + max(widths) + 1
-    if (int(group[-1]) + 1 if len(group) else 0) * stride < 2**63:
+    if (int(group[-1]) + 1 if len(group) else 0) * stride < KEY_LIMIT:
         key = np.multiply(group, stride, out=group)
         key += at
         return key, lambda w, some: key[some] - w

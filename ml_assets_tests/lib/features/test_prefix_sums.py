@@ -108,17 +108,19 @@ def _orders(rows_: list[tuple]) -> pd.DataFrame:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows, st.integers(0, 24), st.booleans(), st.sampled_from([WINDOWED, ROW_WISE_REST]),
-       st.sampled_from([1, 2, 3, 5, prefix_sums.BLOCK_ROWS]))
+       st.sampled_from([1, 2, 3, 5, prefix_sums.BLOCK_ROWS]), st.booleans())
 def test_ties_edges_null_keys_null_and_large_amounts_equal_sql(rows_, start_hour, presorted, spec,
-                                                               block):
+                                                               block, ranks):
     """Ties at one instant, events exactly ``w`` apart (a 5-minute grid), NULL devices, NULL,
     negative, tiny and large amounts (window sums beyond 2**53 units); events in time order or
     not; a range starting after the first events; blocks of a few rows, so that runs of ties,
-    entities and blocks without targets straddle block edges."""
+    entities and blocks without targets straddle block edges; keys by time or, as when
+    ``groups * stride`` would overflow int64, by rank among the distinct times."""
     events = _orders(rows_)
     if presorted:
         events = events.sort_values(["order_ts", "order_id"], kind="stable")
-    with patch.object(prefix_sums, "BLOCK_ROWS", block):
+    with (patch.object(prefix_sums, "BLOCK_ROWS", block),
+          patch.object(prefix_sums, "KEY_LIMIT", 1 if ranks else prefix_sums.KEY_LIMIT)):
         assert_same_as_sql(spec, events, None, T0 + timedelta(hours=start_hour),
                            T0 + timedelta(days=2))
 
