@@ -49,7 +49,7 @@ class Grain(StrEnum):
 
 _STEP = {Grain.HOURLY: timedelta(hours=1), Grain.DAILY: timedelta(days=1)}
 _FILE_FORMAT = {Grain.HOURLY: HOUR_FILE_FORMAT, Grain.DAILY: DAY_FILE_FORMAT}
-_PARTITION_STEM = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2})?")  # 2026-07-01, 2026-07-01T13
+_PARTITION_STEM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2})?")  # 2026-07-01T13
 _KEY_FORMAT = {Grain.HOURLY: HOUR_KEY_FORMAT, Grain.DAILY: DAY_KEY_FORMAT}
 
 

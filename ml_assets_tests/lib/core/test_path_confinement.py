@@ -69,6 +69,19 @@ def test_catalog_keys_and_cursor_names_stay_in_the_lake(tmp_path):
         tmp_path / "lake" / "raw_labels" / "2026-07-01.parquet")
 
 
+@pytest.mark.parametrize("name", ["../x", "../../control", "/etc/passwd", "x\x00", "a/../../x",
+                                  "2026-07-01/../../x", "2026-07-01T13/../../../x"])
+def test_partitioned_tables_check_every_key_that_is_not_a_partition(tmp_path, name):
+    """Partition keys are joined as they are (digits and dashes); any other key is confined."""
+    lake = tmp_path / "lake"
+    hourly, daily = Catalog(lake).table("raw_events"), Catalog(lake).table("raw_labels")
+    assert hourly.path("2026-07-01-13:00") == lake / "raw_events" / "2026-07-01T13.parquet"
+    assert daily.path("2026-07-01") == lake / "raw_labels" / "2026-07-01.parquet"
+    for table in (hourly, daily):
+        with pytest.raises(UnsafePath, match=f"{table.name} key"):
+            table.path(name)
+
+
 def test_paths_recorded_in_the_control_plane_stay_in_artifacts(tmp_path):
     paths = DataPaths(tmp_path).ensure()
     for rel in ("../outside.pkl", "lake/raw_events/x.parquet", "/etc/passwd",
