@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 import dagster as dg
 import pandas as pd
@@ -113,6 +114,26 @@ def test_a_check_planned_early_that_fails_late_is_still_alerted(tmp_path):
             "late failure", "stale #0"]
         assert "1 check execution(s) still running" in _skipped(again)  # while it ran
         assert _skipped(_tick(defs, sensor, instance, _cursor(late, first.cursor)))
+
+
+def test_a_finished_runs_planned_records_cost_one_run_lookup_per_tick(tmp_path):
+    """Dagster plans an unpartitioned check of a partitioned run once per partition and only
+    ever evaluates one of those records: a tick looks the run up once, not once per record."""
+    with dg.instance_for_test() as instance:
+        defs, sensor = _alert_world(tmp_path, instance)
+        run = instance.add_run(dg.DagsterRun(job_name="range_job", run_id=str(uuid.uuid4()),
+                                             status=dg.DagsterRunStatus.SUCCESS))
+        for _ in range(40):
+            instance.report_dagster_event(DagsterEvent(
+                DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value, "range_job",
+                event_specific_data=AssetCheckEvaluationPlanned(asset_key=dg.AssetKey("feed"),
+                                                                check_name="fresh")),
+                run.run_id)
+        with patch.object(dg.DagsterInstance, "get_run_by_id", autospec=True,
+                          side_effect=dg.DagsterInstance.get_run_by_id) as lookups:
+            result = _tick(defs, sensor, instance, None)
+        assert [c.args[1] for c in lookups.call_args_list] == [run.run_id]
+        assert _skipped(result) == "no new failed checks"  # finished: nothing still running
 
 
 def _micro_world(tmp_path):
