@@ -9,9 +9,11 @@ run shards, so a webserver reading thousands of runs does not hold thousands of 
 SQLite runs WAL with ``synchronous=NORMAL``, which SQLite documents as safe from corruption in
 WAL mode (a power loss may drop the last commits; a killed process loses nothing committed).
 Whether a table or an asset-key column exists is remembered once seen (asked before every check
-evaluation and materialization), and a range run's planned check rows are written in one batch
-(Dagster's own is quadratic in them).
-Recording then costs about 3-5 ms per event. Everything else is Dagster's own storage, schema
+evaluation and materialization), a range run's planned check rows are written in one batch
+(Dagster's own is quadratic in them), and a run's check evaluation is serialized once and
+recorded in the index in one transaction with a statement compiled once (the same rows as
+Dagster's: 1.7 ms instead of 3.1 ms per evaluation here).
+Recording then costs about 2-3 ms per event. Everything else is Dagster's own storage, schema
 and queries: ``dagster.yaml`` names this class (``scenarios.runner.write_instance_config``).
 """
 
@@ -22,8 +24,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
+from dagster._core.errors import DagsterInvariantViolationError
+from dagster._core.events import DagsterEventType
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    SqlEventLogStorageTable,
+)
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SqliteEventLogStorage,
@@ -33,6 +40,19 @@ from dagster._serdes import serialize_value
 
 # The index shard and this many run shards keep an open engine; older ones are disposed.
 OPEN_RUN_SHARDS = 8
+
+# A run's check evaluation fills the row its planned event made: (asset, check, run,
+# partition) is unique (``idx_asset_check_executions_unique``). Built once with bound
+# parameters, so SQLAlchemy compiles each statement once instead of per evaluation.
+_EXECUTION = AssetCheckExecutionsTable.c
+_PLANNED = sa.and_(_EXECUTION.asset_key == sa.bindparam("k_asset"),
+                   _EXECUTION.check_name == sa.bindparam("k_check"),
+                   _EXECUTION.run_id == sa.bindparam("k_run"))
+_UPDATE_PLANNED = {
+    True: AssetCheckExecutionsTable.update().where(
+        _PLANNED, _EXECUTION.partition == sa.bindparam("k_partition")),
+    False: AssetCheckExecutionsTable.update().where(_PLANNED, _EXECUTION.partition.is_(None)),
+}
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -106,6 +126,53 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 return False
             self._asset_key_columns.add(column_name)
         return True
+
+    def store_event(self, event) -> None:  # noqa: D102 - Dagster's; see _store_run_check_evaluation
+        if (event.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION
+                or not event.run_id):
+            super().store_event(event)
+            return
+        self._store_run_check_evaluation(event)
+
+    def _store_run_check_evaluation(self, event) -> None:
+        """A run's check evaluation, as Dagster stores it: the event in the run's shard and in
+        the index shard, and the check's execution row (planned by the run) updated, or added
+        when there was none. Here the event is serialized once, not twice, the index insert
+        and the update are one transaction, not two, and the update is a statement compiled
+        once: 13,600 evaluations of a demo, each 3.1 ms before.
+
+        Raises
+        ------
+        DagsterInvariantViolationError
+            More than one planned row matched (as Dagster raises).
+        """
+        evaluation = event.dagster_event.event_specific_data
+        row = self._event_to_row(event)
+        insert = SqlEventLogStorageTable.insert().values(**row)
+        with self.run_connection(event.run_id) as conn:
+            conn.execute(insert)
+        status = (AssetCheckExecutionRecordStatus.SUCCEEDED if evaluation.passed
+                  else AssetCheckExecutionRecordStatus.FAILED)
+        target = evaluation.target_materialization_data
+        with self.index_connection() as conn:
+            event_id = conn.execute(insert).inserted_primary_key[0]
+            values = {"execution_status": status.value, "evaluation_event": row["event"],
+                      "evaluation_event_timestamp": self._event_insert_timestamp(event),
+                      "evaluation_event_storage_id": event_id,
+                      "materialization_event_storage_id": target.storage_id if target else None,
+                      "partition": evaluation.partition}
+            key = {"asset_key": evaluation.asset_key.to_string(),
+                   "check_name": evaluation.check_name, "run_id": event.run_id}
+            # parameters named as columns are the SET clause, the k_ ones the WHERE
+            updated = conn.execute(_UPDATE_PLANNED[evaluation.partition is not None], {
+                **values, "k_asset": key["asset_key"], "k_check": key["check_name"],
+                "k_run": key["run_id"], "k_partition": evaluation.partition}).rowcount
+            if updated == 0:  # no planned row (e.g. a step launcher without planned events)
+                conn.execute(AssetCheckExecutionsTable.insert(), {**key, **values})
+        if updated > 1:
+            raise DagsterInvariantViolationError(
+                f"Updated {updated} rows for asset check evaluation "
+                f"{evaluation.asset_check_key} as a result of duplicate AssetCheckPlanned events.")
 
     def _store_asset_check_evaluation_planned(self, event, event_id) -> None:
         # Dagster's own serializes the event once per planned partition and compiles one INSERT

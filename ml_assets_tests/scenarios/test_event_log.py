@@ -88,3 +88,61 @@ def test_a_range_run_plans_once_per_asset_and_records_its_checks_as_dagster_does
     stock_planned, stock_rows = _range_run(stock)
     assert (planned, stock_planned) == (1, len(DAYS.get_partition_keys()))
     assert rows == stock_rows  # the planned check rows written in one batch are Dagster's rows
+
+
+def _check_events(run_id: str) -> list:
+    """Planned checks (partitioned and not) and evaluations: passed and failed, aimed at a
+    materialization or not, matching a planned row or not (then inserted)."""
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationTargetMaterializationData as Target,
+    )
+    from dagster._core.events import AssetCheckEvaluationPlanned, DagsterEvent
+    from dagster._core.events.log import EventLogEntry
+
+    kind = dg.DagsterEventType
+    parts = dg.StaticPartitionsDefinition(["a", "b", "c"])
+    planned = [AssetCheckEvaluationPlanned(
+        asset_key=dg.AssetKey("x"), check_name="part",
+        partitions_subset=parts.subset_with_partition_keys(["a", "b"])),
+        AssetCheckEvaluationPlanned(asset_key=dg.AssetKey("x"), check_name="whole")]
+    evaluated = [dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey("x"), check_name=check, passed=passed, metadata={"n": i},
+        partition=partition, target_materialization_data=target)
+        for i, (check, partition, passed, target) in enumerate([
+            ("part", "a", True, None),
+            ("part", "b", False, Target(run_id=run_id, storage_id=7, timestamp=1.0)),
+            ("part", "c", True, None), ("whole", None, False, None),
+            ("unplanned", None, True, None), ("unplanned", "z", True, None)])]
+    return [EventLogEntry(error_info=None, level=10, user_message="", run_id=run_id,
+                          timestamp=1.7e9 + i, step_key="s", job_name="j",
+                          dagster_event=DagsterEvent(event_type.value, "j", step_key="s",
+                                                     event_specific_data=data))
+            for i, (event_type, data) in enumerate(
+                [(kind.ASSET_CHECK_EVALUATION_PLANNED, p) for p in planned]
+                + [(kind.ASSET_CHECK_EVALUATION, e) for e in evaluated])]
+
+
+def test_check_evaluations_are_stored_row_for_row_as_dagster_stores_them(tmp_path):
+    """One serialization and one index transaction per evaluation, the same rows: the
+    executions, the index's events and the run's events."""
+    import sqlite3
+
+    run_id = "1c7e2d3a-0000-4000-8000-000000000001"
+    stored = []
+    for cls in (SqliteEventLogStorage, PooledSqliteEventLogStorage):
+        base = tmp_path / cls.__name__
+        storage = cls(str(base))
+        for event in _check_events(run_id):
+            storage.store_event(event)
+        storage.dispose()
+        index, run = sqlite3.connect(base / "index.db"), sqlite3.connect(base / f"{run_id}.db")
+        events = "SELECT run_id, event, dagster_event_type, timestamp, asset_key, partition " \
+                 "FROM event_logs ORDER BY id"
+        stored.append((index.execute(
+            "SELECT asset_key, check_name, partition, run_id, execution_status, evaluation_event,"
+            " evaluation_event_timestamp, evaluation_event_storage_id,"
+            " materialization_event_storage_id FROM asset_check_executions ORDER BY id").fetchall(),
+            index.execute(events).fetchall(), run.execute(events).fetchall()))
+    stock, ours = stored
+    assert len(ours[0]) == 6 and {r[4] for r in ours[0]} == {"SUCCEEDED", "FAILED"}
+    assert ours == stock
