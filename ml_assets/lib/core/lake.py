@@ -313,7 +313,7 @@ def _reader() -> duckdb.DuckDBPyConnection:
     return _READERS.con
 
 
-_SOURCE = "__ml_assets_source_file"  # read_parquet_groups' file column; no spec column's name
+_FILE_INDEX = "__ml_assets_file_index"  # read_parquet_groups' file column; no spec column's name
 
 
 def read_parquet_groups(files: list[Path]) -> list[tuple[pd.DataFrame, dict[Path, slice]]]:
@@ -341,13 +341,13 @@ def read_parquet_groups(files: list[Path]) -> list[tuple[pd.DataFrame, dict[Path
         groups.setdefault(tuple((x.name, str(x.type)) for x in schema), []).append(f)
     out = []
     for group in groups.values():
-        df = read_parquet_files(group, file_index_column=_SOURCE)
-        of_row = df[_SOURCE].to_numpy(dtype=np.int64)
+        df = read_parquet_files(group, file_index_column=_FILE_INDEX)
+        of_row = df[_FILE_INDEX].to_numpy(dtype=np.int64)
         if np.any(of_row[1:] < of_row[:-1]):  # a parallel scan may interleave its files
             df = df.take(np.argsort(of_row, kind="stable"))
             of_row = np.sort(of_row)
         bounds = np.searchsorted(of_row, np.arange(len(group) + 1))
-        out.append((df.drop(columns=_SOURCE).reset_index(drop=True),
+        out.append((df.drop(columns=_FILE_INDEX).reset_index(drop=True),
                     {f: slice(int(bounds[i]), int(bounds[i + 1])) for i, f in enumerate(group)}))
     return out
 
